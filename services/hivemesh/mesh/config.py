@@ -1,0 +1,225 @@
+"""Typed, frozen configuration read once from ``HIVEMESH_*`` environment variables.
+
+Every setting is documented in the README's configuration table; ``Settings.from_env`` is the only
+place that reads the environment, and a bad value fails at start-up naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Final
+
+SERVICES: Final = ("gateway", "planner", "language", "memory", "tool")
+DEFAULT_PORTS: Final = {"gateway": 50051, "planner": 50052, "language": 50053, "memory": 50054, "tool": 50055}
+DEFAULT_METRICS_PORT: Final = 9464
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class KeepaliveConfig:
+    """HTTP/2 keepalive, identical on clients and servers so neither side sees the other as abusive."""
+
+    # Ping an idle connection this often so dead peers (and NAT/conntrack drops) are noticed.
+    time_s: float = 30.0
+    # Close the connection if a ping is not acknowledged within this time.
+    timeout_s: float = 10.0
+    # Servers accept client pings at most this often; must be <= time_s or clients get GOAWAY.
+    min_ping_interval_s: float = 10.0
+    # Recycle connections so clients rebalance across new replicas (Kubernetes scale-up).
+    max_connection_age_s: float = 300.0
+    # Let calls in flight on a recycled connection finish.
+    max_connection_age_grace_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How each gRPC server binds, limits and shuts down."""
+
+    host: str = "127.0.0.1"
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_concurrent_rpcs: int = 256
+    # In-flight calls get this long to finish after SIGTERM before they are cancelled.
+    grace_period_s: float = 10.0
+    # After SIGTERM, readiness reports NOT_SERVING this long before the listener closes, so load
+    # balancers stop routing here first. 0 locally; a few seconds behind Kubernetes endpoints.
+    shutdown_delay_s: float = 0.0
+    keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All hivemesh settings. Build with ``Settings.from_env()``; tests use ``dataclasses.replace``."""
+
+    data_dir: Path
+    server: ServerConfig
+    ports: Mapping[str, int]
+    # Where each service is reached from the others (host:port).
+    addresses: Mapping[str, str]
+    # Prometheus metrics port; None disables the exporter, 0 picks a free port.
+    metrics_port: int | None
+    # Deadline given to an outbound call made with no inbound deadline to inherit.
+    default_call_timeout_s: float
+    # Kept back from an inherited deadline so a reply can still travel back in time.
+    deadline_margin_s: float
+    task_deadline_s: float
+    max_steps: int
+    planner_workers: int
+    queue_max_depth: int
+    max_attempts: int
+    visibility_timeout_s: float
+    # Inside a service mesh the sidecar retries; the in-process retry policy is then turned off.
+    in_mesh: bool
+    redis_url: str | None
+    database_url: str | None
+    qdrant_url: str | None
+    nlu_model: Path | None
+    trace_file: Path | None
+    log_level: str
+    log_json: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        reader = _Reader(e)
+        ports = {s: reader.port(f"HIVEMESH_{s.upper()}_PORT", DEFAULT_PORTS[s]) for s in SERVICES}
+        host = reader.text("HIVEMESH_HOST", "127.0.0.1")
+        connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host  # noqa: S104 - comparison only
+        addresses = {
+            s: reader.text(f"HIVEMESH_{s.upper()}_ADDR", f"{connect_host}:{ports[s]}") for s in SERVICES
+        }
+        metrics = reader.text("HIVEMESH_METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip().lower()
+        metrics_port = None if metrics in ("", "off", "none", "disabled") else reader.port_value(
+            "HIVEMESH_METRICS_PORT", metrics
+        )
+        data_dir = Path(reader.text("HIVEMESH_DATA_DIR", str(_default_data_dir(e)))).expanduser()
+        return cls(
+            data_dir=data_dir,
+            server=ServerConfig(
+                host=host,
+                max_message_bytes=reader.integer("HIVEMESH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024),
+                max_concurrent_rpcs=reader.integer("HIVEMESH_MAX_CONCURRENT_RPCS", 256, minimum=1),
+                grace_period_s=reader.seconds("HIVEMESH_GRACE_PERIOD", 10.0),
+                shutdown_delay_s=reader.seconds("HIVEMESH_SHUTDOWN_DELAY", 0.0),
+                keepalive=KeepaliveConfig(
+                    time_s=reader.seconds("HIVEMESH_KEEPALIVE_TIME", 30.0, minimum=1.0),
+                    timeout_s=reader.seconds("HIVEMESH_KEEPALIVE_TIMEOUT", 10.0, minimum=1.0),
+                    max_connection_age_s=reader.seconds("HIVEMESH_MAX_CONNECTION_AGE", 300.0, minimum=1.0),
+                ),
+            ),
+            ports=ports,
+            addresses=addresses,
+            metrics_port=metrics_port,
+            default_call_timeout_s=reader.seconds("HIVEMESH_CALL_TIMEOUT", 30.0, minimum=0.001),
+            deadline_margin_s=reader.seconds("HIVEMESH_DEADLINE_MARGIN", 0.005),
+            task_deadline_s=reader.seconds("HIVEMESH_TASK_DEADLINE", 60.0, minimum=0.001),
+            max_steps=reader.integer("HIVEMESH_MAX_STEPS", 8, minimum=1),
+            planner_workers=reader.integer("HIVEMESH_PLANNER_WORKERS", 4, minimum=0),
+            queue_max_depth=reader.integer("HIVEMESH_QUEUE_MAX_DEPTH", 10000, minimum=1),
+            max_attempts=reader.integer("HIVEMESH_MAX_ATTEMPTS", 3, minimum=1),
+            visibility_timeout_s=reader.seconds("HIVEMESH_VISIBILITY_TIMEOUT", 120.0, minimum=0.1),
+            in_mesh=reader.boolean("HIVEMESH_IN_MESH", default=False),
+            redis_url=reader.optional("HIVEMESH_REDIS_URL"),
+            database_url=reader.optional("HIVEMESH_DATABASE_URL"),
+            qdrant_url=reader.optional("HIVEMESH_QDRANT_URL"),
+            nlu_model=_optional_path(reader.optional("HIVEMESH_NLU_MODEL")),
+            trace_file=_optional_path(reader.optional("HIVEMESH_TRACE_FILE")),
+            log_level=reader.choice("HIVEMESH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_json=reader.boolean("HIVEMESH_LOG_JSON", default=False),
+        )
+
+    def with_ports(self, **ports: int) -> Settings:
+        """Copy with some listening ports changed (and the matching addresses), e.g. port 0 in tests."""
+        merged = {**self.ports, **ports}
+        host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::", "[::]") else self.server.host  # noqa: S104
+        addresses = {**self.addresses, **{s: f"{host}:{p}" for s, p in ports.items()}}
+        return replace(self, ports=merged, addresses=addresses)
+
+
+def _default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")) / ".local" / "share")
+    return Path(base) / "hivemesh"
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return None if value is None else Path(value).expanduser()
+
+
+class _Reader:
+    """Parses environment values, naming the variable in every error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        raw = self.optional(name)
+        return default if raw is None else self.port_value(name, raw)
+
+    def port_value(self, name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a port number 0-65535, got {raw!r}") from None
+        if not 0 <= value <= 65535:
+            raise ConfigError(f"{name} must be a port number 0-65535, got {value}")
+        return value
+
+    def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        """A duration in seconds; accepts a plain number or a suffix ms/s/m/h ("250ms", "2m")."""
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        number, scale = raw, 1.0
+        for suffix in ("ms", "s", "m", "h"):
+            if raw.endswith(suffix):
+                number, scale = raw[: -len(suffix)], units[suffix]
+                break
+        try:
+            value = float(number) * scale
+        except ValueError:
+            raise ConfigError(f"{name} must be a duration such as 30, 250ms or 2m, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}s, got {raw!r}")
+        return value
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = (self.optional(name) or default).upper()
+        if raw not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw
