@@ -94,8 +94,10 @@ class Settings:
             s: reader.text(f"HIVEMESH_{s.upper()}_ADDR", f"{connect_host}:{ports[s]}") for s in SERVICES
         }
         metrics = reader.text("HIVEMESH_METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip().lower()
-        metrics_port = None if metrics in ("", "off", "none", "disabled") else reader.port_value(
-            "HIVEMESH_METRICS_PORT", metrics
+        metrics_port = (
+            None
+            if metrics in ("", "off", "none", "disabled")
+            else reader.port_value("HIVEMESH_METRICS_PORT", metrics)
         )
         data_dir = Path(reader.text("HIVEMESH_DATA_DIR", str(_default_data_dir(e)))).expanduser()
         return cls(

@@ -1,0 +1,57 @@
+"""Prometheus metrics: per-RPC count, errors by code and duration, plus queue gauges."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_log = logging.getLogger(__name__)
+
+
+class Metrics:
+    """One registry per process, shared by every service the process runs."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.rpc_total = Counter(
+            "hivemesh_rpc_requests",
+            "RPCs handled, by service, method and final status code.",
+            ["service", "method", "code"],
+            registry=self.registry,
+        )
+        self.rpc_duration = Histogram(
+            "hivemesh_rpc_duration_seconds",
+            "Time to handle an RPC (to the end of the stream for streaming RPCs).",
+            ["service", "method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.tasks_total = Counter(
+            "hivemesh_tasks", "Tasks that ended, by final state.", ["state"], registry=self.registry
+        )
+        self.task_duration = Histogram(
+            "hivemesh_task_duration_seconds",
+            "Time from a task's submission to its end.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "hivemesh_queue_depth", "Tasks waiting in the queue.", registry=self.registry
+        )
+        self.dead_letters = Gauge(
+            "hivemesh_dead_letters", "Tasks in the dead-letter queue.", registry=self.registry
+        )
+
+    def watch_queue(self, depth: Callable[[], float], dead: Callable[[], float]) -> None:
+        """Read queue gauges at scrape time from the given (cheap, cached) callables."""
+        self.queue_depth.set_function(depth)
+        self.dead_letters.set_function(dead)
+
+    def serve(self, port: int, host: str) -> int:
+        """Expose /metrics; returns the bound port (useful with port 0)."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        bound = int(server.server_port)
+        _log.info("metrics on http://%s:%d/metrics", host, bound)
+        return bound

@@ -1,0 +1,158 @@
+"""Server bootstrap on grpc.aio: limits, keepalive, health, reflection, interceptors and a graceful
+shutdown that drains in-flight calls.
+
+A ``ServiceApp`` is what a service package builds: how to register its servicer plus the background
+components (queue workers, stores) that live and die with it. ``MeshServer`` serves one app on its
+own port; ``run_until_signal`` serves several (``hivemesh up``) and stops them all on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from hivemesh.mesh.config import ServerConfig
+from hivemesh.mesh.contracts import CONTRACTS
+from hivemesh.mesh.interceptors import server_interceptors
+from hivemesh.mesh.metrics import Metrics
+
+_log = logging.getLogger(__name__)
+
+LIVENESS = "liveness"
+READINESS = "readiness"
+
+
+class Component(Protocol):
+    """Something a service runs beside its servicer (workers, stores, pools)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace_s: float) -> None: ...
+
+
+@dataclass
+class ServiceApp:
+    """A service ready to serve: ``register`` adds its servicer to a server."""
+
+    name: str
+    register: Callable[[grpc.aio.Server], None]
+    components: Sequence[Component] = field(default_factory=list)
+
+
+def server_options(config: ServerConfig) -> list[tuple[str, object]]:
+    keepalive = config.keepalive
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(keepalive.time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(keepalive.timeout_s * 1000)),
+        ("grpc.http2.min_ping_interval_without_data_ms", int(keepalive.min_ping_interval_s * 1000)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_connection_age_ms", int(keepalive.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(keepalive.max_connection_age_grace_s * 1000)),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+class MeshServer:
+    """One service on one port, with health and reflection."""
+
+    def __init__(self, app: ServiceApp, config: ServerConfig, port: int, metrics: Metrics) -> None:
+        self.app = app
+        self._config = config
+        self._requested_port = port
+        self.port = 0
+        self.contract = CONTRACTS[app.name]
+        self.health = HealthServicer()
+        self._server = grpc.aio.server(
+            interceptors=server_interceptors(f"hivemesh.{app.name}", metrics),
+            options=server_options(config),
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        )
+        app.register(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            [
+                self.contract.full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            self._server,
+        )
+        self._stopping: asyncio.Event | None = None
+
+    @property
+    def health_names(self) -> list[str]:
+        """The names Health answers for: overall, liveness, readiness and the service itself."""
+        return ["", LIVENESS, READINESS, self.contract.full_name]
+
+    async def start(self) -> int:
+        for component in self.app.components:
+            await component.start()
+        address = f"{self._config.host}:{self._requested_port}"
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"{self.app.name}: cannot bind {address}")
+        await self._server.start()
+        for name in self.health_names:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _log.info(
+            "%s serving %s on %s:%d", self.app.name, self.contract.full_name, self._config.host, self.port
+        )
+        return self.port
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Readiness goes NOT_SERVING, then (after the shutdown delay) new calls are refused and
+        in-flight calls get ``grace_s`` to finish; components stop within the same grace."""
+        grace = self._config.grace_period_s if grace_s is None else grace_s
+        for name in ("", READINESS, self.contract.full_name):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._config.shutdown_delay_s > 0:
+            await asyncio.sleep(self._config.shutdown_delay_s)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stop_components = asyncio.gather(
+            *(component.stop(grace) for component in reversed(self.app.components)), return_exceptions=True
+        )
+        await self._server.stop(grace)
+        await self.health.enter_graceful_shutdown()
+        left = max(0.1, grace - (loop.time() - started))
+        try:
+            results = await asyncio.wait_for(stop_components, timeout=left)
+        except TimeoutError:
+            _log.warning("%s: components did not stop within the grace period", self.app.name)
+            return
+        for result in results:
+            if isinstance(result, BaseException):
+                _log.warning("%s: a component failed to stop cleanly: %s", self.app.name, result)
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()
+
+
+async def run_until_signal(servers: Sequence[MeshServer], grace_s: float) -> None:
+    """Start the servers, serve until SIGTERM or SIGINT, then drain and stop them all."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[MeshServer] = []
+    try:
+        for server in servers:
+            await server.start()
+            started.append(server)
+        await stop.wait()
+        _log.info("shutting down: draining in-flight calls for up to %.1fs", grace_s)
+    finally:
+        await asyncio.gather(*(s.stop(grace_s) for s in started))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
