@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 import protovalidate
@@ -37,8 +37,8 @@ _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("hivemesh_requ
 
 Unary: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 Streaming: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
-Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
 
 
 def current_request_id() -> str:
@@ -50,7 +50,17 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
-class _Wrapping(grpc.aio.ServerInterceptor[Any, Any]):
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+    _UnaryUnaryClient = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+    _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
+else:  # the grpc classes are not generic at run time
+    _ServerInterceptor = grpc.aio.ServerInterceptor
+    _UnaryUnaryClient = grpc.aio.UnaryUnaryClientInterceptor
+    _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor
+
+
+class _Wrapping(_ServerInterceptor):
     """Wraps the behaviour of unary-request handlers; client-streaming handlers pass through."""
 
     async def intercept_service(
@@ -232,7 +242,7 @@ class ValidationInterceptor(_Wrapping):
         return run
 
 
-def server_interceptors(domain: str, metrics: Metrics) -> Sequence[grpc.aio.ServerInterceptor[Any, Any]]:
+def server_interceptors(domain: str, metrics: Metrics) -> Sequence[_ServerInterceptor]:
     """The server interceptor stack, outermost first."""
     return [
         aio_server_interceptor(),  # type: ignore[no-untyped-call]  # the library is untyped
@@ -244,8 +254,8 @@ def server_interceptors(domain: str, metrics: Metrics) -> Sequence[grpc.aio.Serv
 
 
 class _OutboundContext(
-    grpc.aio.UnaryUnaryClientInterceptor[Any, Any],
-    grpc.aio.UnaryStreamClientInterceptor[Any, Any],
+    _UnaryUnaryClient,
+    _UnaryStreamClient,
 ):
     """Bounds every outbound call by the inbound deadline and forwards the request id."""
 
