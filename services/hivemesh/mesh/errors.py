@@ -162,3 +162,10 @@ class ResourceExhausted(HivemeshError):
     ) -> None:
         super().__init__(message, reason=reason, metadata=metadata)
         self.retry_after_s = retry_after_s
+
+
+class DownstreamError(HivemeshError):
+    """A downstream service failed with INTERNAL, UNKNOWN or DATA_LOSS: not the caller's fault."""
+
+    code = Code.INTERNAL
+    default_reason = "DOWNSTREAM_FAILED"

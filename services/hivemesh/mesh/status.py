@@ -98,3 +98,38 @@ def details_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> StatusDetails:
 
 def internal_status(message: str) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message=message)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> HivemeshError:
+    """The domain error for a failed downstream call, keeping its code, reason and metadata, so a
+    caller decides retryability from the error itself."""
+    from hivemesh.mesh import errors  # noqa: PLC0415 - avoids a cycle at import time
+
+    details = details_of(error)
+    by_code: dict[grpc.StatusCode, type[HivemeshError]] = {
+        grpc.StatusCode.NOT_FOUND: errors.NotFound,
+        grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+        grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+        grpc.StatusCode.ABORTED: errors.Aborted,
+        grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+        grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+        grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
+        grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+        grpc.StatusCode.CANCELLED: errors.Cancelled,
+        grpc.StatusCode.UNIMPLEMENTED: errors.Unimplemented,
+    }
+    metadata = {**details.metadata, "domain": details.domain} if details.domain else details.metadata
+    if details.code == grpc.StatusCode.INVALID_ARGUMENT:
+        violations = [errors.FieldViolation(f, d) for f, d in details.field_violations]
+        return InvalidArgument(
+            details.message, violations=violations, reason=details.reason or None, metadata=metadata
+        )
+    if details.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ResourceExhausted(
+            details.message,
+            retry_after_s=details.retry_delay_s or 1.0,
+            reason=details.reason or None,
+            metadata=metadata,
+        )
+    kind = by_code.get(details.code, errors.DownstreamError)
+    return kind(details.message, reason=details.reason or None, metadata=metadata)

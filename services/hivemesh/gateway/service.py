@@ -1,0 +1,169 @@
+"""The gateway's domain: admit tasks, read them back, cancel them, follow their events.
+
+The caller's tenant comes from ``Caller`` (resolved by authentication at the edge); a task of
+another tenant is reported as not found, never as forbidden, so ids leak nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from google.protobuf.duration_pb2 import Duration
+
+from hivemesh.common.v1.scope_pb2 import Scope
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
+from hivemesh.mesh import telemetry
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from hivemesh.tasks.log import TaskTerminal
+from hivemesh.tasks.projection import is_terminal
+from hivemesh.tasks.system import TaskSystem
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the tenant their credentials belong to (None when authentication is off)."""
+
+    tenant_id: str | None
+
+
+@dataclass(frozen=True)
+class NewTask:
+    request_id: str
+    text: str
+    scope: Scope
+    options: TaskOptions
+
+
+class Gateway:
+    def __init__(self, tasks: TaskSystem, settings: Settings) -> None:
+        self._tasks = tasks
+        self._settings = settings
+
+    def _tenant(self, caller: Caller, requested: str) -> str:
+        if caller.tenant_id is None:
+            return requested or DEFAULT_TENANT
+        if requested and requested != caller.tenant_id:
+            raise PermissionDenied(
+                "scope.tenant_id does not match the tenant of the credentials",
+                reason="TENANT_MISMATCH",
+                metadata={"field": "scope.tenant_id"},
+            )
+        return caller.tenant_id
+
+    def _options(self, given: TaskOptions) -> TaskOptions:
+        options = TaskOptions()
+        options.CopyFrom(given)
+        if options.deadline.seconds == 0 and options.deadline.nanos == 0:
+            options.deadline.CopyFrom(
+                Duration(
+                    seconds=int(self._settings.task_deadline_s),
+                    nanos=int(self._settings.task_deadline_s % 1 * 1e9),
+                )
+            )
+        if options.max_steps == 0:
+            options.max_steps = self._settings.max_steps
+        return options
+
+    async def submit(self, caller: Caller, new: NewTask) -> tuple[Task, bool]:
+        for field in ("user_id", "session_id"):
+            if not getattr(new.scope, field):
+                raise InvalidArgument.field(f"scope.{field}", "is required")
+        scope = Scope()
+        scope.CopyFrom(new.scope)
+        scope.tenant_id = self._tenant(caller, new.scope.tenant_id)
+        depth = await self._tasks.queue.depth()
+        if depth >= self._settings.queue_max_depth:
+            raise ResourceExhausted(
+                f"the task queue is full ({depth} tasks waiting); try again shortly",
+                retry_after_s=1.0,
+                reason="QUEUE_FULL",
+                metadata={"queue_depth": str(depth)},
+            )
+        task = Task(
+            task_id=uuid.uuid4().hex,
+            scope=scope,
+            request_id=new.request_id,
+            input_text=new.text,
+            options=self._options(new.options),
+        )
+        return await self._tasks.log.submit(task, trace=telemetry.inject())
+
+    async def get(self, caller: Caller, task_id: str) -> Task:
+        task = await self._tasks.log.get(task_id)
+        if task is None or (caller.tenant_id is not None and task.scope.tenant_id != caller.tenant_id):
+            raise NotFound(
+                f"task {task_id} not found", reason="TASK_NOT_FOUND", metadata={"task_id": task_id}
+            )
+        return task
+
+    async def list(
+        self,
+        caller: Caller,
+        *,
+        user_id: str,
+        states: Sequence[int],
+        created_after: float | None,
+        created_before: float | None,
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[Task], str]:
+        tenant = caller.tenant_id if caller.tenant_id is not None else DEFAULT_TENANT
+        return await self._tasks.log.list_tasks(
+            tenant,
+            user_id=user_id,
+            states=states,
+            created_after=created_after,
+            created_before=created_before,
+            page_size=page_size or 50,
+            page_token=page_token,
+        )
+
+    async def cancel(self, caller: Caller, task_id: str, reason: str) -> Task:
+        task = await self.get(caller, task_id)
+        if is_terminal(task.state):
+            return task
+        event = TaskEvent()
+        event.canceled.reason = reason or "canceled by the caller"
+        try:
+            _, after = await self._tasks.log.append(task_id, event)
+        except TaskTerminal:
+            return await self.get(caller, task_id)
+        # A queued task never reaches a worker; a running one is stopped by its worker, which
+        # sees the CANCELED state between steps and cancels its in-flight calls.
+        if task.state in (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_INPUT_REQUIRED):
+            await self._tasks.queue.remove(task_id)
+        return after
+
+    async def watch(self, caller: Caller, task_id: str, after_sequence: int) -> AsyncIterator[TaskEvent]:
+        task = await self.get(caller, task_id)
+        if after_sequence > task.last_sequence and is_terminal(task.state):
+            raise InvalidArgument.field("after_sequence", f"is beyond the last event ({task.last_sequence})")
+        async for event in self._tasks.follow(task_id, after_sequence):
+            yield event
+
+    async def continue_task(self, caller: Caller, task_id: str, request_id: str, text: str) -> Task:
+        task = await self.get(caller, task_id)
+        if task.state != TaskState.TASK_STATE_INPUT_REQUIRED:
+            raise FailedPrecondition(
+                f"task {task_id} is not waiting for input (it is {TaskState.Name(task.state)})",
+                reason="TASK_NOT_WAITING_FOR_INPUT",
+                metadata={"task_id": task_id, "state": TaskState.Name(task.state)},
+            )
+        event = TaskEvent()
+        event.input_received.text = text
+        try:
+            _, after = await self._tasks.log.append(task_id, event, requeue=True)
+        except TaskTerminal:
+            return await self.get(caller, task_id)
+        return after

@@ -1,0 +1,32 @@
+"""Wiring of the planner service: the PlannerService RPCs and the queue workers."""
+
+from __future__ import annotations
+
+from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.server import ServiceApp
+from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
+from hivemesh.planner.runner import Runner
+from hivemesh.planner.service import Planner
+from hivemesh.planner.servicer import PlannerServicer
+from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
+from hivemesh.planner.worker import WorkerPool
+from hivemesh.tasks.system import TaskSystem
+
+
+def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
+    tasks = TaskSystem(settings)
+
+    def runner() -> Runner:
+        # Channels open lazily, so downstream services may start after the planner.
+        return Runner(GrpcLanguage(channels), GrpcMemory(channels), GrpcTools(channels))
+
+    workers = WorkerPool(tasks, runner, settings, metrics, concurrency=settings.planner_workers)
+    planner = Planner(GrpcLanguage(channels), GrpcTools(channels), runner())
+    servicer = PlannerServicer(planner)
+    return ServiceApp(
+        name="planner",
+        register=lambda server: pb_grpc.add_PlannerServiceServicer_to_server(servicer, server),
+        components=[tasks, workers],
+    )

@@ -1,0 +1,44 @@
+"""What the planner needs from the other services, as small ports (adapters in clients.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from hivemesh.common.v1.scope_pb2 import Scope
+from hivemesh.common.v1.task_pb2 import TaskEvent
+from hivemesh.language.v1.language_service_pb2 import GenerateRequest, GenerateResponse, UnderstandResponse
+from hivemesh.memory.v1.memory_service_pb2 import MemoryHit, Turn
+from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
+
+
+class Language(Protocol):
+    async def understand(
+        self, text: str, context: Sequence[str], tools: Sequence[str]
+    ) -> UnderstandResponse: ...
+
+    def generate(self, request: GenerateRequest) -> AsyncIterator[GenerateResponse]: ...
+
+
+class Memory(Protocol):
+    async def get_context(self, scope: Scope) -> list[Turn]: ...
+
+    async def append_turns(self, scope: Scope, turns: Sequence[Turn], request_id: str) -> None: ...
+
+    async def remember(self, scope: Scope, text: str, request_id: str) -> str: ...
+
+    async def recall(self, scope: Scope, text: str, top_k: int) -> list[MemoryHit]: ...
+
+
+class Tools(Protocol):
+    async def list_tools(self) -> list[ToolSpec]: ...
+
+    async def invoke(
+        self, name: str, arguments: dict[str, Any], *, idempotency_key: str, scope: Scope, task_id: str
+    ) -> InvokeToolResponse: ...
+
+
+class EventSink(Protocol):
+    """Where a run's events go: the task log (queued tasks) or straight to a stream (RunTask)."""
+
+    async def emit(self, event: TaskEvent) -> TaskEvent: ...

@@ -1,0 +1,229 @@
+"""Runs one task: context -> understand -> plan -> steps -> generate -> remember the turns.
+
+Every step is recorded as events before anyone hears of it. A step already completed in an earlier
+attempt (its result is in the log) is not run again, and every tool call carries the idempotency key
+``<task id>:<step>``, so a reclaimed task never repeats a side effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+from hivemesh.common.v1.content_pb2 import Role
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent
+from hivemesh.language.v1 import language_service_pb2 as lang
+from hivemesh.memory.v1.memory_service_pb2 import Turn
+from hivemesh.mesh.errors import DeadlineExceeded, HivemeshError
+from hivemesh.planner import strategy
+from hivemesh.planner.ports import EventSink, Language, Memory, Tools
+from hivemesh.tasks.projection import error as task_error
+
+_log = logging.getLogger(__name__)
+
+# A recall answers from memories at least this similar.
+RECALL_MIN_SCORE = 0.2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: an answer, a question for the user, or an error."""
+
+    answer: str = ""
+    question: str = ""
+    error: HivemeshError | None = None
+
+
+def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    result = struct_pb2.Struct()
+    json_format.ParseDict(dict(values), result)
+    return result
+
+
+def completed_steps(history: Sequence[TaskEvent]) -> dict[int, TaskEvent]:
+    """Successful tool results already in the log, by step (from an earlier attempt)."""
+    done: dict[int, TaskEvent] = {}
+    for event in history:
+        if event.WhichOneof("kind") == "tool_result" and not event.tool_result.HasField("error"):
+            done[event.tool_result.step] = event
+    return done
+
+
+def follow_up_text(task: Task, history: Sequence[TaskEvent]) -> str:
+    """The request to run: the original text, extended by the user's answers to questions."""
+    text = task.input_text
+    missing = ""
+    for event in history:
+        kind = event.WhichOneof("kind")
+        if kind == "input_requested":
+            missing = event.input_requested.missing
+        elif kind == "input_received":
+            joiner = " to " if missing in ("to_unit",) else " "
+            text = f"{text.rstrip(' ?.!')}{joiner}{event.input_received.text}"
+    return text
+
+
+class Runner:
+    def __init__(self, language: Language, memory: Memory, tools: Tools) -> None:
+        self._language = language
+        self._memory = memory
+        self._tools = tools
+
+    async def _emit(self, sink: EventSink, **kind: Any) -> TaskEvent:
+        event = TaskEvent()
+        for name, value in kind.items():
+            getattr(event, name).CopyFrom(value)
+        return await sink.emit(event)
+
+    async def _notice(self, sink: EventSink, code: str, message: str) -> None:
+        event = TaskEvent()
+        event.notice.code = code
+        event.notice.message = message
+        await sink.emit(event)
+
+    async def run(self, task: Task, history: Sequence[TaskEvent], sink: EventSink) -> Outcome:
+        text = follow_up_text(task, history)
+        context: list[Turn] = []
+        try:
+            context = await self._memory.get_context(task.scope)
+        except HivemeshError as exc:
+            await self._notice(
+                sink, "MEMORY_UNAVAILABLE", f"running without conversation context: {exc.message}"
+            )
+        try:
+            specs = {spec.name: spec for spec in await self._tools.list_tools()}
+        except HivemeshError as exc:
+            if exc.retryable:
+                raise
+            specs = {}
+            await self._notice(sink, "TOOLS_UNAVAILABLE", exc.message)
+        understanding = await self._language.understand(text, [t.text for t in context], sorted(specs))
+        recognised = TaskEvent()
+        recognised.intent_recognized.intent = understanding.intent
+        recognised.intent_recognized.confidence = understanding.confidence
+        recognised.intent_recognized.out_of_scope = understanding.out_of_scope
+        await sink.emit(recognised)
+        plan = strategy.plan(understanding, specs)
+        question = plan.question
+        if question is not None:
+            asked = TaskEvent()
+            asked.input_requested.question = question.reply
+            asked.input_requested.missing = question.missing
+            await sink.emit(asked)
+            return Outcome(question=question.reply)
+        done = completed_steps(history)
+        results = await asyncio.gather(*(self._step(task, step, done, sink) for step in plan.steps))
+        by_step = dict(zip([s.number for s in plan.steps], results, strict=True))
+        answer = await self._generate(task, text, understanding, plan, by_step, sink)
+        await self._remember_turns(task, text, answer, sink)
+        finished = TaskEvent()
+        finished.completed.answer = answer
+        await sink.emit(finished)
+        return Outcome(answer=answer)
+
+    async def _step(
+        self, task: Task, step: strategy.Step, done: Mapping[int, TaskEvent], sink: EventSink
+    ) -> lang.ChatMessage:
+        """Run one step (or reuse its recorded result) and return it as a TOOL message."""
+        previous = done.get(step.number)
+        if previous is not None:
+            return lang.ChatMessage(role=Role.ROLE_TOOL, name=step.tool, content=previous.tool_result.display)
+        started = TaskEvent()
+        started.step_started.step = step.number
+        started.step_started.name = f"tool:{step.tool}"
+        await sink.emit(started)
+        key = f"{task.task_id}:{step.number}"
+        called = TaskEvent()
+        called.tool_called.step = step.number
+        called.tool_called.tool_name = step.tool
+        called.tool_called.arguments.CopyFrom(_struct(step.arguments))
+        called.tool_called.idempotency_key = key
+        await sink.emit(called)
+        result = TaskEvent()
+        result.tool_result.step = step.number
+        result.tool_result.tool_name = step.tool
+        try:
+            display, payload = await self._call(task, step, key)
+        except HivemeshError as exc:
+            if exc.retryable and not step.optional:
+                raise
+            result.tool_result.error.CopyFrom(
+                task_error(int(exc.code), exc.reason, exc.message, retryable=exc.retryable)
+            )
+            await sink.emit(result)
+            return lang.ChatMessage(
+                role=Role.ROLE_TOOL, name=step.tool, content=f"Sorry, I couldn't do that: {exc.message}"
+            )
+        result.tool_result.display = display
+        result.tool_result.result.CopyFrom(_struct(payload))
+        await sink.emit(result)
+        return lang.ChatMessage(role=Role.ROLE_TOOL, name=step.tool, content=display)
+
+    async def _call(self, task: Task, step: strategy.Step, key: str) -> tuple[str, dict[str, Any]]:
+        if step.tool == strategy.MEMORY_REMEMBER:
+            fact = str(step.arguments["text"])
+            memory_id = await self._memory.remember(task.scope, fact, request_id=key)
+            return f"OK, I'll remember that {fact}.", {"memory_id": memory_id}
+        if step.tool == strategy.MEMORY_RECALL:
+            hits = await self._memory.recall(task.scope, str(step.arguments["query"]), top_k=3)
+            relevant = [h for h in hits if h.score >= RECALL_MIN_SCORE]
+            if not relevant:
+                return "I don't know yet. Tell me and I'll remember it.", {"memories": []}
+            return relevant[0].memory.text, {"memories": [h.memory.text for h in relevant]}
+        response = await self._tools.invoke(
+            step.tool, step.arguments, idempotency_key=key, scope=task.scope, task_id=task.task_id
+        )
+        return response.display, json_format.MessageToDict(response.result)
+
+    async def _generate(
+        self,
+        task: Task,
+        text: str,
+        understanding: lang.UnderstandResponse,
+        plan: strategy.Plan,
+        results: Mapping[int, lang.ChatMessage],
+        sink: EventSink,
+    ) -> str:
+        messages = [lang.ChatMessage(role=Role.ROLE_USER, content=text)]
+        messages.extend(results[number] for number in sorted(results))
+        replies = [part.reply for part in plan.parts if part.reply]
+        if replies:
+            messages.append(lang.ChatMessage(role=Role.ROLE_ASSISTANT, content="\n".join(replies)))
+        request = lang.GenerateRequest(messages=messages, understanding=understanding)
+        chunks: list[str] = []
+        async for piece in self._language.generate(request):
+            if piece.WhichOneof("kind") == "text_delta":
+                chunks.append(piece.text_delta)
+                delta = TaskEvent()
+                delta.answer_delta.text = piece.text_delta
+                await sink.emit(delta)
+        return "".join(chunks).strip()
+
+    async def _remember_turns(self, task: Task, text: str, answer: str, sink: EventSink) -> None:
+        turns = [
+            Turn(role=Role.ROLE_USER, text=text, task_id=task.task_id),
+            Turn(role=Role.ROLE_ASSISTANT, text=answer or "(no answer)", task_id=task.task_id),
+        ]
+        try:
+            await self._memory.append_turns(task.scope, turns, request_id=f"{task.task_id}:turns")
+        except HivemeshError as exc:
+            await self._notice(
+                sink, "MEMORY_UNAVAILABLE", f"the conversation turns were not saved: {exc.message}"
+            )
+
+
+def failure_of(exc: HivemeshError) -> TaskEvent:
+    event = TaskEvent()
+    event.failed.error.CopyFrom(task_error(int(exc.code), exc.reason, exc.message, retryable=exc.retryable))
+    return event
+
+
+def deadline_failure(seconds: float) -> HivemeshError:
+    return DeadlineExceeded(
+        f"the task did not finish within its deadline ({seconds:g}s)", reason="TASK_DEADLINE_EXCEEDED"
+    )

@@ -1,0 +1,232 @@
+"""Queue workers: claim tasks, run them under their deadline, record the outcome, then acknowledge.
+
+At-least-once: the claim is a lease kept alive by a heartbeat; a worker that dies stops renewing it
+and another worker takes the task over after the visibility timeout. The outcome is in the log
+before the acknowledgement, so a crash between the two only repeats the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
+from hivemesh.mesh import deadlines, telemetry
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.errors import HivemeshError
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
+from hivemesh.tasks.log import TaskTerminal
+from hivemesh.tasks.notifier import QUEUE_TOPIC
+from hivemesh.tasks.projection import is_terminal
+from hivemesh.tasks.queue import Claim, backoff
+from hivemesh.tasks.system import POLL_INTERVAL_S, TaskSystem
+
+_log = logging.getLogger(__name__)
+
+
+class LogSink:
+    """Appends a run's events to the task log."""
+
+    def __init__(self, tasks: TaskSystem, task_id: str) -> None:
+        self._tasks = tasks
+        self._task_id = task_id
+
+    async def emit(self, event: TaskEvent) -> TaskEvent:
+        stored, _ = await self._tasks.log.append(self._task_id, event)
+        return stored
+
+
+class WorkerPool:
+    """Runs up to ``concurrency`` tasks at once from the queue."""
+
+    def __init__(
+        self,
+        tasks: TaskSystem,
+        runner: Callable[[], Runner],
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+    ) -> None:
+        self._tasks = tasks
+        self._runner = runner
+        self._settings = settings
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._concurrency = concurrency
+        self._running: set[asyncio.Task[None]] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.worker_id = f"planner-{uuid.uuid4().hex[:12]}"
+
+    async def start(self) -> None:
+        if self._concurrency > 0:
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="planner-dispatch")
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop claiming; give running tasks the grace period, then cancel them and give their
+        claims back so another worker takes them over at once."""
+        self._stopping.set()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        if self._running:
+            _done, pending = await asyncio.wait(set(self._running), timeout=grace_s)
+            for job in pending:
+                job.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+
+    async def _dispatch(self) -> None:
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            claim: Claim | None = None
+            try:
+                claim = await self._tasks.queue.claim(self.worker_id, self._settings.visibility_timeout_s)
+            except Exception:
+                _log.exception("claiming from the queue failed; retrying")
+            if claim is None:
+                self._slots.release()
+                await self._tasks.notifier.wait(QUEUE_TOPIC, POLL_INTERVAL_S * 5)
+                continue
+            job = asyncio.create_task(self._handle(claim), name=f"task-{claim.task_id}")
+            self._running.add(job)
+            job.add_done_callback(self._finished)
+
+    def _finished(self, job: asyncio.Task[None]) -> None:
+        self._running.discard(job)
+        self._slots.release()
+
+    async def _handle(self, claim: Claim) -> None:
+        parent = telemetry.extract(claim.trace)
+        token = otel_context.attach(parent)
+        try:
+            with telemetry.tracer(__name__).start_as_current_span(
+                "task.run", kind=trace.SpanKind.CONSUMER, attributes={"hivemesh.task_id": claim.task_id}
+            ):
+                await self._handle_claim(claim)
+        except asyncio.CancelledError:
+            # Shutting down mid-task: give the claim back so another worker resumes it now.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self._tasks.queue.retry(claim.task_id, self.worker_id, 0.0, "worker shut down")
+                )
+            raise
+        except Exception:
+            _log.exception("task %s: unexpected failure in the worker; it will be retried", claim.task_id)
+            with contextlib.suppress(Exception):
+                await self._tasks.queue.retry(
+                    claim.task_id, self.worker_id, backoff(claim.delivery_count), "worker error"
+                )
+        finally:
+            otel_context.detach(token)
+
+    async def _handle_claim(self, claim: Claim) -> None:
+        task = await self._tasks.log.get(claim.task_id)
+        if task is None or is_terminal(task.state) or task.state == TaskState.TASK_STATE_INPUT_REQUIRED:
+            await self._tasks.queue.ack(claim.task_id, self.worker_id)
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(claim.task_id))
+        try:
+            await self._run(claim, task)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self, task_id: str) -> None:
+        interval = max(0.05, self._settings.visibility_timeout_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            await self._tasks.queue.extend(task_id, self.worker_id, self._settings.visibility_timeout_s)
+
+    async def _run(self, claim: Claim, task: Task) -> None:
+        sink = LogSink(self._tasks, task.task_id)
+        started = TaskEvent()
+        started.state_changed.state = TaskState.TASK_STATE_WORKING
+        started.state_changed.reason = f"claimed by {self.worker_id} (delivery {claim.delivery_count})"
+        try:
+            await sink.emit(started)
+        except TaskTerminal:
+            await self._tasks.queue.ack(task.task_id, self.worker_id)
+            return
+        history = await self._tasks.log.read(task.task_id, 0, limit=10_000)
+        deadline_s = task.options.deadline.ToTimedelta().total_seconds() or self._settings.task_deadline_s
+        left = task.create_time.ToNanoseconds() / 1e9 + deadline_s - time.time()
+        run = asyncio.create_task(self._runner().run(task, history, sink))
+        canceled = asyncio.Event()
+        watcher = asyncio.create_task(self._watch_cancel(task.task_id, run, canceled))
+        try:
+            with deadlines.deadline(max(0.0, left)):
+                outcome = await asyncio.wait_for(run, timeout=max(0.001, left))
+        except TimeoutError:
+            await self._fail(task, deadline_failure(deadline_s))
+            return
+        except TaskTerminal:
+            await self._tasks.queue.ack(task.task_id, self.worker_id)  # canceled while running
+            return
+        except asyncio.CancelledError:
+            if not canceled.is_set():
+                raise  # the worker itself is stopping
+            await self._tasks.queue.ack(task.task_id, self.worker_id)  # stopped by a cancel request
+            return
+        except HivemeshError as exc:
+            await self._failed_attempt(claim, task, exc)
+            return
+        finally:
+            watcher.cancel()
+        if not outcome.question:
+            self._record_end(task, "COMPLETED")
+        await self._tasks.queue.ack(task.task_id, self.worker_id)
+
+    async def _watch_cancel(self, task_id: str, run: asyncio.Task[Outcome], canceled: asyncio.Event) -> None:
+        """Cancel the in-flight run (and so its outbound calls) once the task is canceled."""
+        while not run.done():
+            await self._tasks.notifier.wait(task_id, POLL_INTERVAL_S * 5)
+            current = await self._tasks.log.get(task_id)
+            if current is not None and current.state == TaskState.TASK_STATE_CANCELED:
+                canceled.set()
+                run.cancel()
+                return
+
+    async def _failed_attempt(self, claim: Claim, task: Task, exc: HivemeshError) -> None:
+        if exc.retryable and claim.delivery_count < self._settings.max_attempts:
+            delay = backoff(claim.delivery_count)
+            notice = TaskEvent()
+            notice.notice.code = "RETRYING"
+            notice.notice.message = (
+                f"attempt {claim.delivery_count} failed ({exc.message}); retrying in {delay:.1f}s"
+            )
+            with contextlib.suppress(TaskTerminal):
+                await self._tasks.log.append(task.task_id, notice)
+            await self._tasks.queue.retry(task.task_id, self.worker_id, delay, exc.message)
+            return
+        try:
+            await self._tasks.log.append(task.task_id, failure_of(exc))
+        except TaskTerminal:
+            await self._tasks.queue.ack(task.task_id, self.worker_id)
+            return
+        self._record_end(task, "FAILED")
+        if exc.retryable:
+            await self._tasks.queue.dead_letter(task.task_id, self.worker_id, f"{exc.reason}: {exc.message}")
+        else:
+            await self._tasks.queue.ack(task.task_id, self.worker_id)
+
+    async def _fail(self, task: Task, exc: HivemeshError) -> None:
+        with contextlib.suppress(TaskTerminal):
+            await self._tasks.log.append(task.task_id, failure_of(exc))
+            self._record_end(task, "FAILED")
+        await self._tasks.queue.ack(task.task_id, self.worker_id)
+
+    def _record_end(self, task: Task, state: str) -> None:
+        self._metrics.tasks_total.labels(state).inc()
+        self._metrics.task_duration.observe(max(0.0, time.time() - task.create_time.ToNanoseconds() / 1e9))

@@ -1,0 +1,340 @@
+"""The event-sourced task log on SQL (SQLite embedded, PostgreSQL distributed).
+
+Every change to a task is an event appended with the next ``sequence`` and the hash of the previous
+event; the projection row that GetTask and ListTasks read is updated in the same transaction, and
+watchers are told only after the transaction has committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
+from hivemesh.mesh.errors import FailedPrecondition, InvalidArgument, NotFound
+from hivemesh.mesh.sql import is_sqlite, run_migrations
+from hivemesh.tasks import schema
+from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier
+from hivemesh.tasks.projection import apply, is_terminal
+
+GENESIS = "0" * 64
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def chain_hash(prev_hash: str, event_bytes: bytes) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + event_bytes).hexdigest()
+
+
+def _timestamp(now: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(now * 1e9))
+    return ts
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Result of checking a task's hash chain; ``broken_at`` is the first bad sequence, if any."""
+
+    task_id: str
+    events: int
+    broken_at: int | None
+    problem: str
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+class TaskTerminal(FailedPrecondition):
+    """The task has already ended; nothing more may be appended to it."""
+
+    default_reason = "TASK_ALREADY_ENDED"
+
+
+class TaskLog:
+    """Append-only per-task log plus its projection, and (embedded) the queue rows of new tasks."""
+
+    def __init__(self, engine: AsyncEngine, notifier: Notifier, *, enqueue_in_sql: bool = True) -> None:
+        self._engine = engine
+        self._notifier = notifier
+        self._enqueue_in_sql = enqueue_in_sql
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def migrate(self) -> None:
+        await run_migrations(self._engine, MIGRATIONS, "task_alembic_version")
+
+    async def submit(
+        self, task: Task, *, trace: dict[str, str], now: float | None = None
+    ) -> tuple[Task, bool]:
+        """Record a new task (sequence 1) and queue it, or return the task the tenant already
+        submitted with the same request id. The second value says whether it already existed."""
+        stamp = time.time() if now is None else now
+        existing = await self._by_request(task.scope.tenant_id, task.request_id)
+        if existing is not None:
+            return existing, True
+        event = TaskEvent(task_id=task.task_id, sequence=1, time=_timestamp(stamp))
+        event.submitted.input_text = task.input_text
+        event.submitted.scope.CopyFrom(task.scope)
+        event.submitted.options.CopyFrom(task.options)
+        event.submitted.request_id = task.request_id
+        projected = apply(Task(), event)
+        payload = event.SerializeToString(deterministic=True)
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    schema.tasks.insert().values(
+                        task_id=task.task_id,
+                        tenant_id=task.scope.tenant_id,
+                        user_id=task.scope.user_id,
+                        request_id=task.request_id,
+                        state=int(projected.state),
+                        create_time=stamp,
+                        update_time=stamp,
+                        last_sequence=1,
+                        task=projected.SerializeToString(deterministic=True),
+                    )
+                )
+                await conn.execute(
+                    schema.events.insert().values(
+                        task_id=task.task_id,
+                        sequence=1,
+                        event=payload,
+                        prev_hash=GENESIS,
+                        hash=chain_hash(GENESIS, payload),
+                    )
+                )
+                if self._enqueue_in_sql:
+                    await conn.execute(
+                        schema.queue.insert().values(
+                            task_id=task.task_id,
+                            tenant_id=task.scope.tenant_id,
+                            available_at=stamp,
+                            enqueued_at=stamp,
+                            delivery_count=0,
+                            trace=json.dumps(trace),
+                            dead=False,
+                        )
+                    )
+        except IntegrityError:
+            # Another submit with the same request id won the race: answer with its task.
+            raced = await self._by_request(task.scope.tenant_id, task.request_id)
+            if raced is None:
+                raise
+            return raced, True
+        self._notifier.notify(task.task_id)
+        self._notifier.notify(QUEUE_TOPIC)
+        return projected, False
+
+    async def _by_request(self, tenant_id: str, request_id: str) -> Task | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(schema.tasks.c.task).where(
+                        and_(schema.tasks.c.tenant_id == tenant_id, schema.tasks.c.request_id == request_id)
+                    )
+                )
+            ).first()
+        return None if row is None else Task.FromString(row[0])
+
+    async def append(
+        self, task_id: str, event: TaskEvent, *, allow_after_end: bool = False, requeue: bool = False
+    ) -> tuple[TaskEvent, Task]:
+        """Append ``event`` (its kind set; task_id, sequence and time are filled in here) and return
+        it with the task after it. Raises TaskTerminal once the task has ended, so a late step of a
+        canceled task can never change its outcome. ``requeue`` puts the task back on the SQL queue
+        in the same transaction (a follow-up answer)."""
+        async with self._engine.begin() as conn:
+            current = await self._lock_task(conn, task_id)
+            if current is None:
+                raise NotFound(
+                    f"task {task_id} does not exist", reason="TASK_NOT_FOUND", metadata={"task_id": task_id}
+                )
+            if is_terminal(current.state) and not allow_after_end:
+                raise TaskTerminal(
+                    f"task {task_id} has already ended ({TaskState.Name(current.state)})",
+                    metadata={"task_id": task_id, "state": TaskState.Name(current.state)},
+                )
+            stamp = time.time()
+            stored = TaskEvent()
+            stored.CopyFrom(event)
+            stored.task_id = task_id
+            stored.sequence = current.last_sequence + 1
+            stored.time.CopyFrom(_timestamp(stamp))
+            after = apply(current, stored)
+            prev = (
+                await conn.execute(
+                    select(schema.events.c.hash).where(
+                        and_(
+                            schema.events.c.task_id == task_id,
+                            schema.events.c.sequence == current.last_sequence,
+                        )
+                    )
+                )
+            ).scalar_one()
+            payload = stored.SerializeToString(deterministic=True)
+            await conn.execute(
+                schema.events.insert().values(
+                    task_id=task_id,
+                    sequence=stored.sequence,
+                    event=payload,
+                    prev_hash=prev,
+                    hash=chain_hash(prev, payload),
+                )
+            )
+            await conn.execute(
+                update(schema.tasks)
+                .where(schema.tasks.c.task_id == task_id)
+                .values(
+                    state=int(after.state),
+                    update_time=stamp,
+                    last_sequence=stored.sequence,
+                    task=after.SerializeToString(deterministic=True),
+                )
+            )
+            if requeue and self._enqueue_in_sql:
+                await conn.execute(
+                    schema.queue.insert().values(
+                        task_id=task_id,
+                        tenant_id=after.scope.tenant_id,
+                        available_at=stamp,
+                        enqueued_at=stamp,
+                        delivery_count=0,
+                        trace="{}",
+                        dead=False,
+                    )
+                )
+        self._notifier.notify(task_id)
+        if requeue:
+            self._notifier.notify(QUEUE_TOPIC)
+        return stored, after
+
+    async def _lock_task(self, conn: AsyncConnection, task_id: str) -> Task | None:
+        query = select(schema.tasks.c.task).where(schema.tasks.c.task_id == task_id)
+        if not is_sqlite(self._engine):
+            # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL locks the row.
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        return None if row is None else Task.FromString(row[0])
+
+    async def get(self, task_id: str) -> Task | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(schema.tasks.c.task).where(schema.tasks.c.task_id == task_id))
+            ).first()
+        return None if row is None else Task.FromString(row[0])
+
+    async def list_tasks(
+        self,
+        tenant_id: str,
+        *,
+        user_id: str = "",
+        states: Sequence[int] = (),
+        created_after: float | None = None,
+        created_before: float | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> tuple[list[Task], str]:
+        """Newest first. The page token encodes the (create_time, task_id) of the last task seen."""
+        conditions = [schema.tasks.c.tenant_id == tenant_id]
+        if user_id:
+            conditions.append(schema.tasks.c.user_id == user_id)
+        if states:
+            conditions.append(schema.tasks.c.state.in_([int(s) for s in states]))
+        if created_after is not None:
+            conditions.append(schema.tasks.c.create_time >= created_after)
+        if created_before is not None:
+            conditions.append(schema.tasks.c.create_time < created_before)
+        if page_token:
+            last_time, last_id = _decode_token(page_token)
+            conditions.append(
+                (schema.tasks.c.create_time < last_time)
+                | and_(schema.tasks.c.create_time == last_time, schema.tasks.c.task_id < last_id)
+            )
+        query = (
+            select(schema.tasks.c.task, schema.tasks.c.create_time, schema.tasks.c.task_id)
+            .where(and_(*conditions))
+            .order_by(schema.tasks.c.create_time.desc(), schema.tasks.c.task_id.desc())
+            .limit(page_size + 1)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        page = rows[:page_size]
+        token = _encode_token(page[-1][1], page[-1][2]) if len(rows) > page_size else ""
+        return [Task.FromString(r[0]) for r in page], token
+
+    async def read(self, task_id: str, after_sequence: int, limit: int = 500) -> list[TaskEvent]:
+        query = (
+            select(schema.events.c.event)
+            .where(and_(schema.events.c.task_id == task_id, schema.events.c.sequence > after_sequence))
+            .order_by(schema.events.c.sequence)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [TaskEvent.FromString(r[0]) for r in rows]
+
+    async def verify(self, task_id: str) -> Verification:
+        """Recompute the hash chain and check sequences; name the first broken link."""
+        query = (
+            select(
+                schema.events.c.sequence,
+                schema.events.c.event,
+                schema.events.c.prev_hash,
+                schema.events.c.hash,
+            )
+            .where(schema.events.c.task_id == task_id)
+            .order_by(schema.events.c.sequence)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            raise NotFound(
+                f"task {task_id} does not exist", reason="TASK_NOT_FOUND", metadata={"task_id": task_id}
+            )
+        prev = GENESIS
+        for expected, (sequence, payload, prev_hash, stored_hash) in enumerate(rows, start=1):
+            if sequence != expected:
+                return Verification(task_id, len(rows), expected, f"sequence {expected} is missing")
+            if prev_hash != prev:
+                return Verification(
+                    task_id, len(rows), sequence, "does not link to the previous event's hash"
+                )
+            if chain_hash(prev, payload) != stored_hash:
+                return Verification(
+                    task_id, len(rows), sequence, "its content does not match its stored hash"
+                )
+            decoded = TaskEvent.FromString(payload)
+            if decoded.sequence != sequence or decoded.task_id != task_id:
+                return Verification(task_id, len(rows), sequence, "the event names another task or sequence")
+            prev = stored_hash
+        return Verification(task_id, len(rows), None, "")
+
+    async def count_by_state(self) -> dict[int, int]:
+        query = select(schema.tasks.c.state, func.count()).group_by(schema.tasks.c.state)
+        async with self._engine.connect() as conn:
+            return {int(state): int(n) for state, n in (await conn.execute(query)).all()}
+
+
+def _encode_token(create_time: float, task_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([create_time, task_id]).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[float, str]:
+    try:
+        created, task_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(created), str(task_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument.field("page_token", "is not a token from a previous response") from exc

@@ -1,0 +1,33 @@
+"""Wake-ups for watchers and idle workers. A notification is only a hint to look again: the log
+and the queue in the database are the truth, so a missed wake-up costs at most one poll interval."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+QUEUE_TOPIC = "__queue__"
+
+
+class Notifier(Protocol):
+    def notify(self, topic: str) -> None: ...
+
+    async def wait(self, topic: str, timeout_s: float) -> None: ...
+
+
+class InProcessNotifier:
+    """Notifications between coroutines of one process (the embedded mesh)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def notify(self, topic: str) -> None:
+        event = self._events.pop(topic, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, topic: str, timeout_s: float) -> None:
+        event = self._events.setdefault(topic, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout_s)

@@ -1,0 +1,193 @@
+"""The task queue port and its SQL adapter (the embedded default).
+
+Delivery is at least once: a claim is a lease that expires after the visibility timeout, so a task
+whose worker died is claimed again by another worker; a task leaves the queue only when its worker
+acknowledges it after its outcome is in the log. Retryable failures come back after an exponential
+backoff with jitter; after ``max_attempts`` deliveries the task is moved to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hivemesh.mesh.sql import is_sqlite
+from hivemesh.tasks import schema
+from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A leased task: who holds it, how often it has been delivered, and its trace context."""
+
+    task_id: str
+    tenant_id: str
+    delivery_count: int
+    trace: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    task_id: str
+    tenant_id: str
+    delivery_count: int
+    last_error: str
+    enqueued_at: float
+
+
+class TaskQueue(Protocol):
+    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None: ...
+
+    async def extend(self, task_id: str, worker_id: str, visibility_timeout_s: float) -> bool: ...
+
+    async def ack(self, task_id: str, worker_id: str) -> None: ...
+
+    async def retry(self, task_id: str, worker_id: str, delay_s: float, error: str) -> None: ...
+
+    async def dead_letter(self, task_id: str, worker_id: str, error: str) -> None: ...
+
+    async def depth(self) -> int: ...
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def replay(self, task_id: str) -> bool: ...
+
+    async def purge(self, task_id: str | None = None) -> int: ...
+
+    async def remove(self, task_id: str) -> None: ...
+
+
+def backoff(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+    ceiling = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+class SqlTaskQueue:
+    """Queue rows in the same database as the task log (so submitting is one transaction)."""
+
+    def __init__(self, engine: AsyncEngine, notifier: Notifier) -> None:
+        self._engine = engine
+        self._notifier = notifier
+
+    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None:
+        now = time.time()
+        q = schema.queue.c
+        ready = (
+            select(q.task_id)
+            .where(
+                and_(
+                    q.dead.is_(False),
+                    q.available_at <= now,
+                    or_(q.claimed_until.is_(None), q.claimed_until < now),
+                )
+            )
+            .order_by(q.available_at)
+            .limit(1)
+        )
+        if not is_sqlite(self._engine):
+            ready = ready.with_for_update(skip_locked=True)
+        statement = (
+            update(schema.queue)
+            .where(q.task_id == ready.scalar_subquery())
+            .values(
+                claimed_by=worker_id,
+                claimed_until=now + visibility_timeout_s,
+                delivery_count=q.delivery_count + 1,
+            )
+            .returning(q.task_id, q.tenant_id, q.delivery_count, q.trace)
+        )
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(statement)).first()
+        if row is None:
+            return None
+        return Claim(str(row[0]), str(row[1]), int(row[2]), dict(json.loads(row[3] or "{}")))
+
+    async def extend(self, task_id: str, worker_id: str, visibility_timeout_s: float) -> bool:
+        q = schema.queue.c
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(schema.queue)
+                .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
+                .values(claimed_until=time.time() + visibility_timeout_s)
+            )
+        return bool(result.rowcount)
+
+    async def ack(self, task_id: str, worker_id: str) -> None:
+        q = schema.queue.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                schema.queue.delete().where(and_(q.task_id == task_id, q.claimed_by == worker_id))
+            )
+
+    async def retry(self, task_id: str, worker_id: str, delay_s: float, error: str) -> None:
+        q = schema.queue.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(schema.queue)
+                .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
+                .values(
+                    available_at=time.time() + delay_s, claimed_by=None, claimed_until=None, last_error=error
+                )
+            )
+        self._notifier.notify(QUEUE_TOPIC)
+
+    async def dead_letter(self, task_id: str, worker_id: str, error: str) -> None:
+        q = schema.queue.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(schema.queue)
+                .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
+                .values(dead=True, claimed_by=None, claimed_until=None, last_error=error)
+            )
+
+    async def remove(self, task_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(schema.queue.delete().where(schema.queue.c.task_id == task_id))
+
+    async def depth(self) -> int:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(select(func.count()).where(schema.queue.c.dead.is_(False)))
+            return int(result.scalar_one())
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        q = schema.queue.c
+        query = (
+            select(q.task_id, q.tenant_id, q.delivery_count, q.last_error, q.enqueued_at)
+            .where(q.dead.is_(True))
+            .order_by(q.enqueued_at)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [DeadLetter(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), float(r[4])) for r in rows]
+
+    async def replay(self, task_id: str) -> bool:
+        q = schema.queue.c
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(schema.queue)
+                .where(and_(q.task_id == task_id, q.dead.is_(True)))
+                .values(
+                    dead=False,
+                    delivery_count=0,
+                    available_at=time.time(),
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+            )
+        self._notifier.notify(QUEUE_TOPIC)
+        return bool(result.rowcount)
+
+    async def purge(self, task_id: str | None = None) -> int:
+        q = schema.queue.c
+        condition = q.dead.is_(True) if task_id is None else and_(q.dead.is_(True), q.task_id == task_id)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(schema.queue.delete().where(condition))
+        return int(result.rowcount)
