@@ -1,0 +1,75 @@
+"""Wiring of the tool service: registry (built-ins, then MCP servers), idempotency store, executor."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.server import Component, ServiceApp
+from hivemesh.mesh.sql import sqlite_url
+from hivemesh.tool.builtins import discover
+from hivemesh.tool.config import ToolConfig
+from hivemesh.tool.executor import ExecutionPolicy, Executor
+from hivemesh.tool.memory_records import MemoryRecords
+from hivemesh.tool.model import Tool, ToolDeps
+from hivemesh.tool.ports import RecordStore, ReminderScheduler
+from hivemesh.tool.registry import Registry
+from hivemesh.tool.scheduling import LoggingScheduler
+from hivemesh.tool.servicer import ToolServicer
+from hivemesh.tool.stores.redis import RedisIdempotencyStore
+from hivemesh.tool.stores.sql import SqlIdempotencyStore
+from hivemesh.tool.v1.tool_service_pb2_grpc import add_ToolServiceServicer_to_server
+
+
+def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
+    return build_app(settings, channels, ToolConfig.from_env())
+
+
+def build_app(
+    settings: Settings,
+    channels: ChannelFactory,
+    config: ToolConfig,
+    *,
+    scheduler: ReminderScheduler | None = None,
+    records: RecordStore | None = None,
+    extra_tools: Iterable[Tool] = (),
+    clock: Callable[[], datetime] | None = None,
+) -> ServiceApp:
+    """The tool service; ``scheduler`` is where reminders go when due (the task queue's delivery)."""
+    registry = Registry([*discover(), *extra_tools])
+    components: list[Component] = []
+    store = idempotency_store(settings)
+    components.append(store)
+    if config.mcp_servers is not None:
+        # Imported only when configured: the MCP SDK is the optional extra hivemesh[mcp].
+        from hivemesh.tool.mcpbridge.bridge import McpBridge  # noqa: PLC0415
+        from hivemesh.tool.mcpbridge.config import load_servers  # noqa: PLC0415
+
+        bridge = McpBridge(load_servers(config.mcp_servers))
+        registry.add_source(bridge)
+        components.append(bridge)
+    deps = ToolDeps(
+        records=records or MemoryRecords(lambda: channels.channel("memory")),
+        scheduler=scheduler or LoggingScheduler(),
+        random=random.Random(config.random_seed) if config.random_seed is not None else random.SystemRandom(),  # noqa: S311 - dice, not secrets
+    )
+    if clock is not None:
+        deps = ToolDeps(deps.records, deps.scheduler, clock, deps.random)
+    executor = Executor(registry, deps, store, ExecutionPolicy(idempotency_ttl_s=config.idempotency_ttl_s))
+    servicer = ToolServicer(registry, executor)
+    return ServiceApp(
+        name="tool",
+        register=lambda server: add_ToolServiceServicer_to_server(servicer, server),
+        components=components,
+    )
+
+
+def idempotency_store(settings: Settings) -> SqlIdempotencyStore | RedisIdempotencyStore:
+    """Redis when configured (shared by every replica), else the SQL database, else SQLite."""
+    if settings.redis_url:
+        return RedisIdempotencyStore(settings.redis_url)
+    return SqlIdempotencyStore(settings.database_url or sqlite_url(settings.data_dir / "tool.db"))

@@ -1,0 +1,189 @@
+"""Date and time: the time now in a zone or city, the weekday of a date, date arithmetic and the
+days between two dates."""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from datetime import date, timedelta
+from typing import Annotated, TypedDict
+
+from hivemesh.mesh.errors import InvalidArgument
+from hivemesh.tool.decorator import Arg, tool
+from hivemesh.tool.model import ToolContext, ToolOutput
+
+DATE = Arg(pattern=r"^\d{4}-\d{2}-\d{2}$", format="date", description="A date, YYYY-MM-DD.")
+MAX_DAYS = 366_000
+
+# Cities people ask about that are not the name of their time zone.
+_CITIES = {
+    "san francisco": "America/Los_Angeles",
+    "sf": "America/Los_Angeles",
+    "la": "America/Los_Angeles",
+    "seattle": "America/Los_Angeles",
+    "las vegas": "America/Los_Angeles",
+    "portland": "America/Los_Angeles",
+    "nyc": "America/New_York",
+    "washington": "America/New_York",
+    "washington dc": "America/New_York",
+    "boston": "America/New_York",
+    "miami": "America/New_York",
+    "atlanta": "America/New_York",
+    "philadelphia": "America/New_York",
+    "dallas": "America/Chicago",
+    "houston": "America/Chicago",
+    "austin": "America/Chicago",
+    "montreal": "America/Toronto",
+    "ottawa": "America/Toronto",
+    "beijing": "Asia/Shanghai",
+    "shenzhen": "Asia/Shanghai",
+    "mumbai": "Asia/Kolkata",
+    "bombay": "Asia/Kolkata",
+    "delhi": "Asia/Kolkata",
+    "new delhi": "Asia/Kolkata",
+    "bangalore": "Asia/Kolkata",
+    "bengaluru": "Asia/Kolkata",
+    "osaka": "Asia/Tokyo",
+    "kyoto": "Asia/Tokyo",
+    "barcelona": "Europe/Madrid",
+    "munich": "Europe/Berlin",
+    "frankfurt": "Europe/Berlin",
+    "hamburg": "Europe/Berlin",
+    "milan": "Europe/Rome",
+    "geneva": "Europe/Zurich",
+    "manchester": "Europe/London",
+    "edinburgh": "Europe/London",
+    "st petersburg": "Europe/Moscow",
+    "rio de janeiro": "America/Sao_Paulo",
+    "melbourne": "Australia/Melbourne",
+    "hong kong": "Asia/Hong_Kong",
+    "tel aviv": "Asia/Jerusalem",
+}
+
+
+@functools.cache
+def _zone_index() -> dict[str, str]:
+    """Lower-cased IANA names and their last part ("paris", "new york") -> zone name."""
+    index: dict[str, str] = {}
+    for name in sorted(zoneinfo.available_timezones()):
+        index[name.lower()] = name
+        city = name.rsplit("/", 1)[-1].replace("_", " ").lower()
+        if "/" in name:
+            index.setdefault(city, name)
+    index.update(_CITIES)
+    return index
+
+
+def resolve_zone(location: str) -> zoneinfo.ZoneInfo:
+    key = " ".join(location.replace(",", " ").split()).lower()
+    name = _zone_index().get(key) or _zone_index().get(key.split(" ")[0] if " " in key else "")
+    if name is None:
+        raise InvalidArgument.field(
+            "arguments.location", f"unknown time zone or city {location!r}", reason="UNKNOWN_LOCATION"
+        )
+    return zoneinfo.ZoneInfo(name)
+
+
+def parse_date(field: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument.field(
+            field, f"{text!r} is not a date on the calendar", reason="INVALID_DATE"
+        ) from None
+
+
+def _long(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B} {day.year}"
+
+
+class TimeResult(TypedDict):
+    location: str
+    time_zone: str
+    iso: str
+    date: str
+    time: str
+    utc_offset: str
+
+
+@tool(name="current_time", result=TimeResult, timeout_s=2.0)
+def current_time(
+    context: ToolContext, location: Annotated[str, Arg(min_length=1, max_length=128)] = "UTC"
+) -> ToolOutput:
+    """The current date and time in a time zone (IANA name such as "Europe/Paris") or a city.
+
+    Args:
+        location: An IANA time zone or a city name; UTC when left out.
+    """
+    zone = resolve_zone(location)
+    now = context.deps.clock().astimezone(zone)
+    offset = now.strftime("%z")
+    value: TimeResult = {
+        "location": location,
+        "time_zone": zone.key,
+        "iso": now.isoformat(timespec="seconds"),
+        "date": now.date().isoformat(),
+        "time": now.strftime("%H:%M"),
+        "utc_offset": f"{offset[:3]}:{offset[3:]}",
+    }
+    return ToolOutput(dict(value), f"{now:%H:%M} on {_long(now.date())} ({zone.key})")
+
+
+class WeekdayResult(TypedDict):
+    date: str
+    weekday: str
+
+
+@tool(result=WeekdayResult, timeout_s=2.0)
+def weekday(date: Annotated[str, DATE]) -> ToolOutput:
+    """The day of the week of a date."""
+    day = parse_date("arguments.date", date)
+    return ToolOutput({"date": day.isoformat(), "weekday": f"{day:%A}"}, f"{day:%A}")
+
+
+class DateResult(TypedDict):
+    date: str
+    weekday: str
+
+
+@tool(name="date_add", result=DateResult, timeout_s=2.0)
+def date_add(
+    date: Annotated[str, DATE],
+    days: Annotated[int, Arg(minimum=-MAX_DAYS, maximum=MAX_DAYS)],
+) -> ToolOutput:
+    """The date a number of days after (or, negative, before) a date.
+
+    Args:
+        date: The date to count from, YYYY-MM-DD.
+        days: Days to add; negative counts back.
+    """
+    start = parse_date("arguments.date", date)
+    try:
+        result = start + timedelta(days=days)
+    except OverflowError:
+        raise InvalidArgument.field(
+            "arguments.days", "the result is outside years 1 to 9999", reason="DATE_OUT_OF_RANGE"
+        ) from None
+    return ToolOutput({"date": result.isoformat(), "weekday": f"{result:%A}"}, _long(result))
+
+
+class DaysResult(TypedDict):
+    days: int
+    start: str
+    end: str
+
+
+@tool(name="days_between", result=DaysResult, timeout_s=2.0)
+def days_between(start: Annotated[str, DATE], end: Annotated[str, DATE]) -> ToolOutput:
+    """The number of days from one date to another (negative when the end comes first).
+
+    Args:
+        start: The first date, YYYY-MM-DD.
+        end: The second date, YYYY-MM-DD.
+    """
+    first, last = parse_date("arguments.start", start), parse_date("arguments.end", end)
+    days = (last - first).days
+    return ToolOutput(
+        {"days": days, "start": first.isoformat(), "end": last.isoformat()},
+        f"{days} day" if abs(days) == 1 else f"{days} days",
+    )

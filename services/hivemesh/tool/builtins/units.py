@@ -1,0 +1,158 @@
+"""convert_units: length, mass, volume, temperature (affine), speed, area, data sizes, time, with pint."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Annotated, Any, TypedDict
+
+import pint
+
+from hivemesh.mesh.errors import InvalidArgument
+from hivemesh.tool.decorator import Arg, tool
+from hivemesh.tool.expression import format_number
+from hivemesh.tool.model import ToolOutput
+
+# Words people use that pint reads differently ("C" is the coulomb) or not at all.
+_ALIASES = {
+    "c": "degC",
+    "°c": "degC",
+    "celsius": "degC",
+    "centigrade": "degC",
+    "degrees celsius": "degC",
+    "f": "degF",
+    "°f": "degF",
+    "fahrenheit": "degF",
+    "degrees fahrenheit": "degF",
+    "k": "kelvin",
+    "kelvins": "kelvin",
+    "kph": "km/h",
+    "kmh": "km/h",
+    "kmph": "km/h",
+    "mph": "mile/hour",
+    "knots": "knot",
+    "lbs": "pound",
+    "lb": "pound",
+    "stone": "stone",
+    "st": "stone",
+    "sq m": "m**2",
+    "sqm": "m**2",
+    "m2": "m**2",
+    "sq km": "km**2",
+    "km2": "km**2",
+    "sq ft": "ft**2",
+    "sqft": "ft**2",
+    "ft2": "ft**2",
+    "sq mi": "mi**2",
+    "sq yd": "yd**2",
+    "cc": "cm**3",
+    "litres": "liter",
+    "litre": "liter",
+    "l": "liter",
+    "ml": "milliliter",
+    "b": "byte",
+    "bytes": "byte",
+    "kb": "kilobyte",
+    "mb": "megabyte",
+    "gb": "gigabyte",
+    "tb": "terabyte",
+    "pb": "petabyte",
+    "kib": "kibibyte",
+    "mib": "mebibyte",
+    "gib": "gibibyte",
+    "tib": "tebibyte",
+    "hr": "hour",
+    "hrs": "hour",
+    "min": "minute",
+    "mins": "minute",
+    "sec": "second",
+    "secs": "second",
+}
+_PLURALS = {"foot": "feet", "inch": "inches", "century": "centuries", "hertz": "hertz", "siemens": "siemens"}
+_POWERS = {2: "square", 3: "cubic"}
+
+
+@functools.cache
+def unit_registry() -> pint.UnitRegistry[Any]:
+    """Built once per process (it takes a few hundred milliseconds), then only read."""
+    return pint.UnitRegistry()
+
+
+class ConversionResult(TypedDict):
+    value: float
+    unit: str
+    from_value: float
+    from_unit: str
+
+
+@tool(name="convert_units", result=ConversionResult, timeout_s=2.0)
+def convert_units(
+    value: float,
+    from_unit: Annotated[str, Arg(min_length=1, max_length=64)],
+    to_unit: Annotated[str, Arg(min_length=1, max_length=64)],
+) -> ToolOutput:
+    """Convert a quantity between units of length, mass, volume, temperature, speed, area, data size
+    or time (e.g. 5 miles to kilometers, 100 F to C, 1 GiB to MB).
+
+    Args:
+        value: The amount to convert.
+        from_unit: The unit of the amount, e.g. "mile", "degF", "GB".
+        to_unit: The unit wanted, e.g. "km", "celsius", "MB".
+    """
+    registry = unit_registry()
+    source = _parse("arguments.from_unit", from_unit)
+    target = _parse("arguments.to_unit", to_unit)
+    try:
+        converted = registry.Quantity(value, source).to(target)
+    except pint.DimensionalityError:
+        raise InvalidArgument.field(
+            "arguments.to_unit",
+            f"cannot convert {from_unit} ({registry.Quantity(1, source).dimensionality}) "
+            f"to {to_unit} ({registry.Quantity(1, target).dimensionality})",
+            reason="INCOMPATIBLE_UNITS",
+        ) from None
+    except pint.OffsetUnitCalculusError:
+        raise InvalidArgument.field(
+            "arguments.from_unit",
+            "temperatures convert only between plain temperature units",
+            reason="INCOMPATIBLE_UNITS",
+        ) from None
+    amount = float(converted.magnitude)
+    return ToolOutput(
+        {"value": amount, "unit": str(converted.units), "from_value": value, "from_unit": str(source)},
+        f"{format_number(amount, 4)} {unit_name(converted, amount)}",
+    )
+
+
+def _parse(field: str, text: str) -> Any:
+    cleaned = re.sub(r"\s+", " ", text.strip())
+    name = _ALIASES.get(cleaned.lower(), cleaned)
+    try:
+        return unit_registry().parse_units(name)
+    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError, TypeError, ValueError):
+        raise InvalidArgument.field(field, f"unknown unit {text!r}", reason="UNKNOWN_UNIT") from None
+
+
+def unit_name(quantity: Any, amount: float) -> str:
+    """Long unit names read aloud: "8.047 kilometers", "1 kilometer per hour", "3 square meters"."""
+    top = [(n, p) for n, p in quantity.unit_items() if p > 0]
+    bottom = [(n, -p) for n, p in quantity.unit_items() if p < 0]
+    plural = abs(amount) != 1
+
+    def words(items: list[tuple[str, float]], pluralize: bool) -> str:
+        out = []
+        for i, (name, power) in enumerate(items):
+            word = name.replace("_", " ")
+            if pluralize and i == len(items) - 1:
+                word = _plural(word)
+            out.append(f"{_POWERS[int(power)]} {word}" if power in _POWERS else word)
+        return " ".join(out)
+
+    text = words(top, plural) if top else "1"
+    return f"{text} per {words(bottom, pluralize=False)}" if bottom else text
+
+
+def _plural(word: str) -> str:
+    if word.startswith("degree "):
+        return "degrees " + word.removeprefix("degree ")
+    return _PLURALS.get(word, word if word.endswith("s") else word + "s")

@@ -1,0 +1,204 @@
+"""``@tool``: a Python function becomes a tool whose argument schema comes from its type hints.
+
+Parameters take ``Annotated[int, Arg(minimum=1)]`` for constraints; the docstring's first paragraph
+describes the tool and its ``Args:`` section describes each parameter. A parameter annotated
+``ToolContext`` receives the call's context instead of an argument. The result schema comes from a
+TypedDict given as ``result=``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from hivemesh.tool.model import JsonObject, ToolContext, ToolOutput, ToolSpec
+
+
+@dataclass(frozen=True)
+class Arg:
+    """JSON Schema constraints of one parameter (None: not constrained)."""
+
+    description: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    format: str | None = None
+
+    def schema(self) -> dict[str, Any]:
+        names = {
+            "exclusive_minimum": "exclusiveMinimum",
+            "min_length": "minLength",
+            "max_length": "maxLength",
+            "min_items": "minItems",
+            "max_items": "maxItems",
+        }
+        return {
+            names.get(f.name, f.name): getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+
+ToolFunction = Callable[..., ToolOutput | Awaitable[ToolOutput]]
+
+
+class FunctionTool:
+    """A tool backed by a Python function (sync for quick pure work, async for anything that waits)."""
+
+    def __init__(self, function: ToolFunction, spec: ToolSpec, context_param: str | None) -> None:
+        self._function = function
+        self._spec = spec
+        self._context_param = context_param
+        self._integers = _integer_params(function)
+
+    @property
+    def spec(self) -> ToolSpec:
+        return self._spec
+
+    async def run(self, arguments: JsonObject, context: ToolContext) -> ToolOutput:
+        # A protobuf Struct carries every number as a double; integer parameters get ints back.
+        kwargs = {
+            k: int(v) if k in self._integers and isinstance(v, float) else v for k, v in arguments.items()
+        }
+        if self._context_param is not None:
+            kwargs[self._context_param] = context
+        result = self._function(**kwargs)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+def tool(
+    *,
+    name: str | None = None,
+    result: type | None = None,
+    side_effects: bool = False,
+    timeout_s: float = 5.0,
+    max_concurrency: int = 16,
+) -> Callable[[ToolFunction], FunctionTool]:
+    """Declare a tool; the module that holds it only has to be imported for the registry to find it."""
+
+    def wrap(function: ToolFunction) -> FunctionTool:
+        description, arg_docs = _parse_docstring(inspect.getdoc(function) or "")
+        schema, context_param = arguments_schema(function, arg_docs)
+        spec = ToolSpec(
+            name=name or function.__name__,
+            description=description,
+            arguments_schema=schema,
+            result_schema=type_schema(result) if result is not None else {"type": "object"},
+            side_effects=side_effects,
+            timeout_s=timeout_s,
+            max_concurrency=max_concurrency,
+        )
+        return FunctionTool(function, spec, context_param)
+
+    return wrap
+
+
+def arguments_schema(function: Callable[..., Any], docs: dict[str, str]) -> tuple[dict[str, Any], str | None]:
+    hints = get_type_hints(function, include_extras=True)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    context_param = None
+    for param in inspect.signature(function).parameters.values():
+        hint = hints.get(param.name, Any)
+        if _strip(hint) is ToolContext:
+            context_param = param.name
+            continue
+        prop = type_schema(hint)
+        if param.name in docs and "description" not in prop:
+            prop["description"] = docs[param.name]
+        if param.default is inspect.Parameter.empty:
+            required.append(param.name)
+        elif param.default is not None:
+            prop["default"] = param.default
+        properties[param.name] = prop
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema, context_param
+
+
+def type_schema(hint: Any) -> dict[str, Any]:
+    """The JSON Schema of a type hint: scalars, lists, Literal enums, optionals and TypedDicts."""
+    constraints: dict[str, Any] = {}
+    if get_origin(hint) is typing.Annotated:
+        hint, *extras = get_args(hint)
+        for extra in extras:
+            if isinstance(extra, Arg):
+                constraints.update(extra.schema())
+    hint = _strip(hint)
+    origin = get_origin(hint)
+    schema: dict[str, Any]
+    if hint is bool:
+        schema = {"type": "boolean"}
+    elif hint is int:
+        schema = {"type": "integer"}
+    elif hint is float:
+        schema = {"type": "number"}
+    elif hint is str:
+        schema = {"type": "string"}
+    elif origin is Literal:
+        schema = {"enum": list(get_args(hint))}
+    elif origin is list:
+        (item,) = get_args(hint)
+        schema = {"type": "array", "items": type_schema(item)}
+    elif typing.is_typeddict(hint):
+        item_hints = get_type_hints(hint, include_extras=True)
+        schema = {
+            "type": "object",
+            "properties": {k: type_schema(v) for k, v in item_hints.items()},
+            "required": sorted(hint.__required_keys__),
+        }
+    elif hint is dict or origin is dict:
+        schema = {"type": "object"}
+    elif hint is Any:
+        schema = {}
+    else:
+        raise TypeError(f"no JSON Schema for the type {hint!r}")
+    return {**schema, **constraints}
+
+
+def _strip(hint: Any) -> Any:
+    """``X | None`` and ``Optional[X]`` -> ``X``; ``Annotated`` is kept for type_schema."""
+    if get_origin(hint) in (Union, types.UnionType):
+        members = [a for a in get_args(hint) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return hint
+
+
+def _integer_params(function: Callable[..., Any]) -> frozenset[str]:
+    hints = get_type_hints(function, include_extras=True)
+    found = set()
+    for name, hint in hints.items():
+        plain = get_args(hint)[0] if get_origin(hint) is typing.Annotated else hint
+        if _strip(plain) is int:
+            found.add(name)
+    return frozenset(found)
+
+
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """The description (text before ``Args:``) and each argument's description."""
+    head, _, tail = doc.partition("\nArgs:")
+    described: dict[str, str] = {}
+    current = ""
+    for line in tail.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not line.startswith(" " * 8) and ":" in stripped:
+            current, _, text = stripped.partition(":")
+            described[current.strip()] = text.strip()
+        elif current:
+            described[current] = f"{described[current]} {stripped}"
+    return " ".join(head.split()), described

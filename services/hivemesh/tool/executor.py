@@ -1,0 +1,183 @@
+"""Runs tool calls with the guarantees callers rely on: arguments checked against the schema, the
+caller's deadline and the tool's own timeout both enforced, a per-tool concurrency limit, at most
+one run per idempotency key, and every failure of the tool turned into a clear error of its call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from hivemesh.mesh import deadlines
+from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, HivemeshError, ResourceExhausted
+from hivemesh.tool import arguments
+from hivemesh.tool.bulkhead import Bulkhead
+from hivemesh.tool.idempotency import (
+    Claimed,
+    Finished,
+    IdempotencyStore,
+    Running,
+    check_same_call,
+    fingerprint,
+    store_key,
+)
+from hivemesh.tool.model import (
+    Progress,
+    ProgressSink,
+    Tool,
+    ToolCall,
+    ToolContext,
+    ToolDeps,
+    ToolOutcome,
+    ToolOutput,
+)
+from hivemesh.tool.registry import Registry
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExecutionPolicy:
+    # How long a stored outcome answers repeats of its key.
+    idempotency_ttl_s: float = 24 * 3600.0
+    # Added to a tool's timeout for the lease on its key, so a live call never loses its claim.
+    lease_margin_s: float = 30.0
+    # Suggested wait (RetryInfo) when a tool's bulkhead is full.
+    busy_retry_after_s: float = 0.5
+    # Longest pause between two looks at a key another replica is running.
+    max_poll_s: float = 0.25
+
+
+async def _discard(_: Progress) -> None:
+    return None
+
+
+class Executor:
+    def __init__(
+        self,
+        registry: Registry,
+        deps: ToolDeps,
+        store: IdempotencyStore,
+        policy: ExecutionPolicy | None = None,
+    ) -> None:
+        self._registry = registry
+        self._deps = deps
+        self._store = store
+        self._policy = policy or ExecutionPolicy()
+        self._bulkheads: dict[str, Bulkhead] = {}
+        # Keys running in this process, so local waiters wake at once instead of polling.
+        self._running: dict[str, asyncio.Event] = {}
+
+    async def invoke(self, call: ToolCall, report: ProgressSink = _discard) -> ToolOutcome:
+        item = self._registry.get(call.tool_name)
+        arguments.check(item.spec.name, self._registry.validator(item), call.arguments)
+        if not call.idempotency_key:
+            return ToolOutcome(await self._run(item, call, report))
+        return await self._once(item, call, report)
+
+    async def _once(self, item: Tool, call: ToolCall, report: ProgressSink) -> ToolOutcome:
+        key, expected = store_key(call), fingerprint(call)
+        lease = item.spec.timeout_s + self._policy.lease_margin_s
+        pause = 0.01
+        while True:
+            claim = await self._store.claim(key, expected, lease)
+            if isinstance(claim, Finished):
+                check_same_call(call, expected, claim.fingerprint)
+                return ToolOutcome(claim.output, replayed=True)
+            if isinstance(claim, Claimed):
+                break
+            assert isinstance(claim, Running)
+            check_same_call(call, expected, claim.fingerprint)
+            await self._wait(key, pause)
+            pause = min(pause * 2, self._policy.max_poll_s)
+        return ToolOutcome(await self._run_claimed(item, call, report, key, claim))
+
+    async def _run_claimed(
+        self, item: Tool, call: ToolCall, report: ProgressSink, key: str, claim: Claimed
+    ) -> ToolOutput:
+        done = self._running[key] = asyncio.Event()
+        try:
+            output = await self._run(item, call, report)
+        except BaseException:
+            # Shielded: a cancelled call must still let the next caller run the tool.
+            await asyncio.shield(self._store.release(key, claim.token))
+            raise
+        else:
+            await asyncio.shield(self._store.finish(key, claim.token, output, self._policy.idempotency_ttl_s))
+            return output
+        finally:
+            done.set()
+            self._running.pop(key, None)
+
+    async def _wait(self, key: str, pause: float) -> None:
+        left = deadlines.remaining()
+        if left is not None and left <= 0:
+            raise DeadlineExceeded(
+                "a call with the same idempotency key is still running",
+                reason="IDEMPOTENT_CALL_IN_PROGRESS",
+            )
+        timeout = pause if left is None else min(pause, left)
+        local = self._running.get(key)
+        if local is None:
+            await asyncio.sleep(timeout)
+            return
+        try:
+            await asyncio.wait_for(local.wait(), timeout=max(timeout, self._policy.max_poll_s))
+        except TimeoutError:
+            return
+
+    async def _run(self, item: Tool, call: ToolCall, report: ProgressSink) -> ToolOutput:
+        spec = item.spec
+        bulkhead = self._bulkheads.get(spec.name)
+        if bulkhead is None or bulkhead.limit != spec.max_concurrency:
+            bulkhead = self._bulkheads[spec.name] = Bulkhead(spec.max_concurrency)
+        if not bulkhead.try_enter():
+            raise ResourceExhausted(
+                f"{spec.name} is already running its maximum of {spec.max_concurrency} calls",
+                retry_after_s=self._policy.busy_retry_after_s,
+                reason="TOOL_BUSY",
+                metadata={"tool": spec.name, "max_concurrency": str(spec.max_concurrency)},
+            )
+        try:
+            return await self._bounded(item, call, report)
+        finally:
+            bulkhead.leave()
+
+    async def _bounded(self, item: Tool, call: ToolCall, report: ProgressSink) -> ToolOutput:
+        spec = item.spec
+        left = deadlines.remaining()
+        caller_bound = left is not None and left < spec.timeout_s
+        timeout = spec.timeout_s if left is None else min(spec.timeout_s, left)
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                output = await item.run(call.arguments, ToolContext(call, self._deps, report))
+        except TimeoutError:
+            if not scope.expired():
+                raise self._failed(spec.name, TimeoutError("the tool timed out")) from None
+            if caller_bound:
+                raise DeadlineExceeded(
+                    f"{spec.name} did not finish before the caller's deadline",
+                    reason="DEADLINE_EXCEEDED",
+                    metadata={"tool": spec.name},
+                ) from None
+            raise DeadlineExceeded(
+                f"{spec.name} did not finish within its {spec.timeout_s:g}s timeout",
+                reason="TOOL_TIMEOUT",
+                metadata={"tool": spec.name, "timeout_s": f"{spec.timeout_s:g}"},
+            ) from None
+        except HivemeshError:
+            raise
+        except Exception as exc:
+            raise self._failed(spec.name, exc) from exc
+        if not isinstance(output, ToolOutput):
+            raise self._failed(spec.name, TypeError(f"returned {type(output).__name__}, not ToolOutput"))
+        return output
+
+    @staticmethod
+    def _failed(name: str, exc: BaseException) -> FailedPrecondition:
+        _log.warning("tool %s failed", name, exc_info=exc)
+        return FailedPrecondition(
+            f"{name} failed: {type(exc).__name__}: {exc}",
+            reason="TOOL_FAILED",
+            metadata={"tool": name, "error": type(exc).__name__},
+        )

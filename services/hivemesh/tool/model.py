@@ -1,0 +1,131 @@
+"""The value types every tool and the executor share: a tool's spec, a call, a result, and the
+context a tool runs in. No grpc here: the servicer converts to and from the protobuf messages."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from hivemesh.tool.ports import RecordStore, ReminderScheduler
+
+# A JSON value as json.loads returns it (and as a protobuf Struct carries it).
+Json = Any
+JsonObject = Mapping[str, Json]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What a caller (a person, the planner, a model) needs to know to call a tool."""
+
+    name: str
+    description: str
+    arguments_schema: JsonObject
+    result_schema: JsonObject
+    side_effects: bool = False
+    # Longest one call may run; the caller's deadline may cut it shorter.
+    timeout_s: float = 10.0
+    # Most calls of this tool that run at once (its bulkhead).
+    max_concurrency: int = 16
+    # "builtin" or "mcp:<server>".
+    source: str = "builtin"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose data a tool may touch (the request's scope)."""
+
+    tenant_id: str = ""
+    user_id: str = ""
+    session_id: str = ""
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """A tool's result: a JSON object matching its result schema and a short human rendering."""
+
+    value: JsonObject
+    display: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One request to run a tool."""
+
+    tool_name: str
+    arguments: JsonObject
+    idempotency_key: str = ""
+    owner: Owner = field(default_factory=Owner)
+    task_id: str = ""
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What the caller gets back; ``replayed`` when it came from the idempotency store."""
+
+    output: ToolOutput
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long tool is; ``total`` is zero when unknown."""
+
+    progress: float
+    total: float = 0.0
+    message: str = ""
+
+
+ProgressSink = Callable[[Progress], Awaitable[None]]
+
+
+async def _discard(_: Progress) -> None:
+    return None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ToolDeps:
+    """The outside world as built-in tools see it; tests hand in a fixed clock and a seeded random."""
+
+    records: RecordStore
+    scheduler: ReminderScheduler
+    clock: Callable[[], datetime] = _utc_now
+    random: random.Random = field(default_factory=random.SystemRandom)
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Handed to a tool that asks for it (a parameter annotated ``ToolContext``)."""
+
+    call: ToolCall
+    deps: ToolDeps
+    report: ProgressSink = _discard
+
+    @property
+    def owner(self) -> Owner:
+        return self.call.owner
+
+    async def progress(self, progress: float, total: float = 0.0, message: str = "") -> None:
+        """Report progress; InvokeToolStream forwards it to the caller."""
+        await self.report(Progress(progress, total, message))
+
+
+class Tool(Protocol):
+    """Anything the executor can run: a Python function, an MCP server's tool."""
+
+    @property
+    def spec(self) -> ToolSpec: ...
+
+    async def run(self, arguments: JsonObject, context: ToolContext) -> ToolOutput: ...
+
+
+class ToolSource(Protocol):
+    """A changing set of tools (an MCP server's), merged into the registry."""
+
+    def tools(self) -> Sequence[Tool]: ...

@@ -1,0 +1,1 @@
+"""Idempotency store adapters: SQL (SQLite embedded, or the configured database) and Redis."""
