@@ -1,0 +1,400 @@
+"""The ``hivemesh`` command: run the mesh, send it requests, inspect tasks, benchmark it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf import json_format
+
+from hivemesh.client import HivemeshClient
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
+from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.config import SERVICES, ConfigError, Settings
+from hivemesh.mesh.launch import build_servers
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.server import run_until_signal
+from hivemesh.mesh.status import details_of
+from hivemesh.mesh.telemetry import setup_logging, setup_tracing, shutdown_tracing
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INPUT_REQUIRED = 3
+EXIT_UNAVAILABLE = 4
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError):
+        return "local"
+
+
+# ---- serving -------------------------------------------------------------------------------------
+
+
+async def _serve(services: Sequence[str], settings: Settings, process_name: str) -> None:
+    setup_tracing(process_name, settings.trace_file)
+    metrics = Metrics()
+    channels = ChannelFactory(settings)
+    servers = build_servers(services, settings, channels, metrics)
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, settings.server.host)
+    try:
+        await run_until_signal(servers, settings.server.grace_period_s)
+    finally:
+        await channels.close()
+        shutdown_tracing()
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    print(f"hivemesh: data in {settings.data_dir}", file=sys.stderr)
+    for name in SERVICES:
+        print(f"hivemesh: {name:<8} on {settings.server.host}:{settings.ports[name]}", file=sys.stderr)
+    print('hivemesh: try  hivemesh run "what is 12 * (3 + 4)?"   (Ctrl-C stops the mesh)', file=sys.stderr)
+    asyncio.run(_serve(SERVICES, settings, "hivemesh"))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(_serve([args.service], settings, f"hivemesh-{args.service}"))
+    return 0
+
+
+# ---- talking to the gateway ----------------------------------------------------------------------
+
+
+def _describe(event: TaskEvent) -> str | None:
+    kind = event.WhichOneof("kind")
+    if kind == "submitted":
+        return f"submitted   {event.submitted.input_text!r}"
+    if kind == "state_changed":
+        name = TaskState.Name(event.state_changed.state).removeprefix("TASK_STATE_").lower()
+        return f"{name:<11} {event.state_changed.reason}"
+    if kind == "intent_recognized":
+        r = event.intent_recognized
+        scope = " (out of scope)" if r.out_of_scope else ""
+        return f"understood  {r.intent} ({r.confidence:.2f}){scope}"
+    if kind == "step_started":
+        return f"step {event.step_started.step:<6} {event.step_started.name}"
+    if kind == "tool_called":
+        args = json.dumps(json_format.MessageToDict(event.tool_called.arguments), ensure_ascii=False)
+        return f"calling     {event.tool_called.tool_name} {args}"
+    if kind == "tool_result":
+        res = event.tool_result
+        outcome = f"error {res.error.reason}: {res.error.message}" if res.HasField("error") else res.display
+        return f"result      {res.tool_name} -> {outcome}"
+    if kind == "notice":
+        return f"notice      {event.notice.code}: {event.notice.message}"
+    if kind == "input_requested":
+        return f"question    {event.input_requested.question}"
+    if kind == "input_received":
+        return f"answered    {event.input_received.text!r}"
+    if kind == "completed":
+        return "completed"
+    if kind == "failed":
+        return f"failed      {event.failed.error.reason}: {event.failed.error.message}"
+    if kind == "canceled":
+        return f"canceled    {event.canceled.reason}"
+    return None  # answer deltas are shown as the final answer
+
+
+def _print_json(message: Task) -> None:
+    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
+
+
+def _exit_code(task: Task) -> int:
+    if task.state == TaskState.TASK_STATE_COMPLETED:
+        return 0
+    if task.state == TaskState.TASK_STATE_INPUT_REQUIRED:
+        return EXIT_INPUT_REQUIRED
+    return EXIT_FAILED
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    address = args.address or settings.addresses["gateway"]
+    async with HivemeshClient(address, timeout_s=args.timeout) as client:
+        if args.task:
+            task = await client.answer(args.task, args.text)
+            after = task.last_sequence - 1
+        else:
+            task, existing = await client.submit(
+                args.text,
+                user_id=args.user,
+                session_id=args.session,
+                tenant_id=args.tenant,
+                deadline_s=args.deadline,
+                request_id=args.request_id,
+            )
+            after = 0
+            if existing:
+                print(
+                    f"(request {args.request_id} was already submitted as task {task.task_id})",
+                    file=sys.stderr,
+                )
+        if not args.quiet:
+            print(f"task {task.task_id}", file=sys.stderr)
+        async for event in client.follow(task.task_id, after):
+            line = _describe(event)
+            if line is not None and not args.quiet:
+                print(f"  [{event.sequence:>3}] {line}", file=sys.stderr)
+        final = await client.get(task.task_id)
+    if args.json:
+        _print_json(final)
+    elif final.state == TaskState.TASK_STATE_COMPLETED:
+        print(final.answer)
+    elif final.state == TaskState.TASK_STATE_INPUT_REQUIRED:
+        print(final.answer)
+        print(f'answer with: hivemesh run --task {final.task_id} "<your answer>"', file=sys.stderr)
+    else:
+        state = TaskState.Name(final.state).removeprefix("TASK_STATE_")
+        print(f"task {state}: {final.error.message or final.error.reason}", file=sys.stderr)
+    return _exit_code(final)
+
+
+async def _task(args: argparse.Namespace, settings: Settings) -> int:
+    address = args.address or settings.addresses["gateway"]
+    async with HivemeshClient(address, timeout_s=args.timeout) as client:
+        if args.action == "list":
+            tasks, token = await client.list(
+                page_size=args.limit, page_token=args.page_token, user_id=args.user
+            )
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "tasks": [
+                                json_format.MessageToDict(t, preserving_proto_field_name=True) for t in tasks
+                            ],
+                            "next_page_token": token,
+                        },
+                        indent=2,
+                    )
+                )
+            else:
+                for t in tasks:
+                    state = TaskState.Name(t.state).removeprefix("TASK_STATE_")
+                    created = t.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+                    print(f"{t.task_id}  {state:<14} {created}  {t.input_text[:60]!r}")
+                if token:
+                    print(f"(more: --page-token {token})", file=sys.stderr)
+            return 0
+        if not args.task_id:
+            print(f"hivemesh task {args.action}: a task id is required", file=sys.stderr)
+            return EXIT_USAGE
+        if args.action == "get":
+            task = await client.get(args.task_id)
+        elif args.action == "cancel":
+            task = await client.cancel(args.task_id, args.reason)
+        else:
+            async for event in client.follow(args.task_id, args.after):
+                if args.json:
+                    print(json_format.MessageToJson(event, preserving_proto_field_name=True, indent=None))
+                else:
+                    print(f"[{event.sequence:>3}] {_describe(event) or event.WhichOneof('kind')}")
+            return 0
+    if args.json:
+        _print_json(task)
+    else:
+        state = TaskState.Name(task.state).removeprefix("TASK_STATE_")
+        print(f"{task.task_id}  {state}  answer={task.answer!r}  error={task.error.message!r}")
+    return 0
+
+
+async def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from hivemesh.tasks.system import TaskSystem  # noqa: PLC0415 - only this command opens the store directly
+
+    tasks = TaskSystem(settings)
+    await tasks.start()
+    try:
+        result = await tasks.log.verify(args.task_id)
+    finally:
+        await tasks.stop(0)
+    if result.ok:
+        print(f"task {result.task_id}: {result.events} events, hash chain intact")
+        return 0
+    print(f"task {result.task_id}: broken at event {result.broken_at}: {result.problem}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+# ---- benchmark -----------------------------------------------------------------------------------
+
+
+async def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    address = args.address or settings.addresses["gateway"]
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    stop_at = time.perf_counter() + args.duration
+    prompts = args.prompt or ["what is 12 * (3 + 4)?"]
+
+    async def client_loop(number: int, client: HivemeshClient) -> None:
+        i = 0
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            try:
+                task, _ = await client.submit(
+                    prompts[(number + i) % len(prompts)], user_id=f"bench-{number}", session_id="bench"
+                )
+                async for _event in client.follow(task.task_id):
+                    pass
+                final = await client.get(task.task_id)
+                if final.state != TaskState.TASK_STATE_COMPLETED:
+                    key = TaskState.Name(final.state)
+                    errors[key] = errors.get(key, 0) + 1
+                else:
+                    latencies.append(time.perf_counter() - started)
+            except grpc.aio.AioRpcError as exc:
+                key = exc.code().name
+                errors[key] = errors.get(key, 0) + 1
+            i += 1
+
+    began = time.perf_counter()
+    async with HivemeshClient(address, timeout_s=args.timeout) as client:
+        await asyncio.gather(*(client_loop(n, client) for n in range(args.clients)))
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+        )
+
+    report = {
+        "clients": args.clients,
+        "seconds": round(elapsed, 2),
+        "completed": len(latencies),
+        "tasks_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(pct(0.50), 1),
+        "p95_ms": round(pct(0.95), 1),
+        "p99_ms": round(pct(0.99), 1),
+        "errors": errors,
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"{report['completed']} tasks in {report['seconds']}s with {args.clients} clients: "
+            f"{report['tasks_per_s']} tasks/s, p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
+            f"p99 {report['p99_ms']} ms, errors {sum(errors.values())} {errors or ''}"
+        )
+    return 0
+
+
+# ---- entry point ---------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hivemesh", description="A production runtime for AI agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("up", help="run all five services in one process, each on its own port")
+    serve = sub.add_parser("serve", help="run one service")
+    serve.add_argument("service", choices=SERVICES)
+
+    def client_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--address", help="gateway host:port (default: HIVEMESH_GATEWAY_ADDR or localhost:50051)"
+        )
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds for each unary call")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    run = sub.add_parser("run", help="send a request in plain words and print the answer")
+    run.add_argument("text")
+    run.add_argument(
+        "--user",
+        default=os.environ.get("HIVEMESH_USER") or _default_user(),
+        help="user id (default: $HIVEMESH_USER or your login name)",
+    )
+    run.add_argument(
+        "--session",
+        default=os.environ.get("HIVEMESH_SESSION", "default"),
+        help="conversation id (default: $HIVEMESH_SESSION or 'default'); a new one starts a new conversation",
+    )
+    run.add_argument(
+        "--tenant", default="", help="tenant id (default: the credentials' tenant, else 'default')"
+    )
+    run.add_argument(
+        "--task", help="answer the question of this task (INPUT_REQUIRED) instead of starting a new one"
+    )
+    run.add_argument(
+        "--deadline", type=float, help="seconds the task may take (default: HIVEMESH_TASK_DEADLINE)"
+    )
+    run.add_argument("--request-id", default=uuid.uuid4().hex, help="idempotency key (default: random)")
+    run.add_argument("--quiet", "-q", action="store_true", help="do not print events on stderr")
+    client_flags(run)
+
+    task = sub.add_parser("task", help="list, inspect, follow, cancel or verify tasks")
+    task.add_argument("action", choices=["list", "get", "watch", "cancel", "verify"])
+    task.add_argument("task_id", nargs="?")
+    task.add_argument("--after", type=int, default=0, help="watch: resume after this sequence")
+    task.add_argument("--reason", default="", help="cancel: why")
+    task.add_argument("--limit", type=int, default=20, help="list: page size")
+    task.add_argument("--page-token", default="", help="list: continue from a previous page")
+    task.add_argument("--user", default="", help="list: only this user's tasks")
+    client_flags(task)
+
+    bench = sub.add_parser("bench", help="N concurrent clients through the gateway for T seconds")
+    bench.add_argument("--clients", "-n", type=int, default=8)
+    bench.add_argument("--duration", "-t", type=float, default=10.0)
+    bench.add_argument("--prompt", action="append", help="request text (repeatable; default: a calculation)")
+    client_flags(bench)
+
+    nlu = sub.add_parser(
+        "nlu", help="train and evaluate intent routers (see hivemesh nlu --help)", add_help=False
+    )
+    nlu.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["nlu"]:
+        from hivemesh.language.cli import main as nlu_main  # noqa: PLC0415 - heavy imports only when asked
+
+        return nlu_main(arguments[1:])
+    args = _parser().parse_args(arguments)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"hivemesh: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(settings.log_level, json_lines=settings.log_json)
+    if args.command not in ("up", "serve"):
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        if args.command == "up":
+            return cmd_up(args, settings)
+        if args.command == "serve":
+            return cmd_serve(args, settings)
+        if args.command == "run":
+            return asyncio.run(_run(args, settings))
+        if args.command == "task" and args.action == "verify":
+            if not args.task_id:
+                print("hivemesh task verify: a task id is required", file=sys.stderr)
+                return EXIT_USAGE
+            return asyncio.run(_verify(args, settings))
+        if args.command == "task":
+            return asyncio.run(_task(args, settings))
+        if args.command == "bench":
+            return asyncio.run(_bench(args, settings))
+    except grpc.aio.AioRpcError as exc:
+        details = details_of(exc)
+        reason = f" ({details.reason})" if details.reason else ""
+        print(f"hivemesh: {details.code.name}{reason}: {details.message}", file=sys.stderr)
+        return EXIT_UNAVAILABLE if details.code == grpc.StatusCode.UNAVAILABLE else EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
