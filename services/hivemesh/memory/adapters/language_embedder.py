@@ -1,0 +1,36 @@
+"""Embeddings from the language service's Embed RPC, in batches the contract accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import grpc
+
+from hivemesh.language.v1.language_service_pb2 import EmbedRequest
+from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
+from hivemesh.memory.errors import embedder_unavailable
+from hivemesh.mesh.errors import DeadlineExceeded
+
+# EmbedRequest accepts at most this many texts.
+MAX_BATCH = 2048
+
+
+class LanguageEmbedder:
+    def __init__(self, channel: Callable[[], grpc.aio.Channel]) -> None:
+        # The channel is opened on first use: the language service may start after memory.
+        self._channel = channel
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), MAX_BATCH):
+            batch = list(texts[start : start + MAX_BATCH])
+            try:
+                response = await LanguageServiceStub(self._channel()).Embed(EmbedRequest(texts=batch))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise DeadlineExceeded("the language service did not embed in time") from exc
+                raise embedder_unavailable(f"language service: {exc.code().name}") from exc
+            if len(response.embeddings) != len(batch):
+                raise embedder_unavailable("language service returned a wrong number of embeddings")
+            vectors.extend(list(e.values) for e in response.embeddings)
+        return vectors

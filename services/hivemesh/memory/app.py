@@ -1,0 +1,116 @@
+"""Wires the memory service: the adapters chosen by settings, the domain, the servicer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hivemesh.memory.adapters.edge_index import EdgeIndex
+from hivemesh.memory.adapters.language_embedder import LanguageEmbedder
+from hivemesh.memory.adapters.sql_ledger import SqlLedger
+from hivemesh.memory.adapters.sql_records import SqlRecordStore
+from hivemesh.memory.adapters.sql_turns import SqlTurnStore
+from hivemesh.memory.config import EmbedderKind, MemoryConfig
+from hivemesh.memory.hashing import HashingEmbedder
+from hivemesh.memory.knowledge import KnowledgeSettings, LongTermMemory
+from hivemesh.memory.ports import Embedder, VectorIndex
+from hivemesh.memory.records import StructuredRecords
+from hivemesh.memory.runtime import Chore, MemoryRuntime
+from hivemesh.memory.schemas import RecordKinds
+from hivemesh.memory.servicer import MemoryServicer
+from hivemesh.memory.shortterm import ShortTermMemory, TurnStore
+from hivemesh.memory.v1.memory_service_pb2_grpc import add_MemoryServiceServicer_to_server
+from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.server import ServiceApp
+from hivemesh.mesh.sql import make_engine, sqlite_url
+
+
+def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
+    return build_with(settings, channels, MemoryConfig.from_env())
+
+
+def build_with(
+    settings: Settings,
+    channels: ChannelFactory,
+    config: MemoryConfig,
+    *,
+    engine: AsyncEngine | None = None,
+    index: VectorIndex | None = None,
+    embedder: Embedder | None = None,
+    clock: Callable[[], float] = time.time,
+) -> ServiceApp:
+    """``build`` with the memory settings given; tests and benchmarks may also hand in adapters."""
+    own_engine = engine is None
+    sql = engine or make_engine(settings.database_url or sqlite_url(settings.data_dir / "memory.db"))
+    turn_store = _turn_store(settings, config, sql)
+    index = index or _index(settings, config)
+    long = LongTermMemory(
+        SqlLedger(sql),
+        index,
+        embedder or _embedder(config, channels),
+        KnowledgeSettings(dedup_threshold=config.dedup_threshold),
+        clock,
+    )
+    short = ShortTermMemory(
+        turn_store,
+        default_budget=config.context_tokens,
+        max_turns=config.max_turns,
+        ttl_s=config.session_ttl_s,
+        clock=clock,
+    )
+    record_store = SqlRecordStore(sql)
+    records = StructuredRecords(
+        record_store, RecordKinds(), max_value_bytes=config.max_record_bytes, clock=clock
+    )
+    servicer = MemoryServicer(short, long, records)
+
+    async def sweep() -> None:
+        await long.sweep()
+        await record_store.sweep(clock())
+        if isinstance(turn_store, SqlTurnStore):
+            await turn_store.sweep(clock())
+
+    chores = [
+        Chore("sweeper", config.sweep_interval_s, sweep),
+        Chore("indexer", config.optimize_interval_s, index.maintain),
+    ]
+    return ServiceApp(
+        name="memory",
+        register=lambda server: add_MemoryServiceServicer_to_server(servicer, server),
+        components=[MemoryRuntime(sql, index, turn_store, chores, dispose_engine=own_engine)],
+    )
+
+
+def _turn_store(settings: Settings, config: MemoryConfig, engine: AsyncEngine) -> TurnStore:
+    if settings.redis_url is None:
+        return SqlTurnStore(engine)
+    from redis.asyncio import Redis  # noqa: PLC0415 - the distributed extra
+
+    from hivemesh.memory.adapters.redis_turns import RedisTurnStore  # noqa: PLC0415
+
+    return RedisTurnStore(Redis.from_url(settings.redis_url), config.redis_prefix)
+
+
+def _index(settings: Settings, config: MemoryConfig) -> VectorIndex:
+    if settings.qdrant_url is None:
+        return EdgeIndex(settings.data_dir / "qdrant", config.hnsw, config.dimensions)
+    from qdrant_client import AsyncQdrantClient  # noqa: PLC0415 - the distributed extra
+
+    from hivemesh.memory.adapters.qdrant_index import QdrantIndex  # noqa: PLC0415
+
+    return QdrantIndex(
+        AsyncQdrantClient(url=settings.qdrant_url), config.collection, config.hnsw, config.dimensions
+    )
+
+
+def _embedder(config: MemoryConfig, channels: ChannelFactory) -> Embedder:
+    if config.embedder is EmbedderKind.HASHING:
+        return HashingEmbedder(config.hashing_dimensions)
+    return LanguageEmbedder(lambda: channels.channel("language"))
+
+
+__all__ = ["build", "build_with"]
