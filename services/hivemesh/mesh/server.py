@@ -139,7 +139,9 @@ class MeshServer:
         await self._server.wait_for_termination()
 
 
-async def run_until_signal(servers: Sequence[MeshServer], grace_s: float) -> None:
+async def run_until_signal(
+    servers: Sequence[MeshServer], grace_s: float, on_started: Callable[[], None] | None = None
+) -> None:
     """Start the servers, serve until SIGTERM or SIGINT, then drain and stop them all."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -150,6 +152,8 @@ async def run_until_signal(servers: Sequence[MeshServer], grace_s: float) -> Non
         for server in servers:
             await server.start()
             started.append(server)
+        if on_started is not None:
+            on_started()
         await stop.wait()
         _log.info("shutting down: draining in-flight calls for up to %.1fs", grace_s)
     finally:
