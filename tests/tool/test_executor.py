@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hivemesh.mesh import deadlines
+from hivemesh.mesh.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from hivemesh.mesh.sql import sqlite_url
+from hivemesh.tool.builtins import discover
+from hivemesh.tool.executor import Executor
+from hivemesh.tool.model import Progress, ToolCall
+from hivemesh.tool.registry import Registry
+from hivemesh.tool.stores.sql import SqlIdempotencyStore
+from tests.tool.fakes import OWNER, deps
+from tests.tool.slow_tools import Probe, make_tools
+
+
+@pytest.fixture
+def probe() -> Probe:
+    return Probe()
+
+
+@pytest.fixture
+async def executor(tmp_path: Path, probe: Probe) -> AsyncIterator[Executor]:
+    store = SqlIdempotencyStore(sqlite_url(tmp_path / "tool.db"))
+    await store.start()
+    try:
+        yield Executor(Registry([*discover(), *make_tools(probe)]), deps(), store)
+    finally:
+        await store.stop(1.0)
+
+
+def call(name: str, key: str = "", **arguments: object) -> ToolCall:
+    return ToolCall(name, arguments, key, OWNER, "t-1")
+
+
+async def test_unknown_tool_and_bad_arguments(executor: Executor) -> None:
+    with pytest.raises(NotFound) as missing:
+        await executor.invoke(call("teleport"))
+    assert missing.value.reason == "TOOL_NOT_FOUND"
+    with pytest.raises(InvalidArgument) as bad:
+        await executor.invoke(call("roll_dice", count=0))
+    assert (bad.value.reason, bad.value.metadata["field"]) == ("INVALID_TOOL_ARGUMENTS", "arguments.count")
+
+
+async def test_a_tool_slower_than_its_timeout_fails_with_tool_timeout(
+    executor: Executor, probe: Probe
+) -> None:
+    with pytest.raises(DeadlineExceeded) as caught:
+        await executor.invoke(call("sleepy", seconds=5))
+    assert caught.value.reason == "TOOL_TIMEOUT"
+    assert probe.cancelled == 1
+
+
+async def test_the_callers_deadline_cuts_a_longer_timeout(executor: Executor, probe: Probe) -> None:
+    with deadlines.deadline(0.1), pytest.raises(DeadlineExceeded) as caught:
+        await executor.invoke(call("patient", seconds=5))
+    assert caught.value.reason == "DEADLINE_EXCEEDED"
+    assert probe.cancelled == 1
+
+
+async def test_a_raising_tool_fails_its_call_only(executor: Executor) -> None:
+    with pytest.raises(FailedPrecondition) as caught:
+        await executor.invoke(call("broken"))
+    assert caught.value.reason == "TOOL_FAILED"
+    assert "the widget fell over" in caught.value.message
+    assert (await executor.invoke(call("calculator", expression="1+1"))).output.display == "2"
+
+
+async def test_a_burst_beyond_the_limit_is_refused_while_other_tools_answer(executor: Executor) -> None:
+    busy = [asyncio.create_task(executor.invoke(call("patient", seconds=0.5))) for _ in range(8)]
+    await asyncio.sleep(0.05)
+    with pytest.raises(ResourceExhausted) as caught:
+        await executor.invoke(call("patient", seconds=0.5))
+    assert caught.value.reason == "TOOL_BUSY"
+    assert caught.value.retry_after_s > 0
+    # The calculator has its own bulkhead: it answers while patient is saturated.
+    assert (await executor.invoke(call("calculator", expression="2*21"))).output.display == "42"
+    assert all(not t.done() for t in busy)
+    await asyncio.gather(*busy)
+    assert (await executor.invoke(call("patient", seconds=0))).output.display.startswith("run")
+
+
+async def test_the_same_key_twice_runs_the_tool_once(executor: Executor, probe: Probe) -> None:
+    first = await executor.invoke(call("patient", "task-1:1", seconds=0))
+    second = await executor.invoke(call("patient", "task-1:1", seconds=0))
+    assert probe.runs == 1
+    assert (first.replayed, second.replayed) == (False, True)
+    assert second.output == first.output
+
+
+async def test_concurrent_calls_with_one_key_wait_for_the_first(executor: Executor, probe: Probe) -> None:
+    outcomes = await asyncio.gather(
+        *(executor.invoke(call("patient", "task-2:1", seconds=0.2)) for _ in range(5))
+    )
+    assert probe.runs == 1
+    assert sorted(o.replayed for o in outcomes) == [False, True, True, True, True]
+    assert all(o.output == outcomes[0].output for o in outcomes)
+
+
+async def test_a_key_reused_for_other_arguments_is_refused(executor: Executor) -> None:
+    await executor.invoke(call("calculator", "task-3:1", expression="1+1"))
+    with pytest.raises(FailedPrecondition) as caught:
+        await executor.invoke(call("calculator", "task-3:1", expression="2+2"))
+    assert caught.value.reason == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_a_failed_call_releases_its_key(executor: Executor, probe: Probe) -> None:
+    with pytest.raises(FailedPrecondition):
+        await executor.invoke(call("flaky", "task-4:1"))
+    retried = await executor.invoke(call("flaky", "task-4:1"))
+    assert (retried.replayed, probe.runs) == (False, 2)
+
+
+async def test_cancelling_the_call_stops_the_tool_and_frees_the_key(executor: Executor, probe: Probe) -> None:
+    running = asyncio.create_task(executor.invoke(call("patient", "task-5:1", seconds=30)))
+    await probe.started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert probe.cancelled == 1
+    again = await executor.invoke(call("patient", "task-5:1", seconds=0))
+    assert not again.replayed
+
+
+async def test_progress_is_reported(executor: Executor) -> None:
+    seen: list[Progress] = []
+
+    async def report(progress: Progress) -> None:
+        seen.append(progress)
+
+    await executor.invoke(call("sleepy", seconds=0.05), report)
+    assert [p.progress for p in seen] == list(range(10))
+    assert seen[0] == Progress(0, 10, "step 0")
