@@ -26,7 +26,9 @@ from hivemesh.mesh.server import MeshServer
 from tests.support import make_settings
 
 REDIS_URL = os.environ.get("HIVEMESH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-DATABASE_URL = os.environ.get("HIVEMESH_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+DATABASE_URL = os.environ.get(
+    "HIVEMESH_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 
 EMBEDDED = "embedded"
 DISTRIBUTED = "distributed"
@@ -90,7 +92,9 @@ async def memory_service(
     index: Callable[[MemoryConfig], VectorIndex] | None = None,
 ) -> AsyncIterator[MemoryUnderTest]:
     """The memory service over SQLite + Qdrant Edge (embedded) or Redis + PostgreSQL + qdrant-client."""
-    base = config or MemoryConfig(embedder=EmbedderKind.HASHING, hashing_dimensions=256, sweep_interval_s=3600)
+    base = config or MemoryConfig(
+        embedder=EmbedderKind.HASHING, hashing_dimensions=256, sweep_interval_s=3600
+    )
     clock = Clock()
     prefix = f"hivemesh-test:{uuid.uuid4().hex}:"
     cfg = replace(base, redis_prefix=prefix)
@@ -99,7 +103,9 @@ async def memory_service(
         settings = make_settings(data_dir, **env)
         chosen = index(cfg) if index else None
         if chosen is None and backend == DISTRIBUTED:
-            chosen = QdrantIndex(AsyncQdrantClient(location=":memory:"), cfg.collection, cfg.hnsw, cfg.dimensions)
+            chosen = QdrantIndex(
+                AsyncQdrantClient(location=":memory:"), cfg.collection, cfg.hnsw, cfg.dimensions
+            )
         channels = ChannelFactory(settings)
         app = build_with(settings, channels, cfg, engine=engine, index=chosen, clock=clock)
         server = MeshServer(app, settings.server, 0, Metrics())

@@ -1,0 +1,64 @@
+"""Optimistic concurrency: of two updates naming the same version, exactly one wins."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from google.protobuf import struct_pb2
+
+from hivemesh.memory.v1 import memory_service_pb2 as pb
+from tests.memory.harness import MemoryUnderTest, scope
+
+
+async def _outcome(call: object) -> grpc.StatusCode:
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def test_concurrent_memory_updates_with_one_version(memory: MemoryUnderTest) -> None:
+    made = await memory.stub.Remember(pb.RememberRequest(scope=scope(), text="meeting room is 4B"))
+    memory_id = made.memory.memory_id
+    outcomes = await asyncio.gather(
+        *(
+            _outcome(
+                memory.stub.UpdateMemory(
+                    pb.UpdateMemoryRequest(
+                        scope=scope(), memory_id=memory_id, text=f"meeting room is {n}C", expected_version=1
+                    )
+                )
+            )
+            for n in range(2)
+        )
+    )
+    assert sorted(o.name for o in outcomes) == ["ABORTED", "OK"]
+    history = await memory.stub.GetMemoryHistory(
+        pb.GetMemoryHistoryRequest(scope=scope(), memory_id=memory_id)
+    )
+    assert [c.version for c in history.changes] == [1, 2]
+    hits = await memory.stub.Recall(pb.RecallRequest(scope=scope(), text="meeting room"))
+    assert hits.hits[0].memory.text == history.changes[-1].text
+
+
+async def test_concurrent_record_puts_with_one_version(memory: MemoryUnderTest) -> None:
+    value = struct_pb2.Struct()
+    value.update({"items": []})
+    await memory.stub.PutRecord(pb.PutRecordRequest(scope=scope(), kind="list", key="todo", value=value))
+    outcomes = await asyncio.gather(
+        *(
+            _outcome(
+                memory.stub.PutRecord(
+                    pb.PutRecordRequest(
+                        scope=scope(), kind="list", key="todo", value=value, expected_version=1
+                    )
+                )
+            )
+            for _ in range(2)
+        )
+    )
+    assert sorted(o.name for o in outcomes) == ["ABORTED", "OK"]
+    got = await memory.stub.GetRecord(pb.GetRecordRequest(scope=scope(), kind="list", key="todo"))
+    assert got.record.version == 2
