@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import sqlalchemy as sa
@@ -24,6 +25,9 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
 from tests.support import make_settings
+
+if TYPE_CHECKING:  # the async stub type exists only for type checkers
+    from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub
 
 REDIS_URL = os.environ.get("HIVEMESH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASE_URL = os.environ.get(
@@ -50,7 +54,7 @@ class Clock:
 
 @dataclass
 class MemoryUnderTest:
-    stub: MemoryServiceStub
+    stub: MemoryServiceAsyncStub
     clock: Clock
     server: MeshServer
 

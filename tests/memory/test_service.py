@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import grpc
 import pytest
 from google.protobuf import duration_pb2, struct_pb2
+from google.protobuf.json_format import MessageToDict
 
 from hivemesh.common.v1.content_pb2 import ROLE_ASSISTANT, ROLE_USER
 from hivemesh.memory.v1 import memory_service_pb2 as pb
@@ -12,7 +16,7 @@ from tests.memory.harness import MemoryUnderTest, scope
 from tests.support import rpc_error
 
 
-def struct(value: dict[str, object]) -> struct_pb2.Struct:
+def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     message.update(value)
     return message
@@ -198,7 +202,7 @@ async def test_records_put_get_list_delete(memory: MemoryUnderTest) -> None:
     )
     assert put.record.version == 1
     got = await memory.stub.GetRecord(pb.GetRecordRequest(scope=scope(), kind="list", key="shopping"))
-    assert list(got.record.value["items"]) == ["milk", "eggs"]
+    assert MessageToDict(got.record.value) == {"items": ["milk", "eggs"]}
     again = await memory.stub.PutRecord(
         pb.PutRecordRequest(
             scope=scope(), kind="list", key="shopping", value=struct({"items": ["milk"]}), expected_version=1
