@@ -22,17 +22,13 @@ class ToolServicer(ToolServiceServicer):
         self._registry = registry
         self._executor = executor
 
-    async def ListTools(
-        self, request: pb.ListToolsRequest, context: Context
-    ) -> pb.ListToolsResponse:
+    async def ListTools(self, request: pb.ListToolsRequest, context: Context) -> pb.ListToolsResponse:
         page = self._registry.page(request.page_size, request.page_token)
         return pb.ListToolsResponse(
             tools=[convert.spec(s) for s in page.specs], next_page_token=page.next_page_token
         )
 
-    async def InvokeTool(
-        self, request: pb.InvokeToolRequest, context: Context
-    ) -> pb.InvokeToolResponse:
+    async def InvokeTool(self, request: pb.InvokeToolRequest, context: Context) -> pb.InvokeToolResponse:
         return convert.response(await self._executor.invoke(convert.call(request)))
 
     async def InvokeToolStream(

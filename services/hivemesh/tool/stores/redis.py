@@ -42,7 +42,7 @@ return 0
 class RedisIdempotencyStore:
     def __init__(self, url: str, prefix: str = "hivemesh:tool:idempotency:") -> None:
         self._url = url
-        self._prefix = prefix
+        self.prefix = prefix
         self._client: aioredis.Redis | None = None
 
     async def start(self) -> None:
@@ -60,7 +60,7 @@ class RedisIdempotencyStore:
         return self._client
 
     async def _eval(self, script: str, key: str, *args: Any) -> Any:
-        return await self.client.eval(script, 1, self._prefix + key, *args)
+        return await self.client.eval(script, 1, self.prefix + key, *args)
 
     async def claim(self, key: str, fingerprint: str, lease_s: float) -> Claim:
         while True:
