@@ -1,0 +1,34 @@
+"""The ``GenerateBackend`` port and the choice of backend from the environment.
+
+``HIVEMESH_LLM_BACKEND`` picks ``builtin`` (deterministic, no model) or ``openai`` (any server that
+speaks the OpenAI chat completions API: vLLM, Ollama, llama.cpp server, a hosted API). When it is
+unset, setting ``HIVEMESH_LLM_BASE_URL`` selects ``openai`` and leaving it unset ``builtin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
+
+from hivemesh.language.generate.builtin import BuiltinBackend
+from hivemesh.language.generate.config import llm_config_from_env
+from hivemesh.language.generate.openai_compat import OpenAICompatibleBackend
+from hivemesh.language.v1 import language_service_pb2 as pb
+
+
+class GenerateBackend(Protocol):
+    """Continues a conversation as a stream of text deltas, tool calls, usage and a finish reason."""
+
+    def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateResponse]: ...
+
+    async def aclose(self) -> None:
+        """Release connections; the backend is not used afterwards."""
+        ...
+
+
+def build_backend(env: Mapping[str, str]) -> GenerateBackend:
+    """The backend the environment asks for; raises ConfigError naming a bad variable."""
+    config = llm_config_from_env(env)
+    if config is None:
+        return BuiltinBackend()
+    return OpenAICompatibleBackend(config)

@@ -1,0 +1,90 @@
+"""The built-in backend: replies composed from the plan's results, deterministic, no model.
+
+What it says, in order of precedence:
+1. the planner's own reply, when the conversation ends with an ASSISTANT message that has text;
+2. the tool results after the last USER message: one result is returned exactly as the tool
+   displayed it ("84"), several one per line;
+3. otherwise a reply for the understood intent (a greeting, an honest "I can't help with that").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Final
+
+from hivemesh.common.v1 import content_pb2
+from hivemesh.language.generate.tokens import count_prompt_tokens, count_tokens
+from hivemesh.language.v1 import language_service_pb2 as pb
+
+GREETING: Final = "Hello! How can I help you?"
+CAPABILITIES: Final = (
+    "I can do arithmetic, convert units, tell the time in a city, work with dates, set timers and "
+    "reminders, keep lists, roll dice, flip a coin, spell words and remember things for you."
+)
+OUT_OF_SCOPE: Final = f"Sorry, I can't help with that. {CAPABILITIES}"
+NOT_INSTALLED: Final = {
+    "weather": "check the weather",
+    "play_music": "play music",
+    "book_flight": "book flights",
+    "send_email": "send email",
+}
+FALLBACK_REPLIES: Final = {
+    "greeting": GREETING,
+    "remember": "OK, I'll remember that.",
+    "recall": "I don't have anything saved about that.",
+}
+NO_RESULT: Final = "Sorry, I couldn't work that out."
+# Words with the whitespace after them, so the deltas concatenate back to the exact reply.
+_DELTA = re.compile(r"\S+\s*|\s+")
+
+
+def _after_last_user(messages: list[pb.ChatMessage]) -> list[pb.ChatMessage]:
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].role == content_pb2.ROLE_USER:
+            return messages[index + 1 :]
+    return messages
+
+
+def _intent_reply(understanding: pb.UnderstandResponse) -> str:
+    if understanding.parts:
+        return "\n".join(_intent_reply(part) for part in understanding.parts)
+    intent = understanding.intent
+    if understanding.out_of_scope or intent == "oos":
+        return OUT_OF_SCOPE
+    if intent in NOT_INSTALLED:
+        return f"Sorry, I can't {NOT_INSTALLED[intent]} yet: no tool for that is installed."
+    if intent in FALLBACK_REPLIES:
+        return FALLBACK_REPLIES[intent]
+    if not intent:
+        return f"How can I help? {CAPABILITIES}"
+    return NO_RESULT
+
+
+def compose_reply(request: pb.GenerateRequest) -> str:
+    """The reply text for ``request`` (see the module docstring for the rules)."""
+    messages = list(request.messages)
+    if messages and messages[-1].role == content_pb2.ROLE_ASSISTANT and messages[-1].content.strip():
+        return messages[-1].content
+    results = [m for m in _after_last_user(messages) if m.role == content_pb2.ROLE_TOOL]
+    if results:
+        if len(results) == 1:
+            return results[0].content
+        return "\n".join(m.content.strip() or f"{m.name or 'tool'}: done" for m in results)
+    return _intent_reply(request.understanding)
+
+
+class BuiltinBackend:
+    """Streams the composed reply word by word, then usage and FINISH_REASON_STOP."""
+
+    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateResponse]:
+        reply = compose_reply(request)
+        for piece in _DELTA.findall(reply):
+            yield pb.GenerateResponse(text_delta=piece)
+        yield pb.GenerateResponse(
+            usage=pb.Usage(prompt_tokens=count_prompt_tokens(request), completion_tokens=count_tokens(reply))
+        )
+        yield pb.GenerateResponse(finish_reason=pb.FINISH_REASON_STOP)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
