@@ -1,0 +1,150 @@
+"""The rendered overlays are valid and agree with the code (tools/validate_deploy.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from prometheus_client import CollectorRegistry
+
+from hivemesh.mesh.config import SERVICES
+from hivemesh.mesh.contracts import CONTRACTS, retryable_methods
+from hivemesh.mesh.metrics import Metrics
+from tools.validate_deploy import (
+    ROOT,
+    Doc,
+    Layout,
+    callers_in_code,
+    check_authorization,
+    check_connection_pools,
+    check_grace_periods,
+    check_istio_schemas,
+    check_kubernetes_schemas,
+    check_probes,
+    check_retries,
+    check_service_ports,
+    of_kind,
+    settings_from,
+    validate,
+)
+
+
+def test_every_overlay_passes_the_validator(layout: Layout) -> None:
+    results = validate(layout)
+    assert set(results) == {"dev", "prod"}
+    assert results == {"dev": [], "prod": []}
+
+
+def test_kubernetes_objects_match_the_strict_schemas(rendered: list[Doc]) -> None:
+    assert [str(p) for p in check_kubernetes_schemas(rendered)] == []
+
+
+def test_istio_objects_match_the_strict_schemas(rendered: list[Doc], layout: Layout) -> None:
+    kinds = {d["kind"] for d in rendered if "istio.io" in d["apiVersion"]}
+    assert {"PeerAuthentication", "DestinationRule", "VirtualService", "AuthorizationPolicy"} <= kinds
+    assert {"RequestAuthentication", "Gateway", "Telemetry", "Sidecar", "ServiceEntry"} <= kinds
+    assert [str(p) for p in check_istio_schemas(rendered, layout.schemas)] == []
+
+
+def test_service_ports_are_grpc_named_with_app_protocol(rendered: list[Doc]) -> None:
+    assert [str(p) for p in check_service_ports(rendered)] == []
+    for service in SERVICES:
+        (svc,) = [s for s in of_kind(rendered, "Service") if s["metadata"]["name"] == service]
+        grpc = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
+        assert grpc == [
+            {"name": "grpc", "port": grpc[0]["port"], "targetPort": "grpc", "appProtocol": "grpc"}
+        ]
+
+
+def test_probes_target_registered_health_names(rendered: list[Doc]) -> None:
+    assert [str(p) for p in check_probes(rendered)] == []
+
+
+def test_authorization_admits_exactly_the_callers(rendered: list[Doc], layout: Layout) -> None:
+    assert [str(p) for p in check_authorization(rendered, callers_in_code(layout.services))] == []
+
+
+def test_retried_methods_are_exactly_the_idempotent_ones(rendered: list[Doc]) -> None:
+    assert [str(p) for p in check_retries(rendered, settings_from(rendered))] == []
+    retried = set()
+    for vs in of_kind(rendered, "VirtualService"):
+        for route in vs["spec"]["http"]:
+            if route.get("retries", {}).get("attempts", 0) > 0:
+                retried |= {m["uri"]["exact"] for m in route["match"]}
+    declared = {f"/{c.full_name}/{m}" for c in CONTRACTS.values() for m in retryable_methods(c.descriptor)}
+    assert retried == declared
+
+
+def test_connection_pools_equal_server_limits(rendered: list[Doc]) -> None:
+    settings = settings_from(rendered)
+    assert settings.in_mesh
+    assert settings.server.host == "0.0.0.0"
+    assert [str(p) for p in check_connection_pools(rendered, settings)] == []
+
+
+def test_grace_periods_are_ordered(rendered: list[Doc]) -> None:
+    assert [str(p) for p in check_grace_periods(rendered, settings_from(rendered))] == []
+
+
+def test_addresses_point_at_the_services(rendered: list[Doc]) -> None:
+    settings = settings_from(rendered)
+    services = {s["metadata"]["name"]: s for s in of_kind(rendered, "Service")}
+    for name in SERVICES:
+        host, port = settings.addresses[name].rsplit(":", 1)
+        namespace = services[name]["metadata"]["namespace"]
+        assert host == f"{name}.{namespace}.svc.cluster.local"
+        assert int(port) == settings.ports[name]
+        assert [p["port"] for p in services[name]["spec"]["ports"] if p["name"] == "grpc"] == [int(port)]
+
+
+def test_caller_scan_finds_channel_calls(tmp_path: Path) -> None:
+    (tmp_path / "planner").mkdir()
+    (tmp_path / "planner" / "clients.py").write_text(
+        'a = self._channels.channel("memory")\n'
+        'b = channels.channel( "tool" )\n'
+        'c = channels.channel("planner")\n'
+    )
+    found = callers_in_code(tmp_path)
+    assert found["memory"] == {"planner"}
+    assert found["tool"] == {"planner"}
+    assert found["planner"] == set()
+
+
+def test_telemetry_provider_is_configured_with_grpc_status() -> None:
+    (operator,) = yaml.safe_load_all((ROOT / "istio" / "install" / "istio-mesh.yaml").read_text())
+    providers = {p["name"]: p for p in operator["spec"]["meshConfig"]["extensionProviders"]}
+    telemetry = yaml.safe_load((ROOT / "istio" / "telemetry.yaml").read_text())
+    for logging in telemetry["spec"]["accessLogging"]:
+        for provider in logging["providers"]:
+            labels = providers[provider["name"]]["envoyFileAccessLog"]["logFormat"]["labels"]
+            assert "%GRPC_STATUS" in labels["grpc_status"]
+
+
+def test_dashboard_queries_metrics_the_services_export() -> None:
+    dashboard = json.loads((ROOT / "k8s" / "base" / "dashboards" / "hivemesh.json").read_text())
+    exported: set[str] = set()
+    registry: CollectorRegistry = Metrics().registry
+    for family in registry.collect():
+        exported |= {sample.name for sample in family.samples}
+        exported |= {f"{family.name}_bucket", f"{family.name}_total", family.name}
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bhivemesh_[a-z_]+", target["expr"])
+    }
+    assert {"hivemesh_rpc_requests_total", "hivemesh_rpc_duration_seconds_bucket"} <= queried
+    assert {"hivemesh_queue_depth", "hivemesh_dead_letters"} <= queried
+    assert queried <= exported
+
+
+def test_containerfile_runs_one_unprivileged_exec_form_process() -> None:
+    text = (ROOT / "Containerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, re.MULTILINE)) == 2
+    assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
+    entrypoint = re.search(r"^ENTRYPOINT (.+)$", text, re.MULTILINE)
+    assert entrypoint is not None
+    assert json.loads(entrypoint.group(1))[-1].endswith("hivemesh")
+    assert json.loads(re.search(r"^CMD (.+)$", text, re.MULTILINE).group(1))[0] == "serve"  # type: ignore[union-attr]

