@@ -70,6 +70,10 @@ class Settings:
     task_deadline_s: float
     max_steps: int
     planner_workers: int
+    # "builtin" plans from intents and slots; "llm" lets the configured model call tools.
+    planner_strategy: str
+    # Calls the planner keeps in flight to each downstream service (a bulkhead per service).
+    planner_downstream_concurrency: int
     queue_max_depth: int
     max_attempts: int
     visibility_timeout_s: float
@@ -122,6 +126,12 @@ class Settings:
             task_deadline_s=reader.seconds("HIVEMESH_TASK_DEADLINE", 60.0, minimum=0.001),
             max_steps=reader.integer("HIVEMESH_MAX_STEPS", 8, minimum=1),
             planner_workers=reader.integer("HIVEMESH_PLANNER_WORKERS", 4, minimum=0),
+            planner_strategy=reader.choice(
+                "HIVEMESH_PLANNER_STRATEGY", "BUILTIN", ("BUILTIN", "LLM")
+            ).lower(),
+            planner_downstream_concurrency=reader.integer(
+                "HIVEMESH_PLANNER_DOWNSTREAM_CONCURRENCY", 64, minimum=1
+            ),
             queue_max_depth=reader.integer("HIVEMESH_QUEUE_MAX_DEPTH", 10000, minimum=1),
             max_attempts=reader.integer("HIVEMESH_MAX_ATTEMPTS", 3, minimum=1),
             visibility_timeout_s=reader.seconds("HIVEMESH_VISIBILITY_TIMEOUT", 120.0, minimum=0.1),

@@ -6,6 +6,7 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
+from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.runner import Runner
 from hivemesh.planner.service import Planner
@@ -17,13 +18,22 @@ from hivemesh.tasks.system import TaskSystem
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     tasks = TaskSystem(settings)
+    limit = settings.planner_downstream_concurrency
+    bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
 
     def runner() -> Runner:
         # Channels open lazily, so downstream services may start after the planner.
-        return Runner(GrpcLanguage(channels), GrpcMemory(channels), GrpcTools(channels))
+        return Runner(
+            GrpcLanguage(channels, bulkheads["language"]),
+            GrpcMemory(channels, bulkheads["memory"]),
+            GrpcTools(channels, bulkheads["tool"]),
+            use_llm=settings.planner_strategy == "llm",
+        )
 
     workers = WorkerPool(tasks, runner, settings, metrics, concurrency=settings.planner_workers)
-    planner = Planner(GrpcLanguage(channels), GrpcTools(channels), runner())
+    planner = Planner(
+        GrpcLanguage(channels, bulkheads["language"]), GrpcTools(channels, bulkheads["tool"]), runner()
+    )
     servicer = PlannerServicer(planner)
     return ServiceApp(
         name="planner",

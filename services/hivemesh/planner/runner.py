@@ -19,10 +19,11 @@ from hivemesh.common.v1.content_pb2 import Role
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.language.v1 import language_service_pb2 as lang
 from hivemesh.memory.v1.memory_service_pb2 import Turn
-from hivemesh.mesh.errors import DeadlineExceeded, HivemeshError
+from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, HivemeshError
 from hivemesh.planner import strategy
 from hivemesh.planner.ports import EventSink, Language, Memory, Tools
 from hivemesh.tasks.projection import error as task_error
+from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
 _log = logging.getLogger(__name__)
 
@@ -69,10 +70,14 @@ def follow_up_text(task: Task, history: Sequence[TaskEvent]) -> str:
 
 
 class Runner:
-    def __init__(self, language: Language, memory: Memory, tools: Tools) -> None:
+    """``use_llm`` picks the strategy: the built-in planner, or a function-calling loop in which the
+    language service's model chooses the tools (every call still goes through ToolService)."""
+
+    def __init__(self, language: Language, memory: Memory, tools: Tools, *, use_llm: bool = False) -> None:
         self._language = language
         self._memory = memory
         self._tools = tools
+        self._use_llm = use_llm
 
     async def _emit(self, sink: EventSink, **kind: Any) -> TaskEvent:
         event = TaskEvent()
@@ -102,6 +107,8 @@ class Runner:
                 raise
             specs = {}
             await self._notice(sink, "TOOLS_UNAVAILABLE", exc.message)
+        if self._use_llm:
+            return await self._run_llm(task, text, context, specs, history, sink)
         understanding = await self._language.understand(text, [t.text for t in context], sorted(specs))
         recognised = TaskEvent()
         recognised.intent_recognized.intent = understanding.intent
@@ -116,6 +123,13 @@ class Runner:
             asked.input_requested.missing = question.missing
             await sink.emit(asked)
             return Outcome(question=question.reply)
+        max_steps = task.options.max_steps or len(plan.steps)
+        if len(plan.steps) > max_steps:
+            raise FailedPrecondition(
+                f"the request needs {len(plan.steps)} steps but the task allows {max_steps}",
+                reason="TOO_MANY_STEPS",
+                metadata={"steps": str(len(plan.steps)), "max_steps": str(max_steps)},
+            )
         done = completed_steps(history)
         results = await asyncio.gather(*(self._step(task, step, done, sink) for step in plan.steps))
         by_step = dict(zip([s.number for s in plan.steps], results, strict=True))
@@ -125,6 +139,66 @@ class Runner:
         finished.completed.answer = answer
         await sink.emit(finished)
         return Outcome(answer=answer)
+
+    async def _run_llm(
+        self,
+        task: Task,
+        text: str,
+        context: Sequence[Turn],
+        specs: Mapping[str, ToolSpec],
+        history: Sequence[TaskEvent],
+        sink: EventSink,
+    ) -> Outcome:
+        """Let the model call tools until it answers, within max_steps and the task's deadline."""
+        roles = {Role.ROLE_USER: Role.ROLE_USER, Role.ROLE_ASSISTANT: Role.ROLE_ASSISTANT}
+        messages = [lang.ChatMessage(role=roles[t.role], content=t.text) for t in context if t.role in roles]
+        messages.append(lang.ChatMessage(role=Role.ROLE_USER, content=text))
+        functions = [
+            lang.FunctionSpec(name=s.name, description=s.description, parameters=s.arguments_schema)
+            for s in specs.values()
+        ]
+        done = completed_steps(history)
+        max_steps = task.options.max_steps or 8
+        step_number = 0
+        for _round in range(max_steps + 1):
+            chunks: list[str] = []
+            calls: list[lang.ToolCall] = []
+            request = lang.GenerateRequest(messages=messages, tools=functions)
+            async for piece in self._language.generate(request):
+                kind = piece.WhichOneof("kind")
+                if kind == "text_delta":
+                    chunks.append(piece.text_delta)
+                    delta = TaskEvent()
+                    delta.answer_delta.text = piece.text_delta
+                    await sink.emit(delta)
+                elif kind == "tool_call":
+                    calls.append(piece.tool_call)
+            if not calls:
+                answer = "".join(chunks).strip()
+                await self._remember_turns(task, text, answer, sink)
+                finished = TaskEvent()
+                finished.completed.answer = answer
+                await sink.emit(finished)
+                return Outcome(answer=answer)
+            if step_number + len(calls) > max_steps:
+                break
+            messages.append(
+                lang.ChatMessage(role=Role.ROLE_ASSISTANT, content="".join(chunks), tool_calls=calls)
+            )
+            steps = []
+            for call in calls:
+                step_number += 1
+                arguments = json_format.MessageToDict(call.arguments)
+                steps.append((call, strategy.Step(step_number, call.name, arguments)))
+            results = await asyncio.gather(*(self._step(task, step, done, sink) for _, step in steps))
+            for (call, _), result in zip(steps, results, strict=True):
+                result.tool_call_id = call.id
+                messages.append(result)
+        raise FailedPrecondition(
+            f"the model asked for more than {max_steps} tool calls",
+            reason="TOO_MANY_STEPS",
+            metadata={"max_steps": str(max_steps)},
+        )
 
     async def _step(
         self, task: Task, step: strategy.Step, done: Mapping[int, TaskEvent], sink: EventSink
