@@ -66,6 +66,8 @@ class EdgeIndex:
                 m=self._hnsw.m, ef_construct=self._hnsw.ef_construct, full_scan_threshold=10_000
             ),
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self._hnsw.indexing_threshold_kb),
+            # Recall returns payloads on every hit: keep them (and the payload indexes) in RAM.
+            payload_memory=qe.Memory.Cached,
         )
         shard = qe.EdgeShard.create(str(self._directory / _SHARD), config)
         shard.update(qe.UpdateOperation.create_field_index(pl.TENANT, qe.KeywordIndexParams(is_tenant=True)))
@@ -113,7 +115,7 @@ class EdgeIndex:
             limit=limit,
             query=qe.Query.Nearest(list(vector)),
             filter=_owner_filter(owner, filters, now),
-            with_payload=True,
+            with_payload=list(pl.RETURNED),
             score_threshold=min_score if min_score > 0 else None,
             params=qe.SearchParams(hnsw_ef=max(self._hnsw.ef, limit)),
         )

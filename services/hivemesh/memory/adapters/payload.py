@@ -20,6 +20,10 @@ EXPIRE = "expire_at"
 VERSION = "version"
 
 
+# What a hit needs back: everything but the filter-only ``meta`` copy.
+RETURNED = (TENANT, USER, "session_id", "text", "metadata", VERSION, "create_time", "update_time", EXPIRE)
+
+
 def meta_pair(key: str, value: str) -> str:
     return json.dumps([key, value], ensure_ascii=False)
 

@@ -103,7 +103,7 @@ class QdrantIndex:
             query=list(vector),
             query_filter=_owner_filter(owner, filters, now),
             limit=limit,
-            with_payload=True,
+            with_payload=list(pl.RETURNED),
             score_threshold=min_score if min_score > 0 else None,
             search_params=models.SearchParams(hnsw_ef=max(self._hnsw.ef, limit)),
         )
