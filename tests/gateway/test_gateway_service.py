@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import TYPE_CHECKING, TypeAlias
 
 import grpc
 import pytest
@@ -11,15 +12,19 @@ import pytest
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
-from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceAsyncStub, GatewayServiceStub
+from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import Settings
 from tests.support import RunningMesh, rpc_error, start_mesh
 
+if TYPE_CHECKING:
+    from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceAsyncStub
+
+Fixture: TypeAlias = "tuple[RunningMesh, GatewayServiceAsyncStub]"
 SCOPE = Scope(user_id="ana", session_id="s1")
 
 
 @pytest.fixture
-async def gateway(settings: Settings) -> AsyncIterator[tuple[RunningMesh, GatewayServiceAsyncStub]]:
+async def gateway(settings: Settings) -> AsyncIterator[Fixture]:
     mesh = await start_mesh(settings, services=["gateway"])
     try:
         yield mesh, GatewayServiceStub(mesh.client("gateway"))
@@ -33,7 +38,7 @@ def submit(
     return pb.SubmitTaskRequest(request_id=request_id, text=text, scope=scope)
 
 
-async def test_submit_get_list_and_watch(gateway: tuple[RunningMesh, GatewayServiceAsyncStub]) -> None:
+async def test_submit_get_list_and_watch(gateway: Fixture) -> None:
     _, stub = gateway
     submitted: pb.SubmitTaskResponse = await stub.SubmitTask(submit())
     task = submitted.task
@@ -56,7 +61,9 @@ async def test_submit_get_list_and_watch(gateway: tuple[RunningMesh, GatewayServ
     assert [e.sequence for e in resumed] == [2]
 
 
-async def test_submit_is_idempotent_per_request_id(gateway: tuple[RunningMesh, GatewayServiceAsyncStub]) -> None:
+async def test_submit_is_idempotent_per_request_id(
+    gateway: Fixture,
+) -> None:
     _, stub = gateway
     first: pb.SubmitTaskResponse = await stub.SubmitTask(submit(request_id="same"))
     second: pb.SubmitTaskResponse = await stub.SubmitTask(submit(request_id="same"))
@@ -76,7 +83,7 @@ async def test_submit_is_idempotent_per_request_id(gateway: tuple[RunningMesh, G
     ],
 )
 async def test_invalid_submit_names_the_field(
-    gateway: tuple[RunningMesh, GatewayServiceAsyncStub], request_: pb.SubmitTaskRequest, field: str
+    gateway: Fixture, request_: pb.SubmitTaskRequest, field: str
 ) -> None:
     _, stub = gateway
     status = await rpc_error(stub.SubmitTask(request_))
@@ -86,9 +93,7 @@ async def test_invalid_submit_names_the_field(
 
 
 @pytest.mark.parametrize("method", ["GetTask", "CancelTask", "WatchTask"])
-async def test_unknown_task_is_not_found_with_error_info(
-    gateway: tuple[RunningMesh, GatewayServiceAsyncStub], method: str
-) -> None:
+async def test_unknown_task_is_not_found_with_error_info(gateway: Fixture, method: str) -> None:
     _, stub = gateway
     requests = {
         "GetTask": pb.GetTaskRequest(task_id="0" * 32),
@@ -110,7 +115,7 @@ async def test_unknown_task_is_not_found_with_error_info(
     assert status.metadata["task_id"] == "0" * 32
 
 
-async def test_continue_requires_a_waiting_task(gateway: tuple[RunningMesh, GatewayServiceAsyncStub]) -> None:
+async def test_continue_requires_a_waiting_task(gateway: Fixture) -> None:
     _, stub = gateway
     task = (await stub.SubmitTask(submit())).task
     status = await rpc_error(
