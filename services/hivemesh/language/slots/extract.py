@@ -136,13 +136,14 @@ def _weekday(text: str, prepared: str, now: datetime) -> list[SlotValue]:
 
 _OFFSET = r"(?P<n>-?\d+(?:\.\d+)?|an?|one)\s+(?P<unit>days?|weeks?|months?|years?|fortnights?)"
 _OFFSET_PATTERNS: Final = (
+    # A verb decides the direction first: "subtract 10 days from X" is not "10 days from X".
+    re.compile(
+        rf"\b(?P<dir>add|plus|subtract|minus|take\s+away|take|go\s+back|go\s+forward)\s+{_OFFSET}", re.I
+    ),
     re.compile(
         rf"\b{_OFFSET}\s+(?P<dir>after|before|from|since|past|prior\s+to|later\s+than|earlier\s+than|"
         r"following|preceding|ago|later|earlier|hence|back|on\s+from|out\s+from|into\s+the\s+future)\b",
         re.IGNORECASE,
-    ),
-    re.compile(
-        rf"\b(?P<dir>add|plus|subtract|minus|take\s+away|take|go\s+back|go\s+forward)\s+{_OFFSET}", re.I
     ),
     re.compile(rf"\b(?P<dir>in)\s+{_OFFSET}", re.IGNORECASE),
     re.compile(rf"(?P<dir>[+-])\s*{_OFFSET}", re.IGNORECASE),
