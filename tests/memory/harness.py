@@ -94,6 +94,7 @@ async def memory_service(
     backend: str = EMBEDDED,
     config: MemoryConfig | None = None,
     index: Callable[[MemoryConfig], VectorIndex] | None = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[MemoryUnderTest]:
     """The memory service over SQLite + Qdrant Edge (embedded) or Redis + PostgreSQL + qdrant-client."""
     base = config or MemoryConfig(
@@ -103,8 +104,8 @@ async def memory_service(
     prefix = f"hivemesh-test:{uuid.uuid4().hex}:"
     cfg = replace(base, redis_prefix=prefix)
     async with _engine(backend) as engine:
-        env = {"HIVEMESH_REDIS_URL": REDIS_URL} if backend == DISTRIBUTED else {}
-        settings = make_settings(data_dir, **env)
+        extra = {"HIVEMESH_REDIS_URL": REDIS_URL} if backend == DISTRIBUTED else {}
+        settings = make_settings(data_dir, **extra, **(env or {}))
         chosen = index(cfg) if index else None
         if chosen is None and backend == DISTRIBUTED:
             chosen = QdrantIndex(
