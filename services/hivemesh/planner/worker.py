@@ -20,7 +20,7 @@ from opentelemetry import trace
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh import deadlines, telemetry
 from hivemesh.mesh.config import Settings
-from hivemesh.mesh.errors import HivemeshError
+from hivemesh.mesh.errors import HivemeshError, Unavailable
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
 from hivemesh.tasks.log import TaskTerminal
@@ -87,13 +87,21 @@ class WorkerPool:
                 await asyncio.wait(pending, timeout=1.0)
 
     async def _dispatch(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
             await self._slots.acquire()
             claim: Claim | None = None
             try:
                 claim = await self._tasks.queue.claim(self.worker_id, self._settings.visibility_timeout_s)
-            except Exception:
-                _log.exception("claiming from the queue failed; retrying")
+                failures = 0
+            except Exception as exc:
+                # The queue is down (Redis restarting, the database failing over): back off and try
+                # again; nothing is lost, the claims held stay pending until it is back.
+                failures += 1
+                _log.warning("claiming from the queue failed (%s); retrying", exc)
+                self._slots.release()
+                await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+                continue
             if claim is None:
                 self._slots.release()
                 await self._tasks.notifier.wait(QUEUE_TOPIC, POLL_INTERVAL_S * 5)
@@ -121,19 +129,35 @@ class WorkerPool:
                     self._tasks.queue.retry(claim.task_id, self.worker_id, 0.0, "worker shut down")
                 )
             raise
-        except Exception:
-            _log.exception("task %s: unexpected failure in the worker; it will be retried", claim.task_id)
+        except Exception as exc:
+            _log.exception("task %s: unexpected failure in the worker", claim.task_id)
             with contextlib.suppress(Exception):
-                await self._tasks.queue.retry(
-                    claim.task_id, self.worker_id, backoff(claim.delivery_count), "worker error"
+                await self._failed_attempt(
+                    claim, None, Unavailable(f"the worker failed: {exc!r}", reason="WORKER_ERROR")
                 )
         finally:
             otel_context.detach(token)
 
     async def _handle_claim(self, claim: Claim) -> None:
         task = await self._tasks.log.get(claim.task_id)
+        if task is not None and task.state == TaskState.TASK_STATE_FAILED and task.error.retryable:
+            # A worker recorded the final failure and died before moving the task to the
+            # dead-letter queue: finish that move.
+            await self._tasks.queue.dead_letter(claim.task_id, self.worker_id, _last_error(task))
+            return
         if task is None or is_terminal(task.state) or task.state == TaskState.TASK_STATE_INPUT_REQUIRED:
             await self._tasks.queue.ack(claim.task_id, self.worker_id)
+            return
+        if claim.delivery_count > self._settings.max_attempts:
+            # Delivered again and again without an outcome: its workers keep dying on it.
+            await self._failed_attempt(
+                claim,
+                task,
+                Unavailable(
+                    f"the task was delivered {claim.delivery_count} times without finishing",
+                    reason="TOO_MANY_DELIVERIES",
+                ),
+            )
             return
         heartbeat = asyncio.create_task(self._heartbeat(claim.task_id))
         try:
@@ -147,7 +171,11 @@ class WorkerPool:
         interval = max(0.05, self._settings.visibility_timeout_s / 3)
         while True:
             await asyncio.sleep(interval)
-            await self._tasks.queue.extend(task_id, self.worker_id, self._settings.visibility_timeout_s)
+            try:
+                await self._tasks.queue.extend(task_id, self.worker_id, self._settings.visibility_timeout_s)
+            except Exception as exc:
+                # The queue is briefly unreachable: keep working; the next beat tries again.
+                _log.warning("task %s: renewing the claim failed (%s)", task_id, exc)
 
     async def _run(self, claim: Claim, task: Task) -> None:
         sink = LogSink(self._tasks, task.task_id)
@@ -198,7 +226,11 @@ class WorkerPool:
                 run.cancel()
                 return
 
-    async def _failed_attempt(self, claim: Claim, task: Task, exc: HivemeshError) -> None:
+    async def _failed_attempt(self, claim: Claim, task: Task | None, exc: HivemeshError) -> None:
+        """Retry a retryable failure with backoff while attempts remain; then record FAILED and,
+        if it was retryable, move the task to the dead-letter queue (in that order, so a crash in
+        between is finished by the next claim; see ``_handle_claim``)."""
+        task_id = claim.task_id
         if exc.retryable and claim.delivery_count < self._settings.max_attempts:
             delay = backoff(claim.delivery_count)
             notice = TaskEvent()
@@ -207,19 +239,19 @@ class WorkerPool:
                 f"attempt {claim.delivery_count} failed ({exc.message}); retrying in {delay:.1f}s"
             )
             with contextlib.suppress(TaskTerminal):
-                await self._tasks.log.append(task.task_id, notice)
-            await self._tasks.queue.retry(task.task_id, self.worker_id, delay, exc.message)
+                await self._tasks.log.append(task_id, notice)
+            await self._tasks.queue.retry(task_id, self.worker_id, delay, exc.message)
             return
         try:
-            await self._tasks.log.append(task.task_id, failure_of(exc))
+            _, after = await self._tasks.log.append(task_id, failure_of(exc))
         except TaskTerminal:
-            await self._tasks.queue.ack(task.task_id, self.worker_id)
+            await self._tasks.queue.ack(task_id, self.worker_id)
             return
-        self._record_end(task, "FAILED")
+        self._record_end(task or after, "FAILED")
         if exc.retryable:
-            await self._tasks.queue.dead_letter(task.task_id, self.worker_id, f"{exc.reason}: {exc.message}")
+            await self._tasks.queue.dead_letter(task_id, self.worker_id, f"{exc.reason}: {exc.message}")
         else:
-            await self._tasks.queue.ack(task.task_id, self.worker_id)
+            await self._tasks.queue.ack(task_id, self.worker_id)
 
     async def _fail(self, task: Task, exc: HivemeshError) -> None:
         with contextlib.suppress(TaskTerminal):
@@ -230,3 +262,7 @@ class WorkerPool:
     def _record_end(self, task: Task, state: str) -> None:
         self._metrics.tasks_total.labels(state).inc()
         self._metrics.task_duration.observe(max(0.0, time.time() - task.create_time.ToNanoseconds() / 1e9))
+
+
+def _last_error(task: Task) -> str:
+    return f"{task.error.reason}: {task.error.message}"

@@ -322,6 +322,26 @@ class TaskLog:
             prev = stored_hash
         return Verification(task_id, len(rows), None, "")
 
+    async def waiting(self, *, updated_before: float, limit: int = 1000) -> list[tuple[Task, int]]:
+        """Tasks that should be on the queue (SUBMITTED, or WORKING on a claim) and have not
+        changed since ``updated_before``, oldest first, each with its state."""
+        query = (
+            select(schema.tasks.c.task, schema.tasks.c.state)
+            .where(
+                and_(
+                    schema.tasks.c.state.in_(
+                        [int(TaskState.TASK_STATE_SUBMITTED), int(TaskState.TASK_STATE_WORKING)]
+                    ),
+                    schema.tasks.c.update_time < updated_before,
+                )
+            )
+            .order_by(schema.tasks.c.update_time)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(Task.FromString(r[0]), int(r[1])) for r in rows]
+
     async def count_by_state(self) -> dict[int, int]:
         query = select(schema.tasks.c.state, func.count()).group_by(schema.tasks.c.state)
         async with self._engine.connect() as conn:

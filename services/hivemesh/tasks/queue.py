@@ -16,6 +16,7 @@ from typing import Protocol
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from hivemesh.mesh.sql import is_sqlite
 from hivemesh.tasks import schema
@@ -54,11 +55,21 @@ class TaskQueue(Protocol):
 
     async def depth(self) -> int: ...
 
-    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+    async def dead_letters(
+        self, *, tenant_id: str | None = None, limit: int = 100, after: tuple[float, str] | None = None
+    ) -> list[DeadLetter]:
+        """Dead letters in (enqueued_at, task_id) order, after ``after``; one tenant's or all."""
+        ...
 
-    async def replay(self, task_id: str) -> bool: ...
+    async def dead_letter_of(self, task_id: str) -> DeadLetter | None: ...
 
-    async def purge(self, task_id: str | None = None) -> int: ...
+    async def replay(self, task_id: str) -> bool:
+        """Put a dead letter back on the queue with a fresh delivery count; False if not dead."""
+        ...
+
+    async def purge(self, task_id: str | None = None, *, tenant_id: str | None = None) -> int:
+        """Drop one dead letter, or all of them (of one tenant); returns how many went."""
+        ...
 
     async def remove(self, task_id: str) -> None: ...
 
@@ -156,17 +167,37 @@ class SqlTaskQueue:
             result = await conn.execute(select(func.count()).where(schema.queue.c.dead.is_(False)))
             return int(result.scalar_one())
 
-    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+    async def dead_letters(
+        self, *, tenant_id: str | None = None, limit: int = 100, after: tuple[float, str] | None = None
+    ) -> list[DeadLetter]:
         q = schema.queue.c
+        conditions: list[ColumnElement[bool]] = [q.dead.is_(True)]
+        if tenant_id is not None:
+            conditions.append(q.tenant_id == tenant_id)
+        if after is not None:
+            conditions.append(
+                or_(q.enqueued_at > after[0], and_(q.enqueued_at == after[0], q.task_id > after[1]))
+            )
         query = (
             select(q.task_id, q.tenant_id, q.delivery_count, q.last_error, q.enqueued_at)
-            .where(q.dead.is_(True))
-            .order_by(q.enqueued_at)
+            .where(and_(*conditions))
+            .order_by(q.enqueued_at, q.task_id)
             .limit(limit)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [DeadLetter(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), float(r[4])) for r in rows]
+
+    async def dead_letter_of(self, task_id: str) -> DeadLetter | None:
+        q = schema.queue.c
+        query = select(q.task_id, q.tenant_id, q.delivery_count, q.last_error, q.enqueued_at).where(
+            and_(q.task_id == task_id, q.dead.is_(True))
+        )
+        async with self._engine.connect() as conn:
+            r = (await conn.execute(query)).first()
+        if r is None:
+            return None
+        return DeadLetter(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), float(r[4]))
 
     async def replay(self, task_id: str) -> bool:
         q = schema.queue.c
@@ -185,9 +216,13 @@ class SqlTaskQueue:
         self._notifier.notify(QUEUE_TOPIC)
         return bool(result.rowcount)
 
-    async def purge(self, task_id: str | None = None) -> int:
+    async def purge(self, task_id: str | None = None, *, tenant_id: str | None = None) -> int:
         q = schema.queue.c
-        condition = q.dead.is_(True) if task_id is None else and_(q.dead.is_(True), q.task_id == task_id)
+        conditions: list[ColumnElement[bool]] = [q.dead.is_(True)]
+        if task_id is not None:
+            conditions.append(q.task_id == task_id)
+        if tenant_id is not None:
+            conditions.append(q.tenant_id == tenant_id)
         async with self._engine.begin() as conn:
-            result = await conn.execute(schema.queue.delete().where(condition))
+            result = await conn.execute(schema.queue.delete().where(and_(*conditions)))
         return int(result.rowcount)

@@ -36,6 +36,7 @@ tasks = Table(
     Column("task", LargeBinary, nullable=False),
     UniqueConstraint("tenant_id", "request_id", name="uq_task_tasks_tenant_request"),
     Index("ix_task_tasks_tenant_created", "tenant_id", "create_time"),
+    Index("ix_task_tasks_state_updated", "state", "update_time"),
 )
 
 # The append-only log. Each row holds the serialized TaskEvent and the hash chain link.

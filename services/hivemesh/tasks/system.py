@@ -1,37 +1,136 @@
-"""Opens the task log and queue chosen by configuration, as one component with a lifecycle."""
+"""Opens the task log and queue chosen by configuration, as one component with a lifecycle.
+
+Embedded (no ``HIVEMESH_REDIS_URL``): the log and the queue share one SQL database (SQLite, or
+PostgreSQL from ``HIVEMESH_DATABASE_URL``), so submitting a task is one transaction, and wake-ups are
+in-process. Distributed (``HIVEMESH_REDIS_URL`` set): the log stays in SQL, the queue is a Redis
+stream and wake-ups go through Redis pub/sub. The log then commits before the enqueue; a task the
+log holds as waiting but Redis does not (the enqueue failed, the process died in between, Redis lost
+writes in a restart) is enqueued again by a client repeating its submit, and by the sweep here.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 
-from hivemesh.common.v1.task_pb2 import TaskEvent
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.errors import HivemeshError
 from hivemesh.mesh.sql import make_engine, sqlite_url
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.log import TaskLog
 from hivemesh.tasks.notifier import InProcessNotifier, Notifier
 from hivemesh.tasks.projection import ends_watch, is_terminal
 from hivemesh.tasks.queue import SqlTaskQueue, TaskQueue
 
+_log = logging.getLogger(__name__)
+
 # How long a watcher or an idle worker sleeps before looking again when no wake-up arrives
 # (another process may have written: the embedded mesh run as separate processes shares one file).
 POLL_INTERVAL_S = 0.02
+# With wake-ups through Redis, polling is only the fallback for a lost wake-up.
+REDIS_POLL_INTERVAL_S = 0.25
+# A task that has not changed for this long and is not on the Redis queue is enqueued again.
+SWEEP_GRACE_S = 5.0
 
 
 class TaskSystem:
     """The task log, the queue and the wake-ups, opened on start and closed on stop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config: TaskConfig | None = None) -> None:
+        self.config = config or TaskConfig.from_env()
         url = settings.database_url or sqlite_url(settings.data_dir / "tasks.db")
         self.engine = make_engine(url)
-        self.notifier: Notifier = InProcessNotifier()
-        self.log = TaskLog(self.engine, self.notifier)
-        self.queue: TaskQueue = SqlTaskQueue(self.engine, self.notifier)
+        self._sweeper: asyncio.Task[None] | None = None
+        if settings.redis_url:
+            # Imported only when configured: redis is the optional extra hivemesh[distributed].
+            import redis.asyncio as aioredis  # noqa: PLC0415
+
+            from hivemesh.tasks.redis_notifier import RedisNotifier  # noqa: PLC0415
+            from hivemesh.tasks.redis_queue import RedisTaskQueue  # noqa: PLC0415
+
+            self.redis: aioredis.Redis | None = aioredis.Redis.from_url(
+                settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0
+            )
+            self._redis_notifier = RedisNotifier(self.redis, self.config.redis_prefix)
+            self.notifier: Notifier = self._redis_notifier
+            self.redis_queue: RedisTaskQueue | None = RedisTaskQueue(
+                self.redis, self.notifier, prefix=self.config.redis_prefix, group=self.config.consumer_group
+            )
+            self.queue: TaskQueue = self.redis_queue
+            self.log = TaskLog(self.engine, self.notifier, enqueue_in_sql=False)
+            self.poll_interval_s = REDIS_POLL_INTERVAL_S
+        else:
+            self.redis = None
+            self.redis_queue = None
+            self.notifier = InProcessNotifier()
+            self.log = TaskLog(self.engine, self.notifier)
+            self.queue = SqlTaskQueue(self.engine, self.notifier)
+            self.poll_interval_s = POLL_INTERVAL_S
 
     async def start(self) -> None:
         await self.log.migrate()
+        if self.redis_queue is not None:
+            await self._redis_notifier.start()
+            if self.config.sweep_interval_s > 0:
+                self._sweeper = asyncio.create_task(self._sweep_forever(), name="task-sweep")
 
     async def stop(self, grace_s: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self.redis is not None:
+            await self._redis_notifier.stop()
+            await self.redis.aclose()
         await self.engine.dispose()
+
+    async def submit(self, task: Task, *, trace: dict[str, str]) -> tuple[Task, bool]:
+        """Record a new task and queue it (or return the tenant's task with the same request id).
+
+        With the Redis queue, the log commits first; a repeated submit enqueues again a task that is
+        still waiting, so a client retrying after an error never leaves its task stranded."""
+        stored, existing = await self.log.submit(task, trace=trace)
+        if self.redis_queue is not None and stored.state == TaskState.TASK_STATE_SUBMITTED:
+            await self.redis_queue.enqueue(stored.task_id, stored.scope.tenant_id, trace)
+        return stored, existing
+
+    async def requeue(self, task: Task) -> None:
+        """After an append with ``requeue=True``: the SQL queue did it in the same transaction."""
+        if self.redis_queue is not None:
+            await self.redis_queue.enqueue(task.task_id, task.scope.tenant_id, {})
+
+    async def sweep(self, *, grace_s: float = SWEEP_GRACE_S) -> int:
+        """Enqueue again what the log says is waiting but the Redis queue does not hold, and put
+        back on the queue replayed dead letters whose replay stopped half-way. Returns how many."""
+        queue = self.redis_queue
+        if queue is None:
+            return 0
+        restored = 0
+        waiting = await self.log.waiting(updated_before=time.time() - grace_s)
+        held = await queue.holds([task.task_id for task, _ in waiting])
+        for (task, _state), present in zip(waiting, held, strict=True):
+            if not present and await queue.enqueue(task.task_id, task.scope.tenant_id, {}):
+                _log.warning("task %s was waiting in the log but not queued; queued it again", task.task_id)
+                restored += 1
+        for letter in await queue.dead_letters(limit=1000):
+            current = await self.log.get(letter.task_id)
+            if current is not None and current.state == TaskState.TASK_STATE_SUBMITTED:
+                restored += int(await queue.replay(letter.task_id))
+        return restored
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except (HivemeshError, OSError) as exc:
+                _log.warning("the queue sweep failed (%s); trying again later", exc)
+            except Exception:
+                _log.exception("the queue sweep failed; trying again later")
+            await asyncio.sleep(self.config.sweep_interval_s)
 
     async def _still_paused(self, task_id: str, sequence: int) -> bool:
         # A replayed question that has since been answered is not the end of the stream.
@@ -54,4 +153,4 @@ class TaskSystem:
                 task = await self.log.get(task_id)
                 if task is None or (is_terminal(task.state) and last >= task.last_sequence):
                     return
-                await self.notifier.wait(task_id, POLL_INTERVAL_S)
+                await self.notifier.wait(task_id, self.poll_interval_s)

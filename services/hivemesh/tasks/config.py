@@ -1,0 +1,38 @@
+"""Settings of the task system beyond the shared ``Settings``, read once from ``HIVEMESH_*``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hivemesh.mesh.config import ConfigError
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    # Prefix of every Redis key of the queue and of the wake-up channels. The braces are a hash tag:
+    # on Redis Cluster all the queue's keys land in one slot, so its scripts stay atomic.
+    redis_prefix: str = "hivemesh:{tasks}"
+    # The Redis consumer group of the planner worker pool; pools with different groups each get
+    # every task (use one group per pool that should share the work).
+    consumer_group: str = "planner"
+    # How often queued-but-lost tasks are looked for (tasks SUBMITTED or WORKING in the log that the
+    # Redis queue does not hold, e.g. after Redis lost its last writes). 0 turns the sweep off.
+    sweep_interval_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TaskConfig:
+        e = os.environ if env is None else env
+        prefix = e.get("HIVEMESH_REDIS_PREFIX", "").strip() or cls.redis_prefix
+        group = e.get("HIVEMESH_QUEUE_GROUP", "").strip() or cls.consumer_group
+        raw = e.get("HIVEMESH_QUEUE_SWEEP_INTERVAL", "").strip()
+        try:
+            interval = float(raw) if raw else cls.sweep_interval_s
+        except ValueError:
+            raise ConfigError(
+                f"HIVEMESH_QUEUE_SWEEP_INTERVAL must be a number of seconds, got {raw!r}"
+            ) from None
+        if interval < 0:
+            raise ConfigError(f"HIVEMESH_QUEUE_SWEEP_INTERVAL must not be negative, got {raw!r}")
+        return cls(redis_prefix=prefix, consumer_group=group, sweep_interval_s=interval)

@@ -1,0 +1,78 @@
+"""Wake-ups across processes through Redis pub/sub (distributed mode).
+
+A notification is published on ``<prefix>:wake:<topic>``; every process listens on the pattern and
+wakes its local waiters. Pub/sub is fire-and-forget and that is enough: a wake-up is only a hint,
+the log and the queue are read again after it, and a lost one costs one poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from hivemesh.tasks.notifier import InProcessNotifier
+
+_log = logging.getLogger(__name__)
+
+
+class RedisNotifier:
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._redis = client
+        self._channel = f"{prefix}:wake:"
+        self._local = InProcessNotifier()
+        self._listener: asyncio.Task[None] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen(), name="task-wakeups")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        if self._publishing:
+            await asyncio.wait(set(self._publishing), timeout=1.0)
+
+    def notify(self, topic: str) -> None:
+        self._local.notify(topic)
+        try:
+            job = asyncio.get_running_loop().create_task(self._publish(topic))
+        except RuntimeError:  # no loop: nothing is waiting in this process either
+            return
+        self._publishing.add(job)
+        job.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, topic: str) -> None:
+        try:
+            await self._redis.publish(self._channel + topic, b"")
+        except (RedisError, OSError) as exc:
+            _log.debug("wake-up for %s not published: %s", topic, exc)
+
+    async def wait(self, topic: str, timeout_s: float) -> None:
+        await self._local.wait(topic, timeout_s)
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(self._channel + "*")
+                delay = 0.1
+                async for message in pubsub.listen():
+                    channel = message.get("channel")
+                    if isinstance(channel, bytes):
+                        channel = channel.decode()
+                    if isinstance(channel, str):
+                        self._local.notify(channel.removeprefix(self._channel))
+            except (RedisError, OSError) as exc:
+                _log.warning("task wake-ups lost their Redis connection (%s); polling until it is back", exc)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
