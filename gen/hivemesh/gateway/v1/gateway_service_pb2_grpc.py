@@ -71,6 +71,26 @@ class GatewayServiceStub:
                 request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskRequest.SerializeToString,
                 response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/ListDeadLetters',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.GetDeadLetter = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/GetDeadLetter',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetDeadLetterRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetDeadLetterResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetter = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/ReplayDeadLetter',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ReplayDeadLetterRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ReplayDeadLetterResponse.FromString,
+                _registered_method=True)
+        self.PurgeDeadLetters = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/PurgeDeadLetters',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -129,6 +149,39 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """ListDeadLetters pages through the caller's dead letters: tasks that failed
+        on every attempt they were allowed and were set aside, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeadLetter(self, request, context):
+        """GetDeadLetter returns one dead letter by its task id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDeadLetter(self, request, context):
+        """ReplayDeadLetter puts a dead-lettered task back on the queue with a fresh
+        count of attempts; its history is kept and a TASK_STATE_SUBMITTED state
+        change is appended to it. Replaying a task that is no longer a dead letter
+        (because it was already replayed) returns it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeDeadLetters(self, request, context):
+        """PurgeDeadLetters drops dead letters for good: one by task id, or all of the
+        caller's. The tasks and their logs stay (FAILED); only the queue entries go.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -166,6 +219,26 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ContinueTask,
                     request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskRequest.FromString,
                     response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'GetDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeadLetter,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetDeadLetterRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetDeadLetterResponse.SerializeToString,
+            ),
+            'ReplayDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDeadLetter,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ReplayDeadLetterRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ReplayDeadLetterResponse.SerializeToString,
+            ),
+            'PurgeDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeDeadLetters,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -359,6 +432,114 @@ class GatewayService:
             '/hivemesh.gateway.v1.GatewayService/ContinueTask',
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskRequest.SerializeToString,
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/ListDeadLetters',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListDeadLettersRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/GetDeadLetter',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetDeadLetterRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/ReplayDeadLetter',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ReplayDeadLetterRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ReplayDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/PurgeDeadLetters',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,22 @@ class GatewayServiceStub:
     """
     ContinueTask: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ContinueTaskRequest, _gateway_service_pb2.ContinueTaskResponse]
     """ContinueTask answers the question of a task in INPUT_REQUIRED and queues it again."""
+    ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListDeadLettersRequest, _gateway_service_pb2.ListDeadLettersResponse]
+    """ListDeadLetters pages through the caller's dead letters: tasks that failed
+    on every attempt they were allowed and were set aside, oldest first.
+    """
+    GetDeadLetter: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetDeadLetterRequest, _gateway_service_pb2.GetDeadLetterResponse]
+    """GetDeadLetter returns one dead letter by its task id."""
+    ReplayDeadLetter: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ReplayDeadLetterRequest, _gateway_service_pb2.ReplayDeadLetterResponse]
+    """ReplayDeadLetter puts a dead-lettered task back on the queue with a fresh
+    count of attempts; its history is kept and a TASK_STATE_SUBMITTED state
+    change is appended to it. Replaying a task that is no longer a dead letter
+    (because it was already replayed) returns it unchanged.
+    """
+    PurgeDeadLetters: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.PurgeDeadLettersRequest, _gateway_service_pb2.PurgeDeadLettersResponse]
+    """PurgeDeadLetters drops dead letters for good: one by task id, or all of the
+    caller's. The tasks and their logs stay (FAILED); only the queue entries go.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -79,6 +95,22 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """
     ContinueTask: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ContinueTaskRequest, _gateway_service_pb2.ContinueTaskResponse]  # type: ignore[assignment]
     """ContinueTask answers the question of a task in INPUT_REQUIRED and queues it again."""
+    ListDeadLetters: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListDeadLettersRequest, _gateway_service_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
+    """ListDeadLetters pages through the caller's dead letters: tasks that failed
+    on every attempt they were allowed and were set aside, oldest first.
+    """
+    GetDeadLetter: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetDeadLetterRequest, _gateway_service_pb2.GetDeadLetterResponse]  # type: ignore[assignment]
+    """GetDeadLetter returns one dead letter by its task id."""
+    ReplayDeadLetter: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ReplayDeadLetterRequest, _gateway_service_pb2.ReplayDeadLetterResponse]  # type: ignore[assignment]
+    """ReplayDeadLetter puts a dead-lettered task back on the queue with a fresh
+    count of attempts; its history is kept and a TASK_STATE_SUBMITTED state
+    change is appended to it. Replaying a task that is no longer a dead letter
+    (because it was already replayed) returns it unchanged.
+    """
+    PurgeDeadLetters: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.PurgeDeadLettersRequest, _gateway_service_pb2.PurgeDeadLettersResponse]  # type: ignore[assignment]
+    """PurgeDeadLetters drops dead letters for good: one by task id, or all of the
+    caller's. The tasks and their logs stay (FAILED); only the queue entries go.
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService is the public edge of the mesh: it authenticates callers,
@@ -144,5 +176,45 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.ContinueTaskResponse, _abc.Awaitable[_gateway_service_pb2.ContinueTaskResponse]]:
         """ContinueTask answers the question of a task in INPUT_REQUIRED and queues it again."""
+
+    @_abc_1.abstractmethod
+    def ListDeadLetters(
+        self,
+        request: _gateway_service_pb2.ListDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ListDeadLettersResponse, _abc.Awaitable[_gateway_service_pb2.ListDeadLettersResponse]]:
+        """ListDeadLetters pages through the caller's dead letters: tasks that failed
+        on every attempt they were allowed and were set aside, oldest first.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDeadLetter(
+        self,
+        request: _gateway_service_pb2.GetDeadLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.GetDeadLetterResponse, _abc.Awaitable[_gateway_service_pb2.GetDeadLetterResponse]]:
+        """GetDeadLetter returns one dead letter by its task id."""
+
+    @_abc_1.abstractmethod
+    def ReplayDeadLetter(
+        self,
+        request: _gateway_service_pb2.ReplayDeadLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ReplayDeadLetterResponse, _abc.Awaitable[_gateway_service_pb2.ReplayDeadLetterResponse]]:
+        """ReplayDeadLetter puts a dead-lettered task back on the queue with a fresh
+        count of attempts; its history is kept and a TASK_STATE_SUBMITTED state
+        change is appended to it. Replaying a task that is no longer a dead letter
+        (because it was already replayed) returns it unchanged.
+        """
+
+    @_abc_1.abstractmethod
+    def PurgeDeadLetters(
+        self,
+        request: _gateway_service_pb2.PurgeDeadLettersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.PurgeDeadLettersResponse, _abc.Awaitable[_gateway_service_pb2.PurgeDeadLettersResponse]]:
+        """PurgeDeadLetters drops dead letters for good: one by task id, or all of the
+        caller's. The tasks and their logs stay (FAILED); only the queue entries go.
+        """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
