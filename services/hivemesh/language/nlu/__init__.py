@@ -1,0 +1,1 @@
+"""Natural-language understanding: encoders, the trained intent router, its training and evaluation."""

