@@ -373,6 +373,11 @@ _SPELL = re.compile(
     r"\bspell(?:ing|ed)?(?:\s+(?:out|of|for|me|the|word|it|correctly|properly|right))*\s+(?P<w>[A-Za-z][\w'-]*)",
     re.IGNORECASE,
 )
+# "what letters make up X", "the word X", "spell-check X", "how do you write X".
+_SPELL_OTHER = re.compile(
+    r"\b(?:the\s+word|letters\s+(?:in|of)|make\s+up|spell-?check|write(?:\s+the\s+word)?)\s+(?P<w>[A-Za-z][\w'-]*)",
+    re.IGNORECASE,
+)
 _SPELL_AFTER: Final = frozenset({"please", "for", "me", "the", "word", "out", "again", "it", "this"})
 
 
@@ -382,7 +387,7 @@ def _spell(text: str, prepared: str, now: datetime) -> list[SlotValue]:
         word = quoted.group("w").strip()
         return [SlotValue.text("word", quoted.group(), word)]
     cleaned = _clean(text)
-    for pattern in (_SPELLED, _SPELL):
+    for pattern in (_SPELLED, _SPELL, _SPELL_OTHER):
         for m in pattern.finditer(cleaned):
             word = m.group("w")
             if word.lower() not in _SPELL_AFTER and word.lower() not in ("is", "do", "you", "to", "how"):
