@@ -1,7 +1,15 @@
-"""Wiring of the gateway service."""
+"""Wiring of the gateway service: task system, API keys, JWT verification, rate limits."""
 
 from __future__ import annotations
 
+import logging
+import sys
+
+from hivemesh.gateway.auth import Authenticator
+from hivemesh.gateway.config import AuthMode, GatewayConfig
+from hivemesh.gateway.jwt_auth import JwtVerifier
+from hivemesh.gateway.keys import ApiKeyStore
+from hivemesh.gateway.ratelimit import InProcessTokenBucket, RateLimiter, RedisTokenBucket
 from hivemesh.gateway.service import Gateway
 from hivemesh.gateway.servicer import GatewayServicer
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
@@ -9,14 +17,59 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
+from hivemesh.mesh.sql import make_engine, sqlite_url
 from hivemesh.tasks.system import TaskSystem
+
+_log = logging.getLogger(__name__)
+
+DEV_MODE_WARNING = (
+    "hivemesh: WARNING: authentication is OFF (HIVEMESH_AUTH=none): anyone who can reach the gateway "
+    "acts as any tenant. Never expose this gateway beyond your machine."
+)
+
+
+def key_store(settings: Settings) -> ApiKeyStore:
+    """API keys live in the shared database when one is configured, else in SQLite."""
+    return ApiKeyStore(make_engine(settings.database_url or sqlite_url(settings.data_dir / "gateway.db")))
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
+    return build_app(settings, GatewayConfig.from_env())
+
+
+def build_app(settings: Settings, config: GatewayConfig) -> ServiceApp:
     tasks = TaskSystem(settings)
-    servicer = GatewayServicer(Gateway(tasks, settings))
+    keys = key_store(settings)
+    tokens = (
+        JwtVerifier(
+            config.jwt_jwks,
+            tenant_claim=config.jwt_tenant_claim,
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            leeway_s=config.jwt_leeway_s,
+        )
+        if config.jwt_jwks
+        else None
+    )
+    limiter: RateLimiter | None = None
+    if config.rate_limit_per_s > 0:
+        limiter = (
+            RedisTokenBucket(
+                tasks.redis,
+                config.rate_limit_per_s,
+                config.rate_limit_burst,
+                prefix=tasks.config.redis_prefix,
+            )
+            if tasks.redis is not None
+            else InProcessTokenBucket(config.rate_limit_per_s, config.rate_limit_burst)
+        )
+    if config.auth is AuthMode.NONE:
+        print(DEV_MODE_WARNING, file=sys.stderr)
+        _log.warning("authentication is off (HIVEMESH_AUTH=none)")
+    auth = Authenticator(config.auth, keys, tokens, limiter, rate_per_s=config.rate_limit_per_s)
+    servicer = GatewayServicer(Gateway(tasks, settings), auth)
     return ServiceApp(
         name="gateway",
         register=lambda server: pb_grpc.add_GatewayServiceServicer_to_server(servicer, server),
-        components=[tasks],
+        components=[tasks, keys],
     )

@@ -6,6 +6,9 @@ another tenant is reported as not found, never as forbidden, so ids leak nothing
 
 from __future__ import annotations
 
+import base64
+import builtins
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from hivemesh.mesh.errors import (
 )
 from hivemesh.tasks.log import TaskTerminal
 from hivemesh.tasks.projection import is_terminal
+from hivemesh.tasks.queue import DeadLetter
 from hivemesh.tasks.system import TaskSystem
 
 DEFAULT_TENANT = "default"
@@ -97,7 +101,7 @@ class Gateway:
             input_text=new.text,
             options=self._options(new.options),
         )
-        return await self._tasks.log.submit(task, trace=telemetry.inject())
+        return await self._tasks.submit(task, trace=telemetry.inject())
 
     async def get(self, caller: Caller, task_id: str) -> Task:
         task = await self._tasks.log.get(task_id)
@@ -166,4 +170,76 @@ class Gateway:
             _, after = await self._tasks.log.append(task_id, event, requeue=True)
         except TaskTerminal:
             return await self.get(caller, task_id)
+        await self._tasks.requeue(after)
         return after
+
+    # ---- dead letters ----------------------------------------------------------------------------
+
+    async def dead_letters(
+        self, caller: Caller, *, page_size: int, page_token: str
+    ) -> tuple[builtins.list[DeadTask], str]:
+        """The caller's dead letters, oldest first (every tenant's when authentication is off)."""
+        size = page_size or 50
+        after = _decode_cursor(page_token) if page_token else None
+        letters = await self._tasks.queue.dead_letters(
+            tenant_id=caller.tenant_id, limit=size + 1, after=after
+        )
+        page = letters[:size]
+        found = []
+        for letter in page:
+            task = await self._tasks.log.get(letter.task_id)
+            if task is not None:
+                found.append(DeadTask(task, letter))
+        token = _encode_cursor(page[-1].enqueued_at, page[-1].task_id) if len(letters) > size else ""
+        return found, token
+
+    async def dead_letter(self, caller: Caller, task_id: str) -> DeadTask:
+        task = await self.get(caller, task_id)
+        letter = await self._tasks.queue.dead_letter_of(task_id)
+        if letter is None:
+            raise NotFound(
+                f"task {task_id} is not in the dead-letter queue",
+                reason="DEAD_LETTER_NOT_FOUND",
+                metadata={"task_id": task_id},
+            )
+        return DeadTask(task, letter)
+
+    async def replay(self, caller: Caller, task_id: str) -> Task:
+        """Return a dead letter to the queue, its history kept: the log gets a state change back to
+        SUBMITTED (allowed after the FAILED end), then the queue entry is revived. Repeating a
+        replay that stopped half-way finishes it; repeating a finished one changes nothing."""
+        task = await self.get(caller, task_id)
+        if await self._tasks.queue.dead_letter_of(task_id) is None:
+            return task
+        if task.state == TaskState.TASK_STATE_FAILED:
+            event = TaskEvent()
+            event.state_changed.state = TaskState.TASK_STATE_SUBMITTED
+            event.state_changed.reason = "replayed from the dead-letter queue"
+            _, task = await self._tasks.log.append(task_id, event, allow_after_end=True)
+        await self._tasks.queue.replay(task_id)
+        return task
+
+    async def purge(self, caller: Caller, task_id: str | None) -> int:
+        if task_id is not None:
+            await self.get(caller, task_id)
+        return await self._tasks.queue.purge(task_id, tenant_id=caller.tenant_id)
+
+
+@dataclass(frozen=True)
+class DeadTask:
+    """A dead-lettered task with what the queue knows of it."""
+
+    task: Task
+    letter: DeadLetter
+
+
+def _encode_cursor(enqueued_at: float, task_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([enqueued_at, task_id]).encode()).decode()
+
+
+def _decode_cursor(token: str) -> tuple[float, str]:
+    try:
+        enqueued_at, task_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(enqueued_at), str(task_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument.field("page_token", "is not a token from a previous response") from exc

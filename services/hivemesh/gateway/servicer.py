@@ -1,4 +1,4 @@
-"""gRPC adapter of the gateway: converts messages and calls the domain."""
+"""gRPC adapter of the gateway: authenticates, converts messages and calls the domain."""
 
 from __future__ import annotations
 
@@ -6,32 +6,40 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from hivemesh.gateway.service import Caller, Gateway, NewTask
+from hivemesh.gateway.auth import Authenticator
+from hivemesh.gateway.service import Caller, DeadTask, Gateway, NewTask
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 
 Context = grpc.aio.ServicerContext[object, object]
 
 
-def _caller(context: Context) -> Caller:
-    # Authentication is not configured here: every caller acts as the tenant it names.
-    return Caller(tenant_id=None)
+def _dead_letter(found: DeadTask) -> pb.DeadLetter:
+    return pb.DeadLetter(
+        task=found.task, delivery_count=found.letter.delivery_count, last_error=found.letter.last_error
+    )
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, auth: Authenticator) -> None:
         self._gateway = gateway
+        self._auth = auth
+
+    async def _caller(self, context: Context) -> Caller:
+        metadata = {str(k).lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        return await self._auth.caller(metadata)
 
     async def SubmitTask(self, request: pb.SubmitTaskRequest, context: Context) -> pb.SubmitTaskResponse:
         task, existing = await self._gateway.submit(
-            _caller(context), NewTask(request.request_id, request.text, request.scope, request.options)
+            await self._caller(context),
+            NewTask(request.request_id, request.text, request.scope, request.options),
         )
         return pb.SubmitTaskResponse(task=task, existing=existing)
 
     async def ExecuteTask(
         self, request: pb.ExecuteTaskRequest, context: Context
     ) -> AsyncIterator[pb.ExecuteTaskResponse]:
-        caller = _caller(context)
+        caller = await self._caller(context)
         task, _ = await self._gateway.submit(
             caller, NewTask(request.request_id, request.text, request.scope, request.options)
         )
@@ -39,11 +47,11 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             yield pb.ExecuteTaskResponse(event=event)
 
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> pb.GetTaskResponse:
-        return pb.GetTaskResponse(task=await self._gateway.get(_caller(context), request.task_id))
+        return pb.GetTaskResponse(task=await self._gateway.get(await self._caller(context), request.task_id))
 
     async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:
         tasks, token = await self._gateway.list(
-            _caller(context),
+            await self._caller(context),
             user_id=request.user_id,
             states=list(request.states),
             created_after=request.created_after.ToNanoseconds() / 1e9
@@ -58,20 +66,49 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         return pb.ListTasksResponse(tasks=tasks, next_page_token=token)
 
     async def CancelTask(self, request: pb.CancelTaskRequest, context: Context) -> pb.CancelTaskResponse:
-        return pb.CancelTaskResponse(
-            task=await self._gateway.cancel(_caller(context), request.task_id, request.reason)
-        )
+        task = await self._gateway.cancel(await self._caller(context), request.task_id, request.reason)
+        return pb.CancelTaskResponse(task=task)
 
     async def WatchTask(
         self, request: pb.WatchTaskRequest, context: Context
     ) -> AsyncIterator[pb.WatchTaskResponse]:
-        async for event in self._gateway.watch(_caller(context), request.task_id, request.after_sequence):
+        caller = await self._caller(context)
+        async for event in self._gateway.watch(caller, request.task_id, request.after_sequence):
             yield pb.WatchTaskResponse(event=event)
 
     async def ContinueTask(
         self, request: pb.ContinueTaskRequest, context: Context
     ) -> pb.ContinueTaskResponse:
         task = await self._gateway.continue_task(
-            _caller(context), request.task_id, request.request_id, request.text
+            await self._caller(context), request.task_id, request.request_id, request.text
         )
         return pb.ContinueTaskResponse(task=task)
+
+    async def ListDeadLetters(
+        self, request: pb.ListDeadLettersRequest, context: Context
+    ) -> pb.ListDeadLettersResponse:
+        found, token = await self._gateway.dead_letters(
+            await self._caller(context), page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListDeadLettersResponse(
+            dead_letters=[_dead_letter(f) for f in found], next_page_token=token
+        )
+
+    async def GetDeadLetter(
+        self, request: pb.GetDeadLetterRequest, context: Context
+    ) -> pb.GetDeadLetterResponse:
+        found = await self._gateway.dead_letter(await self._caller(context), request.task_id)
+        return pb.GetDeadLetterResponse(dead_letter=_dead_letter(found))
+
+    async def ReplayDeadLetter(
+        self, request: pb.ReplayDeadLetterRequest, context: Context
+    ) -> pb.ReplayDeadLetterResponse:
+        task = await self._gateway.replay(await self._caller(context), request.task_id)
+        return pb.ReplayDeadLetterResponse(task=task)
+
+    async def PurgeDeadLetters(
+        self, request: pb.PurgeDeadLettersRequest, context: Context
+    ) -> pb.PurgeDeadLettersResponse:
+        target = request.task_id if request.WhichOneof("target") == "task_id" else None
+        purged = await self._gateway.purge(await self._caller(context), target)
+        return pb.PurgeDeadLettersResponse(purged_count=purged)

@@ -40,6 +40,10 @@ def apply(task: Task, event: TaskEvent) -> Task:
     elif kind == "state_changed":
         if event.state_changed.state == TaskState.TASK_STATE_WORKING:
             result.attempts += 1
+        if event.state_changed.state == TaskState.TASK_STATE_SUBMITTED:
+            # Back on the queue (a dead letter replayed): the old failure no longer describes it.
+            result.ClearField("error")
+            result.answer = ""
         result.state = event.state_changed.state
     elif kind == "input_requested":
         result.state = TaskState.TASK_STATE_INPUT_REQUIRED

@@ -1,0 +1,95 @@
+"""Who is calling, and may they call now: credentials to a tenant, then the tenant's rate limit.
+
+Credentials travel in request metadata: ``x-api-key: hmk_...`` or ``authorization: Bearer <jwt>``.
+Missing, malformed, unknown, revoked or expired credentials are UNAUTHENTICATED with a reason that
+says which; a tenant over its rate is RESOURCE_EXHAUSTED with the wait in RetryInfo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from hivemesh.gateway.config import AuthMode
+from hivemesh.gateway.keys import KeyCheck
+from hivemesh.gateway.ratelimit import RateLimiter
+from hivemesh.gateway.service import Caller
+from hivemesh.mesh.errors import ResourceExhausted, Unauthenticated
+
+API_KEY_HEADER = "x-api-key"
+AUTHORIZATION_HEADER = "authorization"
+# The bucket of callers without credentials (authentication off).
+ANONYMOUS = "-anonymous-"
+
+
+class KeyChecker(Protocol):
+    async def check(self, token: str) -> KeyCheck: ...
+
+
+class TokenVerifier(Protocol):
+    async def tenant(self, token: str) -> str: ...
+
+
+class Authenticator:
+    def __init__(
+        self,
+        mode: AuthMode,
+        keys: KeyChecker,
+        tokens: TokenVerifier | None,
+        limiter: RateLimiter | None,
+        *,
+        rate_per_s: float = 0.0,
+    ) -> None:
+        self._mode = mode
+        self._keys = keys
+        self._tokens = tokens
+        self._limiter = limiter
+        self._rate = rate_per_s
+
+    async def caller(self, metadata: Mapping[str, str]) -> Caller:
+        caller = await self._identify(metadata)
+        if self._limiter is not None:
+            tenant = caller.tenant_id or ANONYMOUS
+            wait = await self._limiter.acquire(tenant)
+            if wait > 0:
+                raise ResourceExhausted(
+                    f"tenant {tenant} is over its rate limit of {self._rate:g} calls per second",
+                    retry_after_s=wait,
+                    reason="RATE_LIMITED",
+                    metadata={"tenant_id": tenant, "limit_per_s": f"{self._rate:g}"},
+                )
+        return caller
+
+    async def _identify(self, metadata: Mapping[str, str]) -> Caller:
+        if self._mode is AuthMode.NONE:
+            return Caller(tenant_id=None)
+        api_key = metadata.get(API_KEY_HEADER, "").strip()
+        if api_key:
+            found = (await self._keys.check(api_key)).key
+            if found is None:
+                raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
+            if found.revoked:
+                raise Unauthenticated(
+                    "the API key has been revoked",
+                    reason="API_KEY_REVOKED",
+                    metadata={"key_id": found.key_id},
+                )
+            return Caller(tenant_id=found.tenant_id)
+        authorization = metadata.get(AUTHORIZATION_HEADER, "").strip()
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated(
+                    "the authorization header must read 'Bearer <token>'", reason="TOKEN_INVALID"
+                )
+            if self._tokens is None:
+                raise Unauthenticated(
+                    "this gateway accepts no bearer tokens (no JWKS is configured)",
+                    reason="TOKEN_NOT_ACCEPTED",
+                )
+            return Caller(tenant_id=await self._tokens.tenant(token.strip()))
+        raise Unauthenticated(
+            f"credentials are required: send '{API_KEY_HEADER}: <key>' or "
+            f"'{AUTHORIZATION_HEADER}: Bearer <jwt>'",
+            reason="CREDENTIALS_MISSING",
+        )

@@ -1,0 +1,74 @@
+"""Settings of the gateway beyond the shared ``Settings``, read once from ``HIVEMESH_*``."""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hivemesh.mesh.config import ConfigError
+
+
+class AuthMode(enum.Enum):
+    # Every call needs an API key or a JWT (the default of `hivemesh serve gateway`).
+    REQUIRED = "required"
+    # No credentials: every caller acts as the tenant it names. For a laptop only; `hivemesh up`
+    # turns it on when HIVEMESH_AUTH is unset, and says so.
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    auth: AuthMode = AuthMode.REQUIRED
+    # JWKS (a file path, or an https:// URL) whose keys verify bearer JWTs; None: JWTs are refused.
+    jwt_jwks: str | None = None
+    # When set, a JWT must carry exactly this issuer (iss) / this audience (aud).
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # The JWT claim that names the caller's tenant.
+    jwt_tenant_claim: str = "tenant_id"
+    # Tolerated clock skew when checking exp and nbf.
+    jwt_leeway_s: float = 30.0
+    # Per-tenant token bucket: sustained calls per second and burst size; 0 turns limiting off.
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
+        e = os.environ if env is None else env
+
+        def text(name: str) -> str | None:
+            return e.get(name, "").strip() or None
+
+        def number(name: str, default: float) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+            if value < 0:
+                raise ConfigError(f"{name} must not be negative, got {raw!r}")
+            return value
+
+        raw_auth = (text("HIVEMESH_AUTH") or AuthMode.REQUIRED.value).lower()
+        try:
+            auth = AuthMode(raw_auth)
+        except ValueError:
+            raise ConfigError(f"HIVEMESH_AUTH must be 'required' or 'none', got {raw_auth!r}") from None
+        rate = number("HIVEMESH_RATE_LIMIT", cls.rate_limit_per_s)
+        burst = number("HIVEMESH_RATE_LIMIT_BURST", max(1.0, rate * 2))
+        if rate > 0 and burst < 1:
+            raise ConfigError("HIVEMESH_RATE_LIMIT_BURST must be at least 1 when rate limiting is on")
+        return cls(
+            auth=auth,
+            jwt_jwks=text("HIVEMESH_JWT_JWKS"),
+            jwt_issuer=text("HIVEMESH_JWT_ISSUER"),
+            jwt_audience=text("HIVEMESH_JWT_AUDIENCE"),
+            jwt_tenant_claim=text("HIVEMESH_JWT_TENANT_CLAIM") or cls.jwt_tenant_claim,
+            jwt_leeway_s=number("HIVEMESH_JWT_LEEWAY", cls.jwt_leeway_s),
+            rate_limit_per_s=rate,
+            rate_limit_burst=int(burst),
+        )
