@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--remembers", type=int, default=1000)
     parser.add_argument("--m", type=int, default=16, help="HNSW edges per node")
     parser.add_argument("--ef-construct", type=int, default=128)
-    parser.add_argument("--ef", type=int, default=128, help="HNSW candidates per query")
+    parser.add_argument("--ef", type=int, default=64, help="HNSW candidates per query")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     n = 10_000 if args.quick else args.n

@@ -26,7 +26,7 @@ class HnswSettings:
     m: int = 16
     ef_construct: int = 128
     # Candidates examined per query; higher is slower and closer to exact.
-    ef: int = 128
+    ef: int = 64
     # Below this many kilobytes of vectors a segment is searched exactly, without a graph.
     indexing_threshold_kb: int = 10_000
 
