@@ -1,7 +1,7 @@
 """``hivemesh nlu``: train an intent router from a data file and evaluate a trained one.
 
-    hivemesh nlu train --data FILE --out DIR [--encoder lexical|minilm|openai]
-    hivemesh nlu eval --data FILE --model DIR [--split test|val]
+hivemesh nlu train --data FILE --out DIR [--encoder lexical|minilm|openai]
+hivemesh nlu eval --data FILE --model DIR [--split test|val]
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemesh nlu", description="Train and evaluate the intent router.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="fit a router on the train split, calibrate on val")
-    train.add_argument("--data", type=Path, required=True, help='JSON {"train": [[text, intent], ...], "val": ...}')
+    train.add_argument(
+        "--data", type=Path, required=True, help='JSON {"train": [[text, intent]], "val": ...}'
+    )
     train.add_argument("--out", type=Path, required=True, help="directory to write the router to")
     train.add_argument("--encoder", choices=ENCODERS, default="lexical")
     train.add_argument(
@@ -90,7 +92,7 @@ def evaluate(data: Path, model: Path, split: str | None) -> int:
         router.predict([text])
         latencies.append(time.perf_counter() - one)
     p50, p99 = np.percentile(np.array(latencies) * 1000.0, [50, 99])
-    print(f"split                {name} ({figures.in_scope_count} in scope, {figures.oos_count} out of scope)")
+    print(f"split                {name} ({figures.in_scope_count} in scope, {figures.oos_count} oos)")
     print(f"encoder              {router.meta.encoder}; threshold {router.meta.threshold:.2f}")
     print(f"in-scope accuracy    {figures.in_scope_accuracy:.4f}")
     print(f"oos recall           {figures.oos_recall:.4f}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -40,7 +40,73 @@ def l2_normalise(vectors: FloatArray) -> FloatArray:
 # Function words say little about what a memory is about; they are kept at a low weight rather than
 # dropped so that a text made only of them still gets a vector.
 _FUNCTION_WORDS = frozenset(
-    ["a", "an", "the", "is", "are", "was", "were", "be", "been", "am", "i", "me", "my", "mine", "you", "your", "yours", "we", "our", "he", "his", "she", "her", "it", "its", "they", "their", "them", "this", "that", "these", "those", "of", "to", "in", "on", "at", "for", "with", "by", "from", "and", "or", "but", "do", "does", "did", "what", "what's", "whats", "who", "whom", "which", "when", "where", "why", "how", "can", "could", "would", "should", "will", "shall", "please", "tell"]
+    {
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "you",
+        "your",
+        "yours",
+        "we",
+        "our",
+        "he",
+        "his",
+        "she",
+        "her",
+        "it",
+        "its",
+        "they",
+        "their",
+        "them",
+        "this",
+        "that",
+        "these",
+        "those",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "by",
+        "from",
+        "and",
+        "or",
+        "but",
+        "do",
+        "does",
+        "did",
+        "what",
+        "what's",
+        "whats",
+        "who",
+        "whom",
+        "which",
+        "when",
+        "where",
+        "why",
+        "how",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "shall",
+        "please",
+        "tell",
+    }
 )
 
 
@@ -76,7 +142,7 @@ class HashedLexicalEncoder:
 
     def vector(self, text: str) -> FloatArray:
         tokens = words(text)
-        weights: Counter[str] = Counter()
+        weights: defaultdict[str, float] = defaultdict(float)
         for token in tokens:
             weight = 0.15 if token in _FUNCTION_WORDS else 1.0
             root = stem(token)

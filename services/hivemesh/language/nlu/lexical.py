@@ -7,6 +7,7 @@ n-grams cannot drown the few words of a short request.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -32,7 +33,7 @@ def words(text: str) -> list[str]:
 
 def word_grams(tokens: Sequence[str]) -> Iterable[str]:
     yield from (f"w:{t}" for t in tokens)
-    yield from (f"b:{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))
+    yield from (f"b:{a} {b}" for a, b in itertools.pairwise(tokens))
 
 
 def char_grams(tokens: Sequence[str], low: int = 2, high: int = 5) -> Iterable[str]:

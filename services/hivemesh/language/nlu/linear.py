@@ -85,7 +85,7 @@ def fit(x: Features, labels: IntArray, n_classes: int, config: TrainConfig | Non
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start : start + cfg.batch_size]
             xb = _take(x, batch)
-            grad_logits = (softmax(_dot(xb, weights)) - onehot[labels[batch]]) / len(batch)
+            grad_logits = (softmax(_dot(xb, weights)) - onehot[labels[batch]]) / np.float32(len(batch))
             columns, grad = _tdot(xb, grad_logits)
             grad += cfg.l2 * weights[columns]
             step += 1

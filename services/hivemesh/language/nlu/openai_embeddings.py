@@ -45,7 +45,8 @@ class EmbeddingsEndpoint:
         try:
             timeout = float(raw_timeout)
         except ValueError:
-            raise ConfigError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {raw_timeout!r}") from None
+            message = f"{TIMEOUT_VARIABLE} must be a number of seconds, got {raw_timeout!r}"
+            raise ConfigError(message) from None
         return cls(
             base_url=base_url.rstrip("/"),
             model=env.get(MODEL_VARIABLE, "").strip() or "text-embedding-3-small",
@@ -107,7 +108,8 @@ class OpenAIEmbeddingsEncoder:
             items = sorted(response.json()["data"], key=lambda item: int(item["index"]))
             vectors = np.asarray([item["embedding"] for item in items], dtype=np.float32)
         except (ValueError, KeyError, TypeError) as exc:
-            raise Unavailable("embeddings server sent a malformed reply", reason="EMBEDDINGS_MALFORMED") from exc
+            message = "embeddings server sent a malformed reply"
+            raise Unavailable(message, reason="EMBEDDINGS_MALFORMED") from exc
         if vectors.ndim != 2 or len(vectors) != len(texts):
             raise Unavailable(
                 f"embeddings server returned {len(vectors)} vectors for {len(texts)} texts",

@@ -139,9 +139,10 @@ class Router:
         meta = asdict(self.meta)
         meta["labels"] = list(self.meta.labels)
         (directory / "router.json").write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
-        grams = sorted(self.featurizer.lexical.vocabulary, key=self.featurizer.lexical.vocabulary.__getitem__)
+        lexical = self.featurizer.lexical
+        grams = sorted(lexical.vocabulary, key=lexical.vocabulary.__getitem__)
         (directory / "vocabulary.json").write_text(json.dumps(grams, ensure_ascii=False))
-        np.savez_compressed(directory / "arrays.npz", weights=self.model.weights, idf=self.featurizer.lexical.idf)
+        np.savez_compressed(directory / "arrays.npz", weights=self.model.weights, idf=lexical.idf)
 
     @classmethod
     def load(cls, directory: Path, encoder_for: Callable[[str, str], TextEncoder]) -> Router:

@@ -70,7 +70,8 @@ def choose_threshold(
         value = (1.0 - oos_prior) * accuracy + oos_prior * recall
         if value > objective + 1e-12:
             objective = value
-            chosen = Calibration(float(threshold), f"prior-weighted accuracy, p={oos_prior}", accuracy, recall)
+            rule = f"prior-weighted accuracy, p={oos_prior}"
+            chosen = Calibration(float(threshold), rule, accuracy, recall)
     assert chosen is not None  # the grid is not empty
     return chosen
 

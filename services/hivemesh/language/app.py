@@ -1,0 +1,52 @@
+"""Wiring of the language service: the engine (router + embeddings behind micro-batchers), the
+understanding pipeline with slot extraction and the Generate backend."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+from hivemesh.language import slots
+from hivemesh.language.engine import LanguageEngine, default_loader
+from hivemesh.language.generate import GenerateBackend, build_backend
+from hivemesh.language.servicer import LanguageServicer
+from hivemesh.language.settings import LanguageConfig
+from hivemesh.language.understanding import Understander
+from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.language.v1.language_service_pb2_grpc import add_LanguageServiceServicer_to_server
+from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.server import ServiceApp
+
+
+def read_slots(text: str, intent: str, *, now: datetime) -> list[pb.Slot]:
+    return slots.to_proto(slots.extract_slots(text, intent, now=now))
+
+
+class _BackendCloser:
+    """Closes the Generate backend's connections when the service stops."""
+
+    def __init__(self, backend: GenerateBackend) -> None:
+        self._backend = backend
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self, grace_s: float) -> None:
+        await self._backend.aclose()
+
+
+def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
+    env = dict(os.environ)
+    engine = LanguageEngine(
+        default_loader(settings.nlu_model, settings.data_dir, env), LanguageConfig.from_env(env), env
+    )
+    understander = Understander(engine.classify, read_slots, slots.split_compound, lambda: datetime.now(UTC))
+    backend = build_backend(env)
+    servicer = LanguageServicer(understander, engine, backend)
+    return ServiceApp(
+        name="language",
+        register=lambda server: add_LanguageServiceServicer_to_server(servicer, server),
+        components=[engine, _BackendCloser(backend)],
+    )

@@ -1,0 +1,60 @@
+"""The LanguageService servicer: converts messages, calls the domain, converts back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from hivemesh.language.engine import LanguageEngine
+from hivemesh.language.generate import GenerateBackend
+from hivemesh.language.understanding import Understander, Understanding
+from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.language.v1 import language_service_pb2_grpc as pb_grpc
+
+
+def understanding_to_proto(result: Understanding) -> pb.UnderstandResponse:
+    return pb.UnderstandResponse(
+        text=result.text,
+        intent=result.intent,
+        confidence=result.confidence,
+        out_of_scope=result.out_of_scope,
+        slots=list(result.slots),
+        alternatives=[
+            pb.IntentAlternative(intent=a.intent, confidence=a.confidence) for a in result.alternatives
+        ],
+        parts=[understanding_to_proto(part) for part in result.parts],
+    )
+
+
+class LanguageServicer(pb_grpc.LanguageServiceServicer):
+    def __init__(self, understander: Understander, engine: LanguageEngine, backend: GenerateBackend) -> None:
+        self._understander = understander
+        self._engine = engine
+        self._backend = backend
+
+    async def Understand(
+        self,
+        request: pb.UnderstandRequest,
+        context: grpc.aio.ServicerContext[pb.UnderstandRequest, pb.UnderstandResponse],
+    ) -> pb.UnderstandResponse:
+        result = await self._understander.understand(request.text, list(request.context))
+        return understanding_to_proto(result)
+
+    async def Embed(
+        self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext[pb.EmbedRequest, pb.EmbedResponse]
+    ) -> pb.EmbedResponse:
+        result = await self._engine.embed(list(request.texts))
+        return pb.EmbedResponse(
+            embeddings=[pb.Embedding(values=v) for v in result.vectors],
+            model=result.model,
+            dimensions=result.dimensions,
+        )
+
+    async def Generate(
+        self,
+        request: pb.GenerateRequest,
+        context: grpc.aio.ServicerContext[pb.GenerateRequest, pb.GenerateResponse],
+    ) -> AsyncIterator[pb.GenerateResponse]:
+        async for piece in self._backend.generate(request):
+            yield piece

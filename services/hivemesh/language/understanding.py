@@ -1,0 +1,82 @@
+"""Understand: intent, confidence, out-of-scope flag, slots and alternatives for a request, with
+compound requests ("convert 5 miles to km and add eggs to my list") understood part by part.
+
+Domain code: no grpc. The router is reached through ``classify`` (the micro-batcher in the
+service), slots and splitting through small ports, so tests can hand in plain functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from hivemesh.language.nlu.router import Alternative, Prediction
+from hivemesh.language.v1 import language_service_pb2 as pb
+
+
+class SlotReader(Protocol):
+    """Typed slots of ``text`` read for ``intent``, as contract messages."""
+
+    def __call__(self, text: str, intent: str, *, now: datetime) -> list[pb.Slot]: ...
+
+
+@dataclass(frozen=True)
+class Understanding:
+    text: str
+    intent: str
+    confidence: float
+    out_of_scope: bool
+    slots: tuple[pb.Slot, ...] = ()
+    alternatives: tuple[Alternative, ...] = ()
+    parts: tuple[Understanding, ...] = field(default=())
+
+
+class Understander:
+    def __init__(
+        self,
+        classify: Callable[[str], Awaitable[Prediction]],
+        read_slots: SlotReader,
+        split: Callable[[str], list[str]],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._classify = classify
+        self._read_slots = read_slots
+        self._split = split
+        self._clock = clock
+
+    async def understand(self, text: str, context: Sequence[str] = ()) -> Understanding:
+        """The whole text's understanding; ``parts`` holds each request when it asks for several.
+
+        ``context`` is accepted for follow-ups but not yet used by the router.
+        """
+        now = self._clock()
+        pieces = [p for p in self._split(text) if p.strip()] or [text]
+        if len(pieces) == 1:
+            return await self._one(text, now)
+        parts = await asyncio.gather(*(self._one(piece, now) for piece in pieces))
+        # The first part leads: planners that read only the top level still act on a real request.
+        lead = next((p for p in parts if not p.out_of_scope), parts[0])
+        return Understanding(
+            text=text,
+            intent=lead.intent,
+            confidence=lead.confidence,
+            out_of_scope=all(p.out_of_scope for p in parts),
+            slots=lead.slots,
+            alternatives=lead.alternatives,
+            parts=tuple(parts),
+        )
+
+    async def _one(self, text: str, now: datetime) -> Understanding:
+        prediction = await self._classify(text)
+        slots = () if prediction.out_of_scope else tuple(self._read_slots(text, prediction.intent, now=now))
+        return Understanding(
+            text=text,
+            intent=prediction.intent,
+            confidence=prediction.confidence,
+            out_of_scope=prediction.out_of_scope,
+            slots=slots,
+            alternatives=prediction.alternatives,
+        )
