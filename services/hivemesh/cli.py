@@ -57,6 +57,9 @@ async def _serve(services: Sequence[str], settings: Settings, process_name: str)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    # Zero set-up on a laptop: without an explicit HIVEMESH_AUTH the embedded mesh runs without
+    # credentials, and the gateway says so loudly when it starts.
+    os.environ.setdefault("HIVEMESH_AUTH", "none")
     print(f"hivemesh: data in {settings.data_dir}", file=sys.stderr)
     for name in SERVICES:
         print(f"hivemesh: {name:<8} on {settings.server.host}:{settings.ports[name]}", file=sys.stderr)
@@ -71,6 +74,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---- talking to the gateway ----------------------------------------------------------------------
+
+
+def _credentials() -> list[tuple[str, str]]:
+    """Request metadata carrying HIVEMESH_API_KEY or HIVEMESH_TOKEN (a JWT), when set."""
+    key = os.environ.get("HIVEMESH_API_KEY", "").strip()
+    token = os.environ.get("HIVEMESH_TOKEN", "").strip()
+    if key:
+        return [("x-api-key", key)]
+    return [("authorization", f"Bearer {token}")] if token else []
 
 
 def _describe(event: TaskEvent) -> str | None:
@@ -122,7 +134,7 @@ def _exit_code(task: Task) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(address, timeout_s=args.timeout) as client:
+    async with HivemeshClient(address, metadata=_credentials(), timeout_s=args.timeout) as client:
         if args.task:
             task = await client.answer(args.task, args.text)
             after = task.last_sequence - 1
@@ -163,7 +175,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _task(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(address, timeout_s=args.timeout) as client:
+    async with HivemeshClient(address, metadata=_credentials(), timeout_s=args.timeout) as client:
         if args.action == "list":
             tasks, token = await client.list(
                 page_size=args.limit, page_token=args.page_token, user_id=args.user
@@ -258,7 +270,7 @@ async def _bench(args: argparse.Namespace, settings: Settings) -> int:
             i += 1
 
     began = time.perf_counter()
-    async with HivemeshClient(address, timeout_s=args.timeout) as client:
+    async with HivemeshClient(address, metadata=_credentials(), timeout_s=args.timeout) as client:
         await asyncio.gather(*(client_loop(n, client) for n in range(args.clients)))
     elapsed = time.perf_counter() - began
     latencies.sort()
@@ -357,6 +369,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] in (["keys"], ["dlq"]):
+        from hivemesh.gateway.admin_cli import main as admin_main  # noqa: PLC0415 - only when asked
+
+        return admin_main(arguments)
     if arguments[:1] == ["nlu"]:
         from hivemesh.language.cli import main as nlu_main  # noqa: PLC0415 - heavy imports only when asked
 
