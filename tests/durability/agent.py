@@ -98,9 +98,11 @@ async def effect_counts(engine: AsyncEngine) -> dict[str, int]:
         return {str(e): int(n) for e, n in (await conn.execute(query)).all()}
 
 
-def tool_app(settings: Settings, database_url: str, engine: AsyncEngine, switch: Switch) -> ServiceApp:
+def tool_app(
+    settings: Settings, database_url: str, engine: AsyncEngine, switch: Switch, *, work_s: float = 0.02
+) -> ServiceApp:
     """The real tool service around the counting calculator, idempotency store in PostgreSQL."""
-    registry = Registry([counting_calculator(engine, switch)])
+    registry = Registry([counting_calculator(engine, switch, work_s=work_s)])
     store = SqlIdempotencyStore(database_url)
     channels = ChannelFactory(settings)
     # The calculator keeps no records: the memory channel is never opened.

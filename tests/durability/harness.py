@@ -100,10 +100,10 @@ async def stores(
 
 
 @contextlib.asynccontextmanager
-async def tool_service(store: Stores, switch: Switch) -> AsyncIterator[Stores]:
+async def tool_service(store: Stores, switch: Switch, *, work_s: float = 0.02) -> AsyncIterator[Stores]:
     """The real tool service with the counting calculator; ``Stores`` gets its address."""
     server = MeshServer(
-        tool_app(store.settings, store.tool_database_url, store.effects, switch),
+        tool_app(store.settings, store.tool_database_url, store.effects, switch, work_s=work_s),
         store.settings.server,
         0,
         Metrics(),
