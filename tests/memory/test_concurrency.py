@@ -62,3 +62,18 @@ async def test_concurrent_record_puts_with_one_version(memory: MemoryUnderTest) 
     assert sorted(o.name for o in outcomes) == ["ABORTED", "OK"]
     got = await memory.stub.GetRecord(pb.GetRecordRequest(scope=scope(), kind="list", key="todo"))
     assert got.record.version == 2
+
+
+async def test_concurrent_remembers_with_one_request_id_make_one_memory(memory: MemoryUnderTest) -> None:
+    request = pb.RememberRequest(scope=scope(), text="the spare key is under the mat", request_id="once")
+    outcomes = await asyncio.gather(*(_outcome(memory.stub.Remember(request)) for _ in range(3)))
+    # A loser is told to retry (ABORTED is retryable); its retry finds the winner's memory.
+    assert set(outcomes) <= {grpc.StatusCode.OK, grpc.StatusCode.ABORTED}
+    assert grpc.StatusCode.OK in outcomes
+    retried = await memory.stub.Remember(request)
+    hits = await memory.stub.Recall(pb.RecallRequest(scope=scope(), text="spare key mat", top_k=10))
+    assert [h.memory.memory_id for h in hits.hits] == [retried.memory.memory_id]
+    history = await memory.stub.GetMemoryHistory(
+        pb.GetMemoryHistoryRequest(scope=scope(), memory_id=retried.memory.memory_id)
+    )
+    assert [c.action for c in history.changes] == ["REMEMBERED"]

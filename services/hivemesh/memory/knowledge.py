@@ -52,9 +52,12 @@ class LongTermMemory:
     ) -> Remembered:
         if request_id:
             earlier = await self._ledger.by_request(owner, request_id)
-            current = None if earlier is None else await self._ledger.get(owner, earlier)
-            if current is not None and not current.expired(self._clock()):
-                return Remembered(current, merged=False)
+            if earlier is not None:
+                current = await self._ledger.get(owner, earlier)
+                if current is not None and not current.expired(self._clock()):
+                    return Remembered(current, merged=False)
+                # What that request made is gone since; remember afresh, the id is already spent.
+                request_id = ""
         vector = await self._embed(text)
         for _ in range(_MERGE_ATTEMPTS):
             now = self._clock()

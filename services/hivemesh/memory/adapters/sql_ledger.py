@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hivemesh.memory.adapters.tables import changes, items
 from hivemesh.memory.model import ChangeAction, Memory, MemoryChange, Owner
+from hivemesh.mesh.errors import Aborted
 
 
 def _owned(owner: Owner, table: sa.Table) -> sa.ColumnElement[bool]:
@@ -43,12 +46,28 @@ def _memory(row: sa.Row[Any]) -> Memory:
     )
 
 
+@contextlib.asynccontextmanager
+async def _request_guard(request_id: str) -> AsyncIterator[None]:
+    """Two Remembers racing with one request id: the loser is told to retry, and its retry then
+    finds what the winner made."""
+    try:
+        yield
+    except IntegrityError:
+        if not request_id:
+            raise
+        raise Aborted(
+            "a Remember with this request_id is in progress; retry",
+            reason="REQUEST_IN_PROGRESS",
+            metadata={"request_id": request_id},
+        ) from None
+
+
 class SqlLedger:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def add(self, memory: Memory, request_id: str) -> None:
-        async with self._engine.begin() as conn:
+        async with _request_guard(request_id), self._engine.begin() as conn:
             await conn.execute(
                 items.insert().values(
                     memory_id=memory.memory_id,
@@ -84,7 +103,7 @@ class SqlLedger:
     async def replace(
         self, memory: Memory, expected_version: int, action: ChangeAction, request_id: str
     ) -> bool:
-        async with self._engine.begin() as conn:
+        async with _request_guard(request_id), self._engine.begin() as conn:
             updated = await conn.execute(
                 items.update()
                 .where(
