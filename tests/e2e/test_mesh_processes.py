@@ -41,9 +41,19 @@ def _healthy(port: int) -> bool:
     grpcurl = shutil.which("grpcurl", path=str(BIN))
     assert grpcurl is not None
     result = subprocess.run(
-        [grpcurl, "-plaintext", "-max-time", "2", "-d", '{"service": "readiness"}', f"127.0.0.1:{port}",
-         "grpc.health.v1.Health/Check"],
-        capture_output=True, text=True, check=False,
+        [
+            grpcurl,
+            "-plaintext",
+            "-max-time",
+            "2",
+            "-d",
+            '{"service": "readiness"}',
+            f"127.0.0.1:{port}",
+            "grpc.health.v1.Health/Check",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return '"SERVING"' in result.stdout
 
@@ -57,11 +67,13 @@ def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staging]:
         **os.environ,
         "HIVEMESH_DATA_DIR": str(base / "data"),
         "HIVEMESH_METRICS_PORT": "off",
+        "HIVEMESH_AUTH": "none",
         "HIVEMESH_TRACE_FILE": str(trace_file),
         **{f"HIVEMESH_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
+    logs = {name: (base / f"{name}.log").open("wb") for name in SERVICES}
     processes = {
-        name: subprocess.Popen([str(BIN / "hivemesh"), "serve", name], env=env, stderr=open(base / f"{name}.log", "wb"))  # noqa: SIM115
+        name: subprocess.Popen([str(BIN / "hivemesh"), "serve", name], env=env, stderr=logs[name])
         for name in SERVICES
     }
     try:
@@ -84,12 +96,18 @@ def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staging]:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for log in logs.values():
+            log.close()
 
 
 def test_a_request_in_words_is_answered_and_traced_through_all_five(staging: Staging) -> None:
     result = subprocess.run(
         [str(BIN / "hivemesh"), "run", "what is 12 * (3 + 4)?"],
-        env=staging.env, capture_output=True, text=True, timeout=60, check=False,
+        env=staging.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "84"
@@ -116,17 +134,24 @@ def test_grpcurl_lists_and_health_checks_each_service(staging: Staging, service:
     grpcurl = shutil.which("grpcurl", path=str(BIN))
     assert grpcurl is not None
     address = f"127.0.0.1:{staging.ports[service]}"
-    listed = subprocess.run([grpcurl, "-plaintext", address, "list"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [grpcurl, "-plaintext", address, "list"], capture_output=True, text=True, check=True
+    )
     names = set(listed.stdout.split())
     assert CONTRACTS[service].full_name in names
     assert "grpc.health.v1.Health" in names
     assert names & {"grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"}
     health = subprocess.run(
-        [grpcurl, "-plaintext", address, "grpc.health.v1.Health/Check"], capture_output=True, text=True, check=True
+        [grpcurl, "-plaintext", address, "grpc.health.v1.Health/Check"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(health.stdout)["status"] == "SERVING"
     described = subprocess.run(
         [grpcurl, "-plaintext", address, "describe", CONTRACTS[service].full_name],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "rpc " in described.stdout

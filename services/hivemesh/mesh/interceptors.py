@@ -177,7 +177,7 @@ class ErrorInterceptor(_Wrapping):
     async def _abort(self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
         if isinstance(exc, HivemeshError):
             status = to_status(exc, self._domain)
-            if exc.code >= 13:  # INTERNAL, UNAVAILABLE, DATA_LOSS: worth a line in the log
+            if exc.code in (Code.INTERNAL, Code.UNAVAILABLE, Code.DATA_LOSS):  # worth a line in the log
                 _log.warning("%s failed: %s (%s)", method, exc.message, exc.reason)
         else:
             trace_id = current_trace_id()

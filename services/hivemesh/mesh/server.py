@@ -88,7 +88,7 @@ class MeshServer:
             ],
             self._server,
         )
-        self._stopping: asyncio.Event | None = None
+        self._stopped = False
 
     @property
     def health_names(self) -> list[str]:
@@ -113,6 +113,9 @@ class MeshServer:
     async def stop(self, grace_s: float | None = None) -> None:
         """Readiness goes NOT_SERVING, then (after the shutdown delay) new calls are refused and
         in-flight calls get ``grace_s`` to finish; components stop within the same grace."""
+        if self._stopped:
+            return
+        self._stopped = True
         grace = self._config.grace_period_s if grace_s is None else grace_s
         for name in ("", READINESS, self.contract.full_name):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -120,20 +123,22 @@ class MeshServer:
             await asyncio.sleep(self._config.shutdown_delay_s)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        stop_components = asyncio.gather(
-            *(component.stop(grace) for component in reversed(self.app.components)), return_exceptions=True
-        )
         await self._server.stop(grace)
         await self.health.enter_graceful_shutdown()
-        left = max(0.1, grace - (loop.time() - started))
-        try:
-            results = await asyncio.wait_for(stop_components, timeout=left)
-        except TimeoutError:
-            _log.warning("%s: components did not stop within the grace period", self.app.name)
-            return
-        for result in results:
-            if isinstance(result, BaseException):
-                _log.warning("%s: a component failed to stop cleanly: %s", self.app.name, result)
+        # Components (workers, then the stores they use) stop after the last call has drained,
+        # in reverse order of start, sharing what is left of the grace period.
+        for component in reversed(self.app.components):
+            left = max(0.5, grace - (loop.time() - started))
+            try:
+                await asyncio.wait_for(component.stop(left), timeout=left + 1.0)
+            except TimeoutError:
+                _log.warning(
+                    "%s: %s did not stop within the grace period", self.app.name, type(component).__name__
+                )
+            except Exception as exc:
+                _log.warning(
+                    "%s: %s failed to stop cleanly: %s", self.app.name, type(component).__name__, exc
+                )
 
     async def wait(self) -> None:
         await self._server.wait_for_termination()

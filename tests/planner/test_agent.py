@@ -1,0 +1,142 @@
+"""The planner with the other four services, all real, on port 0."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.protobuf.duration_pb2 import Duration
+
+from hivemesh.common.v1.scope_pb2 import Scope
+from hivemesh.common.v1.task_pb2 import TaskEvent, TaskOptions, TaskState
+from hivemesh.gateway.v1 import gateway_service_pb2 as gw
+from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
+from hivemesh.mesh.config import Settings
+from hivemesh.planner import strategy
+from hivemesh.planner.v1 import planner_service_pb2 as pb
+from hivemesh.planner.v1.planner_service_pb2_grpc import PlannerServiceStub
+from tests.support import RunningMesh, rpc_error, start_mesh
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def agent(settings: Settings) -> AsyncIterator[RunningMesh]:
+    mesh = await start_mesh(settings)
+    try:
+        yield mesh
+    finally:
+        await mesh.stop()
+
+
+def scope(user: str = "ana", session: str = "s1") -> Scope:
+    return Scope(user_id=user, session_id=session)
+
+
+async def execute(
+    mesh: RunningMesh,
+    text: str,
+    *,
+    user: str = "ana",
+    session: str = "s1",
+    options: TaskOptions | None = None,
+) -> list[TaskEvent]:
+    stub = GatewayServiceStub(mesh.client("gateway"))
+    request = gw.ExecuteTaskRequest(
+        request_id=f"{user}-{session}-{text}", text=text, scope=scope(user, session), options=options
+    )
+    return [response.event async for response in stub.ExecuteTask(request)]
+
+
+def kinds(events: list[TaskEvent]) -> list[str]:
+    return [str(e.WhichOneof("kind")) for e in events]
+
+
+async def test_run_task_streams_the_answer(agent: RunningMesh) -> None:
+    stub = PlannerServiceStub(agent.client("planner"))
+    events = [
+        r.event async for r in stub.RunTask(pb.RunTaskRequest(text="what is 12 * (3 + 4)?", scope=scope()))
+    ]
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].completed.answer == "84"
+    assert "tool_result" in kinds(events)
+
+
+async def test_plan_task_plans_compound_requests_without_running_them(agent: RunningMesh) -> None:
+    stub = PlannerServiceStub(agent.client("planner"))
+    response = await stub.PlanTask(
+        pb.PlanTaskRequest(text="convert 5 miles to km and add eggs to my shopping list", scope=scope())
+    )
+    assert [s.tool_name for s in response.plan.steps] == ["convert_units", "list_add"]
+    assert all(not s.depends_on for s in response.plan.steps)
+    status = await rpc_error(stub.PlanTask(pb.PlanTaskRequest(text="", scope=scope())))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_compound_steps_run_concurrently(agent: RunningMesh) -> None:
+    events = await execute(agent, "convert 5 miles to km and add eggs to my shopping list")
+    assert events[-1].WhichOneof("kind") == "completed"
+    answer = events[-1].completed.answer
+    assert "8.047 kilometers" in answer
+    assert "eggs" in answer
+    position = {
+        (e.WhichOneof("kind"), getattr(e, str(e.WhichOneof("kind"))).step): e.sequence
+        for e in events
+        if e.WhichOneof("kind") in ("step_started", "tool_result")
+    }
+    # Both steps started before either finished: they overlapped.
+    assert max(position[("step_started", 1)], position[("step_started", 2)]) < min(
+        position[("tool_result", 1)], position[("tool_result", 2)]
+    )
+
+
+async def test_missing_argument_asks_and_the_answer_continues_the_task(agent: RunningMesh) -> None:
+    events = await execute(agent, "convert 10 miles")
+    assert events[-1].WhichOneof("kind") == "input_requested"
+    assert events[-1].input_requested.missing == "to_unit"
+    task_id = events[-1].task_id
+    stub = GatewayServiceStub(agent.client("gateway"))
+    continued = await stub.ContinueTask(gw.ContinueTaskRequest(task_id=task_id, request_id="a1", text="km"))
+    assert continued.task.state == TaskState.TASK_STATE_SUBMITTED
+    rest = [
+        r.event
+        async for r in stub.WatchTask(
+            gw.WatchTaskRequest(task_id=task_id, after_sequence=events[-1].sequence)
+        )
+    ]
+    assert rest[-1].completed.answer.startswith("16.09")
+
+
+async def test_a_memory_outage_degrades_instead_of_failing(agent: RunningMesh) -> None:
+    await agent.servers["memory"].stop(0)
+    events = await execute(agent, "what is 6 times 7")
+    assert events[-1].completed.answer == "42"
+    notices = [e.notice.code for e in events if e.WhichOneof("kind") == "notice"]
+    assert "MEMORY_UNAVAILABLE" in notices
+
+
+async def test_a_deadline_shorter_than_the_plan_fails_clearly(agent: RunningMesh) -> None:
+    events = await execute(agent, "what is 2 + 2", options=TaskOptions(deadline=Duration(nanos=1_000_000)))
+    assert events[-1].WhichOneof("kind") == "failed"
+    error = events[-1].failed.error
+    assert error.code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+    assert error.reason == "TASK_DEADLINE_EXCEEDED"
+
+
+async def test_memory_is_recalled_in_a_new_session(agent: RunningMesh) -> None:
+    told = await execute(agent, "remember that my sister's name is Ana", user="bo", session="one")
+    assert told[-1].WhichOneof("kind") == "completed"
+    asked = await execute(agent, "what's my sister's name?", user="bo", session="two")
+    assert "Ana" in asked[-1].completed.answer
+    stranger = await execute(agent, "what's my sister's name?", user="cy", session="one")
+    assert "Ana" not in stranger[-1].completed.answer
+
+
+async def test_out_of_scope_and_not_installed_are_different_replies(agent: RunningMesh) -> None:
+    oos = await execute(agent, "who won the world cup in 2018")
+    weather = await execute(agent, "what's the weather in Paris tomorrow")
+    assert oos[-1].completed.answer.startswith("Sorry, that's outside")
+    assert "no tool for weather forecasts is installed" in weather[-1].completed.answer
+    assert "tool_called" not in kinds(oos) + kinds(weather)
+    assert strategy.OUT_OF_SCOPE_REPLY.startswith("Sorry")
