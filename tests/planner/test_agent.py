@@ -109,7 +109,7 @@ async def test_missing_argument_asks_and_the_answer_continues_the_task(agent: Ru
 
 
 async def test_a_memory_outage_degrades_instead_of_failing(agent: RunningMesh) -> None:
-    await agent.servers["memory"].stop(0)
+    await agent.servers["memory"].stop(2.0)
     events = await execute(agent, "what is 6 times 7")
     assert events[-1].completed.answer == "42"
     notices = [e.notice.code for e in events if e.WhichOneof("kind") == "notice"]

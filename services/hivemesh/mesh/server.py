@@ -130,7 +130,9 @@ class MeshServer:
         for component in reversed(self.app.components):
             left = max(0.5, grace - (loop.time() - started))
             try:
-                await asyncio.wait_for(component.stop(left), timeout=left + 1.0)
+                # Cutting a store's close short would orphan its connections, so the hard limit is
+                # generous; components keep to ``left`` themselves.
+                await asyncio.wait_for(component.stop(left), timeout=left + 10.0)
             except TimeoutError:
                 _log.warning(
                     "%s: %s did not stop within the grace period", self.app.name, type(component).__name__
