@@ -1,10 +1,10 @@
 """Server and client interceptors. ``server_interceptors`` and ``client_interceptors`` assemble them,
 in order, in one place each.
 
-Server, outermost first: tracing (OpenTelemetry, extracts W3C context from metadata) -> metrics
-(count, code, duration) -> context (request id, inbound deadline) -> errors (domain error -> status
-with ErrorInfo; anything else -> INTERNAL, logged with the trace id) -> validation (protovalidate ->
-INVALID_ARGUMENT with field paths) -> the servicer.
+Server, outermost first: tracing (OpenTelemetry, extracts W3C context from metadata) -> the call
+pipeline: metrics (count, code, duration) -> context (request id, inbound deadline) -> errors (domain
+error -> status with ErrorInfo; anything else -> INTERNAL, logged with the trace id) -> validation
+(protovalidate -> INVALID_ARGUMENT with field paths) -> the servicer.
 
 Client: tracing (injects W3C context) -> context (request id forwarded; timeout bounded by the
 inbound deadline, a default when there is none).
@@ -60,157 +60,6 @@ else:  # the grpc classes are not generic at run time
     _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor
 
 
-class _Wrapping(_ServerInterceptor):
-    """Wraps the behaviour of unary-request handlers; client-streaming handlers pass through."""
-
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> Handler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
-            return handler
-        method: str = handler_call_details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self.wrap_unary(method, cast("Unary", handler.unary_unary)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self.wrap_stream(method, cast("Streaming", handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    def wrap_unary(self, method: str, behavior: Unary) -> Unary:
-        raise NotImplementedError
-
-    def wrap_stream(self, method: str, behavior: Streaming) -> Streaming:
-        raise NotImplementedError
-
-
-class MetricsInterceptor(_Wrapping):
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def _record(
-        self, method: str, context: grpc.aio.ServicerContext[Any, Any], started: float, failed: bool
-    ) -> None:
-        service, name = _split(method)
-        code = context.code()
-        if code is None:
-            code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
-        label = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        self._metrics.rpc_total.labels(service, name, label).inc()
-        self._metrics.rpc_duration.labels(service, name).observe(time.perf_counter() - started)
-
-    def wrap_unary(self, method: str, behavior: Unary) -> Unary:
-        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started, failed = time.perf_counter(), True
-            try:
-                result = await behavior(request, context)
-                failed = False
-                return result
-            finally:
-                self._record(method, context, started, failed)
-
-        return run
-
-    def wrap_stream(self, method: str, behavior: Streaming) -> Streaming:
-        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            started, failed = time.perf_counter(), True
-            try:
-                async for item in behavior(request, context):
-                    yield item
-                failed = False
-            finally:
-                self._record(method, context, started, failed)
-
-        return run
-
-
-class ContextInterceptor(_Wrapping):
-    """Records the request id and the inbound deadline for the handler and its outbound calls."""
-
-    def _enter(
-        self, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> tuple[contextvars.Token[str], float | None]:
-        incoming = dict(context.invocation_metadata() or ())
-        request_id = str(incoming.get(REQUEST_ID_KEY) or uuid.uuid4().hex)
-        token = _request_id.set(request_id)
-        left = context.time_remaining()
-        # grpc reports a huge number (not None) when the caller set no deadline.
-        return token, left if left is not None and left < 10**8 else None
-
-    def wrap_unary(self, method: str, behavior: Unary) -> Unary:
-        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            token, left = self._enter(context)
-            try:
-                with deadlines.deadline(left):
-                    return await behavior(request, context)
-            finally:
-                _request_id.reset(token)
-
-        return run
-
-    def wrap_stream(self, method: str, behavior: Streaming) -> Streaming:
-        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            token, left = self._enter(context)
-            try:
-                with deadlines.deadline(left):
-                    async for item in behavior(request, context):
-                        yield item
-            finally:
-                _request_id.reset(token)
-
-        return run
-
-
-class ErrorInterceptor(_Wrapping):
-    """Domain errors become their status; anything unexpected becomes INTERNAL with a generic message."""
-
-    def __init__(self, domain: str) -> None:
-        self._domain = domain
-
-    async def _abort(self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
-        if isinstance(exc, HivemeshError):
-            status = to_status(exc, self._domain)
-            if exc.code in (Code.INTERNAL, Code.UNAVAILABLE, Code.DATA_LOSS):  # worth a line in the log
-                _log.warning("%s failed: %s (%s)", method, exc.message, exc.reason)
-        else:
-            trace_id = current_trace_id()
-            _log.error("%s raised an unexpected error [trace=%s]", method, trace_id, exc_info=exc)
-            status = internal_status(f"internal error (trace id {trace_id or 'none'})")
-        await context.abort(grpc_code(Code(status.code)), status.message, trailing_metadata(status))
-
-    def wrap_unary(self, method: str, behavior: Unary) -> Unary:
-        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            try:
-                return await behavior(request, context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await self._abort(method, context, exc)
-                raise  # unreachable: abort raises
-
-        return run
-
-    def wrap_stream(self, method: str, behavior: Streaming) -> Streaming:
-        async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            try:
-                async for item in behavior(request, context):
-                    yield item
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await self._abort(method, context, exc)
-                raise
-
-        return run
-
-
 def validate(request: Message) -> None:
     """Raise InvalidArgument naming every violated field of ``request``."""
     violations = protovalidate.collect_violations(request)
@@ -225,31 +74,153 @@ def validate(request: Message) -> None:
     raise InvalidArgument(f"invalid request: {text}", violations=found, metadata={"field": found[0].field})
 
 
-class ValidationInterceptor(_Wrapping):
-    def wrap_unary(self, method: str, behavior: Unary) -> Unary:
+class CallPipeline(_ServerInterceptor):
+    """Every hivemesh call passes these stages, outermost first:
+
+    1. metrics: count by final code and time the call;
+    2. context: the request id and the inbound deadline, for the handler and its outbound calls;
+    3. errors: a domain error becomes its status with ErrorInfo; anything else becomes INTERNAL with
+       a generic message, logged with the trace id;
+    4. validation: protovalidate, so a violation is INVALID_ARGUMENT naming each field and the
+       servicer only ever sees valid input.
+
+    The stages run in one wrapper per call rather than one interceptor each: on a small RPC every
+    extra coroutine layer is a measurable share of the cost. The wrapped handler of each method is
+    built once and reused. Client-streaming handlers (none in hivemesh) pass through.
+    """
+
+    def __init__(self, domain: str, metrics: Metrics) -> None:
+        self._domain = domain
+        self._metrics = metrics
+        self._cache: dict[str, tuple[Handler, Handler]] = {}
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming:
+            return handler
+        method: str = handler_call_details.method
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._cache[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, cast("Unary", handler.unary_unary)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(method, cast("Streaming", handler.unary_stream)),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, method: str, behavior: Unary) -> Unary:
+        service, name = _split(method)
+
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            validate(request)
-            return await behavior(request, context)
+            started, failed = time.perf_counter(), True
+            token, left = _enter(context)
+            try:
+                with deadlines.deadline(left):
+                    validate(request)
+                    result = await behavior(request, context)
+                failed = False
+                return result
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._abort(method, context, exc)
+                raise  # unreachable: abort raises
+            finally:
+                _request_id.reset(token)
+                self._record(service, name, context, started, failed)
 
         return run
 
-    def wrap_stream(self, method: str, behavior: Streaming) -> Streaming:
+    def _streaming(self, method: str, behavior: Streaming) -> Streaming:
+        service, name = _split(method)
+
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            validate(request)
-            async for item in behavior(request, context):
-                yield item
+            started, failed = time.perf_counter(), True
+            token, left = _enter(context)
+            try:
+                with deadlines.deadline(left):
+                    validate(request)
+                    async for item in behavior(request, context):
+                        yield item
+                failed = False
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._abort(method, context, exc)
+                raise
+            finally:
+                _request_id.reset(token)
+                self._record(service, name, context, started, failed)
 
         return run
+
+    async def _abort(self, method: str, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+        if isinstance(exc, HivemeshError):
+            status = to_status(exc, self._domain)
+            if exc.code in (Code.INTERNAL, Code.UNAVAILABLE, Code.DATA_LOSS):  # worth a line in the log
+                _log.warning("%s failed: %s (%s)", method, exc.message, exc.reason)
+        else:
+            trace_id = current_trace_id()
+            _log.error("%s raised an unexpected error [trace=%s]", method, trace_id, exc_info=exc)
+            status = internal_status(f"internal error (trace id {trace_id or 'none'})")
+        await context.abort(grpc_code(Code(status.code)), status.message, trailing_metadata(status))
+
+    def _record(
+        self,
+        service: str,
+        name: str,
+        context: grpc.aio.ServicerContext[Any, Any],
+        started: float,
+        failed: bool,
+    ) -> None:
+        code = context.code()
+        if code is None:
+            code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+        label = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        # Label lookups take a lock and a dict walk each; the children are cached per method.
+        key = (service, name, label)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self._metrics.rpc_total.labels(service, name, label)
+        counter.inc()
+        timer = self._timers.get((service, name))
+        if timer is None:
+            timer = self._timers[(service, name)] = self._metrics.rpc_duration.labels(service, name)
+        timer.observe(time.perf_counter() - started)
+
+
+def _enter(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[contextvars.Token[str], float | None]:
+    incoming = dict(context.invocation_metadata() or ())
+    request_id = str(incoming.get(REQUEST_ID_KEY) or uuid.uuid4().hex)
+    token = _request_id.set(request_id)
+    left = context.time_remaining()
+    # grpc reports a huge number (not None) when the caller set no deadline.
+    return token, left if left is not None and left < 10**8 else None
 
 
 def server_interceptors(domain: str, metrics: Metrics) -> Sequence[_ServerInterceptor]:
-    """The server interceptor stack, outermost first."""
+    """The server interceptor stack, outermost first: tracing (extracts the W3C context from the
+    metadata, so the pipeline's logs and errors carry the trace id), then the call pipeline."""
     return [
         aio_server_interceptor(),  # type: ignore[no-untyped-call]  # the library is untyped
-        MetricsInterceptor(metrics),
-        ContextInterceptor(),
-        ErrorInterceptor(domain),
-        ValidationInterceptor(),
+        CallPipeline(domain, metrics),
     ]
 
 
