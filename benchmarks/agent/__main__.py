@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from benchmarks.agent.cases import Case, Turn, build, judge
-from hivemesh.client import HivemeshClient
+from hivemesh.client import HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import TaskState
 from hivemesh.mesh.config import SERVICES, Settings
 from hivemesh.mesh.launch import LocalMesh
@@ -78,6 +79,8 @@ async def _run(args: argparse.Namespace) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="hivemesh-bench-")
     address = args.address
     if address is None:
+        # The mesh started here is private to this process, like `hivemesh up`'s.
+        os.environ.setdefault("HIVEMESH_AUTH", "none")
         settings = Settings.from_env({"HIVEMESH_DATA_DIR": tmp.name, "HIVEMESH_METRICS_PORT": "off"})
         mesh = LocalMesh(replace(settings, ports=dict.fromkeys(SERVICES, 0)))
         await mesh.start()
@@ -91,7 +94,7 @@ async def _run(args: argparse.Namespace) -> int:
 
     began = time.perf_counter()
     try:
-        async with HivemeshClient(address, timeout_s=60) as client:
+        async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=60) as client:
             await asyncio.gather(*(bounded(c) for c in cases))
     finally:
         if mesh is not None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import grpc
 from google.protobuf import json_format
 
-from hivemesh.client import HivemeshClient
+from hivemesh.client import HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings
@@ -76,15 +76,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 # ---- talking to the gateway ----------------------------------------------------------------------
 
 
-def _credentials() -> list[tuple[str, str]]:
-    """Request metadata carrying HIVEMESH_API_KEY or HIVEMESH_TOKEN (a JWT), when set."""
-    key = os.environ.get("HIVEMESH_API_KEY", "").strip()
-    token = os.environ.get("HIVEMESH_TOKEN", "").strip()
-    if key:
-        return [("x-api-key", key)]
-    return [("authorization", f"Bearer {token}")] if token else []
-
-
 def _describe(event: TaskEvent) -> str | None:
     kind = event.WhichOneof("kind")
     if kind == "submitted":
@@ -134,7 +125,7 @@ def _exit_code(task: Task) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(address, metadata=_credentials(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
         if args.task:
             task = await client.answer(args.task, args.text)
             after = task.last_sequence - 1
@@ -175,7 +166,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _task(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(address, metadata=_credentials(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
         if args.action == "list":
             tasks, token = await client.list(
                 page_size=args.limit, page_token=args.page_token, user_id=args.user
@@ -270,7 +261,7 @@ async def _bench(args: argparse.Namespace, settings: Settings) -> int:
             i += 1
 
     began = time.perf_counter()
-    async with HivemeshClient(address, metadata=_credentials(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
         await asyncio.gather(*(client_loop(n, client) for n in range(args.clients)))
     elapsed = time.perf_counter() - began
     latencies.sort()

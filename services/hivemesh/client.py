@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 
 import grpc
@@ -17,6 +18,16 @@ from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 
 # Codes after which following a task's events again (from the last sequence seen) is safe.
 _RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+
+
+def credentials_from_env(env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Request metadata carrying HIVEMESH_API_KEY or HIVEMESH_TOKEN (a JWT), when set."""
+    values = os.environ if env is None else env
+    key = values.get("HIVEMESH_API_KEY", "").strip()
+    token = values.get("HIVEMESH_TOKEN", "").strip()
+    if key:
+        return [("x-api-key", key)]
+    return [("authorization", f"Bearer {token}")] if token else []
 
 
 class HivemeshClient:
