@@ -7,12 +7,18 @@ processes (gateway, planner workers) then queue on the busy timeout instead of f
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def sqlite_url(path: Path) -> str:
@@ -64,3 +70,19 @@ async def run_migrations(engine: AsyncEngine, script_location: Path, version_tab
 
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)
+
+
+def uncancellable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Run a store method to completion even when its caller is cancelled.
+
+    A transaction cut off half way (a watcher that disconnects, a task canceled while it records
+    an event) would leave its pooled connection mid-transaction; on SQLite that connection can
+    hold the database lock while it waits to be cleaned up, and every other writer then times out.
+    The caller still sees its cancellation at once; the statement finishes on its own.
+    """
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.shield(method(*args, **kwargs))
+
+    return run

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.errors import FailedPrecondition, InvalidArgument, NotFound
-from hivemesh.mesh.sql import is_sqlite, run_migrations
+from hivemesh.mesh.sql import is_sqlite, run_migrations, uncancellable
 from hivemesh.tasks import schema
 from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier
 from hivemesh.tasks.projection import apply, is_terminal
@@ -76,6 +76,7 @@ class TaskLog:
     async def migrate(self) -> None:
         await run_migrations(self._engine, MIGRATIONS, "task_alembic_version")
 
+    @uncancellable
     async def submit(
         self, task: Task, *, trace: dict[str, str], now: float | None = None
     ) -> tuple[Task, bool]:
@@ -138,6 +139,7 @@ class TaskLog:
         self._notifier.notify(QUEUE_TOPIC)
         return projected, False
 
+    @uncancellable
     async def _by_request(self, tenant_id: str, request_id: str) -> Task | None:
         async with self._engine.connect() as conn:
             row = (
@@ -149,6 +151,7 @@ class TaskLog:
             ).first()
         return None if row is None else Task.FromString(row[0])
 
+    @uncancellable
     async def append(
         self, task_id: str, event: TaskEvent, *, allow_after_end: bool = False, requeue: bool = False
     ) -> tuple[TaskEvent, Task]:
@@ -229,6 +232,7 @@ class TaskLog:
         row = (await conn.execute(query)).first()
         return None if row is None else Task.FromString(row[0])
 
+    @uncancellable
     async def get(self, task_id: str) -> Task | None:
         async with self._engine.connect() as conn:
             row = (
@@ -236,6 +240,7 @@ class TaskLog:
             ).first()
         return None if row is None else Task.FromString(row[0])
 
+    @uncancellable
     async def list_tasks(
         self,
         tenant_id: str,
@@ -275,6 +280,7 @@ class TaskLog:
         token = _encode_token(page[-1][1], page[-1][2]) if len(rows) > page_size else ""
         return [Task.FromString(r[0]) for r in page], token
 
+    @uncancellable
     async def read(self, task_id: str, after_sequence: int, limit: int = 500) -> list[TaskEvent]:
         query = (
             select(schema.events.c.event)
@@ -286,6 +292,7 @@ class TaskLog:
             rows = (await conn.execute(query)).all()
         return [TaskEvent.FromString(r[0]) for r in rows]
 
+    @uncancellable
     async def verify(self, task_id: str) -> Verification:
         """Recompute the hash chain and check sequences; name the first broken link."""
         query = (
@@ -322,6 +329,7 @@ class TaskLog:
             prev = stored_hash
         return Verification(task_id, len(rows), None, "")
 
+    @uncancellable
     async def waiting(self, *, updated_before: float, limit: int = 1000) -> list[tuple[Task, int]]:
         """Tasks that should be on the queue (SUBMITTED, or WORKING on a claim) and have not
         changed since ``updated_before``, oldest first, each with its state."""
@@ -342,6 +350,7 @@ class TaskLog:
             rows = (await conn.execute(query)).all()
         return [(Task.FromString(r[0]), int(r[1])) for r in rows]
 
+    @uncancellable
     async def count_by_state(self) -> dict[int, int]:
         query = select(schema.tasks.c.state, func.count()).group_by(schema.tasks.c.state)
         async with self._engine.connect() as conn:

@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from hivemesh.mesh.sql import is_sqlite
+from hivemesh.mesh.sql import is_sqlite, uncancellable
 from hivemesh.tasks import schema
 from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier
 
@@ -87,6 +87,7 @@ class SqlTaskQueue:
         self._engine = engine
         self._notifier = notifier
 
+    @uncancellable
     async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None:
         now = time.time()
         q = schema.queue.c
@@ -120,6 +121,7 @@ class SqlTaskQueue:
             return None
         return Claim(str(row[0]), str(row[1]), int(row[2]), dict(json.loads(row[3] or "{}")))
 
+    @uncancellable
     async def extend(self, task_id: str, worker_id: str, visibility_timeout_s: float) -> bool:
         q = schema.queue.c
         async with self._engine.begin() as conn:
@@ -130,6 +132,7 @@ class SqlTaskQueue:
             )
         return bool(result.rowcount)
 
+    @uncancellable
     async def ack(self, task_id: str, worker_id: str) -> None:
         q = schema.queue.c
         async with self._engine.begin() as conn:
@@ -137,6 +140,7 @@ class SqlTaskQueue:
                 schema.queue.delete().where(and_(q.task_id == task_id, q.claimed_by == worker_id))
             )
 
+    @uncancellable
     async def retry(self, task_id: str, worker_id: str, delay_s: float, error: str) -> None:
         q = schema.queue.c
         async with self._engine.begin() as conn:
@@ -149,6 +153,7 @@ class SqlTaskQueue:
             )
         self._notifier.notify(QUEUE_TOPIC)
 
+    @uncancellable
     async def dead_letter(self, task_id: str, worker_id: str, error: str) -> None:
         q = schema.queue.c
         async with self._engine.begin() as conn:
@@ -158,15 +163,18 @@ class SqlTaskQueue:
                 .values(dead=True, claimed_by=None, claimed_until=None, last_error=error)
             )
 
+    @uncancellable
     async def remove(self, task_id: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(schema.queue.delete().where(schema.queue.c.task_id == task_id))
 
+    @uncancellable
     async def depth(self) -> int:
         async with self._engine.connect() as conn:
             result = await conn.execute(select(func.count()).where(schema.queue.c.dead.is_(False)))
             return int(result.scalar_one())
 
+    @uncancellable
     async def dead_letters(
         self, *, tenant_id: str | None = None, limit: int = 100, after: tuple[float, str] | None = None
     ) -> list[DeadLetter]:
@@ -188,6 +196,7 @@ class SqlTaskQueue:
             rows = (await conn.execute(query)).all()
         return [DeadLetter(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), float(r[4])) for r in rows]
 
+    @uncancellable
     async def dead_letter_of(self, task_id: str) -> DeadLetter | None:
         q = schema.queue.c
         query = select(q.task_id, q.tenant_id, q.delivery_count, q.last_error, q.enqueued_at).where(
@@ -199,6 +208,7 @@ class SqlTaskQueue:
             return None
         return DeadLetter(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), float(r[4]))
 
+    @uncancellable
     async def replay(self, task_id: str) -> bool:
         q = schema.queue.c
         async with self._engine.begin() as conn:
@@ -216,6 +226,7 @@ class SqlTaskQueue:
         self._notifier.notify(QUEUE_TOPIC)
         return bool(result.rowcount)
 
+    @uncancellable
     async def purge(self, task_id: str | None = None, *, tenant_id: str | None = None) -> int:
         q = schema.queue.c
         conditions: list[ColumnElement[bool]] = [q.dead.is_(True)]
