@@ -472,7 +472,7 @@ def _follow_ups() -> list[Case]:
         ),
         Case(
             "follow_up",
-            (Turn("what day of the week is it on", question=True, answer="2026-12-25", pattern=r"^Friday"),),
+            (Turn("convert 12 pounds", question=True, answer="kilograms", number=5.443108),),
         ),
         Case(
             "follow_up", (Turn("add to my shopping list", question=True, answer="pears", pattern=r"pears"),)

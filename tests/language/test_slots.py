@@ -269,6 +269,8 @@ def test_reminder(text: str, reminder: str, due: datetime) -> None:
         ("cross call bob off my to-do list", "list_remove", "todo", ("call bob",)),
         ("what's on my shopping list", "list_show", "shopping", None),
         ("clear my todo list", "list_clear", "todo", None),
+        ("add to my shopping list", "list_add", "shopping", None),
+        ("remove from my todo list", "list_remove", "todo", None),
     ],
 )
 def test_lists(text: str, intent: str, list_name: str, items: tuple[str, ...] | None) -> None:

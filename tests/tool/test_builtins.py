@@ -78,6 +78,7 @@ async def test_calculator_displays_integers_without_a_decimal_point() -> None:
         (1, "GB", "MB", "1000 megabytes"),
         (90, "minutes", "hours", "1.5 hours"),
         (12, "inches", "feet", "1 foot"),
+        (1000, "square_foot", "square_meter", "92.9 square meters"),
     ],
 )
 async def test_convert_units(value: float, source: str, target: str, shown: str) -> None:

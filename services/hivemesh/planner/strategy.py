@@ -65,7 +65,8 @@ def _number(value: Any) -> int | float:
 
 
 def _calculator(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    return {"expression": s.get("expression") or text}
+    # No expression found means nothing to calculate: ask, rather than feed the words to the parser.
+    return {"expression": s["expression"]} if s.get("expression") else {}
 
 
 def _convert(s: Mapping[str, Any], text: str) -> dict[str, Any]:

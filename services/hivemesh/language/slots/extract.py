@@ -18,7 +18,7 @@ from hivemesh.language.slots.calculator import normalize_expression
 from hivemesh.language.slots.conversion import parse_conversion
 from hivemesh.language.slots.dates import DateMention, find_dates, normalize_ordinals, shift
 from hivemesh.language.slots.durations import find_durations
-from hivemesh.language.slots.lists import parse_list_request, split_items
+from hivemesh.language.slots.lists import names_only_a_list, parse_list_request, split_items
 from hivemesh.language.slots.numbers import normalize_numbers
 from hivemesh.language.slots.times import find_time
 from hivemesh.language.slots.values import SlotValue
@@ -327,7 +327,7 @@ def _list(with_items: bool) -> Reader:
             if not items:
                 # "add milk", "remove eggs please": no list named, the rest is the items.
                 m = _LIST_VERB.match(_clean(text))
-                if m:
+                if m and not names_only_a_list(m.group("items")):
                     source = m.group("items")
                     items = split_items(source)
             if items:

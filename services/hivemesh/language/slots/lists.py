@@ -137,4 +137,11 @@ def parse_list_request(text: str) -> ListRequest:
             if named:
                 items_source = re.split(r"\s+(?:on|to|for|in)\s+" + _OWNER, items_source)[0]
             items = split_items(items_source)
+    if names_only_a_list(items_source):
+        items, items_source = (), ""
     return ListRequest(name, source, items, items_source)
+
+
+def names_only_a_list(text: str) -> bool:
+    """ "to my shopping list", "on the list": a place to put things, not things to put there."""
+    return re.fullmatch(r"(?:to|on|onto|in|into|from|off)\b.*\blist", text.strip(), re.IGNORECASE) is not None

@@ -127,10 +127,14 @@ def convert_units(
 def _parse(field: str, text: str) -> Any:
     cleaned = re.sub(r"\s+", " ", text.strip())
     name = _ALIASES.get(cleaned.lower(), cleaned)
-    try:
-        return unit_registry().parse_units(name)
-    except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError, TypeError, ValueError):
-        raise InvalidArgument.field(field, f"unknown unit {text!r}", reason="UNKNOWN_UNIT") from None
+    # pint reads "square meter" but not the identifier form "square_meter" that callers also send.
+    candidates = [name, re.sub(r"^(square|cubic)_", r"\1 ", name)]
+    for candidate in candidates:
+        try:
+            return unit_registry().parse_units(candidate)
+        except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError, TypeError, ValueError):
+            continue
+    raise InvalidArgument.field(field, f"unknown unit {text!r}", reason="UNKNOWN_UNIT")
 
 
 def unit_name(quantity: Any, amount: float) -> str:
