@@ -18,6 +18,7 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
+from hivemesh.tasks.gauges import QueueGauges
 from hivemesh.tasks.system import TaskSystem
 
 _log = logging.getLogger(__name__)
@@ -34,10 +35,10 @@ def key_store(settings: Settings) -> ApiKeyStore:
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    return build_app(settings, GatewayConfig.from_env())
+    return build_app(settings, GatewayConfig.from_env(), metrics)
 
 
-def build_app(settings: Settings, config: GatewayConfig) -> ServiceApp:
+def build_app(settings: Settings, config: GatewayConfig, metrics: Metrics | None = None) -> ServiceApp:
     tasks = TaskSystem(settings)
     keys = key_store(settings)
     tokens = (
@@ -71,5 +72,5 @@ def build_app(settings: Settings, config: GatewayConfig) -> ServiceApp:
     return ServiceApp(
         name="gateway",
         register=lambda server: pb_grpc.add_GatewayServiceServicer_to_server(servicer, server),
-        components=[tasks, keys],
+        components=[tasks, keys, *([QueueGauges(tasks.queue, metrics)] if metrics is not None else [])],
     )

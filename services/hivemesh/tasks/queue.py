@@ -55,6 +55,10 @@ class TaskQueue(Protocol):
 
     async def depth(self) -> int: ...
 
+    async def dead_count(self) -> int:
+        """How many tasks are in the dead-letter queue."""
+        ...
+
     async def dead_letters(
         self, *, tenant_id: str | None = None, limit: int = 100, after: tuple[float, str] | None = None
     ) -> list[DeadLetter]:
@@ -172,6 +176,12 @@ class SqlTaskQueue:
     async def depth(self) -> int:
         async with self._engine.connect() as conn:
             result = await conn.execute(select(func.count()).where(schema.queue.c.dead.is_(False)))
+            return int(result.scalar_one())
+
+    @uncancellable
+    async def dead_count(self) -> int:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(select(func.count()).where(schema.queue.c.dead.is_(True)))
             return int(result.scalar_one())
 
     @uncancellable

@@ -339,6 +339,9 @@ class RedisTaskQueue:
         held, dead = await _guard(pipe.execute)
         return max(0, int(held) - int(dead))
 
+    async def dead_count(self) -> int:
+        return int(await _guard(lambda: self._redis.zcard(self.dead)))
+
     async def _records(self, task_ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
         if not task_ids:
             return []
