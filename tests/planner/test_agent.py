@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.common.v1.task_pb2 import TaskEvent, TaskOptions, TaskState
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import Settings
 from hivemesh.planner import strategy
+from hivemesh.planner.bulkhead import Bulkhead
+from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
+from hivemesh.planner.runner import Runner
 from hivemesh.planner.v1 import planner_service_pb2 as pb
 from hivemesh.planner.v1.planner_service_pb2_grpc import PlannerServiceStub
+from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
 from tests.support import RunningMesh, rpc_error, start_mesh
 
 pytestmark = pytest.mark.slow
@@ -74,21 +80,51 @@ async def test_plan_task_plans_compound_requests_without_running_them(agent: Run
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
+class BarrierTools:
+    """The real tool service behind a barrier that opens only when two calls wait at it: if the
+    planner ran the steps one after the other, the first call would never return."""
+
+    def __init__(self, inner: GrpcTools) -> None:
+        self._inner = inner
+        self.barrier = asyncio.Barrier(2)
+
+    async def list_tools(self) -> list[ToolSpec]:
+        return await self._inner.list_tools()
+
+    async def invoke(
+        self, name: str, arguments: dict[str, Any], *, idempotency_key: str, scope: Scope, task_id: str
+    ) -> InvokeToolResponse:
+        await asyncio.wait_for(self.barrier.wait(), timeout=10)
+        return await self._inner.invoke(
+            name, arguments, idempotency_key=idempotency_key, scope=scope, task_id=task_id
+        )
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.events: list[TaskEvent] = []
+
+    async def emit(self, event: TaskEvent) -> TaskEvent:
+        self.events.append(event)
+        return event
+
+
 async def test_compound_steps_run_concurrently(agent: RunningMesh) -> None:
-    events = await execute(agent, "convert 5 miles to km and add eggs to my shopping list")
-    assert events[-1].WhichOneof("kind") == "completed"
-    answer = events[-1].completed.answer
-    assert "8.047 kilometers" in answer
-    assert "eggs" in answer
-    position = {
-        (e.WhichOneof("kind"), getattr(e, str(e.WhichOneof("kind"))).step): e.sequence
-        for e in events
-        if e.WhichOneof("kind") in ("step_started", "tool_result")
-    }
-    # Both steps started before either finished: they overlapped.
-    assert max(position[("step_started", 1)], position[("step_started", 2)]) < min(
-        position[("tool_result", 1)], position[("tool_result", 2)]
+    bulkhead = Bulkhead("test", 8)
+    tools = BarrierTools(GrpcTools(agent.channels, bulkhead))
+    runner = Runner(GrpcLanguage(agent.channels, bulkhead), GrpcMemory(agent.channels, bulkhead), tools)
+    task = Task(
+        task_id="compound",
+        scope=Scope(tenant_id="default", user_id="ana", session_id="s1"),
+        input_text="convert 5 miles to km and add eggs to my shopping list",
+        options=TaskOptions(max_steps=8),
     )
+    sink = ListSink()
+    outcome = await runner.run(task, [], sink)
+    assert "8.047 kilometers" in outcome.answer
+    assert "eggs" in outcome.answer
+    results = [e.tool_result.tool_name for e in sink.events if e.WhichOneof("kind") == "tool_result"]
+    assert sorted(results) == ["convert_units", "list_add"]
 
 
 async def test_missing_argument_asks_and_the_answer_continues_the_task(agent: RunningMesh) -> None:
@@ -140,3 +176,16 @@ async def test_out_of_scope_and_not_installed_are_different_replies(agent: Runni
     assert "no tool for weather forecasts is installed" in weather[-1].completed.answer
     assert "tool_called" not in kinds(oos) + kinds(weather)
     assert strategy.OUT_OF_SCOPE_REPLY.startswith("Sorry")
+
+
+async def test_a_timer_goes_off_as_an_event_of_the_task_that_set_it(agent: RunningMesh) -> None:
+    events = await execute(agent, "set a timer for 1 second")
+    assert events[-1].completed.answer.startswith("Timer set for 1 second")
+    task_id = events[-1].task_id
+    stub = GatewayServiceStub(agent.client("gateway"))
+    for _ in range(100):
+        replay = [r.event async for r in stub.WatchTask(gw.WatchTaskRequest(task_id=task_id))]
+        if replay[-1].WhichOneof("kind") == "notice":
+            break
+        await asyncio.sleep(0.1)
+    assert replay[-1].notice.code == "TIMER_DONE"

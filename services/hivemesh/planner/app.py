@@ -13,6 +13,7 @@ from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
 from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
 from hivemesh.planner.worker import WorkerPool
+from hivemesh.tasks.reminders import ReminderDispatcher
 from hivemesh.tasks.system import TaskSystem
 
 
@@ -38,5 +39,5 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     return ServiceApp(
         name="planner",
         register=lambda server: pb_grpc.add_PlannerServiceServicer_to_server(servicer, server),
-        components=[tasks, workers],
+        components=[tasks, workers, ReminderDispatcher(tasks.reminders, tasks.log)],
     )

@@ -66,3 +66,18 @@ queue = Table(
     Column("dead", Boolean, nullable=False, default=False),
     Index("ix_task_queue_ready", "dead", "available_at"),
 )
+
+# Timers and reminders until they are delivered to the task that set them.
+reminders = Table(
+    "task_reminders",
+    metadata,
+    Column("reminder_id", String(64), primary_key=True),
+    Column("task_id", String(64), nullable=False),
+    Column("tenant_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("due", Float, nullable=False),
+    Column("claimed_until", Float, nullable=True),
+    Column("delivered", Boolean, nullable=False, default=False),
+    Index("ix_task_reminders_due", "delivered", "due"),
+)

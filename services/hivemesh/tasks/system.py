@@ -25,6 +25,7 @@ from hivemesh.tasks.log import TaskLog
 from hivemesh.tasks.notifier import InProcessNotifier, Notifier
 from hivemesh.tasks.projection import ends_watch, is_terminal
 from hivemesh.tasks.queue import SqlTaskQueue, TaskQueue
+from hivemesh.tasks.reminders import ReminderBook
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class TaskSystem:
             self.log = TaskLog(self.engine, self.notifier)
             self.queue = SqlTaskQueue(self.engine, self.notifier)
             self.poll_interval_s = POLL_INTERVAL_S
+        self.reminders = ReminderBook(self.engine)
 
     async def start(self) -> None:
         await self.log.migrate()
@@ -134,8 +136,9 @@ class TaskSystem:
 
     async def _still_paused(self, task_id: str, sequence: int) -> bool:
         # A replayed question that has since been answered is not the end of the stream.
+        # Events recorded after the end (a timer going off) are replayed too.
         task = await self.log.get(task_id)
-        return task is None or is_terminal(task.state) or task.last_sequence == sequence
+        return task is None or task.last_sequence == sequence
 
     async def follow(self, task_id: str, after_sequence: int) -> AsyncIterator[TaskEvent]:
         """Replay the log after ``after_sequence``, then follow new events until the task ends or

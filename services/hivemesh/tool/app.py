@@ -18,7 +18,7 @@ from hivemesh.tool.memory_records import MemoryRecords
 from hivemesh.tool.model import Tool, ToolDeps
 from hivemesh.tool.ports import RecordStore, ReminderScheduler
 from hivemesh.tool.registry import Registry
-from hivemesh.tool.scheduling import LoggingScheduler
+from hivemesh.tool.scheduling import LoggingScheduler, TaskReminderScheduler
 from hivemesh.tool.servicer import ToolServicer
 from hivemesh.tool.stores.redis import RedisIdempotencyStore
 from hivemesh.tool.stores.sql import SqlIdempotencyStore
@@ -26,7 +26,10 @@ from hivemesh.tool.v1.tool_service_pb2_grpc import add_ToolServiceServicer_to_se
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    return build_app(settings, channels, ToolConfig.from_env())
+    scheduler = TaskReminderScheduler(settings)
+    app = build_app(settings, channels, ToolConfig.from_env(), scheduler=scheduler)
+    app.components = [scheduler, *app.components]
+    return app
 
 
 def build_app(
