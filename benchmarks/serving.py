@@ -1,0 +1,70 @@
+"""Run one service in its own process for a benchmark, as it runs in production: the load
+generator then does not share the server's event loop (the two still share the machine's cores)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def served(
+    service: str, env: Mapping[str, str] | None = None, *, ready_s: float = 300.0
+) -> AsyncIterator[str]:
+    """``hivemesh serve <service>`` on a free port; yields its address once it is ready."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix=f"hivemesh-{service}-") as data_dir:
+        environment = {
+            **os.environ,
+            "HIVEMESH_DATA_DIR": data_dir,
+            "HIVEMESH_METRICS_PORT": "off",
+            "HIVEMESH_LOG_LEVEL": "WARNING",
+            f"HIVEMESH_{service.upper()}_PORT": str(port),
+            **(env or {}),
+        }
+        cli = Path(sys.executable).parent / "hivemesh"
+        process = await asyncio.create_subprocess_exec(str(cli), "serve", service, env=environment)
+        address = f"127.0.0.1:{port}"
+        try:
+            async with grpc.aio.insecure_channel(address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                loop = asyncio.get_running_loop()
+                give_up = loop.time() + ready_s
+                while True:
+                    if process.returncode is not None:
+                        raise RuntimeError(f"hivemesh serve {service} exited with {process.returncode}")
+                    try:
+                        answer = await health.Check(
+                            health_pb2.HealthCheckRequest(service="readiness"), timeout=1
+                        )
+                        if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                            break
+                    except grpc.aio.AioRpcError:
+                        pass
+                    if loop.time() > give_up:
+                        raise TimeoutError(f"hivemesh serve {service} was not ready within {ready_s:.0f}s")
+                    await asyncio.sleep(0.2)
+            yield address
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 30)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
