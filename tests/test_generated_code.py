@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_gen_is_fresh() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "gen.py"), "--check"], capture_output=True, text=True, check=False
+        [sys.executable, str(ROOT / "tools" / "gen.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
