@@ -1,15 +1,19 @@
-"""A small MCP server over stdio for the bridge's tests.
+"""A small MCP server for the bridge's tests.
 
-``python mcp_server.py`` serves the tools below; ``--silent`` reads requests and never answers.
+``python mcp_server.py`` serves the tools below over stdio; ``--silent`` reads requests and never
+answers. ``python mcp_server.py --http PORT`` serves them over streamable HTTP at
+``http://127.0.0.1:PORT/mcp`` instead (``0`` picks a free port) and prints the port once it listens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 
+import uvicorn
 from mcp.server.fastmcp import Context, FastMCP
 
 server = FastMCP("testing")
@@ -63,13 +67,32 @@ def fail() -> str:
     raise ValueError("the gadget is out of order")
 
 
+@server.tool()
+def forget_sessions() -> str:
+    """Drop every session, as a restarted or expiring server would, leaving their connections open."""
+    server.session_manager._server_instances.clear()
+    return "forgotten"
+
+
 def silent() -> None:
     for _ in sys.stdin:
         pass
 
 
+def serve_http(port: int) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(64)
+    print(listener.getsockname()[1], flush=True)
+    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
+    asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
+
+
 if __name__ == "__main__":
     if "--silent" in sys.argv:
         silent()
+    elif "--http" in sys.argv:
+        serve_http(int(sys.argv[sys.argv.index("--http") + 1]))
     else:
         server.run("stdio")

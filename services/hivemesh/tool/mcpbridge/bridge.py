@@ -8,9 +8,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -31,6 +31,12 @@ from hivemesh.tool.model import JsonObject, Tool, ToolContext, ToolOutput, ToolS
 _log = logging.getLogger(__name__)
 # A connection that stayed up this long starts its next restart backoff from the beginning.
 _STABLE_S = 60.0
+# How the SDK's streamable HTTP client reports a 404 for its session: the server has forgotten it
+# (it restarted, or let the session expire), so the bridge must start a new one.
+_SESSION_TERMINATED = 32600
+# Failures of the HTTP connection itself; a timeout is not one (an idle event stream may time out).
+_CONNECTION_LOST = (httpx.NetworkError, httpx.RemoteProtocolError)
+_T = TypeVar("_T")
 _CONTENT_SCHEMA: JsonObject = {
     "type": "object",
     "properties": {"content": {"type": "array", "items": {"type": "object"}}},
@@ -56,7 +62,7 @@ class McpTool:
         return self._spec
 
     async def run(self, arguments: JsonObject, context: ToolContext) -> ToolOutput:
-        session = self._server.session
+        session, ended = self._server.session, self._server.ended
         name = self._spec.name
         if session is None:
             raise Unavailable(
@@ -71,18 +77,21 @@ class McpTool:
         left = deadlines.remaining()
         timeout = self._spec.timeout_s if left is None else min(self._spec.timeout_s, left)
         try:
-            result = await session.call_tool(
-                self._remote_name,
-                dict(arguments),
-                read_timeout_seconds=timedelta(seconds=max(timeout, 0.001)),
-                progress_callback=forward,
+            result = await _unless_ended(
+                ended,
+                session.call_tool(
+                    self._remote_name,
+                    dict(arguments),
+                    read_timeout_seconds=timedelta(seconds=max(timeout, 0.001)),
+                    progress_callback=forward,
+                ),
             )
         except McpError as exc:
             raise self._server.call_error(name, exc) from None
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._server.broken()
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, _ConnectionEnded):
+            ended.set()  # this call's connection, never one started since
             raise Unavailable(
-                f"the MCP server {self._server.name} exited during the call",
+                f"the MCP server {self._server.name} exited or was cut off during the call",
                 reason="TOOL_CRASHED",
                 metadata={"tool": name, "server": self._server.name},
             ) from None
@@ -128,8 +137,13 @@ class McpServer:
         # Kept while the server restarts, so callers see a stable list and a clear UNAVAILABLE.
         return self._tools
 
+    @property
+    def ended(self) -> asyncio.Event:
+        """Set when the current connection ends, for whatever reason."""
+        return self._ended
+
     def broken(self) -> None:
-        """A call found the connection dead: end it, and the supervisor starts a new one."""
+        """The connection was found dead: end it, and the supervisor starts a new one."""
         self._ended.set()
 
     async def start(self) -> None:
@@ -158,6 +172,13 @@ class McpServer:
             return Unavailable(
                 f"the MCP server {self.name} exited during the call", reason="TOOL_CRASHED", metadata=meta
             )
+        if code == _SESSION_TERMINATED:
+            self.broken()
+            return Unavailable(
+                f"the MCP server {self.name} no longer knows the session (it restarted?); reconnecting",
+                reason="MCP_SESSION_ENDED",
+                metadata=meta,
+            )
         if code == httpx.codes.REQUEST_TIMEOUT:
             return DeadlineExceeded(f"{tool} did not answer in time", reason="TOOL_TIMEOUT", metadata=meta)
         return FailedPrecondition(f"{tool}: {message}", reason="MCP_ERROR", metadata=meta)
@@ -173,6 +194,7 @@ class McpServer:
                 _log.warning("MCP server %s failed: %s: %s", self.name, type(exc).__name__, exc)
             finally:
                 self.session = None
+                self._ended.set()  # calls still waiting on this connection fail at once
                 self._attempted.set()
             if self._stopping.is_set():
                 return
@@ -213,9 +235,10 @@ class McpServer:
             return
         assert self.config.url is not None
         timeout = httpx.Timeout(self.config.timeout_s, read=max(self.config.timeout_s, 300.0))
+        transport = _WatchedTransport(httpx.AsyncHTTPTransport(), self.broken)
         async with (
             httpx.AsyncClient(
-                headers=dict(self.config.headers), timeout=timeout, follow_redirects=True
+                headers=dict(self.config.headers), timeout=timeout, follow_redirects=True, transport=transport
             ) as client,
             streamable_http_client(self.config.url, http_client=client) as (read, write, _),
         ):
@@ -245,6 +268,72 @@ class McpServer:
             source=f"mcp:{self.name}",
         )
         return McpTool(self, tool.name, spec)
+
+
+class _ConnectionEnded(Exception):
+    pass
+
+
+async def _unless_ended(ended: asyncio.Event, call: Awaitable[_T]) -> _T:
+    """Await ``call``, but give up with ``_ConnectionEnded`` when its connection ends first (the SDK
+    does not always fail the requests in flight when a connection is lost)."""
+    task = asyncio.ensure_future(call)
+    waiter = asyncio.ensure_future(ended.wait())
+    try:
+        await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+    if task.cancelled():
+        raise _ConnectionEnded
+    return task.result()
+
+
+class _WatchedTransport(httpx.AsyncBaseTransport):
+    """Reports a lost connection to a streamable HTTP server (refused, reset, cut off mid-answer).
+
+    The SDK's client logs these and carries on, which would leave the session looking healthy and
+    its calls waiting for answers that cannot come."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, lost: Callable[[], None]) -> None:
+        self._inner = inner
+        self._lost = lost
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._inner.handle_async_request(request)
+        except _CONNECTION_LOST:
+            self._lost()
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_WatchedStream(response.stream, self._lost),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _WatchedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, lost: Callable[[], None]) -> None:
+        self._inner = inner
+        self._lost = lost
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except _CONNECTION_LOST:
+            self._lost()
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 async def _list_tools(session: ClientSession) -> list[types.Tool]:
