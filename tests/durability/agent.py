@@ -13,7 +13,12 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.language.v1.language_service_pb2 import GenerateRequest, GenerateResponse, UnderstandResponse
+from hivemesh.language.v1.language_service_pb2 import (
+    GenerateRequest,
+    GenerateResponse,
+    Slot,
+    UnderstandResponse,
+)
 from hivemesh.memory.v1.memory_service_pb2 import MemoryHit, Turn
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
@@ -42,7 +47,9 @@ class ScriptedLanguage:
     """Understands every request as a calculation of its own text."""
 
     async def understand(self, text: str, context: Sequence[str], tools: Sequence[str]) -> UnderstandResponse:
-        return UnderstandResponse(text=text, intent="calculator", confidence=1.0)
+        return UnderstandResponse(
+            text=text, intent="calculator", confidence=1.0, slots=[Slot(name="expression", text=text)]
+        )
 
     async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerateResponse]:
         yield GenerateResponse(text_delta=request.messages[-1].content)

@@ -228,7 +228,18 @@ async def test_a_redis_restart_loses_no_queued_task(
                     assert status.code == grpc.StatusCode.UNAVAILABLE
                     assert status.reason == "QUEUE_UNAVAILABLE"
                     redis.start()
-                    late = (await gw.stub.SubmitTask(submit("after restart"))).task.task_id
+                    # A client retries UNAVAILABLE with the same request id until Redis is back.
+                    again = submit("after restart")
+                    late = ""
+                    for _ in range(100):
+                        try:
+                            late = (await gw.stub.SubmitTask(again)).task.task_id
+                            break
+                        except grpc.aio.AioRpcError as exc:
+                            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                                raise
+                            await asyncio.sleep(0.1)
+                    assert late
                 async with worker_pool(running, tasks):
                     for task_id in [*ids, late]:
                         await until(ended_of(tasks, task_id), timeout_s=60, what="queued tasks to run")
