@@ -164,3 +164,5 @@ def setup_logging(level: str, *, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Schema migrations run at every start; their step-by-step chatter is noise in service logs.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
