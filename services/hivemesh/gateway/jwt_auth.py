@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 
 import jwt
 
-from hivemesh.mesh.errors import Unauthenticated
+from hivemesh.mesh.errors import Unauthenticated, Unavailable
+
+_log = logging.getLogger(__name__)
 
 ALGORITHMS = ("RS256", "ES256")
-# A JWKS from a URL is fetched again at most this often (key rotation), and on an unknown key id.
+# The JWKS is read again once the cached keys are this old (rotation; retired keys drop out)...
 JWKS_REFRESH_S = 300.0
+# ...or when a token names an unknown key id; but never sooner than this after the last attempt,
+# successful or not, so made-up key ids or a failing endpoint cannot turn every call into a fetch.
+JWKS_REFETCH_COOLDOWN_S = 10.0
+# A JWKS URL that has not answered within this has failed this attempt.
+JWKS_FETCH_TIMEOUT_S = 5.0
 
 
 class JwtVerifier:
@@ -37,34 +45,46 @@ class JwtVerifier:
         self._leeway = leeway_s
         self._keys: dict[str, jwt.PyJWK] = {}
         self._loaded_at = 0.0
+        self._tried_at: float | None = None
+        self._failing = False
         self._lock = asyncio.Lock()
 
     def _read(self) -> dict[str, jwt.PyJWK]:
         if self._source.startswith(("https://", "http://")):
-            client = jwt.PyJWKClient(self._source, cache_jwk_set=False)
+            client = jwt.PyJWKClient(self._source, cache_jwk_set=False, timeout=JWKS_FETCH_TIMEOUT_S)
             keyset = client.get_jwk_set()
         else:
             keyset = jwt.PyJWKSet.from_dict(json.loads(Path(self._source).expanduser().read_text()))
         return {str(key.key_id or ""): key for key in keyset.keys}
 
     async def _key(self, kid: str) -> jwt.PyJWK | None:
+        """The key with this id; None if the key set has none; Unavailable if the key set cannot
+        be loaded and the cached keys (if any) cannot answer."""
         async with self._lock:
-            stale = time.monotonic() - self._loaded_at > JWKS_REFRESH_S
-            if stale or kid not in self._keys:
+            now = time.monotonic()
+            wanted = kid not in self._keys or now - self._loaded_at > JWKS_REFRESH_S
+            allowed = self._tried_at is None or now - self._tried_at >= JWKS_REFETCH_COOLDOWN_S
+            if wanted and allowed:
+                self._tried_at = now
                 try:
                     self._keys = await asyncio.to_thread(self._read)
                     self._loaded_at = time.monotonic()
+                    self._failing = False
                 except (OSError, ValueError, jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:
-                    if not self._keys:
-                        raise Unauthenticated(
-                            "the keys that verify tokens cannot be loaded", reason="JWKS_UNAVAILABLE"
-                        ) from exc
+                    self._failing = True
+                    _log.warning("cannot load the JWKS from %s: %s", self._source, exc)
             if kid in self._keys:
                 return self._keys[kid]
-            return next(iter(self._keys.values())) if len(self._keys) == 1 and not kid else None
+            if len(self._keys) == 1 and not kid:
+                return next(iter(self._keys.values()))
+            if self._failing:
+                # Not the caller's fault: the same token may well pass once the keys load again.
+                raise Unavailable("the keys that verify tokens cannot be loaded", reason="JWKS_UNAVAILABLE")
+            return None
 
     async def tenant(self, token: str) -> str:
-        """The tenant of a valid token; Unauthenticated (with a reason) otherwise."""
+        """The tenant of a valid token; Unauthenticated (with a reason) otherwise, or Unavailable
+        when the JWKS cannot be loaded and no cached key can judge the token."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
