@@ -24,14 +24,23 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def served(
-    service: str, env: Mapping[str, str] | None = None, *, ready_s: float = 300.0
+    service: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    ready_s: float = 300.0,
+    data_dir: Path | None = None,
 ) -> AsyncIterator[str]:
-    """``hivemesh serve <service>`` on a free port; yields its address once it is ready."""
+    """``hivemesh serve <service>`` on a free port; yields its address once it is ready.
+
+    The service keeps its data in ``data_dir`` when given (a directory the benchmark prepared, left
+    in place afterwards), else in a temporary directory removed when the service stops."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix=f"hivemesh-{service}-") as data_dir:
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"hivemesh-{service}-")))
         environment = {
             **os.environ,
-            "HIVEMESH_DATA_DIR": data_dir,
+            "HIVEMESH_DATA_DIR": str(data_dir),
             "HIVEMESH_METRICS_PORT": "off",
             "HIVEMESH_LOG_LEVEL": "WARNING",
             f"HIVEMESH_{service.upper()}_PORT": str(port),

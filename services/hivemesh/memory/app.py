@@ -97,7 +97,9 @@ def _turn_store(settings: Settings, config: MemoryConfig, engine: AsyncEngine) -
 
 def _index(settings: Settings, config: MemoryConfig) -> VectorIndex:
     if settings.qdrant_url is None:
-        return EdgeIndex(settings.data_dir / "qdrant", config.hnsw, config.dimensions)
+        return EdgeIndex(
+            settings.data_dir / "qdrant", config.hnsw, config.dimensions, search_threads=config.search_threads
+        )
     from qdrant_client import AsyncQdrantClient  # noqa: PLC0415 - the distributed extra
 
     from hivemesh.memory.adapters.qdrant_index import QdrantIndex  # noqa: PLC0415

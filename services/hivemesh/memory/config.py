@@ -50,6 +50,8 @@ class MemoryConfig:
     collection: str = "hivemesh_memories"
     redis_prefix: str = "hivemesh:memory:"
     hnsw: HnswSettings = HnswSettings()
+    # Threads of the embedded store's per-query search pool; 0 = half the CPUs, at least one.
+    search_threads: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MemoryConfig:
@@ -81,6 +83,7 @@ class MemoryConfig:
                 e, "HIVEMESH_MEMORY_OPTIMIZE_INTERVAL", d.optimize_interval_s, minimum=0.01
             ),
             collection=e.get("HIVEMESH_MEMORY_COLLECTION", "").strip() or d.collection,
+            search_threads=_integer(e, "HIVEMESH_MEMORY_SEARCH_THREADS", d.search_threads, minimum=0),
             hnsw=HnswSettings(
                 m=_integer(e, "HIVEMESH_MEMORY_HNSW_M", d.hnsw.m, minimum=4),
                 ef_construct=_integer(e, "HIVEMESH_MEMORY_HNSW_EF_CONSTRUCT", d.hnsw.ef_construct, minimum=8),
