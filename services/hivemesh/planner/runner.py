@@ -239,6 +239,10 @@ class Runner:
         return lang.ChatMessage(role=Role.ROLE_TOOL, name=step.tool, content=display)
 
     async def _call(self, task: Task, step: strategy.Step, key: str) -> tuple[str, dict[str, Any]]:
+        if self._use_llm:
+            # The memory steps belong to the built-in planner; every call the model makes (even of a
+            # name it was never offered) goes through ToolService, which validates it.
+            return await self._invoke(task, step, key)
         if step.tool == strategy.MEMORY_REMEMBER:
             fact = str(step.arguments["text"])
             memory_id = await self._memory.remember(task.scope, fact, request_id=key)
@@ -249,6 +253,9 @@ class Runner:
             if not relevant:
                 return "I don't know yet. Tell me and I'll remember it.", {"memories": []}
             return relevant[0].memory.text, {"memories": [h.memory.text for h in relevant]}
+        return await self._invoke(task, step, key)
+
+    async def _invoke(self, task: Task, step: strategy.Step, key: str) -> tuple[str, dict[str, Any]]:
         response = await self._tools.invoke(
             step.tool, step.arguments, idempotency_key=key, scope=task.scope, task_id=task.task_id
         )
