@@ -78,11 +78,27 @@ def uncancellable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Co
     A transaction cut off half way (a watcher that disconnects, a task canceled while it records
     an event) would leave its pooled connection mid-transaction; on SQLite that connection can
     hold the database lock while it waits to be cleaned up, and every other writer then times out.
-    The caller still sees its cancellation at once; the statement finishes on its own.
+    The caller still sees its cancellation at once; the statement finishes on its own. The store
+    (the method's ``self``) keeps the operations still running, so ``settle(store)`` can let them
+    end before its engine is disposed.
     """
 
     @functools.wraps(method)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.shield(method(*args, **kwargs))
+        job = asyncio.ensure_future(method(*args, **kwargs))
+        running: set[asyncio.Future[Any]] = vars(args[0]).setdefault(_IN_FLIGHT, set())
+        running.add(job)
+        job.add_done_callback(running.discard)
+        return await asyncio.shield(job)
 
     return run
+
+
+_IN_FLIGHT = "_hivemesh_uncancellable"
+
+
+async def settle(*stores: object, timeout_s: float = 5.0) -> None:
+    """Wait (up to ``timeout_s``) for the uncancellable operations still running on ``stores``."""
+    running = [job for store in stores for job in vars(store).get(_IN_FLIGHT, ())]
+    if running:
+        await asyncio.wait(running, timeout=timeout_s)

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import HivemeshError
-from hivemesh.mesh.sql import make_engine, sqlite_url
+from hivemesh.mesh.sql import make_engine, settle, sqlite_url
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.log import TaskLog
 from hivemesh.tasks.notifier import InProcessNotifier, Notifier
@@ -88,6 +88,7 @@ class TaskSystem:
         if self.redis is not None:
             await self._redis_notifier.stop()
             await self.redis.aclose()
+        await settle(self.log, self.queue, self.reminders)
         await self.engine.dispose()
 
     async def submit(self, task: Task, *, trace: dict[str, str]) -> tuple[Task, bool]:
