@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -341,3 +342,20 @@ async def test_a_stalled_jwks_endpoint_blocks_neither_the_server_nor_the_call_fo
         finally:
             jwks.release.set()
             await asyncio.gather(call, return_exceptions=True)
+
+
+async def test_a_jwks_file_that_is_not_a_key_set_is_unavailable_not_internal(
+    settings: Settings, old_key: SigningKey, tmp_path: Path
+) -> None:
+    path = tmp_path / "jwks.json"
+    path.write_text("[]")
+    config = GatewayConfig(
+        auth=AuthMode.REQUIRED,
+        jwt_jwks=str(path),
+        jwt_issuer=ISSUER,
+        jwt_tenant_claim=TENANT_CLAIM,
+        rate_limit_per_s=0.0,
+    )
+    async with serve_gateway(settings, config) as gw:
+        status = await rpc_error(gw.stub.SubmitTask(submit(), metadata=bearer(old_key.token("acme"))))
+        assert_status(status, grpc.StatusCode.UNAVAILABLE, "JWKS_UNAVAILABLE")

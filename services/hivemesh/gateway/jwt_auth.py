@@ -54,7 +54,10 @@ class JwtVerifier:
             client = jwt.PyJWKClient(self._source, cache_jwk_set=False, timeout=JWKS_FETCH_TIMEOUT_S)
             keyset = client.get_jwk_set()
         else:
-            keyset = jwt.PyJWKSet.from_dict(json.loads(Path(self._source).expanduser().read_text()))
+            document = json.loads(Path(self._source).expanduser().read_text())
+            if not isinstance(document, dict):
+                raise ValueError("a JWKS file holds a JSON object with a 'keys' list")
+            keyset = jwt.PyJWKSet.from_dict(document)
         return {str(key.key_id or ""): key for key in keyset.keys}
 
     async def _key(self, kid: str) -> jwt.PyJWK | None:
