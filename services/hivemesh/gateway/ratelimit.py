@@ -7,10 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Protocol
 
 _log = logging.getLogger(__name__)
 
@@ -60,8 +57,16 @@ return {allowed, wait}
 """
 
 
+if TYPE_CHECKING:
+    # The redis client is the optional extra hivemesh[distributed]: imported only when configured.
+    import redis.asyncio as aioredis
+
+
 class RedisTokenBucket:
     def __init__(self, client: aioredis.Redis, rate_per_s: float, burst: int, *, prefix: str) -> None:
+        from redis.exceptions import RedisError  # noqa: PLC0415 - the optional extra, see above
+
+        self._redis_error = RedisError
         self._redis = client
         self._rate = rate_per_s
         self._burst = burst
@@ -73,7 +78,7 @@ class RedisTokenBucket:
             allowed, wait_us = await self._take(
                 keys=[f"{self._prefix}:ratelimit:{tenant_id}"], args=[self._rate, self._burst]
             )
-        except (RedisError, OSError) as exc:
+        except (self._redis_error, OSError) as exc:
             # Limits protect the mesh; they are not worth refusing reads over. Admission of new
             # work still fails while Redis is down, because the queue is there too.
             _log.warning("rate limiting is off while Redis is unreachable: %s", exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
@@ -20,9 +21,11 @@ from hivemesh.tool.ports import RecordStore, ReminderScheduler
 from hivemesh.tool.registry import Registry
 from hivemesh.tool.scheduling import LoggingScheduler, TaskReminderScheduler
 from hivemesh.tool.servicer import ToolServicer
-from hivemesh.tool.stores.redis import RedisIdempotencyStore
 from hivemesh.tool.stores.sql import SqlIdempotencyStore
 from hivemesh.tool.v1.tool_service_pb2_grpc import add_ToolServiceServicer_to_server
+
+if TYPE_CHECKING:
+    from hivemesh.tool.stores.redis import RedisIdempotencyStore
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
@@ -74,5 +77,8 @@ def build_app(
 def idempotency_store(settings: Settings) -> SqlIdempotencyStore | RedisIdempotencyStore:
     """Redis when configured (shared by every replica), else the SQL database, else SQLite."""
     if settings.redis_url:
+        # Imported only when configured: the redis client is the optional extra hivemesh[distributed].
+        from hivemesh.tool.stores.redis import RedisIdempotencyStore  # noqa: PLC0415
+
         return RedisIdempotencyStore(settings.redis_url)
     return SqlIdempotencyStore(settings.database_url or sqlite_url(settings.data_dir / "tool.db"))
