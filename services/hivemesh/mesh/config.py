@@ -90,7 +90,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
-        reader = _Reader(e)
+        reader = EnvReader(e)
         ports = {s: reader.port(f"HIVEMESH_{s.upper()}_PORT", DEFAULT_PORTS[s]) for s in SERVICES}
         host = reader.text("HIVEMESH_HOST", "127.0.0.1")
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host  # noqa: S104 - comparison only
@@ -162,8 +162,9 @@ def _optional_path(value: str | None) -> Path | None:
     return None if value is None else Path(value).expanduser()
 
 
-class _Reader:
-    """Parses environment values, naming the variable in every error."""
+class EnvReader:
+    """Parses environment values, naming the variable in every error (shared by every service's
+    own settings)."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
@@ -201,13 +202,13 @@ class _Reader:
         return value
 
     def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        """A duration in seconds; accepts a plain number or a suffix ms/s/m/h ("250ms", "2m")."""
+        """A duration in seconds; accepts a plain number or a suffix ms/s/m/h/d ("250ms", "2m", "7d")."""
         raw = self.optional(name)
         if raw is None:
             return default
-        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
         number, scale = raw, 1.0
-        for suffix in ("ms", "s", "m", "h"):
+        for suffix in ("ms", "s", "m", "h", "d"):
             if raw.endswith(suffix):
                 number, scale = raw[: -len(suffix)], units[suffix]
                 break
@@ -217,6 +218,18 @@ class _Reader:
             raise ConfigError(f"{name} must be a duration such as 30, 250ms or 2m, got {raw!r}") from None
         if value < minimum:
             raise ConfigError(f"{name} must be at least {minimum}s, got {raw!r}")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
         return value
 
     def boolean(self, name: str, *, default: bool) -> bool:
