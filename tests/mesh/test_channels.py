@@ -1,0 +1,98 @@
+"""Outbound channels retry UNAVAILABLE for exactly the methods the protos declare idempotent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+import grpc
+import pytest
+
+from hivemesh.mesh.channels import ChannelFactory, service_config
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.contracts import CONTRACTS, retryable_methods
+from hivemesh.mesh.errors import Unavailable
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.server import MeshServer, ServiceApp
+from hivemesh.tool.v1 import tool_service_pb2 as pb
+from hivemesh.tool.v1 import tool_service_pb2_grpc as pb_grpc
+from tests.mesh.fixtures import Context
+from tests.support import rpc_error
+
+
+class FlakyTool(pb_grpc.ToolServiceServicer):
+    """Every method fails with UNAVAILABLE on its first call, then answers."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def _first_fails(self, method: str) -> None:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        if self.calls[method] == 1:
+            raise Unavailable("warming up", reason="WARMING_UP")
+
+    async def ListTools(self, request: pb.ListToolsRequest, context: Context) -> pb.ListToolsResponse:
+        self._first_fails("ListTools")
+        return pb.ListToolsResponse()
+
+    async def InvokeTool(self, request: pb.InvokeToolRequest, context: Context) -> pb.InvokeToolResponse:
+        self._first_fails("InvokeTool")
+        return pb.InvokeToolResponse(display="ran")
+
+
+@dataclass
+class Flaky:
+    servicer: FlakyTool
+    server: MeshServer
+
+
+@pytest.fixture
+async def flaky(settings: Settings) -> AsyncIterator[Flaky]:
+    servicer = FlakyTool()  # type: ignore[abstract]  # a partial servicer: the rest answer UNIMPLEMENTED
+    server = MeshServer(
+        ServiceApp("tool", lambda s: pb_grpc.add_ToolServiceServicer_to_server(servicer, s)),
+        settings.server,
+        0,
+        Metrics(),
+    )
+    await server.start()
+    try:
+        yield Flaky(servicer, server)
+    finally:
+        await server.stop(0.5)
+
+
+def test_the_retry_policy_names_exactly_the_idempotent_unary_methods() -> None:
+    for name, contract in CONTRACTS.items():
+        config = json.loads(service_config(name, retries=True))
+        named = sorted(m["method"] for c in config["methodConfig"] for m in c["name"])
+        assert named == retryable_methods(contract.descriptor)
+        streaming = {m.name for m in contract.descriptor.methods if m.server_streaming or m.client_streaming}
+        assert not streaming & set(named)
+    assert json.loads(service_config("tool", retries=False))["methodConfig"] == []
+
+
+async def test_an_idempotent_call_is_retried_and_a_side_effecting_one_is_not(
+    flaky: Flaky, settings: Settings
+) -> None:
+    channels = ChannelFactory(settings, {"tool": f"127.0.0.1:{flaky.server.port}"})
+    stub = pb_grpc.ToolServiceStub(channels.channel("tool"))
+    try:
+        await stub.ListTools(pb.ListToolsRequest())  # NO_SIDE_EFFECTS: retried, succeeds
+        status = await rpc_error(stub.InvokeTool(pb.InvokeToolRequest(tool_name="x")))  # not idempotent
+    finally:
+        await channels.close()
+    assert flaky.servicer.calls == {"ListTools": 2, "InvokeTool": 1}
+    assert status.code == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_inside_a_mesh_the_sidecar_retries_instead(flaky: Flaky, settings: Settings) -> None:
+    channels = ChannelFactory(replace(settings, in_mesh=True), {"tool": f"127.0.0.1:{flaky.server.port}"})
+    stub = pb_grpc.ToolServiceStub(channels.channel("tool"))
+    try:
+        status = await rpc_error(stub.ListTools(pb.ListToolsRequest()))
+    finally:
+        await channels.close()
+    assert status.code == grpc.StatusCode.UNAVAILABLE
+    assert flaky.servicer.calls == {"ListTools": 1}
