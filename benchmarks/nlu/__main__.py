@@ -39,19 +39,19 @@ def accuracy(router: Router, data: Path) -> float:
     """Prints the figures; returns the mean of the two folds' thresholds (used for serving)."""
     val = require(load_splits(data), "val", data)
     started = time.perf_counter()
-    probabilities = router.in_scope_probabilities([e.text for e in val])
+    scored = router.score([e.text for e in val])
     elapsed = time.perf_counter() - started
     first, second = stratified_holdout(val, 0.5, seed=1)
     position = {id(e): i for i, e in enumerate(val)}
-    predictions = list(router.decide(probabilities))
+    predictions = list(router.decide(scored))
     thresholds = []
     for chosen_on, applied_to in ((first, second), (second, first)):
         rows = np.array([position[id(e)] for e in chosen_on])
-        picked = choose_threshold(probabilities[rows], [e.intent for e in chosen_on], router.intents)
+        picked = choose_threshold(scored.take(rows), [e.intent for e in chosen_on], router.intents)
         thresholds.append(picked.threshold)
         fold = Router(replace(router.meta, threshold=picked.threshold), router.featurizer, router.model)
         targets = np.array([position[id(e)] for e in applied_to])
-        for index, prediction in zip(targets, fold.decide(probabilities[targets]), strict=True):
+        for index, prediction in zip(targets, fold.decide(scored.take(targets)), strict=True):
             predictions[index] = prediction
     figures = score([e.intent for e in val], predictions)
     print(f"\n| figure (CLINC150 val: {figures.in_scope_count} in scope + {figures.oos_count} oos) | value |")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hivemesh.language.nlu.dataset import file_digest, load_splits, require, stratified_holdout
 from hivemesh.language.nlu.factory import encoder_loader
-from hivemesh.language.nlu.router import Router
+from hivemesh.language.nlu.router import FORMAT_VERSION, Router
 from hivemesh.language.nlu.training import fit_router
 from hivemesh.mesh.config import ConfigError
 
@@ -33,7 +33,8 @@ def load_router(model_dir: Path | None, data_dir: Path, env: Mapping[str, str]) 
 def shipped_router(data_file: Path, cache_root: Path) -> Router:
     """The lexical router for ``data_file``, from the cache or trained now and cached."""
     digest = file_digest(data_file)
-    cached = cache_root / f"lexical-{digest[:16]}"
+    # The format is part of the name, so a router cached by an older release is not reused.
+    cached = cache_root / f"lexical-v{FORMAT_VERSION}-{digest[:16]}"
     if (cached / "router.json").is_file():
         try:
             return Router.load(cached, encoder_loader({}))

@@ -1,8 +1,11 @@
 """The intent router: features -> linear classifier -> intent, confidence and out-of-scope flag.
 
-A request is out of scope when its best in-scope probability is below ``threshold`` (chosen on a
-calibration split, see ``training.py``). The ``oos`` class also takes part in training, so the
-model learns what typical out-of-scope requests look like, but the decision rests on the threshold.
+The ``oos`` class takes part in training, so the model learns what typical out-of-scope requests
+look like. A request is out of scope when its in-scope score, the probability of its best intent
+against ``oos`` alone (``sigmoid(best intent logit - oos logit)``), is below ``threshold`` (chosen
+on a calibration split, see ``training.py``). That pairwise score separated out-of-scope requests
+better in cross-validation on CLINC150 ``train`` than the best softmax probability, which also
+falls when two intents are close, a doubt about which intent and not about whether any.
 
 Saved as a directory: ``router.json`` (labels, threshold, encoder, settings), ``vocabulary.json``
 (n-gram columns) and ``arrays.npz`` (weights, IDF), loaded without pickle.
@@ -20,10 +23,11 @@ import numpy as np
 
 from hivemesh.language.nlu.encoders import TextEncoder
 from hivemesh.language.nlu.lexical import LexicalConfig, LexicalFeaturizer
-from hivemesh.language.nlu.linear import Features, LinearModel
-from hivemesh.language.nlu.sparse import Csr, FloatArray
+from hivemesh.language.nlu.linear import Features, LinearModel, softmax
+from hivemesh.language.nlu.sparse import Csr, FloatArray, IntArray
 
-FORMAT_VERSION = 1
+# 2: the threshold applies to the pairwise in-scope score; a version 1 threshold would not fit it.
+FORMAT_VERSION = 2
 OOS = "oos"
 
 
@@ -40,9 +44,31 @@ class Prediction:
     intent: str
     confidence: float
     out_of_scope: bool
-    # Best in-scope probability: the score the threshold is applied to (higher = more in scope).
+    # Best intent against ``oos``: the score the threshold is applied to (higher = more in scope).
     in_scope_score: float
     alternatives: tuple[Alternative, ...]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The model's view of some texts, rows = texts."""
+
+    # Softmax probabilities of the in-scope intents (the ``oos`` column left out).
+    probabilities: FloatArray
+    # Per text, probability of its best intent against ``oos`` alone; compared with the threshold.
+    in_scope: FloatArray
+
+    def take(self, rows: IntArray) -> Scored:
+        return Scored(self.probabilities[rows], self.in_scope[rows])
+
+
+def pairwise_in_scope(logits: FloatArray, oos: int) -> FloatArray:
+    """``sigmoid(max in-scope logit - oos logit)`` per row (clipped so ``exp`` cannot overflow)."""
+    in_scope = np.delete(logits, oos, axis=1).max(axis=1)
+    result: FloatArray = (1.0 / (1.0 + np.exp(np.clip(logits[:, oos] - in_scope, -60.0, 60.0)))).astype(
+        np.float32
+    )
+    return result
 
 
 class Featurizer:
@@ -104,31 +130,31 @@ class Router:
     def encoder(self) -> TextEncoder | None:
         return self.featurizer.encoder
 
-    def in_scope_probabilities(self, texts: Sequence[str]) -> FloatArray:
-        """Probabilities over the in-scope intents (the ``oos`` column left out), rows = texts."""
-        probabilities = self.model.probabilities(self.featurizer.transform(texts))
-        result: FloatArray = probabilities[:, self._in_scope]
-        return result
+    def score(self, texts: Sequence[str]) -> Scored:
+        logits = self.model.logits(self.featurizer.transform(texts))
+        probabilities: FloatArray = softmax(logits)[:, self._in_scope]
+        return Scored(probabilities, pairwise_in_scope(logits, self._oos))
 
     def predict(self, texts: Sequence[str], alternatives: int = 3) -> list[Prediction]:
         if not texts:
             return []
-        return self.decide(self.in_scope_probabilities(texts), alternatives)
+        return self.decide(self.score(texts), alternatives)
 
-    def decide(self, in_scope: FloatArray, alternatives: int = 3) -> list[Prediction]:
+    def decide(self, scored: Scored, alternatives: int = 3) -> list[Prediction]:
         names = self.intents
-        order = np.argsort(-in_scope, axis=1)[:, : alternatives + 1]
+        order = np.argsort(-scored.probabilities, axis=1)[:, : alternatives + 1]
         predictions = []
-        for row, ranked in zip(in_scope, order, strict=True):
-            best = float(row[ranked[0]])
-            out = best < self.meta.threshold
+        for row, ranked, score in zip(scored.probabilities, order, scored.in_scope, strict=True):
+            in_scope = float(score)
+            out = in_scope < self.meta.threshold
             runners = tuple(Alternative(names[i], float(row[i])) for i in (ranked if out else ranked[1:]))
             predictions.append(
                 Prediction(
                     intent=OOS if out else names[ranked[0]],
-                    confidence=1.0 - best if out else best,
+                    # Out of scope: how sure the refusal is; in scope: the intent's own probability.
+                    confidence=1.0 - in_scope if out else float(row[ranked[0]]),
                     out_of_scope=out,
-                    in_scope_score=best,
+                    in_scope_score=in_scope,
                     alternatives=runners[:alternatives],
                 )
             )

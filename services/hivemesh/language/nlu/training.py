@@ -1,13 +1,14 @@
 """Fitting a router and choosing its out-of-scope threshold.
 
-The threshold rule (declared in docs/language.md): on the calibration split, pick the threshold t
-on a 0.01 grid that maximises
+The threshold rule (declared in docs/language.md) applies to the in-scope score, the probability
+of the best intent against ``oos`` (see ``router.py``). On the calibration split, pick the
+threshold t on a 0.01 grid that maximises
 
     (1 - p) * in-scope accuracy(t) + p * out-of-scope recall(t),     p = ``oos_prior`` (0.2),
 
 i.e. the accuracy expected on traffic where one request in five is out of scope; ties go to the
 lowest t. When the calibration split has no out-of-scope example, t is the 3rd percentile of the
-best in-scope probability of its in-scope examples (about 3 in 100 in-scope requests are refused).
+in-scope score of its in-scope examples (about 3 in 100 in-scope requests are refused).
 The calibration split is the data file's ``val`` split, or a stratified 20 % of ``train`` held out
 from fitting when there is no ``val``; it is never the split a figure is reported on.
 """
@@ -22,8 +23,7 @@ import numpy as np
 from hivemesh.language.nlu import linear
 from hivemesh.language.nlu.encoders import TextEncoder
 from hivemesh.language.nlu.lexical import LexicalConfig, LexicalFeaturizer
-from hivemesh.language.nlu.router import OOS, Featurizer, Router, RouterMeta
-from hivemesh.language.nlu.sparse import FloatArray
+from hivemesh.language.nlu.router import OOS, Featurizer, Router, RouterMeta, Scored
 
 DEFAULT_OOS_PRIOR = 0.2
 FALLBACK_PERCENTILE = 3.0
@@ -47,11 +47,11 @@ class Calibration:
 
 
 def choose_threshold(
-    in_scope: FloatArray, gold: Sequence[str], intents: Sequence[str], oos_prior: float = DEFAULT_OOS_PRIOR
+    scored: Scored, gold: Sequence[str], intents: Sequence[str], oos_prior: float = DEFAULT_OOS_PRIOR
 ) -> Calibration:
-    """Apply the declared rule to calibration probabilities (rows = texts, columns = ``intents``)."""
-    best = in_scope.max(axis=1)
-    predicted = np.array(intents)[in_scope.argmax(axis=1)]
+    """Apply the declared rule to the scored calibration texts (probability columns = ``intents``)."""
+    best = scored.in_scope
+    predicted = np.array(intents)[scored.probabilities.argmax(axis=1)]
     gold_array = np.array(gold)
     is_oos = gold_array == OOS
     right_intent = predicted == gold_array
@@ -108,10 +108,8 @@ def fit_router(
     router = Router(provisional, featurizer, model)
     known = [(text, intent) for text, intent in calibration if intent in index]
     if known:
-        probabilities = router.in_scope_probabilities([text for text, _ in known])
-        calibrated = choose_threshold(
-            probabilities, [intent for _, intent in known], router.intents, opts.oos_prior
-        )
+        scored = router.score([text for text, _ in known])
+        calibrated = choose_threshold(scored, [intent for _, intent in known], router.intents, opts.oos_prior)
     else:
         calibrated = Calibration(0.0, "no calibration data", float("nan"), float("nan"))
     meta = replace(
