@@ -73,12 +73,18 @@ def _plain(value: object) -> object:
     return str(value)
 
 
-def setup_tracing(service_name: str, trace_file: Path | None) -> TracerProvider:
-    """Install the process-wide tracer provider (once) and return it."""
+def setup_tracing(service_name: str, trace_file: Path | None) -> TracerProvider | None:
+    """Install the process-wide tracer provider (once) and return it.
+
+    With no exporter configured nothing would ever read a span, so none is recorded: the API's
+    default tracer still carries incoming W3C context through every hop (trace ids in logs and
+    errors stay right) at a fraction of the cost per call."""
     with _setup_lock:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
             return current
+        if trace_file is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            return None
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
         if trace_file is not None:
             provider.add_span_processor(
