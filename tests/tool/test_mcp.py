@@ -6,17 +6,18 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 
 from hivemesh.mesh.config import Settings
 from hivemesh.tool.app import build_app
 from hivemesh.tool.config import ToolConfig
 from hivemesh.tool.v1 import tool_service_pb2 as pb
 from tests.support import rpc_error
+from tests.tool import mcp_checks
 from tests.tool.serving import channels, serving
 
 if TYPE_CHECKING:
@@ -34,10 +35,7 @@ def stdio(*extra: str, **options: object) -> dict[str, object]:
     return {"command": sys.executable, "args": [str(SERVER), *extra], "restart_backoff_s": 0.1, **options}
 
 
-def args(**values: Any) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(values)
-    return message
+args = mcp_checks.args
 
 
 def alive(pid: int) -> bool:
@@ -80,31 +78,15 @@ async def test_mcp_arguments_are_checked_against_the_servers_schema(stub: Stub) 
 
 
 async def test_an_error_result_fails_the_call_clearly(stub: Stub) -> None:
-    error = await rpc_error(stub.InvokeTool(pb.InvokeToolRequest(tool_name="demo.fail")))
-    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "TOOL_FAILED")
-    assert "out of order" in error.message
+    await mcp_checks.error_results_fail_the_call_clearly(stub, "demo")
 
 
 async def test_progress_notifications_are_streamed(stub: Stub) -> None:
-    pieces = [
-        piece
-        async for piece in stub.InvokeToolStream(
-            pb.InvokeToolStreamRequest(tool_name="demo.count", arguments=args(steps=3))
-        )
-    ]
-    progress = [(p.progress.progress, p.progress.total, p.progress.message) for p in pieces[:-1]]
-    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
-    assert pieces[-1].result.display == "counted 3"
+    await mcp_checks.progress_is_streamed(stub, "demo")
 
 
 async def test_a_server_that_never_answers_is_bounded_by_the_deadline(stub: Stub) -> None:
-    error = await rpc_error(stub.InvokeTool(pb.InvokeToolRequest(tool_name="demo.hang"), timeout=0.5))
-    assert error.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    # The server and the service both keep serving.
-    reply = await stub.InvokeTool(
-        pb.InvokeToolRequest(tool_name="demo.echo", arguments=args(text="still here"))
-    )
-    assert reply.display == "still here"
+    await mcp_checks.a_silent_server_is_bounded_by_the_deadline(stub, "demo")
 
 
 async def test_a_server_crashing_mid_call_fails_that_call_and_is_restarted(stub: Stub) -> None:

@@ -18,6 +18,7 @@ from hivemesh.tool.app import build_app
 from hivemesh.tool.config import ToolConfig
 from hivemesh.tool.v1 import tool_service_pb2 as pb
 from tests.support import rpc_error
+from tests.tool import mcp_checks
 from tests.tool.serving import channels, serving
 from tests.tool.test_mcp import SERVER, args, write_config
 
@@ -124,30 +125,15 @@ async def test_http_arguments_are_checked_against_the_servers_schema(stub: Stub)
 
 
 async def test_http_error_results_fail_the_call_clearly(stub: Stub) -> None:
-    error = await rpc_error(stub.InvokeTool(pb.InvokeToolRequest(tool_name="web.fail")))
-    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "TOOL_FAILED")
-    assert "out of order" in error.message
+    await mcp_checks.error_results_fail_the_call_clearly(stub, "web")
 
 
 async def test_http_progress_notifications_are_streamed(stub: Stub) -> None:
-    pieces = [
-        piece
-        async for piece in stub.InvokeToolStream(
-            pb.InvokeToolStreamRequest(tool_name="web.count", arguments=args(steps=3))
-        )
-    ]
-    progress = [(p.progress.progress, p.progress.total, p.progress.message) for p in pieces[:-1]]
-    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
-    assert pieces[-1].result.display == "counted 3"
+    await mcp_checks.progress_is_streamed(stub, "web")
 
 
 async def test_an_http_server_that_never_answers_is_bounded_by_the_deadline(stub: Stub) -> None:
-    error = await rpc_error(stub.InvokeTool(pb.InvokeToolRequest(tool_name="web.hang"), timeout=0.5))
-    assert error.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    reply = await stub.InvokeTool(
-        pb.InvokeToolRequest(tool_name="web.echo", arguments=args(text="still here"))
-    )
-    assert reply.display == "still here"
+    await mcp_checks.a_silent_server_is_bounded_by_the_deadline(stub, "web")
 
 
 async def test_an_http_server_going_away_fails_calls_clearly_and_is_reconnected(
