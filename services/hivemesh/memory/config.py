@@ -30,6 +30,11 @@ class HnswSettings:
     # Below this many kilobytes of vectors a segment is searched exactly, without a graph.
     indexing_threshold_kb: int = 10_000
 
+    def points_per_build(self, dimensions: int) -> int:
+        """Unindexed points worth a build: as many float32 vectors as fill the indexing threshold
+        (6,826 of 384 dimensions)."""
+        return max(1, self.indexing_threshold_kb * 1024 // (4 * dimensions))
+
 
 @dataclass(frozen=True)
 class MemoryConfig:

@@ -237,11 +237,6 @@ class EdgeIndex:
         selected = qe.Filter(must=[qe.HasIdCondition(ids), *_owner_conditions(owner)])
         await self._apply(qe.UpdateOperation.delete_points_by_filter(selected))
 
-    def _build_threshold(self) -> int:
-        """Unindexed points worth a build: as many as fill the optimizer's indexing threshold."""
-        assert self._dimensions is not None
-        return max(1, self._hnsw.indexing_threshold_kb * 1024 // (4 * self._dimensions))
-
     async def maintain(self) -> None:
         """Build the HNSW graph for new points once there are enough of them, out of process."""
         if self._shard is None or not self._dirty:
@@ -249,7 +244,8 @@ class EdgeIndex:
         self._dirty = False
         info = self._shard.info()
         unindexed = info.points_count - info.indexed_vectors_count
-        if unindexed - self._unindexed_after_build < self._build_threshold():
+        assert self._dimensions is not None
+        if unindexed - self._unindexed_after_build < self._hnsw.points_per_build(self._dimensions):
             return
         try:
             await self.rebuild()
