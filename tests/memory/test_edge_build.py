@@ -34,7 +34,9 @@ HNSW = HnswSettings(m=8, ef_construct=32, ef=32, indexing_threshold_kb=1)
 GATED_BUILDER = """
 import pathlib, os, sys, time
 gate = pathlib.Path(sys.argv[1])
-gate.with_suffix(".pid").write_text(str(os.getpid()))
+staged = gate.with_suffix(".staged")
+staged.write_text(str(os.getpid()))
+staged.rename(gate.with_suffix(".pid"))
 deadline = time.monotonic() + 60
 while not gate.exists() and time.monotonic() < deadline:
     time.sleep(0.01)
@@ -218,6 +220,41 @@ async def test_a_failed_build_leaves_the_live_index_serving(
         assert (await top_ids(index, data[42].tolist()))[0] == memory(42).memory_id
         await fill(index, vectors(3, seed=1), start=100)
         assert index.info().points_count == 103
+    finally:
+        await index.close()
+
+
+async def test_a_build_that_leaves_no_loadable_copy_fails_cleanly(tmp_path: Path) -> None:
+    directory = tmp_path / "qdrant"
+    # Exits 0 but leaves nothing to load.
+    vanishing = [sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1])"]
+    index = EdgeIndex(directory, HNSW, DIMENSIONS, search_threads=1, builder=vanishing)
+    await index.open()
+    try:
+        data = vectors(30)
+        await fill(index, data)
+        with pytest.raises(IndexBuildFailed, match="could not be loaded"):
+            await index.rebuild()
+        assert shard_dirs(directory) == ["shard-0"]
+        assert json.loads((directory / "index.json").read_text())["shard"] == "shard-0"
+        assert (await top_ids(index, data[4].tolist()))[0] == memory(4).memory_id
+    finally:
+        await index.close()
+
+
+async def test_one_build_at_a_time(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    index = EdgeIndex(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1, builder=gated(gate))
+    await index.open()
+    try:
+        await fill(index, vectors(20))
+        first = asyncio.create_task(index.rebuild())
+        await until(lambda: index.building)
+        with pytest.raises(RuntimeError, match="already running"):
+            await index.rebuild()
+        gate.touch()
+        await first
+        assert index.builds == 1
     finally:
         await index.close()
 

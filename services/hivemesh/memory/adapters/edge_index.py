@@ -80,6 +80,7 @@ class EdgeIndex:
         self._write_lock = asyncio.Lock()
         # Writes applied since the copy of a build in progress began; None when no build runs.
         self._journal: list[qe.UpdateOperation] | None = None
+        self._building = False
         self._dirty = False
         # Points left unindexed by the last build (segments the optimizer chose not to index).
         self._unindexed_after_build = 0
@@ -91,8 +92,8 @@ class EdgeIndex:
 
     @property
     def building(self) -> bool:
-        """True while a build of a copy runs (writes are being journalled)."""
-        return self._journal is not None
+        """True from the start of a build until its copy is swapped in or given up."""
+        return self._building
 
     @property
     def builds(self) -> int:
@@ -259,17 +260,26 @@ class EdgeIndex:
         Raises IndexBuildFailed (the live shard untouched) if the builder fails."""
         assert self._dimensions is not None
         shard = self._require()
+        if self._building:
+            raise RuntimeError("an index build is already running")
+        self._building = True
         name = f"{_SHARD_PREFIX}{self._next_generation()}"
         source, target = self._directory / self._shard_name, self._directory / name
         swapped = False
         try:
             async with self._write_lock:
-                await asyncio.to_thread(_flush_and_copy, shard, source, target)
+                try:
+                    await asyncio.to_thread(_flush_and_copy, shard, source, target)
+                except OSError as exc:
+                    raise IndexBuildFailed(f"could not copy the shard for a build: {exc}") from exc
                 self._journal = []
             report = await self._run_builder(target)
             async with self._write_lock:
                 journal, self._journal = self._journal or [], None
-                built = await asyncio.to_thread(_load_and_replay, self._load, target, journal)
+                try:
+                    built = await asyncio.to_thread(_load_and_replay, self._load, target, journal)
+                except Exception as exc:
+                    raise IndexBuildFailed(f"the built copy could not be loaded: {exc}") from exc
                 try:
                     self._write_meta(self._dimensions, name)
                 except BaseException:
@@ -290,6 +300,7 @@ class EdgeIndex:
             await asyncio.to_thread(_close_and_remove, old, source)
         finally:
             self._journal = None
+            self._building = False
             if not swapped:
                 await asyncio.to_thread(shutil.rmtree, target, True)
 
