@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -263,6 +264,7 @@ class EdgeIndex:
         if self._building:
             raise RuntimeError("an index build is already running")
         self._building = True
+        started = time.monotonic()
         name = f"{_SHARD_PREFIX}{self._next_generation()}"
         source, target = self._directory / self._shard_name, self._directory / name
         swapped = False
@@ -291,7 +293,8 @@ class EdgeIndex:
             self._unindexed_after_build = info.points_count - info.indexed_vectors_count
             self._builds += 1
             _log.info(
-                "index build swapped in: %s points, %s indexed, %d writes replayed (%s)",
+                "index build swapped in after %.1fs: %s points, %s indexed, %d writes replayed (%s)",
+                time.monotonic() - started,
                 info.points_count,
                 info.indexed_vectors_count,
                 len(journal),
