@@ -13,7 +13,9 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -80,12 +82,21 @@ def shard_dirs(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.is_dir())
 
 
+@asynccontextmanager
+async def opened(directory: Path, *args: Any, **kwargs: Any) -> AsyncIterator[EdgeIndex]:
+    """An open ``EdgeIndex(directory, *args, **kwargs)``, closed afterwards."""
+    index = EdgeIndex(directory, *args, **kwargs)
+    await index.open()
+    try:
+        yield index
+    finally:
+        await index.close()
+
+
 @pytest.fixture
 async def index(tmp_path: Path) -> AsyncIterator[EdgeIndex]:
-    opened = EdgeIndex(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1)
-    await opened.open()
-    yield opened
-    await opened.close()
+    async with opened(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1) as running:
+        yield running
 
 
 async def test_maintain_builds_the_graph_in_a_child_and_swaps_it_in(index: EdgeIndex, tmp_path: Path) -> None:
@@ -123,29 +134,21 @@ async def test_a_few_new_points_do_not_start_a_build(index: EdgeIndex) -> None:
 async def test_the_built_store_reopens_with_its_graph(tmp_path: Path) -> None:
     directory = tmp_path / "qdrant"
     data = vectors(200)
-    first = EdgeIndex(directory, HNSW, DIMENSIONS, search_threads=1)
-    await first.open()
-    await fill(first, data)
-    await first.maintain()
-    expected = await top_ids(first, data[7].tolist())
-    await first.close()
+    async with opened(directory, HNSW, DIMENSIONS, search_threads=1) as first:
+        await fill(first, data)
+        await first.maintain()
+        expected = await top_ids(first, data[7].tolist())
 
-    again = EdgeIndex(directory, HNSW, search_threads=1)
-    await again.open()
-    try:
+    async with opened(directory, HNSW, search_threads=1) as again:
         assert again.dimensions == DIMENSIONS
         info = again.info()
         assert (info.points_count, info.indexed_vectors_count) == (200, 200)
         assert await top_ids(again, data[7].tolist()) == expected
-    finally:
-        await again.close()
 
 
 async def test_writes_during_a_build_are_replayed_onto_the_built_copy(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    index = EdgeIndex(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1, builder=gated(gate))
-    await index.open()
-    try:
+    async with opened(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1, builder=gated(gate)) as index:
         data = vectors(300)
         await fill(index, data[:200])
         build = asyncio.create_task(index.maintain())
@@ -178,8 +181,6 @@ async def test_writes_during_a_build_are_replayed_onto_the_built_copy(tmp_path: 
         # The other tenant's memories arrived during the build and stay theirs alone.
         assert (await top_ids(index, data[270].tolist(), owner=OTHER))[0] == memory(270).memory_id
         assert memory(270).memory_id not in await top_ids(index, data[270].tolist(), k=50)
-    finally:
-        await index.close()
 
 
 async def test_the_service_keeps_answering_while_the_real_builder_runs(index: EdgeIndex) -> None:
@@ -203,9 +204,7 @@ async def test_a_failed_build_leaves_the_live_index_serving(
 ) -> None:
     directory = tmp_path / "qdrant"
     failing = [sys.executable, "-c", "import sys; sys.exit('no space left for the build')"]
-    index = EdgeIndex(directory, HNSW, DIMENSIONS, search_threads=1, builder=failing)
-    await index.open()
-    try:
+    async with opened(directory, HNSW, DIMENSIONS, search_threads=1, builder=failing) as index:
         data = vectors(100)
         await fill(index, data)
         with pytest.raises(IndexBuildFailed, match="no space left for the build"):
@@ -220,17 +219,13 @@ async def test_a_failed_build_leaves_the_live_index_serving(
         assert (await top_ids(index, data[42].tolist()))[0] == memory(42).memory_id
         await fill(index, vectors(3, seed=1), start=100)
         assert index.info().points_count == 103
-    finally:
-        await index.close()
 
 
 async def test_a_build_that_leaves_no_loadable_copy_fails_cleanly(tmp_path: Path) -> None:
     directory = tmp_path / "qdrant"
     # Exits 0 but leaves nothing to load.
     vanishing = [sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1])"]
-    index = EdgeIndex(directory, HNSW, DIMENSIONS, search_threads=1, builder=vanishing)
-    await index.open()
-    try:
+    async with opened(directory, HNSW, DIMENSIONS, search_threads=1, builder=vanishing) as index:
         data = vectors(30)
         await fill(index, data)
         with pytest.raises(IndexBuildFailed, match="could not be loaded"):
@@ -238,15 +233,11 @@ async def test_a_build_that_leaves_no_loadable_copy_fails_cleanly(tmp_path: Path
         assert shard_dirs(directory) == ["shard-0"]
         assert json.loads((directory / "index.json").read_text())["shard"] == "shard-0"
         assert (await top_ids(index, data[4].tolist()))[0] == memory(4).memory_id
-    finally:
-        await index.close()
 
 
 async def test_one_build_at_a_time(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    index = EdgeIndex(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1, builder=gated(gate))
-    await index.open()
-    try:
+    async with opened(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1, builder=gated(gate)) as index:
         await fill(index, vectors(20))
         first = asyncio.create_task(index.rebuild())
         await until(lambda: index.building)
@@ -255,16 +246,12 @@ async def test_one_build_at_a_time(tmp_path: Path) -> None:
         gate.touch()
         await first
         assert index.builds == 1
-    finally:
-        await index.close()
 
 
 async def test_stopping_during_a_build_kills_the_builder(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     directory = tmp_path / "qdrant"
-    index = EdgeIndex(directory, HNSW, DIMENSIONS, search_threads=1, builder=gated(gate))
-    await index.open()
-    try:
+    async with opened(directory, HNSW, DIMENSIONS, search_threads=1, builder=gated(gate)) as index:
         await fill(index, vectors(50))
         build = asyncio.create_task(index.maintain())
         pid_file = gate.with_suffix(".pid")
@@ -278,46 +265,32 @@ async def test_stopping_during_a_build_kills_the_builder(tmp_path: Path) -> None
             os.kill(pid, 0)
         assert shard_dirs(directory) == ["shard-0"]
         assert index.info().points_count == 50
-    finally:
-        await index.close()
 
 
 async def test_open_removes_a_copy_left_by_an_interrupted_build(tmp_path: Path) -> None:
     directory = tmp_path / "qdrant"
-    index = EdgeIndex(directory, HNSW, DIMENSIONS, search_threads=1)
-    await index.open()
-    await fill(index, vectors(20))
-    await index.close()
+    async with opened(directory, HNSW, DIMENSIONS, search_threads=1) as index:
+        await fill(index, vectors(20))
     (directory / "shard-1" / "segments").mkdir(parents=True)  # a crash mid-build left this
 
-    again = EdgeIndex(directory, HNSW, search_threads=1)
-    await again.open()
-    try:
+    async with opened(directory, HNSW, search_threads=1) as again:
         assert shard_dirs(directory) == ["shard-0"]
         assert again.info().points_count == 20
-    finally:
-        await again.close()
 
 
 async def test_a_store_from_before_shard_generations_opens_and_builds(tmp_path: Path) -> None:
     directory = tmp_path / "qdrant"
     data = vectors(60)
-    index = EdgeIndex(directory, HNSW, DIMENSIONS, search_threads=1)
-    await index.open()
-    await fill(index, data)
-    await index.close()
+    async with opened(directory, HNSW, DIMENSIONS, search_threads=1) as index:
+        await fill(index, data)
     # The earlier layout: one directory named "shard", index.json without a shard name.
     (directory / "shard-0").rename(directory / "shard")
     (directory / "index.json").write_text(json.dumps({"dimensions": DIMENSIONS}))
 
-    legacy = EdgeIndex(directory, HNSW, search_threads=1)
-    await legacy.open()
-    try:
+    async with opened(directory, HNSW, search_threads=1) as legacy:
         assert (await top_ids(legacy, data[9].tolist()))[0] == memory(9).memory_id
         await legacy.maintain()
         assert legacy.builds == 1
         assert shard_dirs(directory) == ["shard-1"]
         assert legacy.info().indexed_vectors_count == 60
         assert (await top_ids(legacy, data[9].tolist()))[0] == memory(9).memory_id
-    finally:
-        await legacy.close()
