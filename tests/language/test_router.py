@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +8,10 @@ import pytest
 
 from hivemesh.language.cli import main
 from hivemesh.language.nlu.dataset import DatasetError, Example, load_splits, stratified_holdout
+from hivemesh.language.nlu.encoders import HashedLexicalEncoder
 from hivemesh.language.nlu.evaluation import auroc, score
 from hivemesh.language.nlu.factory import encoder_loader
-from hivemesh.language.nlu.router import OOS, Router, Scored
+from hivemesh.language.nlu.router import OOS, Featurizer, Router, Scored
 from hivemesh.language.nlu.sparse import Csr
 from hivemesh.language.nlu.training import choose_threshold, fit_router
 from tests.language.nlu_data import TRAIN, VAL, write_dataset
@@ -136,3 +138,28 @@ def test_holdout_is_stratified() -> None:
     kept, held = stratified_holdout(examples, 0.2)
     assert sorted(e.intent for e in held) == ["a", "a", "b", "b"]
     assert len(kept) == 16
+
+
+def test_an_encoder_without_layers_uses_its_sentence_embedding() -> None:
+    train = [(text, intent) for intent, texts in TRAIN.items() for text in texts]
+    hashed = HashedLexicalEncoder(32)
+    router = fit_router(train, [], encoder_kind="openai", encoder=hashed)
+    assert router.meta.embedding_layers == ()
+    assert router.featurizer.n_features == router.featurizer.lexical.n_features + 32
+    with pytest.raises(ValueError, match="pool its layers"):
+        Featurizer(router.featurizer.lexical, hashed, 2.0, (2, 6))
+
+
+def test_format_2_routers_still_load(router: Router, tmp_path: Path) -> None:
+    router.save(tmp_path / "r")
+    meta = json.loads((tmp_path / "r" / "router.json").read_text())
+    assert meta["format"] == 3
+    assert meta["embedding_layers"] == []
+    del meta["embedding_layers"]
+    (tmp_path / "r" / "router.json").write_text(json.dumps({**meta, "format": 2}))
+    loaded = Router.load(tmp_path / "r", encoder_loader({}))
+    assert loaded.meta.embedding_layers == ()
+    assert [p.intent for p in loaded.predict(["set a timer for 7 minutes"])] == ["set_timer"]
+    (tmp_path / "r" / "router.json").write_text(json.dumps({**meta, "format": 1}))
+    with pytest.raises(ValueError, match="unsupported router format 1"):
+        Router.load(tmp_path / "r", encoder_loader({}))

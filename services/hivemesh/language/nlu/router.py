@@ -7,7 +7,7 @@ on a calibration split, see ``training.py``). That pairwise score separated out-
 better in cross-validation on CLINC150 ``train`` than the best softmax probability, which also
 falls when two intents are close, a doubt about which intent and not about whether any.
 
-Saved as a directory: ``router.json`` (labels, threshold, encoder, settings), ``vocabulary.json``
+Saved as a directory: ``router.json`` (labels, threshold, encoder, layers, settings), ``vocabulary.json``
 (n-gram columns) and ``arrays.npz`` (weights, IDF), loaded without pickle.
 """
 
@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,8 +27,17 @@ from hivemesh.language.nlu.linear import Features, LinearModel, softmax
 from hivemesh.language.nlu.sparse import Csr, FloatArray, IntArray
 
 # 2: the threshold applies to the pairwise in-scope score; a version 1 threshold would not fit it.
-FORMAT_VERSION = 2
+# 3: ``embedding_layers`` (empty: the encoder's sentence embedding, all a version 2 router used).
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)
 OOS = "oos"
+
+
+@runtime_checkable
+class LayeredEncoder(Protocol):
+    """A sentence encoder that can pool several of its layers (see ``MiniLmEncoder``)."""
+
+    def layer_features(self, texts: Sequence[str], layers: Sequence[int]) -> FloatArray: ...
 
 
 @dataclass(frozen=True)
@@ -75,26 +84,44 @@ class Featurizer:
     """Lexical n-gram features, optionally beside scaled sentence embeddings of the same text.
 
     Sentence embeddings know paraphrases; n-grams know the exact words of each intent. Together
-    they separate in-scope from out-of-scope requests better than either alone.
+    they separate in-scope from out-of-scope requests better than either alone. With ``layers``,
+    the encoder's mean-pooled layers stand side by side instead of its one sentence embedding,
+    each block unit-norm and scaled by ``embedding_scale``.
     """
 
     def __init__(
-        self, lexical: LexicalFeaturizer, encoder: TextEncoder | None = None, embedding_scale: float = 2.0
+        self,
+        lexical: LexicalFeaturizer,
+        encoder: TextEncoder | None = None,
+        embedding_scale: float = 2.0,
+        layers: tuple[int, ...] = (),
     ) -> None:
+        if layers and not isinstance(encoder, LayeredEncoder):
+            raise ValueError("embedding layers need an encoder that can pool its layers")
         self.lexical = lexical
         self.encoder = encoder
         self.embedding_scale = embedding_scale
+        self.layers = layers
 
     @property
     def n_features(self) -> int:
-        extra = self.encoder.dimensions if self.encoder is not None else 0
+        extra = self.encoder.dimensions * max(1, len(self.layers)) if self.encoder is not None else 0
         return self.lexical.n_features + extra
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        """The dense block ``transform`` appends, before scaling."""
+        if self.encoder is None:
+            return np.zeros((len(texts), 0), dtype=np.float32)
+        if self.layers:
+            assert isinstance(self.encoder, LayeredEncoder)  # checked in __init__
+            return self.encoder.layer_features(texts, self.layers)
+        return self.encoder.encode(texts)
 
     def transform(self, texts: Sequence[str], embeddings: FloatArray | None = None) -> Features:
         sparse = self.lexical.transform(texts)
         if self.encoder is None:
             return sparse
-        vectors = self.encoder.encode(texts) if embeddings is None else embeddings
+        vectors = self.embed(texts) if embeddings is None else embeddings
         return sparse.hstack(Csr.from_dense(self.embedding_scale * vectors))
 
 
@@ -110,6 +137,8 @@ class RouterMeta:
     lexical: LexicalConfig
     # Free-form provenance: data hash, calibration figures, threshold rule.
     info: dict[str, Any]
+    # Encoder layers pooled into the features; empty: the encoder's sentence embedding.
+    embedding_layers: tuple[int, ...] = ()
 
 
 class Router:
@@ -164,6 +193,7 @@ class Router:
         directory.mkdir(parents=True, exist_ok=True)
         meta = asdict(self.meta)
         meta["labels"] = list(self.meta.labels)
+        meta["embedding_layers"] = list(self.meta.embedding_layers)
         (directory / "router.json").write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
         lexical = self.featurizer.lexical
         grams = sorted(lexical.vocabulary, key=lexical.vocabulary.__getitem__)
@@ -174,7 +204,7 @@ class Router:
     def load(cls, directory: Path, encoder_for: Callable[[str, str], TextEncoder]) -> Router:
         """``encoder_for(kind, model_name)`` rebuilds the sentence encoder a non-lexical router needs."""
         raw = json.loads((directory / "router.json").read_text())
-        if raw.get("format") != FORMAT_VERSION:
+        if raw.get("format") not in READABLE_FORMATS:
             raise ValueError(f"{directory}: unsupported router format {raw.get('format')!r}")
         meta = RouterMeta(
             encoder=raw["encoder"],
@@ -184,6 +214,7 @@ class Router:
             embedding_scale=float(raw["embedding_scale"]),
             lexical=LexicalConfig(**raw["lexical"]),
             info=dict(raw.get("info", {})),
+            embedding_layers=tuple(int(layer) for layer in raw.get("embedding_layers", [])),
         )
         grams = json.loads((directory / "vocabulary.json").read_text())
         with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
@@ -191,7 +222,7 @@ class Router:
             idf = arrays["idf"].astype(np.float32)
         lexical = LexicalFeaturizer({g: i + 1 for i, g in enumerate(grams)}, idf, meta.lexical)
         encoder = None if meta.encoder == "lexical" else encoder_for(meta.encoder, meta.embedding_model)
-        featurizer = Featurizer(lexical, encoder, meta.embedding_scale)
+        featurizer = Featurizer(lexical, encoder, meta.embedding_scale, meta.embedding_layers)
         if weights.shape != (featurizer.n_features, len(meta.labels)):
             raise ValueError(f"{directory}: weights {weights.shape} do not match the features and labels")
         return cls(meta, featurizer, LinearModel(weights))

@@ -23,10 +23,13 @@ import numpy as np
 from hivemesh.language.nlu import linear
 from hivemesh.language.nlu.encoders import TextEncoder
 from hivemesh.language.nlu.lexical import LexicalConfig, LexicalFeaturizer
-from hivemesh.language.nlu.router import OOS, Featurizer, Router, RouterMeta, Scored
+from hivemesh.language.nlu.router import OOS, Featurizer, LayeredEncoder, Router, RouterMeta, Scored
 
 DEFAULT_OOS_PRIOR = 0.2
 FALLBACK_PERCENTILE = 3.0
+# Hidden states pooled beside the n-grams when the encoder can pool layers (minilm; 6 = its last).
+# Chosen by 3-fold cross-validation on CLINC150 train (docs/language.md).
+DEFAULT_LAYERS = (2, 4, 6)
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,10 @@ class TrainOptions:
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     fit: linear.TrainConfig = field(default_factory=linear.TrainConfig)
     oos_prior: float = DEFAULT_OOS_PRIOR
-    # Weight of the sentence embedding beside the unit-norm n-gram blocks (tuned on CLINC150 val).
+    # Weight of each unit-norm embedding block beside the unit-norm n-gram blocks.
     embedding_scale: float = 2.0
+    # Encoder layers to pool, for an encoder that can (others use their sentence embedding).
+    embedding_layers: tuple[int, ...] = DEFAULT_LAYERS
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ def fit_router(
     index = {label: i for i, label in enumerate(labels)}
     texts = [text for text, _ in train]
     lexical = LexicalFeaturizer.fit(texts, opts.lexical)
-    featurizer = Featurizer(lexical, encoder, opts.embedding_scale)
+    layers = opts.embedding_layers if isinstance(encoder, LayeredEncoder) else ()
+    featurizer = Featurizer(lexical, encoder, opts.embedding_scale, layers)
     y = np.array([index[intent] for _, intent in train], dtype=np.int64)
     model = linear.fit(featurizer.transform(texts), y, len(labels), opts.fit)
     provisional = RouterMeta(
@@ -104,6 +110,7 @@ def fit_router(
         embedding_scale=opts.embedding_scale,
         lexical=opts.lexical,
         info={},
+        embedding_layers=layers,
     )
     router = Router(provisional, featurizer, model)
     known = [(text, intent) for text, intent in calibration if intent in index]
