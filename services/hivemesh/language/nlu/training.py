@@ -37,7 +37,8 @@ class TrainOptions:
     lexical: LexicalConfig = field(default_factory=LexicalConfig)
     fit: linear.TrainConfig = field(default_factory=linear.TrainConfig)
     oos_prior: float = DEFAULT_OOS_PRIOR
-    # Weight of each unit-norm embedding block beside the unit-norm n-gram blocks.
+    # Weight of each unit-norm embedding block beside the unit-norm n-gram blocks. 2.0 was first
+    # tuned on CLINC150 val; with layers, 3.0 did no better in a fold of cross-validation on train.
     embedding_scale: float = 2.0
     # Encoder layers to pool, for an encoder that can (others use their sentence embedding).
     embedding_layers: tuple[int, ...] = DEFAULT_LAYERS
