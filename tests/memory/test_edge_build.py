@@ -294,3 +294,39 @@ async def test_a_store_from_before_shard_generations_opens_and_builds(tmp_path: 
         assert shard_dirs(directory) == ["shard-1"]
         assert legacy.info().indexed_vectors_count == 60
         assert (await top_ids(legacy, data[9].tolist()))[0] == memory(9).memory_id
+
+
+# A "server" that starts a builder-like child which asks to end with its parent, reports the
+# child's pid, then dies without cleaning up.
+ORPHANING_PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdout=subprocess.PIPE, text=True)
+print(child.stdout.readline().strip(), flush=True)
+import os
+os._exit(0)
+"""
+WAITING_CHILD = """
+import os, time
+from hivemesh.memory.adapters.edge_build import end_with_parent
+end_with_parent()
+print(os.getpid(), flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
+async def test_a_builder_ends_when_the_server_dies() -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ORPHANING_PARENT, WAITING_CHILD, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await parent.communicate()
+    child = int(out.decode().strip())
+    await until(lambda: not _alive(child), seconds=20)
