@@ -13,7 +13,7 @@ from hivemesh.language.nlu.evaluation import auroc, score
 from hivemesh.language.nlu.factory import encoder_loader
 from hivemesh.language.nlu.router import OOS, Featurizer, Router, Scored
 from hivemesh.language.nlu.sparse import Csr
-from hivemesh.language.nlu.training import choose_threshold, fit_router
+from hivemesh.language.nlu.training import TrainOptions, _cross_fitted_threshold, choose_threshold, fit_router
 from tests.language.nlu_data import TRAIN, VAL, write_dataset
 
 
@@ -163,3 +163,42 @@ def test_format_2_routers_still_load(router: Router, tmp_path: Path) -> None:
     (tmp_path / "r" / "router.json").write_text(json.dumps({**meta, "format": 1}))
     with pytest.raises(ValueError, match="unsupported router format 1"):
         Router.load(tmp_path / "r", encoder_loader({}))
+
+
+def test_the_calibration_split_is_learned_from_too(router: Router) -> None:
+    train = [(text, intent) for intent, texts in TRAIN.items() for text in texts]
+    gongs = [
+        ("wake me with a gong timer in 9 minutes", "set_timer"),
+        ("a gong timer for 4 minutes", "set_timer"),
+    ]
+    calibration = [*((t, i) for t, i in VAL), *gongs]
+    fitted = fit_router(train, calibration)
+    assert any("gong" in gram for gram in fitted.featurizer.lexical.vocabulary)
+    assert not any("gong" in gram for gram in router.featurizer.lexical.vocabulary)
+    assert fitted.meta.info["threshold_rule"].endswith("2-fold cross-fitted")
+    assert fitted.meta.info["calibration_examples"] == str(len(calibration))
+
+
+def test_cross_fitting_scores_each_calibration_example_with_a_router_that_did_not_see_it() -> None:
+    known = [(f"text {i}", intent) for i, intent in enumerate(["a", "b", OOS] * 6)]
+    intents = ("a", "b")
+    n_train = 5
+    calls: list[tuple[set[int], set[int]]] = []
+
+    def score_held(fitted: np.ndarray, held: np.ndarray) -> Scored:
+        calls.append((set(fitted.tolist()), set(held.tolist())))
+        # Every example looks like intent "a" with an in-scope score that grows with its row.
+        probabilities = np.tile(np.array([[0.9, 0.1]], dtype=np.float32), (len(held), 1))
+        return Scored(probabilities, (held / 100.0).astype(np.float32))
+
+    calibrated = _cross_fitted_threshold(known, n_train, score_held, intents, TrainOptions())
+    assert len(calls) == 2
+    calibration_rows = set(range(n_train, n_train + len(known)))
+    assert set().union(*(held for _, held in calls)) == calibration_rows
+    for fitted, held in calls:
+        assert not fitted & held
+        assert set(range(n_train)) <= fitted
+        assert fitted | held == set(range(n_train + len(known)))
+        # Stratified: each part holds three examples of each label.
+        assert sorted(known[i - n_train][1] for i in held) == sorted(["a", "b", OOS] * 3)
+    assert calibrated.rule.endswith("2-fold cross-fitted")

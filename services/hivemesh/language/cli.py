@@ -28,7 +28,9 @@ HOLDOUT_FRACTION = 0.2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemesh nlu", description="Train and evaluate the intent router.")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="fit a router on the train split, calibrate on val")
+    train = commands.add_parser(
+        "train", help="fit a router on the train and val splits; threshold from cross-fitted val scores"
+    )
     train.add_argument(
         "--data", type=Path, required=True, help='JSON {"train": [[text, intent]], "val": ...}'
     )
@@ -67,7 +69,7 @@ def train(data: Path, out: Path, encoder_kind: str, oos_prior: float) -> int:
     router.save(out)
     info = router.meta.info
     print(
-        f"trained {len(router.intents)} intents on {len(fit_split)} examples in "
+        f"trained {len(router.intents)} intents on {len(fit_split)} + {len(calibration)} examples in "
         f"{time.perf_counter() - started:.1f}s; threshold {router.meta.threshold:.2f} "
         f"({info['threshold_rule']} on {calibration_name}); saved to {out}"
     )

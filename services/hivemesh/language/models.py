@@ -14,7 +14,7 @@ from pathlib import Path
 from hivemesh.language.nlu.dataset import file_digest, load_splits, require, stratified_holdout
 from hivemesh.language.nlu.factory import encoder_loader
 from hivemesh.language.nlu.router import FORMAT_VERSION, Router
-from hivemesh.language.nlu.training import fit_router
+from hivemesh.language.nlu.training import TRAINING_VERSION, fit_router
 from hivemesh.mesh.config import ConfigError
 
 _log = logging.getLogger(__name__)
@@ -33,8 +33,9 @@ def load_router(model_dir: Path | None, data_dir: Path, env: Mapping[str, str]) 
 def shipped_router(data_file: Path, cache_root: Path) -> Router:
     """The lexical router for ``data_file``, from the cache or trained now and cached."""
     digest = file_digest(data_file)
-    # The format is part of the name, so a router cached by an older release is not reused.
-    cached = cache_root / f"lexical-v{FORMAT_VERSION}-{digest[:16]}"
+    # The format and the training procedure are part of the name, so a router cached by an older
+    # release is not reused.
+    cached = cache_root / f"lexical-v{FORMAT_VERSION}.{TRAINING_VERSION}-{digest[:16]}"
     if (cached / "router.json").is_file():
         try:
             return Router.load(cached, encoder_loader({}))

@@ -80,6 +80,17 @@ def pairwise_in_scope(logits: FloatArray, oos: int) -> FloatArray:
     return result
 
 
+def dense_block(encoder: TextEncoder | None, layers: tuple[int, ...], texts: Sequence[str]) -> FloatArray:
+    """What a featurizer with this encoder and these layers appends to the n-grams, before scaling."""
+    if encoder is None:
+        return np.zeros((len(texts), 0), dtype=np.float32)
+    if layers:
+        if not isinstance(encoder, LayeredEncoder):
+            raise ValueError("embedding layers need an encoder that can pool its layers")
+        return encoder.layer_features(texts, layers)
+    return encoder.encode(texts)
+
+
 class Featurizer:
     """Lexical n-gram features, optionally beside scaled sentence embeddings of the same text.
 
@@ -110,12 +121,7 @@ class Featurizer:
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
         """The dense block ``transform`` appends, before scaling."""
-        if self.encoder is None:
-            return np.zeros((len(texts), 0), dtype=np.float32)
-        if self.layers:
-            assert isinstance(self.encoder, LayeredEncoder)  # checked in __init__
-            return self.encoder.layer_features(texts, self.layers)
-        return self.encoder.encode(texts)
+        return dense_block(self.encoder, self.layers, texts)
 
     def transform(self, texts: Sequence[str], embeddings: FloatArray | None = None) -> Features:
         sparse = self.lexical.transform(texts)
@@ -159,8 +165,9 @@ class Router:
     def encoder(self) -> TextEncoder | None:
         return self.featurizer.encoder
 
-    def score(self, texts: Sequence[str]) -> Scored:
-        logits = self.model.logits(self.featurizer.transform(texts))
+    def score(self, texts: Sequence[str], embeddings: FloatArray | None = None) -> Scored:
+        """``embeddings``: the featurizer's dense block for ``texts``, when already computed."""
+        logits = self.model.logits(self.featurizer.transform(texts, embeddings))
         probabilities: FloatArray = softmax(logits)[:, self._in_scope]
         return Scored(probabilities, pairwise_in_scope(logits, self._oos))
 

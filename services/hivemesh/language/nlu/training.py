@@ -15,7 +15,7 @@ from fitting when there is no ``val``; it is never the split a figure is reporte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -23,8 +23,20 @@ import numpy as np
 from hivemesh.language.nlu import linear
 from hivemesh.language.nlu.encoders import TextEncoder
 from hivemesh.language.nlu.lexical import LexicalConfig, LexicalFeaturizer
-from hivemesh.language.nlu.router import OOS, Featurizer, LayeredEncoder, Router, RouterMeta, Scored
+from hivemesh.language.nlu.router import (
+    OOS,
+    Featurizer,
+    LayeredEncoder,
+    Router,
+    RouterMeta,
+    Scored,
+    dense_block,
+)
+from hivemesh.language.nlu.sparse import IntArray
 
+# How routers are fitted, part of the name a cached router is kept under. 2: the calibration split
+# is learned from as well, and the threshold is chosen on its cross-fitted scores.
+TRAINING_VERSION = 2
 DEFAULT_OOS_PRIOR = 0.2
 FALLBACK_PERCENTILE = 3.0
 # Hidden states pooled beside the n-grams when the encoder can pool layers (minilm; 6 = its last).
@@ -91,18 +103,30 @@ def fit_router(
     options: TrainOptions | None = None,
     info: dict[str, str] | None = None,
 ) -> Router:
-    """Fit on ``train`` ((text, intent) pairs, ``oos`` = out of scope) and calibrate on ``calibration``."""
+    """Fit on ``train`` and ``calibration`` ((text, intent) pairs, ``oos`` = out of scope); the
+    threshold comes from the declared rule applied to cross-fitted calibration scores.
+
+    Cross-fitting: the calibration examples are split into ``CROSS_FIT_FOLDS`` stratified parts;
+    each part is scored by a router fitted on ``train`` and the other parts, so every calibration
+    score comes from a router that did not see that example. The rule picks the threshold on those
+    pooled scores, and the router returned is fitted on everything. The calibration split thus
+    teaches the router too (its examples are often closer to real traffic than ``train``'s), while
+    the threshold is still chosen on examples the scoring router had not seen. Calibration
+    examples of intents ``train`` does not have are ignored.
+    """
     opts = options or TrainOptions()
     if not train:
         raise ValueError("no training examples")
     labels = tuple(sorted({intent for _, intent in train} | {OOS}))
     index = {label: i for i, label in enumerate(labels)}
-    texts = [text for text, _ in train]
-    lexical = LexicalFeaturizer.fit(texts, opts.lexical)
+    known = [(text, intent) for text, intent in calibration if intent in index]
+    pairs = [*train, *known]
+    texts = [text for text, _ in pairs]
+    y = np.array([index[intent] for _, intent in pairs], dtype=np.int64)
     layers = opts.embedding_layers if isinstance(encoder, LayeredEncoder) else ()
-    featurizer = Featurizer(lexical, encoder, opts.embedding_scale, layers)
-    y = np.array([index[intent] for _, intent in train], dtype=np.int64)
-    model = linear.fit(featurizer.transform(texts), y, len(labels), opts.fit)
+    # The dense block of every text, computed once for all the fits below.
+    dense = dense_block(encoder, layers, texts)
+    has_dense = encoder is not None
     provisional = RouterMeta(
         encoder=encoder_kind,
         embedding_model=encoder.name if encoder is not None else "",
@@ -113,13 +137,23 @@ def fit_router(
         info={},
         embedding_layers=layers,
     )
-    router = Router(provisional, featurizer, model)
-    known = [(text, intent) for text, intent in calibration if intent in index]
+
+    def fit_on(rows: IntArray) -> Router:
+        chosen = [texts[i] for i in rows]
+        lexical = LexicalFeaturizer.fit(chosen, opts.lexical)
+        featurizer = Featurizer(lexical, encoder, opts.embedding_scale, layers)
+        features = featurizer.transform(chosen, dense[rows] if has_dense else None)
+        return Router(provisional, featurizer, linear.fit(features, y[rows], len(labels), opts.fit))
+
+    def score_held(fitted: IntArray, held: IntArray) -> Scored:
+        router = fit_on(fitted)
+        return router.score([texts[i] for i in held], dense[held] if has_dense else None)
+
     if known:
-        scored = router.score([text for text, _ in known])
-        calibrated = choose_threshold(scored, [intent for _, intent in known], router.intents, opts.oos_prior)
+        calibrated = _cross_fitted_threshold(known, len(train), score_held, intents_of(labels), opts)
     else:
         calibrated = Calibration(0.0, "no calibration data", float("nan"), float("nan"))
+    router = fit_on(np.arange(len(pairs)))
     meta = replace(
         provisional,
         threshold=calibrated.threshold,
@@ -131,4 +165,54 @@ def fit_router(
             "calibration_oos_recall": f"{calibrated.oos_recall:.4f}",
         },
     )
-    return Router(meta, featurizer, model)
+    return Router(meta, router.featurizer, router.model)
+
+
+# Parts the calibration split is cut into for cross-fitting.
+CROSS_FIT_FOLDS = 2
+
+
+def intents_of(labels: Sequence[str]) -> tuple[str, ...]:
+    """The in-scope labels, in the order of a router's probability columns."""
+    return tuple(label for label in labels if label != OOS)
+
+
+def _cross_fitted_threshold(
+    known: Sequence[tuple[str, str]],
+    n_train: int,
+    score_held: Callable[[IntArray, IntArray], Scored],
+    intents: Sequence[str],
+    opts: TrainOptions,
+) -> Calibration:
+    """The declared rule on calibration scores from routers that did not see the scored example;
+    rows number ``train`` first, then ``known``."""
+    folds = _stratified_folds([intent for _, intent in known], CROSS_FIT_FOLDS)
+    probabilities = np.zeros((len(known), len(intents)), dtype=np.float32)
+    in_scope = np.zeros(len(known), dtype=np.float32)
+    for fold in range(CROSS_FIT_FOLDS):
+        held = np.flatnonzero(folds == fold)
+        if not len(held):
+            continue
+        fitted = np.concatenate([np.arange(n_train), n_train + np.flatnonzero(folds != fold)])
+        scored = score_held(fitted, n_train + held)
+        probabilities[held] = scored.probabilities
+        in_scope[held] = scored.in_scope
+    calibrated = choose_threshold(
+        Scored(probabilities, in_scope), [intent for _, intent in known], intents, opts.oos_prior
+    )
+    return replace(calibrated, rule=f"{calibrated.rule}, {CROSS_FIT_FOLDS}-fold cross-fitted")
+
+
+def _stratified_folds(intents: Sequence[str], folds: int, seed: int = 0) -> IntArray:
+    """A fold number per example, each intent's examples dealt round-robin in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    assignment = np.zeros(len(intents), dtype=np.int64)
+    by_intent: dict[str, list[int]] = {}
+    for i, intent in enumerate(intents):
+        by_intent.setdefault(intent, []).append(i)
+    offset = 0
+    for intent in sorted(by_intent):
+        rows = np.array(by_intent[intent])[rng.permutation(len(by_intent[intent]))]
+        assignment[rows] = (offset + np.arange(len(rows))) % folds
+        offset += len(rows)
+    return assignment
