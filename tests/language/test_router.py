@@ -202,3 +202,17 @@ def test_cross_fitting_scores_each_calibration_example_with_a_router_that_did_no
         # Stratified: each part holds three examples of each label.
         assert sorted(known[i - n_train][1] for i in held) == sorted(["a", "b", OOS] * 3)
     assert calibrated.rule.endswith("2-fold cross-fitted")
+
+
+def test_eval_warns_about_splits_the_router_learned_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_dataset(tmp_path / "data.json")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "model")]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--data", str(data), "--model", str(tmp_path / "model"), "--split", "val"]) == 0
+    assert "optimistic" in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**json.loads(data.read_text()), "note": "another file"}))
+    assert main(["eval", "--data", str(other), "--model", str(tmp_path / "model"), "--split", "val"]) == 0
+    assert "optimistic" not in capsys.readouterr().err

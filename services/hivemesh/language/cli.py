@@ -94,6 +94,12 @@ def evaluate(data: Path, model: Path, split: str | None) -> int:
         router.predict([text])
         latencies.append(time.perf_counter() - one)
     p50, p99 = np.percentile(np.array(latencies) * 1000.0, [50, 99])
+    if name in ("train", "val") and router.meta.info.get("data_sha256") == file_digest(data):
+        print(
+            f"note: the router was fitted on this file's train and val splits, so its figures on "
+            f"{name} are optimistic; evaluate on a split it has not seen (test)",
+            file=sys.stderr,
+        )
     print(f"split                {name} ({figures.in_scope_count} in scope, {figures.oos_count} oos)")
     print(f"encoder              {router.meta.encoder}; threshold {router.meta.threshold:.2f}")
     print(f"in-scope accuracy    {figures.in_scope_accuracy:.4f}")
