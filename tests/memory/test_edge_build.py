@@ -15,13 +15,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from hivemesh.memory.adapters.edge_index import EdgeIndex, IndexBuildFailed
+from hivemesh.memory.adapters.edge_index import BUILDER, EdgeIndex, IndexBuildFailed
 from hivemesh.memory.config import HnswSettings
 from hivemesh.memory.model import Memory, Owner
 
@@ -83,9 +82,12 @@ def shard_dirs(directory: Path) -> list[str]:
 
 
 @asynccontextmanager
-async def opened(directory: Path, *args: Any, **kwargs: Any) -> AsyncIterator[EdgeIndex]:
-    """An open ``EdgeIndex(directory, *args, **kwargs)``, closed afterwards."""
-    index = EdgeIndex(directory, *args, **kwargs)
+async def opened(
+    directory: Path, *, dimensions: int = DIMENSIONS, builder: Sequence[str] = BUILDER
+) -> AsyncIterator[EdgeIndex]:
+    """An open index of the test settings, closed afterwards; ``dimensions=0`` reopens a store
+    with the size it recorded."""
+    index = EdgeIndex(directory, HNSW, dimensions, search_threads=1, builder=builder)
     await index.open()
     try:
         yield index
@@ -93,9 +95,15 @@ async def opened(directory: Path, *args: Any, **kwargs: Any) -> AsyncIterator[Ed
         await index.close()
 
 
+async def stored(directory: Path, data: npt.NDArray[np.float32]) -> None:
+    """A store holding ``data`` (unindexed), closed."""
+    async with opened(directory) as index:
+        await fill(index, data)
+
+
 @pytest.fixture
 async def index(tmp_path: Path) -> AsyncIterator[EdgeIndex]:
-    async with opened(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1) as running:
+    async with opened(tmp_path / "qdrant") as running:
         yield running
 
 
@@ -134,12 +142,12 @@ async def test_a_few_new_points_do_not_start_a_build(index: EdgeIndex) -> None:
 async def test_the_built_store_reopens_with_its_graph(tmp_path: Path) -> None:
     directory = tmp_path / "qdrant"
     data = vectors(200)
-    async with opened(directory, HNSW, DIMENSIONS, search_threads=1) as first:
+    async with opened(directory) as first:
         await fill(first, data)
         await first.maintain()
         expected = await top_ids(first, data[7].tolist())
 
-    async with opened(directory, HNSW, search_threads=1) as again:
+    async with opened(directory, dimensions=0) as again:
         assert again.dimensions == DIMENSIONS
         info = again.info()
         assert (info.points_count, info.indexed_vectors_count) == (200, 200)
@@ -148,7 +156,7 @@ async def test_the_built_store_reopens_with_its_graph(tmp_path: Path) -> None:
 
 async def test_writes_during_a_build_are_replayed_onto_the_built_copy(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    async with opened(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1, builder=gated(gate)) as index:
+    async with opened(tmp_path / "qdrant", builder=gated(gate)) as index:
         data = vectors(300)
         await fill(index, data[:200])
         build = asyncio.create_task(index.maintain())
@@ -199,15 +207,22 @@ async def test_the_service_keeps_answering_while_the_real_builder_runs(index: Ed
     assert answered_during_build > 0
 
 
+@pytest.mark.parametrize(
+    ("script", "failure"),
+    [
+        pytest.param("import sys; sys.exit('no space left for the build')", "no space left", id="exits-1"),
+        # Exits 0 but leaves nothing to load.
+        pytest.param("import shutil, sys; shutil.rmtree(sys.argv[1])", "could not be loaded", id="no-copy"),
+    ],
+)
 async def test_a_failed_build_leaves_the_live_index_serving(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, script: str, failure: str
 ) -> None:
     directory = tmp_path / "qdrant"
-    failing = [sys.executable, "-c", "import sys; sys.exit('no space left for the build')"]
-    async with opened(directory, HNSW, DIMENSIONS, search_threads=1, builder=failing) as index:
+    async with opened(directory, builder=[sys.executable, "-c", script]) as index:
         data = vectors(100)
         await fill(index, data)
-        with pytest.raises(IndexBuildFailed, match="no space left for the build"):
+        with pytest.raises(IndexBuildFailed, match=failure):
             await index.rebuild()
         with caplog.at_level(logging.WARNING, logger="hivemesh.memory.adapters.edge_index"):
             await index.maintain()  # logs, does not raise
@@ -215,29 +230,16 @@ async def test_a_failed_build_leaves_the_live_index_serving(
         assert index.builds == 0
         assert not index.building
         assert shard_dirs(directory) == ["shard-0"]  # the copies were removed
+        assert json.loads((directory / "index.json").read_text())["shard"] == "shard-0"
         assert index.info().points_count == 100
         assert (await top_ids(index, data[42].tolist()))[0] == memory(42).memory_id
         await fill(index, vectors(3, seed=1), start=100)
         assert index.info().points_count == 103
 
 
-async def test_a_build_that_leaves_no_loadable_copy_fails_cleanly(tmp_path: Path) -> None:
-    directory = tmp_path / "qdrant"
-    # Exits 0 but leaves nothing to load.
-    vanishing = [sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1])"]
-    async with opened(directory, HNSW, DIMENSIONS, search_threads=1, builder=vanishing) as index:
-        data = vectors(30)
-        await fill(index, data)
-        with pytest.raises(IndexBuildFailed, match="could not be loaded"):
-            await index.rebuild()
-        assert shard_dirs(directory) == ["shard-0"]
-        assert json.loads((directory / "index.json").read_text())["shard"] == "shard-0"
-        assert (await top_ids(index, data[4].tolist()))[0] == memory(4).memory_id
-
-
 async def test_one_build_at_a_time(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    async with opened(tmp_path / "qdrant", HNSW, DIMENSIONS, search_threads=1, builder=gated(gate)) as index:
+    async with opened(tmp_path / "qdrant", builder=gated(gate)) as index:
         await fill(index, vectors(20))
         first = asyncio.create_task(index.rebuild())
         await until(lambda: index.building)
@@ -251,7 +253,7 @@ async def test_one_build_at_a_time(tmp_path: Path) -> None:
 async def test_stopping_during_a_build_kills_the_builder(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     directory = tmp_path / "qdrant"
-    async with opened(directory, HNSW, DIMENSIONS, search_threads=1, builder=gated(gate)) as index:
+    async with opened(directory, builder=gated(gate)) as index:
         await fill(index, vectors(50))
         build = asyncio.create_task(index.maintain())
         pid_file = gate.with_suffix(".pid")
@@ -269,11 +271,10 @@ async def test_stopping_during_a_build_kills_the_builder(tmp_path: Path) -> None
 
 async def test_open_removes_a_copy_left_by_an_interrupted_build(tmp_path: Path) -> None:
     directory = tmp_path / "qdrant"
-    async with opened(directory, HNSW, DIMENSIONS, search_threads=1) as index:
-        await fill(index, vectors(20))
+    await stored(directory, vectors(20))
     (directory / "shard-1" / "segments").mkdir(parents=True)  # a crash mid-build left this
 
-    async with opened(directory, HNSW, search_threads=1) as again:
+    async with opened(directory, dimensions=0) as again:
         assert shard_dirs(directory) == ["shard-0"]
         assert again.info().points_count == 20
 
@@ -281,13 +282,12 @@ async def test_open_removes_a_copy_left_by_an_interrupted_build(tmp_path: Path) 
 async def test_a_store_from_before_shard_generations_opens_and_builds(tmp_path: Path) -> None:
     directory = tmp_path / "qdrant"
     data = vectors(60)
-    async with opened(directory, HNSW, DIMENSIONS, search_threads=1) as index:
-        await fill(index, data)
+    await stored(directory, data)
     # The earlier layout: one directory named "shard", index.json without a shard name.
     (directory / "shard-0").rename(directory / "shard")
     (directory / "index.json").write_text(json.dumps({"dimensions": DIMENSIONS}))
 
-    async with opened(directory, HNSW, search_threads=1) as legacy:
+    async with opened(directory, dimensions=0) as legacy:
         assert (await top_ids(legacy, data[9].tolist()))[0] == memory(9).memory_id
         await legacy.maintain()
         assert legacy.builds == 1
