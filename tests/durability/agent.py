@@ -119,5 +119,5 @@ def tool_app(
     return ServiceApp(
         name="tool",
         register=lambda server: add_ToolServiceServicer_to_server(servicer, server),
-        components=[store],
+        components=[store, executor],
     )

@@ -46,6 +46,18 @@ def make_tools(probe: Probe) -> list[FunctionTool]:
             raise
         return ToolOutput({"run": probe.runs}, f"run {probe.runs}")
 
+    @tool(name="pondering", timeout_s=30.0, max_concurrency=8)
+    async def pondering(seconds: Annotated[float, Arg(minimum=0)]) -> ToolOutput:
+        """Sleep like ``patient``, but without side effects."""
+        probe.runs += 1
+        probe.started.set()
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            probe.cancelled += 1
+            raise
+        return ToolOutput({"run": probe.runs}, f"run {probe.runs}")
+
     @tool(name="broken", timeout_s=1.0)
     def broken() -> ToolOutput:
         """Always raises."""
@@ -59,4 +71,4 @@ def make_tools(probe: Probe) -> list[FunctionTool]:
             raise ValueError("first time unlucky")
         return ToolOutput({"run": probe.runs}, "ok")
 
-    return [sleepy, patient, broken, flaky]
+    return [sleepy, patient, pondering, broken, flaky]

@@ -121,15 +121,51 @@ async def test_a_failed_call_releases_its_key(executor: Executor, probe: Probe) 
     assert (retried.replayed, probe.runs) == (False, 2)
 
 
-async def test_cancelling_the_call_stops_the_tool_and_frees_the_key(executor: Executor, probe: Probe) -> None:
-    running = asyncio.create_task(executor.invoke(call("patient", "task-5:1", seconds=30)))
+async def test_cancelling_a_call_without_side_effects_stops_the_tool_and_frees_the_key(
+    executor: Executor, probe: Probe
+) -> None:
+    running = asyncio.create_task(executor.invoke(call("pondering", "task-5:1", seconds=30)))
     await probe.started.wait()
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
     assert probe.cancelled == 1
-    again = await executor.invoke(call("patient", "task-5:1", seconds=0))
-    assert not again.replayed
+    again = await executor.invoke(call("pondering", "task-5:1", seconds=0))
+    assert (again.replayed, probe.runs) == (False, 2)
+
+
+async def test_a_side_effect_whose_caller_left_is_finished_and_replayed_to_the_retry(
+    executor: Executor, probe: Probe
+) -> None:
+    running = asyncio.create_task(executor.invoke(call("patient", "task-5:2", seconds=0.2)))
+    await probe.started.wait()
+    running.cancel()  # as when the worker that made the call is killed
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    retry = await executor.invoke(call("patient", "task-5:2", seconds=0.2))
+    assert (retry.replayed, retry.output.display, probe.runs, probe.cancelled) == (True, "run 1", 1, 0)
+
+
+async def test_cancelling_a_side_effect_without_a_key_stops_it(executor: Executor, probe: Probe) -> None:
+    running = asyncio.create_task(executor.invoke(call("patient", seconds=30)))
+    await probe.started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert probe.cancelled == 1
+
+
+async def test_stop_waits_for_calls_left_running_then_cancels_them(executor: Executor, probe: Probe) -> None:
+    quick = asyncio.create_task(executor.invoke(call("patient", "task-5:3", seconds=0.1)))
+    slow = asyncio.create_task(executor.invoke(call("patient", "task-5:4", seconds=30)))
+    while probe.runs < 2:
+        await asyncio.sleep(0.01)
+    quick.cancel()
+    slow.cancel()
+    await executor.stop(1.0)
+    assert (probe.runs, probe.cancelled) == (2, 1)
+    assert (await executor.invoke(call("patient", "task-5:3", seconds=0.1))).replayed
+    assert not (await executor.invoke(call("patient", "task-5:4", seconds=0))).replayed
 
 
 async def test_progress_is_reported(executor: Executor) -> None:

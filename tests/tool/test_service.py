@@ -151,6 +151,19 @@ async def test_cancelling_the_rpc_stops_the_tool(stub: Stub, probe: Probe) -> No
     assert probe.cancelled == 1
 
 
+async def test_a_keyed_side_effect_outlives_its_cancelled_rpc_and_is_replayed(
+    stub: Stub, probe: Probe
+) -> None:
+    request = pb.InvokeToolRequest(tool_name="patient", arguments=args(seconds=0.3), idempotency_key="task-9:4")
+    first = stub.InvokeTool(request)
+    await probe.started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    retry = await stub.InvokeTool(request)
+    assert (retry.replayed, retry.display, probe.runs, probe.cancelled) == (True, "run 1", 1, 0)
+
+
 async def test_invoke_tool_stream_sends_progress_then_the_result(stub: Stub) -> None:
     request = pb.InvokeToolStreamRequest(tool_name="sleepy", arguments=args(seconds=0.05))
     pieces = [piece async for piece in stub.InvokeToolStream(request)]

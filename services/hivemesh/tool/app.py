@@ -70,7 +70,8 @@ def build_app(
     return ServiceApp(
         name="tool",
         register=lambda server: add_ToolServiceServicer_to_server(servicer, server),
-        components=components,
+        # Last, so it stops first: calls still running finish before the stores close.
+        components=[*components, executor],
     )
 
 

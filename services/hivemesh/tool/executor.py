@@ -1,6 +1,11 @@
 """Runs tool calls with the guarantees callers rely on: arguments checked against the schema, the
 caller's deadline and the tool's own timeout both enforced, a per-tool concurrency limit, at most
-one run per idempotency key, and every failure of the tool turned into a clear error of its call."""
+one run per idempotency key, and every failure of the tool turned into a clear error of its call.
+
+A side-effecting call that carries an idempotency key is not abandoned when its caller goes away:
+cancelling it halfway could leave the effect done but its outcome unrecorded, and the caller's
+retry would then do it again. It runs on (within its timeout), its outcome is stored, and the retry
+gets that outcome back. Every other call is cancelled with its caller."""
 
 from __future__ import annotations
 
@@ -67,6 +72,8 @@ class Executor:
         self._bulkheads: dict[str, Bulkhead] = {}
         # Keys running in this process, so local waiters wake at once instead of polling.
         self._running: dict[str, asyncio.Event] = {}
+        # Side-effecting keyed calls, kept running when their callers go away.
+        self._detached: set[asyncio.Task[ToolOutput]] = set()
 
     async def invoke(self, call: ToolCall, report: ProgressSink = _discard) -> ToolOutcome:
         item = self._registry.get(call.tool_name)
@@ -93,6 +100,46 @@ class Executor:
         return ToolOutcome(await self._run_claimed(item, call, report, key, claim))
 
     async def _run_claimed(
+        self, item: Tool, call: ToolCall, report: ProgressSink, key: str, claim: Claimed
+    ) -> ToolOutput:
+        if not item.spec.side_effects:
+            return await self._settle(item, call, report, key, claim)
+        run = asyncio.create_task(self._settle(item, call, report, key, claim))
+        self._detached.add(run)
+        run.add_done_callback(self._settled)
+        try:
+            return await asyncio.shield(run)
+        except asyncio.CancelledError:
+            if not run.done():
+                _log.info(
+                    "the caller of %s left; the call runs on so that its outcome is stored",
+                    item.spec.name,
+                )
+            raise
+
+    def _settled(self, run: asyncio.Task[ToolOutput]) -> None:
+        self._detached.discard(run)
+        # A caller that left never reads the outcome; failures are already logged and released.
+        if not run.cancelled():
+            run.exception()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self, grace_s: float) -> None:
+        """Give side-effecting calls whose callers left ``grace_s`` to finish, then cancel them
+        (which frees their keys)."""
+        if not self._detached:
+            return
+        running = set(self._detached)
+        _, late = await asyncio.wait(running, timeout=grace_s)
+        for run in late:
+            run.cancel()
+        if late:
+            _log.warning("cancelled %d tool calls still running at shutdown", len(late))
+            await asyncio.wait(late)
+
+    async def _settle(
         self, item: Tool, call: ToolCall, report: ProgressSink, key: str, claim: Claimed
     ) -> ToolOutput:
         done = self._running[key] = asyncio.Event()
