@@ -157,9 +157,10 @@ async def test_cancelling_a_side_effect_without_a_key_stops_it(executor: Executo
 
 async def test_stop_waits_for_calls_left_running_then_cancels_them(executor: Executor, probe: Probe) -> None:
     quick = asyncio.create_task(executor.invoke(call("patient", "task-5:3", seconds=0.1)))
+    await probe.started.wait()
+    probe.started.clear()
     slow = asyncio.create_task(executor.invoke(call("patient", "task-5:4", seconds=30)))
-    while probe.runs < 2:
-        await asyncio.sleep(0.01)
+    await probe.started.wait()
     quick.cancel()
     slow.cancel()
     await executor.stop(1.0)

@@ -154,7 +154,9 @@ async def test_cancelling_the_rpc_stops_the_tool(stub: Stub, probe: Probe) -> No
 async def test_a_keyed_side_effect_outlives_its_cancelled_rpc_and_is_replayed(
     stub: Stub, probe: Probe
 ) -> None:
-    request = pb.InvokeToolRequest(tool_name="patient", arguments=args(seconds=0.3), idempotency_key="task-9:4")
+    request = pb.InvokeToolRequest(
+        tool_name="patient", arguments=args(seconds=0.3), idempotency_key="task-9:4"
+    )
     first = stub.InvokeTool(request)
     await probe.started.wait()
     first.cancel()
