@@ -34,9 +34,7 @@ def make_tools(probe: Probe) -> list[FunctionTool]:
             raise
         return ToolOutput({"slept": seconds}, f"slept {seconds:g}s")
 
-    @tool(name="patient", timeout_s=30.0, max_concurrency=8, side_effects=True)
-    async def patient(seconds: Annotated[float, Arg(minimum=0)]) -> ToolOutput:
-        """Sleep within a long timeout, counting runs."""
+    async def sleep_counted(seconds: float) -> ToolOutput:
         probe.runs += 1
         probe.started.set()
         try:
@@ -46,17 +44,15 @@ def make_tools(probe: Probe) -> list[FunctionTool]:
             raise
         return ToolOutput({"run": probe.runs}, f"run {probe.runs}")
 
+    @tool(name="patient", timeout_s=30.0, max_concurrency=8, side_effects=True)
+    async def patient(seconds: Annotated[float, Arg(minimum=0)]) -> ToolOutput:
+        """Sleep within a long timeout, counting runs."""
+        return await sleep_counted(seconds)
+
     @tool(name="pondering", timeout_s=30.0, max_concurrency=8)
     async def pondering(seconds: Annotated[float, Arg(minimum=0)]) -> ToolOutput:
         """Sleep like ``patient``, but without side effects."""
-        probe.runs += 1
-        probe.started.set()
-        try:
-            await asyncio.sleep(seconds)
-        except asyncio.CancelledError:
-            probe.cancelled += 1
-            raise
-        return ToolOutput({"run": probe.runs}, f"run {probe.runs}")
+        return await sleep_counted(seconds)
 
     @tool(name="broken", timeout_s=1.0)
     def broken() -> ToolOutput:
