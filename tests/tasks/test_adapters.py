@@ -150,6 +150,27 @@ async def test_a_follow_up_answer_queues_the_task_again(any_tasks: TaskSystem) -
     assert again.task_id == task.task_id
 
 
+async def test_an_answer_before_the_askers_ack_still_queues_the_task(any_tasks: TaskSystem) -> None:
+    """The client can answer as soon as it sees the question, before the worker that asked has
+    acknowledged its delivery: the task must be queued again, and that late ack must not undo it."""
+    task, _ = await any_tasks.submit(new_task(), trace={})
+    assert await any_tasks.queue.claim("w1", 30) is not None
+    asked = TaskEvent()
+    asked.input_requested.question = "which unit?"
+    await any_tasks.log.append(task.task_id, asked)
+    answer = TaskEvent()
+    answer.input_received.text = "km"
+    _, after = await any_tasks.log.append(task.task_id, answer, requeue=True)
+    await any_tasks.requeue(after)
+    await any_tasks.queue.ack(task.task_id, "w1")  # the asker's ack arrives late
+    assert not await any_tasks.queue.extend(task.task_id, "w1", 30)
+    again = await any_tasks.queue.claim("w2", 30)
+    assert again is not None
+    assert (again.task_id, again.delivery_count) == (task.task_id, 1)
+    await any_tasks.queue.ack(task.task_id, "w2")
+    assert await any_tasks.queue.depth() == 0
+
+
 async def test_schema_is_built_by_the_migrations(any_tasks: TaskSystem) -> None:
     def tables(connection: object) -> set[str]:
         return set(inspect(connection).get_table_names())

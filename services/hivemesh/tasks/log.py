@@ -208,21 +208,32 @@ class TaskLog:
                 )
             )
             if requeue and self._enqueue_in_sql:
-                await conn.execute(
-                    schema.queue.insert().values(
-                        task_id=task_id,
-                        tenant_id=after.scope.tenant_id,
-                        available_at=stamp,
-                        enqueued_at=stamp,
-                        delivery_count=0,
-                        trace="{}",
-                        dead=False,
-                    )
-                )
+                await self._requeue(conn, task_id, after.scope.tenant_id, stamp)
         self._notifier.notify(task_id)
         if requeue:
             self._notifier.notify(QUEUE_TOPIC)
         return stored, after
+
+    @staticmethod
+    async def _requeue(conn: AsyncConnection, task_id: str, tenant_id: str, stamp: float) -> None:
+        """Queue the task again. The worker that asked the question may not have acknowledged its
+        delivery yet (the answer can arrive first): its row then becomes a fresh, unclaimed one, so
+        that worker's late acknowledgement, which is conditional on its claim, removes nothing."""
+        fresh = {
+            "available_at": stamp,
+            "enqueued_at": stamp,
+            "claimed_by": None,
+            "claimed_until": None,
+            "delivery_count": 0,
+            "trace": "{}",
+            "last_error": None,
+            "dead": False,
+        }
+        reset = await conn.execute(
+            update(schema.queue).where(schema.queue.c.task_id == task_id).values(**fresh)
+        )
+        if not reset.rowcount:
+            await conn.execute(schema.queue.insert().values(task_id=task_id, tenant_id=tenant_id, **fresh))
 
     async def _lock_task(self, conn: AsyncConnection, task_id: str) -> Task | None:
         query = select(schema.tasks.c.task).where(schema.tasks.c.task_id == task_id)

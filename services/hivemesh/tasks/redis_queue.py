@@ -116,6 +116,24 @@ redis.call('XADD', KEYS[1], '*', 'task_id', ARGV[1])
 return 1
 """
 
+# KEYS: stream, meta, leases. ARGV: group, task_id, tenant_id, now_s.
+# Like _ENQUEUE, except that a task still claimed (by the worker that asked for input and has not
+# acknowledged yet) is released and queued afresh: that worker's late ack then finds no claim.
+_REQUEUE = """
+local raw = redis.call('HGET', KEYS[2], ARGV[2])
+if raw then
+  local m = cjson.decode(raw)
+  if not m.owner then return 0 end
+  redis.call('XACK', KEYS[1], ARGV[1], m.entry)
+  redis.call('XDEL', KEYS[1], m.entry)
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+local m = {tenant_id = ARGV[3], trace = '{}', delivery_count = 0, enqueued_at = tonumber(ARGV[4])}
+redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(m))
+redis.call('XADD', KEYS[1], '*', 'task_id', ARGV[2])
+return 1
+"""
+
 # The task's record, if ARGV[3] holds its claim (else the script ends with 0).
 _OWNED = """
 local raw = redis.call('HGET', KEYS[2], ARGV[2])
@@ -248,6 +266,7 @@ class RedisTaskQueue:
         self.leases = f"{prefix}:leases"
         self._claim = client.register_script(_CLAIM)
         self._enqueue = client.register_script(_ENQUEUE)
+        self._requeue = client.register_script(_REQUEUE)
         self._ack = client.register_script(_ACK)
         self._extend = client.register_script(_EXTEND)
         self._retry = client.register_script(_RETRY)
@@ -261,6 +280,19 @@ class RedisTaskQueue:
         added = await _guard(
             lambda: self._enqueue(
                 keys=[self.stream, self.meta], args=[task_id, tenant_id, json.dumps(trace), time.time()]
+            )
+        )
+        if added:
+            self._notifier.notify(QUEUE_TOPIC)
+        return bool(added)
+
+    async def requeue(self, task_id: str, tenant_id: str) -> bool:
+        """Queue a task answered with input again, taking it over from a claim not yet acknowledged;
+        True when it was added (False: it is already queued and unclaimed)."""
+        added = await _guard(
+            lambda: self._requeue(
+                keys=[self.stream, self.meta, self.leases],
+                args=[self._group, task_id, tenant_id, time.time()],
             )
         )
         if added:

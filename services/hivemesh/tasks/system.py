@@ -104,7 +104,7 @@ class TaskSystem:
     async def requeue(self, task: Task) -> None:
         """After an append with ``requeue=True``: the SQL queue did it in the same transaction."""
         if self.redis_queue is not None:
-            await self.redis_queue.enqueue(task.task_id, task.scope.tenant_id, {})
+            await self.redis_queue.requeue(task.task_id, task.scope.tenant_id)
 
     async def sweep(self, *, grace_s: float = SWEEP_GRACE_S) -> int:
         """Enqueue again what the log says is waiting but the Redis queue does not hold, and put
