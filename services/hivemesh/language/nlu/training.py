@@ -7,8 +7,9 @@ threshold t on a 0.01 grid that maximises
     (1 - p) * in-scope accuracy(t) + p * out-of-scope recall(t),     p = ``oos_prior`` (0.18),
 
 i.e. the overall accuracy expected on traffic where that share of requests is out of scope (0.18:
-CLINC150's test mix, 1,000 of 5,500); ties go to the lowest t. When the calibration split has no out-of-scope example, t is the 3rd percentile of the
-in-scope score of its in-scope examples (about 3 in 100 in-scope requests are refused).
+CLINC150's test mix, 1,000 of 5,500); ties go to the lowest t. When the calibration split has no
+out-of-scope example, t is the 3rd percentile of the in-scope score of its in-scope examples
+(about 3 in 100 in-scope requests are refused).
 The calibration split is the data file's ``val`` split, or a stratified 20 % of ``train`` held out
 from fitting when there is no ``val``; it is never the split a figure is reported on.
 """
