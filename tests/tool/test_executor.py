@@ -121,14 +121,19 @@ async def test_a_failed_call_releases_its_key(executor: Executor, probe: Probe) 
     assert (retried.replayed, probe.runs) == (False, 2)
 
 
-async def test_cancelling_a_call_without_side_effects_stops_the_tool_and_frees_the_key(
-    executor: Executor, probe: Probe
-) -> None:
-    running = asyncio.create_task(executor.invoke(call("pondering", "task-5:1", seconds=30)))
+async def cancel_once_running(executor: Executor, probe: Probe, tool_call: ToolCall) -> None:
+    """Start the call, cancel it once the tool is running, and check the caller sees the cancel."""
+    running = asyncio.create_task(executor.invoke(tool_call))
     await probe.started.wait()
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
+
+
+async def test_cancelling_a_call_without_side_effects_stops_the_tool_and_frees_the_key(
+    executor: Executor, probe: Probe
+) -> None:
+    await cancel_once_running(executor, probe, call("pondering", "task-5:1", seconds=30))
     assert probe.cancelled == 1
     again = await executor.invoke(call("pondering", "task-5:1", seconds=0))
     assert (again.replayed, probe.runs) == (False, 2)
@@ -137,21 +142,14 @@ async def test_cancelling_a_call_without_side_effects_stops_the_tool_and_frees_t
 async def test_a_side_effect_whose_caller_left_is_finished_and_replayed_to_the_retry(
     executor: Executor, probe: Probe
 ) -> None:
-    running = asyncio.create_task(executor.invoke(call("patient", "task-5:2", seconds=0.2)))
-    await probe.started.wait()
-    running.cancel()  # as when the worker that made the call is killed
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    # As when the worker that made the call is killed.
+    await cancel_once_running(executor, probe, call("patient", "task-5:2", seconds=0.2))
     retry = await executor.invoke(call("patient", "task-5:2", seconds=0.2))
     assert (retry.replayed, retry.output.display, probe.runs, probe.cancelled) == (True, "run 1", 1, 0)
 
 
 async def test_cancelling_a_side_effect_without_a_key_stops_it(executor: Executor, probe: Probe) -> None:
-    running = asyncio.create_task(executor.invoke(call("patient", seconds=30)))
-    await probe.started.wait()
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    await cancel_once_running(executor, probe, call("patient", seconds=30))
     assert probe.cancelled == 1
 
 
