@@ -19,7 +19,7 @@ from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
 from hivemesh.tasks.gauges import QueueGauges
-from hivemesh.tasks.system import TaskSystem
+from hivemesh.tasks.system import shared_task_system
 
 _log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
 
 
 def build_app(settings: Settings, config: GatewayConfig, metrics: Metrics | None = None) -> ServiceApp:
-    tasks = TaskSystem(settings)
+    tasks = shared_task_system(settings)
     keys = key_store(settings)
     tokens = (
         JwtVerifier(

@@ -19,7 +19,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.mesh.errors import InvalidArgument
-from hivemesh.mesh.sql import run_migrations
+from hivemesh.mesh.sql import reader, run_migrations
 
 PREFIX = "hmk"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -76,6 +76,7 @@ class ApiKeyStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reader = reader(engine)
 
     async def start(self) -> None:
         await run_migrations(self._engine, MIGRATIONS, "gateway_alembic_version")
@@ -113,7 +114,7 @@ class ApiKeyStore:
         ).order_by(api_keys.c.create_time, api_keys.c.key_id)
         if tenant_id is not None:
             query = query.where(api_keys.c.tenant_id == tenant_id)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [ApiKey(str(r[0]), str(r[1]), str(r[2]), float(r[3]), r[4]) for r in rows]
 
@@ -140,7 +141,7 @@ class ApiKeyStore:
             api_keys.c.revoke_time,
             api_keys.c.secret_sha256,
         ).where(api_keys.c.key_id == key_id)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None or not hmac.compare_digest(str(row[5]), _digest(secret)):
             return KeyCheck(None)

@@ -1,8 +1,10 @@
 """SQL engines shared by the stores: SQLite embedded, PostgreSQL (asyncpg) when configured.
 
-SQLite runs in WAL mode with every transaction opened as BEGIN IMMEDIATE: writers from several
-processes (gateway, planner workers) then queue on the busy timeout instead of failing with
-"database is locked" when a read transaction tries to upgrade to a write.
+SQLite runs in WAL mode with every write transaction opened as BEGIN IMMEDIATE: writers from
+several processes (gateway, planner workers) then queue on the busy timeout instead of failing with
+"database is locked" when a read transaction tries to upgrade to a write. Reads go through
+``reader(engine)``: they open a deferred transaction, which in WAL mode sees the last committed
+state and never waits for, or holds up, a writer.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 P = ParamSpec("P")
@@ -37,8 +41,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
+    _configure_sqlite(engine.sync_engine)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook below decide how transactions start.
         dbapi_connection.isolation_level = None
@@ -49,11 +57,19 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
-    return engine
+
+_READ_ONLY = "hivemesh_read_only"
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (pool, events) for transactions that only read: on SQLite they do not take
+    the write lock. Writing through it is a mistake SQLite reports as "database is locked" at
+    worst, never silently."""
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 async def run_migrations(engine: AsyncEngine, script_location: Path, version_table: str) -> None:
@@ -102,3 +118,166 @@ async def settle(*stores: object, timeout_s: float = 5.0) -> None:
     running = [job for store in stores for job in vars(store).get(_IN_FLIGHT, ())]
     if running:
         await asyncio.wait(running, timeout=timeout_s)
+
+
+class Writer:
+    """Group commit: the write operations of many callers run one after another in shared
+    transactions, one transaction at a time.
+
+    An operation is a plain function of a synchronous connection. The operations waiting when a
+    transaction starts all go into it, in the order they were asked for, so each sees what the ones
+    before it wrote; their callers learn their results only after the commit. An operation that
+    raises a ``HivemeshError`` (a refusal decided before it wrote anything) fails alone. Any other
+    error rolls the transaction back and each of its operations is run again in a transaction of
+    its own, so one bad operation never fails or loses its neighbours' writes.
+
+    On SQLite the batch runs on one thread with a synchronous connection to the same file (one
+    thread hop per transaction instead of one per statement); the database's lock is then taken by
+    this writer only, never waited for by two connections of one process. PostgreSQL runs the same
+    functions on the async engine's connection.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._pending: list[_Operation[Any]] = []
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._sync_engine: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._closing = False
+        self.transactions = 0
+        if is_sqlite(engine):
+            self._sync_engine = _sync_sqlite_engine(engine.url.render_as_string(hide_password=False))
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="hivemesh-sql-writer")
+
+    async def run(self, operation: Callable[[Connection], R]) -> R:
+        """Run ``operation`` in the next transaction and return its result once committed."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Operation(operation, future))
+        self._wake.set()
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.create_task(self._commit_forever(), name="sql-group-commit")
+        return await future
+
+    async def close(self) -> None:
+        """Finish what is queued, then release the thread and the synchronous engine."""
+        self._closing = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+
+    async def _commit_forever(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            try:
+                outcomes = await self._commit(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    outcomes = [exc]
+                else:
+                    outcomes = []
+                    for op in batch:
+                        try:
+                            outcomes.extend(await self._commit([op]))
+                        except Exception as single:
+                            outcomes.append(single)
+            for op, outcome in zip(batch, outcomes, strict=True):
+                if op.future.done():
+                    continue
+                if isinstance(outcome, _Failed):
+                    op.future.set_exception(outcome.error)
+                elif isinstance(outcome, BaseException):
+                    op.future.set_exception(outcome)
+                else:
+                    op.future.set_result(outcome)
+
+    async def _commit(self, batch: list[_Operation[Any]]) -> list[Any]:
+        self.transactions += 1
+        _TRANSACTIONS[0] += 1
+        if self._sync_engine is not None and self._thread is not None:
+            sync_engine = self._sync_engine
+
+            def in_thread() -> list[Any]:
+                with sync_engine.begin() as conn:
+                    return _apply(conn, batch)
+
+            return await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(_apply, batch)
+
+
+class Reader:
+    """Read-only transactions that never wait for a writer.
+
+    On SQLite (WAL) a read by key takes microseconds and is never blocked by the writer, so it runs
+    inline on the event loop's thread with a synchronous connection: no thread hop, no greenlet.
+    Every read here is bounded (a page, one task's events), so none can hold the loop for long.
+    PostgreSQL reads run on the async engine.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = reader(engine)
+        self._sync_engine = (
+            _sync_sqlite_engine(engine.url.render_as_string(hide_password=False), read_only=True)
+            if is_sqlite(engine)
+            else None
+        )
+
+    async def run(self, query: Callable[[Connection], R]) -> R:
+        if self._sync_engine is not None:
+            with self._sync_engine.connect() as conn:
+                return query(conn)
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(query)
+
+    def close(self) -> None:
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+
+
+@dataclass
+class _Operation(Generic[R]):
+    function: Callable[[Connection], R]
+    future: asyncio.Future[R]
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
+
+
+def _apply(conn: Connection, batch: list[_Operation[Any]]) -> list[Any]:
+    from hivemesh.mesh.errors import HivemeshError  # noqa: PLC0415 - avoids an import cycle
+
+    results: list[Any] = []
+    for op in batch:
+        try:
+            results.append(op.function(conn))
+        except HivemeshError as exc:
+            results.append(_Failed(exc))
+    return results
+
+
+def _sync_sqlite_engine(async_url: str, *, read_only: bool = False) -> Engine:
+    engine = create_engine(async_url.replace("sqlite+aiosqlite://", "sqlite://", 1))
+    _configure_sqlite(engine)
+    return engine.execution_options(**{_READ_ONLY: True}) if read_only else engine
+
+
+# Write transactions committed by every ``Writer`` of this process (exported as a metric).
+_TRANSACTIONS = [0]
+
+
+def transactions_committed() -> int:
+    return _TRANSACTIONS[0]

@@ -14,11 +14,11 @@ from hivemesh.planner.servicer import PlannerServicer
 from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.reminders import ReminderDispatcher
-from hivemesh.tasks.system import TaskSystem
+from hivemesh.tasks.system import shared_task_system
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    tasks = TaskSystem(settings)
+    tasks = shared_task_system(settings)
     limit = settings.planner_downstream_concurrency
     bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
 

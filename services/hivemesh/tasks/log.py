@@ -17,12 +17,13 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.errors import FailedPrecondition, InvalidArgument, NotFound
-from hivemesh.mesh.sql import is_sqlite, run_migrations, uncancellable
+from hivemesh.mesh.sql import Reader, Writer, is_sqlite, run_migrations, uncancellable
 from hivemesh.tasks import schema
 from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier
 from hivemesh.tasks.projection import apply, is_terminal
@@ -64,8 +65,19 @@ class TaskTerminal(FailedPrecondition):
 class TaskLog:
     """Append-only per-task log plus its projection, and (embedded) the queue rows of new tasks."""
 
-    def __init__(self, engine: AsyncEngine, notifier: Notifier, *, enqueue_in_sql: bool = True) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reads: Reader,
+        writer: Writer,
+        notifier: Notifier,
+        *,
+        enqueue_in_sql: bool = True,
+    ) -> None:
         self._engine = engine
+        self._writer = writer
+        self._sqlite = is_sqlite(engine)
+        self._reads = reads
         self._notifier = notifier
         self._enqueue_in_sql = enqueue_in_sql
 
@@ -83,9 +95,6 @@ class TaskLog:
         """Record a new task (sequence 1) and queue it, or return the task the tenant already
         submitted with the same request id. The second value says whether it already existed."""
         stamp = time.time() if now is None else now
-        existing = await self._by_request(task.scope.tenant_id, task.request_id)
-        if existing is not None:
-            return existing, True
         event = TaskEvent(task_id=task.task_id, sequence=1, time=_timestamp(stamp))
         event.submitted.input_text = task.input_text
         event.submitted.scope.CopyFrom(task.scope)
@@ -93,63 +102,62 @@ class TaskLog:
         event.submitted.request_id = task.request_id
         projected = apply(Task(), event)
         payload = event.SerializeToString(deterministic=True)
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    schema.tasks.insert().values(
+        enqueue = self._enqueue_in_sql
+
+        def record(conn: Connection) -> tuple[Task, bool]:
+            existing = _by_request(conn, task.scope.tenant_id, task.request_id)
+            if existing is not None:
+                return existing, True
+            conn.execute(
+                schema.tasks.insert().values(
+                    task_id=task.task_id,
+                    tenant_id=task.scope.tenant_id,
+                    user_id=task.scope.user_id,
+                    request_id=task.request_id,
+                    state=int(projected.state),
+                    create_time=stamp,
+                    update_time=stamp,
+                    last_sequence=1,
+                    task=projected.SerializeToString(deterministic=True),
+                )
+            )
+            conn.execute(
+                schema.events.insert().values(
+                    task_id=task.task_id,
+                    sequence=1,
+                    event=payload,
+                    prev_hash=GENESIS,
+                    hash=chain_hash(GENESIS, payload),
+                )
+            )
+            if enqueue:
+                conn.execute(
+                    schema.queue.insert().values(
                         task_id=task.task_id,
                         tenant_id=task.scope.tenant_id,
-                        user_id=task.scope.user_id,
-                        request_id=task.request_id,
-                        state=int(projected.state),
-                        create_time=stamp,
-                        update_time=stamp,
-                        last_sequence=1,
-                        task=projected.SerializeToString(deterministic=True),
+                        available_at=stamp,
+                        enqueued_at=stamp,
+                        delivery_count=0,
+                        trace=json.dumps(trace),
+                        dead=False,
                     )
                 )
-                await conn.execute(
-                    schema.events.insert().values(
-                        task_id=task.task_id,
-                        sequence=1,
-                        event=payload,
-                        prev_hash=GENESIS,
-                        hash=chain_hash(GENESIS, payload),
-                    )
-                )
-                if self._enqueue_in_sql:
-                    await conn.execute(
-                        schema.queue.insert().values(
-                            task_id=task.task_id,
-                            tenant_id=task.scope.tenant_id,
-                            available_at=stamp,
-                            enqueued_at=stamp,
-                            delivery_count=0,
-                            trace=json.dumps(trace),
-                            dead=False,
-                        )
-                    )
+            return projected, False
+
+        try:
+            stored, existed = await self._writer.run(record)
         except IntegrityError:
-            # Another submit with the same request id won the race: answer with its task.
-            raced = await self._by_request(task.scope.tenant_id, task.request_id)
+            # Another process submitted the same request id between the check and the insert:
+            # answer with its task.
+            scope = task.scope
+            raced = await self._reads.run(lambda conn: _by_request(conn, scope.tenant_id, task.request_id))
             if raced is None:
                 raise
             return raced, True
-        self._notifier.notify(task.task_id)
-        self._notifier.notify(QUEUE_TOPIC)
-        return projected, False
-
-    @uncancellable
-    async def _by_request(self, tenant_id: str, request_id: str) -> Task | None:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(schema.tasks.c.task).where(
-                        and_(schema.tasks.c.tenant_id == tenant_id, schema.tasks.c.request_id == request_id)
-                    )
-                )
-            ).first()
-        return None if row is None else Task.FromString(row[0])
+        if not existed:
+            self._notifier.notify(task.task_id)
+            self._notifier.notify(QUEUE_TOPIC)
+        return stored, existed
 
     @uncancellable
     async def append(
@@ -159,96 +167,91 @@ class TaskLog:
         it with the task after it. Raises TaskTerminal once the task has ended, so a late step of a
         canceled task can never change its outcome. ``requeue`` puts the task back on the SQL queue
         in the same transaction (a follow-up answer)."""
-        async with self._engine.begin() as conn:
-            current = await self._lock_task(conn, task_id)
-            if current is None:
-                raise NotFound(
-                    f"task {task_id} does not exist", reason="TASK_NOT_FOUND", metadata={"task_id": task_id}
-                )
-            if is_terminal(current.state) and not allow_after_end:
-                raise TaskTerminal(
-                    f"task {task_id} has already ended ({TaskState.Name(current.state)})",
-                    metadata={"task_id": task_id, "state": TaskState.Name(current.state)},
-                )
-            stamp = time.time()
-            stored = TaskEvent()
-            stored.CopyFrom(event)
-            stored.task_id = task_id
-            stored.sequence = current.last_sequence + 1
-            stored.time.CopyFrom(_timestamp(stamp))
-            after = apply(current, stored)
-            prev = (
-                await conn.execute(
-                    select(schema.events.c.hash).where(
-                        and_(
-                            schema.events.c.task_id == task_id,
-                            schema.events.c.sequence == current.last_sequence,
-                        )
-                    )
-                )
-            ).scalar_one()
-            payload = stored.SerializeToString(deterministic=True)
-            await conn.execute(
-                schema.events.insert().values(
-                    task_id=task_id,
-                    sequence=stored.sequence,
-                    event=payload,
-                    prev_hash=prev,
-                    hash=chain_hash(prev, payload),
-                )
+        requeue_in_sql = requeue and self._enqueue_in_sql
+
+        def record(conn: Connection) -> tuple[TaskEvent, Task]:
+            return self.append_in(
+                conn, task_id, event, allow_after_end=allow_after_end, requeue=requeue_in_sql
             )
-            await conn.execute(
-                update(schema.tasks)
-                .where(schema.tasks.c.task_id == task_id)
-                .values(
-                    state=int(after.state),
-                    update_time=stamp,
-                    last_sequence=stored.sequence,
-                    task=after.SerializeToString(deterministic=True),
-                )
-            )
-            if requeue and self._enqueue_in_sql:
-                await self._requeue(conn, task_id, after.scope.tenant_id, stamp)
+
+        stored, after = await self._writer.run(record)
         self._notifier.notify(task_id)
         if requeue:
             self._notifier.notify(QUEUE_TOPIC)
         return stored, after
 
-    @staticmethod
-    async def _requeue(conn: AsyncConnection, task_id: str, tenant_id: str, stamp: float) -> None:
-        """Queue the task again. The worker that asked the question may not have acknowledged its
-        delivery yet (the answer can arrive first): its row then becomes a fresh, unclaimed one, so
-        that worker's late acknowledgement, which is conditional on its claim, removes nothing."""
-        fresh = {
-            "available_at": stamp,
-            "enqueued_at": stamp,
-            "claimed_by": None,
-            "claimed_until": None,
-            "delivery_count": 0,
-            "trace": "{}",
-            "last_error": None,
-            "dead": False,
-        }
-        reset = await conn.execute(
-            update(schema.queue).where(schema.queue.c.task_id == task_id).values(**fresh)
+    def append_in(
+        self,
+        conn: Connection,
+        task_id: str,
+        event: TaskEvent,
+        *,
+        allow_after_end: bool = False,
+        requeue: bool = False,
+    ) -> tuple[TaskEvent, Task]:
+        """``append`` as part of a transaction the caller runs (through the log's writer); the
+        caller notifies watchers of ``task_id`` once it has committed."""
+        current = self._lock_task(conn, task_id)
+        if current is None:
+            raise NotFound(
+                f"task {task_id} does not exist", reason="TASK_NOT_FOUND", metadata={"task_id": task_id}
+            )
+        if is_terminal(current.state) and not allow_after_end:
+            raise TaskTerminal(
+                f"task {task_id} has already ended ({TaskState.Name(current.state)})",
+                metadata={"task_id": task_id, "state": TaskState.Name(current.state)},
+            )
+        stamp = time.time()
+        stored = TaskEvent()
+        stored.CopyFrom(event)
+        stored.task_id = task_id
+        stored.sequence = current.last_sequence + 1
+        stored.time.CopyFrom(_timestamp(stamp))
+        after = apply(current, stored)
+        prev = conn.execute(
+            select(schema.events.c.hash).where(
+                and_(
+                    schema.events.c.task_id == task_id,
+                    schema.events.c.sequence == current.last_sequence,
+                )
+            )
+        ).scalar_one()
+        payload = stored.SerializeToString(deterministic=True)
+        conn.execute(
+            schema.events.insert().values(
+                task_id=task_id,
+                sequence=stored.sequence,
+                event=payload,
+                prev_hash=prev,
+                hash=chain_hash(prev, payload),
+            )
         )
-        if not reset.rowcount:
-            await conn.execute(schema.queue.insert().values(task_id=task_id, tenant_id=tenant_id, **fresh))
+        conn.execute(
+            update(schema.tasks)
+            .where(schema.tasks.c.task_id == task_id)
+            .values(
+                state=int(after.state),
+                update_time=stamp,
+                last_sequence=stored.sequence,
+                task=after.SerializeToString(deterministic=True),
+            )
+        )
+        if requeue:
+            _requeue(conn, task_id, after.scope.tenant_id, stamp)
+        return stored, after
 
-    async def _lock_task(self, conn: AsyncConnection, task_id: str) -> Task | None:
+    def _lock_task(self, conn: Connection, task_id: str) -> Task | None:
         query = select(schema.tasks.c.task).where(schema.tasks.c.task_id == task_id)
-        if not is_sqlite(self._engine):
+        if not self._sqlite:
             # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL locks the row.
             query = query.with_for_update()
-        row = (await conn.execute(query)).first()
+        row = conn.execute(query).first()
         return None if row is None else Task.FromString(row[0])
 
     @uncancellable
     async def get(self, task_id: str) -> Task | None:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(schema.tasks.c.task).where(schema.tasks.c.task_id == task_id))
-            ).first()
+        query = select(schema.tasks.c.task).where(schema.tasks.c.task_id == task_id)
+        row = await self._reads.run(lambda conn: conn.execute(query).first())
         return None if row is None else Task.FromString(row[0])
 
     @uncancellable
@@ -285,8 +288,7 @@ class TaskLog:
             .order_by(schema.tasks.c.create_time.desc(), schema.tasks.c.task_id.desc())
             .limit(page_size + 1)
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._reads.run(lambda conn: conn.execute(query).all())
         page = rows[:page_size]
         token = _encode_token(page[-1][1], page[-1][2]) if len(rows) > page_size else ""
         return [Task.FromString(r[0]) for r in page], token
@@ -299,8 +301,7 @@ class TaskLog:
             .order_by(schema.events.c.sequence)
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._reads.run(lambda conn: conn.execute(query).all())
         return [TaskEvent.FromString(r[0]) for r in rows]
 
     @uncancellable
@@ -316,8 +317,7 @@ class TaskLog:
             .where(schema.events.c.task_id == task_id)
             .order_by(schema.events.c.sequence)
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._reads.run(lambda conn: conn.execute(query).all())
         if not rows:
             raise NotFound(
                 f"task {task_id} does not exist", reason="TASK_NOT_FOUND", metadata={"task_id": task_id}
@@ -357,15 +357,42 @@ class TaskLog:
             .order_by(schema.tasks.c.update_time)
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._reads.run(lambda conn: conn.execute(query).all())
         return [(Task.FromString(r[0]), int(r[1])) for r in rows]
 
     @uncancellable
     async def count_by_state(self) -> dict[int, int]:
         query = select(schema.tasks.c.state, func.count()).group_by(schema.tasks.c.state)
-        async with self._engine.connect() as conn:
-            return {int(state): int(n) for state, n in (await conn.execute(query)).all()}
+        rows = await self._reads.run(lambda conn: conn.execute(query).all())
+        return {int(state): int(n) for state, n in rows}
+
+
+def _by_request(conn: Connection, tenant_id: str, request_id: str) -> Task | None:
+    row = conn.execute(
+        select(schema.tasks.c.task).where(
+            and_(schema.tasks.c.tenant_id == tenant_id, schema.tasks.c.request_id == request_id)
+        )
+    ).first()
+    return None if row is None else Task.FromString(row[0])
+
+
+def _requeue(conn: Connection, task_id: str, tenant_id: str, stamp: float) -> None:
+    """Queue the task again. The worker that asked the question may not have acknowledged its
+    delivery yet (the answer can arrive first): its row then becomes a fresh, unclaimed one, so
+    that worker's late acknowledgement, which is conditional on its claim, removes nothing."""
+    fresh = {
+        "available_at": stamp,
+        "enqueued_at": stamp,
+        "claimed_by": None,
+        "claimed_until": None,
+        "delivery_count": 0,
+        "trace": "{}",
+        "last_error": None,
+        "dead": False,
+    }
+    reset = conn.execute(update(schema.queue).where(schema.queue.c.task_id == task_id).values(**fresh))
+    if not reset.rowcount:
+        conn.execute(schema.queue.insert().values(task_id=task_id, tenant_id=tenant_id, **fresh))
 
 
 def _encode_token(create_time: float, task_id: str) -> str:

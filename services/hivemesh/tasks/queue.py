@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from hivemesh.mesh.sql import is_sqlite, uncancellable
+from hivemesh.mesh.sql import Reader, Writer, is_sqlite, uncancellable
 from hivemesh.tasks import schema
 from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier
 
@@ -87,8 +87,10 @@ def backoff(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0) -> float:
 class SqlTaskQueue:
     """Queue rows in the same database as the task log (so submitting is one transaction)."""
 
-    def __init__(self, engine: AsyncEngine, notifier: Notifier) -> None:
+    def __init__(self, engine: AsyncEngine, reads: Reader, writer: Writer, notifier: Notifier) -> None:
         self._engine = engine
+        self._writer = writer
+        self._reads = reads
         self._notifier = notifier
 
     @uncancellable
@@ -119,8 +121,7 @@ class SqlTaskQueue:
             )
             .returning(q.task_id, q.tenant_id, q.delivery_count, q.trace)
         )
-        async with self._engine.begin() as conn:
-            row = (await conn.execute(statement)).first()
+        row = await self._writer.run(lambda conn: conn.execute(statement).first())
         if row is None:
             return None
         return Claim(str(row[0]), str(row[1]), int(row[2]), dict(json.loads(row[3] or "{}")))
@@ -128,61 +129,54 @@ class SqlTaskQueue:
     @uncancellable
     async def extend(self, task_id: str, worker_id: str, visibility_timeout_s: float) -> bool:
         q = schema.queue.c
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(schema.queue)
-                .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
-                .values(claimed_until=time.time() + visibility_timeout_s)
-            )
-        return bool(result.rowcount)
+        statement = (
+            update(schema.queue)
+            .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
+            .values(claimed_until=time.time() + visibility_timeout_s)
+        )
+        return bool(await self._writer.run(lambda conn: conn.execute(statement).rowcount))
 
     @uncancellable
     async def ack(self, task_id: str, worker_id: str) -> None:
         q = schema.queue.c
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                schema.queue.delete().where(and_(q.task_id == task_id, q.claimed_by == worker_id))
-            )
+        statement = schema.queue.delete().where(and_(q.task_id == task_id, q.claimed_by == worker_id))
+        await self._writer.run(lambda conn: conn.execute(statement).rowcount)
 
     @uncancellable
     async def retry(self, task_id: str, worker_id: str, delay_s: float, error: str) -> None:
         q = schema.queue.c
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(schema.queue)
-                .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
-                .values(
-                    available_at=time.time() + delay_s, claimed_by=None, claimed_until=None, last_error=error
-                )
-            )
+        statement = (
+            update(schema.queue)
+            .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
+            .values(available_at=time.time() + delay_s, claimed_by=None, claimed_until=None, last_error=error)
+        )
+        await self._writer.run(lambda conn: conn.execute(statement).rowcount)
         self._notifier.notify(QUEUE_TOPIC)
 
     @uncancellable
     async def dead_letter(self, task_id: str, worker_id: str, error: str) -> None:
         q = schema.queue.c
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(schema.queue)
-                .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
-                .values(dead=True, claimed_by=None, claimed_until=None, last_error=error)
-            )
+        statement = (
+            update(schema.queue)
+            .where(and_(q.task_id == task_id, q.claimed_by == worker_id))
+            .values(dead=True, claimed_by=None, claimed_until=None, last_error=error)
+        )
+        await self._writer.run(lambda conn: conn.execute(statement).rowcount)
 
     @uncancellable
     async def remove(self, task_id: str) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(schema.queue.delete().where(schema.queue.c.task_id == task_id))
+        statement = schema.queue.delete().where(schema.queue.c.task_id == task_id)
+        await self._writer.run(lambda conn: conn.execute(statement).rowcount)
 
     @uncancellable
     async def depth(self) -> int:
-        async with self._engine.connect() as conn:
-            result = await conn.execute(select(func.count()).where(schema.queue.c.dead.is_(False)))
-            return int(result.scalar_one())
+        query = select(func.count()).where(schema.queue.c.dead.is_(False))
+        return int(await self._reads.run(lambda conn: conn.execute(query).scalar_one()))
 
     @uncancellable
     async def dead_count(self) -> int:
-        async with self._engine.connect() as conn:
-            result = await conn.execute(select(func.count()).where(schema.queue.c.dead.is_(True)))
-            return int(result.scalar_one())
+        query = select(func.count()).where(schema.queue.c.dead.is_(True))
+        return int(await self._reads.run(lambda conn: conn.execute(query).scalar_one()))
 
     @uncancellable
     async def dead_letters(
@@ -202,8 +196,7 @@ class SqlTaskQueue:
             .order_by(q.enqueued_at, q.task_id)
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._reads.run(lambda conn: conn.execute(query).all())
         return [DeadLetter(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), float(r[4])) for r in rows]
 
     @uncancellable
@@ -212,8 +205,7 @@ class SqlTaskQueue:
         query = select(q.task_id, q.tenant_id, q.delivery_count, q.last_error, q.enqueued_at).where(
             and_(q.task_id == task_id, q.dead.is_(True))
         )
-        async with self._engine.connect() as conn:
-            r = (await conn.execute(query)).first()
+        r = await self._reads.run(lambda conn: conn.execute(query).first())
         if r is None:
             return None
         return DeadLetter(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), float(r[4]))
@@ -221,20 +213,16 @@ class SqlTaskQueue:
     @uncancellable
     async def replay(self, task_id: str) -> bool:
         q = schema.queue.c
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(schema.queue)
-                .where(and_(q.task_id == task_id, q.dead.is_(True)))
-                .values(
-                    dead=False,
-                    delivery_count=0,
-                    available_at=time.time(),
-                    claimed_by=None,
-                    claimed_until=None,
-                )
+        statement = (
+            update(schema.queue)
+            .where(and_(q.task_id == task_id, q.dead.is_(True)))
+            .values(
+                dead=False, delivery_count=0, available_at=time.time(), claimed_by=None, claimed_until=None
             )
+        )
+        replayed = await self._writer.run(lambda conn: conn.execute(statement).rowcount)
         self._notifier.notify(QUEUE_TOPIC)
-        return bool(result.rowcount)
+        return bool(replayed)
 
     @uncancellable
     async def purge(self, task_id: str | None = None, *, tenant_id: str | None = None) -> int:
@@ -244,6 +232,5 @@ class SqlTaskQueue:
             conditions.append(q.task_id == task_id)
         if tenant_id is not None:
             conditions.append(q.tenant_id == tenant_id)
-        async with self._engine.begin() as conn:
-            result = await conn.execute(schema.queue.delete().where(and_(*conditions)))
-        return int(result.rowcount)
+        statement = schema.queue.delete().where(and_(*conditions))
+        return int(await self._writer.run(lambda conn: conn.execute(statement).rowcount))

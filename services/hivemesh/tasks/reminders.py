@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.common.v1.task_pb2 import TaskEvent
 from hivemesh.mesh.errors import NotFound
-from hivemesh.mesh.sql import is_sqlite, uncancellable
+from hivemesh.mesh.sql import Writer, is_sqlite, reader, uncancellable
 from hivemesh.tasks import schema
 from hivemesh.tasks.log import TaskLog
 
@@ -40,27 +40,27 @@ class DueReminder:
 class ReminderBook:
     """Reminders waiting in the task database (SQLite embedded, PostgreSQL distributed)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writer: Writer) -> None:
         self._engine = engine
+        self._writer = writer
+        self._reader = reader(engine)
 
     @uncancellable
     async def schedule(
         self, reminder_id: str, *, task_id: str, tenant_id: str, kind: str, text: str, due: float
     ) -> None:
         """Record a reminder; scheduling the same id again changes nothing."""
+        statement = schema.reminders.insert().values(
+            reminder_id=reminder_id,
+            task_id=task_id,
+            tenant_id=tenant_id,
+            kind=kind,
+            text=text,
+            due=due,
+            delivered=False,
+        )
         try:
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    schema.reminders.insert().values(
-                        reminder_id=reminder_id,
-                        task_id=task_id,
-                        tenant_id=tenant_id,
-                        kind=kind,
-                        text=text,
-                        due=due,
-                        delivered=False,
-                    )
-                )
+            await self._writer.run(lambda conn: conn.execute(statement).rowcount)
         except IntegrityError:
             return
 
@@ -88,23 +88,19 @@ class ReminderBook:
             .values(claimed_until=now + lease_s)
             .returning(r.reminder_id, r.task_id, r.kind, r.text, r.due)
         )
-        async with self._engine.begin() as conn:
-            rows = (await conn.execute(statement)).all()
+        rows = await self._writer.run(lambda conn: conn.execute(statement).all())
         return [DueReminder(str(a), str(b), str(c), str(d), float(e)) for a, b, c, d, e in rows]
 
     @uncancellable
     async def delivered(self, reminder_id: str) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(schema.reminders)
-                .where(schema.reminders.c.reminder_id == reminder_id)
-                .values(delivered=True)
-            )
+        r = schema.reminders.c
+        statement = update(schema.reminders).where(r.reminder_id == reminder_id).values(delivered=True)
+        await self._writer.run(lambda conn: conn.execute(statement).rowcount)
 
     @uncancellable
     async def pending(self, task_id: str) -> int:
         r = schema.reminders.c
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (
                 await conn.execute(
                     select(r.reminder_id).where(and_(r.task_id == task_id, r.delivered.is_(False)))

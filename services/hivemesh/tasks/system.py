@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import HivemeshError
-from hivemesh.mesh.sql import make_engine, settle, sqlite_url
+from hivemesh.mesh.sql import Reader, Writer, make_engine, settle, sqlite_url
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.log import TaskLog
 from hivemesh.tasks.notifier import InProcessNotifier, Notifier
@@ -38,13 +38,40 @@ REDIS_POLL_INTERVAL_S = 0.25
 SWEEP_GRACE_S = 5.0
 
 
+def shared_task_system(settings: Settings, config: TaskConfig | None = None) -> TaskSystem:
+    """The task system of this process for ``settings``: services that run in one process (the
+    embedded mesh) share one engine, one writer and one set of wake-ups, so a task submitted by the
+    gateway wakes the planner's workers at once instead of at their next poll. Each user starts and
+    stops it; it opens on the first start and closes on the last stop."""
+    config = config or TaskConfig.from_env()
+    key = (_database_url(settings), settings.redis_url, config)
+    system = _SHARED.get(key)
+    if system is None:
+        system = TaskSystem(settings, config)
+        system._shared_key = key
+        _SHARED[key] = system
+    return system
+
+
+def _database_url(settings: Settings) -> str:
+    return settings.database_url or sqlite_url(settings.data_dir / "tasks.db")
+
+
+_SharedKey = tuple[str, str | None, TaskConfig]
+_SHARED: dict[_SharedKey, TaskSystem] = {}
+
+
 class TaskSystem:
     """The task log, the queue and the wake-ups, opened on start and closed on stop."""
 
     def __init__(self, settings: Settings, config: TaskConfig | None = None) -> None:
         self.config = config or TaskConfig.from_env()
-        url = settings.database_url or sqlite_url(settings.data_dir / "tasks.db")
-        self.engine = make_engine(url)
+        self.engine = make_engine(_database_url(settings))
+        # Every write to the task database from this process goes through this one writer.
+        self.writer = Writer(self.engine)
+        self.reads = Reader(self.engine)
+        self._users = 0
+        self._shared_key: _SharedKey | None = None
         self._sweeper: asyncio.Task[None] | None = None
         if settings.redis_url:
             # Imported only when configured: redis is the optional extra hivemesh[distributed].
@@ -62,18 +89,21 @@ class TaskSystem:
                 self.redis, self.notifier, prefix=self.config.redis_prefix, group=self.config.consumer_group
             )
             self.queue: TaskQueue = self.redis_queue
-            self.log = TaskLog(self.engine, self.notifier, enqueue_in_sql=False)
+            self.log = TaskLog(self.engine, self.reads, self.writer, self.notifier, enqueue_in_sql=False)
             self.poll_interval_s = REDIS_POLL_INTERVAL_S
         else:
             self.redis = None
             self.redis_queue = None
             self.notifier = InProcessNotifier()
-            self.log = TaskLog(self.engine, self.notifier)
-            self.queue = SqlTaskQueue(self.engine, self.notifier)
+            self.log = TaskLog(self.engine, self.reads, self.writer, self.notifier)
+            self.queue = SqlTaskQueue(self.engine, self.reads, self.writer, self.notifier)
             self.poll_interval_s = POLL_INTERVAL_S
-        self.reminders = ReminderBook(self.engine)
+        self.reminders = ReminderBook(self.engine, self.writer)
 
     async def start(self) -> None:
+        self._users += 1
+        if self._users > 1:
+            return
         await self.log.migrate()
         if self.redis_queue is not None:
             await self._redis_notifier.start()
@@ -81,6 +111,11 @@ class TaskSystem:
                 self._sweeper = asyncio.create_task(self._sweep_forever(), name="task-sweep")
 
     async def stop(self, grace_s: float) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
+        if self._shared_key is not None:
+            _SHARED.pop(self._shared_key, None)
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -89,6 +124,8 @@ class TaskSystem:
             await self._redis_notifier.stop()
             await self.redis.aclose()
         await settle(self.log, self.queue, self.reminders)
+        await self.writer.close()
+        self.reads.close()
         await self.engine.dispose()
 
     async def submit(self, task: Task, *, trace: dict[str, str]) -> tuple[Task, bool]:

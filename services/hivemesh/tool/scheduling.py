@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from hivemesh.mesh.config import Settings
 from hivemesh.tasks.config import TaskConfig
-from hivemesh.tasks.system import TaskSystem
+from hivemesh.tasks.system import shared_task_system
 from hivemesh.tool.ports import Reminder
 
 _log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class TaskReminderScheduler:
 
     def __init__(self, settings: Settings) -> None:
         # The tool service only writes reminders: no sweep of the queue from here.
-        self._tasks = TaskSystem(settings, replace(TaskConfig.from_env(), sweep_interval_s=0))
+        self._tasks = shared_task_system(settings, replace(TaskConfig.from_env(), sweep_interval_s=0))
 
     async def start(self) -> None:
         await self._tasks.start()
