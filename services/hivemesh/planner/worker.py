@@ -24,7 +24,7 @@ from hivemesh.mesh.errors import HivemeshError, Unavailable
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
 from hivemesh.tasks.log import TaskTerminal
-from hivemesh.tasks.notifier import QUEUE_TOPIC
+from hivemesh.tasks.notifier import QUEUE_TOPIC, ending_topic
 from hivemesh.tasks.projection import is_terminal
 from hivemesh.tasks.queue import Claim, backoff
 from hivemesh.tasks.system import POLL_INTERVAL_S, TaskSystem
@@ -219,7 +219,8 @@ class WorkerPool:
     async def _watch_cancel(self, task_id: str, run: asyncio.Task[Outcome], canceled: asyncio.Event) -> None:
         """Cancel the in-flight run (and so its outbound calls) once the task is canceled."""
         while not run.done():
-            await self._tasks.notifier.wait(task_id, POLL_INTERVAL_S * 5)
+            # Woken by a cancel; the timeout only covers a wake-up that never arrives.
+            await self._tasks.notifier.wait(ending_topic(task_id), POLL_INTERVAL_S * 5)
             current = await self._tasks.log.get(task_id)
             if current is not None and current.state == TaskState.TASK_STATE_CANCELED:
                 canceled.set()

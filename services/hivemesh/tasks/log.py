@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.errors import FailedPrecondition, InvalidArgument, NotFound
 from hivemesh.mesh.sql import Reader, Writer, is_sqlite, run_migrations, uncancellable
 from hivemesh.tasks import schema
-from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier
+from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier, ending_topic
 from hivemesh.tasks.projection import apply, is_terminal
 
 GENESIS = "0" * 64
@@ -76,6 +77,7 @@ class TaskLog:
     ) -> None:
         self._engine = engine
         self._writer = writer
+        self._recent = RecentEvents()
         self._sqlite = is_sqlite(engine)
         self._reads = reads
         self._notifier = notifier
@@ -155,6 +157,7 @@ class TaskLog:
                 raise
             return raced, True
         if not existed:
+            self._recent.add(event)
             self._notifier.notify(task.task_id)
             self._notifier.notify(QUEUE_TOPIC)
         return stored, existed
@@ -175,10 +178,23 @@ class TaskLog:
             )
 
         stored, after = await self._writer.run(record)
+        self.committed(stored)
         self._notifier.notify(task_id)
+        if stored.WhichOneof("kind") == "canceled":
+            self._notifier.notify(ending_topic(task_id))
         if requeue:
             self._notifier.notify(QUEUE_TOPIC)
         return stored, after
+
+    def committed(self, event: TaskEvent) -> None:
+        """Remember an event this process has just committed, so watchers here read it from memory."""
+        self._recent.add(event)
+
+    def recent(self, task_id: str, after_sequence: int) -> list[TaskEvent]:
+        """Committed events of ``task_id`` right after ``after_sequence`` that this process wrote
+        and still holds in memory (empty when it holds none that follow on without a gap; the log in
+        the database is then the place to look)."""
+        return self._recent.after(task_id, after_sequence)
 
     def append_in(
         self,
@@ -365,6 +381,33 @@ class TaskLog:
         query = select(schema.tasks.c.state, func.count()).group_by(schema.tasks.c.state)
         rows = await self._reads.run(lambda conn: conn.execute(query).all())
         return {int(state): int(n) for state, n in rows}
+
+
+class RecentEvents:
+    """The last events this process committed, per task, for its own watchers. Bounded in tasks and
+    in events per task; anything not held is read from the database instead."""
+
+    def __init__(self, *, max_tasks: int = 4096, per_task: int = 256) -> None:
+        self._events: OrderedDict[str, list[TaskEvent]] = OrderedDict()
+        self._max_tasks = max_tasks
+        self._per_task = per_task
+
+    def add(self, event: TaskEvent) -> None:
+        held = self._events.get(event.task_id)
+        if held is None or (held and held[-1].sequence != event.sequence - 1):
+            held = self._events[event.task_id] = []
+        held.append(event)
+        if len(held) > self._per_task:
+            del held[: len(held) - self._per_task]
+        self._events.move_to_end(event.task_id)
+        while len(self._events) > self._max_tasks:
+            self._events.popitem(last=False)
+
+    def after(self, task_id: str, after_sequence: int) -> list[TaskEvent]:
+        held = self._events.get(task_id)
+        if not held or held[-1].sequence <= after_sequence or held[0].sequence > after_sequence + 1:
+            return []
+        return held[after_sequence + 1 - held[0].sequence :]
 
 
 def _by_request(conn: Connection, tenant_id: str, request_id: str) -> Task | None:

@@ -10,6 +10,11 @@ from typing import Protocol
 QUEUE_TOPIC = "__queue__"
 
 
+def ending_topic(task_id: str) -> str:
+    """Told when a task is ended from outside its run (canceled): its worker stops at once."""
+    return f"{task_id}:ended"
+
+
 class Notifier(Protocol):
     def notify(self, topic: str) -> None: ...
 

@@ -180,18 +180,29 @@ class TaskSystem:
 
     async def follow(self, task_id: str, after_sequence: int) -> AsyncIterator[TaskEvent]:
         """Replay the log after ``after_sequence``, then follow new events until the task ends or
-        waits for input. Every event is read back from the log, so the switch from replay to live
-        has no gap and no duplicate."""
+        waits for input. Events come in sequence order with no gap and no duplicate: from the log,
+        or, for events this process has just committed, from memory, where a batch is used only if
+        it follows on from the last event given."""
         last = after_sequence
+        batch = await self.log.read(task_id, last)
         while True:
-            batch = await self.log.read(task_id, last)
             for event in batch:
                 last = event.sequence
                 yield event
                 if ends_watch(event) and await self._still_paused(task_id, event.sequence):
                     return
+            if batch:
+                # Sleep only when nothing newer is in memory; checked right before the wait,
+                # with no await in between, so an event committed here cannot slip past.
+                batch = self.log.recent(task_id, last)
+                if not batch:
+                    await self.notifier.wait(task_id, self.poll_interval_s)
+                    batch = self.log.recent(task_id, last) or await self.log.read(task_id, last)
+                continue
+            task = await self.log.get(task_id)
+            if task is None or (is_terminal(task.state) and last >= task.last_sequence):
+                return
+            batch = self.log.recent(task_id, last)
             if not batch:
-                task = await self.log.get(task_id)
-                if task is None or (is_terminal(task.state) and last >= task.last_sequence):
-                    return
                 await self.notifier.wait(task_id, self.poll_interval_s)
+                batch = self.log.recent(task_id, last) or await self.log.read(task_id, last)
