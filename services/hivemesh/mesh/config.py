@@ -125,7 +125,7 @@ class Settings:
             deadline_margin_s=reader.seconds("HIVEMESH_DEADLINE_MARGIN", 0.005),
             task_deadline_s=reader.seconds("HIVEMESH_TASK_DEADLINE", 60.0, minimum=0.001),
             max_steps=reader.integer("HIVEMESH_MAX_STEPS", 8, minimum=1),
-            planner_workers=reader.integer("HIVEMESH_PLANNER_WORKERS", 4, minimum=0),
+            planner_workers=reader.integer("HIVEMESH_PLANNER_WORKERS", 32, minimum=0),
             planner_strategy=reader.choice(
                 "HIVEMESH_PLANNER_STRATEGY", "BUILTIN", ("BUILTIN", "LLM")
             ).lower(),

@@ -19,6 +19,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 P = ParamSpec("P")
@@ -45,7 +46,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int = 30_000) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook below decide how transactions start.
@@ -53,7 +54,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -144,11 +145,17 @@ class Writer:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._sync_engine: Engine | None = None
+        self._inline_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._closing = False
         self.transactions = 0
         if is_sqlite(engine):
-            self._sync_engine = _sync_sqlite_engine(engine.url.render_as_string(hide_password=False))
+            url = engine.url.render_as_string(hide_password=False)
+            self._sync_engine = _sync_sqlite_engine(url)
+            # Tried first, on the event loop's thread: no thread hop and no contention for the GIL
+            # with a writer thread. It never waits: if another process holds the database's write
+            # lock, the batch goes to the thread, which waits on the busy timeout.
+            self._inline_engine = _sync_sqlite_engine(url, busy_timeout_ms=0)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="hivemesh-sql-writer")
 
     async def run(self, operation: Callable[[Connection], R]) -> R:
@@ -168,8 +175,9 @@ class Writer:
             await self._loop_task
         if self._thread is not None:
             self._thread.shutdown(wait=True)
-        if self._sync_engine is not None:
-            self._sync_engine.dispose()
+        for sync_engine in (self._sync_engine, self._inline_engine):
+            if sync_engine is not None:
+                sync_engine.dispose()
 
     async def _commit_forever(self) -> None:
         while True:
@@ -205,6 +213,17 @@ class Writer:
     async def _commit(self, batch: list[_Operation[Any]]) -> list[Any]:
         self.transactions += 1
         _TRANSACTIONS[0] += 1
+        if self._inline_engine is not None:
+            with self._inline_engine.connect() as inline:
+                try:
+                    inline.begin()
+                except OperationalError as exc:
+                    if not _is_locked(exc):
+                        raise
+                else:
+                    results = _apply(inline, batch)
+                    inline.commit()
+                    return results
         if self._sync_engine is not None and self._thread is not None:
             sync_engine = self._sync_engine
 
@@ -269,9 +288,14 @@ def _apply(conn: Connection, batch: list[_Operation[Any]]) -> list[Any]:
     return results
 
 
-def _sync_sqlite_engine(async_url: str, *, read_only: bool = False) -> Engine:
+def _is_locked(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
+
+
+def _sync_sqlite_engine(async_url: str, *, read_only: bool = False, busy_timeout_ms: int = 30_000) -> Engine:
     engine = create_engine(async_url.replace("sqlite+aiosqlite://", "sqlite://", 1))
-    _configure_sqlite(engine)
+    _configure_sqlite(engine, busy_timeout_ms=busy_timeout_ms)
     return engine.execution_options(**{_READ_ONLY: True}) if read_only else engine
 
 

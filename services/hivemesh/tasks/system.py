@@ -31,7 +31,10 @@ _log = logging.getLogger(__name__)
 
 # How long a watcher or an idle worker sleeps before looking again when no wake-up arrives
 # (another process may have written: the embedded mesh run as separate processes shares one file).
+# A watcher that keeps finding nothing new doubles its sleep up to MAX_POLL_INTERVAL_S, so many
+# watchers of queued tasks do not cost a read each every few milliseconds.
 POLL_INTERVAL_S = 0.02
+MAX_POLL_INTERVAL_S = 0.5
 # With wake-ups through Redis, polling is only the fallback for a lost wake-up.
 REDIS_POLL_INTERVAL_S = 0.25
 # A task that has not changed for this long and is not on the Redis queue is enqueued again.
@@ -185,6 +188,7 @@ class TaskSystem:
         it follows on from the last event given."""
         last = after_sequence
         batch = await self.log.read(task_id, last)
+        poll_s = self.poll_interval_s
         while True:
             for event in batch:
                 last = event.sequence
@@ -192,17 +196,15 @@ class TaskSystem:
                 if ends_watch(event) and await self._still_paused(task_id, event.sequence):
                     return
             if batch:
-                # Sleep only when nothing newer is in memory; checked right before the wait,
-                # with no await in between, so an event committed here cannot slip past.
-                batch = self.log.recent(task_id, last)
-                if not batch:
-                    await self.notifier.wait(task_id, self.poll_interval_s)
-                    batch = self.log.recent(task_id, last) or await self.log.read(task_id, last)
-                continue
-            task = await self.log.get(task_id)
-            if task is None or (is_terminal(task.state) and last >= task.last_sequence):
-                return
+                poll_s = self.poll_interval_s
+            else:
+                task = await self.log.get(task_id)
+                if task is None or (is_terminal(task.state) and last >= task.last_sequence):
+                    return
+                poll_s = min(MAX_POLL_INTERVAL_S, poll_s * 2)
+            # Sleep only when nothing newer is in memory; checked right before the wait, with no
+            # await in between, so an event committed by this process cannot slip past.
             batch = self.log.recent(task_id, last)
             if not batch:
-                await self.notifier.wait(task_id, self.poll_interval_s)
+                await self.notifier.wait(task_id, poll_s)
                 batch = self.log.recent(task_id, last) or await self.log.read(task_id, last)
