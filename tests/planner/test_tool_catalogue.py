@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
@@ -187,7 +188,7 @@ async def test_a_tool_answer_naming_another_version_refreshes_at_once(
     reply = await invoke(tools, "calculator", expression="2 * 3")
     assert reply.display == "6"
     after = {spec.name: spec for spec in await tools.list_tools()}
-    assert "times" in after["shelf.echo"].arguments_schema["properties"]
+    assert "times" in json_format.MessageToDict(after["shelf.echo"].arguments_schema)["properties"]
     assert after["shelf.echo"] != next(s for s in before if s.name == "shelf.echo")
     assert tool_server.list_calls() == 2
 
