@@ -4,9 +4,12 @@ make, and how soon the planner sees tools come, change and go."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +35,7 @@ from tests.support import start_mesh
 from tests.tool.fakes import InMemoryRecords, RecordingScheduler
 from tests.tool.shelf import Shelf, echo, echo_repeating
 
+MCP_SERVER = Path(__file__).parents[1] / "tool" / "mcp_server.py"
 SCOPE = Scope(tenant_id="default", user_id="ana", session_id="s1")
 
 
@@ -52,12 +56,14 @@ def calls(metrics: Metrics, method: str) -> int:
 class ToolServer:
     """A real tool service on its own port, serving the built-ins plus a shelf of tools."""
 
-    def __init__(self, settings: Settings, shelf: Shelf, port: int = 0) -> None:
+    def __init__(
+        self, settings: Settings, shelf: Shelf, port: int = 0, config: ToolConfig | None = None
+    ) -> None:
         self.metrics = Metrics()
         app = build_app(
             settings,
             ChannelFactory(settings),
-            ToolConfig(random_seed=1),
+            config or ToolConfig(random_seed=1),
             records=InMemoryRecords(),
             scheduler=RecordingScheduler(),
             sources=[shelf],
@@ -110,8 +116,8 @@ async def names(tools: GrpcTools) -> set[str]:
     return {spec.name for spec in await tools.list_tools()}
 
 
-async def invoke(tools: GrpcTools, name: str, **arguments: Any) -> InvokeToolResponse:
-    return await tools.invoke(name, arguments, idempotency_key="", scope=SCOPE, task_id="")
+async def invoke(tools: GrpcTools, tool: str, **arguments: Any) -> InvokeToolResponse:
+    return await tools.invoke(tool, arguments, idempotency_key="", scope=SCOPE, task_id="")
 
 
 async def test_repeated_tasks_make_one_list_tools_call(
@@ -216,6 +222,30 @@ async def test_a_removed_tool_fails_clearly_and_the_copy_refreshes(
         await invoke(tools, "no.such.tool")
     await tools.list_tools()
     assert tool_server.list_calls() == 2
+
+
+async def test_a_tool_an_mcp_server_adds_reaches_the_planner_within_the_max_age(
+    settings: Settings, tmp_path: Path
+) -> None:
+    max_age = 0.5
+    mcp = {"command": sys.executable, "args": [str(MCP_SERVER)], "timeout_s": 5}
+    servers = tmp_path / "mcp.json"
+    servers.write_text(json.dumps({"servers": {"demo": mcp}}), encoding="utf-8")
+    server = ToolServer(settings, Shelf(), config=ToolConfig(mcp_servers=servers))
+    await server.start()
+    factory = ChannelFactory(settings, {"tool": f"127.0.0.1:{server.port}"})
+    try:
+        tools = planner_tools(factory, max_age_s=max_age)
+        assert "demo.shout" not in await names(tools)
+        await invoke(tools, "demo.learn", name="shout")
+        learned = time.monotonic()
+        while "demo.shout" not in await names(tools):
+            assert time.monotonic() - learned < max_age + 2.0
+            await asyncio.sleep(0.02)
+        assert (await invoke(tools, "demo.shout")).display == "shout"
+    finally:
+        await factory.close()
+        await server.stop()
 
 
 async def until_answering(tools: GrpcTools) -> InvokeToolResponse:
