@@ -173,6 +173,7 @@ async def test_a_tool_added_at_run_time_is_seen_within_the_max_age(
 ) -> None:
     max_age = 0.5
     tools = planner_tools(channels, max_age_s=max_age)
+    first_listed = time.monotonic()
     assert "shelf.new" not in await names(tools)
     shelf.put(echo("shelf.new"))
     added = time.monotonic()
@@ -181,7 +182,7 @@ async def test_a_tool_added_at_run_time_is_seen_within_the_max_age(
     while "shelf.new" not in await names(tools):
         assert time.monotonic() - added < max_age + 1.0
         await asyncio.sleep(0.02)
-    assert time.monotonic() - added >= max_age / 2  # seen by age, not sooner by chance
+    assert time.monotonic() - first_listed >= max_age  # the copy was used for as long as it was fresh
     assert tool_server.list_calls() == 2
 
 
