@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -43,3 +45,31 @@ async def a_silent_server_is_bounded_by_the_deadline(stub: Stub, server: str) ->
         pb.InvokeToolRequest(tool_name=f"{server}.echo", arguments=args(text="still here"))
     )
     assert reply.display == "still here"
+
+
+async def _until_listed(stub: Stub, name: str, *, present: bool) -> pb.ListToolsResponse:
+    deadline = time.monotonic() + 10
+    while True:
+        listed = await stub.ListTools(pb.ListToolsRequest(page_size=1000))
+        if (name in {t.name for t in listed.tools}) == present:
+            return listed
+        assert time.monotonic() < deadline, f"{name} was {'never' if present else 'still'} listed"
+        await asyncio.sleep(0.05)
+
+
+async def announced_tools_come_and_go(stub: Stub, server: str) -> None:
+    """A server that announces a change of its tools is listed again, without a restart."""
+    before = await stub.ListTools(pb.ListToolsRequest(page_size=1000))
+    shout = f"{server}.shout"
+    await stub.InvokeTool(pb.InvokeToolRequest(tool_name=f"{server}.learn", arguments=args(name="shout")))
+    listed = await _until_listed(stub, shout, present=True)
+    assert listed.catalogue_version != before.catalogue_version
+    reply = await stub.InvokeTool(pb.InvokeToolRequest(tool_name=shout))
+    assert reply.display == "shout"
+    assert reply.catalogue_version == listed.catalogue_version
+
+    await stub.InvokeTool(pb.InvokeToolRequest(tool_name=f"{server}.unlearn", arguments=args(name="shout")))
+    after = await _until_listed(stub, shout, present=False)
+    assert after.catalogue_version == before.catalogue_version  # the same tools as before
+    error = await rpc_error(stub.InvokeTool(pb.InvokeToolRequest(tool_name=shout)))
+    assert (error.code, error.reason) == (grpc.StatusCode.NOT_FOUND, "TOOL_NOT_FOUND")

@@ -74,6 +74,26 @@ def forget_sessions() -> str:
     return "forgotten"
 
 
+@server.tool()
+async def learn(name: str, ctx: Context) -> str:  # type: ignore[type-arg]
+    """Add a tool that says its own name, and announce that the tools changed."""
+
+    def say() -> str:
+        return name
+
+    server.add_tool(say, name=name, description=f"Say {name}.")
+    await ctx.session.send_tool_list_changed()
+    return f"learned {name}"
+
+
+@server.tool()
+async def unlearn(name: str, ctx: Context) -> str:  # type: ignore[type-arg]
+    """Remove a tool added by ``learn``, and announce that the tools changed."""
+    server.remove_tool(name)
+    await ctx.session.send_tool_list_changed()
+    return f"forgot {name}"
+
+
 def silent() -> None:
     for _ in sys.stdin:
         pass

@@ -85,6 +85,10 @@ async def test_progress_notifications_are_streamed(stub: Stub) -> None:
     await mcp_checks.progress_is_streamed(stub, "demo")
 
 
+async def test_tools_the_server_announces_come_and_go(stub: Stub) -> None:
+    await mcp_checks.announced_tools_come_and_go(stub, "demo")
+
+
 async def test_a_server_that_never_answers_is_bounded_by_the_deadline(stub: Stub) -> None:
     await mcp_checks.a_silent_server_is_bounded_by_the_deadline(stub, "demo")
 

@@ -8,6 +8,7 @@ from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
+from hivemesh.planner.config import PlannerConfig
 from hivemesh.planner.runner import Runner
 from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
@@ -21,20 +22,20 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     tasks = shared_task_system(settings)
     limit = settings.planner_downstream_concurrency
     bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
+    # One for the whole process, so that every task shares its copy of the tool catalogue.
+    tools = GrpcTools(channels, bulkheads["tool"], PlannerConfig.from_env().tool_catalogue_max_age_s)
 
     def runner() -> Runner:
         # Channels open lazily, so downstream services may start after the planner.
         return Runner(
             GrpcLanguage(channels, bulkheads["language"]),
             GrpcMemory(channels, bulkheads["memory"]),
-            GrpcTools(channels, bulkheads["tool"]),
+            tools,
             use_llm=settings.planner_strategy == "llm",
         )
 
     workers = WorkerPool(tasks, runner, settings, metrics, concurrency=settings.planner_workers)
-    planner = Planner(
-        GrpcLanguage(channels, bulkheads["language"]), GrpcTools(channels, bulkheads["tool"]), runner()
-    )
+    planner = Planner(GrpcLanguage(channels, bulkheads["language"]), tools, runner())
     servicer = PlannerServicer(planner)
     return ServiceApp(
         name="planner",

@@ -17,8 +17,11 @@ from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.memory.v1 import memory_service_pb2 as mem
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
 from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.errors import NotFound, Unavailable
 from hivemesh.mesh.status import from_rpc_error
 from hivemesh.planner.bulkhead import Bulkhead
+from hivemesh.planner.catalogue import CachedCatalogue, ToolCatalogue
+from hivemesh.planner.config import DEFAULT_TOOL_CATALOGUE_MAX_AGE_S
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 
@@ -87,24 +90,54 @@ class GrpcMemory:
         return list(response.hits)
 
 
+# Listings started again when the catalogue changed between two of their pages.
+_LISTING_ATTEMPTS = 3
+
+
 class GrpcTools:
-    def __init__(self, channels: ChannelFactory, bulkhead: Bulkhead) -> None:
+    """ToolService for the planner, with a cached copy of the catalogue (see catalogue.py) that
+    every tool answer keeps up to date. Share one instance between the tasks of a process."""
+
+    def __init__(
+        self,
+        channels: ChannelFactory,
+        bulkhead: Bulkhead,
+        catalogue_max_age_s: float = DEFAULT_TOOL_CATALOGUE_MAX_AGE_S,
+    ) -> None:
         self._stub = ToolServiceStub(channels.channel("tool"))
         self._bulkhead = bulkhead
+        self._catalogue = CachedCatalogue(self._fetch_catalogue, catalogue_max_age_s)
 
     async def list_tools(self) -> list[tool.ToolSpec]:
-        specs: list[tool.ToolSpec] = []
-        token = ""
-        while True:
-            async with self._bulkhead.slot():
-                with _domain_errors():
-                    page: tool.ListToolsResponse = await self._stub.ListTools(
-                        tool.ListToolsRequest(page_size=1000, page_token=token)
-                    )
-            specs.extend(page.tools)
-            token = page.next_page_token
+        return list((await self._catalogue.get()).specs)
+
+    async def _fetch_catalogue(self, held: ToolCatalogue | None) -> ToolCatalogue:
+        for _ in range(_LISTING_ATTEMPTS):
+            first = await self._list_page("", held.version if held is not None else "")
+            if first.unchanged and held is not None:
+                return held
+            version, specs, token = first.catalogue_version, list(first.tools), first.next_page_token
+            while token:
+                page = await self._list_page(token, "")
+                if page.catalogue_version != version:
+                    break  # pages of two catalogues: list again from the start
+                specs.extend(page.tools)
+                token = page.next_page_token
             if not token:
-                return specs
+                return ToolCatalogue(version, tuple(specs))
+        raise Unavailable(
+            f"the tool catalogue changed during each of {_LISTING_ATTEMPTS} listings",
+            reason="TOOL_CATALOGUE_UNSETTLED",
+        )
+
+    async def _list_page(self, token: str, cached_version: str) -> tool.ListToolsResponse:
+        request = tool.ListToolsRequest(
+            page_size=1000, page_token=token, cached_catalogue_version=cached_version
+        )
+        async with self._bulkhead.slot():
+            with _domain_errors():
+                page: tool.ListToolsResponse = await self._stub.ListTools(request)
+        return page
 
     async def invoke(
         self, name: str, arguments: dict[str, Any], *, idempotency_key: str, scope: Scope, task_id: str
@@ -114,7 +147,18 @@ class GrpcTools:
         request = tool.InvokeToolRequest(
             tool_name=name, arguments=args, idempotency_key=idempotency_key, scope=scope, task_id=task_id
         )
-        async with self._bulkhead.slot():
-            with _domain_errors():
-                response: tool.InvokeToolResponse = await self._stub.InvokeTool(request)
+        try:
+            async with self._bulkhead.slot():
+                with _domain_errors():
+                    response: tool.InvokeToolResponse = await self._stub.InvokeTool(request)
+        except NotFound as exc:
+            if exc.reason == "TOOL_NOT_FOUND":
+                # Gone since the copy was made, or never there (a model's guess): the version says which.
+                version = exc.metadata.get("catalogue_version", "")
+                if version:
+                    self._catalogue.observe(version)
+                else:
+                    self._catalogue.invalidate()
+            raise
+        self._catalogue.observe(response.catalogue_version)
         return response

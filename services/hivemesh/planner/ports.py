@@ -31,7 +31,9 @@ class Memory(Protocol):
 
 
 class Tools(Protocol):
-    async def list_tools(self) -> list[ToolSpec]: ...
+    async def list_tools(self) -> list[ToolSpec]:
+        """Every installed tool; asked once per task, so answered from a copy kept fresh."""
+        ...
 
     async def invoke(
         self, name: str, arguments: dict[str, Any], *, idempotency_key: str, scope: Scope, task_id: str

@@ -16,7 +16,7 @@ from hivemesh.tool.builtins import discover
 from hivemesh.tool.config import ToolConfig
 from hivemesh.tool.executor import ExecutionPolicy, Executor
 from hivemesh.tool.memory_records import MemoryRecords
-from hivemesh.tool.model import Tool, ToolDeps
+from hivemesh.tool.model import Tool, ToolDeps, ToolSource
 from hivemesh.tool.ports import RecordStore, ReminderScheduler
 from hivemesh.tool.registry import Registry
 from hivemesh.tool.scheduling import LoggingScheduler, TaskReminderScheduler
@@ -43,10 +43,12 @@ def build_app(
     scheduler: ReminderScheduler | None = None,
     records: RecordStore | None = None,
     extra_tools: Iterable[Tool] = (),
+    sources: Iterable[ToolSource] = (),
     clock: Callable[[], datetime] | None = None,
 ) -> ServiceApp:
-    """The tool service; ``scheduler`` is where reminders go when due (the task queue's delivery)."""
-    registry = Registry([*discover(), *extra_tools])
+    """The tool service; ``scheduler`` is where reminders go when due (the task queue's delivery).
+    ``sources`` add tool sets that may change while the service runs, as MCP servers' do."""
+    registry = Registry([*discover(), *extra_tools], sources)
     components: list[Component] = []
     store = idempotency_store(settings)
     components.append(store)

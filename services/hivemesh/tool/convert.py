@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2, json_format, struct_pb2
 
 from hivemesh.common.v1 import scope_pb2
 from hivemesh.tool.model import Owner, Progress, ToolCall, ToolOutcome, ToolSpec
+from hivemesh.tool.registry import Page
 from hivemesh.tool.v1 import tool_service_pb2 as pb
 
 
@@ -30,6 +31,15 @@ def spec(item: ToolSpec) -> pb.ToolSpec:
         timeout=timeout,
         max_concurrency=item.max_concurrency,
         source=item.source,
+    )
+
+
+def page(listed: Page) -> pb.ListToolsResponse:
+    return pb.ListToolsResponse(
+        tools=[spec(s) for s in listed.specs],
+        next_page_token=listed.next_page_token,
+        catalogue_version=listed.catalogue_version,
+        unchanged=listed.unchanged,
     )
 
 
@@ -59,15 +69,16 @@ def _whole(value: Any) -> Any:
     return value
 
 
-def response(outcome: ToolOutcome) -> pb.InvokeToolResponse:
+def response(outcome: ToolOutcome, catalogue_version: str) -> pb.InvokeToolResponse:
     return pb.InvokeToolResponse(
-        result=struct(outcome.output.value), display=outcome.output.display, replayed=outcome.replayed
+        result=struct(outcome.output.value),
+        display=outcome.output.display,
+        replayed=outcome.replayed,
+        catalogue_version=catalogue_version,
     )
 
 
-def stream_piece(piece: Progress | ToolOutcome) -> pb.InvokeToolStreamResponse:
-    if isinstance(piece, Progress):
-        return pb.InvokeToolStreamResponse(
-            progress=pb.ToolProgress(progress=piece.progress, total=piece.total, message=piece.message)
-        )
-    return pb.InvokeToolStreamResponse(result=response(piece))
+def progress(piece: Progress) -> pb.InvokeToolStreamResponse:
+    return pb.InvokeToolStreamResponse(
+        progress=pb.ToolProgress(progress=piece.progress, total=piece.total, message=piece.message)
+    )

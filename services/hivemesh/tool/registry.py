@@ -1,12 +1,21 @@
 """The tools a service offers: its own (built-ins, added in code) and those of its sources (MCP
-servers), looked up by name and paged through in name order."""
+servers), looked up by name and paged through in name order.
+
+The whole set is the catalogue, named by a version: a hash of every spec. It changes whenever a tool
+is added or removed or a spec changes (a source's tools come and go at run time), and it is the same
+on every replica and after every restart that serves the same tools, so a caller holding a copy can
+tell from the version alone whether its copy is current."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Sequence
+import bisect
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jsonschema.protocols import Validator
 
@@ -18,9 +27,20 @@ DEFAULT_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
+class Catalogue:
+    """Every tool's spec, in name order, and the version that names exactly this set."""
+
+    specs: tuple[ToolSpec, ...]
+    version: str
+
+
+@dataclass(frozen=True)
 class Page:
     specs: Sequence[ToolSpec]
     next_page_token: str
+    catalogue_version: str
+    # The caller's cached version is current: no specs, no token.
+    unchanged: bool = False
 
 
 class Registry:
@@ -29,6 +49,8 @@ class Registry:
         self._sources = list(sources)
         # Compiled once per schema object: MCP tools may be replaced by a restarted server.
         self._validators: dict[str, tuple[object, Validator]] = {}
+        # The last catalogue built, reused while the specs are the same objects (or equal).
+        self._catalogue = Catalogue((), catalogue_version(()))
         for item in tools:
             self.add(item)
 
@@ -56,9 +78,22 @@ class Registry:
             found = next((t for s in self._sources for t in s.tools() if t.spec.name == name), None)
         if found is None:
             raise NotFound(
-                f"no tool named {name!r} is installed", reason="TOOL_NOT_FOUND", metadata={"tool": name}
+                f"no tool named {name!r} is installed",
+                reason="TOOL_NOT_FOUND",
+                metadata={"tool": name, "catalogue_version": self.catalogue().version},
             )
         return found
+
+    def catalogue(self) -> Catalogue:
+        """The current catalogue; hashed again only when a spec was added, removed or replaced."""
+        tools = self.all()
+        specs = tuple(tools[name].spec for name in sorted(tools))
+        known = self._catalogue
+        if len(specs) != len(known.specs) or any(
+            a is not b and a != b for a, b in zip(specs, known.specs, strict=True)
+        ):
+            self._catalogue = Catalogue(specs, catalogue_version(specs))
+        return self._catalogue
 
     def validator(self, item: Tool) -> Validator:
         schema = item.spec.arguments_schema
@@ -69,14 +104,50 @@ class Registry:
         self._validators[item.spec.name] = (schema, compiled)
         return compiled
 
-    def page(self, page_size: int, page_token: str) -> Page:
+    def page(self, page_size: int, page_token: str, cached_version: str = "") -> Page:
+        """Up to ``page_size`` specs after ``page_token``; nothing but ``unchanged`` when the caller's
+        ``cached_version`` is current (a question about the first page only)."""
+        if cached_version and page_token:
+            raise InvalidArgument.field(
+                "cached_catalogue_version", "applies to the first page only; leave it empty with a page_token"
+            )
+        catalogue = self.catalogue()
+        if cached_version == catalogue.version:
+            return Page((), "", catalogue.version, unchanged=True)
         size = page_size or DEFAULT_PAGE_SIZE
         after = _decode_token(page_token)
-        names = sorted(n for n in self.all() if n > after)
-        tools = self.all()
-        chosen = names[:size]
-        more = len(names) > size
-        return Page([tools[n].spec for n in chosen], _encode_token(chosen[-1]) if more else "")
+        start = bisect.bisect_right([s.name for s in catalogue.specs], after)
+        chosen = catalogue.specs[start : start + size]
+        more = start + size < len(catalogue.specs)
+        return Page(chosen, _encode_token(chosen[-1].name) if more else "", catalogue.version)
+
+
+def catalogue_version(specs: Iterable[ToolSpec]) -> str:
+    """128 bits of a SHA-256 over every spec in canonical JSON: equal exactly when the specs are."""
+    digest = hashlib.sha256()
+    for spec in specs:
+        fields = {
+            "name": spec.name,
+            "description": spec.description,
+            "arguments_schema": spec.arguments_schema,
+            "result_schema": spec.result_schema,
+            "side_effects": spec.side_effects,
+            "timeout_s": spec.timeout_s,
+            "max_concurrency": spec.max_concurrency,
+            "source": spec.source,
+        }
+        digest.update(json.dumps(fields, sort_keys=True, separators=(",", ":"), default=_plain).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:32]
+
+
+def _plain(value: Any) -> Any:
+    """Schemas are JSON, but may come as other mappings and sequences (read-only views, tuples)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _encode_token(name: str) -> str:

@@ -1,4 +1,5 @@
-"""ToolService over gRPC: each method converts, calls the registry or the executor, converts back."""
+"""ToolService over gRPC: each method converts, calls the registry or the executor, converts back.
+Every answer names the catalogue version current when it is sent."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import grpc
 
 from hivemesh.tool import convert
 from hivemesh.tool.executor import Executor
+from hivemesh.tool.model import Progress
 from hivemesh.tool.registry import Registry
 from hivemesh.tool.streaming import invoke_streaming
 from hivemesh.tool.v1 import tool_service_pb2 as pb
@@ -23,16 +25,20 @@ class ToolServicer(ToolServiceServicer):
         self._executor = executor
 
     async def ListTools(self, request: pb.ListToolsRequest, context: Context) -> pb.ListToolsResponse:
-        page = self._registry.page(request.page_size, request.page_token)
-        return pb.ListToolsResponse(
-            tools=[convert.spec(s) for s in page.specs], next_page_token=page.next_page_token
-        )
+        page = self._registry.page(request.page_size, request.page_token, request.cached_catalogue_version)
+        return convert.page(page)
 
     async def InvokeTool(self, request: pb.InvokeToolRequest, context: Context) -> pb.InvokeToolResponse:
-        return convert.response(await self._executor.invoke(convert.call(request)))
+        outcome = await self._executor.invoke(convert.call(request))
+        return convert.response(outcome, self._registry.catalogue().version)
 
     async def InvokeToolStream(
         self, request: pb.InvokeToolStreamRequest, context: Context
     ) -> AsyncIterator[pb.InvokeToolStreamResponse]:
         async for piece in invoke_streaming(self._executor, convert.call(request)):
-            yield convert.stream_piece(piece)
+            if isinstance(piece, Progress):
+                yield convert.progress(piece)
+            else:
+                yield pb.InvokeToolStreamResponse(
+                    result=convert.response(piece, self._registry.catalogue().version)
+                )

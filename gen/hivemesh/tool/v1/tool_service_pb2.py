@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from hivemesh.common.v1 import scope_pb2 as hivemesh_dot_common_dot_v1_dot_scope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#hivemesh/tool/v1/tool_service.proto\x12\x10hivemesh.tool.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ehivemesh/common/v1/scope.proto\"\xfb\x01\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x31\n\x10\x61rguments_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\rresult_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cside_effects\x18\x05 \x01(\x08\x12*\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0fmax_concurrency\x18\x07 \x01(\r\x12\x0e\n\x06source\x18\x08 \x01(\t\"M\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"W\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x1a.hivemesh.tool.v1.ToolSpec\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc6\x01\n\x11InvokeToolRequest\x12\x1d\n\ttool_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x19\n\x07task_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"`\n\x12InvokeToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\xcc\x01\n\x17InvokeToolStreamRequest\x12\x1d\n\ttool_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x19\n\x07task_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"@\n\x0cToolProgress\x12\x10\n\x08progress\x18\x01 \x01(\x01\x12\r\n\x05total\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x8e\x01\n\x18InvokeToolStreamResponse\x12\x32\n\x08progress\x18\x01 \x01(\x0b\x32\x1e.hivemesh.tool.v1.ToolProgressH\x00\x12\x36\n\x06result\x18\x02 \x01(\x0b\x32$.hivemesh.tool.v1.InvokeToolResponseH\x00\x42\x06\n\x04kind2\xae\x02\n\x0bToolService\x12Y\n\tListTools\x12\".hivemesh.tool.v1.ListToolsRequest\x1a#.hivemesh.tool.v1.ListToolsResponse\"\x03\x90\x02\x01\x12W\n\nInvokeTool\x12#.hivemesh.tool.v1.InvokeToolRequest\x1a$.hivemesh.tool.v1.InvokeToolResponse\x12k\n\x10InvokeToolStream\x12).hivemesh.tool.v1.InvokeToolStreamRequest\x1a*.hivemesh.tool.v1.InvokeToolStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#hivemesh/tool/v1/tool_service.proto\x12\x10hivemesh.tool.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ehivemesh/common/v1/scope.proto\"\xfb\x01\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x31\n\x10\x61rguments_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\rresult_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cside_effects\x18\x05 \x01(\x08\x12*\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0fmax_concurrency\x18\x07 \x01(\r\x12\x0e\n\x06source\x18\x08 \x01(\t\"\x8c\x01\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12=\n\x18\x63\x61\x63hed_catalogue_version\x18\x03 \x01(\tB\x1b\xbaH\x18r\x16\x18@2\x12^[A-Za-z0-9._:-]*$\"\x85\x01\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x1a.hivemesh.tool.v1.ToolSpec\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x03 \x01(\t\x12\x11\n\tunchanged\x18\x04 \x01(\x08\"\xc6\x01\n\x11InvokeToolRequest\x12\x1d\n\ttool_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x19\n\x07task_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"{\n\x12InvokeToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x12\x19\n\x11\x63\x61talogue_version\x18\x04 \x01(\t\"\xcc\x01\n\x17InvokeToolStreamRequest\x12\x1d\n\ttool_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x19\n\x07task_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"@\n\x0cToolProgress\x12\x10\n\x08progress\x18\x01 \x01(\x01\x12\r\n\x05total\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x8e\x01\n\x18InvokeToolStreamResponse\x12\x32\n\x08progress\x18\x01 \x01(\x0b\x32\x1e.hivemesh.tool.v1.ToolProgressH\x00\x12\x36\n\x06result\x18\x02 \x01(\x0b\x32$.hivemesh.tool.v1.InvokeToolResponseH\x00\x42\x06\n\x04kind2\xae\x02\n\x0bToolService\x12Y\n\tListTools\x12\".hivemesh.tool.v1.ListToolsRequest\x1a#.hivemesh.tool.v1.ListToolsResponse\"\x03\x90\x02\x01\x12W\n\nInvokeTool\x12#.hivemesh.tool.v1.InvokeToolRequest\x1a$.hivemesh.tool.v1.InvokeToolResponse\x12k\n\x10InvokeToolStream\x12).hivemesh.tool.v1.InvokeToolStreamRequest\x1a*.hivemesh.tool.v1.InvokeToolStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTOOLSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\005*\003\030\350\007'
   _globals['_LISTTOOLSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTTOOLSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
+  _globals['_LISTTOOLSREQUEST'].fields_by_name['cached_catalogue_version']._loaded_options = None
+  _globals['_LISTTOOLSREQUEST'].fields_by_name['cached_catalogue_version']._serialized_options = b'\272H\030r\026\030@2\022^[A-Za-z0-9._:-]*$'
   _globals['_INVOKETOOLREQUEST'].fields_by_name['tool_name']._loaded_options = None
   _globals['_INVOKETOOLREQUEST'].fields_by_name['tool_name']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
   _globals['_INVOKETOOLREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
@@ -55,20 +57,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOLSERVICE'].methods_by_name['ListTools']._serialized_options = b'\220\002\001'
   _globals['_TOOLSPEC']._serialized_start=181
   _globals['_TOOLSPEC']._serialized_end=432
-  _globals['_LISTTOOLSREQUEST']._serialized_start=434
-  _globals['_LISTTOOLSREQUEST']._serialized_end=511
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=513
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=600
-  _globals['_INVOKETOOLREQUEST']._serialized_start=603
-  _globals['_INVOKETOOLREQUEST']._serialized_end=801
-  _globals['_INVOKETOOLRESPONSE']._serialized_start=803
-  _globals['_INVOKETOOLRESPONSE']._serialized_end=899
-  _globals['_INVOKETOOLSTREAMREQUEST']._serialized_start=902
-  _globals['_INVOKETOOLSTREAMREQUEST']._serialized_end=1106
-  _globals['_TOOLPROGRESS']._serialized_start=1108
-  _globals['_TOOLPROGRESS']._serialized_end=1172
-  _globals['_INVOKETOOLSTREAMRESPONSE']._serialized_start=1175
-  _globals['_INVOKETOOLSTREAMRESPONSE']._serialized_end=1317
-  _globals['_TOOLSERVICE']._serialized_start=1320
-  _globals['_TOOLSERVICE']._serialized_end=1622
+  _globals['_LISTTOOLSREQUEST']._serialized_start=435
+  _globals['_LISTTOOLSREQUEST']._serialized_end=575
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=578
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=711
+  _globals['_INVOKETOOLREQUEST']._serialized_start=714
+  _globals['_INVOKETOOLREQUEST']._serialized_end=912
+  _globals['_INVOKETOOLRESPONSE']._serialized_start=914
+  _globals['_INVOKETOOLRESPONSE']._serialized_end=1037
+  _globals['_INVOKETOOLSTREAMREQUEST']._serialized_start=1040
+  _globals['_INVOKETOOLSTREAMREQUEST']._serialized_end=1244
+  _globals['_TOOLPROGRESS']._serialized_start=1246
+  _globals['_TOOLPROGRESS']._serialized_end=1310
+  _globals['_INVOKETOOLSTREAMRESPONSE']._serialized_start=1313
+  _globals['_INVOKETOOLSTREAMRESPONSE']._serialized_end=1455
+  _globals['_TOOLSERVICE']._serialized_start=1458
+  _globals['_TOOLSERVICE']._serialized_end=1760
 # @@protoc_insertion_point(module_scope)

@@ -85,19 +85,26 @@ class ListToolsRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CACHED_CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most tools to return; zero means 100."""
     page_token: _builtins.str
     """Token from a previous response; empty for the first page."""
+    cached_catalogue_version: _builtins.str
+    """The catalogue_version the caller already holds, from an earlier response.
+    When it is still the current version the response carries no tools and
+    sets unchanged. Only for the first page: must be empty with a page_token.
+    """
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        cached_catalogue_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_catalogue_version", b"cached_catalogue_version", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -111,8 +118,20 @@ class ListToolsResponse(_message.Message):
 
     TOOLS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
+    catalogue_version: _builtins.str
+    """Version of the whole catalogue this page belongs to: an opaque string that
+    changes whenever a tool is added or removed or a spec changes, and is the
+    same on every replica serving the same tools. Pages of one listing that
+    name different versions belong to different catalogues: list again.
+    """
+    unchanged: _builtins.bool
+    """True when cached_catalogue_version is the current version: tools and
+    next_page_token are then empty and the caller's copy is still good.
+    """
     @_builtins.property
     def tools(self) -> _containers.RepeatedCompositeFieldContainer[Global___ToolSpec]:
         """The tools, by name."""
@@ -122,10 +141,12 @@ class ListToolsResponse(_message.Message):
         *,
         tools: _abc.Iterable[Global___ToolSpec] | None = ...,
         next_page_token: _builtins.str = ...,
+        catalogue_version: _builtins.str = ...,
+        unchanged: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "tools", b"tools"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "next_page_token", b"next_page_token", "tools", b"tools", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -182,10 +203,15 @@ class InvokeToolResponse(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     DISPLAY_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
     display: _builtins.str
     """Short human-readable rendering of the result."""
     replayed: _builtins.bool
     """True when the result was stored under the idempotency key and the tool did not run again."""
+    catalogue_version: _builtins.str
+    """The current catalogue_version (see ListToolsResponse), so a caller that
+    caches the catalogue learns of a change with its next call.
+    """
     @_builtins.property
     def result(self) -> _struct_pb2.Struct:
         """The result, matching the tool's result schema."""
@@ -196,10 +222,11 @@ class InvokeToolResponse(_message.Message):
         result: _struct_pb2.Struct | None = ...,
         display: _builtins.str = ...,
         replayed: _builtins.bool = ...,
+        catalogue_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display", b"display", "replayed", b"replayed", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "display", b"display", "replayed", b"replayed", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

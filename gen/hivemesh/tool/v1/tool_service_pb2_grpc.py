@@ -59,7 +59,9 @@ class ToolServiceServicer:
     """
 
     def ListTools(self, request, context):
-        """ListTools pages through the registered tools, by name.
+        """ListTools pages through the registered tools, by name, and names the
+        version of the catalogue they belong to. A caller that already holds the
+        current version gets an empty answer marked unchanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

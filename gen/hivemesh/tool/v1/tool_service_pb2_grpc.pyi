@@ -36,7 +36,10 @@ class ToolServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ToolServiceAsyncStub: ...
     ListTools: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.ListToolsRequest, _tool_service_pb2.ListToolsResponse]
-    """ListTools pages through the registered tools, by name."""
+    """ListTools pages through the registered tools, by name, and names the
+    version of the catalogue they belong to. A caller that already holds the
+    current version gets an empty answer marked unchanged.
+    """
     InvokeTool: _grpc.UnaryUnaryMultiCallable[_tool_service_pb2.InvokeToolRequest, _tool_service_pb2.InvokeToolResponse]
     """InvokeTool validates arguments against the tool's schema and runs it."""
     InvokeToolStream: _grpc.UnaryStreamMultiCallable[_tool_service_pb2.InvokeToolStreamRequest, _tool_service_pb2.InvokeToolStreamResponse]
@@ -50,7 +53,10 @@ class ToolServiceAsyncStub(ToolServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListTools: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.ListToolsRequest, _tool_service_pb2.ListToolsResponse]  # type: ignore[assignment]
-    """ListTools pages through the registered tools, by name."""
+    """ListTools pages through the registered tools, by name, and names the
+    version of the catalogue they belong to. A caller that already holds the
+    current version gets an empty answer marked unchanged.
+    """
     InvokeTool: _aio.UnaryUnaryMultiCallable[_tool_service_pb2.InvokeToolRequest, _tool_service_pb2.InvokeToolResponse]  # type: ignore[assignment]
     """InvokeTool validates arguments against the tool's schema and runs it."""
     InvokeToolStream: _aio.UnaryStreamMultiCallable[_tool_service_pb2.InvokeToolStreamRequest, _tool_service_pb2.InvokeToolStreamResponse]  # type: ignore[assignment]
@@ -67,7 +73,10 @@ class ToolServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tool_service_pb2.ListToolsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tool_service_pb2.ListToolsResponse, _abc.Awaitable[_tool_service_pb2.ListToolsResponse]]:
-        """ListTools pages through the registered tools, by name."""
+        """ListTools pages through the registered tools, by name, and names the
+        version of the catalogue they belong to. A caller that already holds the
+        current version gets an empty answer marked unchanged.
+        """
 
     @_abc_1.abstractmethod
     def InvokeTool(

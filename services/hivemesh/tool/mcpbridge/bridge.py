@@ -1,6 +1,7 @@
-"""Configured MCP servers, each supervised by its own task: started, initialised and listed; restarted
-with backoff when it exits or stops answering; killed with its process group on shutdown. Their
-tools join the registry as ``<server>.<tool>`` and keep their schemas."""
+"""Configured MCP servers, each supervised by its own task: started, initialised and listed; listed
+again when it announces that its tools changed; restarted with backoff when it exits or stops
+answering; killed with its process group on shutdown. Their tools join the registry as
+``<server>.<tool>`` and keep their schemas."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 from mcp.shared.message import SessionMessage
+from mcp.shared.session import RequestResponder
 
 from hivemesh.mesh import deadlines
 from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, Unavailable
@@ -42,6 +44,8 @@ _CONTENT_SCHEMA: JsonObject = {
     "properties": {"content": {"type": "array", "items": {"type": "object"}}},
 }
 
+# What an MCP session hands its message handler: server requests, notifications, transport errors.
+Incoming = RequestResponder[types.ServerRequest, types.ClientResult] | types.ServerNotification | Exception
 Streams = tuple[
     MemoryObjectReceiveStream[SessionMessage | Exception],
     MemoryObjectSendStream[SessionMessage],
@@ -207,7 +211,19 @@ class McpServer:
 
     async def _serve_once(self) -> None:
         self._ended = asyncio.Event()
-        async with self._connect() as (read, write, process), ClientSession(read, write) as session:
+        changed = asyncio.Event()
+
+        async def on_message(message: Incoming) -> None:
+            # Only noted here: listing from inside the session's receive loop could never get its answer.
+            if isinstance(message, types.ServerNotification) and isinstance(
+                message.root, types.ToolListChangedNotification
+            ):
+                changed.set()
+
+        async with (
+            self._connect() as (read, write, process),
+            ClientSession(read, write, message_handler=on_message) as session,
+        ):
             with anyio.fail_after(self.config.startup_timeout_s):
                 await session.initialize()
                 listed = await _list_tools(session)
@@ -215,17 +231,25 @@ class McpServer:
             self.session = session
             self._attempted.set()
             _log.info("MCP server %s is up with %d tools", self.name, len(self._tools))
-            await self._until_ended(process)
+            while await self._until_ended(process, changed):
+                changed.clear()
+                with anyio.fail_after(self.config.startup_timeout_s):
+                    listed = await _list_tools(session)
+                self._tools = tuple(self._adapt(t) for t in listed if self._usable(t))
+                _log.info("MCP server %s changed its tools; it has %d now", self.name, len(self._tools))
 
-    async def _until_ended(self, process: asyncio.subprocess.Process | None) -> None:
+    async def _until_ended(self, process: asyncio.subprocess.Process | None, changed: asyncio.Event) -> bool:
+        """Wait until the connection ends (False) or the server announces new tools (True)."""
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._ended.wait())]
         if process is not None:
             waits.append(asyncio.ensure_future(process.wait()))
+        news = asyncio.ensure_future(changed.wait())
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*waits, news], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for wait in waits:
+            for wait in [*waits, news]:
                 wait.cancel()
+        return done == {news}
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[Streams]:
