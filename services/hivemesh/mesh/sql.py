@@ -3,8 +3,8 @@
 SQLite runs in WAL mode with every write transaction opened as BEGIN IMMEDIATE: writers from
 several processes (gateway, planner workers) then queue on the busy timeout instead of failing with
 "database is locked" when a read transaction tries to upgrade to a write. Reads go through
-``reader(engine)``: they open a deferred transaction, which in WAL mode sees the last committed
-state and never waits for, or holds up, a writer.
+``reader(engine)`` or ``Reader``: each is a single statement in autocommit mode, which in WAL mode
+sees the last committed state and never waits for, or holds up, a writer.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int = 30_000) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+        # A read is one statement, which SQLite runs on a snapshot of its own: no BEGIN needed.
+        if not conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _READ_ONLY = "hivemesh_read_only"

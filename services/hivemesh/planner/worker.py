@@ -218,9 +218,12 @@ class WorkerPool:
 
     async def _watch_cancel(self, task_id: str, run: asyncio.Task[Outcome], canceled: asyncio.Event) -> None:
         """Cancel the in-flight run (and so its outbound calls) once the task is canceled."""
+        poll_s = POLL_INTERVAL_S * 5
         while not run.done():
-            # Woken by a cancel; the timeout only covers a wake-up that never arrives.
-            await self._tasks.notifier.wait(ending_topic(task_id), POLL_INTERVAL_S * 5)
+            # Woken by a cancel; the timeout only covers a wake-up that never arrives (a cancel
+            # written by another process with no shared wake-ups), backing off to once a second.
+            await self._tasks.notifier.wait(ending_topic(task_id), poll_s)
+            poll_s = min(1.0, poll_s * 2)
             current = await self._tasks.log.get(task_id)
             if current is not None and current.state == TaskState.TASK_STATE_CANCELED:
                 canceled.set()

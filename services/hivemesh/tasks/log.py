@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -224,50 +224,41 @@ class TaskLog:
         stored.sequence = current.last_sequence + 1
         stored.time.CopyFrom(_timestamp(stamp))
         after = apply(current, stored)
-        prev = conn.execute(
-            select(schema.events.c.hash).where(
-                and_(
-                    schema.events.c.task_id == task_id,
-                    schema.events.c.sequence == current.last_sequence,
-                )
-            )
-        ).scalar_one()
+        prev = conn.execute(_PREV_HASH, {"task_id": task_id, "sequence": current.last_sequence}).scalar_one()
         payload = stored.SerializeToString(deterministic=True)
         conn.execute(
-            schema.events.insert().values(
-                task_id=task_id,
-                sequence=stored.sequence,
-                event=payload,
-                prev_hash=prev,
-                hash=chain_hash(prev, payload),
-            )
+            _INSERT_EVENT,
+            {
+                "task_id": task_id,
+                "sequence": stored.sequence,
+                "event": payload,
+                "prev_hash": prev,
+                "hash": chain_hash(prev, payload),
+            },
         )
         conn.execute(
-            update(schema.tasks)
-            .where(schema.tasks.c.task_id == task_id)
-            .values(
-                state=int(after.state),
-                update_time=stamp,
-                last_sequence=stored.sequence,
-                task=after.SerializeToString(deterministic=True),
-            )
+            _UPDATE_TASK,
+            {
+                "key": task_id,
+                "state": int(after.state),
+                "update_time": stamp,
+                "last_sequence": stored.sequence,
+                "task": after.SerializeToString(deterministic=True),
+            },
         )
         if requeue:
             _requeue(conn, task_id, after.scope.tenant_id, stamp)
         return stored, after
 
     def _lock_task(self, conn: Connection, task_id: str) -> Task | None:
-        query = select(schema.tasks.c.task).where(schema.tasks.c.task_id == task_id)
-        if not self._sqlite:
-            # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL locks the row.
-            query = query.with_for_update()
-        row = conn.execute(query).first()
+        # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL locks the row.
+        query = _GET_TASK if self._sqlite else _LOCK_TASK
+        row = conn.execute(query, {"task_id": task_id}).first()
         return None if row is None else Task.FromString(row[0])
 
     @uncancellable
     async def get(self, task_id: str) -> Task | None:
-        query = select(schema.tasks.c.task).where(schema.tasks.c.task_id == task_id)
-        row = await self._reads.run(lambda conn: conn.execute(query).first())
+        row = await self._reads.run(lambda conn: conn.execute(_GET_TASK, {"task_id": task_id}).first())
         return None if row is None else Task.FromString(row[0])
 
     @uncancellable
@@ -311,13 +302,8 @@ class TaskLog:
 
     @uncancellable
     async def read(self, task_id: str, after_sequence: int, limit: int = 500) -> list[TaskEvent]:
-        query = (
-            select(schema.events.c.event)
-            .where(and_(schema.events.c.task_id == task_id, schema.events.c.sequence > after_sequence))
-            .order_by(schema.events.c.sequence)
-            .limit(limit)
-        )
-        rows = await self._reads.run(lambda conn: conn.execute(query).all())
+        params = {"task_id": task_id, "after": after_sequence, "limit": limit}
+        rows = await self._reads.run(lambda conn: conn.execute(_READ_EVENTS, params).all())
         return [TaskEvent.FromString(r[0]) for r in rows]
 
     @uncancellable
@@ -381,6 +367,33 @@ class TaskLog:
         query = select(schema.tasks.c.state, func.count()).group_by(schema.tasks.c.state)
         rows = await self._reads.run(lambda conn: conn.execute(query).all())
         return {int(state): int(n) for state, n in rows}
+
+
+# The statements of the hot path, built once (their compiled form is then cached by the engine).
+_GET_TASK = select(schema.tasks.c.task).where(schema.tasks.c.task_id == bindparam("task_id"))
+_LOCK_TASK = _GET_TASK.with_for_update()
+_READ_EVENTS = (
+    select(schema.events.c.event)
+    .where(
+        and_(schema.events.c.task_id == bindparam("task_id"), schema.events.c.sequence > bindparam("after"))
+    )
+    .order_by(schema.events.c.sequence)
+    .limit(bindparam("limit"))
+)
+_PREV_HASH = select(schema.events.c.hash).where(
+    and_(schema.events.c.task_id == bindparam("task_id"), schema.events.c.sequence == bindparam("sequence"))
+)
+_INSERT_EVENT = schema.events.insert()
+_UPDATE_TASK = (
+    update(schema.tasks)
+    .where(schema.tasks.c.task_id == bindparam("key"))
+    .values(
+        state=bindparam("state"),
+        update_time=bindparam("update_time"),
+        last_sequence=bindparam("last_sequence"),
+        task=bindparam("task"),
+    )
+)
 
 
 class RecentEvents:
