@@ -20,7 +20,7 @@ from hivemesh.client import HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings
-from hivemesh.mesh.launch import build_servers
+from hivemesh.mesh.launch import START_ORDER, build_servers
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import run_until_signal
 from hivemesh.mesh.status import details_of
@@ -46,7 +46,8 @@ async def _serve(services: Sequence[str], settings: Settings, process_name: str)
     setup_tracing(process_name, settings.trace_file)
     metrics = Metrics()
     channels = ChannelFactory(settings)
-    servers = build_servers(services, settings, channels, metrics)
+    # Leaves first: the planner starts taking tasks only once the services it calls are serving.
+    servers = build_servers([s for s in START_ORDER if s in services], settings, channels, metrics)
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, settings.server.host)
     try:

@@ -23,6 +23,7 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import HivemeshError, Unavailable
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
+from hivemesh.tasks.config import WORKER_SILENCE_BEATS
 from hivemesh.tasks.log import TaskTerminal
 from hivemesh.tasks.notifier import QUEUE_TOPIC, ending_topic
 from hivemesh.tasks.projection import is_terminal
@@ -55,6 +56,7 @@ class WorkerPool:
         metrics: Metrics,
         *,
         concurrency: int,
+        name: str | None = None,
     ) -> None:
         self._tasks = tasks
         self._runner = runner
@@ -65,11 +67,36 @@ class WorkerPool:
         self._running: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # This process's incarnation: every claim names it. ``name`` is what survives a restart
+        # (host and port): a new incarnation with the same name declares the old one dead.
         self.worker_id = f"planner-{uuid.uuid4().hex[:12]}"
+        self.name = name or self.worker_id
+        self._liveness: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._concurrency > 0:
+            released = await self._tasks.queue.join(self.worker_id, self.name)
+            if released:
+                _log.warning(
+                    "took back %d task(s) claimed by the previous incarnation of %s", released, self.name
+                )
+            self._liveness = asyncio.create_task(self._keep_alive(), name="planner-liveness")
             self._dispatcher = asyncio.create_task(self._dispatch(), name="planner-dispatch")
+
+    async def _keep_alive(self) -> None:
+        """Beat, and declare dead the incarnations that stopped beating, so a crashed peer's tasks
+        are taken over within seconds rather than when their leases run out."""
+        interval = self._tasks.config.worker_heartbeat_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self._tasks.queue.beat(self.worker_id):
+                    await self._tasks.queue.join(self.worker_id, self.name)
+                released = await self._tasks.queue.reap(interval * WORKER_SILENCE_BEATS)
+                if released:
+                    _log.warning("took over %d task(s) from worker(s) that stopped beating", released)
+            except Exception as exc:
+                _log.warning("the worker heartbeat failed (%s); trying again", exc)
 
     async def stop(self, grace_s: float) -> None:
         """Stop claiming; give running tasks the grace period, then cancel them and give their
@@ -85,6 +112,13 @@ class WorkerPool:
                 job.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        # Beating until here: a pool finishing its tasks in the grace period is not declared dead.
+        if self._liveness is not None:
+            self._liveness.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._liveness
+            with contextlib.suppress(Exception):
+                await self._tasks.queue.leave(self.worker_id)
 
     async def _dispatch(self) -> None:
         failures = 0

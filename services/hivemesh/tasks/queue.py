@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -76,6 +77,41 @@ class TaskQueue(Protocol):
         ...
 
     async def remove(self, task_id: str) -> None: ...
+
+    async def join(self, worker_id: str, name: str) -> int:
+        """Register a worker incarnation. Earlier incarnations with the same ``name`` (the process
+        this one replaces after a crash) are declared dead at once; returns how many claims that
+        released."""
+        ...
+
+    async def beat(self, worker_id: str) -> bool:
+        """The incarnation is alive (called every heartbeat interval). False when it is no longer
+        registered (it was declared dead while alive, say after a long pause): it should join again."""
+        ...
+
+    async def reap(self, silent_for_s: float) -> int:
+        """Declare dead the incarnations that have not beaten for ``silent_for_s``; their claims
+        become claimable now instead of when their leases run out. Returns how many claims."""
+        ...
+
+    async def leave(self, worker_id: str) -> None:
+        """The incarnation stopped cleanly (its claims were given back one by one)."""
+        ...
+
+
+def _release(conn: Connection, worker_ids: list[str]) -> int:
+    """Forget the incarnations ``worker_ids`` and make their claims claimable now (each claim keeps
+    its delivery count, so a task that keeps killing its workers still ends in the dead letters)."""
+    if not worker_ids:
+        return 0
+    q = schema.queue.c
+    released = conn.execute(
+        update(schema.queue)
+        .where(and_(q.claimed_by.in_(worker_ids), q.dead.is_(False)))
+        .values(claimed_by=None, claimed_until=None)
+    ).rowcount
+    conn.execute(schema.workers.delete().where(schema.workers.c.worker_id.in_(worker_ids)))
+    return int(released)
 
 
 def backoff(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0) -> float:
@@ -167,6 +203,48 @@ class SqlTaskQueue:
     async def remove(self, task_id: str) -> None:
         statement = schema.queue.delete().where(schema.queue.c.task_id == task_id)
         await self._writer.run(lambda conn: conn.execute(statement).rowcount)
+
+    @uncancellable
+    async def join(self, worker_id: str, name: str) -> int:
+        w, now = schema.workers.c, time.time()
+
+        def register(conn: Connection) -> int:
+            same_name = conn.execute(select(w.worker_id).where(w.name == name)).all()
+            released = _release(conn, [r[0] for r in same_name if r[0] != worker_id])
+            conn.execute(schema.workers.delete().where(w.worker_id == worker_id))
+            conn.execute(
+                schema.workers.insert().values(worker_id=worker_id, name=name, started_at=now, beat_at=now)
+            )
+            return released
+
+        released = await self._writer.run(register)
+        if released:
+            self._notifier.notify(QUEUE_TOPIC)
+        return released
+
+    @uncancellable
+    async def beat(self, worker_id: str) -> bool:
+        w = schema.workers.c
+        statement = update(schema.workers).where(w.worker_id == worker_id).values(beat_at=time.time())
+        return bool(await self._writer.run(lambda conn: conn.execute(statement).rowcount))
+
+    @uncancellable
+    async def reap(self, silent_for_s: float) -> int:
+        w = schema.workers.c
+        cutoff = time.time() - silent_for_s
+
+        def declare_dead(conn: Connection) -> int:
+            silent = [r[0] for r in conn.execute(select(w.worker_id).where(w.beat_at < cutoff)).all()]
+            return _release(conn, silent)
+
+        released = await self._writer.run(declare_dead)
+        if released:
+            self._notifier.notify(QUEUE_TOPIC)
+        return released
+
+    @uncancellable
+    async def leave(self, worker_id: str) -> None:
+        await self._writer.run(lambda conn: _release(conn, [worker_id]))
 
     @uncancellable
     async def depth(self) -> int:

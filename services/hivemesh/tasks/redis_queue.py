@@ -236,6 +236,79 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 """
 
 
+# Declaring worker incarnations dead: their claims' leases end now, so the next claim takes them
+# over (with XCLAIM, as for a lease that ran out). Leases hold only the tasks in flight.
+_RELEASE = """
+local function release(meta, leases, names, beats, dead)
+  if #dead == 0 then return 0 end
+  local gone = {}
+  for _, id in ipairs(dead) do
+    gone[id] = true
+    redis.call('HDEL', names, id)
+    redis.call('HDEL', beats, id)
+  end
+  local released = 0
+  for _, task_id in ipairs(redis.call('ZRANGE', leases, 0, -1)) do
+    local raw = redis.call('HGET', meta, task_id)
+    if raw then
+      local m = cjson.decode(raw)
+      if m.owner and gone[m.owner] then
+        redis.call('ZADD', leases, 0, task_id)
+        released = released + 1
+      end
+    end
+  end
+  return released
+end
+"""
+
+# KEYS: meta, leases, names, beats. ARGV: worker_id, name, now_s.
+_JOIN = (
+    _RELEASE
+    + """
+local meta, leases, names, beats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local dead = {}
+local all = redis.call('HGETALL', names)
+for i = 1, #all, 2 do
+  if all[i + 1] == ARGV[2] and all[i] ~= ARGV[1] then table.insert(dead, all[i]) end
+end
+local released = release(meta, leases, names, beats, dead)
+redis.call('HSET', names, ARGV[1], ARGV[2])
+redis.call('HSET', beats, ARGV[1], ARGV[3])
+return released
+"""
+)
+
+# KEYS: meta, leases, names, beats. ARGV: cutoff_s.
+_REAP = (
+    _RELEASE
+    + """
+local meta, leases, names, beats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local dead = {}
+local all = redis.call('HGETALL', beats)
+for i = 1, #all, 2 do
+  if tonumber(all[i + 1]) < tonumber(ARGV[1]) then table.insert(dead, all[i]) end
+end
+return release(meta, leases, names, beats, dead)
+"""
+)
+
+# KEYS: names, beats. ARGV: worker_id, now_s. 0 when the incarnation is no longer registered.
+_BEAT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: meta, leases, names, beats. ARGV: worker_id.
+_LEAVE = (
+    _RELEASE
+    + """
+return release(KEYS[1], KEYS[2], KEYS[3], KEYS[4], {ARGV[1]})
+"""
+)
+
+
 async def _guard(operation: Callable[[], Awaitable[T]]) -> T:
     """Redis down is the caller's UNAVAILABLE, never an accepted task silently dropped."""
     try:
@@ -264,6 +337,8 @@ class RedisTaskQueue:
         self.delayed = f"{prefix}:delayed"
         self.dead = f"{prefix}:dead"
         self.leases = f"{prefix}:leases"
+        self.worker_names = f"{prefix}:workers:names"
+        self.worker_beats = f"{prefix}:workers:beats"
         self._claim = client.register_script(_CLAIM)
         self._enqueue = client.register_script(_ENQUEUE)
         self._requeue = client.register_script(_REQUEUE)
@@ -274,6 +349,36 @@ class RedisTaskQueue:
         self._replay = client.register_script(_REPLAY)
         self._remove = client.register_script(_REMOVE)
         self._purge_one = client.register_script(_PURGE_ONE)
+        self._join = client.register_script(_JOIN)
+        self._reap = client.register_script(_REAP)
+        self._beat = client.register_script(_BEAT)
+        self._leave = client.register_script(_LEAVE)
+
+    @property
+    def _worker_keys(self) -> list[str]:
+        return [self.meta, self.leases, self.worker_names, self.worker_beats]
+
+    async def join(self, worker_id: str, name: str) -> int:
+        released = await _guard(
+            lambda: self._join(keys=self._worker_keys, args=[worker_id, name, time.time()])
+        )
+        if released:
+            self._notifier.notify(QUEUE_TOPIC)
+        return int(released)
+
+    async def beat(self, worker_id: str) -> bool:
+        keys = [self.worker_names, self.worker_beats]
+        return bool(await _guard(lambda: self._beat(keys=keys, args=[worker_id, time.time()])))
+
+    async def reap(self, silent_for_s: float) -> int:
+        cutoff = time.time() - silent_for_s
+        released = await _guard(lambda: self._reap(keys=self._worker_keys, args=[cutoff]))
+        if released:
+            self._notifier.notify(QUEUE_TOPIC)
+        return int(released)
+
+    async def leave(self, worker_id: str) -> None:
+        await _guard(lambda: self._leave(keys=self._worker_keys, args=[worker_id]))
 
     async def enqueue(self, task_id: str, tenant_id: str, trace: dict[str, str]) -> bool:
         """Queue a task unless the queue already holds it; True when it was added."""

@@ -65,6 +65,19 @@ queue = Table(
     Column("last_error", Text, nullable=True),
     Column("dead", Boolean, nullable=False, default=False),
     Index("ix_task_queue_ready", "dead", "available_at"),
+    Index("ix_task_queue_claimed_by", "claimed_by"),
+)
+
+# Worker incarnations: one row per running planner worker pool, named after what it replaces on a
+# restart (its host and port), with its last heartbeat. Claims name the incarnation holding them.
+workers = Table(
+    "task_workers",
+    metadata,
+    Column("worker_id", String(128), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("beat_at", Float, nullable=False),
+    Index("ix_task_workers_name", "name"),
 )
 
 # Timers and reminders until they are delivered to the task that set them.
