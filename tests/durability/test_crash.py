@@ -26,11 +26,14 @@ async def completed(tasks: TaskSystem) -> int:
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.timeout(180)
+# Redis + PostgreSQL, and the embedded SQLite store shared by the worker processes (its writes then
+# contend across processes: the group-commit writer falls back to waiting on the database lock).
+@pytest.mark.parametrize("distributed", [True, False], ids=["redis-postgres", "sqlite"])
 async def test_killed_workers_lose_nothing_and_repeat_no_side_effect(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, distributed: bool
 ) -> None:
     async with (
-        stores(settings, distributed=True) as base,
+        stores(settings, distributed=distributed) as base,
         tool_service(base, Switch()) as store,
         task_system(store) as tasks,
     ):
