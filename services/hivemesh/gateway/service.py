@@ -27,9 +27,9 @@ from hivemesh.mesh.errors import (
     ResourceExhausted,
 )
 from hivemesh.tasks.log import TaskTerminal
+from hivemesh.tasks.ports import TaskBook
 from hivemesh.tasks.projection import is_terminal
 from hivemesh.tasks.queue import DeadLetter
-from hivemesh.tasks.system import TaskSystem
 
 DEFAULT_TENANT = "default"
 
@@ -50,7 +50,7 @@ class NewTask:
 
 
 class Gateway:
-    def __init__(self, tasks: TaskSystem, settings: Settings) -> None:
+    def __init__(self, tasks: TaskBook, settings: Settings) -> None:
         self._tasks = tasks
         self._settings = settings
 
@@ -86,7 +86,7 @@ class Gateway:
         scope = Scope()
         scope.CopyFrom(new.scope)
         scope.tenant_id = self._tenant(caller, new.scope.tenant_id)
-        depth = await self._tasks.queue.depth()
+        depth = await self._tasks.backlog()
         if depth >= self._settings.queue_max_depth:
             raise ResourceExhausted(
                 f"the task queue is full ({depth} tasks waiting); try again shortly",
@@ -104,7 +104,7 @@ class Gateway:
         return await self._tasks.submit(task, trace=telemetry.inject())
 
     async def get(self, caller: Caller, task_id: str) -> Task:
-        task = await self._tasks.log.get(task_id)
+        task = await self._tasks.get(task_id)
         if task is None or (caller.tenant_id is not None and task.scope.tenant_id != caller.tenant_id):
             raise NotFound(
                 f"task {task_id} not found", reason="TASK_NOT_FOUND", metadata={"task_id": task_id}
@@ -123,7 +123,7 @@ class Gateway:
         page_token: str,
     ) -> tuple[list[Task], str]:
         tenant = caller.tenant_id if caller.tenant_id is not None else DEFAULT_TENANT
-        return await self._tasks.log.list_tasks(
+        return await self._tasks.list_tasks(
             tenant,
             user_id=user_id,
             states=states,
@@ -137,17 +137,12 @@ class Gateway:
         task = await self.get(caller, task_id)
         if is_terminal(task.state):
             return task
-        event = TaskEvent()
-        event.canceled.reason = reason or "canceled by the caller"
+        # A queued task leaves the queue; a running one is stopped by its worker, woken by the
+        # cancellation, which cancels its in-flight calls.
         try:
-            _, after = await self._tasks.log.append(task_id, event)
+            return await self._tasks.cancel(task_id, reason or "canceled by the caller")
         except TaskTerminal:
             return await self.get(caller, task_id)
-        # A queued task never reaches a worker; a running one is stopped by its worker, which
-        # sees the CANCELED state between steps and cancels its in-flight calls.
-        if task.state in (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_INPUT_REQUIRED):
-            await self._tasks.queue.remove(task_id)
-        return after
 
     async def watch(self, caller: Caller, task_id: str, after_sequence: int) -> AsyncIterator[TaskEvent]:
         task = await self.get(caller, task_id)
@@ -164,14 +159,10 @@ class Gateway:
                 reason="TASK_NOT_WAITING_FOR_INPUT",
                 metadata={"task_id": task_id, "state": TaskState.Name(task.state)},
             )
-        event = TaskEvent()
-        event.input_received.text = text
         try:
-            _, after = await self._tasks.log.append(task_id, event, requeue=True)
+            return await self._tasks.answer(task_id, text)
         except TaskTerminal:
             return await self.get(caller, task_id)
-        await self._tasks.requeue(after)
-        return after
 
     # ---- dead letters ----------------------------------------------------------------------------
 
@@ -181,13 +172,11 @@ class Gateway:
         """The caller's dead letters, oldest first (every tenant's when authentication is off)."""
         size = page_size or 50
         after = _decode_cursor(page_token) if page_token else None
-        letters = await self._tasks.queue.dead_letters(
-            tenant_id=caller.tenant_id, limit=size + 1, after=after
-        )
+        letters = await self._tasks.dead_letters(tenant_id=caller.tenant_id, limit=size + 1, after=after)
         page = letters[:size]
         found = []
         for letter in page:
-            task = await self._tasks.log.get(letter.task_id)
+            task = await self._tasks.get(letter.task_id)
             if task is not None:
                 found.append(DeadTask(task, letter))
         token = _encode_cursor(page[-1].enqueued_at, page[-1].task_id) if len(letters) > size else ""
@@ -195,7 +184,7 @@ class Gateway:
 
     async def dead_letter(self, caller: Caller, task_id: str) -> DeadTask:
         task = await self.get(caller, task_id)
-        letter = await self._tasks.queue.dead_letter_of(task_id)
+        letter = await self._tasks.dead_letter_of(task_id)
         if letter is None:
             raise NotFound(
                 f"task {task_id} is not in the dead-letter queue",
@@ -209,20 +198,12 @@ class Gateway:
         SUBMITTED (allowed after the FAILED end), then the queue entry is revived. Repeating a
         replay that stopped half-way finishes it; repeating a finished one changes nothing."""
         task = await self.get(caller, task_id)
-        if await self._tasks.queue.dead_letter_of(task_id) is None:
-            return task
-        if task.state == TaskState.TASK_STATE_FAILED:
-            event = TaskEvent()
-            event.state_changed.state = TaskState.TASK_STATE_SUBMITTED
-            event.state_changed.reason = "replayed from the dead-letter queue"
-            _, task = await self._tasks.log.append(task_id, event, allow_after_end=True)
-        await self._tasks.queue.replay(task_id)
-        return task
+        return await self._tasks.replay(task_id) or task
 
     async def purge(self, caller: Caller, task_id: str | None) -> int:
         if task_id is not None:
             await self.get(caller, task_id)
-        return await self._tasks.queue.purge(task_id, tenant_id=caller.tenant_id)
+        return await self._tasks.purge(task_id, tenant_id=caller.tenant_id)
 
 
 @dataclass(frozen=True)

@@ -25,24 +25,28 @@ from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
 from hivemesh.tasks.config import WORKER_SILENCE_BEATS
 from hivemesh.tasks.log import TaskTerminal
-from hivemesh.tasks.notifier import QUEUE_TOPIC, ending_topic
+from hivemesh.tasks.ports import WorkQueue
 from hivemesh.tasks.projection import is_terminal
 from hivemesh.tasks.queue import Claim, backoff
-from hivemesh.tasks.system import POLL_INTERVAL_S, TaskSystem
+from hivemesh.tasks.system import POLL_INTERVAL_S
 
 _log = logging.getLogger(__name__)
 
 
 class LogSink:
-    """Appends a run's events to the task log."""
+    """Appends a run's events to the task log. The run's closing ``completed`` event is held back
+    and recorded with the claim's acknowledgement, in one step (``WorkQueue.finish_run``)."""
 
-    def __init__(self, tasks: TaskSystem, task_id: str) -> None:
+    def __init__(self, tasks: WorkQueue, task_id: str) -> None:
         self._tasks = tasks
         self._task_id = task_id
+        self.closing: TaskEvent | None = None
 
     async def emit(self, event: TaskEvent) -> TaskEvent:
-        stored, _ = await self._tasks.log.append(self._task_id, event)
-        return stored
+        if event.WhichOneof("kind") == "completed":
+            self.closing = event
+            return event
+        return await self._tasks.record(self._task_id, event)
 
 
 class WorkerPool:
@@ -50,7 +54,7 @@ class WorkerPool:
 
     def __init__(
         self,
-        tasks: TaskSystem,
+        tasks: WorkQueue,
         runner: Callable[[], Runner],
         settings: Settings,
         metrics: Metrics,
@@ -75,7 +79,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         if self._concurrency > 0:
-            released = await self._tasks.queue.join(self.worker_id, self.name)
+            released = await self._tasks.join(self.worker_id, self.name)
             if released:
                 _log.warning(
                     "took back %d task(s) claimed by the previous incarnation of %s", released, self.name
@@ -86,13 +90,13 @@ class WorkerPool:
     async def _keep_alive(self) -> None:
         """Beat, and declare dead the incarnations that stopped beating, so a crashed peer's tasks
         are taken over within seconds rather than when their leases run out."""
-        interval = self._tasks.config.worker_heartbeat_s
+        interval = self._tasks.heartbeat_s
         while True:
             await asyncio.sleep(interval)
             try:
-                if not await self._tasks.queue.beat(self.worker_id):
-                    await self._tasks.queue.join(self.worker_id, self.name)
-                released = await self._tasks.queue.reap(interval * WORKER_SILENCE_BEATS)
+                if not await self._tasks.beat(self.worker_id):
+                    await self._tasks.join(self.worker_id, self.name)
+                released = await self._tasks.reap(interval * WORKER_SILENCE_BEATS)
                 if released:
                     _log.warning("took over %d task(s) from worker(s) that stopped beating", released)
             except Exception as exc:
@@ -118,7 +122,7 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._liveness
             with contextlib.suppress(Exception):
-                await self._tasks.queue.leave(self.worker_id)
+                await self._tasks.leave(self.worker_id)
 
     async def _dispatch(self) -> None:
         failures = 0
@@ -126,7 +130,7 @@ class WorkerPool:
             await self._slots.acquire()
             claim: Claim | None = None
             try:
-                claim = await self._tasks.queue.claim(self.worker_id, self._settings.visibility_timeout_s)
+                claim = await self._tasks.claim(self.worker_id, self._settings.visibility_timeout_s)
                 failures = 0
             except Exception as exc:
                 # The queue is down (Redis restarting, the database failing over): back off and try
@@ -138,7 +142,7 @@ class WorkerPool:
                 continue
             if claim is None:
                 self._slots.release()
-                await self._tasks.notifier.wait(QUEUE_TOPIC, POLL_INTERVAL_S * 5)
+                await self._tasks.wait_for_work(POLL_INTERVAL_S * 5)
                 continue
             job = asyncio.create_task(self._handle(claim), name=f"task-{claim.task_id}")
             self._running.add(job)
@@ -160,7 +164,7 @@ class WorkerPool:
             # Shutting down mid-task: give the claim back so another worker resumes it now.
             with contextlib.suppress(Exception):
                 await asyncio.shield(
-                    self._tasks.queue.retry(claim.task_id, self.worker_id, 0.0, "worker shut down")
+                    self._tasks.retry(claim.task_id, self.worker_id, 0.0, "worker shut down")
                 )
             raise
         except Exception as exc:
@@ -173,17 +177,22 @@ class WorkerPool:
             otel_context.detach(token)
 
     async def _handle_claim(self, claim: Claim) -> None:
-        task = await self._tasks.log.get(claim.task_id)
+        working = TaskEvent()
+        working.state_changed.state = TaskState.TASK_STATE_WORKING
+        working.state_changed.reason = f"claimed by {self.worker_id} (delivery {claim.delivery_count})"
+        # Delivered again and again without an outcome, its workers keep dying on it: not run.
+        runnable = claim.delivery_count <= self._settings.max_attempts
+        start = await self._tasks.begin_run(claim, self.worker_id, working, runnable=runnable)
+        task = start.task
         if task is not None and task.state == TaskState.TASK_STATE_FAILED and task.error.retryable:
             # A worker recorded the final failure and died before moving the task to the
             # dead-letter queue: finish that move.
-            await self._tasks.queue.dead_letter(claim.task_id, self.worker_id, _last_error(task))
+            await self._tasks.dead_letter(claim.task_id, self.worker_id, _last_error(task))
             return
         if task is None or is_terminal(task.state) or task.state == TaskState.TASK_STATE_INPUT_REQUIRED:
-            await self._tasks.queue.ack(claim.task_id, self.worker_id)
+            await self._tasks.ack(claim.task_id, self.worker_id)
             return
-        if claim.delivery_count > self._settings.max_attempts:
-            # Delivered again and again without an outcome: its workers keep dying on it.
+        if not start.started:
             await self._failed_attempt(
                 claim,
                 task,
@@ -195,7 +204,7 @@ class WorkerPool:
             return
         heartbeat = asyncio.create_task(self._heartbeat(claim.task_id))
         try:
-            await self._run(claim, task)
+            await self._run(claim, task, start.history)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -206,22 +215,13 @@ class WorkerPool:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._tasks.queue.extend(task_id, self.worker_id, self._settings.visibility_timeout_s)
+                await self._tasks.extend(task_id, self.worker_id, self._settings.visibility_timeout_s)
             except Exception as exc:
                 # The queue is briefly unreachable: keep working; the next beat tries again.
                 _log.warning("task %s: renewing the claim failed (%s)", task_id, exc)
 
-    async def _run(self, claim: Claim, task: Task) -> None:
+    async def _run(self, claim: Claim, task: Task, history: list[TaskEvent]) -> None:
         sink = LogSink(self._tasks, task.task_id)
-        started = TaskEvent()
-        started.state_changed.state = TaskState.TASK_STATE_WORKING
-        started.state_changed.reason = f"claimed by {self.worker_id} (delivery {claim.delivery_count})"
-        try:
-            await sink.emit(started)
-        except TaskTerminal:
-            await self._tasks.queue.ack(task.task_id, self.worker_id)
-            return
-        history = await self._tasks.log.read(task.task_id, 0, limit=10_000)
         deadline_s = task.options.deadline.ToTimedelta().total_seconds() or self._settings.task_deadline_s
         left = task.create_time.ToNanoseconds() / 1e9 + deadline_s - time.time()
         run = asyncio.create_task(self._runner().run(task, history, sink))
@@ -229,26 +229,29 @@ class WorkerPool:
         watcher = asyncio.create_task(self._watch_cancel(task.task_id, run, canceled))
         try:
             with deadlines.deadline(max(0.0, left)):
-                outcome = await asyncio.wait_for(run, timeout=max(0.001, left))
+                await asyncio.wait_for(run, timeout=max(0.001, left))
         except TimeoutError:
             await self._fail(task, deadline_failure(deadline_s))
             return
         except TaskTerminal:
-            await self._tasks.queue.ack(task.task_id, self.worker_id)  # canceled while running
+            await self._tasks.ack(task.task_id, self.worker_id)  # canceled while running
             return
         except asyncio.CancelledError:
             if not canceled.is_set():
                 raise  # the worker itself is stopping
-            await self._tasks.queue.ack(task.task_id, self.worker_id)  # stopped by a cancel request
+            await self._tasks.ack(task.task_id, self.worker_id)  # stopped by a cancel request
             return
         except HivemeshError as exc:
             await self._failed_attempt(claim, task, exc)
             return
         finally:
             watcher.cancel()
-        if not outcome.question:
+        try:
+            await self._tasks.finish_run(task.task_id, self.worker_id, sink.closing)
+        except TaskTerminal:
+            return  # canceled just before the end: acknowledged without the completion
+        if sink.closing is not None:
             self._record_end(task, "COMPLETED")
-        await self._tasks.queue.ack(task.task_id, self.worker_id)
 
     async def _watch_cancel(self, task_id: str, run: asyncio.Task[Outcome], canceled: asyncio.Event) -> None:
         """Cancel the in-flight run (and so its outbound calls) once the task is canceled."""
@@ -256,9 +259,9 @@ class WorkerPool:
         while not run.done():
             # Woken by a cancel; the timeout only covers a wake-up that never arrives (a cancel
             # written by another process with no shared wake-ups), backing off to once a second.
-            await self._tasks.notifier.wait(ending_topic(task_id), poll_s)
+            await self._tasks.wait_for_end(task_id, poll_s)
             poll_s = min(1.0, poll_s * 2)
-            current = await self._tasks.log.get(task_id)
+            current = await self._tasks.get(task_id)
             if current is not None and current.state == TaskState.TASK_STATE_CANCELED:
                 canceled.set()
                 run.cancel()
@@ -277,28 +280,30 @@ class WorkerPool:
                 f"attempt {claim.delivery_count} failed ({exc.message}); retrying in {delay:.1f}s"
             )
             with contextlib.suppress(TaskTerminal):
-                await self._tasks.log.append(task_id, notice)
-            await self._tasks.queue.retry(task_id, self.worker_id, delay, exc.message)
+                await self._tasks.record(task_id, notice)
+            await self._tasks.retry(task_id, self.worker_id, delay, exc.message)
             return
         try:
-            _, after = await self._tasks.log.append(task_id, failure_of(exc))
+            await self._tasks.record(task_id, failure_of(exc))
         except TaskTerminal:
-            await self._tasks.queue.ack(task_id, self.worker_id)
+            await self._tasks.ack(task_id, self.worker_id)
             return
-        self._record_end(task or after, "FAILED")
+        self._record_end(task or await self._tasks.get(task_id), "FAILED")
         if exc.retryable:
-            await self._tasks.queue.dead_letter(task_id, self.worker_id, f"{exc.reason}: {exc.message}")
+            await self._tasks.dead_letter(task_id, self.worker_id, f"{exc.reason}: {exc.message}")
         else:
-            await self._tasks.queue.ack(task_id, self.worker_id)
+            await self._tasks.ack(task_id, self.worker_id)
 
     async def _fail(self, task: Task, exc: HivemeshError) -> None:
         with contextlib.suppress(TaskTerminal):
-            await self._tasks.log.append(task.task_id, failure_of(exc))
+            await self._tasks.record(task.task_id, failure_of(exc))
             self._record_end(task, "FAILED")
-        await self._tasks.queue.ack(task.task_id, self.worker_id)
+        await self._tasks.ack(task.task_id, self.worker_id)
 
-    def _record_end(self, task: Task, state: str) -> None:
+    def _record_end(self, task: Task | None, state: str) -> None:
         self._metrics.tasks_total.labels(state).inc()
+        if task is None:
+            return
         self._metrics.task_duration.observe(max(0.0, time.time() - task.create_time.ToNanoseconds() / 1e9))
 
 

@@ -178,17 +178,31 @@ class TaskLog:
             )
 
         stored, after = await self._writer.run(record)
-        self.committed(stored)
-        self._notifier.notify(task_id)
-        if stored.WhichOneof("kind") == "canceled":
-            self._notifier.notify(ending_topic(task_id))
-        if requeue:
-            self._notifier.notify(QUEUE_TOPIC)
+        self.published(stored, requeued=requeue)
         return stored, after
 
-    def committed(self, event: TaskEvent) -> None:
-        """Remember an event this process has just committed, so watchers here read it from memory."""
+    def published(self, event: TaskEvent, *, requeued: bool = False) -> None:
+        """Tell watchers of an event that has just been committed (never before): it is kept in
+        memory for this process's watchers, and their wake-ups go out."""
         self._recent.add(event)
+        self._notifier.notify(event.task_id)
+        if event.WhichOneof("kind") == "canceled":
+            self._notifier.notify(ending_topic(event.task_id))
+        if requeued:
+            self._notifier.notify(QUEUE_TOPIC)
+
+    def task_in(self, conn: Connection, task_id: str) -> Task | None:
+        """The task as the transaction of ``conn`` sees it (locked for update on PostgreSQL)."""
+        return self._lock_task(conn, task_id)
+
+    @staticmethod
+    def read_in(conn: Connection, task_id: str, after_sequence: int, limit: int) -> list[TaskEvent]:
+        rows = conn.execute(_READ_EVENTS, {"task_id": task_id, "after": after_sequence, "limit": limit}).all()
+        return [TaskEvent.FromString(r[0]) for r in rows]
+
+    @property
+    def writer(self) -> Writer:
+        return self._writer
 
     def recent(self, task_id: str, after_sequence: int) -> list[TaskEvent]:
         """Committed events of ``task_id`` right after ``after_sequence`` that this process wrote

@@ -172,6 +172,16 @@ class SqlTaskQueue:
         )
         return bool(await self._writer.run(lambda conn: conn.execute(statement).rowcount))
 
+    @staticmethod
+    def ack_in(conn: Connection, task_id: str, worker_id: str) -> None:
+        """``ack`` as part of a transaction the caller runs through the writer."""
+        q = schema.queue.c
+        conn.execute(schema.queue.delete().where(and_(q.task_id == task_id, q.claimed_by == worker_id)))
+
+    @staticmethod
+    def remove_in(conn: Connection, task_id: str) -> None:
+        conn.execute(schema.queue.delete().where(schema.queue.c.task_id == task_id))
+
     @uncancellable
     async def ack(self, task_id: str, worker_id: str) -> None:
         q = schema.queue.c

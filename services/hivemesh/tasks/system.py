@@ -14,17 +14,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+
+from sqlalchemy.engine import Connection
 
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import HivemeshError
 from hivemesh.mesh.sql import Reader, Writer, make_engine, settle, sqlite_url
 from hivemesh.tasks.config import TaskConfig
-from hivemesh.tasks.log import TaskLog
-from hivemesh.tasks.notifier import InProcessNotifier, Notifier
+from hivemesh.tasks.log import TaskLog, TaskTerminal
+from hivemesh.tasks.notifier import QUEUE_TOPIC, InProcessNotifier, Notifier, ending_topic
+from hivemesh.tasks.ports import Start
 from hivemesh.tasks.projection import ends_watch, is_terminal
-from hivemesh.tasks.queue import SqlTaskQueue, TaskQueue
+from hivemesh.tasks.queue import Claim, DeadLetter, SqlTaskQueue, TaskQueue
 from hivemesh.tasks.reminders import ReminderBook
 
 _log = logging.getLogger(__name__)
@@ -60,12 +63,19 @@ def _database_url(settings: Settings) -> str:
     return settings.database_url or sqlite_url(settings.data_dir / "tasks.db")
 
 
+# States in which a task is on the queue and not yet claimed by a run.
+_QUEUED = (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_INPUT_REQUIRED)
+# States in which a claimed task is to be run (WORKING: its previous worker died mid-run).
+_RUNNABLE = (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING)
+_HISTORY_LIMIT = 10_000
+
 _SharedKey = tuple[str, str | None, TaskConfig]
 _SHARED: dict[_SharedKey, TaskSystem] = {}
 
 
 class TaskSystem:
-    """The task log, the queue and the wake-ups, opened on start and closed on stop."""
+    """The task log, the queue and the wake-ups, opened on start and closed on stop. It is the
+    gateway's ``TaskBook`` and a planner's ``WorkQueue`` (``hivemesh.tasks.ports``)."""
 
     def __init__(self, settings: Settings, config: TaskConfig | None = None) -> None:
         self.config = config or TaskConfig.from_env()
@@ -92,6 +102,7 @@ class TaskSystem:
                 self.redis, self.notifier, prefix=self.config.redis_prefix, group=self.config.consumer_group
             )
             self.queue: TaskQueue = self.redis_queue
+            self.sql_queue: SqlTaskQueue | None = None
             self.log = TaskLog(self.engine, self.reads, self.writer, self.notifier, enqueue_in_sql=False)
             self.poll_interval_s = REDIS_POLL_INTERVAL_S
         else:
@@ -99,7 +110,8 @@ class TaskSystem:
             self.redis_queue = None
             self.notifier = InProcessNotifier()
             self.log = TaskLog(self.engine, self.reads, self.writer, self.notifier)
-            self.queue = SqlTaskQueue(self.engine, self.reads, self.writer, self.notifier)
+            self.sql_queue = SqlTaskQueue(self.engine, self.reads, self.writer, self.notifier)
+            self.queue = self.sql_queue
             self.poll_interval_s = POLL_INTERVAL_S
         self.reminders = ReminderBook(self.engine, self.writer)
 
@@ -140,6 +152,168 @@ class TaskSystem:
         if self.redis_queue is not None and stored.state == TaskState.TASK_STATE_SUBMITTED:
             await self.redis_queue.enqueue(stored.task_id, stored.scope.tenant_id, trace)
         return stored, existing
+
+    # ---- TaskBook: the gateway's port ---------------------------------------------------------
+
+    async def backlog(self) -> int:
+        return await self.queue.depth()
+
+    async def get(self, task_id: str) -> Task | None:
+        return await self.log.get(task_id)
+
+    async def list_tasks(
+        self,
+        tenant_id: str,
+        *,
+        user_id: str = "",
+        states: Sequence[int] = (),
+        created_after: float | None = None,
+        created_before: float | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> tuple[list[Task], str]:
+        return await self.log.list_tasks(
+            tenant_id,
+            user_id=user_id,
+            states=states,
+            created_after=created_after,
+            created_before=created_before,
+            page_size=page_size,
+            page_token=page_token,
+        )
+
+    async def cancel(self, task_id: str, reason: str) -> Task:
+        event = TaskEvent()
+        event.canceled.reason = reason
+        sql_queue = self.sql_queue
+
+        def record(conn: Connection) -> tuple[bool, TaskEvent, Task]:
+            before = self.log.task_in(conn, task_id)
+            stored, after = self.log.append_in(conn, task_id, event)
+            # A queued task never reaches a worker; a running one is stopped by its worker.
+            queued = before is not None and before.state in _QUEUED
+            if queued and sql_queue is not None:
+                sql_queue.remove_in(conn, task_id)
+            return queued, stored, after
+
+        queued, stored, after = await self.writer.run(record)
+        self.log.published(stored)
+        if queued and self.redis_queue is not None:
+            await self.redis_queue.remove(task_id)
+        return after
+
+    async def answer(self, task_id: str, text: str) -> Task:
+        event = TaskEvent()
+        event.input_received.text = text
+        _, after = await self.log.append(task_id, event, requeue=True)
+        await self.requeue(after)
+        return after
+
+    async def dead_letters(
+        self, *, tenant_id: str | None, limit: int, after: tuple[float, str] | None
+    ) -> list[DeadLetter]:
+        return await self.queue.dead_letters(tenant_id=tenant_id, limit=limit, after=after)
+
+    async def dead_letter_of(self, task_id: str) -> DeadLetter | None:
+        return await self.queue.dead_letter_of(task_id)
+
+    async def replay(self, task_id: str) -> Task | None:
+        """The log gets a state change back to SUBMITTED (allowed after the FAILED end), then the
+        queue entry is revived; repeating a replay that stopped half-way finishes it."""
+        if await self.queue.dead_letter_of(task_id) is None:
+            return None
+        task = await self.log.get(task_id)
+        if task is not None and task.state == TaskState.TASK_STATE_FAILED:
+            event = TaskEvent()
+            event.state_changed.state = TaskState.TASK_STATE_SUBMITTED
+            event.state_changed.reason = "replayed from the dead-letter queue"
+            _, task = await self.log.append(task_id, event, allow_after_end=True)
+        await self.queue.replay(task_id)
+        return task
+
+    async def purge(self, task_id: str | None = None, *, tenant_id: str | None = None) -> int:
+        return await self.queue.purge(task_id, tenant_id=tenant_id)
+
+    # ---- WorkQueue: a planner worker pool's port ---------------------------------------------
+
+    @property
+    def heartbeat_s(self) -> float:
+        return self.config.worker_heartbeat_s
+
+    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None:
+        return await self.queue.claim(worker_id, visibility_timeout_s)
+
+    async def begin_run(self, claim: Claim, worker_id: str, working: TaskEvent, *, runnable: bool) -> Start:
+        task_id = claim.task_id
+
+        def begin(conn: Connection) -> tuple[Task | None, TaskEvent | None, list[TaskEvent]]:
+            task = self.log.task_in(conn, task_id)
+            if not runnable or task is None or task.state not in _RUNNABLE:
+                return task, None, []
+            stored, _ = self.log.append_in(conn, task_id, working)
+            return task, stored, self.log.read_in(conn, task_id, 0, _HISTORY_LIMIT)
+
+        task, stored, history = await self.writer.run(begin)
+        if stored is not None:
+            self.log.published(stored)
+        return Start(task, history)
+
+    async def record(self, task_id: str, event: TaskEvent) -> TaskEvent:
+        stored, _ = await self.log.append(task_id, event)
+        return stored
+
+    async def finish_run(self, task_id: str, worker_id: str, last: TaskEvent | None = None) -> None:
+        sql_queue = self.sql_queue
+        if last is None:
+            await self.queue.ack(task_id, worker_id)
+            return
+
+        def record(conn: Connection) -> TaskEvent:
+            stored, _ = self.log.append_in(conn, task_id, last)
+            if sql_queue is not None:
+                sql_queue.ack_in(conn, task_id, worker_id)
+            return stored
+
+        try:
+            stored = await self.writer.run(record)
+        except TaskTerminal:
+            await self.queue.ack(task_id, worker_id)
+            raise
+        self.log.published(stored)
+        if sql_queue is None:
+            await self.queue.ack(task_id, worker_id)
+
+    async def extend(self, task_id: str, worker_id: str, visibility_timeout_s: float) -> bool:
+        return await self.queue.extend(task_id, worker_id, visibility_timeout_s)
+
+    async def ack(self, task_id: str, worker_id: str) -> None:
+        await self.queue.ack(task_id, worker_id)
+
+    async def retry(self, task_id: str, worker_id: str, delay_s: float, error: str) -> None:
+        await self.queue.retry(task_id, worker_id, delay_s, error)
+
+    async def dead_letter(self, task_id: str, worker_id: str, error: str) -> None:
+        await self.queue.dead_letter(task_id, worker_id, error)
+
+    async def join(self, worker_id: str, name: str) -> int:
+        return await self.queue.join(worker_id, name)
+
+    async def beat(self, worker_id: str) -> bool:
+        return await self.queue.beat(worker_id)
+
+    async def reap(self, silent_for_s: float) -> int:
+        return await self.queue.reap(silent_for_s)
+
+    async def leave(self, worker_id: str) -> None:
+        await self.queue.leave(worker_id)
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        await self.notifier.wait(QUEUE_TOPIC, timeout_s)
+
+    async def wait_for_end(self, task_id: str, timeout_s: float) -> None:
+        await self.notifier.wait(ending_topic(task_id), timeout_s)
+
+    # ---- the queue's upkeep -------------------------------------------------------------------
 
     async def requeue(self, task: Task) -> None:
         """After an append with ``requeue=True``: the SQL queue did it in the same transaction."""

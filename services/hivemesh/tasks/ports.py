@@ -1,0 +1,133 @@
+"""The task system as its users see it: one port per user, so each adapter behind it (SQL log and
+queue, Redis queue, in-process or Redis wake-ups) can be made fast on its own.
+
+- ``TaskBook``: the gateway's. Admit a task, read tasks back, follow one, cancel it, answer its
+  question, and handle the dead letters.
+- ``WorkQueue``: a planner worker pool's. Claims and their incarnation, the log of the tasks it
+  runs, and the wake-ups it waits for.
+- ``ReminderBook`` (``hivemesh.tasks.reminders``) is the tool service's: it schedules timers and
+  reminders through the task system's store, never through a database of its own.
+
+``TaskSystem`` implements them all; nothing outside ``hivemesh.tasks`` needs to know which adapter
+is behind a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent
+from hivemesh.tasks.queue import Claim, DeadLetter
+
+
+@dataclass(frozen=True)
+class Start:
+    """A claimed task as its worker finds it: ``task`` before the claim's WORKING event; when it
+    could run, ``history`` holds its events up to and including that WORKING event."""
+
+    task: Task | None
+    history: list[TaskEvent]
+
+    @property
+    def started(self) -> bool:
+        return bool(self.history)
+
+
+class TaskBook(Protocol):
+    async def submit(self, task: Task, *, trace: dict[str, str]) -> tuple[Task, bool]:
+        """Record and queue a new task, or return the tenant's task with the same request id."""
+        ...
+
+    async def backlog(self) -> int:
+        """Tasks accepted and not finished (queued, running or waiting to retry)."""
+        ...
+
+    async def get(self, task_id: str) -> Task | None: ...
+
+    async def list_tasks(
+        self,
+        tenant_id: str,
+        *,
+        user_id: str = "",
+        states: Sequence[int] = (),
+        created_after: float | None = None,
+        created_before: float | None = None,
+        page_size: int = 50,
+        page_token: str = "",
+    ) -> tuple[list[Task], str]: ...
+
+    def follow(self, task_id: str, after_sequence: int) -> AsyncIterator[TaskEvent]:
+        """The task's events after ``after_sequence``, then live ones until it ends or waits."""
+        ...
+
+    async def cancel(self, task_id: str, reason: str) -> Task:
+        """Record the cancellation (raises ``TaskTerminal`` once the task has ended); a task that
+        was only queued leaves the queue in the same step."""
+        ...
+
+    async def answer(self, task_id: str, text: str) -> Task:
+        """Record the answer to the task's question and queue it again."""
+        ...
+
+    async def dead_letters(
+        self, *, tenant_id: str | None, limit: int, after: tuple[float, str] | None
+    ) -> list[DeadLetter]: ...
+
+    async def dead_letter_of(self, task_id: str) -> DeadLetter | None: ...
+
+    async def replay(self, task_id: str) -> Task | None:
+        """Return a dead letter to the queue with its history kept; None when it is not dead."""
+        ...
+
+    async def purge(self, task_id: str | None = None, *, tenant_id: str | None = None) -> int: ...
+
+
+class WorkQueue(Protocol):
+    @property
+    def heartbeat_s(self) -> float:
+        """How often the pool should beat (``beat``) to stay alive."""
+        ...
+
+    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None: ...
+
+    async def begin_run(self, claim: Claim, worker_id: str, working: TaskEvent, *, runnable: bool) -> Start:
+        """Read the claimed task and, if it is waiting to run and ``runnable``, record ``working``
+        and read its history, in one step."""
+        ...
+
+    async def record(self, task_id: str, event: TaskEvent) -> TaskEvent:
+        """Append an event of a run (raises ``TaskTerminal`` once the task has ended)."""
+        ...
+
+    async def finish_run(self, task_id: str, worker_id: str, last: TaskEvent | None = None) -> None:
+        """Record the run's last event, if any, and acknowledge the claim, in one step where the
+        adapters allow (the event is always recorded before the acknowledgement)."""
+        ...
+
+    async def get(self, task_id: str) -> Task | None: ...
+
+    async def extend(self, task_id: str, worker_id: str, visibility_timeout_s: float) -> bool: ...
+
+    async def ack(self, task_id: str, worker_id: str) -> None: ...
+
+    async def retry(self, task_id: str, worker_id: str, delay_s: float, error: str) -> None: ...
+
+    async def dead_letter(self, task_id: str, worker_id: str, error: str) -> None: ...
+
+    async def join(self, worker_id: str, name: str) -> int: ...
+
+    async def beat(self, worker_id: str) -> bool: ...
+
+    async def reap(self, silent_for_s: float) -> int: ...
+
+    async def leave(self, worker_id: str) -> None: ...
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when a task may be waiting (or after ``timeout_s``)."""
+        ...
+
+    async def wait_for_end(self, task_id: str, timeout_s: float) -> None:
+        """Return when the task may have been ended from outside its run (or after ``timeout_s``)."""
+        ...
