@@ -12,6 +12,7 @@ inbound deadline, a default when there is none).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -129,22 +130,25 @@ class CallPipeline(_ServerInterceptor):
         service, name = _split(method)
 
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started, failed = time.perf_counter(), True
+            started, ending = time.perf_counter(), _FAILED
             token, left = _enter(context)
             try:
                 with deadlines.deadline(left):
                     validate(request)
                     result = await behavior(request, context)
-                failed = False
+                ending = _OK
                 return result
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                ending = _ended_early(context)
                 raise
             except Exception as exc:
                 await self._abort(method, context, exc)
                 raise  # unreachable: abort raises
             finally:
                 _request_id.reset(token)
-                self._record(service, name, context, started, failed)
+                self._record(service, name, context, started, ending)
 
         return run
 
@@ -152,22 +156,25 @@ class CallPipeline(_ServerInterceptor):
         service, name = _split(method)
 
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            started, failed = time.perf_counter(), True
+            started, ending = time.perf_counter(), _FAILED
             token, left = _enter(context)
             try:
                 with deadlines.deadline(left):
                     validate(request)
                     async for item in behavior(request, context):
                         yield item
-                failed = False
+                ending = _OK
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                ending = _ended_early(context)
                 raise
             except Exception as exc:
                 await self._abort(method, context, exc)
                 raise
             finally:
                 _request_id.reset(token)
-                self._record(service, name, context, started, failed)
+                self._record(service, name, context, started, ending)
 
         return run
 
@@ -188,11 +195,9 @@ class CallPipeline(_ServerInterceptor):
         name: str,
         context: grpc.aio.ServicerContext[Any, Any],
         started: float,
-        failed: bool,
+        ending: grpc.StatusCode,
     ) -> None:
-        code = context.code()
-        if code is None:
-            code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+        code = context.code() or ending
         label = code.name if isinstance(code, grpc.StatusCode) else str(code)
         # Label lookups take a lock and a dict walk each; the children are cached per method.
         key = (service, name, label)
@@ -204,6 +209,18 @@ class CallPipeline(_ServerInterceptor):
         if timer is None:
             timer = self._timers[(service, name)] = self._metrics.rpc_duration.labels(service, name)
         timer.observe(time.perf_counter() - started)
+
+
+# The code a call is counted under when its handler set none: OK when it returned, UNKNOWN when it
+# raised past the error stage; a cancelled handler was stopped by its caller's deadline or by its
+# caller (grpc sets no code on the context in either case).
+_OK, _FAILED = grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN
+
+
+def _ended_early(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    left = context.time_remaining()
+    expired = left is not None and left <= 0
+    return grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
 
 
 def _enter(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[contextvars.Token[str], float | None]:
@@ -224,10 +241,7 @@ def server_interceptors(domain: str, metrics: Metrics) -> Sequence[_ServerInterc
     ]
 
 
-class _OutboundContext(
-    _UnaryUnaryClient,
-    _UnaryStreamClient,
-):
+class _OutboundContext:
     """Bounds every outbound call by the inbound deadline and forwards the request id."""
 
     def __init__(self, default_timeout: float, margin: float) -> None:
@@ -244,9 +258,15 @@ class _OutboundContext(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+# One object per kind of call: grpc.aio.Channel files an interceptor under the first kind it
+# implements only, so one object for both would never see a streaming call.
+class _OutboundUnary(_OutboundContext, _UnaryUnaryClient):
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
+
+class _OutboundStream(_OutboundContext, _UnaryStreamClient):
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
@@ -254,4 +274,4 @@ class _OutboundContext(
 def client_interceptors(default_timeout: float, margin: float) -> list[Any]:
     """The client interceptor stack, outermost first."""
     tracing: list[Any] = aio_client_interceptors()  # type: ignore[no-untyped-call]  # the library is untyped
-    return [*tracing, _OutboundContext(default_timeout, margin)]
+    return [*tracing, _OutboundUnary(default_timeout, margin), _OutboundStream(default_timeout, margin)]
