@@ -17,8 +17,8 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import grpc
 import protovalidate
@@ -35,6 +35,7 @@ _log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("hivemesh_request_id", default="")
+_T = TypeVar("_T")
 
 Unary: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 Streaming: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
@@ -55,10 +56,12 @@ if TYPE_CHECKING:
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
     _UnaryUnaryClient = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
     _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
+    _UnaryUnaryCallBase = grpc.aio.UnaryUnaryCall[Any, Any]
 else:  # the grpc classes are not generic at run time
     _ServerInterceptor = grpc.aio.ServerInterceptor
     _UnaryUnaryClient = grpc.aio.UnaryUnaryClientInterceptor
     _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor
+    _UnaryUnaryCallBase = grpc.aio.UnaryUnaryCall
 
 
 def validate(request: Message) -> None:
@@ -263,12 +266,69 @@ class _OutboundContext:
 # implements only, so one object for both would never see a streaming call.
 class _OutboundUnary(_OutboundContext, _UnaryUnaryClient):
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await continuation(self._details(client_call_details), request)
+        return _TiedToCaller(await continuation(self._details(client_call_details), request))
 
 
 class _OutboundStream(_OutboundContext, _UnaryStreamClient):
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
+
+
+class _TiedToCaller(_UnaryUnaryCallBase):
+    """A unary call that is cancelled when whoever awaits it is.
+
+    Tracing awaits the call's status inside the interceptor chain; when the caller is cancelled
+    there, grpc.aio cancels only the chain's task and the RPC runs on to its end on the server.
+    Awaiting through this wrapper cancels the RPC instead, so the handler stops with its caller.
+    """
+
+    def __init__(self, call: grpc.aio.UnaryUnaryCall[Any, Any]) -> None:
+        self._call = call
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        try:
+            response = yield from self._call.__await__()
+        except asyncio.CancelledError:
+            self._call.cancel()
+            raise
+        return response
+
+    async def _tied(self, awaitable: Awaitable[_T]) -> _T:
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            self._call.cancel()
+            raise
+
+    async def code(self) -> grpc.StatusCode:
+        return await self._tied(self._call.code())
+
+    async def details(self) -> str:
+        return await self._tied(self._call.details())
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        return await self._tied(self._call.initial_metadata())
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
+        return await self._tied(self._call.trailing_metadata())
+
+    async def wait_for_connection(self) -> None:
+        await self._tied(self._call.wait_for_connection())
+
+    def cancel(self) -> bool:
+        return self._call.cancel()
+
+    def cancelled(self) -> bool:
+        return self._call.cancelled()
+
+    def done(self) -> bool:
+        return self._call.done()
+
+    def time_remaining(self) -> float | None:
+        return self._call.time_remaining()
+
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
+        self._call.add_done_callback(lambda _: callback(self))
 
 
 def client_interceptors(default_timeout: float, margin: float) -> list[Any]:
