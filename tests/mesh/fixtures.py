@@ -45,7 +45,8 @@ class ForwardingTool(tool_grpc.ToolServiceServicer):
     streams from this same service's InvokeToolStream and returns what it received.
 
     InvokeToolStream records its deadline and request id, then sends three progress messages and a
-    result; "fail" fails as NOT_FOUND after the first message, "slow" waits after it."""
+    result; "fail" fails as NOT_FOUND after the first message, "slow" waits after it; "endless"
+    sends progress for ever without waiting for anything."""
 
     def __init__(self, channels: ChannelFactory) -> None:
         self._channels = channels
@@ -86,6 +87,14 @@ class ForwardingTool(tool_grpc.ToolServiceServicer):
     ) -> AsyncIterator[tool.InvokeToolStreamResponse]:
         self.stream_remaining.append(context.time_remaining())
         self.stream_request_ids.append(str(dict(context.invocation_metadata() or ()).get("x-request-id", "")))
+        if request.tool_name == "endless":
+            try:
+                step = 0
+                while True:
+                    step += 1
+                    yield tool.InvokeToolStreamResponse(progress=tool.ToolProgress(progress=step))
+            finally:
+                self.cancelled.set()
         for step in range(1, 4):
             yield tool.InvokeToolStreamResponse(progress=tool.ToolProgress(progress=step, total=3))
             if request.tool_name == "fail":

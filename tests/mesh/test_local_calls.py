@@ -166,6 +166,13 @@ async def test_a_stream_its_caller_gives_up_on_cancels_the_handler(hop: Hop, how
     assert await hop.counted("InvokeToolStream", "CANCELLED") == 1
 
 
+async def test_a_stream_that_never_waits_stops_when_its_caller_does(hop: Hop) -> None:
+    call = hop.tool.InvokeToolStream(tool.InvokeToolStreamRequest(tool_name="endless"))
+    assert await call.read() is not grpc.aio.EOF  # type: ignore[attr-defined]  # missing from the stubs
+    call.cancel()
+    await asyncio.wait_for(hop.forwarding.cancelled.wait(), 5)
+
+
 async def test_the_trace_context_reaches_the_callee(hop: Hop) -> None:
     caller = SpanContext(
         trace_id=0x0AF7651916CD43DD8448EB211C80319C,

@@ -169,7 +169,7 @@ class CallPipeline(_ServerInterceptor):
                 ending = _OK
             except grpc.aio.AbortError:
                 raise
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, GeneratorExit):  # stopped, or no longer read
                 ending = _ended_early(context)
                 raise
             except Exception as exc:

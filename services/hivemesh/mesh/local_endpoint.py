@@ -14,7 +14,7 @@ import contextvars
 import functools
 import logging
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeAlias, cast
 
@@ -112,13 +112,16 @@ class Exchange:
         self.finish(OK)
 
     async def send(self, response: bytes) -> None:
-        """One response of a stream; waits while the caller is ``STREAM_BUFFER`` responses behind."""
+        """One response of a stream; waits while the caller is ``STREAM_BUFFER`` responses behind.
+        Once the call has ended (the caller left, the deadline passed) the handler is stopped here,
+        even one that never waits for anything else."""
         while len(self._responses) >= STREAM_BUFFER and self.status is None:
             self._writer = self._loop.create_future()
             await self._writer
-        if self.status is None:
-            self._responses.append(response)
-            _wake(self._reader)
+        if self.status is not None:
+            raise asyncio.CancelledError
+        self._responses.append(response)
+        _wake(self._reader)
 
     def send_initial_metadata(self, metadata: tuple[Metadatum, ...]) -> None:
         self.initial_metadata = metadata
@@ -418,7 +421,8 @@ class LocalEndpoint:
         over the concurrency limit)."""
         loop = asyncio.get_running_loop()
         exchange = Exchange(method, request, metadata, deadline, loop)
-        if not self._open and not wait_for_ready:
+        waiting = not self._open
+        if waiting and not wait_for_ready:
             exchange.finish(Status(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_CLOSED))
             return exchange
         if len(self._in_flight) >= self._max_concurrent:
@@ -427,11 +431,11 @@ class LocalEndpoint:
         self._in_flight.add(exchange)
         exchange.add_done_callback(self._in_flight.discard)
         # An empty context: the handler inherits nothing from its caller but what metadata carries.
-        exchange.task = loop.create_task(self._serve(exchange), context=contextvars.Context())
+        exchange.task = loop.create_task(self._serve(exchange, waiting), context=contextvars.Context())
         return exchange
 
-    async def _serve(self, exchange: Exchange) -> None:
-        if not self._open:  # a caller that waits for the server to be ready
+    async def _serve(self, exchange: Exchange, waiting: bool) -> None:
+        if waiting:  # a caller that waits for the server to be ready
             await self.wait_serving()
         context = LocalServicerContext(exchange)
         try:
@@ -451,9 +455,13 @@ class LocalEndpoint:
                 serializer = handler.response_serializer
                 context.serializer = serializer
                 produced = cast("Callable[..., Any]", handler.unary_stream)(request, context)
-                if isinstance(produced, AsyncIterable):
-                    async for item in produced:
-                        await exchange.send(_encode(serializer, item))
+                if isinstance(produced, AsyncGenerator):
+                    try:
+                        async for item in produced:
+                            await exchange.send(_encode(serializer, item))
+                    finally:
+                        # Stopped early, the handler's cleanup (its metrics, its span) runs now.
+                        await produced.aclose()
                 else:  # a handler that writes through the context
                     await produced
                 exchange.finish(context.status())
