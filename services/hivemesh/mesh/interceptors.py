@@ -7,7 +7,10 @@ error -> status with ErrorInfo; anything else -> INTERNAL, logged with the trace
 (protovalidate -> INVALID_ARGUMENT with field paths) -> the servicer.
 
 Client: tracing (injects W3C context) -> context (request id forwarded; timeout bounded by the
-inbound deadline, a default when there is none).
+inbound deadline, a default when there is none), for unary and server-streaming calls alike; a
+unary call is cancelled with its caller.
+
+Both stacks run on every call, over gRPC and in-process (``local_endpoint``, ``local_channel``).
 """
 
 from __future__ import annotations
@@ -314,6 +317,9 @@ class _TiedToCaller(_UnaryUnaryCallBase):
 
     async def wait_for_connection(self) -> None:
         await self._tied(self._call.wait_for_connection())
+
+    async def debug_error_string(self) -> str:
+        return str(await self._tied(self._call.debug_error_string()))  # type: ignore[attr-defined]  # missing from the stubs
 
     def cancel(self) -> bool:
         return self._call.cancel()

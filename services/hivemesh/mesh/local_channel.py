@@ -703,6 +703,13 @@ class _Intercepted:
         call = await self._task
         await call.wait_for_connection()
 
+    async def debug_error_string(self) -> str:
+        try:
+            call = await self._task
+        except grpc.aio.AioRpcError as error:
+            return str(error.debug_error_string())
+        return str(await call.debug_error_string())
+
 
 class _InterceptedUnaryUnaryCall(_Intercepted, _UnaryUnaryCall):
     def __init__(
