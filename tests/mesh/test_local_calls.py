@@ -8,6 +8,7 @@ forwards to memory through the same factory.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -17,12 +18,18 @@ from google.protobuf import struct_pb2
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from hivemesh.common.v1.scope_pb2 import Scope
+from hivemesh.memory.v1 import memory_service_pb2 as mem
+from hivemesh.memory.v1 import memory_service_pb2_grpc as mem_grpc
+from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import FailedPrecondition, NotFound
 from hivemesh.mesh.local_channel import LocalChannel
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.server import MeshServer, ServiceApp
 from hivemesh.mesh.status import details_of, from_rpc_error
 from hivemesh.tool.v1 import tool_service_pb2 as tool
-from tests.mesh.fixtures import PROBE
+from tests.mesh.fixtures import PROBE, RecordingMemory
 from tests.mesh.hop import PATHS, Hop, start_hop, stop_hop
 from tests.support import rpc_error
 
@@ -258,3 +265,41 @@ async def test_calls_beyond_the_concurrency_limit_are_refused(settings: Settings
     finally:
         await stop_hop(running)
     assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_call_to_a_server_not_yet_serving_fails_or_waits_for_it(
+    settings: Settings, path: str
+) -> None:
+    settings = replace(settings, local_calls=path == "in-process")
+    channels = ChannelFactory(settings)
+    memory = RecordingMemory()  # type: ignore[abstract]  # a partial servicer: the rest answer UNIMPLEMENTED
+    port = free_port()
+    server = MeshServer(
+        ServiceApp("memory", lambda s: mem_grpc.add_MemoryServiceServicer_to_server(memory, s)),
+        settings.server,
+        port,
+        Metrics(),
+    )
+    channels.serve_locally(server.local)
+    channels.set_address("memory", f"127.0.0.1:{port}")
+    stub = mem_grpc.MemoryServiceStub(channels.channel("memory"))
+    request = mem.GetContextRequest(scope=Scope(tenant_id="t", user_id="u", session_id="s"))
+    try:
+        refused = await rpc_error(stub.GetContext(request, timeout=5))
+        waiting = asyncio.ensure_future(stub.GetContext(request, timeout=10, wait_for_ready=True))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await server.start()
+        await waiting
+    finally:
+        await server.stop(0.5)
+        await channels.close()
+    assert refused.code == grpc.StatusCode.UNAVAILABLE
+    assert len(memory.remaining) == 1
