@@ -1,4 +1,5 @@
-"""Outbound channels retry UNAVAILABLE for exactly the methods the protos declare idempotent."""
+"""Outbound channels retry UNAVAILABLE for exactly the methods the protos declare idempotent, over
+gRPC and in-process alike."""
 
 from __future__ import annotations
 
@@ -73,10 +74,20 @@ def test_the_retry_policy_names_exactly_the_idempotent_unary_methods() -> None:
     assert json.loads(service_config("tool", retries=False))["methodConfig"] == []
 
 
+def channels_to(server: MeshServer, settings: Settings, path: str) -> ChannelFactory:
+    """A factory that reaches ``server`` over gRPC or in-process."""
+    channels = ChannelFactory(replace(settings, local_calls=path == "in-process"))
+    channels.set_address("tool", f"127.0.0.1:{server.port}")
+    channels.serve_locally(server.local)
+    assert channels.is_local("tool") is (path == "in-process")
+    return channels
+
+
+@pytest.mark.parametrize("path", ["in-process", "grpc"])
 async def test_an_idempotent_call_is_retried_and_a_side_effecting_one_is_not(
-    flaky: Flaky, settings: Settings
+    flaky: Flaky, settings: Settings, path: str
 ) -> None:
-    channels = ChannelFactory(settings, {"tool": f"127.0.0.1:{flaky.server.port}"})
+    channels = channels_to(flaky.server, settings, path)
     stub = pb_grpc.ToolServiceStub(channels.channel("tool"))
     try:
         await stub.ListTools(pb.ListToolsRequest())  # NO_SIDE_EFFECTS: retried, succeeds
@@ -87,8 +98,9 @@ async def test_an_idempotent_call_is_retried_and_a_side_effecting_one_is_not(
     assert status.code == grpc.StatusCode.UNAVAILABLE
 
 
-async def test_inside_a_mesh_the_sidecar_retries_instead(flaky: Flaky, settings: Settings) -> None:
-    channels = ChannelFactory(replace(settings, in_mesh=True), {"tool": f"127.0.0.1:{flaky.server.port}"})
+@pytest.mark.parametrize("path", ["in-process", "grpc"])
+async def test_inside_a_mesh_the_sidecar_retries_instead(flaky: Flaky, settings: Settings, path: str) -> None:
+    channels = channels_to(flaky.server, replace(settings, in_mesh=True), path)
     stub = pb_grpc.ToolServiceStub(channels.channel("tool"))
     try:
         status = await rpc_error(stub.ListTools(pb.ListToolsRequest()))
@@ -96,3 +108,15 @@ async def test_inside_a_mesh_the_sidecar_retries_instead(flaky: Flaky, settings:
         await channels.close()
     assert status.code == grpc.StatusCode.UNAVAILABLE
     assert flaky.servicer.calls == {"ListTools": 1}
+
+
+async def test_a_service_registered_after_its_channel_opened_is_refused(
+    flaky: Flaky, settings: Settings
+) -> None:
+    channels = ChannelFactory(settings, {"tool": f"127.0.0.1:{flaky.server.port}"})
+    channels.channel("tool")
+    try:
+        with pytest.raises(RuntimeError, match="build tool before its callers"):
+            channels.serve_locally(flaky.server.local)
+    finally:
+        await channels.close()

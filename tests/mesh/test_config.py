@@ -18,6 +18,7 @@ def test_defaults() -> None:
     assert settings.server.max_concurrent_rpcs == 256
     assert settings.redis_url is None
     assert settings.planner_strategy == "builtin"
+    assert settings.local_calls
 
 
 def test_values_and_addresses_follow_the_variables() -> None:
@@ -32,6 +33,7 @@ def test_values_and_addresses_follow_the_variables() -> None:
             "HIVEMESH_TASK_DEADLINE": "2m",
             "HIVEMESH_IN_MESH": "true",
             "HIVEMESH_PLANNER_STRATEGY": "LLM",
+            "HIVEMESH_LOCAL_CALLS": "0",
         }
     )
     assert settings.data_dir == Path("/srv/hivemesh")
@@ -43,6 +45,7 @@ def test_values_and_addresses_follow_the_variables() -> None:
     assert settings.task_deadline_s == 120
     assert settings.in_mesh
     assert settings.planner_strategy == "llm"
+    assert not settings.local_calls
     moved = settings.with_ports(gateway=7000)
     assert moved.ports["gateway"] == 7000
     assert moved.addresses["gateway"] == "127.0.0.1:7000"
@@ -56,6 +59,7 @@ def test_values_and_addresses_follow_the_variables() -> None:
         ("HIVEMESH_GRACE_PERIOD", "soon", "HIVEMESH_GRACE_PERIOD must be a duration"),
         ("HIVEMESH_MAX_CONCURRENT_RPCS", "0", "HIVEMESH_MAX_CONCURRENT_RPCS must be at least 1"),
         ("HIVEMESH_IN_MESH", "maybe", "HIVEMESH_IN_MESH must be true or false"),
+        ("HIVEMESH_LOCAL_CALLS", "sometimes", "HIVEMESH_LOCAL_CALLS must be true or false"),
         ("HIVEMESH_LOG_LEVEL", "LOUD", "HIVEMESH_LOG_LEVEL must be one of"),
     ],
 )

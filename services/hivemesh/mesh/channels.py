@@ -1,5 +1,8 @@
 """One long-lived channel per downstream service, with keepalive matching the servers and
-in-process retries (gRPC service config) on UNAVAILABLE for exactly the idempotent methods."""
+in-process retries (gRPC service config) on UNAVAILABLE for exactly the idempotent methods.
+
+A service served by this same process (``serve_locally``) is reached through a ``LocalChannel``
+instead: the same stubs, contracts and interceptors, without HTTP/2 and loopback."""
 
 from __future__ import annotations
 
@@ -9,13 +12,17 @@ from collections.abc import Mapping
 import grpc
 
 from hivemesh.mesh.config import Settings
-from hivemesh.mesh.contracts import CONTRACTS, retryable_methods
+from hivemesh.mesh.contracts import CONTRACTS, Contract, retryable_methods
 from hivemesh.mesh.interceptors import client_interceptors
+from hivemesh.mesh.local_channel import LocalChannel
+from hivemesh.mesh.local_endpoint import LocalEndpoint
+from hivemesh.mesh.retries import RETRY_POLICY
 
 
 def service_config(service: str, *, retries: bool) -> str:
     """The gRPC service config JSON for calls to ``service``."""
     contract = CONTRACTS[service]
+    policy = RETRY_POLICY
     method_config: list[dict[str, object]] = []
     methods = retryable_methods(contract.descriptor)
     if retries and methods:
@@ -23,19 +30,22 @@ def service_config(service: str, *, retries: bool) -> str:
             {
                 "name": [{"service": contract.full_name, "method": m} for m in methods],
                 "retryPolicy": {
-                    "maxAttempts": 4,
-                    "initialBackoff": "0.05s",
-                    "maxBackoff": "1s",
-                    "backoffMultiplier": 2,
+                    "maxAttempts": policy.max_attempts,
+                    "initialBackoff": _duration(policy.initial_backoff_s),
+                    "maxBackoff": _duration(policy.max_backoff_s),
+                    "backoffMultiplier": policy.backoff_multiplier,
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             }
         )
-    # A retry budget: if more than 10% of calls are retried, retries stop instead of amplifying load.
     config: dict[str, object] = {"methodConfig": method_config}
     if retries:
-        config["retryThrottling"] = {"maxTokens": 10, "tokenRatio": 0.1}
+        config["retryThrottling"] = {"maxTokens": policy.max_tokens, "tokenRatio": policy.token_ratio}
     return json.dumps(config)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
 
 
 def channel_options(settings: Settings, service: str) -> list[tuple[str, object]]:
@@ -52,6 +62,11 @@ def channel_options(settings: Settings, service: str) -> list[tuple[str, object]
     ]
 
 
+def carried_in_process(contract: Contract) -> bool:
+    """Whether in-process calls can carry every method of ``contract`` (unary and server streaming)."""
+    return not any(m.client_streaming for m in contract.descriptor.methods)
+
+
 class ChannelFactory:
     """Creates each downstream channel once and closes them all on shutdown."""
 
@@ -59,6 +74,7 @@ class ChannelFactory:
         self._settings = settings
         self._addresses = dict(addresses or settings.addresses)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._local: dict[str, LocalEndpoint] = {}
 
     def set_address(self, service: str, address: str) -> None:
         """Point ``service`` elsewhere (a server that bound port 0); only before its first use."""
@@ -66,17 +82,49 @@ class ChannelFactory:
             raise RuntimeError(f"the channel to {service} is already open")
         self._addresses[service] = address
 
+    def serve_locally(self, endpoint: LocalEndpoint) -> None:
+        """Calls from this process to ``endpoint.service`` go in-process from now on (unless
+        ``HIVEMESH_LOCAL_CALLS`` is off). Register a service before the services that call it are
+        built: a channel already handed out stays what it is."""
+        service = endpoint.service
+        if not self._settings.local_calls or not carried_in_process(CONTRACTS[service]):
+            return
+        if service in self._channels:
+            raise RuntimeError(
+                f"a gRPC channel to {service} is already open: build {service} before its callers"
+            )
+        self._local[service] = endpoint
+
+    def is_local(self, service: str) -> bool:
+        """Whether calls to ``service`` stay in this process."""
+        return service in self._local
+
     def channel(self, service: str) -> grpc.aio.Channel:
         existing = self._channels.get(service)
         if existing is not None:
             return existing
-        created = grpc.aio.insecure_channel(
-            self._addresses[service],
-            options=channel_options(self._settings, service),
-            interceptors=client_interceptors(
-                self._settings.default_call_timeout_s, self._settings.deadline_margin_s
-            ),
-        )
+        settings = self._settings
+        interceptors = client_interceptors(settings.default_call_timeout_s, settings.deadline_margin_s)
+        endpoint = self._local.get(service)
+        created: grpc.aio.Channel
+        if endpoint is not None:
+            contract = CONTRACTS[service]
+            created = LocalChannel(
+                endpoint,
+                interceptors=interceptors,
+                max_message_bytes=settings.server.max_message_bytes,
+                # The same policy as the gRPC channel's service config (none inside a mesh).
+                retry=None if settings.in_mesh else RETRY_POLICY,
+                retryable_methods=[
+                    f"/{contract.full_name}/{m}" for m in retryable_methods(contract.descriptor)
+                ],
+            )
+        else:
+            created = grpc.aio.insecure_channel(
+                self._addresses[service],
+                options=channel_options(settings, service),
+                interceptors=interceptors,
+            )
         self._channels[service] = created
         return created
 

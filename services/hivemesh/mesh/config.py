@@ -79,6 +79,9 @@ class Settings:
     visibility_timeout_s: float
     # Inside a service mesh the sidecar retries; the in-process retry policy is then turned off.
     in_mesh: bool
+    # Services served by this process call each other in-process (same contracts and interceptors,
+    # no HTTP/2); off, every call goes through gRPC on loopback.
+    local_calls: bool
     redis_url: str | None
     database_url: str | None
     qdrant_url: str | None
@@ -136,6 +139,7 @@ class Settings:
             max_attempts=reader.integer("HIVEMESH_MAX_ATTEMPTS", 3, minimum=1),
             visibility_timeout_s=reader.seconds("HIVEMESH_VISIBILITY_TIMEOUT", 120.0, minimum=0.1),
             in_mesh=reader.boolean("HIVEMESH_IN_MESH", default=False),
+            local_calls=reader.boolean("HIVEMESH_LOCAL_CALLS", default=True),
             redis_url=reader.optional("HIVEMESH_REDIS_URL"),
             database_url=reader.optional("HIVEMESH_DATABASE_URL"),
             qdrant_url=reader.optional("HIVEMESH_QDRANT_URL"),

@@ -7,17 +7,21 @@ error -> status with ErrorInfo; anything else -> INTERNAL, logged with the trace
 (protovalidate -> INVALID_ARGUMENT with field paths) -> the servicer.
 
 Client: tracing (injects W3C context) -> context (request id forwarded; timeout bounded by the
-inbound deadline, a default when there is none).
+inbound deadline, a default when there is none), for unary and server-streaming calls alike; a
+unary call is cancelled with its caller.
+
+Both stacks run on every call, over gRPC and in-process (``local_endpoint``, ``local_channel``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import grpc
 import protovalidate
@@ -34,6 +38,7 @@ _log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("hivemesh_request_id", default="")
+_T = TypeVar("_T")
 
 Unary: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 Streaming: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
@@ -54,10 +59,12 @@ if TYPE_CHECKING:
     _ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
     _UnaryUnaryClient = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
     _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor[Any, Any]
+    _UnaryUnaryCallBase = grpc.aio.UnaryUnaryCall[Any, Any]
 else:  # the grpc classes are not generic at run time
     _ServerInterceptor = grpc.aio.ServerInterceptor
     _UnaryUnaryClient = grpc.aio.UnaryUnaryClientInterceptor
     _UnaryStreamClient = grpc.aio.UnaryStreamClientInterceptor
+    _UnaryUnaryCallBase = grpc.aio.UnaryUnaryCall
 
 
 def validate(request: Message) -> None:
@@ -129,22 +136,25 @@ class CallPipeline(_ServerInterceptor):
         service, name = _split(method)
 
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started, failed = time.perf_counter(), True
+            started, ending = time.perf_counter(), _FAILED
             token, left = _enter(context)
             try:
                 with deadlines.deadline(left):
                     validate(request)
                     result = await behavior(request, context)
-                failed = False
+                ending = _OK
                 return result
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                ending = _ended_early(context)
                 raise
             except Exception as exc:
                 await self._abort(method, context, exc)
                 raise  # unreachable: abort raises
             finally:
                 _request_id.reset(token)
-                self._record(service, name, context, started, failed)
+                self._record(service, name, context, started, ending)
 
         return run
 
@@ -152,22 +162,25 @@ class CallPipeline(_ServerInterceptor):
         service, name = _split(method)
 
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            started, failed = time.perf_counter(), True
+            started, ending = time.perf_counter(), _FAILED
             token, left = _enter(context)
             try:
                 with deadlines.deadline(left):
                     validate(request)
                     async for item in behavior(request, context):
                         yield item
-                failed = False
+                ending = _OK
             except grpc.aio.AbortError:
+                raise
+            except (asyncio.CancelledError, GeneratorExit):  # stopped, or no longer read
+                ending = _ended_early(context)
                 raise
             except Exception as exc:
                 await self._abort(method, context, exc)
                 raise
             finally:
                 _request_id.reset(token)
-                self._record(service, name, context, started, failed)
+                self._record(service, name, context, started, ending)
 
         return run
 
@@ -188,11 +201,9 @@ class CallPipeline(_ServerInterceptor):
         name: str,
         context: grpc.aio.ServicerContext[Any, Any],
         started: float,
-        failed: bool,
+        ending: grpc.StatusCode,
     ) -> None:
-        code = context.code()
-        if code is None:
-            code = grpc.StatusCode.UNKNOWN if failed else grpc.StatusCode.OK
+        code = context.code() or ending
         label = code.name if isinstance(code, grpc.StatusCode) else str(code)
         # Label lookups take a lock and a dict walk each; the children are cached per method.
         key = (service, name, label)
@@ -204,6 +215,18 @@ class CallPipeline(_ServerInterceptor):
         if timer is None:
             timer = self._timers[(service, name)] = self._metrics.rpc_duration.labels(service, name)
         timer.observe(time.perf_counter() - started)
+
+
+# The code a call is counted under when its handler set none: OK when it returned, UNKNOWN when it
+# raised past the error stage; a cancelled handler was stopped by its caller's deadline or by its
+# caller (grpc sets no code on the context in either case).
+_OK, _FAILED = grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN
+
+
+def _ended_early(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    left = context.time_remaining()
+    expired = left is not None and left <= 0
+    return grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
 
 
 def _enter(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[contextvars.Token[str], float | None]:
@@ -224,10 +247,7 @@ def server_interceptors(domain: str, metrics: Metrics) -> Sequence[_ServerInterc
     ]
 
 
-class _OutboundContext(
-    _UnaryUnaryClient,
-    _UnaryStreamClient,
-):
+class _OutboundContext:
     """Bounds every outbound call by the inbound deadline and forwards the request id."""
 
     def __init__(self, default_timeout: float, margin: float) -> None:
@@ -244,14 +264,80 @@ class _OutboundContext(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready
         )
 
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await continuation(self._details(client_call_details), request)
 
+# One object per kind of call: grpc.aio.Channel files an interceptor under the first kind it
+# implements only, so one object for both would never see a streaming call.
+class _OutboundUnary(_OutboundContext, _UnaryUnaryClient):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return _TiedToCaller(await continuation(self._details(client_call_details), request))
+
+
+class _OutboundStream(_OutboundContext, _UnaryStreamClient):
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
+
+
+class _TiedToCaller(_UnaryUnaryCallBase):
+    """A unary call that is cancelled when whoever awaits it is.
+
+    Tracing awaits the call's status inside the interceptor chain; when the caller is cancelled
+    there, grpc.aio cancels only the chain's task and the RPC runs on to its end on the server.
+    Awaiting through this wrapper cancels the RPC instead, so the handler stops with its caller.
+    """
+
+    def __init__(self, call: grpc.aio.UnaryUnaryCall[Any, Any]) -> None:
+        self._call = call
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        try:
+            response = yield from self._call.__await__()
+        except asyncio.CancelledError:
+            self._call.cancel()
+            raise
+        return response
+
+    async def _tied(self, awaitable: Awaitable[_T]) -> _T:
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            self._call.cancel()
+            raise
+
+    async def code(self) -> grpc.StatusCode:
+        return await self._tied(self._call.code())
+
+    async def details(self) -> str:
+        return await self._tied(self._call.details())
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        return await self._tied(self._call.initial_metadata())
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
+        return await self._tied(self._call.trailing_metadata())
+
+    async def wait_for_connection(self) -> None:
+        await self._tied(self._call.wait_for_connection())
+
+    async def debug_error_string(self) -> str:
+        return str(await self._tied(self._call.debug_error_string()))  # type: ignore[attr-defined]  # missing from the stubs
+
+    def cancel(self) -> bool:
+        return self._call.cancel()
+
+    def cancelled(self) -> bool:
+        return self._call.cancelled()
+
+    def done(self) -> bool:
+        return self._call.done()
+
+    def time_remaining(self) -> float | None:
+        return self._call.time_remaining()
+
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
+        self._call.add_done_callback(lambda _: callback(self))
 
 
 def client_interceptors(default_timeout: float, margin: float) -> list[Any]:
     """The client interceptor stack, outermost first."""
     tracing: list[Any] = aio_client_interceptors()  # type: ignore[no-untyped-call]  # the library is untyped
-    return [*tracing, _OutboundContext(default_timeout, margin)]
+    return [*tracing, _OutboundUnary(default_timeout, margin), _OutboundStream(default_timeout, margin)]

@@ -25,29 +25,43 @@ def builder(service: str) -> AppBuilder:
     return build
 
 
-def build_servers(
-    services: Sequence[str], settings: Settings, channels: ChannelFactory, metrics: Metrics
-) -> list[MeshServer]:
-    return [
-        MeshServer(builder(name)(settings, channels, metrics), settings.server, settings.ports[name], metrics)
-        for name in services
-    ]
-
-
-# Leaves first, so every service finds its downstreams already listening.
+# Leaves first, so every service finds its downstreams already listening (and, in one process,
+# already registered for in-process calls when its callers are built).
 START_ORDER = ("tool", "memory", "language", "planner", "gateway")
 
 
+def leaves_first(services: Sequence[str]) -> list[str]:
+    unknown = [s for s in services if s not in START_ORDER]
+    if unknown:
+        raise ValueError(f"unknown service {unknown[0]!r}; choose one of {', '.join(SERVICES)}")
+    return [name for name in START_ORDER if name in services]
+
+
+def build_servers(
+    services: Sequence[str], settings: Settings, channels: ChannelFactory, metrics: Metrics
+) -> list[MeshServer]:
+    """The servers of ``services``, leaves first; each is reached in-process by the others."""
+    servers = []
+    for name in leaves_first(services):
+        server = MeshServer(
+            builder(name)(settings, channels, metrics), settings.server, settings.ports[name], metrics
+        )
+        channels.serve_locally(server.local)
+        servers.append(server)
+    return servers
+
+
 class LocalMesh:
-    """Several services in this process, started leaves first. Ports may be 0: each service's
-    real address is handed to the channel factory as soon as it is bound (tests, benchmarks)."""
+    """Several services in this process, started leaves first, calling each other in-process
+    (``HIVEMESH_LOCAL_CALLS``). Ports may be 0: each service's real address is handed to the channel
+    factory as soon as it is bound (tests, benchmarks, and the gRPC path when local calls are off)."""
 
     def __init__(self, settings: Settings, services: Sequence[str] = SERVICES) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.channels = ChannelFactory(settings)
         self.servers: dict[str, MeshServer] = {}
-        self._services = [name for name in START_ORDER if name in services]
+        self._services = leaves_first(services)
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.servers[service].port}"
@@ -56,6 +70,7 @@ class LocalMesh:
         for name in self._services:
             app = builder(name)(self.settings, self.channels, self.metrics)
             server = MeshServer(app, self.settings.server, self.settings.ports[name], self.metrics)
+            self.channels.serve_locally(server.local)
             await server.start()
             self.servers[name] = server
             self.channels.set_address(name, self.address(name))

@@ -3,7 +3,9 @@ shutdown that drains in-flight calls.
 
 A ``ServiceApp`` is what a service package builds: how to register its servicer plus the background
 components (queue workers, stores) that live and die with it. ``MeshServer`` serves one app on its
-own port; ``run_until_signal`` serves several (``hivemesh up``) and stops them all on SIGTERM.
+own port, and to callers in the same process through ``local`` (the same handlers behind the same
+interceptors, without the transport); ``run_until_signal`` serves several (``hivemesh up``) and
+stops them all on SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from hivemesh.mesh.config import ServerConfig
 from hivemesh.mesh.contracts import CONTRACTS
 from hivemesh.mesh.interceptors import server_interceptors
+from hivemesh.mesh.local_endpoint import LocalEndpoint
 from hivemesh.mesh.metrics import Metrics
 
 _log = logging.getLogger(__name__)
@@ -73,20 +76,24 @@ class MeshServer:
         self.port = 0
         self.contract = CONTRACTS[app.name]
         self.health = HealthServicer()
+        interceptors = server_interceptors(f"hivemesh.{app.name}", metrics)
         self._server = grpc.aio.server(
-            interceptors=server_interceptors(f"hivemesh.{app.name}", metrics),
+            interceptors=interceptors,
             options=server_options(config),
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         )
-        app.register(self._server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        # The same interceptor instances serve both doors, so metrics and errors cannot drift apart.
+        self.local = LocalEndpoint(app.name, interceptors, max_concurrent_rpcs=config.max_concurrent_rpcs)
+        server = self.local.registering(self._server)
+        app.register(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             [
                 self.contract.full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ],
-            self._server,
+            server,
         )
         self._stopped = False
 
@@ -103,6 +110,7 @@ class MeshServer:
         if self.port == 0:
             raise OSError(f"{self.app.name}: cannot bind {address}")
         await self._server.start()
+        self.local.open()
         for name in self.health_names:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info(
@@ -123,7 +131,7 @@ class MeshServer:
             await asyncio.sleep(self._config.shutdown_delay_s)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await self._server.stop(grace)
+        await asyncio.gather(self._server.stop(grace), self.local.close(grace))
         await self.health.enter_graceful_shutdown()
         # Components (workers, then the stores they use) stop after the last call has drained,
         # in reverse order of start, sharing what is left of the grace period.
