@@ -2,8 +2,10 @@
 SIGKILL while tasks are in flight, starts it again, and prints how long after the restart the last
 interrupted task completed, against the visibility timeout that bounded it before incarnations.
 
-The restarted planner has the same name (host and port) as the one that died, so it declares the
-dead incarnation's claims free at once instead of waiting for their leases to run out.
+The restarted mesh has the same instance name as the one that died, so its planner declares the
+dead incarnation's queue claims free at once, and its tool service the dead one's tool-call claims,
+instead of waiting for their leases to run out. Run again under another name, the dead planner's
+claims are freed by its missed heartbeats.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ async def measure(
         with (base / log).open("wb") as out:
             return subprocess.Popen(
                 [str(BIN / "hivemesh"), "up"],
-                env={**env, "HIVEMESH_WORKER_NAME": name},
+                env={**env, "HIVEMESH_INSTANCE_NAME": name},
                 stdout=out,
                 stderr=out,
             )

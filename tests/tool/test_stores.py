@@ -73,3 +73,45 @@ async def test_outcomes_expire(store: IdempotencyStore) -> None:
     await store.finish("k4", claim.token, OUTPUT, ttl_s=0.05)
     await asyncio.sleep(0.15)
     assert isinstance(await store.claim("k4", "fp", lease_s=30), Claimed)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_a_restarted_service_frees_only_what_its_dead_predecessor_left_pending(
+    kind: str, tmp_path: Path
+) -> None:
+    prefix = f"test:tool:{uuid.uuid4().hex}:"
+
+    def open_store(name: str | None) -> SqlIdempotencyStore | RedisIdempotencyStore:
+        if kind == "sqlite":
+            return SqlIdempotencyStore(sqlite_url(tmp_path / "tool.db"), name=name)
+        url = os.environ.get("HIVEMESH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+        return RedisIdempotencyStore(url, prefix=prefix, name=name)
+
+    dead, peer = open_store("host:50055/tool"), open_store("host:60055/tool")
+    await dead.start()
+    await peer.start()
+    running = await dead.claim("interrupted", "fp", lease_s=300)
+    finished = await dead.claim("finished", "fp", lease_s=300)
+    theirs = await peer.claim("peer's", "fp", lease_s=300)
+    assert isinstance(running, Claimed)
+    assert isinstance(finished, Claimed)
+    assert isinstance(theirs, Claimed)
+    await dead.finish("finished", finished.token, OUTPUT, ttl_s=300)
+    # "dead" is killed: no stop, its claim stays pending with five minutes of lease left.
+    successor = open_store("host:50055/tool")
+    await successor.start()
+    try:
+        assert successor.freed_at_start == 1
+        assert isinstance(await successor.claim("interrupted", "fp", lease_s=300), Claimed)
+        assert await successor.claim("finished", "fp", lease_s=300) == Finished(OUTPUT, "fp")
+        assert await successor.claim("peer's", "fp", lease_s=300) == Running("fp")
+        # The dead incarnation's late outcome is refused: the key has a new holder.
+        await dead.finish("interrupted", running.token, ToolOutput({}, "late"), ttl_s=300)
+        assert await successor.claim("interrupted", "fp", lease_s=300) == Running("fp")
+    finally:
+        if isinstance(successor, RedisIdempotencyStore):
+            keys = [k async for k in successor.client.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await successor.client.delete(*keys)
+        for store in (successor, peer, dead):
+            await store.stop(1.0)

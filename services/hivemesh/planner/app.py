@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.bulkhead import Bulkhead
@@ -19,17 +17,6 @@ from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.reminders import ReminderDispatcher
 from hivemesh.tasks.system import shared_task_system
-
-
-def worker_name(settings: Settings) -> str | None:
-    """What identifies this planner across restarts: ``HIVEMESH_WORKER_NAME``, else its host and
-    port (two live processes cannot share a port; the process that takes it over after a crash
-    replaces the one that died). None (no successor is recognised) for a port chosen at random."""
-    explicit = os.environ.get("HIVEMESH_WORKER_NAME", "").strip()
-    if explicit:
-        return explicit
-    port = settings.ports["planner"]
-    return f"{socket.gethostname()}:{port}" if port else None
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
@@ -49,7 +36,12 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         )
 
     workers = WorkerPool(
-        tasks, runner, settings, metrics, concurrency=settings.planner_workers, name=worker_name(settings)
+        tasks,
+        runner,
+        settings,
+        metrics,
+        concurrency=settings.planner_workers,
+        name=successor_name(settings, "planner"),
     )
     planner = Planner(GrpcLanguage(channels, bulkheads["language"]), tools, runner())
     servicer = PlannerServicer(planner)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Component, ServiceApp
 from hivemesh.mesh.sql import sqlite_url
@@ -83,5 +84,6 @@ def idempotency_store(settings: Settings) -> SqlIdempotencyStore | RedisIdempote
         # Imported only when configured: the redis client is the optional extra hivemesh[distributed].
         from hivemesh.tool.stores.redis import RedisIdempotencyStore  # noqa: PLC0415
 
-        return RedisIdempotencyStore(settings.redis_url)
-    return SqlIdempotencyStore(settings.database_url or sqlite_url(settings.data_dir / "tool.db"))
+        return RedisIdempotencyStore(settings.redis_url, name=successor_name(settings, "tool"))
+    url = settings.database_url or sqlite_url(settings.data_dir / "tool.db")
+    return SqlIdempotencyStore(url, name=successor_name(settings, "tool"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +42,20 @@ class Running:
 
 
 Claim = Claimed | Finished | Running
+
+
+# A claim's token is the claiming service's incarnation followed by random characters, so that a
+# restarted service can tell (and free) the claims its dead predecessor left pending.
+INCARNATION_CHARS = 12
+TOKEN_CHARS = 32
+
+
+def new_incarnation() -> str:
+    return secrets.token_hex(INCARNATION_CHARS // 2)
+
+
+def claim_token(incarnation: str) -> str:
+    return incarnation + secrets.token_hex((TOKEN_CHARS - len(incarnation)) // 2)
 
 
 class IdempotencyStore(Protocol):

@@ -7,17 +7,29 @@ a caller whose lease expired can never overwrite the outcome of the caller who t
 
 from __future__ import annotations
 
-import secrets
+import logging
 import time
 
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hivemesh.mesh.sql import make_engine
-from hivemesh.tool.idempotency import Claim, Claimed, Finished, Running, decode_output, encode_output
+from hivemesh.mesh.sql import Writer, make_engine
+from hivemesh.tool.idempotency import (
+    INCARNATION_CHARS,
+    Claim,
+    Claimed,
+    Finished,
+    Running,
+    claim_token,
+    decode_output,
+    encode_output,
+    new_incarnation,
+)
 from hivemesh.tool.model import ToolOutput
 
+_log = logging.getLogger(__name__)
 _metadata = MetaData()
 _table = Table(
     "tool_idempotency",
@@ -29,20 +41,61 @@ _table = Table(
     Column("output", Text, nullable=True),
     Column("expires_at", Float, nullable=False, index=True),
 )
+# The incarnation of each named tool service: claim tokens start with it, so a restarted service
+# frees the claims its dead predecessor left pending (the calls it was running died with it).
+_instances = Table(
+    "tool_instances",
+    _metadata,
+    Column("name", String(256), primary_key=True),
+    Column("incarnation", String(INCARNATION_CHARS), nullable=False),
+)
 
 
 class SqlIdempotencyStore:
-    def __init__(self, url: str) -> None:
+    """Claims, outcomes and releases run through a group-commit ``Writer``: the calls of many
+    concurrent tool invocations share transactions."""
+
+    def __init__(self, url: str, *, name: str | None = None) -> None:
         self._url = url
+        self._name = name
         self._engine: AsyncEngine | None = None
+        self._writer: Writer | None = None
+        self.incarnation = new_incarnation()
+        self.freed_at_start = 0
 
     async def start(self) -> None:
         self._engine = make_engine(self._url, pool_size=4)
         async with self._engine.begin() as conn:
             await conn.run_sync(_metadata.create_all)
             await conn.execute(delete(_table).where(_table.c.expires_at < time.time()))
+            if self._name is not None:
+                self.freed_at_start = await conn.run_sync(self._succeed, self._name)
+        if self.freed_at_start:
+            _log.warning(
+                "freed %d tool call(s) left pending by the previous incarnation of %s",
+                self.freed_at_start,
+                self._name,
+            )
+        self._writer = Writer(self._engine)
+
+    def _succeed(self, conn: Connection, name: str) -> int:
+        previous = conn.execute(select(_instances.c.incarnation).where(_instances.c.name == name)).scalar()
+        freed = 0
+        if previous:
+            freed = conn.execute(
+                delete(_table).where(_table.c.state == "pending", _table.c.token.startswith(previous))
+            ).rowcount
+            conn.execute(
+                update(_instances).where(_instances.c.name == name).values(incarnation=self.incarnation)
+            )
+        else:
+            conn.execute(insert(_instances).values(name=name, incarnation=self.incarnation))
+        return int(freed)
 
     async def stop(self, grace_s: float) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -53,56 +106,55 @@ class SqlIdempotencyStore:
             raise RuntimeError("the idempotency store is not started")
         return self._engine
 
+    @property
+    def _write(self) -> Writer:
+        if self._writer is None:
+            raise RuntimeError("the idempotency store is not started")
+        return self._writer
+
     async def claim(self, key: str, fingerprint: str, lease_s: float) -> Claim:
-        while True:
+        def take(conn: Connection) -> Claim | None:
             now = time.time()
-            async with self.engine.begin() as conn:
-                row = (await conn.execute(select(_table).where(_table.c.idempotency_key == key))).first()
-                token = secrets.token_hex(16)
-                if row is not None and row.expires_at > now:
-                    if row.state == "done" and row.output is not None:
-                        return Finished(decode_output(row.output), row.fingerprint)
-                    return Running(row.fingerprint)
-                if row is not None:
-                    # An expired claim or outcome: take it over, unless someone else just did.
-                    taken = await conn.execute(
-                        update(_table)
-                        .where(_table.c.idempotency_key == key, _table.c.token == row.token)
-                        .values(
-                            fingerprint=fingerprint,
-                            token=token,
-                            state="pending",
-                            output=None,
-                            expires_at=now + lease_s,
-                        )
-                    )
-                    if taken.rowcount == 1:
-                        return Claimed(token)
-                    continue
+            row = conn.execute(select(_table).where(_table.c.idempotency_key == key)).first()
+            token = claim_token(self.incarnation)
+            if row is not None and row.expires_at > now:
+                if row.state == "done" and row.output is not None:
+                    return Finished(decode_output(row.output), row.fingerprint)
+                return Running(row.fingerprint)
+            values = {
+                "fingerprint": fingerprint,
+                "token": token,
+                "state": "pending",
+                "output": None,
+                "expires_at": now + lease_s,
+            }
+            if row is None:
+                conn.execute(insert(_table).values(idempotency_key=key, **values))
+                return Claimed(token)
+            # An expired claim or outcome: take it over, unless someone else just did.
+            taken = conn.execute(
+                update(_table)
+                .where(_table.c.idempotency_key == key, _table.c.token == row.token)
+                .values(**values)
+            )
+            return Claimed(token) if taken.rowcount == 1 else None
+
+        while True:
             try:
-                async with self.engine.begin() as conn:
-                    await conn.execute(
-                        insert(_table).values(
-                            idempotency_key=key,
-                            fingerprint=fingerprint,
-                            token=token,
-                            state="pending",
-                            output=None,
-                            expires_at=now + lease_s,
-                        )
-                    )
+                claimed = await self._write.run(take)
             except IntegrityError:
-                continue  # another caller inserted first; read what it holds
-            return Claimed(token)
+                continue  # another process inserted first; read what it holds
+            if claimed is not None:
+                return claimed
 
     async def finish(self, key: str, token: str, output: ToolOutput, ttl_s: float) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(_table)
-                .where(_table.c.idempotency_key == key, _table.c.token == token)
-                .values(state="done", output=encode_output(output), expires_at=time.time() + ttl_s)
-            )
+        statement = (
+            update(_table)
+            .where(_table.c.idempotency_key == key, _table.c.token == token)
+            .values(state="done", output=encode_output(output), expires_at=time.time() + ttl_s)
+        )
+        await self._write.run(lambda conn: conn.execute(statement).rowcount)
 
     async def release(self, key: str, token: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(delete(_table).where(_table.c.idempotency_key == key, _table.c.token == token))
+        statement = delete(_table).where(_table.c.idempotency_key == key, _table.c.token == token)
+        await self._write.run(lambda conn: conn.execute(statement).rowcount)
