@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hivemesh.mesh import sql
 
 _log = logging.getLogger(__name__)
+
+
+class _SqlWrites(Collector):
+    """The group-commit writers' tallies, read at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "hivemesh_sql_transactions",
+            "Write transactions committed by this process's group-commit writers (all stores).",
+            value=sql.transactions_committed(),
+        )
+        yield CounterMetricFamily(
+            "hivemesh_sql_write_operations",
+            "Write operations those transactions carried (operations / transactions = batch size).",
+            value=sql.operations_committed(),
+        )
 
 
 class Metrics:
@@ -43,6 +63,7 @@ class Metrics:
         self.dead_letters = Gauge(
             "hivemesh_dead_letters", "Tasks in the dead-letter queue.", registry=self.registry
         )
+        self.registry.register(_SqlWrites())
 
     def watch_queue(self, depth: Callable[[], float], dead: Callable[[], float]) -> None:
         """Read queue gauges at scrape time from the given (cheap, cached) callables."""

@@ -215,6 +215,7 @@ class Writer:
     async def _commit(self, batch: list[_Operation[Any]]) -> list[Any]:
         self.transactions += 1
         _TRANSACTIONS[0] += 1
+        _OPERATIONS[0] += len(batch)
         if self._inline_engine is not None:
             with self._inline_engine.connect() as inline:
                 try:
@@ -301,9 +302,15 @@ def _sync_sqlite_engine(async_url: str, *, read_only: bool = False, busy_timeout
     return engine.execution_options(**{_READ_ONLY: True}) if read_only else engine
 
 
-# Write transactions committed by every ``Writer`` of this process (exported as a metric).
+# Write transactions (and the operations they carried) of every ``Writer`` of this process,
+# exported as metrics. A batch retried one by one after a failure counts each attempt.
 _TRANSACTIONS = [0]
+_OPERATIONS = [0]
 
 
 def transactions_committed() -> int:
     return _TRANSACTIONS[0]
+
+
+def operations_committed() -> int:
+    return _OPERATIONS[0]
