@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,7 +89,16 @@ async def run_migrations(engine: AsyncEngine, script_location: Path, version_tab
         command.upgrade(config, "head")
 
     async with engine.begin() as conn:
+        if not is_sqlite(engine):
+            # Services starting together on a fresh PostgreSQL database would race to create the
+            # same tables: one migrates, the others wait for it and then find nothing to do.
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_migration_lock(version_table)})")
         await conn.run_sync(upgrade)
+
+
+def _migration_lock(version_table: str) -> int:
+    """A stable 63-bit advisory lock id per migration history."""
+    return int.from_bytes(hashlib.sha256(version_table.encode()).digest()[:8], "big") >> 1
 
 
 def uncancellable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
