@@ -111,38 +111,41 @@ class TaskLog:
             if existing is not None:
                 return existing, True
             conn.execute(
-                schema.tasks.insert().values(
-                    task_id=task.task_id,
-                    tenant_id=task.scope.tenant_id,
-                    user_id=task.scope.user_id,
-                    request_id=task.request_id,
-                    state=int(projected.state),
-                    create_time=stamp,
-                    update_time=stamp,
-                    last_sequence=1,
-                    task=projected.SerializeToString(deterministic=True),
-                )
+                _INSERT_TASK,
+                {
+                    "task_id": task.task_id,
+                    "tenant_id": task.scope.tenant_id,
+                    "user_id": task.scope.user_id,
+                    "request_id": task.request_id,
+                    "state": int(projected.state),
+                    "create_time": stamp,
+                    "update_time": stamp,
+                    "last_sequence": 1,
+                    "task": projected.SerializeToString(deterministic=True),
+                },
             )
             conn.execute(
-                schema.events.insert().values(
-                    task_id=task.task_id,
-                    sequence=1,
-                    event=payload,
-                    prev_hash=GENESIS,
-                    hash=chain_hash(GENESIS, payload),
-                )
+                _INSERT_EVENT,
+                {
+                    "task_id": task.task_id,
+                    "sequence": 1,
+                    "event": payload,
+                    "prev_hash": GENESIS,
+                    "hash": chain_hash(GENESIS, payload),
+                },
             )
             if enqueue:
                 conn.execute(
-                    schema.queue.insert().values(
-                        task_id=task.task_id,
-                        tenant_id=task.scope.tenant_id,
-                        available_at=stamp,
-                        enqueued_at=stamp,
-                        delivery_count=0,
-                        trace=json.dumps(trace),
-                        dead=False,
-                    )
+                    _INSERT_QUEUED,
+                    {
+                        "task_id": task.task_id,
+                        "tenant_id": task.scope.tenant_id,
+                        "available_at": stamp,
+                        "enqueued_at": stamp,
+                        "delivery_count": 0,
+                        "trace": json.dumps(trace),
+                        "dead": False,
+                    },
                 )
             return projected, False
 
@@ -398,6 +401,14 @@ _PREV_HASH = select(schema.events.c.hash).where(
     and_(schema.events.c.task_id == bindparam("task_id"), schema.events.c.sequence == bindparam("sequence"))
 )
 _INSERT_EVENT = schema.events.insert()
+_INSERT_TASK = schema.tasks.insert()
+_INSERT_QUEUED = schema.queue.insert()
+_BY_REQUEST = select(schema.tasks.c.task).where(
+    and_(
+        schema.tasks.c.tenant_id == bindparam("tenant_id"),
+        schema.tasks.c.request_id == bindparam("request_id"),
+    )
+)
 _UPDATE_TASK = (
     update(schema.tasks)
     .where(schema.tasks.c.task_id == bindparam("key"))
@@ -438,11 +449,7 @@ class RecentEvents:
 
 
 def _by_request(conn: Connection, tenant_id: str, request_id: str) -> Task | None:
-    row = conn.execute(
-        select(schema.tasks.c.task).where(
-            and_(schema.tasks.c.tenant_id == tenant_id, schema.tasks.c.request_id == request_id)
-        )
-    ).first()
+    row = conn.execute(_BY_REQUEST, {"tenant_id": tenant_id, "request_id": request_id}).first()
     return None if row is None else Task.FromString(row[0])
 
 

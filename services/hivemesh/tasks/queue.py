@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Float, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from hivemesh.mesh.sql import Reader, Writer, is_sqlite, uncancellable
 from hivemesh.tasks import schema
@@ -114,6 +114,40 @@ def _release(conn: Connection, worker_ids: list[str]) -> int:
     return int(released)
 
 
+def _claim_statement(*, skip_locked: bool) -> Update:
+    """Claim the oldest ready task (built once; ``now``, ``worker`` and ``until`` are bound)."""
+    q = schema.queue.c
+    now: BindParameter[float] = bindparam("now", type_=Float)
+    ready = (
+        select(q.task_id)
+        .where(
+            and_(
+                q.dead.is_(False),
+                q.available_at <= now,
+                or_(q.claimed_until.is_(None), q.claimed_until < now),
+            )
+        )
+        .order_by(q.available_at)
+        .limit(1)
+    )
+    if skip_locked:
+        ready = ready.with_for_update(skip_locked=True)
+    return (
+        update(schema.queue)
+        .where(q.task_id == ready.scalar_subquery())
+        .values(
+            claimed_by=bindparam("worker"),
+            claimed_until=bindparam("until"),
+            delivery_count=q.delivery_count + 1,
+        )
+        .returning(q.task_id, q.tenant_id, q.delivery_count, q.trace)
+    )
+
+
+_CLAIM_SQLITE = _claim_statement(skip_locked=False)
+_CLAIM_LOCKING = _claim_statement(skip_locked=True)
+
+
 def backoff(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**(attempt-1))]."""
     ceiling = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
@@ -132,32 +166,9 @@ class SqlTaskQueue:
     @uncancellable
     async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None:
         now = time.time()
-        q = schema.queue.c
-        ready = (
-            select(q.task_id)
-            .where(
-                and_(
-                    q.dead.is_(False),
-                    q.available_at <= now,
-                    or_(q.claimed_until.is_(None), q.claimed_until < now),
-                )
-            )
-            .order_by(q.available_at)
-            .limit(1)
-        )
-        if not is_sqlite(self._engine):
-            ready = ready.with_for_update(skip_locked=True)
-        statement = (
-            update(schema.queue)
-            .where(q.task_id == ready.scalar_subquery())
-            .values(
-                claimed_by=worker_id,
-                claimed_until=now + visibility_timeout_s,
-                delivery_count=q.delivery_count + 1,
-            )
-            .returning(q.task_id, q.tenant_id, q.delivery_count, q.trace)
-        )
-        row = await self._writer.run(lambda conn: conn.execute(statement).first())
+        statement = _CLAIM_SQLITE if is_sqlite(self._engine) else _CLAIM_LOCKING
+        params = {"now": now, "worker": worker_id, "until": now + visibility_timeout_s}
+        row = await self._writer.run(lambda conn: conn.execute(statement, params).first())
         if row is None:
             return None
         return Claim(str(row[0]), str(row[1]), int(row[2]), dict(json.loads(row[3] or "{}")))

@@ -13,12 +13,45 @@ from hivemesh.memory.model import SessionKey, Turn
 from hivemesh.mesh.sql import Writer
 
 
-def _of(session: SessionKey, table: sa.Table) -> sa.ColumnElement[bool]:
+def _bound(table: sa.Table) -> sa.ColumnElement[bool]:
+    """The session's rows of ``table``, the session bound at execution (``_key``)."""
     return sa.and_(
-        table.c.tenant_id == session.tenant_id,
-        table.c.user_id == session.user_id,
-        table.c.session_id == session.session_id,
+        table.c.tenant_id == sa.bindparam("s_tenant"),
+        table.c.user_id == sa.bindparam("s_user"),
+        table.c.session_id == sa.bindparam("s_session"),
     )
+
+
+def _key(session: SessionKey) -> dict[str, str]:
+    return {"s_tenant": session.tenant_id, "s_user": session.user_id, "s_session": session.session_id}
+
+
+# The statements of the hot path, built once (their compiled forms are then cached).
+_EXPIRE_AT = sa.select(sessions.c.expire_at).where(_bound(sessions))
+_DROP = [table.delete().where(_bound(table)) for table in (turns, turn_requests, sessions)]
+_SEEN = sa.select(turn_requests.c.request_id).where(
+    _bound(turn_requests), turn_requests.c.request_id == sa.bindparam("s_request")
+)
+_TOUCH = sessions.update().where(_bound(sessions)).values(expire_at=sa.bindparam("s_expire_at"))
+_COUNT = sa.select(sa.func.count()).select_from(turns).where(_bound(turns))
+_RECENT = (
+    sa.select(turns.c.role, turns.c.text, turns.c.time, turns.c.task_id)
+    .where(_bound(turns))
+    .order_by(turns.c.id.desc())
+    .limit(sa.bindparam("s_limit"))
+)
+_TRIM = turns.delete().where(
+    _bound(turns),
+    turns.c.id
+    < (
+        sa.select(turns.c.id)
+        .where(_bound(turns))
+        .order_by(turns.c.id.desc())
+        .offset(sa.bindparam("s_keep"))
+        .limit(1)
+        .scalar_subquery()
+    ),
+)
 
 
 class SqlTurnStore:
@@ -50,15 +83,7 @@ class SqlTurnStore:
                     for t in new
                 ],
             )
-            oldest_kept = (
-                sa.select(turns.c.id)
-                .where(_of(session, turns))
-                .order_by(turns.c.id.desc())
-                .offset(cap - 1)
-                .limit(1)
-                .scalar_subquery()
-            )
-            conn.execute(turns.delete().where(_of(session, turns), turns.c.id < oldest_kept))
+            conn.execute(_TRIM, {**_key(session), "s_keep": cap - 1})
             self._touch(conn, session, now + ttl_s)
             return self._count(conn, session)
 
@@ -68,12 +93,7 @@ class SqlTurnStore:
         def read(conn: Connection) -> list[Turn]:
             if self._drop_if_expired(conn, session, now):
                 return []
-            rows = conn.execute(
-                sa.select(turns.c.role, turns.c.text, turns.c.time, turns.c.task_id)
-                .where(_of(session, turns))
-                .order_by(turns.c.id.desc())
-                .limit(limit)
-            ).all()
+            rows = conn.execute(_RECENT, {**_key(session), "s_limit": limit}).all()
             if rows:
                 self._touch(conn, session, now + ttl_s)
             return [Turn(r.role, r.text, r.time, r.task_id) for r in reversed(rows)]
@@ -101,26 +121,18 @@ class SqlTurnStore:
         await self._writer.close()
 
     def _drop_if_expired(self, conn: Connection, session: SessionKey, now: float) -> bool:
-        expire_at = conn.execute(
-            sa.select(sessions.c.expire_at).where(_of(session, sessions))
-        ).scalar_one_or_none()
+        expire_at = conn.execute(_EXPIRE_AT, _key(session)).scalar_one_or_none()
         if expire_at is None or expire_at > now:
             return False
         self._drop(conn, session)
         return True
 
     def _drop(self, conn: Connection, session: SessionKey) -> None:
-        for table in (turns, turn_requests, sessions):
-            conn.execute(table.delete().where(_of(session, table)))
+        for statement in _DROP:
+            conn.execute(statement, _key(session))
 
     def _claim(self, conn: Connection, session: SessionKey, request_id: str, expire_at: float) -> bool:
-        seen = (
-            conn.execute(
-                sa.select(turn_requests.c.request_id).where(
-                    _of(session, turn_requests), turn_requests.c.request_id == request_id
-                )
-            )
-        ).first()
+        seen = conn.execute(_SEEN, {**_key(session), "s_request": request_id}).first()
         if seen is not None:
             return False
         conn.execute(
@@ -135,7 +147,7 @@ class SqlTurnStore:
         return True
 
     def _touch(self, conn: Connection, session: SessionKey, expire_at: float) -> None:
-        updated = conn.execute(sessions.update().where(_of(session, sessions)).values(expire_at=expire_at))
+        updated = conn.execute(_TOUCH, {**_key(session), "s_expire_at": expire_at})
         if updated.rowcount == 0:
             conn.execute(
                 sessions.insert().values(
@@ -147,7 +159,5 @@ class SqlTurnStore:
             )
 
     def _count(self, conn: Connection, session: SessionKey) -> int:
-        count = conn.execute(
-            sa.select(sa.func.count()).select_from(turns).where(_of(session, turns))
-        ).scalar_one()
+        count = conn.execute(_COUNT, _key(session)).scalar_one()
         return int(count)
