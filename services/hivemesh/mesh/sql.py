@@ -198,6 +198,9 @@ class Writer:
                     return
                 self._wake.clear()
                 await self._wake.wait()
+                # Let the callbacks already due on the loop queue their writes too, so they share
+                # this transaction instead of each paying for one.
+                await asyncio.sleep(0)
                 continue
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
