@@ -40,6 +40,8 @@ POLL_INTERVAL_S = 0.02
 MAX_POLL_INTERVAL_S = 0.5
 # With wake-ups through Redis, polling is only the fallback for a lost wake-up.
 REDIS_POLL_INTERVAL_S = 0.25
+# How long the backlog count used for admission (queue full?) is reused.
+BACKLOG_TTL_S = 0.1
 # A task that has not changed for this long and is not on the Redis queue is enqueued again.
 SWEEP_GRACE_S = 5.0
 
@@ -85,6 +87,7 @@ class TaskSystem:
         self.reads = Reader(self.engine)
         self._users = 0
         self._shared_key: _SharedKey | None = None
+        self._backlog, self._backlog_at = 0, float("-inf")
         self._sweeper: asyncio.Task[None] | None = None
         if settings.redis_url:
             # Imported only when configured: redis is the optional extra hivemesh[distributed].
@@ -149,6 +152,8 @@ class TaskSystem:
         With the Redis queue, the log commits first; a repeated submit enqueues again a task that is
         still waiting, so a client retrying after an error never leaves its task stranded."""
         stored, existing = await self.log.submit(task, trace=trace)
+        if not existing:
+            self._backlog += 1  # counted until the next refresh of the backlog
         if self.redis_queue is not None and stored.state == TaskState.TASK_STATE_SUBMITTED:
             await self.redis_queue.enqueue(stored.task_id, stored.scope.tenant_id, trace)
         return stored, existing
@@ -156,7 +161,13 @@ class TaskSystem:
     # ---- TaskBook: the gateway's port ---------------------------------------------------------
 
     async def backlog(self) -> int:
-        return await self.queue.depth()
+        """The queue's depth, counted at most every ``BACKLOG_TTL_S`` (plus what this process has
+        submitted since): admission control needs the size of the backlog, not a scan of the queue
+        on every submit. Tasks finished since the count are seen at the next one."""
+        now = time.monotonic()
+        if now - self._backlog_at > BACKLOG_TTL_S:
+            self._backlog, self._backlog_at = await self.queue.depth(), now
+        return self._backlog
 
     async def get(self, task_id: str) -> Task | None:
         return await self.log.get(task_id)
