@@ -104,6 +104,7 @@ class TaskLog:
         event.submitted.request_id = task.request_id
         projected = apply(Task(), event)
         payload = event.SerializeToString(deterministic=True)
+        first_hash = chain_hash(GENESIS, payload)
         enqueue = self._enqueue_in_sql
 
         def record(conn: Connection) -> tuple[Task, bool]:
@@ -121,6 +122,7 @@ class TaskLog:
                     "create_time": stamp,
                     "update_time": stamp,
                     "last_sequence": 1,
+                    "last_hash": first_hash,
                     "task": projected.SerializeToString(deterministic=True),
                 },
             )
@@ -131,7 +133,7 @@ class TaskLog:
                     "sequence": 1,
                     "event": payload,
                     "prev_hash": GENESIS,
-                    "hash": chain_hash(GENESIS, payload),
+                    "hash": first_hash,
                 },
             )
             if enqueue:
@@ -224,8 +226,9 @@ class TaskLog:
     ) -> tuple[TaskEvent, Task]:
         """``append`` as part of a transaction the caller runs (through the log's writer); the
         caller notifies watchers of ``task_id`` once it has committed."""
-        current = self._lock_task(conn, task_id)
-        if current is None:
+        locked = self._lock_row(conn, task_id)
+        current = None if locked is None else locked[0]
+        if locked is None or current is None:
             raise NotFound(
                 f"task {task_id} does not exist", reason="TASK_NOT_FOUND", metadata={"task_id": task_id}
             )
@@ -241,8 +244,12 @@ class TaskLog:
         stored.sequence = current.last_sequence + 1
         stored.time.CopyFrom(_timestamp(stamp))
         after = apply(current, stored)
-        prev = conn.execute(_PREV_HASH, {"task_id": task_id, "sequence": current.last_sequence}).scalar_one()
+        prev = (
+            locked[1]
+            or conn.execute(_PREV_HASH, {"task_id": task_id, "sequence": current.last_sequence}).scalar_one()
+        )
         payload = stored.SerializeToString(deterministic=True)
+        new_hash = chain_hash(prev, payload)
         conn.execute(
             _INSERT_EVENT,
             {
@@ -250,7 +257,7 @@ class TaskLog:
                 "sequence": stored.sequence,
                 "event": payload,
                 "prev_hash": prev,
-                "hash": chain_hash(prev, payload),
+                "hash": new_hash,
             },
         )
         conn.execute(
@@ -260,12 +267,19 @@ class TaskLog:
                 "state": int(after.state),
                 "update_time": stamp,
                 "last_sequence": stored.sequence,
+                "last_hash": new_hash,
                 "task": after.SerializeToString(deterministic=True),
             },
         )
         if requeue:
             _requeue(conn, task_id, after.scope.tenant_id, stamp)
         return stored, after
+
+    def _lock_row(self, conn: Connection, task_id: str) -> tuple[Task, str | None] | None:
+        """The task and the hash of its last event (None on rows older than revision 0005)."""
+        query = _ROW if self._sqlite else _LOCK_ROW
+        row = conn.execute(query, {"task_id": task_id}).first()
+        return None if row is None else (Task.FromString(row[0]), row[1])
 
     def _lock_task(self, conn: Connection, task_id: str) -> Task | None:
         # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL locks the row.
@@ -389,6 +403,10 @@ class TaskLog:
 # The statements of the hot path, built once (their compiled form is then cached by the engine).
 _GET_TASK = select(schema.tasks.c.task).where(schema.tasks.c.task_id == bindparam("task_id"))
 _LOCK_TASK = _GET_TASK.with_for_update()
+_ROW = select(schema.tasks.c.task, schema.tasks.c.last_hash).where(
+    schema.tasks.c.task_id == bindparam("task_id")
+)
+_LOCK_ROW = _ROW.with_for_update()
 _READ_EVENTS = (
     select(schema.events.c.event)
     .where(
@@ -416,6 +434,7 @@ _UPDATE_TASK = (
         state=bindparam("state"),
         update_time=bindparam("update_time"),
         last_sequence=bindparam("last_sequence"),
+        last_hash=bindparam("last_hash"),
         task=bindparam("task"),
     )
 )

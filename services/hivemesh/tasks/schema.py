@@ -32,6 +32,8 @@ tasks = Table(
     Column("create_time", Float, nullable=False),
     Column("update_time", Float, nullable=False),
     Column("last_sequence", BigInteger, nullable=False),
+    # The hash of the event at last_sequence (NULL on rows older than revision 0005).
+    Column("last_hash", String(64), nullable=True),
     # The serialized hivemesh.common.v1.Task.
     Column("task", LargeBinary, nullable=False),
     UniqueConstraint("tenant_id", "request_id", name="uq_task_tasks_tenant_request"),
