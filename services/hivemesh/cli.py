@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import sys
-import time
 import uuid
 from collections.abc import Sequence
 
@@ -18,6 +17,7 @@ from google.protobuf import json_format
 
 from hivemesh.client import HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
+from hivemesh.loadgen import Closed, Load, Open, Request, gateway_sender, run_load
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings
 from hivemesh.mesh.launch import START_ORDER, build_servers
@@ -235,65 +235,58 @@ async def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    stop_at = time.perf_counter() + args.duration
     prompts = args.prompt or ["what is 12 * (3 + 4)?"]
+    run = uuid.uuid4().hex[:8]
+    load: Load = Open(args.rate) if args.rate is not None else Closed(args.clients or 8)
 
-    async def client_loop(number: int, client: HivemeshClient) -> None:
-        i = 0
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            try:
-                task, _ = await client.submit(
-                    prompts[(number + i) % len(prompts)], user_id=f"bench-{number}", session_id="bench"
-                )
-                async for _event in client.follow(task.task_id):
-                    pass
-                final = await client.get(task.task_id)
-                if final.state != TaskState.TASK_STATE_COMPLETED:
-                    key = TaskState.Name(final.state)
-                    errors[key] = errors.get(key, 0) + 1
-                else:
-                    latencies.append(time.perf_counter() - started)
-            except grpc.aio.AioRpcError as exc:
-                key = exc.code().name
-                errors[key] = errors.get(key, 0) + 1
-            i += 1
+    def workload(number: int) -> Request:
+        # Each task starts a conversation of its own, as one of 16 users of this run.
+        return Request(
+            prompts[number % len(prompts)], user_id=f"bench-{run}-{number % 16}", session_id=f"s{number}"
+        )
 
-    began = time.perf_counter()
     async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
-        await asyncio.gather(*(client_loop(n, client) for n in range(args.clients)))
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+        report = await run_load(
+            gateway_sender(client, timeout_s=args.timeout),
+            workload,
+            load,
+            args.duration,
+            drain_s=args.timeout,
+            progress=None if args.quiet else sys.stderr,
+            label="bench ",
         )
-
-    report = {
-        "clients": args.clients,
-        "seconds": round(elapsed, 2),
-        "completed": len(latencies),
-        "tasks_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(pct(0.50), 1),
-        "p95_ms": round(pct(0.95), 1),
-        "p99_ms": round(pct(0.99), 1),
-        "errors": errors,
-    }
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report.as_dict()))
     else:
+        errors = f"errors {report.failed}" + (f" {report.errors}" if report.errors else "")
         print(
-            f"{report['completed']} tasks in {report['seconds']}s with {args.clients} clients: "
-            f"{report['tasks_per_s']} tasks/s, p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms, "
-            f"p99 {report['p99_ms']} ms, errors {sum(errors.values())} {errors or ''}"
+            f"{report.completed} tasks in {report.seconds:.2f}s ({load.describe()}): "
+            f"{report.tasks_per_s:.1f} tasks/s, p50 {report.p50_ms:.1f} ms, p95 {report.p95_ms:.1f} ms, "
+            f"p99 {report.p99_ms:.1f} ms, {errors}"
         )
-    return 0
+        if isinstance(load, Open):
+            print(
+                f"at most {report.max_in_flight} in flight; tasks started up to "
+                f"{report.start_lag_p99_ms:.1f} ms late (p99, included in the latencies)"
+            )
+    return 0 if report.completed else EXIT_FAILED
 
 
 # ---- entry point ---------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -304,11 +297,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=SERVICES)
 
-    def client_flags(p: argparse.ArgumentParser) -> None:
+    def client_flags(
+        p: argparse.ArgumentParser, timeout_s: float = 30.0, timeout_help: str = "seconds for each unary call"
+    ) -> None:
         p.add_argument(
             "--address", help="gateway host:port (default: HIVEMESH_GATEWAY_ADDR or localhost:50051)"
         )
-        p.add_argument("--timeout", type=float, default=30.0, help="seconds for each unary call")
+        p.add_argument("--timeout", type=float, default=timeout_s, help=timeout_help)
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     run = sub.add_parser("run", help="send a request in plain words and print the answer")
@@ -346,11 +341,24 @@ def _parser() -> argparse.ArgumentParser:
     task.add_argument("--user", default="", help="list: only this user's tasks")
     client_flags(task)
 
-    bench = sub.add_parser("bench", help="N concurrent clients through the gateway for T seconds")
-    bench.add_argument("--clients", "-n", type=int, default=8)
-    bench.add_argument("--duration", "-t", type=float, default=10.0)
+    bench = sub.add_parser(
+        "bench",
+        help="tasks through the gateway for T seconds: tasks/s and p50/p95/p99 latency",
+        description="Runs tasks through the gateway, each with one ExecuteTask stream, and prints "
+        "tasks/s, p50/p95/p99 latency and errors; a progress line goes to stderr about once a second. "
+        "Closed loop (--clients): each client starts a task when its previous one ends. Open loop "
+        "(--rate): tasks are due at fixed times whatever the answers, and latency runs from the time "
+        "a task was due. Exits 1 when no task completed.",
+    )
+    load = bench.add_mutually_exclusive_group()
+    load.add_argument(
+        "--clients", "-n", type=_positive_int, help="closed loop: concurrent clients (default 8)"
+    )
+    load.add_argument("--rate", "-r", type=_positive_float, help="open loop: tasks started per second")
+    bench.add_argument("--duration", "-t", type=_positive_float, default=10.0, help="seconds of load")
     bench.add_argument("--prompt", action="append", help="request text (repeatable; default: a calculation)")
-    client_flags(bench)
+    bench.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
+    client_flags(bench, 60.0, "seconds each task may take from its start (default 60)")
 
     nlu = sub.add_parser(
         "nlu", help="train and evaluate intent routers (see hivemesh nlu --help)", add_help=False

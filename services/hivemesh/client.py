@@ -1,9 +1,11 @@
-"""A typed Python client for the gateway: submit, follow (resuming after disconnects), inspect."""
+"""A typed Python client for the gateway: submit, execute and follow (resuming after disconnects),
+inspect."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
@@ -63,31 +65,89 @@ class HivemeshClient:
         max_steps: int = 0,
         request_id: str | None = None,
     ) -> tuple[Task, bool]:
-        options = TaskOptions(max_steps=max_steps)
-        if deadline_s is not None:
-            options.deadline.CopyFrom(Duration(seconds=int(deadline_s), nanos=int(deadline_s % 1 * 1e9)))
         request = pb.SubmitTaskRequest(
             request_id=request_id or uuid.uuid4().hex,
             text=text,
             scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id),
-            options=options,
+            options=_options(deadline_s, max_steps),
         )
         response: pb.SubmitTaskResponse = await self._stub.SubmitTask(
             request, timeout=self._timeout, metadata=self._metadata, wait_for_ready=True
         )
         return response.task, response.existing
 
+    async def execute(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        session_id: str,
+        tenant_id: str = "",
+        deadline_s: float | None = None,
+        max_steps: int = 0,
+        request_id: str | None = None,
+        timeout_s: float | None = None,
+        patience_s: float = 30.0,
+    ) -> AsyncIterator[TaskEvent]:
+        """Submit a task and yield its events until it ends or asks a question, in one call
+        (ExecuteTask). ``timeout_s`` bounds the whole stream (None: no bound).
+
+        A stream that drops with a resumable code is picked up again for up to ``patience_s``:
+        before its first event by executing again with the same request id (the gateway answers
+        with the task already submitted and replays it from the start), after it by following the
+        task from the last sequence received. ``patience_s=0`` raises the first error instead."""
+        request = pb.ExecuteTaskRequest(
+            request_id=request_id or uuid.uuid4().hex,
+            text=text,
+            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id),
+            options=_options(deadline_s, max_steps),
+        )
+        ends = None if timeout_s is None else time.monotonic() + timeout_s
+        task_id = ""
+        last = 0
+        waited = 0.0
+        while not task_id:
+            try:
+                stream = self._stub.ExecuteTask(
+                    request,
+                    timeout=_remaining(ends),
+                    metadata=self._metadata,
+                    wait_for_ready=True,
+                )
+                async for response in stream:
+                    task_id = response.event.task_id
+                    last = response.event.sequence
+                    yield response.event
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in _RESUMABLE or waited >= patience_s:
+                    raise
+                delay = min(2.0, 0.1 + waited / 4)
+                await asyncio.sleep(delay)
+                waited += delay
+        async for event in self.follow(task_id, last, patience_s=patience_s, timeout_s=_remaining(ends)):
+            yield event
+
     async def follow(
-        self, task_id: str, after_sequence: int = 0, *, patience_s: float = 30.0
+        self,
+        task_id: str,
+        after_sequence: int = 0,
+        *,
+        patience_s: float = 30.0,
+        timeout_s: float | None = None,
     ) -> AsyncIterator[TaskEvent]:
         """Events after ``after_sequence`` until the task ends or asks a question. A dropped stream
-        is resumed from the last sequence received, so nothing is missed or repeated."""
+        is resumed from the last sequence received, so nothing is missed or repeated.
+        ``timeout_s`` bounds the whole follow (None: no bound)."""
+        ends = None if timeout_s is None else time.monotonic() + timeout_s
         last = after_sequence
         waited = 0.0
         while True:
             try:
                 stream = self._stub.WatchTask(
-                    pb.WatchTaskRequest(task_id=task_id, after_sequence=last), metadata=self._metadata
+                    pb.WatchTaskRequest(task_id=task_id, after_sequence=last),
+                    timeout=_remaining(ends),
+                    metadata=self._metadata,
                 )
                 async for response in stream:
                     waited = 0.0
@@ -133,3 +193,15 @@ class HivemeshClient:
             metadata=self._metadata,
         )
         return response.task
+
+
+def _options(deadline_s: float | None, max_steps: int) -> TaskOptions:
+    options = TaskOptions(max_steps=max_steps)
+    if deadline_s is not None:
+        options.deadline.CopyFrom(Duration(seconds=int(deadline_s), nanos=int(deadline_s % 1 * 1e9)))
+    return options
+
+
+def _remaining(ends: float | None) -> float | None:
+    """Seconds left until the monotonic time ``ends`` (None: no bound)."""
+    return None if ends is None else max(0.0, ends - time.monotonic())

@@ -1,0 +1,122 @@
+"""``hivemesh bench`` and ``HivemeshClient.execute`` against a real mesh in this process (port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+import grpc
+import pytest
+
+from hivemesh.client import HivemeshClient
+from tests.support import RunningMesh
+
+
+async def bench(*flags: str) -> subprocess.CompletedProcess[str]:
+    """``hivemesh bench`` in its own process (its event loop and logging are its own)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "hivemesh.cli", "bench", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HIVEMESH_METRICS_PORT": "off"},
+    )
+
+
+async def test_execute_submits_and_follows_in_one_stream(mesh: RunningMesh) -> None:
+    async with HivemeshClient(mesh.address("gateway")) as client:
+        events = [e async for e in client.execute("what is 12 * (3 + 4)?", user_id="ana", session_id="s1")]
+    kinds = [e.WhichOneof("kind") for e in events]
+    assert kinds[0] == "submitted"
+    assert kinds[-1] == "completed"
+    assert events[-1].completed.answer == "84"
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert len({e.task_id for e in events}) == 1
+
+
+async def test_execute_again_with_the_same_request_id_replays_the_same_task(mesh: RunningMesh) -> None:
+    request_id = uuid.uuid4().hex
+    async with HivemeshClient(mesh.address("gateway")) as client:
+        first = [
+            e
+            async for e in client.execute(
+                "convert 5 miles to km", user_id="ana", session_id="s2", request_id=request_id
+            )
+        ]
+        again = [
+            e
+            async for e in client.execute(
+                "convert 5 miles to km", user_id="ana", session_id="s2", request_id=request_id
+            )
+        ]
+    assert [e.SerializeToString(deterministic=True) for e in again] == [
+        e.SerializeToString(deterministic=True) for e in first
+    ]
+
+
+async def test_execute_is_bounded_by_its_timeout() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    async with HivemeshClient(f"127.0.0.1:{port}") as client:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            async for _ in client.execute("hi", user_id="u", session_id="s", timeout_s=0.3):
+                pass
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_bench_open_loop_starts_tasks_at_the_rate_asked(mesh: RunningMesh) -> None:
+    result = await bench("--address", mesh.address("gateway"), "--rate", "10", "--duration", "1.5", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["mode"] == "open"
+    assert report["rate"] == 10
+    assert report["started"] == 15  # due at 0, 0.1, ..., 1.4 s
+    assert report["completed"] == 15
+    assert report["errors"] == {}
+    assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
+    progress = [line for line in result.stderr.splitlines() if line.startswith("bench ")]
+    assert progress, result.stderr
+    assert "completed" in progress[0]
+    assert "in flight" in progress[0]
+
+
+async def test_bench_closed_loop_prints_a_summary(mesh: RunningMesh) -> None:
+    result = await bench(
+        "--address", mesh.address("gateway"), "--clients", "2", "--duration", "1", "--prompt", "spell cat"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(closed 2)" in result.stdout
+    assert "errors 0" in result.stdout
+    completed = int(result.stdout.split()[0])
+    assert completed >= 2
+
+
+async def test_bench_counts_errors_and_fails_when_nothing_completes() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = await bench(
+        "--address", f"127.0.0.1:{port}", "--rate", "4", "--duration", "0.5", "--timeout", "0.5", "--json"
+    )
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["completed"] == 0
+    assert report["errors"] == {"DEADLINE_EXCEEDED": 2}
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--rate", "5", "--clients", "2"], ["--rate", "0"], ["--clients", "0"], ["--duration", "-1"]],
+)
+async def test_bench_refuses_contradictory_or_empty_loads(flags: list[str]) -> None:
+    result = await bench(*flags)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
