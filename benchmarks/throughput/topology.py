@@ -1,0 +1,309 @@
+"""Start each topology from nothing, as separate processes, and take it down again.
+
+- embedded: one ``hivemesh up`` process (SQLite, embedded Qdrant, in-process queue) in a new data
+  directory, without authentication, as on a laptop;
+- distributed: ``hivemesh serve <service>`` for each service plus a second planner, on a new
+  PostgreSQL database and a Redis database the benchmark owns (flushed before and after), with an
+  API key, as in staging;
+- floor: the five bare grpc.aio processes of ``benchmarks.throughput.floor``.
+
+Every process gets its own free ports (gRPC and Prometheus). The per-tenant rate limit is off
+(``HIVEMESH_RATE_LIMIT=0``): it would cap the load at 50 tasks/s, which is policy, not capacity.
+A topology that cannot start raises ``Unavailable`` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from benchmarks.throughput import floor
+from hivemesh.client import HivemeshClient
+from hivemesh.loadgen import Outcome, Request, Send, gateway_sender
+from hivemesh.mesh.config import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGIES = ("embedded", "distributed", "floor")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+START_TIMEOUT_S = 120.0
+
+
+class Unavailable(Exception):
+    """A topology cannot run here; the message says why in one line."""
+
+
+@dataclass
+class Process:
+    label: str
+    popen: subprocess.Popen[bytes]
+    metrics_port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
+@dataclass
+class Topology:
+    """A running topology: its processes and how to send it a task."""
+
+    name: str
+    processes: list[Process]
+    # Runs one task (bounded by the given seconds).
+    sender: Callable[[float], Send]
+    # The tenant the tasks run as (the one a seeded log must hold).
+    tenant_id: str
+    # Whether answers are real (the floor's are not, so they are not judged).
+    real_answers: bool = True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _base_env(data_dir: Path) -> dict[str, str]:
+    """This environment without any HIVEMESH_* setting of the caller's, plus the benchmark's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIVEMESH_")}
+    path = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env.update(
+        PYTHONPATH=os.pathsep.join(dict.fromkeys(path)),
+        HIVEMESH_DATA_DIR=str(data_dir),
+        HIVEMESH_RATE_LIMIT="0",
+        HIVEMESH_GRACE_PERIOD="2s",
+    )
+    return env
+
+
+def _spawn(label: str, argv: list[str], env: dict[str, str], workdir: Path, metrics_port: int) -> Process:
+    log = workdir / f"{label}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    return Process(label, popen, metrics_port, log)
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+async def _ready(process: Process, port: int, *, health: bool) -> None:
+    """Wait until ``port`` answers (its readiness health check, for hivemesh services)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if process.popen.poll() is not None:
+                raise Unavailable(f"{process.label} exited at start: {_last_line(process.log)}")
+            if time.monotonic() > deadline:
+                raise Unavailable(f"{process.label} not ready after {START_TIMEOUT_S:.0f}s")
+            try:
+                if not health:
+                    await channel.channel_ready()
+                    return
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=2.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+def _stop(processes: list[Process]) -> None:
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.terminate()
+    for process in processes:
+        try:
+            process.popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait()
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    name: str, starts: list[tuple[Process, int, bool]], sender: Callable[[float], Send], tenant_id: str
+) -> AsyncIterator[Topology]:
+    # One process may serve several ports (hivemesh up serves all five).
+    processes = list({id(process): process for process, _port, _health in starts}.values())
+    try:
+        await asyncio.gather(*(_ready(p, port, health=health) for p, port, health in starts))
+        yield Topology(name, processes, sender, tenant_id, real_answers=name != "floor")
+    finally:
+        await asyncio.to_thread(_stop, processes)
+
+
+def _hivemesh(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hivemesh.cli", *args]
+
+
+def _ports_env(ports: dict[str, int]) -> dict[str, str]:
+    return {f"HIVEMESH_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+
+
+@contextlib.asynccontextmanager
+async def embedded(workdir: Path) -> AsyncIterator[Topology]:
+    """``hivemesh up`` on the data directory ``workdir / "data"`` (seed it first for a full log)."""
+    ports = {name: free_port() for name in SERVICES}
+    metrics = free_port()
+    env = {**_base_env(workdir / "data"), **_ports_env(ports), "HIVEMESH_METRICS_PORT": str(metrics)}
+    env["HIVEMESH_AUTH"] = "none"
+    process = _spawn("hivemesh", _hivemesh("up"), env, workdir, metrics)
+    starts = [(process, ports[name], True) for name in SERVICES]
+    async with (
+        HivemeshClient(f"127.0.0.1:{ports['gateway']}") as client,
+        _running("embedded", starts, _gateway_sender(client), "default") as topology,
+    ):
+        yield topology
+
+
+@contextlib.asynccontextmanager
+async def distributed(workdir: Path, database_url: str, redis_url: str) -> AsyncIterator[Topology]:
+    """One process per service and a second planner, on ``database_url`` and ``redis_url`` (both
+    prepared by ``stores``)."""
+    ports = {name: free_port() for name in SERVICES}
+    env = {
+        **_base_env(workdir / "data"),
+        **_ports_env(ports),
+        "HIVEMESH_DATABASE_URL": database_url,
+        "HIVEMESH_REDIS_URL": redis_url,
+        "HIVEMESH_REDIS_PREFIX": f"hivemesh-bench-{uuid.uuid4().hex[:8]}:{{tasks}}",
+    }
+    created = await asyncio.to_thread(
+        subprocess.run,
+        _hivemesh("keys", "create", "--tenant", "bench", "--name", "throughput benchmark"),
+        env={**env, "HIVEMESH_METRICS_PORT": "off"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise Unavailable(f"hivemesh keys create failed: {created.stderr.strip().splitlines()[-1:]}")
+    key = created.stdout.strip()
+    labels = [*SERVICES, "planner-2"]
+    starts: list[tuple[Process, int, bool]] = []
+    for label in labels:
+        service = label.removesuffix("-2")
+        metrics = free_port()
+        own = {**env, "HIVEMESH_METRICS_PORT": str(metrics)}
+        port = ports[service]
+        if label != service:
+            port = free_port()
+            own[f"HIVEMESH_{service.upper()}_PORT"] = str(port)
+        starts.append((_spawn(label, _hivemesh("serve", service), own, workdir, metrics), port, True))
+    async with (
+        HivemeshClient(f"127.0.0.1:{ports['gateway']}", metadata=[("x-api-key", key)]) as client,
+        _running("distributed", starts, _gateway_sender(client), "bench") as topology,
+    ):
+        yield topology
+
+
+@contextlib.asynccontextmanager
+async def floor_topology(workdir: Path) -> AsyncIterator[Topology]:
+    ports = {name: free_port() for name in floor.SERVICES}
+    env = _base_env(workdir / "data")
+    starts: list[tuple[Process, int, bool]] = []
+    for name in floor.START_ORDER:
+        metrics = free_port()
+        argv = [sys.executable, "-m", "benchmarks.throughput.floor", name]
+        argv += ["--port", str(ports[name]), "--metrics-port", str(metrics)]
+        for other in floor.SERVICES:
+            argv += ["--address", f"{other}=127.0.0.1:{ports[other]}"]
+        starts.append((_spawn(name, argv, env, workdir, metrics), ports[name], False))
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{ports['gateway']}") as channel,
+        _running("floor", starts, _floor_sender(channel), "") as topology,
+    ):
+        yield topology
+
+
+def _gateway_sender(client: HivemeshClient) -> Callable[[float], Send]:
+    def make(timeout_s: float) -> Send:
+        return gateway_sender(client, timeout_s=timeout_s)
+
+    return make
+
+
+def _floor_sender(channel: grpc.aio.Channel) -> Callable[[float], Send]:
+    execute: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(floor.EXECUTE, None, None)
+
+    def make(timeout_s: float) -> Send:
+        async def send(request: Request) -> Outcome:
+            last = b""
+            try:
+                async for event in execute(
+                    f"{request.user_id}/{request.session_id}: {request.text}".encode(), timeout=timeout_s
+                ):
+                    last = event
+            except grpc.aio.AioRpcError as exc:
+                return Outcome(error=exc.code().name)
+            if not last.startswith(b"completed "):
+                return Outcome(error="STREAM_ENDED_EARLY")
+            return Outcome(answer=last.removeprefix(b"completed ").decode(errors="replace"))
+
+        return send
+
+    return make
+
+
+# ---- the distributed topology's stores ----------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def stores(redis_url: str, postgres_url: str) -> AsyncIterator[tuple[str, str]]:
+    """A new PostgreSQL database (dropped afterwards) and the Redis database of ``redis_url``
+    flushed before and after. Yields (database URL, Redis URL); Unavailable when either server
+    cannot be reached or the client libraries are missing."""
+    try:
+        import asyncpg  # noqa: PLC0415 - optional: hivemesh[distributed]
+        import redis.asyncio as aioredis  # noqa: PLC0415
+        from redis.exceptions import RedisError  # noqa: PLC0415
+    except ImportError as exc:
+        raise Unavailable(f"{exc.name} is not installed (pip install -e '.[distributed]')") from None
+    redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2.0)
+    try:
+        await redis.flushdb()
+    except (RedisError, OSError) as exc:
+        await redis.aclose()
+        raise Unavailable(f"Redis not reachable at {redis_url}: {exc}") from None
+    name = f"hivemesh_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(postgres_url, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        await redis.aclose()
+        raise Unavailable(f"PostgreSQL not reachable at {postgres_url}: {exc}") from None
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield postgres_url.rsplit("/", 1)[0] + f"/{name}", redis_url
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await redis.flushdb()
+        await redis.aclose()
+        admin = await asyncpg.connect(postgres_url, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
