@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -90,19 +91,39 @@ def _base_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _spawn(label: str, argv: list[str], env: dict[str, str], workdir: Path, metrics_port: int) -> Process:
-    log = workdir / f"{label}.log"
+@dataclass(frozen=True)
+class _Spec:
+    """A process to start, and what must answer before it counts as started."""
+
+    label: str
+    argv: list[str]
+    env: dict[str, str]
+    metrics_port: int
+    ports: tuple[int, ...]
+    # hivemesh services answer the readiness health check; the floor only accepts connections.
+    health: bool = True
+
+
+def _spawn(spec: _Spec, workdir: Path) -> Process:
+    log = workdir / f"{spec.label}.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    return Process(label, popen, metrics_port, log)
+        popen = subprocess.Popen(spec.argv, env=spec.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    return Process(spec.label, popen, spec.metrics_port, log)
 
 
-def _last_line(log: Path) -> str:
+def _reason(log: Path) -> str:
+    """The line of a process's log that says best why it stopped."""
     try:
-        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        return _reason_text(log.read_text(errors="replace"))
     except OSError:
         return ""
-    return lines[-1].strip() if lines else ""
+
+
+def _reason_text(text: str) -> str:
+    """The last exception line of ``text``, else its last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", line)]
+    return (errors or lines or [""])[-1]
 
 
 async def _ready(process: Process, port: int, *, health: bool) -> None:
@@ -112,17 +133,17 @@ async def _ready(process: Process, port: int, *, health: bool) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if process.popen.poll() is not None:
-                raise Unavailable(f"{process.label} exited at start: {_last_line(process.log)}")
+                raise Unavailable(f"{process.label} exited at start: {_reason(process.log)}")
             if time.monotonic() > deadline:
                 raise Unavailable(f"{process.label} not ready after {START_TIMEOUT_S:.0f}s")
             try:
                 if not health:
-                    await channel.channel_ready()
+                    await asyncio.wait_for(channel.channel_ready(), 2.0)
                     return
                 reply = await stub.Check(health_pb2.HealthCheckRequest(service="readiness"), timeout=2.0)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
-            except grpc.aio.AioRpcError:
+            except (grpc.aio.AioRpcError, TimeoutError):
                 pass
             await asyncio.sleep(0.2)
 
@@ -141,12 +162,22 @@ def _stop(processes: list[Process]) -> None:
 
 @contextlib.asynccontextmanager
 async def _running(
-    name: str, starts: list[tuple[Process, int, bool]], sender: Callable[[float], Send], tenant_id: str
+    name: str, workdir: Path, waves: list[list[_Spec]], sender: Callable[[float], Send], tenant_id: str
 ) -> AsyncIterator[Topology]:
-    # One process may serve several ports (hivemesh up serves all five).
-    processes = list({id(process): process for process, _port, _health in starts}.values())
+    """Start the processes wave by wave (each wave ready before the next starts), yield the
+    topology, stop every process."""
+    processes: list[Process] = []
     try:
-        await asyncio.gather(*(_ready(p, port, health=health) for p, port, health in starts))
+        for wave in waves:
+            started = [_spawn(spec, workdir) for spec in wave]
+            processes += started
+            await asyncio.gather(
+                *(
+                    _ready(process, port, health=spec.health)
+                    for spec, process in zip(wave, started, strict=True)
+                    for port in spec.ports
+                )
+            )
         yield Topology(name, processes, sender, tenant_id, real_answers=name != "floor")
     finally:
         await asyncio.to_thread(_stop, processes)
@@ -167,11 +198,10 @@ async def embedded(workdir: Path) -> AsyncIterator[Topology]:
     metrics = free_port()
     env = {**_base_env(workdir / "data"), **_ports_env(ports), "HIVEMESH_METRICS_PORT": str(metrics)}
     env["HIVEMESH_AUTH"] = "none"
-    process = _spawn("hivemesh", _hivemesh("up"), env, workdir, metrics)
-    starts = [(process, ports[name], True) for name in SERVICES]
+    spec = _Spec("hivemesh", _hivemesh("up"), env, metrics, tuple(ports.values()))
     async with (
         HivemeshClient(f"127.0.0.1:{ports['gateway']}") as client,
-        _running("embedded", starts, _gateway_sender(client), "default") as topology,
+        _running("embedded", workdir, [[spec]], _gateway_sender(client), "default") as topology,
     ):
         yield topology
 
@@ -179,7 +209,10 @@ async def embedded(workdir: Path) -> AsyncIterator[Topology]:
 @contextlib.asynccontextmanager
 async def distributed(workdir: Path, database_url: str, redis_url: str) -> AsyncIterator[Topology]:
     """One process per service and a second planner, on ``database_url`` and ``redis_url`` (both
-    prepared by ``stores``)."""
+    prepared by ``stores``).
+
+    The first planner starts alone: on a new database, processes that open the task log (gateway,
+    planners, tool) started together race to create its tables, and the losers exit."""
     ports = {name: free_port() for name in SERVICES}
     env = {
         **_base_env(workdir / "data"),
@@ -198,11 +231,10 @@ async def distributed(workdir: Path, database_url: str, redis_url: str) -> Async
         check=False,
     )
     if created.returncode != 0:
-        raise Unavailable(f"hivemesh keys create failed: {created.stderr.strip().splitlines()[-1:]}")
+        raise Unavailable(f"hivemesh keys create failed: {_reason_text(created.stderr)}")
     key = created.stdout.strip()
-    labels = [*SERVICES, "planner-2"]
-    starts: list[tuple[Process, int, bool]] = []
-    for label in labels:
+
+    def spec(label: str) -> _Spec:
         service = label.removesuffix("-2")
         metrics = free_port()
         own = {**env, "HIVEMESH_METRICS_PORT": str(metrics)}
@@ -210,10 +242,12 @@ async def distributed(workdir: Path, database_url: str, redis_url: str) -> Async
         if label != service:
             port = free_port()
             own[f"HIVEMESH_{service.upper()}_PORT"] = str(port)
-        starts.append((_spawn(label, _hivemesh("serve", service), own, workdir, metrics), port, True))
+        return _Spec(label, _hivemesh("serve", service), own, metrics, (port,))
+
+    waves = [[spec("planner")], [spec(s) for s in ("tool", "memory", "language", "planner-2", "gateway")]]
     async with (
         HivemeshClient(f"127.0.0.1:{ports['gateway']}", metadata=[("x-api-key", key)]) as client,
-        _running("distributed", starts, _gateway_sender(client), "bench") as topology,
+        _running("distributed", workdir, waves, _gateway_sender(client), "bench") as topology,
     ):
         yield topology
 
@@ -222,17 +256,17 @@ async def distributed(workdir: Path, database_url: str, redis_url: str) -> Async
 async def floor_topology(workdir: Path) -> AsyncIterator[Topology]:
     ports = {name: free_port() for name in floor.SERVICES}
     env = _base_env(workdir / "data")
-    starts: list[tuple[Process, int, bool]] = []
+    specs = []
     for name in floor.START_ORDER:
         metrics = free_port()
         argv = [sys.executable, "-m", "benchmarks.throughput.floor", name]
         argv += ["--port", str(ports[name]), "--metrics-port", str(metrics)]
         for other in floor.SERVICES:
             argv += ["--address", f"{other}=127.0.0.1:{ports[other]}"]
-        starts.append((_spawn(name, argv, env, workdir, metrics), ports[name], False))
+        specs.append(_Spec(name, argv, env, metrics, (ports[name],), health=False))
     async with (
         grpc.aio.insecure_channel(f"127.0.0.1:{ports['gateway']}") as channel,
-        _running("floor", starts, _floor_sender(channel), "") as topology,
+        _running("floor", workdir, [specs], _floor_sender(channel), "") as topology,
     ):
         yield topology
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import uuid
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ class Mix:
         items["remember"] = [_Item(fact.tell) for fact in self.facts]
         items["recall"] = [_Item(fact.ask, fact.user_id) for fact in self.facts]
         self._items = items
-        self._next = 0
+        self._numbers = itertools.count()
 
     def request(self, number: int) -> Request:
         kind = KINDS[number % len(KINDS)]
@@ -76,15 +77,9 @@ class Mix:
         )
 
     def workload(self) -> Workload:
-        """The tasks of one measurement, numbered on from the previous one's, so that no new user
-        or session of one measurement appears in another."""
-        base = self._next
-
-        def request(number: int) -> Request:
-            self._next = max(self._next, base + number + 1)
-            return self.request(base + number)
-
-        return request
+        """The tasks of one measurement. Tasks are numbered across every measurement of the mix,
+        so no new user or session of one appears in another."""
+        return lambda _number: self.request(next(self._numbers))
 
     def tell(self, fact: Fact) -> Request:
         """The request that tells ``fact``'s user the fact (before any recall)."""
