@@ -18,6 +18,7 @@ import httpx
 from benchmarks.throughput import probes
 from benchmarks.throughput.seed import seed_log
 from benchmarks.throughput.topology import (
+    PortTaken,
     Topology,
     Unavailable,
     distributed,
@@ -250,6 +251,25 @@ async def _topology_rows(
 ) -> list[Row]:
     """Start ``name`` (for the growth check, with ``seed`` finished tasks in its log), measure each
     (load, label) on it, stop it. A topology that cannot run, or stops working, says why in a row."""
+    try:
+        return await _measure_topology(name, loads, options, http, seed=seed)
+    except PortTaken as exc:
+        _say(f"{name}: {exc}; starting again on other ports")
+    try:
+        return await _measure_topology(name, loads, options, http, seed=seed)
+    except PortTaken as exc:
+        _say(f"{name}: skipped: {exc}")
+        return [Row(name, "", skipped=str(exc))]
+
+
+async def _measure_topology(
+    name: str,
+    loads: list[tuple[Load, str]],
+    options: Options,
+    http: httpx.AsyncClient,
+    *,
+    seed: int | None,
+) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix=f"hivemesh-throughput-{name}-") as directory:
         workdir = Path(directory)
@@ -263,6 +283,9 @@ async def _topology_rows(
                     row = await measure(topology, load, mix.workload(), options, http, label=label)
                     row.log_tasks = seed
                     rows.append(row)
+                    topology.check_running()
+        except PortTaken:
+            raise  # before anything was measured: the caller starts again
         except Unavailable as exc:
             _say(f"{name}: skipped: {exc}")
             rows.append(Row(name, "", skipped=str(exc)))

@@ -46,6 +46,14 @@ class Unavailable(Exception):
     """A topology cannot run here; the message says why in one line."""
 
 
+class PortTaken(Unavailable):
+    """A process could not listen on the free port picked for it: something else took it in
+    between. Starting again with new ports may work."""
+
+
+_PORT_TAKEN = re.compile(r"Failed to bind to address|Address already in use")
+
+
 @dataclass
 class Process:
     label: str
@@ -70,6 +78,14 @@ class Topology:
     tenant_id: str
     # Whether answers are real (the floor's are not, so they are not judged).
     real_answers: bool = True
+
+    def check_running(self) -> None:
+        """Raise Unavailable naming a process that has exited, and why."""
+        for process in self.processes:
+            if process.popen.poll() is not None:
+                raise Unavailable(
+                    f"{process.label} exited with status {process.popen.returncode}: {_reason(process.log)}"
+                )
 
 
 def free_port() -> int:
@@ -133,7 +149,9 @@ async def _ready(process: Process, port: int, *, health: bool) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if process.popen.poll() is not None:
-                raise Unavailable(f"{process.label} exited at start: {_reason(process.log)}")
+                reason = _reason(process.log)
+                kind = PortTaken if _PORT_TAKEN.search(reason) else Unavailable
+                raise kind(f"{process.label} exited at start: {reason}")
             if time.monotonic() > deadline:
                 raise Unavailable(f"{process.label} not ready after {START_TIMEOUT_S:.0f}s")
             try:
