@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 from benchmarks.throughput.report import as_json, table
 from benchmarks.throughput.run import Options, run
@@ -47,7 +48,7 @@ def _topologies(text: str) -> tuple[str, ...]:
     return names
 
 
-def parse(argv: list[str] | None = None) -> tuple[Options, bool]:
+def parse(argv: list[str] | None = None) -> tuple[Options, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__)
     parser.add_argument(
         "--topologies",
@@ -76,6 +77,7 @@ def parse(argv: list[str] | None = None) -> tuple[Options, bool]:
     )
     parser.add_argument("--quick", action="store_true", help="short points and a small log: a smoke run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--json-file", type=Path, help="also write the JSON to this file")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
     parser.add_argument(
         "--redis-url",
@@ -102,16 +104,16 @@ def parse(argv: list[str] | None = None) -> tuple[Options, bool]:
         postgres_url=args.postgres_url,
         progress=not args.quiet,
     )
-    return options, args.json
+    return options, args
 
 
 def main(argv: list[str] | None = None) -> int:
-    options, as_json_output = parse(argv)
+    options, args = parse(argv)
     rows = asyncio.run(run(options))
-    if as_json_output:
-        print(json.dumps(as_json(rows, options), indent=2))
-    else:
-        print(table(rows, options))
+    figures = json.dumps(as_json(rows, options), indent=2)
+    if args.json_file is not None:
+        args.json_file.write_text(figures + "\n")
+    print(figures if args.json else table(rows, options))
     return 0
 
 
