@@ -28,7 +28,7 @@ from benchmarks.throughput.topology import (
 )
 from benchmarks.throughput.workload import Mix
 from hivemesh.loadgen import Closed, Load, Open, Report, Request, Workload, run_load
-from hivemesh.mesh.sql import sqlite_url
+from hivemesh.mesh.config import Settings
 
 # After a point with failures, tasks the client gave up on may still be queued: wait (at most this
 # long) until the queue is empty before the next point starts.
@@ -222,19 +222,27 @@ async def start(name: str, workdir: Path, options: Options, *, seed: int = 0) ->
             yield topology
     elif name == "embedded":
         if seed:
-            took = await seed_log(sqlite_url(workdir / "data" / "tasks.db"), seed, tenant_id="default")
+            took = await seed_log(_settings(workdir), seed, tenant_id="default")
             _say(f"embedded: {seed:,} finished tasks written to the log in {took:.1f}s")
         async with embedded(workdir) as topology:
             yield topology
     elif name == "distributed":
         async with stores(options.redis_url, options.postgres_url) as (database_url, redis_url):
             if seed:
-                took = await seed_log(database_url, seed, tenant_id="bench")
+                took = await seed_log(_settings(workdir, database_url), seed, tenant_id="bench")
                 _say(f"distributed: {seed:,} finished tasks written to the log in {took:.1f}s")
             async with distributed(workdir, database_url, redis_url) as topology:
                 yield topology
     else:
         raise ValueError(f"unknown topology {name!r}")
+
+
+def _settings(workdir: Path, database_url: str | None = None) -> Settings:
+    """The settings a topology in ``workdir`` reads its task log with."""
+    env = {"HIVEMESH_DATA_DIR": str(workdir / "data"), "HIVEMESH_METRICS_PORT": "off"}
+    if database_url is not None:
+        env["HIVEMESH_DATABASE_URL"] = database_url
+    return Settings.from_env(env)
 
 
 def _say(line: str) -> None:

@@ -1,6 +1,6 @@
 """Fill a task log with finished tasks, fast, before a topology starts on it (the growth check).
 
-The schema comes from the task log's own migrations; the rows are those the log writes for a
+The schema comes from the task system's own start (its migrations); the rows are those the log writes for a
 calculation that went the usual way (submitted, working, understood, one tool step, the answer):
 eight hash-chained events and the projection row, inserted in large batches instead of one
 transaction per event. ``hivemesh task verify`` accepts every seeded task.
@@ -16,11 +16,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
-from hivemesh.mesh.sql import make_engine
+from hivemesh.mesh.config import Settings
 from hivemesh.tasks import schema
-from hivemesh.tasks.log import GENESIS, TaskLog, chain_hash
-from hivemesh.tasks.notifier import InProcessNotifier
+from hivemesh.tasks.config import TaskConfig
+from hivemesh.tasks.log import GENESIS, chain_hash
 from hivemesh.tasks.projection import apply
+from hivemesh.tasks.system import TaskSystem
 
 BATCH = 2000
 
@@ -123,24 +124,24 @@ def _rows(number: int, tenant_id: str, created: float) -> tuple[dict[str, object
     return task_row, event_rows
 
 
-async def seed_log(url: str, count: int, *, tenant_id: str) -> float:
-    """Create the task log's schema at ``url`` (SQLAlchemy or postgresql:// URL) and add ``count``
-    finished tasks of ``tenant_id``, created over the hour before now. Returns the seconds taken."""
+async def seed_log(settings: Settings, count: int, *, tenant_id: str) -> float:
+    """Open the task log ``settings`` name (which creates its schema), and add ``count`` finished
+    tasks of ``tenant_id``, created over the hour before now. Returns the seconds taken."""
     began = time.perf_counter()
-    engine = make_engine(url)
+    tasks = TaskSystem(settings, TaskConfig(sweep_interval_s=0))
+    await tasks.start()
     try:
-        await TaskLog(engine, InProcessNotifier()).migrate()
         start = time.time() - 3600
         for first in range(0, count, BATCH):
-            tasks: list[dict[str, object]] = []
-            events: list[dict[str, object]] = []
+            task_rows: list[dict[str, object]] = []
+            event_rows: list[dict[str, object]] = []
             for number in range(first, min(count, first + BATCH)):
-                task_row, event_rows = _rows(number, tenant_id, start + 3600 * number / max(1, count))
-                tasks.append(task_row)
-                events += event_rows
-            async with engine.begin() as conn:
-                await conn.execute(schema.tasks.insert(), tasks)
-                await conn.execute(schema.events.insert(), events)
+                task_row, events = _rows(number, tenant_id, start + 3600 * number / max(1, count))
+                task_rows.append(task_row)
+                event_rows += events
+            async with tasks.engine.begin() as conn:
+                await conn.execute(schema.tasks.insert(), task_rows)
+                await conn.execute(schema.events.insert(), event_rows)
     finally:
-        await engine.dispose()
+        await tasks.stop(0)
     return time.perf_counter() - began

@@ -21,10 +21,10 @@ from benchmarks.throughput.__main__ import main
 from benchmarks.throughput.seed import seed_log
 from benchmarks.throughput.workload import KINDS, Mix
 from hivemesh.common.v1.task_pb2 import TaskState
+from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.mesh.sql import make_engine, sqlite_url
-from hivemesh.tasks.log import TaskLog
-from hivemesh.tasks.notifier import InProcessNotifier
+from hivemesh.tasks.config import TaskConfig
+from hivemesh.tasks.system import TaskSystem
 from tests.tasks.stores import postgres_database
 
 
@@ -225,30 +225,36 @@ async def test_scrape_reads_hivemesh_metrics() -> None:
 # ---- seeding the log ----------------------------------------------------------------------------
 
 
-async def check_seeded(url: str, count: int, tenant_id: str) -> None:
-    engine = make_engine(url)
-    log = TaskLog(engine, InProcessNotifier())
+async def check_seeded(settings: Settings, count: int, tenant_id: str) -> None:
+    tasks = TaskSystem(settings, TaskConfig(sweep_interval_s=0))
+    await tasks.start()
     try:
-        assert await log.count_by_state() == {TaskState.TASK_STATE_COMPLETED: count}
-        listed, _token = await log.list_tasks(tenant_id, page_size=count)
+        assert await tasks.log.count_by_state() == {TaskState.TASK_STATE_COMPLETED: count}
+        listed, _token = await tasks.log.list_tasks(tenant_id, page_size=count)
         assert len(listed) == count
         for task in listed[:5]:
-            assert (await log.verify(task.task_id)).ok
-            events = await log.read(task.task_id, 0)
+            assert (await tasks.log.verify(task.task_id)).ok
+            events = await tasks.log.read(task.task_id, 0)
             assert [e.WhichOneof("kind") for e in events][-1] == "completed"
             assert task.answer == events[-1].completed.answer
     finally:
-        await engine.dispose()
+        await tasks.stop(0)
 
 
 async def test_a_seeded_sqlite_log_holds_finished_tasks_that_verify(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "tasks.db")
-    await seed_log(url, 2500, tenant_id="default")  # more than one batch
-    await check_seeded(url, 2500, "default")
+    settings = Settings.from_env({"HIVEMESH_DATA_DIR": str(tmp_path), "HIVEMESH_METRICS_PORT": "off"})
+    await seed_log(settings, 2500, tenant_id="default")  # more than one batch
+    await check_seeded(settings, 2500, "default")
 
 
 @pytest.mark.postgres
-async def test_a_seeded_postgres_log_holds_finished_tasks_that_verify() -> None:
+async def test_a_seeded_postgres_log_holds_finished_tasks_that_verify(tmp_path: Path) -> None:
     async with postgres_database() as url:
-        await seed_log(url, 300, tenant_id="bench")
-        await check_seeded(url, 300, "bench")
+        env = {
+            "HIVEMESH_DATA_DIR": str(tmp_path),
+            "HIVEMESH_METRICS_PORT": "off",
+            "HIVEMESH_DATABASE_URL": url,
+        }
+        settings = Settings.from_env(env)
+        await seed_log(settings, 300, tenant_id="bench")
+        await check_seeded(settings, 300, "bench")
