@@ -102,7 +102,7 @@ def table(rows: list[Row], options: Options) -> str:
         if row.report.errors:
             detail += f"; errors {dict(sorted(row.report.errors.items()))}"
         if row.settle_s:
-            detail += f"; queue empty {row.settle_s:.1f}s after the point"
+            detail += f"; queue empty for good {row.settle_s:.1f}s after the point"
         lines.append(f"{'':13}{detail}")
     info = machine()
     lines.append(

@@ -30,8 +30,11 @@ from benchmarks.throughput.workload import Mix
 from hivemesh.loadgen import Closed, Load, Open, Report, Request, Workload, run_load
 from hivemesh.mesh.config import Settings
 
-# After a point with failures, tasks the client gave up on may still be queued: wait (at most this
-# long) until the queue is empty before the next point starts.
+# After a point with failures, tasks the client gave up on may still be queued, or recorded in the
+# log but not queued (the sweep queues them again some seconds later): the next point starts once
+# the queue has stayed empty for QUIET_S (longer than a sweep interval plus its grace time, plus
+# a sample of the queue gauge), or after SETTLE_TIMEOUT_S.
+QUIET_S = 12.0
 SETTLE_TIMEOUT_S = 300.0
 
 
@@ -137,15 +140,24 @@ async def _queue_depth(topology: Topology, http: httpx.AsyncClient) -> float | N
     return sum(depths) if depths else None
 
 
-async def _settle(topology: Topology, http: httpx.AsyncClient) -> float:
-    """Wait until the topology's queue is empty; returns the seconds waited."""
+async def _settle(topology: Topology, http: httpx.AsyncClient) -> tuple[float, _Snapshot]:
+    """Wait until the topology's queue has stayed empty for QUIET_S. Returns the seconds until it
+    became empty for good, and a snapshot taken then (so the quiet wait is not counted)."""
     began = time.perf_counter()
+    emptied: _Snapshot | None = None
     while time.perf_counter() - began < SETTLE_TIMEOUT_S:
         depth = await _queue_depth(topology, http)
-        if not depth:
+        if depth is None:  # no queue to wait for (the floor)
             break
+        if depth:
+            emptied = None
+        elif emptied is None:
+            emptied = await _snapshot(topology, http)
+        elif time.perf_counter() - emptied.at >= QUIET_S:
+            return emptied.at - began, emptied
         await asyncio.sleep(0.5)
-    return time.perf_counter() - began
+    now = await _snapshot(topology, http)
+    return now.at - began, now
 
 
 async def measure(
@@ -178,8 +190,10 @@ async def measure(
         progress=sys.stderr if options.progress else None,
         label=f"{topology.name} {label or load.describe()}  ",
     )
-    settle = await _settle(topology, http) if report.failed else 0.0
-    after = await _snapshot(topology, http)
+    if report.failed:
+        settle, after = await _settle(topology, http)
+    else:
+        settle, after = 0.0, await _snapshot(topology, http)
     done = report.completed
     figures = []
     for process in topology.processes:

@@ -22,6 +22,7 @@ import grpc
 
 from hivemesh.client import HivemeshClient
 from hivemesh.common.v1.task_pb2 import TaskEvent, TaskState
+from hivemesh.mesh.status import details_of
 
 # Seconds between two progress lines.
 PROGRESS_INTERVAL_S = 1.0
@@ -317,7 +318,7 @@ def outcome_of(last: TaskEvent | None) -> Outcome:
 
 def gateway_sender(client: HivemeshClient, *, tenant_id: str = "", timeout_s: float | None = None) -> Send:
     """Runs each task with one ExecuteTask stream (submit and follow in one call). Errors are not
-    retried: a benchmark reports them."""
+    retried: a benchmark reports them, by status code and ErrorInfo reason."""
 
     async def send(request: Request) -> Outcome:
         last: TaskEvent | None = None
@@ -332,7 +333,8 @@ def gateway_sender(client: HivemeshClient, *, tenant_id: str = "", timeout_s: fl
             ):
                 last = event
         except grpc.aio.AioRpcError as exc:
-            return Outcome(error=exc.code().name)
+            details = details_of(exc)
+            return Outcome(error=f"{details.code.name} {details.reason}".strip())
         return outcome_of(last)
 
     return send
