@@ -1,12 +1,13 @@
 """The floor: a hivemesh task's hops through bare grpc.aio, with handlers that do nothing.
 
-A hivemesh task goes client -> gateway (ExecuteTask, a server stream) -> planner, which calls memory
-(GetContext), tool (ListTools), language (Understand), tool (InvokeTool), language (Generate, a
-server stream) and memory (AppendTurns), and the task's events stream back to the client. The floor
-makes exactly these calls between five processes, one per service, and streams eight events back
-(as many as a calculation's); the gateway hands the task straight to the planner. Messages are
-raw bytes: no protobuf, validation, interceptors, queue, log or storage. Whatever a topology costs
-beyond the floor is hivemesh's own.
+A hivemesh task goes client -> gateway (ExecuteTask, a server stream) -> queue -> planner, which
+calls memory (GetContext), language (Understand), tool (InvokeTool), language (Generate, a server
+stream) and memory (AppendTurns), and the task's events stream back to the client; the planner
+lists the tools (ListTools) once and keeps the catalogue. The floor makes the same calls between
+five processes, one per service, and streams eight events back (as many as a calculation's). Where
+hivemesh queues the task, the floor's gateway calls the planner (a server stream), so a floor task
+is seven RPCs to a calculation's six. Messages are raw bytes: no protobuf, validation,
+interceptors, queue, log or storage. Whatever a topology costs beyond the floor is hivemesh's own.
 
 One process: ``python -m benchmarks.throughput.floor <service> --port P --metrics-port M
 [--address service=host:port ...]``. RPCs are counted under hivemesh's metric name, so the
@@ -113,11 +114,14 @@ def _planner(
         "/floor.Language/Generate", None, None
     )
 
+    catalogue: list[bytes] = []
+
     async def run(request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> AsyncIterator[bytes]:
         yield b"submitted " + request[:64]
         yield b"working"
         await get_context(request)
-        await list_tools(b"")
+        if not catalogue:
+            catalogue.append(await list_tools(b""))
         intent: bytes = await understand(request)
         yield b"intent " + intent[:16]
         yield b"step 1"

@@ -71,9 +71,10 @@ def test_quick_run_on_the_floor_and_the_embedded_mesh(capsys: pytest.CaptureFixt
         assert row["sql_transactions_per_task"] is None or row["sql_transactions_per_task"] > 0
     floor = [r for r in rows if r["topology"] == "floor"]
     embedded = [r for r in rows if r["topology"] == "embedded"]
-    # The floor makes exactly a task's eight calls; the embedded mesh its own (at least six).
-    assert {r["rpcs_per_task"] for r in floor} == {8.0}
-    assert all(r["rpcs_per_task"] >= 6 for r in embedded)
+    # The floor makes a task's seven calls (it listed the tools while warming up); the embedded
+    # mesh its own: six for a calculation, five out of scope, more for memory and lists.
+    assert {r["rpcs_per_task"] for r in floor} == {7.0}
+    assert all(5 < r["rpcs_per_task"] < 8 for r in embedded)
     assert [len(r["processes"]) for r in floor] == [5, 5, 5]
     assert [len(r["processes"]) for r in embedded] == [1, 1, 1]
     assert all(r["vs_floor"] == 1.0 for r in floor)
