@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 PROC = Path("/proc")
 # RPCs handled by a server (every hivemesh process counts them; so does the floor).
 RPC_COUNTER = "hivemesh_rpc_requests"
-# SQL transactions committed or rolled back, where a process counts them.
+# SQL write transactions a process committed, and the write operations they carried.
 SQL_COUNTER = "hivemesh_sql_transactions"
+SQL_OPERATIONS = "hivemesh_sql_write_operations"
 QUEUE_DEPTH = "hivemesh_queue_depth"
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -88,6 +89,7 @@ class Counters:
 
     rpcs: float | None
     sql_transactions: float | None
+    sql_operations: float | None
     queue_depth: float | None
 
 
@@ -95,15 +97,18 @@ async def scrape(client: httpx.AsyncClient, port: int) -> Counters:
     response = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=5.0)
     response.raise_for_status()
     totals: dict[str, float] = {}
+    counters = (RPC_COUNTER, SQL_COUNTER, SQL_OPERATIONS)
+    wanted = {f"{name}_total" for name in counters} | {QUEUE_DEPTH}
     for family in text_string_to_metric_families(response.text):
-        if family.name in (RPC_COUNTER, SQL_COUNTER):
+        if family.name in counters:
             # Exported (possibly with no labelled sample yet): zero, not absent.
             totals.setdefault(f"{family.name}_total", 0.0)
         for sample in family.samples:
-            if sample.name in (f"{RPC_COUNTER}_total", f"{SQL_COUNTER}_total", QUEUE_DEPTH):
+            if sample.name in wanted:
                 totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return Counters(
         rpcs=totals.get(f"{RPC_COUNTER}_total"),
         sql_transactions=totals.get(f"{SQL_COUNTER}_total"),
+        sql_operations=totals.get(f"{SQL_OPERATIONS}_total"),
         queue_depth=totals.get(QUEUE_DEPTH),
     )

@@ -132,6 +132,7 @@ def as_json(rows: list[Row], options: Options) -> dict[str, object]:
                 load_generator_cpu_ms_per_task=row.client_cpu_ms_per_task,
                 rpcs_per_task=row.rpcs_per_task,
                 sql_transactions_per_task=row.sql_transactions_per_task,
+                sql_write_operations_per_task=row.sql_write_operations_per_task,
                 vs_floor=row.vs_floor,
                 settle_s=round(row.settle_s, 2),
             )

@@ -78,6 +78,7 @@ class Row:
     client_cpu_ms_per_task: float | None = None
     rpcs_per_task: float | None = None
     sql_transactions_per_task: float | None = None
+    sql_write_operations_per_task: float | None = None
     vs_floor: float | None = None
     settle_s: float = 0.0
 
@@ -212,6 +213,9 @@ async def measure(
         rpcs_per_task=_per_task(_counter_delta(before, after, lambda c: c.rpcs), done),
         sql_transactions_per_task=_per_task(
             _counter_delta(before, after, lambda c: c.sql_transactions), done
+        ),
+        sql_write_operations_per_task=_per_task(
+            _counter_delta(before, after, lambda c: c.sql_operations), done
         ),
         settle_s=settle,
     )

@@ -227,10 +227,7 @@ async def embedded(workdir: Path) -> AsyncIterator[Topology]:
 @contextlib.asynccontextmanager
 async def distributed(workdir: Path, database_url: str, redis_url: str) -> AsyncIterator[Topology]:
     """One process per service and a second planner, on ``database_url`` and ``redis_url`` (both
-    prepared by ``stores``).
-
-    The first planner starts alone: on a new database, processes that open the task log (gateway,
-    planners, tool) started together race to create its tables, and the losers exit."""
+    prepared by ``stores``), all started together as a deployment starts them."""
     ports = {name: free_port() for name in SERVICES}
     env = {
         **_base_env(workdir / "data"),
@@ -262,7 +259,7 @@ async def distributed(workdir: Path, database_url: str, redis_url: str) -> Async
             own[f"HIVEMESH_{service.upper()}_PORT"] = str(port)
         return _Spec(label, _hivemesh("serve", service), own, metrics, (port,))
 
-    waves = [[spec("planner")], [spec(s) for s in ("tool", "memory", "language", "planner-2", "gateway")]]
+    waves = [[spec(s) for s in ("tool", "memory", "language", "planner", "planner-2", "gateway")]]
     async with (
         HivemeshClient(f"127.0.0.1:{ports['gateway']}", metadata=[("x-api-key", key)]) as client,
         _running("distributed", workdir, waves, _gateway_sender(client), "bench") as topology,

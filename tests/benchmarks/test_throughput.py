@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from benchmarks.throughput import probes
 from benchmarks.throughput.__main__ import main
@@ -68,7 +68,6 @@ def test_quick_run_on_the_floor_and_the_embedded_mesh(capsys: pytest.CaptureFixt
         for process in row["processes"]:
             assert process["cpu_ms_per_task"] >= 0, row
             assert process["rss_mb"] > 10, row
-        assert row["sql_transactions_per_task"] is None or row["sql_transactions_per_task"] > 0
     floor = [r for r in rows if r["topology"] == "floor"]
     embedded = [r for r in rows if r["topology"] == "embedded"]
     # The floor makes a task's seven calls (it listed the tools while warming up); the embedded
@@ -77,6 +76,10 @@ def test_quick_run_on_the_floor_and_the_embedded_mesh(capsys: pytest.CaptureFixt
     assert all(5 < r["rpcs_per_task"] < 8 for r in embedded)
     assert [len(r["processes"]) for r in floor] == [5, 5, 5]
     assert [len(r["processes"]) for r in embedded] == [1, 1, 1]
+    # Every hivemesh task writes its log; the floor has no SQL at all.
+    assert all(r["sql_transactions_per_task"] is None for r in floor)
+    assert all(r["sql_transactions_per_task"] > 0 for r in embedded)
+    assert all(r["sql_write_operations_per_task"] >= r["sql_transactions_per_task"] for r in embedded)
     assert all(r["vs_floor"] == 1.0 for r in floor)
     assert all(r["vs_floor"] > 0 for r in embedded)
     # The open loop started its tasks on schedule: 8 per second for 1 s.
@@ -220,7 +223,27 @@ async def test_scrape_reads_hivemesh_metrics() -> None:
     assert empty.rpcs == 0
     assert counted.rpcs == 4
     assert counted.queue_depth == 5
-    assert counted.sql_transactions is None  # not exported by this registry
+    # Every hivemesh process exports its SQL write tallies.
+    assert counted.sql_transactions is not None
+    assert counted.sql_operations is not None
+
+
+async def test_scrape_says_when_a_counter_is_not_exported() -> None:
+    registry = CollectorRegistry()
+    calls = Counter("hivemesh_rpc_requests", "RPCs.", ["method"], registry=registry)
+    calls.labels("Run").inc(2)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        async with httpx.AsyncClient() as client:
+            counted = await probes.scrape(client, server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert counted.rpcs == 2
+    assert counted.sql_transactions is None
+    assert counted.sql_operations is None
+    assert counted.queue_depth is None
 
 
 # ---- seeding the log ----------------------------------------------------------------------------
