@@ -119,6 +119,7 @@ def _rows(number: int, tenant_id: str, created: float) -> tuple[dict[str, object
         "create_time": created,
         "update_time": task.update_time.ToNanoseconds() / 1e9,
         "last_sequence": task.last_sequence,
+        "last_hash": prev,
         "task": task.SerializeToString(deterministic=True),
     }
     return task_row, event_rows
