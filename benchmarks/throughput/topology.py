@@ -180,22 +180,20 @@ def _stop(processes: list[Process]) -> None:
 
 @contextlib.asynccontextmanager
 async def _running(
-    name: str, workdir: Path, waves: list[list[_Spec]], sender: Callable[[float], Send], tenant_id: str
+    name: str, workdir: Path, specs: list[_Spec], sender: Callable[[float], Send], tenant_id: str
 ) -> AsyncIterator[Topology]:
-    """Start the processes wave by wave (each wave ready before the next starts), yield the
-    topology, stop every process."""
+    """Start the processes together, wait until each answers, yield the topology, stop them all."""
     processes: list[Process] = []
     try:
-        for wave in waves:
-            started = [_spawn(spec, workdir) for spec in wave]
-            processes += started
-            await asyncio.gather(
-                *(
-                    _ready(process, port, health=spec.health)
-                    for spec, process in zip(wave, started, strict=True)
-                    for port in spec.ports
-                )
+        for spec in specs:
+            processes.append(_spawn(spec, workdir))  # one by one: all that started are stopped
+        await asyncio.gather(
+            *(
+                _ready(process, port, health=spec.health)
+                for spec, process in zip(specs, processes, strict=True)
+                for port in spec.ports
             )
+        )
         yield Topology(name, processes, sender, tenant_id, real_answers=name != "floor")
     finally:
         await asyncio.to_thread(_stop, processes)
@@ -219,7 +217,7 @@ async def embedded(workdir: Path) -> AsyncIterator[Topology]:
     spec = _Spec("hivemesh", _hivemesh("up"), env, metrics, tuple(ports.values()))
     async with (
         HivemeshClient(f"127.0.0.1:{ports['gateway']}") as client,
-        _running("embedded", workdir, [[spec]], _gateway_sender(client), "default") as topology,
+        _running("embedded", workdir, [spec], _gateway_sender(client), "default") as topology,
     ):
         yield topology
 
@@ -259,10 +257,10 @@ async def distributed(workdir: Path, database_url: str, redis_url: str) -> Async
             own[f"HIVEMESH_{service.upper()}_PORT"] = str(port)
         return _Spec(label, _hivemesh("serve", service), own, metrics, (port,))
 
-    waves = [[spec(s) for s in ("tool", "memory", "language", "planner", "planner-2", "gateway")]]
+    specs = [spec(s) for s in ("tool", "memory", "language", "planner", "planner-2", "gateway")]
     async with (
         HivemeshClient(f"127.0.0.1:{ports['gateway']}", metadata=[("x-api-key", key)]) as client,
-        _running("distributed", workdir, waves, _gateway_sender(client), "bench") as topology,
+        _running("distributed", workdir, specs, _gateway_sender(client), "bench") as topology,
     ):
         yield topology
 
@@ -281,7 +279,7 @@ async def floor_topology(workdir: Path) -> AsyncIterator[Topology]:
         specs.append(_Spec(name, argv, env, metrics, (ports[name],), health=False))
     async with (
         grpc.aio.insecure_channel(f"127.0.0.1:{ports['gateway']}") as channel,
-        _running("floor", workdir, [specs], _floor_sender(channel), "") as topology,
+        _running("floor", workdir, specs, _floor_sender(channel), "") as topology,
     ):
         yield topology
 
