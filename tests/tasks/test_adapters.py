@@ -245,3 +245,10 @@ async def test_the_sweep_finishes_a_half_done_replay(any_tasks: TaskSystem) -> N
     claim = await any_tasks.queue.claim("w2", 30)
     assert claim is not None
     assert claim.task_id == task.task_id
+
+
+async def test_hundreds_of_concurrent_submits_are_all_accepted(any_tasks: TaskSystem) -> None:
+    # More calls in flight than a client's pool has connections: callers wait for one, none fails.
+    results = await asyncio.gather(*(any_tasks.submit(new_task(), trace={}) for _ in range(300)))
+    assert len({task.task_id for task, _ in results}) == 300
+    assert await any_tasks.queue.depth() == 300

@@ -88,11 +88,10 @@ def build_with(
 def _turn_store(settings: Settings, config: MemoryConfig, engine: AsyncEngine) -> TurnStore:
     if settings.redis_url is None:
         return SqlTurnStore(engine)
-    from redis.asyncio import Redis  # noqa: PLC0415 - the distributed extra
-
     from hivemesh.memory.adapters.redis_turns import RedisTurnStore  # noqa: PLC0415
+    from hivemesh.mesh.redis_client import redis_client  # noqa: PLC0415 - the distributed extra
 
-    return RedisTurnStore(Redis.from_url(settings.redis_url), config.redis_prefix)
+    return RedisTurnStore(redis_client(settings.redis_url), config.redis_prefix)
 
 
 def _index(settings: Settings, config: MemoryConfig) -> VectorIndex:

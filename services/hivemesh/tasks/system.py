@@ -93,10 +93,11 @@ class TaskSystem:
             # Imported only when configured: redis is the optional extra hivemesh[distributed].
             import redis.asyncio as aioredis  # noqa: PLC0415
 
+            from hivemesh.mesh.redis_client import redis_client  # noqa: PLC0415
             from hivemesh.tasks.redis_notifier import RedisNotifier  # noqa: PLC0415
             from hivemesh.tasks.redis_queue import RedisTaskQueue  # noqa: PLC0415
 
-            self.redis: aioredis.Redis | None = aioredis.Redis.from_url(
+            self.redis: aioredis.Redis | None = redis_client(
                 settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0
             )
             self._redis_notifier = RedisNotifier(self.redis, self.config.redis_prefix)

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from hivemesh.mesh.redis_client import redis_client
 from hivemesh.tool.idempotency import (
     Claim,
     Claimed,
@@ -72,7 +73,7 @@ class RedisIdempotencyStore:
         self.freed_at_start = 0
 
     async def start(self) -> None:
-        self._client = aioredis.Redis.from_url(self._url, decode_responses=True)
+        self._client = redis_client(self._url, decode_responses=True)
         if self._name is not None:
             self.freed_at_start = await self._succeed(self._client, self._name)
             if self.freed_at_start:
