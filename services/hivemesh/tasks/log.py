@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
@@ -78,6 +79,8 @@ class TaskLog:
         self._engine = engine
         self._writer = writer
         self._recent = RecentEvents()
+        # Events travel with their wake-ups only to other processes (distributed mode).
+        self._shares_events = not enqueue_in_sql
         self._sqlite = is_sqlite(engine)
         self._reads = reads
         self._notifier = notifier
@@ -190,11 +193,23 @@ class TaskLog:
         """Tell watchers of an event that has just been committed (never before): it is kept in
         memory for this process's watchers, and their wake-ups go out."""
         self._recent.add(event)
-        self._notifier.notify(event.task_id)
+        if self._shares_events:
+            self._notifier.share(event.task_id, event.SerializeToString())
+        else:
+            self._notifier.notify(event.task_id)
         if event.WhichOneof("kind") == "canceled":
             self._notifier.notify(ending_topic(event.task_id))
         if requeued:
             self._notifier.notify(QUEUE_TOPIC)
+
+    def heard(self, event_bytes: bytes) -> None:
+        """An event another process committed and shared with its wake-up: kept for watchers."""
+        try:
+            event = TaskEvent.FromString(event_bytes)
+        except DecodeError:
+            return  # not an event: a plain wake-up
+        if event.task_id and event.sequence:
+            self._recent.add(event)
 
     def task_in(self, conn: Connection, task_id: str) -> Task | None:
         """The task as the transaction of ``conn`` sees it (locked for update on PostgreSQL)."""
@@ -451,6 +466,8 @@ class RecentEvents:
 
     def add(self, event: TaskEvent) -> None:
         held = self._events.get(event.task_id)
+        if held and held[-1].sequence >= event.sequence:
+            return  # already held (this process's own event coming back), or older
         if held is None or (held and held[-1].sequence != event.sequence - 1):
             held = self._events[event.task_id] = []
         held.append(event)

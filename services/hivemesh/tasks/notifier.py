@@ -18,6 +18,11 @@ def ending_topic(task_id: str) -> str:
 class Notifier(Protocol):
     def notify(self, topic: str) -> None: ...
 
+    def share(self, topic: str, event: bytes) -> None:
+        """``notify``, handing the committed event (its bytes) along to watchers in other
+        processes, who then need not read it back from the database."""
+        ...
+
     async def wait(self, topic: str, timeout_s: float) -> None: ...
 
 
@@ -31,6 +36,9 @@ class InProcessNotifier:
         event = self._events.pop(topic, None)
         if event is not None:
             event.set()
+
+    def share(self, topic: str, event: bytes) -> None:
+        self.notify(topic)  # one process: its watchers read the event from its own log's memory
 
     async def wait(self, topic: str, timeout_s: float) -> None:
         event = self._events.setdefault(topic, asyncio.Event())

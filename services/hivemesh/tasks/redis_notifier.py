@@ -2,7 +2,10 @@
 
 A notification is published on ``<prefix>:wake:<topic>``; every process listens on the pattern and
 wakes its local waiters. Pub/sub is fire-and-forget and that is enough: a wake-up is only a hint,
-the log and the queue are read again after it, and a lost one costs one poll interval.
+the log and the queue are read again after it, and a lost one costs one poll interval. A task's
+wake-up may carry the event just committed; ``on_event`` hands it to this process's log, whose
+watchers use it only where it continues what they have seen (so a lost or reordered message
+costs a read from the database, never a gap).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -26,6 +30,7 @@ class RedisNotifier:
         self._local = InProcessNotifier()
         self._listener: asyncio.Task[None] | None = None
         self._publishing: set[asyncio.Task[None]] = set()
+        self.on_event: Callable[[bytes], None] | None = None
 
     async def start(self) -> None:
         self._listener = asyncio.create_task(self._listen(), name="task-wakeups")
@@ -39,17 +44,20 @@ class RedisNotifier:
             await asyncio.wait(set(self._publishing), timeout=1.0)
 
     def notify(self, topic: str) -> None:
+        self.share(topic, b"")
+
+    def share(self, topic: str, event: bytes) -> None:
         self._local.notify(topic)
         try:
-            job = asyncio.get_running_loop().create_task(self._publish(topic))
+            job = asyncio.get_running_loop().create_task(self._publish(topic, event))
         except RuntimeError:  # no loop: nothing is waiting in this process either
             return
         self._publishing.add(job)
         job.add_done_callback(self._publishing.discard)
 
-    async def _publish(self, topic: str) -> None:
+    async def _publish(self, topic: str, event: bytes) -> None:
         try:
-            await self._redis.publish(self._channel + topic, b"")
+            await self._redis.publish(self._channel + topic, event)
         except (RedisError, OSError) as exc:
             _log.debug("wake-up for %s not published: %s", topic, exc)
 
@@ -67,6 +75,9 @@ class RedisNotifier:
                     channel = message.get("channel")
                     if isinstance(channel, bytes):
                         channel = channel.decode()
+                    data = message.get("data")
+                    if data and isinstance(data, bytes) and self.on_event is not None:
+                        self.on_event(data)
                     if isinstance(channel, str):
                         self._local.notify(channel.removeprefix(self._channel))
             except (RedisError, OSError) as exc:

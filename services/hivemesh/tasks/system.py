@@ -108,6 +108,7 @@ class TaskSystem:
             self.queue: TaskQueue = self.redis_queue
             self.sql_queue: SqlTaskQueue | None = None
             self.log = TaskLog(self.engine, self.reads, self.writer, self.notifier, enqueue_in_sql=False)
+            self._redis_notifier.on_event = self.log.heard
             self.poll_interval_s = REDIS_POLL_INTERVAL_S
         else:
             self.redis = None
