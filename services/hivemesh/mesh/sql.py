@@ -42,8 +42,12 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
         # Enough pooled connections that a busy process does not open (and close) overflow ones:
-        # each new asyncpg connection costs a TCP handshake and a refused TLS attempt.
-        return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # each new asyncpg connection costs a TCP handshake and a refused TLS attempt. No ping
+        # before each use (a round trip on every checkout): a connection the server dropped fails
+        # its statement once, which invalidates the pool, and the caller's retry gets a new one.
+        return create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=300
+        )
     engine = create_async_engine(url, connect_args={"timeout": 30})
     _configure_sqlite(engine.sync_engine)
     return engine
