@@ -459,7 +459,7 @@ class RecentEvents:
     """The last events this process committed, per task, for its own watchers. Bounded in tasks and
     in events per task; anything not held is read from the database instead."""
 
-    def __init__(self, *, max_tasks: int = 4096, per_task: int = 256) -> None:
+    def __init__(self, *, max_tasks: int = 2048, per_task: int = 64) -> None:
         self._events: OrderedDict[str, list[TaskEvent]] = OrderedDict()
         self._max_tasks = max_tasks
         self._per_task = per_task
