@@ -151,6 +151,11 @@ class Gateway:
         async for event in self._tasks.follow(task_id, after_sequence):
             yield event
 
+    def follow_submitted(self, task: Task) -> AsyncIterator[TaskEvent]:
+        """The events of a task ``submit`` has just returned to this caller (its tenant already
+        checked there), from the first."""
+        return self._tasks.follow(task.task_id, 0)
+
     async def continue_task(self, caller: Caller, task_id: str, request_id: str, text: str) -> Task:
         task = await self.get(caller, task_id)
         if task.state != TaskState.TASK_STATE_INPUT_REQUIRED:

@@ -43,7 +43,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         task, _ = await self._gateway.submit(
             caller, NewTask(request.request_id, request.text, request.scope, request.options)
         )
-        async for event in self._gateway.watch(caller, task.task_id, 0):
+        async for event in self._gateway.follow_submitted(task):
             yield pb.ExecuteTaskResponse(event=event)
 
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> pb.GetTaskResponse:
