@@ -4,6 +4,10 @@ Each error carries a canonical code (the numeric google.rpc.Code), a stable UPPE
 and values that vary per request in ``metadata``. The server's error interceptor turns them into a
 gRPC status with ``google.rpc.ErrorInfo`` (and ``BadRequest`` or ``RetryInfo`` where they apply).
 Whether an error may be retried is a property of the error, not of the caller.
+
+What an error carries is bounded whatever the input (see ``clip``): a caller that sends a 3 MB value
+gets back a few hundred bytes about it, never the value itself, so an error always fits in the
+trailers a gRPC client accepts (8 KiB by default) and costs each hop little to carry.
 """
 
 from __future__ import annotations
@@ -38,6 +42,56 @@ class Code(enum.IntEnum):
 # Codes after which the same request may succeed unchanged.
 RETRYABLE_CODES = frozenset({Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, Code.ABORTED, Code.DEADLINE_EXCEEDED})
 
+# The bounds on what an error carries, in UTF-8 bytes. A longer text keeps its head and its tail
+# around a marker that says how much was cut, so both the field named at the start of a description
+# and the verdict at its end survive ("arguments.expression: '((((…(3903 bytes cut)…))))' is too long").
+MESSAGE_LIMIT = 512  # the status message
+DETAIL_LIMIT = 256  # an ErrorInfo metadata value, a field path, a field violation's description
+NAME_LIMIT = 64  # the reason, an ErrorInfo metadata key
+QUOTE_LIMIT = 64  # a value quoted in a message (``quote``)
+METADATA_LIMIT = 16  # ErrorInfo metadata entries
+VIOLATION_LIMIT = 16  # BadRequest field violations
+# The whole google.rpc.Status in the trailers, message and details: violations, then metadata
+# entries, are left out from the last until it fits. With the message (also sent as grpc-message,
+# at most three times MESSAGE_LIMIT once percent-encoded) the trailers stay under 6 KiB.
+STATUS_LIMIT = 4096
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` UTF-8 bytes; otherwise its head and tail around a marker
+    saying how many bytes were cut. Characters are never split; lone surrogates (which UTF-8 cannot
+    carry) are written as escapes."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "backslashreplace")
+        text = data.decode()
+    if len(data) <= limit:
+        return text
+    # The marker's length with the largest count it can show bounds the room left for the text.
+    room = limit - len(f"…({len(data)} bytes cut)…".encode())
+    if room < 8:
+        return data[:limit].decode("utf-8", "ignore")
+    head = data[: room - room // 2].decode("utf-8", "ignore")
+    tail = data[len(data) - room // 2 :].decode("utf-8", "ignore")
+    cut = len(data) - len(head.encode()) - len(tail.encode())
+    return f"{head}…({cut} bytes cut)…{tail}"
+
+
+def quote(value: object) -> str:
+    """``value`` as a message quotes it (its repr), at most ``QUOTE_LIMIT`` bytes."""
+    return clip(repr(value), QUOTE_LIMIT)
+
+
+def bounded_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """The first ``METADATA_LIMIT`` entries, keys and values clipped."""
+    bounded: dict[str, str] = {}
+    for key, value in metadata.items():
+        if len(bounded) >= METADATA_LIMIT:
+            break
+        bounded[clip(str(key), NAME_LIMIT)] = clip(str(value), DETAIL_LIMIT)
+    return bounded
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -45,6 +99,9 @@ class FieldViolation:
 
     field: str
     description: str
+
+    def bounded(self) -> FieldViolation:
+        return FieldViolation(clip(self.field, DETAIL_LIMIT), clip(self.description, DETAIL_LIMIT))
 
 
 class HivemeshError(Exception):
@@ -60,10 +117,10 @@ class HivemeshError(Exception):
         reason: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason or self.default_reason
-        self.metadata: dict[str, str] = dict(metadata or {})
+        self.message = clip(message, MESSAGE_LIMIT)
+        super().__init__(self.message)
+        self.reason = clip(reason or self.default_reason, NAME_LIMIT)
+        self.metadata: dict[str, str] = bounded_metadata(metadata or {})
 
     @property
     def retryable(self) -> bool:
@@ -83,7 +140,7 @@ class InvalidArgument(HivemeshError):
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, reason=reason, metadata=metadata)
-        self.violations = tuple(violations)
+        self.violations = tuple(v.bounded() for v in violations[:VIOLATION_LIMIT])
 
     @classmethod
     def field(cls, path: str, description: str, *, reason: str | None = None) -> InvalidArgument:
@@ -114,6 +171,11 @@ class FailedPrecondition(HivemeshError):
 class Aborted(HivemeshError):
     code = Code.ABORTED
     default_reason = "ABORTED"
+
+
+class OutOfRange(HivemeshError):
+    code = Code.OUT_OF_RANGE
+    default_reason = "OUT_OF_RANGE"
 
 
 class PermissionDenied(HivemeshError):

@@ -3,7 +3,8 @@ in order, in one place each.
 
 Server, outermost first: tracing (OpenTelemetry, extracts W3C context from metadata) -> the call
 pipeline: metrics (count, code, duration) -> context (request id, inbound deadline) -> errors (domain
-error -> status with ErrorInfo; anything else -> INTERNAL, logged with the trace id) -> validation
+error -> status with ErrorInfo; anything else -> INTERNAL, logged with the trace id) -> decoding
+(bytes that are not a valid request -> INVALID_ARGUMENT naming the field) -> validation
 (protovalidate -> INVALID_ARGUMENT with field paths) -> the servicer.
 
 Client: tracing (injects W3C context) -> context (request id forwarded; timeout bounded by the
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import grpc
 import protovalidate
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
@@ -33,6 +36,7 @@ from hivemesh.mesh.errors import Code, FieldViolation, HivemeshError, InvalidArg
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.status import grpc_code, internal_status, to_status, trailing_metadata
 from hivemesh.mesh.telemetry import current_trace_id
+from hivemesh.mesh.wire import find_flaw
 
 _log = logging.getLogger(__name__)
 
@@ -44,6 +48,10 @@ Unary: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable
 Streaming: TypeAlias = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
+Deserializer: TypeAlias = Callable[[bytes], Any]
+
+# The ErrorInfo reason of a request whose bytes are not a valid message of its method's type.
+UNDECODABLE_REQUEST = "UNDECODABLE_REQUEST"
 
 
 def current_request_id() -> str:
@@ -81,6 +89,61 @@ def validate(request: Message) -> None:
     raise InvalidArgument(f"invalid request: {text}", violations=found, metadata={"field": found[0].field})
 
 
+class Undecodable:
+    """What the pipeline's deserializer hands on in place of a request that does not decode: the
+    handler never sees it, the pipeline answers with ``error`` (INVALID_ARGUMENT)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: InvalidArgument) -> None:
+        self.error = error
+
+
+def _undecodable_error(message_type: Descriptor | None, data: bytes) -> InvalidArgument:
+    """The error for ``data`` that does not decode as ``message_type``: naming the field at fault
+    when the bytes show one, the message type otherwise."""
+    name = message_type.full_name if message_type is not None else "the request message"
+    flaw = find_flaw(message_type, data) if message_type is not None else None
+    if flaw is None or not flaw.field:
+        return InvalidArgument(
+            f"the request could not be decoded as {name}",
+            reason=UNDECODABLE_REQUEST,
+            metadata={"message_type": name},
+        )
+    return InvalidArgument(
+        f"the request could not be decoded: {flaw.field}: {flaw.description}",
+        violations=[FieldViolation(flaw.field, flaw.description)],
+        reason=UNDECODABLE_REQUEST,
+        metadata={"field": flaw.field, "message_type": name},
+    )
+
+
+def _tolerant(method: str, deserializer: Deserializer | None) -> Deserializer | None:
+    """``deserializer`` that hands on an ``Undecodable`` instead of raising.
+
+    Both transports decode before any handler runs: grpc.aio answers an exception there with
+    UNKNOWN, the exception's text and a traceback in the log, before authentication or validation
+    could say a word. Invalid UTF-8 in a string field and messages nested deeper than the runtime
+    decodes are the usual causes; any failure to decode is the sender's bytes."""
+    if deserializer is None:
+        return None
+    service, name = _split(method)
+    try:
+        message_type: Descriptor | None = (
+            descriptor_pool.Default().FindMethodByName(f"{service}.{name}").input_type
+        )
+    except KeyError:
+        message_type = None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # DecodeError, RecursionError...: all reported as INVALID_ARGUMENT
+            return Undecodable(_undecodable_error(message_type, data))
+
+    return deserialize
+
+
 class CallPipeline(_ServerInterceptor):
     """Every hivemesh call passes these stages, outermost first:
 
@@ -88,7 +151,9 @@ class CallPipeline(_ServerInterceptor):
     2. context: the request id and the inbound deadline, for the handler and its outbound calls;
     3. errors: a domain error becomes its status with ErrorInfo; anything else becomes INTERNAL with
        a generic message, logged with the trace id;
-    4. validation: protovalidate, so a violation is INVALID_ARGUMENT naming each field and the
+    4. decoding: a request whose bytes did not decode (see ``_tolerant``) is INVALID_ARGUMENT,
+       with one line in the log;
+    5. validation: protovalidate, so a violation is INVALID_ARGUMENT naming each field and the
        servicer only ever sees valid input.
 
     The stages run in one wrapper per call rather than one interceptor each: on a small RPC every
@@ -121,13 +186,13 @@ class CallPipeline(_ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, cast("Unary", handler.unary_unary)),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(method, handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._streaming(method, cast("Streaming", handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(method, handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -140,7 +205,7 @@ class CallPipeline(_ServerInterceptor):
             token, left = _enter(context)
             try:
                 with deadlines.deadline(left):
-                    validate(request)
+                    _admit(method, request, context)
                     result = await behavior(request, context)
                 ending = _OK
                 return result
@@ -166,7 +231,7 @@ class CallPipeline(_ServerInterceptor):
             token, left = _enter(context)
             try:
                 with deadlines.deadline(left):
-                    validate(request)
+                    _admit(method, request, context)
                     async for item in behavior(request, context):
                         yield item
                 ending = _OK
@@ -221,6 +286,15 @@ class CallPipeline(_ServerInterceptor):
 # raised past the error stage; a cancelled handler was stopped by its caller's deadline or by its
 # caller (grpc sets no code on the context in either case).
 _OK, _FAILED = grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN
+
+
+def _admit(method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """Raise InvalidArgument for a request that did not decode or is not valid."""
+    if isinstance(request, Undecodable):
+        # One line, no traceback: the cause is the sender's, and the sender may be hostile.
+        _log.info("%s: %s [peer %s]", method, request.error.message, context.peer())
+        raise request.error
+    validate(request)
 
 
 def _ended_early(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:

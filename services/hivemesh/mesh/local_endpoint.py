@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeAlias, cast
 
 import grpc
 
+from hivemesh.mesh.errors import MESSAGE_LIMIT, clip
+
 _log = logging.getLogger(__name__)
 
 # What the handler sees as its peer and user agent: the transport is the process itself.
@@ -477,7 +479,8 @@ class LocalEndpoint:
         except Exception as exc:
             # grpc.aio's answer to an exception that no interceptor turned into a status.
             _log.exception("unexpected error in %s", exchange.method)
-            exchange.finish(Status(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}"))
+            text = clip(f"Unexpected {type(exc)}: {exc}", MESSAGE_LIMIT)
+            exchange.finish(Status(grpc.StatusCode.UNKNOWN, text))
 
 
 def _decode(deserializer: Callable[[bytes], Any] | None, data: bytes) -> Any:

@@ -1,17 +1,33 @@
-"""Translation between domain errors and rich gRPC statuses (google.rpc.Status with details)."""
+"""Translation between domain errors and rich gRPC statuses (google.rpc.Status with details).
+
+Both directions are bounded and never fail: a status sent is at most ``STATUS_LIMIT`` bytes (see
+``hivemesh.mesh.errors``), and a status received whose details cannot be read (corrupt, or for
+another code than the call's, as when a client refused oversized trailers) is taken for what the
+call's own code and message say.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import cast
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
-from hivemesh.mesh.errors import Code, HivemeshError, InvalidArgument, ResourceExhausted
+from hivemesh.mesh.errors import (
+    MESSAGE_LIMIT,
+    STATUS_LIMIT,
+    VIOLATION_LIMIT,
+    Code,
+    FieldViolation,
+    HivemeshError,
+    InvalidArgument,
+    ResourceExhausted,
+    bounded_metadata,
+    clip,
+)
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -24,17 +40,40 @@ def grpc_code(code: Code) -> grpc.StatusCode:
 
 
 def to_status(error: HivemeshError, domain: str) -> status_pb2.Status:
-    """The google.rpc.Status for a domain error: ErrorInfo always, plus BadRequest or RetryInfo."""
+    """The google.rpc.Status for a domain error: ErrorInfo always, plus BadRequest or RetryInfo,
+    within ``STATUS_LIMIT`` bytes (violations, then metadata entries, dropped from the last)."""
+    message = clip(error.message, MESSAGE_LIMIT)
+    metadata = bounded_metadata(error.metadata)
+    violations: list[FieldViolation] = []
+    if isinstance(error, InvalidArgument):
+        violations = [v.bounded() for v in error.violations[:VIOLATION_LIMIT]]
+    status = _status(error, domain, message, metadata, violations)
+    while status.ByteSize() > STATUS_LIMIT and (violations or metadata):
+        if len(violations) > 1 or (violations and not metadata):
+            violations.pop()
+        else:
+            metadata.pop(next(reversed(metadata)))
+        status = _status(error, domain, message, metadata, violations)
+    return status
+
+
+def _status(
+    error: HivemeshError,
+    domain: str,
+    message: str,
+    metadata: dict[str, str],
+    violations: list[FieldViolation],
+) -> status_pb2.Status:
     details: list[any_pb2.Any] = []
-    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata)
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=metadata)
     packed = any_pb2.Any()
     packed.Pack(info)
     details.append(packed)
-    if isinstance(error, InvalidArgument) and error.violations:
+    if violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in error.violations
+                for v in violations
             ]
         )
         packed = any_pb2.Any()
@@ -49,7 +88,7 @@ def to_status(error: HivemeshError, domain: str) -> status_pb2.Status:
         packed = any_pb2.Any()
         packed.Pack(retry)
         details.append(packed)
-    return status_pb2.Status(code=int(error.code), message=error.message, details=details)
+    return status_pb2.Status(code=int(error.code), message=message, details=details)
 
 
 def trailing_metadata(status: status_pb2.Status) -> tuple[tuple[str, str | bytes], ...]:
@@ -70,39 +109,66 @@ class StatusDetails:
 
 
 def details_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> StatusDetails:
-    """Decode ErrorInfo, BadRequest and RetryInfo from a failed call."""
+    """Decode ErrorInfo, BadRequest and RetryInfo from a failed call. Details that cannot be read
+    are left out: the result keeps the call's own code and message."""
     code: grpc.StatusCode = error.code()
     message = str(error.details() or "")
     result = StatusDetails(code=code, message=message)
-    status = rpc_status.from_call(cast("grpc.Call", error)) if hasattr(error, "trailing_metadata") else None
+    status = _rich_status(error, code)
     if status is None:
         return result
     reason, domain, meta = "", "", {}
     violations: list[tuple[str, str]] = []
     delay: float | None = None
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason, domain, meta = info.reason, info.domain, dict(info.metadata)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            violations = [(v.field, v.description) for v in bad.field_violations]
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            detail.Unpack(retry)
-            delay = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+        try:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason, domain, meta = info.reason, info.domain, dict(info.metadata)
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                violations = [(v.field, v.description) for v in bad.field_violations]
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                delay = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+        except DecodeError:
+            continue  # one unreadable detail does not hide the others
     return StatusDetails(code, message, reason, domain, meta, tuple(violations), delay)
 
 
+def _rich_status(
+    error: grpc.aio.AioRpcError | grpc.RpcError, code: grpc.StatusCode
+) -> status_pb2.Status | None:
+    """The google.rpc.Status a server put in the trailers, when it is readable and for the call's code.
+
+    A status for another code is not the call's: the transport ended the call otherwise (a client
+    refusing trailers over its metadata limit reports RESOURCE_EXHAUSTED, whatever the server said).
+    """
+    trailing = getattr(error, "trailing_metadata", None)
+    if trailing is None:
+        return None
+    for key, value in trailing() or ():
+        if key != _DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except (DecodeError, RecursionError):
+            return None
+        return status if status.code == code.value[0] else None
+    return None
+
+
 def internal_status(message: str) -> status_pb2.Status:
-    return status_pb2.Status(code=code_pb2.INTERNAL, message=message)
+    return status_pb2.Status(code=code_pb2.INTERNAL, message=clip(message, MESSAGE_LIMIT))
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HivemeshError:
     """The domain error for a failed downstream call, keeping its code, reason and metadata, so a
-    caller decides retryability from the error itself."""
+    caller decides retryability from the error itself: a client error (INVALID_ARGUMENT, NOT_FOUND,
+    OUT_OF_RANGE...) stays one and is never retried. Never raises, whatever the trailers hold."""
     from hivemesh.mesh import errors  # noqa: PLC0415 - avoids a cycle at import time
 
     details = details_of(error)
@@ -112,6 +178,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> HivemeshError:
         grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
         grpc.StatusCode.ABORTED: errors.Aborted,
         grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+        grpc.StatusCode.OUT_OF_RANGE: errors.OutOfRange,
         grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
         grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
         grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
