@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import grpc
 
@@ -10,8 +11,14 @@ from hivemesh.gateway.auth import Authenticator
 from hivemesh.gateway.service import Caller, DeadTask, Gateway, NewTask
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
+from hivemesh.mesh.inputs import timestamp_seconds
 
 Context = grpc.aio.ServicerContext[object, object]
+
+
+def _instant(request: pb.ListTasksRequest, field: Literal["created_after", "created_before"]) -> float | None:
+    """Seconds since the epoch of ``field``, None when unset."""
+    return timestamp_seconds(getattr(request, field), field) if request.HasField(field) else None
 
 
 def _dead_letter(found: DeadTask) -> pb.DeadLetter:
@@ -54,12 +61,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             await self._caller(context),
             user_id=request.user_id,
             states=list(request.states),
-            created_after=request.created_after.ToNanoseconds() / 1e9
-            if request.HasField("created_after")
-            else None,
-            created_before=request.created_before.ToNanoseconds() / 1e9
-            if request.HasField("created_before")
-            else None,
+            created_after=_instant(request, "created_after"),
+            created_before=_instant(request, "created_before"),
             page_size=request.page_size,
             page_token=request.page_token,
         )

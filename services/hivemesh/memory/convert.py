@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from google.protobuf.json_format import MessageToDict
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.memory.model import Context, Hit, Memory, MemoryChange, Query, Record, Turn
 from hivemesh.memory.v1 import memory_service_pb2 as pb
+from hivemesh.mesh import inputs
 
 
 def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
@@ -20,14 +23,18 @@ def seconds_of(value: timestamp_pb2.Timestamp) -> float:
 
 
 def ttl_of(has_ttl: bool, ttl: duration_pb2.Duration) -> float | None:
-    return ttl.seconds + ttl.nanos / 1e9 if has_ttl else None
+    return inputs.ttl_seconds(ttl, "ttl") if has_ttl else None
 
 
-def turn_in(message: pb.Turn) -> Turn:
+def turns_in(messages: Iterable[pb.Turn]) -> list[Turn]:
+    return [turn_in(message, f"turns[{index}]") for index, message in enumerate(messages)]
+
+
+def turn_in(message: pb.Turn, field: str) -> Turn:
     return Turn(
         role=int(message.role),
         text=message.text,
-        time=seconds_of(message.time) if message.HasField("time") else 0.0,
+        time=inputs.timestamp_seconds(message.time, f"{field}.time") if message.HasField("time") else 0.0,
         task_id=message.task_id,
     )
 
@@ -86,6 +93,7 @@ def history_out(changes: list[MemoryChange]) -> pb.GetMemoryHistoryResponse:
 
 
 def value_in(value: struct_pb2.Struct) -> dict[str, object]:
+    inputs.require_finite(value, "value")
     return MessageToDict(value)
 
 

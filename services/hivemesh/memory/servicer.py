@@ -26,9 +26,7 @@ class MemoryServicer(MemoryServiceServicer):
     async def AppendTurns(self, request: pb.AppendTurnsRequest, context: Context) -> pb.AppendTurnsResponse:
         s = request.scope
         session = scoping.session(s.tenant_id, s.user_id, s.session_id)
-        count = await self._short.append(
-            session, [convert.turn_in(t) for t in request.turns], request.request_id
-        )
+        count = await self._short.append(session, convert.turns_in(request.turns), request.request_id)
         return pb.AppendTurnsResponse(turn_count=count)
 
     async def GetContext(self, request: pb.GetContextRequest, context: Context) -> pb.GetContextResponse:

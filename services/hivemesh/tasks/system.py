@@ -87,7 +87,9 @@ class TaskSystem:
         self.reads = Reader(self.engine)
         self._users = 0
         self._shared_key: _SharedKey | None = None
-        self._backlog, self._backlog_at = 0, float("-inf")
+        # The last count of the queue, and how many tasks this process had queued when it was taken.
+        self._backlog, self._backlog_at, self._counted = 0, float("-inf"), 0
+        self._queued = 0  # new tasks this process has queued
         self._sweeper: asyncio.Task[None] | None = None
         if settings.redis_url:
             # Imported only when configured: redis is the optional extra hivemesh[distributed].
@@ -154,22 +156,26 @@ class TaskSystem:
         With the Redis queue, the log commits first; a repeated submit enqueues again a task that is
         still waiting, so a client retrying after an error never leaves its task stranded."""
         stored, existing = await self.log.submit(task, trace=trace)
-        if not existing:
-            self._backlog += 1  # counted until the next refresh of the backlog
         if self.redis_queue is not None and stored.state == TaskState.TASK_STATE_SUBMITTED:
             await self.redis_queue.enqueue(stored.task_id, stored.scope.tenant_id, trace)
+        if not existing:
+            self._queued += 1  # on the queue now: counted by backlog() until the next count
         return stored, existing
 
     # ---- TaskBook: the gateway's port ---------------------------------------------------------
 
     async def backlog(self) -> int:
         """The queue's depth, counted at most every ``BACKLOG_TTL_S`` (plus what this process has
-        submitted since): admission control needs the size of the backlog, not a scan of the queue
-        on every submit. Tasks finished since the count are seen at the next one."""
+        queued since the count began): admission control needs the size of the backlog, not a scan
+        of the queue on every submit. Tasks finished since the count are seen at the next one.
+
+        Never less than this process's own share: a task queued while the count runs may be counted
+        twice (for a moment, too many), never not at all. One count runs at a time."""
         now = time.monotonic()
         if now - self._backlog_at > BACKLOG_TTL_S:
-            self._backlog, self._backlog_at = await self.queue.depth(), now
-        return self._backlog
+            self._backlog_at, counted = now, self._queued
+            self._backlog, self._counted = await self.queue.depth(), counted
+        return self._backlog + self._queued - self._counted
 
     async def get(self, task_id: str) -> Task | None:
         return await self.log.get(task_id)
