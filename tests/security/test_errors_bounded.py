@@ -13,10 +13,13 @@ from google.protobuf import struct_pb2
 from google.rpc import code_pb2, status_pb2
 
 from hivemesh.common.v1.scope_pb2 import Scope
+from hivemesh.memory.v1 import memory_service_pb2 as mem
+from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import (
     DETAIL_LIMIT,
     MESSAGE_LIMIT,
+    QUOTE_LIMIT,
     STATUS_LIMIT,
     FieldViolation,
     InvalidArgument,
@@ -37,7 +40,7 @@ SCOPE = Scope(tenant_id="t1", user_id="ana", session_id="s1")
 
 @pytest.fixture(params=PATHS)
 async def served(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Served]:
-    async with serve(settings, ["tool"], request.param) as running:
+    async with serve(settings, ["tool", "memory"], request.param) as running:
         yield running
 
 
@@ -60,6 +63,22 @@ async def test_a_3_mb_invalid_argument_comes_back_in_a_few_hundred_bytes(served:
     assert status.field_violations[0][0] == "arguments.expression"
     assert len(status.field_violations[0][1].encode()) <= DETAIL_LIMIT
     assert details_bytes(raised.value) <= STATUS_LIMIT
+    assert trailer_bytes(raised.value) < TRAILER_LIMIT
+
+
+async def test_a_record_value_of_the_wrong_type_is_quoted_once_and_short(served: Served) -> None:
+    value = struct_pb2.Struct()
+    value.update({"items": "x" * 60_000})  # within the 64 KiB a record may hold
+    request = mem.PutRecordRequest(scope=SCOPE, kind="list", key="groceries", value=value)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await MemoryServiceStub(served.channel("memory")).PutRecord(request)
+    status = details_of(raised.value)
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.reason == "RECORD_SCHEMA_VIOLATION"
+    assert status.message.startswith("value.items: 'xxx")
+    assert status.message.endswith("xxx' is not of type 'array'")
+    assert status.message.count("x") <= QUOTE_LIMIT
+    assert status.field_violations == (("value.items", status.message.removeprefix("value.items: ")),)
     assert trailer_bytes(raised.value) < TRAILER_LIMIT
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 
-from hivemesh.mesh.errors import InvalidArgument
+from hivemesh.mesh.errors import InvalidArgument, quote
 
 LIST_SCHEMA: Mapping[str, Any] = {
     "type": "object",
@@ -77,6 +77,10 @@ class RecordKinds:
         self.require(kind)
         error = best_match(self._validators[kind].iter_errors(dict(value)))
         if error is not None:
+            # jsonschema quotes the offending value whole ("[...] is not of type 'object'"): quoted
+            # short instead, the message stays about the field whatever the value's size.
+            whole = repr(error.instance)
+            description = error.message.replace(whole, quote(error.instance), 1)
             raise InvalidArgument.field(
-                json_path("value", error.absolute_path), error.message, reason="RECORD_SCHEMA_VIOLATION"
+                json_path("value", error.absolute_path), description, reason="RECORD_SCHEMA_VIOLATION"
             )
