@@ -115,6 +115,46 @@ async def test_a_struct_nested_too_deep_names_the_field(
     one_line_about(caplog, "PutRecord")
 
 
+async def test_a_streaming_call_that_does_not_decode_is_answered_the_same(served: Served) -> None:
+    call = served.channel("gateway").unary_stream(
+        "/hivemesh.gateway.v1.GatewayService/WatchTask", request_serializer=None, response_deserializer=None
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for _ in call(bytes.fromhex("0a02fffe")):
+            pass
+    status = details_of(raised.value)
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.field_violations == (("task_id", "is not valid UTF-8"),)
+
+
+async def test_reflection_refuses_undecodable_requests_too(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reflection (a bidirectional stream, so over gRPC only) shares the decoding stage."""
+    caplog.set_level(logging.INFO)
+    async with serve(settings, ["gateway"], "grpc") as served:
+        call = served.channel("gateway").stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+
+        async def requests(payload: bytes) -> AsyncIterator[bytes]:
+            yield payload
+
+        # A valid request still gets its answer through the decoding stage.
+        answers = [answer async for answer in call(requests(field(7, b"")))]  # list_services
+        assert b"hivemesh.gateway.v1.GatewayService" in answers[0]
+        caplog.clear()
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            async for _ in call(requests(field(3, b"\xff\xfe"))):  # file_by_filename
+                pass
+        status = details_of(raised.value)
+        assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert status.field_violations == (("file_by_filename", "is not valid UTF-8"),)
+        one_line_about(caplog, "ServerReflectionInfo")
+
+
 async def test_bytes_that_show_no_field_name_the_message(served: Served) -> None:
     status = details_of(await rejected(served.raw("gateway", "GetTask")(b"\xff\xff\xff")))
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
