@@ -61,6 +61,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     # Zero set-up on a laptop: without an explicit HIVEMESH_AUTH the embedded mesh runs without
     # credentials, and the gateway says so loudly when it starts.
     os.environ.setdefault("HIVEMESH_AUTH", "none")
+    # Every caller is then the one anonymous tenant, whose rate limit would cap the whole mesh at
+    # 50 calls/s: unless set, the embedded mesh runs without one.
+    if os.environ["HIVEMESH_AUTH"] == "none":
+        os.environ.setdefault("HIVEMESH_RATE_LIMIT", "0")
     print(f"hivemesh: data in {settings.data_dir}", file=sys.stderr)
     for name in SERVICES:
         print(f"hivemesh: {name:<8} on {settings.server.host}:{settings.ports[name]}", file=sys.stderr)
