@@ -8,8 +8,11 @@ what time is it in Tokyo", "... and add eggs to my list"), so "add eggs and milk
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Final
+
+from hivemesh.language.slots.spacing import squeeze_spaces
 
 # Words that begin a request on their own: imperatives of the agent's skills and questions.
 _STARTERS: Final = (
@@ -19,7 +22,7 @@ _STARTERS: Final = (
     r"check|find|look\s+up|translate|count|read|open|schedule|create|make|cancel|stop|"
     r"can\s+you|could\s+you|would\s+you|will\s+you|please|also|then|plus|i\s+(?:also\s+)?(?:want|need)"
 )
-_STARTER = re.compile(rf"^\s*(?:{_STARTERS})\b", re.IGNORECASE)
+_STARTER = re.compile(rf"\s*(?:{_STARTERS})\b", re.IGNORECASE)
 # Always a boundary between requests.
 _STRONG = re.compile(
     r"\s*(?:[;\n]+|(?<=[?!])\s+|(?<=[a-z\d)\"'])\.\s+(?=[A-Za-z])|,?\s+and\s+then\s+|,?\s+and\s+also\s+|"
@@ -29,40 +32,46 @@ _STRONG = re.compile(
 # A boundary only when the right side starts a request.
 _WEAK = re.compile(r"\s*(?:,\s*and|,|\s+and|\s+&|\s+plus)\s+", re.IGNORECASE)
 # Clauses whose "and" belongs to the content, not to the request ("remember that A and B").
+# _STARTER, _OPAQUE and _LIST_VERBS are matched at a position of the clause (``match(clause, at)``).
 _OPAQUE = re.compile(
-    r"^\s*(?:please\s+)?(?:remember|don'?t\s+forget|note|keep\s+in\s+mind|remind\s+me|spell|"
+    r"\s*(?:please\s+)?(?:remember|don'?t\s+forget|note|keep\s+in\s+mind|remind\s+me|spell|"
     r"what\s+did\s+i\s+(?:say|tell))\b",
     re.IGNORECASE,
 )
-_LIST_VERBS = re.compile(r"^\s*(?:please\s+)?(?:add|put|remove|delete|take|cross)\b", re.IGNORECASE)
+_LIST_VERBS = re.compile(r"\s*(?:please\s+)?(?:add|put|remove|delete|take|cross)\b", re.IGNORECASE)
+_NAMES_A_PLACE = re.compile(r"\b(?:to|on|onto|from|off)\b", re.IGNORECASE)
+_QUESTION = re.compile(r"\s*(?:what|when|where|who|how|which)\b", re.IGNORECASE)
+_WORD = re.compile(r"\w+")
 
 
 def _words(text: str) -> int:
-    return len(re.findall(r"\w+", text))
+    return len(_WORD.findall(text))
 
 
 def _split_weak(clause: str) -> list[str]:
+    # Word counts on either side of a candidate come from the word positions, found once: counting
+    # the words of each side again for every candidate is quadratic in the clause.
+    starts = [m.start() for m in _WORD.finditer(clause)]
+    places = [m.start() for m in _NAMES_A_PLACE.finditer(clause)]
     parts: list[str] = []
-    rest = clause
-    while True:
-        cut = None
-        for m in _WEAK.finditer(rest):
-            left, right = rest[: m.start()], rest[m.end() :]
-            if _words(left) < 2 or _words(right) < 2 or not _STARTER.match(right):
-                continue
-            if _OPAQUE.match(left) and not re.match(r"\s*(?:what|when|where|who|how|which)\b", right, re.I):
-                continue
-            # "add eggs, milk and bread to my list": until the list is named, an "and" after a list
-            # verb still joins items, even before a word that could start a request.
-            if _LIST_VERBS.match(left) and not re.search(r"\b(?:to|on|onto|from|off)\b", left):
-                continue
-            cut = (left, right)
-            break
-        if cut is None:
-            parts.append(rest)
-            return parts
-        parts.append(cut[0])
-        rest = cut[1]
+    begin = 0
+    for m in _WEAK.finditer(clause):
+        # No word crosses ``begin``, the start or the end of a match: each is at white space or a comma.
+        words_left = bisect.bisect_left(starts, m.start()) - bisect.bisect_left(starts, begin)
+        words_right = len(starts) - bisect.bisect_left(starts, m.end())
+        if words_left < 2 or words_right < 2 or not _STARTER.match(clause, m.end()):
+            continue
+        if _OPAQUE.match(clause, begin, m.start()) and not _QUESTION.match(clause, m.end()):
+            continue
+        # "add eggs, milk and bread to my list": until the list is named, an "and" after a list
+        # verb still joins items, even before a word that could start a request.
+        names_a_place = bisect.bisect_left(places, begin) < bisect.bisect_left(places, m.start())
+        if _LIST_VERBS.match(clause, begin, m.start()) and not names_a_place:
+            continue
+        parts.append(clause[begin : m.start()])
+        begin = m.end()
+    parts.append(clause[begin:])
+    return parts
 
 
 def _tidy(part: str) -> str:
@@ -74,7 +83,7 @@ def _tidy(part: str) -> str:
 
 def split_compound(text: str) -> list[str]:
     """Independent requests in ``text``, in order; the whole text (stripped) when it asks for one thing."""
-    stripped = text.strip()
+    stripped = squeeze_spaces(text).strip()
     if not stripped:
         return []
     clauses = [c for c in _STRONG.split(stripped) if c and c.strip(" ,;.")]
@@ -82,10 +91,10 @@ def split_compound(text: str) -> list[str]:
     for clause in clauses:
         parts.extend(p for p in (_tidy(x) for x in _split_weak(clause)) if p)
     # A fragment too short to be a request ("thanks", "ok") rejoins the one before it.
-    merged: list[str] = []
+    merged: list[list[str]] = []
     for part in parts:
         if merged and _words(part) < 2:
-            merged[-1] = f"{merged[-1]} {part}"
+            merged[-1].append(part)
         else:
-            merged.append(part)
-    return merged or [stripped]
+            merged.append([part])
+    return [" ".join(pieces) for pieces in merged] or [stripped]

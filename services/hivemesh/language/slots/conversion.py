@@ -8,15 +8,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hivemesh.language.slots.scan import last_line
 from hivemesh.language.slots.units import normalize_unit, registry
 
 _NUMBER = re.compile(r"(?<![\w.])(?P<num>-?\d+(?:\.\d+)?)(?![\d])")
 _ARTICLE_UNIT = re.compile(r"\b(?:an?|one|per)\s+(?=[a-z°])", re.IGNORECASE)
+# Searched from the start of the last line only (``last_line``): "to ... $" tried from every "to"
+# of an earlier line would read that line to its end each time.
 _TARGET = re.compile(r"\b(?:to|in|into|as|in\s+to|=|equals?)\s+(?P<rest>.+)$", re.IGNORECASE)
+# A unit is at most three words (``_longest_unit``); a fourth allows for a word such as "US".
 _HOW_MANY = re.compile(
-    r"\bhow\s+(?:many|much)\s+(?P<unit>.+?)\s+(?:are|is|in|make|makes|equals?|=|does|do|for|there)\b",
+    r"\bhow\s+(?:many|much)\s+(?P<unit>\S+(?:\s+\S+){0,3}?)\s+"
+    r"(?:are|is|in|make|makes|equals?|=|does|do|for|there)\b",
     re.IGNORECASE,
 )
+# A request names its quantity among its first numbers; each number tried costs unit look-ups
+# (fuzzy ones among them), so a text of thousands of numbers must not try them all.
+_MAX_NUMBERS = 32
+# No unit phrase is longer; a longer "word" is not looked up at all.
+_MAX_UNIT_PHRASE = 40
+_THREE_WORDS = re.compile(r"\s*(\S+)(?:\s+(\S+))?(?:\s+(\S+))?")
 _OTHER_SCALE = {"degree_Celsius": "degree_Fahrenheit", "degree_Fahrenheit": "degree_Celsius"}
 
 
@@ -29,13 +40,17 @@ class Conversion:
     to_source: str
 
 
-def _longest_unit(text: str) -> tuple[str, str] | None:
-    """The longest run of up to three words at the start of ``text`` that names a unit."""
-    words = text.split()
+def _longest_unit(text: str, at: int = 0) -> tuple[str, str] | None:
+    """The longest run of up to three words from ``text[at:]`` that names a unit. Only those words
+    are read, so trying every number of a long text stays linear."""
+    first = _THREE_WORDS.match(text, at)
+    words = [w for w in first.groups() if w is not None] if first else []
     for size in (3, 2, 1):
         if len(words) < size:
             continue
         phrase = " ".join(words[:size]).strip("?.,!;:")
+        if len(phrase) > _MAX_UNIT_PHRASE:
+            continue
         # Typos are corrected in single words only: "fahrenheit to" must not pass for a unit.
         unit = normalize_unit(phrase, fuzzy=size == 1)
         if unit is not None:
@@ -56,8 +71,10 @@ def parse_conversion(text: str) -> Conversion:
     value, from_unit, quantity_source = None, None, ""
     to_unit, to_source = None, ""
     how = _HOW_MANY.search(text)
-    for m in _NUMBER.finditer(text):
-        found = _longest_unit(text[m.end() :])
+    for tried, m in enumerate(_NUMBER.finditer(text)):
+        if tried == _MAX_NUMBERS:
+            break
+        found = _longest_unit(text, m.end())
         if found is None:
             continue
         # "how many feet in 1 mile": the unit after the number is the source.
@@ -66,7 +83,7 @@ def parse_conversion(text: str) -> Conversion:
         quantity_source = f"{m.group('num')} {phrase}"
         after = text[m.end() :]
         after = after[after.find(phrase) + len(phrase) :] if phrase in after else ""
-        target = _TARGET.search(after)
+        target = _TARGET.search(after, last_line(after))
         if target:
             found_target = _longest_unit(target.group("rest"))
             if found_target:
@@ -78,7 +95,7 @@ def parse_conversion(text: str) -> Conversion:
             to_unit, to_source = found_target
     if value is None:
         # "celsius to fahrenheit" with no number: the units alone are still worth returning.
-        for m in _TARGET.finditer(text):
+        for m in _TARGET.finditer(text, last_line(text)):
             found_target = _longest_unit(m.group("rest"))
             if found_target:
                 to_unit, to_source = found_target

@@ -15,6 +15,7 @@ Expects text whose numbers are already digits (see ``numbers.normalize_numbers``
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import re
 from dataclasses import dataclass, replace
@@ -219,11 +220,19 @@ def _resolve(kind: str, m: re.Match[str], today: date, prefer_past: bool) -> tup
     return None
 
 
-def _year_for(mention: DateMention, others: list[DateMention], today: date, prefer_past: bool) -> date:
+def _nearest(anchors: list[DateMention], starts: list[int], at: int) -> DateMention | None:
+    """The anchor written nearest to ``at`` (the earlier of two as near); ``starts`` are theirs, in order."""
+    after = bisect.bisect_left(starts, at)
+    near = [anchors[i] for i in (after - 1, after) if 0 <= i < len(anchors)]
+    return min(near, key=lambda o: abs(o.start - at)) if near else None
+
+
+def _year_for(
+    mention: DateMention, anchors: list[DateMention], starts: list[int], today: date, prefer_past: bool
+) -> date:
     month, day = mention.value.month, mention.value.day
-    anchors = [o for o in others if o.explicit_year and o.kind not in ("offset",)]
-    if anchors:
-        anchor = min(anchors, key=lambda o: abs(o.start - mention.start))
+    anchor = _nearest(anchors, starts, mention.start)
+    if anchor is not None:
         candidate = _valid(anchor.value.year, month, day) or date(anchor.value.year, month, 28)
         # "between December 20 and January 5 2027": the earlier-written date is in the year before.
         if mention.start < anchor.start and candidate > anchor.value:
@@ -266,9 +275,13 @@ def find_dates(text: str, today: date, *, prefer_past: bool = False) -> list[Dat
             and re.fullmatch(r"[\s,]*(?:the\s+)?", text[k.end : kept[i + 1].start])
         )
     ]
+    # Found once, then looked up by position: a yearless date takes the year of the nearest date
+    # written with one, and comparing every date with every other is quadratic in their number.
+    anchors = [o for o in kept if o.explicit_year and o.kind != "offset"]
+    starts = [o.start for o in anchors]
     return [
         k
         if k.explicit_year
-        else replace(k, value=_year_for(k, kept, today, prefer_past), explicit_year=False)
+        else replace(k, value=_year_for(k, anchors, starts, today, prefer_past), explicit_year=False)
         for k in kept
     ]

@@ -51,31 +51,56 @@ def _seconds(unit: str) -> float:
     return UNIT_SECONDS[unit.rstrip("s")]
 
 
-def _component_at(text: str, pos: int) -> tuple[float, int, int] | None:
+class _Searches:
+    """``pattern.search(text, pos)`` for positions that only grow, each answer kept until a later
+    position passes its start: find_durations asks from every component's end, and searching
+    anew each time reads the text after it again for each component (quadratic in the text)."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._found: dict[re.Pattern[str], tuple[int, re.Match[str] | None]] = {}
+
+    def search(self, pattern: re.Pattern[str], pos: int) -> re.Match[str] | None:
+        kept = self._found.get(pattern)
+        # A search from ``asked`` that found a match at ``start`` (or none) tried every position
+        # between the two: a search from any of them finds the same.
+        if kept is not None and kept[0] <= pos and (kept[1] is None or kept[1].start() >= pos):
+            return kept[1]
+        found = pattern.search(self._text, pos)
+        self._found[pattern] = (pos, found)
+        return found
+
+
+def _component_at(searches: _Searches, pos: int) -> tuple[float, int, int] | None:
     """The first component starting at or after ``pos`` (seconds, start, end)."""
     best: tuple[float, int, int] | None = None
     for pattern in (_COMPONENT, _HALF_OF, _QUARTER_OF):
-        for m in pattern.finditer(text, pos):
-            if pattern is _COMPONENT:
-                num = m.group("num").lower()
-                # "and" is not "an d", nor "a m" a minute: an article needs a spelled-out unit.
-                if num in ("a", "an") and len(m.group("unit")) == 1:
-                    continue
-                amount = 1.0 if num in ("a", "an", "one") else float(num)
-            else:
-                amount = 0.5 if pattern is _HALF_OF else 0.25
-            if best is None or m.start() < best[1]:
-                best = (amount * _seconds(m.group("unit")), m.start(), m.end())
-            break
+        m = searches.search(pattern, pos)
+        while m is not None and pattern is _COMPONENT:
+            num = m.group("num").lower()
+            # "and" is not "an d", nor "a m" a minute: an article needs a spelled-out unit.
+            if num not in ("a", "an") or len(m.group("unit")) > 1:
+                break
+            m = searches.search(pattern, m.end())
+        if m is None:
+            continue
+        if pattern is _COMPONENT:
+            num = m.group("num").lower()
+            amount = 1.0 if num in ("a", "an", "one") else float(num)
+        else:
+            amount = 0.5 if pattern is _HALF_OF else 0.25
+        if best is None or m.start() < best[1]:
+            best = (amount * _seconds(m.group("unit")), m.start(), m.end())
     return best
 
 
 def find_durations(text: str) -> list[DurationMention]:
     """Every duration in ``text``, adjacent components ("1 hour and 30 minutes") summed into one."""
     found: list[DurationMention] = []
+    searches = _Searches(text)
     pos = 0
     while True:
-        first = _component_at(text, pos)
+        first = _component_at(searches, pos)
         if first is None:
             break
         total, start, end = first
@@ -87,7 +112,7 @@ def find_durations(text: str) -> list[DurationMention]:
                 total += last_unit / 2
                 end = half.end()
                 continue
-            nxt = _component_at(text, end)
+            nxt = _component_at(searches, end)
             if nxt is None or not _JOINER.match(text[end : nxt[1]]):
                 break
             total += nxt[0]

@@ -20,6 +20,8 @@ from hivemesh.language.slots.dates import DateMention, find_dates, normalize_ord
 from hivemesh.language.slots.durations import find_durations
 from hivemesh.language.slots.lists import names_only_a_list, parse_list_request, split_items
 from hivemesh.language.slots.numbers import normalize_numbers
+from hivemesh.language.slots.scan import suffix_start
+from hivemesh.language.slots.spacing import squeeze_spaces
 from hivemesh.language.slots.times import find_time
 from hivemesh.language.slots.values import SlotValue
 
@@ -31,7 +33,21 @@ _POLITE = re.compile(
     r"i\s+(?:want|need|would\s+like|'d\s+like)\s+(?:you\s+)?to\s+)*",
     re.IGNORECASE,
 )
-_TRAILING = re.compile(r"[\s,]*(?:please|pls|thanks|thank\s+you|for\s+me)?[\s.!?]*$", re.IGNORECASE)
+# What ``strip_filler`` removes: [\s,]*(?:please|pls|thanks|thank\s+you|for\s+me)?[\s.!?]*$
+_FILLER_WORD = re.compile(r"(?:please|pls|thanks|thank\s+you|for\s+me)\Z", re.IGNORECASE)
+
+
+def strip_filler(text: str) -> str:
+    """``text`` without trailing courtesy and punctuation: "5 km to miles, please." -> "5 km to miles".
+
+    The regular expression in the comment above does the same, but tried from every position of a
+    long run of punctuation it reads the run to its end each time; this reads the end of the text
+    once, from the right.
+    """
+    end = suffix_start(text, r"\s.!?")
+    # The filler word, if any, ends where the closing punctuation starts; it is a few characters long.
+    word = _FILLER_WORD.search(text, max(0, end - 32), end)
+    return text[: suffix_start(text, r"\s,", word.start() if word else end)]
 
 
 def prepare(text: str) -> str:
@@ -40,7 +56,7 @@ def prepare(text: str) -> str:
 
 
 def _clean(text: str) -> str:
-    return _TRAILING.sub("", _POLITE.sub("", " ".join(text.split()))).strip(" ,;:-")
+    return strip_filler(_POLITE.sub("", " ".join(text.split()))).strip(" ,;:-")
 
 
 def _blank(text: str, start: int, end: int) -> str:
@@ -76,9 +92,21 @@ def _unit_conversion(text: str, prepared: str, now: datetime) -> list[SlotValue]
 _LOCATION = re.compile(
     r"\b(?:in|at|for|of|from)\s+(?:the\s+)?(?P<loc>[A-Za-z][\w/ .'\u2019,-]*?)"
     r"(?:\s+(?:right\s+now|now|currently|today|at\s+the\s+moment|time\s*zone|timezone|time))?"
-    r"[\s,]*(?:please|pls|thanks)?[\s?.!]*$",
+    # The closing runs start only where a run starts ((?<!...)): tried at every step of the lazy
+    # place through a long run, they would read the rest of the run each time.
+    r"(?<![\s,])[\s,]*(?:please|pls|thanks)?(?<![\s?.!])[\s?.!]*$",
     re.IGNORECASE,
 )
+_PLACE_CHARS = r"\w/ .'\u2019,-"
+
+
+def _location(text: str) -> re.Match[str] | None:
+    """``_LOCATION.search(text)``, for text on one line. Every character a match covers before its
+    closing punctuation is one a place may hold, so no match starts before the last character
+    that is neither."""
+    return _LOCATION.search(text, suffix_start(text, _PLACE_CHARS, suffix_start(text, r"\s?.!")))
+
+
 _LOCATION_BEFORE_TIME = re.compile(
     r"^(?:what(?:'s|\s+is)\s+(?:the\s+)?)?(?P<loc>[A-Za-z][\w/ .'-]*?)\s+time\b", re.I
 )
@@ -110,7 +138,7 @@ def _tidy_location(raw: str) -> str:
 
 def _current_time(text: str, prepared: str, now: datetime) -> list[SlotValue]:
     stripped = _clean(text)
-    m = _LOCATION.search(stripped)
+    m = _location(stripped)
     if m is None or m.group("loc").strip().lower() in _NOT_LOCATIONS:
         m = _LOCATION_BEFORE_TIME.search(stripped)
     if m is None:
@@ -206,18 +234,39 @@ _TIMER_STOP: Final = frozenset(
     {"set", "start", "a", "an", "the", "my", "new", "create", "make", "me", "please", "up", "countdown",
      "for", "timer", "put", "on", "begin", "run", "minute", "second", "hour", "min", "sec"}
 )  # fmt: skip
+# The two label patterns that run to the end of the text are searched from where a match can
+# start at the earliest (``_label_starts``), and their closing run of punctuation may start only
+# where a run starts: otherwise each step of the lazy label through a run reads the rest of it.
 _NAMED_LABEL = re.compile(
-    r"\b(?:called|named|labell?ed|titled|label(?:\s+it)?)\s+['\"\u201c]?(?P<l>[^'\"\u201d]+?)['\"\u201d]?[\s.!?]*$",
+    r"\b(?:called|named|labell?ed|titled|label(?:\s+it)?)\s+['\"\u201c]?(?P<l>[^'\"\u201d]+?)['\"\u201d]?"
+    r"(?<![\s.!?])[\s.!?]*$",
     re.I,
 )
 _FOR_LABEL = re.compile(r"\bfor\s+(?:the\s+|my\s+|a\s+|an\s+|our\s+)?(?P<l>[A-Za-z][\w' -]*?)[\s.!?]*$", re.I)
-_PREFIX_LABEL = re.compile(r"(?P<l>[A-Za-z][\w'-]*(?:\s+[A-Za-z][\w'-]*)?)\s+timer\b", re.I)
+# A label word runs to the end of its run of word characters, so it is tried from the run's first
+# letter only (the run's leading digits, quotes or hyphens are skipped), not from every letter.
+_PREFIX_LABEL = re.compile(
+    r"(?<![\w'-])(?:(?![A-Za-z])[\w'-])*+(?P<l>[A-Za-z][\w'-]*+(?:\s+[A-Za-z][\w'-]*+)?)\s+timer\b", re.I
+)
+_QUOTES_CLOSING = "'\"\u201d"
+
+
+def _label_starts(rest: str) -> tuple[int, int]:
+    """Where ``_NAMED_LABEL`` and ``_FOR_LABEL`` may start matching ``rest``. Each ends with a run
+    of punctuation at the end of ``rest``; before it, a named label holds no closing quote (one may
+    close it) and a "for" label only word characters, spaces, hyphens and apostrophes."""
+    closing = suffix_start(rest, r"\s.!?")
+    quoted = closing - 1 if closing and rest[closing - 1] in _QUOTES_CLOSING else closing
+    # The name of a label is at most "label it" and a quote before it: 32 characters back is ample.
+    named = max(0, suffix_start(rest, "^" + _QUOTES_CLOSING, quoted) - 32)
+    return named, suffix_start(rest, r"\w' -", closing)
 
 
 def _timer_label(rest: str) -> str | None:
-    rest = _TRAILING.sub("", rest)
-    for pattern in (_NAMED_LABEL, _FOR_LABEL, _PREFIX_LABEL):
-        for m in pattern.finditer(rest):
+    rest = strip_filler(rest)
+    named_from, for_from = _label_starts(rest)
+    for pattern, start in ((_NAMED_LABEL, named_from), (_FOR_LABEL, for_from), (_PREFIX_LABEL, 0)):
+        for m in pattern.finditer(rest, start):
             words = [w for w in m.group("l").split() if w.lower() not in _TIMER_STOP]
             label = " ".join(words).strip(" ,.")
             if label and not label.lower().endswith("timer"):
@@ -250,15 +299,15 @@ _REMIND = re.compile(
 )
 _DANGLING = re.compile(r"\s+(?:on|at|by|in|around|for|this|next|from|after|to)\s*$", re.IGNORECASE)
 _DEFAULT_HOUR = time(9, 0)
+_LEAD = re.compile(r"\b(?:in|after|within)\s+(?:about\s+|around\s+|another\s+)?$", re.I)
 
 
 def _due(prepared: str, now: datetime) -> tuple[datetime | None, list[tuple[int, int]], str]:
     """When a reminder is due, the spans that said so, and their text."""
     tz = now.tzinfo
     for d in find_durations(prepared):
-        lead = re.search(
-            r"\b(?:in|after|within)\s+(?:about\s+|around\s+|another\s+)?$", prepared[: d.start], re.I
-        )
+        # The words before a duration are a few characters: look there, not through the text before it.
+        lead = _LEAD.search(prepared, max(0, d.start - 32), d.start)
         if lead:
             return now + d.value, [(lead.start(), d.end)], prepared[lead.start() : d.end]
     dates = find_dates(prepared, now.date())
@@ -299,7 +348,7 @@ def _set_reminder(text: str, prepared: str, now: datetime) -> list[SlotValue]:
         before = _DANGLING.sub("", rest[:start])
         rest = before + " " + rest[end:]
     body = _REMIND.sub("", " ".join(rest.split()))
-    body = re.sub(r"^(?:to|that|about|of|:)\s+", "", _TRAILING.sub("", body), flags=re.I)
+    body = re.sub(r"^(?:to|that|about|of|:)\s+", "", strip_filler(body), flags=re.I)
     body = _DANGLING.sub("", body).strip(" ,;:-")
     slots: list[SlotValue] = []
     if body:
@@ -339,8 +388,10 @@ def _list(with_items: bool) -> Reader:
 
 # --- chance, spelling, memory ---------------------------------------------------------------------
 
-_DND = re.compile(r"(?<![\w])(?P<count>\d+)?\s*d\s*(?P<sides>\d+)\b", re.IGNORECASE)
-_SIDED = re.compile(r"(?P<sides>\d+)\s*-?\s*(?:sided|side|faced)\b", re.IGNORECASE)
+# Numbers are read from where their digits start ((?<!\d)): tried from every digit of a long
+# number, a pattern re-reads the rest of it each time.
+_DND = re.compile(r"(?<![\w])(?:(?P<count>\d+)\s*)?d\s*(?P<sides>\d+)\b", re.IGNORECASE)
+_SIDED = re.compile(r"(?<!\d)(?P<sides>\d+)\s*-?\s*(?:sided|side|faced)\b", re.IGNORECASE)
 _DICE_COUNT = re.compile(
     r"\b(?P<count>\d+|an?|one|a\s+pair\s+of|pair\s+of|a\s+couple\s+of|couple\s+of)\s+"
     r"(?:\d+\s*-?\s*(?:sided|side|faced)\s+)?(?:dice|die|dices|d\d+s?)\b",
@@ -368,7 +419,12 @@ def _roll_dice(text: str, prepared: str, now: datetime) -> list[SlotValue]:
 
 
 _QUOTED = re.compile(r"[\"'\u201c\u2018](?P<w>[^\"'\u201d\u2019]+?)[\"'\u201d\u2019](?!\w)")
-_SPELLED = re.compile(r"\b(?P<w>[A-Za-z][\w'-]*)\s+(?:spelled|spelt|spelled\s+out)\b", re.IGNORECASE)
+# The word runs to the end of its run of word characters, hyphens and apostrophes, so it is tried
+# from the run's first letter at a word boundary only, not from every such letter.
+_SPELLED = re.compile(
+    r"(?<![\w'-])(?:(?!\b[A-Za-z])[\w'-])*+(?P<w>[A-Za-z][\w'-]*+)\s+(?:spelled|spelt|spelled\s+out)\b",
+    re.IGNORECASE,
+)
 _SPELL = re.compile(
     r"\bspell(?:ing|ed)?(?:\s+(?:out|of|for|me|the|word|it|correctly|properly|right))*\s+(?P<w>[A-Za-z][\w'-]*)",
     re.IGNORECASE,
@@ -404,9 +460,10 @@ _REMEMBER = re.compile(
     r"(?:\s+(?:that|this|the\s+fact\s+that|of\s+the\s+fact\s+that|for\s+me|for\s+later))*[\s,:]*",
     re.IGNORECASE,
 )
+# Tried only where a run of [\s,;.-] starts: a match from inside a run is one from its start too.
 _REMEMBER_AFTER = re.compile(
-    r"[\s,;.-]*(?:please\s+)?(?:remember|note|save|memori[sz]e|keep)\s+(?:that|this|it)(?:\s+for\s+me)?[\s.!]*$"
-    r"|[\s,;.-]*(?:don'?t\s+forget|ok\?|okay\?)[\s.!]*$",
+    r"(?<![\s,;.-])[\s,;.-]*(?:please\s+)?(?:remember|note|save|memori[sz]e|keep)\s+(?:that|this|it)(?:\s+for\s+me)?[\s.!]*$"
+    r"|(?<![\s,;.-])[\s,;.-]*(?:don'?t\s+forget|ok\?|okay\?)[\s.!]*$",
     re.IGNORECASE,
 )
 
@@ -414,7 +471,7 @@ _REMEMBER_AFTER = re.compile(
 def _remember(text: str, prepared: str, now: datetime) -> list[SlotValue]:
     stripped = " ".join(text.split())
     fact = _REMEMBER_AFTER.sub("", _REMEMBER.sub("", stripped, count=1))
-    fact = _TRAILING.sub("", fact).strip(" ,;:-")
+    fact = strip_filler(fact).strip(" ,;:-")
     return [SlotValue.text("fact", fact, fact)] if fact else []
 
 
@@ -428,8 +485,8 @@ _RECALL_LEAD = re.compile(
 
 def _recall(text: str, prepared: str, now: datetime) -> list[SlotValue]:
     stripped = " ".join(text.split()).strip()
-    query = _TRAILING.sub("", _RECALL_LEAD.sub("", stripped, count=1)).strip(" ,;:-")
-    query = query or _TRAILING.sub("", stripped)
+    query = strip_filler(_RECALL_LEAD.sub("", stripped, count=1)).strip(" ,;:-")
+    query = query or strip_filler(stripped)
     return [SlotValue.text("query", query, query)] if query else []
 
 
@@ -457,11 +514,13 @@ def extract_slots(text: str, intent: str, *, now: datetime) -> list[SlotValue]:
     """The slots ``intent`` takes, read from ``text``; relative dates resolve against ``now``.
 
     ``now`` must be timezone-aware: reminders are due in its zone. Intents without slots
-    (greeting, flip_coin, oos, ...) and unknown intents yield no slots.
+    (greeting, flip_coin, oos, ...) and unknown intents yield no slots. Runs of white space are
+    read as one (see ``spacing``), so source texts have single spaces.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     reader = _READERS.get(intent)
     if reader is None or not text.strip():
         return []
+    text = squeeze_spaces(text)
     return reader(text, prepare(text), now)

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from hivemesh.language.slots.scan import suffix_start
+
 LIST_SYNONYMS: Final = {
     "shopping": "shopping", "grocery": "shopping", "groceries": "shopping", "shoping": "shopping",
     "shop": "shopping", "supermarket": "shopping", "store": "shopping",
@@ -19,8 +21,10 @@ LIST_SYNONYMS: Final = {
 
 _OWNER = r"(?:(?:my|the|our|a|this|that|your)\s+)?"
 _NAME = r"(?P<name>[\w'-]+(?:\s+[\w'-]+){0,2}?)"
-# "my shopping list", "the to-do list", "shopping", "my groceries".
-_NAMED_LIST = re.compile(rf"\b{_OWNER}{_NAME}\s+list\b", re.IGNORECASE)
+# "my shopping list", "the to-do list", "shopping", "my groceries". The name's first word runs to
+# the end of its run of word characters, hyphens and apostrophes, so it is tried from the run's
+# start only (skipping leading hyphens and apostrophes), not from every word boundary in it.
+_NAMED_LIST = re.compile(rf"(?<![\w'-])['-]*+(?P<named>\b{_OWNER}{_NAME}\s+list\b)", re.IGNORECASE)
 _KNOWN_LIST = re.compile(
     r"\b"
     + _OWNER
@@ -29,13 +33,24 @@ _KNOWN_LIST = re.compile(
     + r")\b",
     re.IGNORECASE,
 )
+# _ADD, _REMOVE and _ADD_TO_FIRST are tried from their verbs (the *_VERB patterns) on text of one
+# line; see ``_search``.
+_ADD_VERB = re.compile(
+    r"\b(?:add|put|include|append|throw|stick|pop|write(?:\s+down)?|jot(?:\s+down)?|insert|place|save)\s+",
+    re.IGNORECASE,
+)
 _ADD = re.compile(
     r"\b(?:add|put|include|append|throw|stick|pop|write(?:\s+down)?|jot(?:\s+down)?|insert|place|save)"
     r"\s+(?P<items>.+?)\s+(?:to|on|onto|in|into)\s+" + _OWNER + r"(?P<rest>.+)$",
     re.IGNORECASE,
 )
+_ADD_TO_FIRST_VERB = re.compile(r"\b(?:add|put)\s+(?:to|on|onto)\s+", re.IGNORECASE)
 _ADD_TO_FIRST = re.compile(
     r"\b(?:add|put)\s+(?:to|on|onto)\s+" + _OWNER + r"(?P<rest>[\w' -]*?\blist)\s*[:,-]?\s+(?P<items>.+)$",
+    re.IGNORECASE,
+)
+_REMOVE_VERB = re.compile(
+    r"\b(?:remove|delete|take|cross|strike|drop|scratch|erase|get\s+rid\s+of|tick)(?:\s+off)?\s+",
     re.IGNORECASE,
 )
 _REMOVE = re.compile(
@@ -50,9 +65,9 @@ _ITEM_SPLIT = re.compile(
     r"\s*(?:,\s*(?:and|&)\s+|,|;|\s+and\s+|\s+&\s+|\s+plus\s+|\s+as\s+well\s+as\s+)\s*", re.I
 )
 _ARTICLE = re.compile(r"^(?:some|a|an|the|more)\s+(?!dozen\b|couple\b|few\b|pair\b|lot\b)", re.IGNORECASE)
-_TRAILING = re.compile(
-    r"\s*(?:please|pls|thanks|thank\s+you|for\s+me|too|as\s+well)\s*[.!?]*$", re.IGNORECASE
-)
+# What ``_strip_filler`` removes: \s*(?:please|pls|thanks|thank\s+you|for\s+me|too|as\s+well)\s*[.!?]*$
+_FILLER_WORD = re.compile(r"(?:please|pls|thanks|thank\s+you|for\s+me|too|as\s+well)\Z", re.IGNORECASE)
+_NAME_RUN = re.compile(r"[\w' -]*")
 
 
 @dataclass(frozen=True)
@@ -87,22 +102,50 @@ def _list_name(text: str) -> tuple[str, str] | None:
         for size in (3, 2):
             tail = " ".join(words[-size:]).lower()
             if len(words) >= size and tail in LIST_SYNONYMS:
-                return LIST_SYNONYMS[tail], m.group().strip()
+                return LIST_SYNONYMS[tail], m.group("named").strip()
         # Keep the words after the last verb, owner or preposition: "clear my todo" -> "todo".
         kept: list[str] = []
         for word in words:
             kept = [] if word.lower() in _NOT_NAMES else [*kept, word]
         if kept:
-            return normalize_list_name(" ".join(kept)), m.group().strip()
+            return normalize_list_name(" ".join(kept)), m.group("named").strip()
     m = _KNOWN_LIST.search(text)
     if m:
         return normalize_list_name(m.group("name")), m.group().strip()
     return None
 
 
+def _strip_filler(text: str) -> str:
+    """``text`` (one line) without a trailing "please", "too", "thanks"..., read from the right
+    once (the pattern in the comment above, tried through a long run of punctuation, would read
+    the run again from each of its characters)."""
+    end = suffix_start(text, r"\s", suffix_start(text, r".!?"))
+    word = _FILLER_WORD.search(text, max(0, end - 32), end)
+    return text if word is None else text[: suffix_start(text, r"\s", word.start())]
+
+
+def _search(verb: re.Pattern[str], pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """``pattern.search(text)`` on one line, tried from the first verb of each run of word
+    characters, spaces, hyphens and apostrophes only.
+
+    The items of _ADD and _REMOVE take any character, so the first verb decides: a later verb's
+    match would be the first's with longer items. The list of _ADD_TO_FIRST is made of such a run,
+    so within a run the first verb decides. Either way each character is read a bounded number
+    of times.
+    """
+    at = 0
+    while (found := verb.search(text, at)) is not None:
+        m = pattern.match(text, found.start())
+        if m is not None or pattern is not _ADD_TO_FIRST:
+            return m
+        run = _NAME_RUN.match(text, found.start())
+        at = max(run.end() if run else 0, found.end())
+    return None
+
+
 def split_items(text: str) -> tuple[str, ...]:
     """ "eggs, milk and bread" -> (eggs, milk, bread); articles dropped, quantities kept."""
-    text = _TRAILING.sub("", text.strip().strip(".!?"))
+    text = _strip_filler(text.strip().strip(".!?"))
     items: list[str] = []
     for raw in _ITEM_SPLIT.split(text):
         item = _ARTICLE.sub("", raw.strip().strip("\"'\u201c\u201d\u2018\u2019")).strip()
@@ -113,13 +156,13 @@ def split_items(text: str) -> tuple[str, ...]:
 
 def parse_list_request(text: str) -> ListRequest:
     """The list and items a list_add / list_remove / list_show / list_clear request names."""
-    stripped = _TRAILING.sub("", text.strip().rstrip(".!?"))
+    stripped = _strip_filler(text.strip().rstrip(".!?"))
     named = _list_name(stripped)
     name, source = named if named else (None, "")
     items: tuple[str, ...] = ()
     items_source = ""
-    for pattern in (_ADD_TO_FIRST, _REMOVE, _ADD):
-        m = pattern.search(stripped)
+    for verb, pattern in ((_ADD_TO_FIRST_VERB, _ADD_TO_FIRST), (_REMOVE_VERB, _REMOVE), (_ADD_VERB, _ADD)):
+        m = _search(verb, pattern, stripped)
         if m:
             rest = m.group("rest")
             # The place added to must be a list ("to my shopping list", "to groceries"), else

@@ -26,7 +26,9 @@ _ARTICLE_NUMBERS: Final = frozenset({"hundred", "dozen", *SCALES})
 _WORD = re.compile(r"[A-Za-z]+")
 _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _NEGATIVE = re.compile(r"\b(?:negative|minus)\s+(?=\d)", re.IGNORECASE)
-_AND_A_HALF = re.compile(r"(\d+(?:\.\d+)?)\s+and\s+a\s+half\b", re.IGNORECASE)
+# Starts only where a run of digits starts: tried inside a long run, it would re-read the rest of
+# the run from every digit (quadratic in the run's length).
+_AND_A_HALF = re.compile(r"(?<!\d)(\d+(?:\.\d+)?)\s+and\s+a\s+half\b", re.IGNORECASE)
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 
 
@@ -42,9 +44,11 @@ def _adjacent(text: str, left: re.Match[str], right: re.Match[str]) -> bool:
     return gap == "-" or (gap.strip() == "" and "\n" not in gap)
 
 
-def _parse_run(text: str, words: list[re.Match[str]], start: int) -> tuple[float, int] | None:  # noqa: PLR0915 - one state machine reads better whole
-    """Parse number words beginning at ``words[start]``; return the value and the index after it."""
-    lowered = [w.group().lower() for w in words]
+def _parse_run(  # noqa: PLR0915 - one state machine reads better whole
+    text: str, words: list[re.Match[str]], lowered: list[str], start: int
+) -> tuple[float, int] | None:
+    """Parse number words beginning at ``words[start]`` (``lowered``: every word in lower case);
+    return the value and the index after it."""
     i = start
     if lowered[i] in ("a", "an"):
         if (
@@ -114,10 +118,11 @@ def normalize_numbers(text: str) -> str:
     """Rewrite every number in ``text`` as digits, leaving everything else as it was."""
     text = _THOUSANDS_COMMA.sub("", text)
     words = list(_WORD.finditer(text))
+    lowered = [w.group().lower() for w in words]
     out: list[str] = []
     pos, i = 0, 0
     while i < len(words):
-        parsed = _parse_run(text, words, i)
+        parsed = _parse_run(text, words, lowered, i)
         if parsed is None:
             i += 1
             continue
@@ -135,9 +140,13 @@ def normalize_numbers(text: str) -> str:
 
 def _unary_minus(text: str) -> str:
     def replace(match: re.Match[str]) -> str:
-        before = text[: match.start()].rstrip()
+        # The character before the word, spaces skipped (each run of spaces is read once).
+        at = match.start()
+        while at > 0 and text[at - 1].isspace():
+            at -= 1
+        before = text[at - 1] if at else ""
         word = match.group().split()[0].lower()
-        if word == "minus" and before and (before[-1].isdigit() or before[-1] == ")"):
+        if word == "minus" and (before.isdigit() or before == ")"):
             return match.group()
         return "-"
 

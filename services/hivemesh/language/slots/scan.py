@@ -1,0 +1,40 @@
+"""Searches that stay linear in the length of the text.
+
+Python's ``re`` backtracks. A pattern tried from every position of a text, each attempt reading to
+the end of the text before it fails, costs the square of the text's length: 16 KiB of text (what
+Understand accepts) then takes seconds. The readers avoid it in three ways, each of which changes
+only the cost of a search, never its answer:
+
+- Runs of white space are one character (``spacing``), so ``\\s+`` has one way to match.
+- A pattern that can only match a tail of the text (it ends in ``$`` and its parts accept a known
+  set of characters) is searched from ``tail_start``: no match can begin earlier.
+- A pattern whose first attempt decides for every later one is tried once (``lists._search``).
+
+tests/language/test_slots_linear.py checks each against the plain search on generated text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+
+@functools.cache
+def _run_to_end(chars: str) -> re.Pattern[str]:
+    # Only from where a run of ``chars`` starts: from inside a run, the attempt would read the rest
+    # of the run again.
+    return re.compile(rf"(?<![{chars}])[{chars}]*\Z")
+
+
+def suffix_start(text: str, chars: str, end: int | None = None) -> int:
+    """Where the longest run of ``chars`` (the body of a character class, e.g. ``\\s.!?``) that
+    ends at ``end`` (default: the end of ``text``) starts; ``end`` itself when there is none."""
+    stop = len(text) if end is None else end
+    found = _run_to_end(chars).search(text, 0, stop)
+    return stop if found is None else found.start()
+
+
+def last_line(text: str) -> int:
+    """Where the last line of ``text`` starts; a final newline ends that line, as for ``$``."""
+    body = text[:-1] if text.endswith("\n") else text
+    return body.rfind("\n") + 1
