@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -60,11 +61,17 @@ def make_tools(probe: Probe) -> list[FunctionTool]:
         raise RuntimeError("the widget fell over")
 
     @tool(name="flaky", timeout_s=1.0, side_effects=True)
-    def flaky() -> ToolOutput:
+    async def flaky() -> ToolOutput:
         """Fails on its first run, then works."""
         probe.runs += 1
         if probe.runs == 1:
             raise ValueError("first time unlucky")
         return ToolOutput({"run": probe.runs}, "ok")
 
-    return [sleepy, patient, pondering, broken, flaky]
+    @tool(name="dozy", timeout_s=0.3)
+    def dozy(seconds: Annotated[float, Arg(minimum=0)]) -> ToolOutput:
+        """Sleep without yielding (a plain function, so it runs in a worker thread)."""
+        time.sleep(seconds)
+        return ToolOutput({"slept": seconds}, f"slept {seconds:g}s")
+
+    return [sleepy, patient, pondering, broken, flaky, dozy]

@@ -94,6 +94,34 @@ async def test_convert_units_refuses_unknown_and_incompatible_units() -> None:
 
 
 @pytest.mark.parametrize(
+    "unit", ["__import__('os')", "10**10**10", "m**99999999", "(m)", "1000 m", "m; import os", "m.__class__"]
+)
+async def test_convert_units_reads_only_what_has_the_shape_of_a_unit(unit: str) -> None:
+    for field, arguments in (
+        ("arguments.from_unit", {"value": 1, "from_unit": unit, "to_unit": "m"}),
+        ("arguments.to_unit", {"value": 1, "from_unit": "m", "to_unit": unit}),
+    ):
+        refused = await fails("convert_units", arguments)
+        assert (refused.reason, refused.metadata["field"]) == ("UNKNOWN_UNIT", field)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "shown"),
+    [("m/s^2", "km/h**2", "12960 kilometers per square hour"), ("kg * m / s**2", "newton", "1 newton")],
+)
+async def test_convert_units_reads_products_quotients_and_powers(
+    source: str, target: str, shown: str
+) -> None:
+    output = await run("convert_units", {"value": 1, "from_unit": source, "to_unit": target})
+    assert output.display == shown
+
+
+async def test_convert_units_refuses_a_result_a_double_cannot_hold() -> None:
+    refused = await fails("convert_units", {"value": 1e308, "from_unit": "km", "to_unit": "nm"})
+    assert (refused.reason, refused.metadata["field"]) == ("OVERFLOW", "arguments.value")
+
+
+@pytest.mark.parametrize(
     ("location", "zone", "shown"),
     [
         ("UTC", "UTC", "14:05 on Wednesday 25 November 2026 (UTC)"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal, TypedDict
 
 import pytest
@@ -8,6 +9,7 @@ from hivemesh.mesh.errors import InvalidArgument
 from hivemesh.tool.arguments import check, compile_schema
 from hivemesh.tool.decorator import Arg, tool
 from hivemesh.tool.model import ToolContext, ToolOutput
+from tests.tool.cpu_tools import spin
 from tests.tool.fakes import context, deps
 
 
@@ -16,7 +18,7 @@ class Greeting(TypedDict):
 
 
 @tool(result=Greeting, side_effects=True, timeout_s=2.5, max_concurrency=3)
-def greet(
+async def greet(
     ctx: ToolContext,
     name: Annotated[str, Arg(min_length=1, max_length=20)],
     times: Annotated[int, Arg(minimum=1, maximum=5)] = 1,
@@ -93,3 +95,36 @@ def test_argument_violations_name_their_json_path(arguments: dict[str, object], 
     assert caught.value.reason == "INVALID_TOOL_ARGUMENTS"
     assert [v.field for v in caught.value.violations] == fields
     assert caught.value.metadata["field"] == fields[0]
+
+
+def test_a_plain_function_with_side_effects_is_refused() -> None:
+    # Its thread could not be stopped at the timeout, so a retry could repeat its effect.
+    with pytest.raises(TypeError, match="must be async def"):
+
+        @tool(side_effects=True)
+        def charge(amount: float) -> ToolOutput:
+            return ToolOutput({}, "")
+
+
+def test_a_cpu_bound_tool_must_be_a_plain_pure_top_level_function() -> None:
+    async def waits(x: int) -> ToolOutput:
+        return ToolOutput({}, "")
+
+    def with_context(ctx: ToolContext, x: int) -> ToolOutput:
+        return ToolOutput({}, "")
+
+    def nested(x: int) -> ToolOutput:
+        return ToolOutput({}, "")
+
+    for function, problem in (
+        (waits, "is async"),
+        (with_context, "takes a ToolContext"),
+        (nested, "not defined at the top level"),
+    ):
+        with pytest.raises(TypeError, match=problem):
+            tool(cpu_bound=True)(function)
+
+
+async def test_a_cpu_bound_tool_called_without_a_pool_runs_in_a_thread() -> None:
+    output = await spin.run({"seconds": 0}, context("spin", deps()))
+    assert output.value["pid"] == os.getpid()

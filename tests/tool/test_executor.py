@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +22,9 @@ from hivemesh.tool.executor import Executor
 from hivemesh.tool.model import Progress, ToolCall
 from hivemesh.tool.registry import Registry
 from hivemesh.tool.stores.sql import SqlIdempotencyStore
+from tests.tool import cpu_tools
 from tests.tool.fakes import OWNER, deps
+from tests.tool.loop import stalls
 from tests.tool.slow_tools import Probe, make_tools
 
 
@@ -33,9 +37,11 @@ def probe() -> Probe:
 async def executor(tmp_path: Path, probe: Probe) -> AsyncIterator[Executor]:
     store = SqlIdempotencyStore(sqlite_url(tmp_path / "tool.db"))
     await store.start()
+    executor = Executor(Registry([*discover(), *make_tools(probe), *cpu_tools.TOOLS]), deps(), store)
     try:
-        yield Executor(Registry([*discover(), *make_tools(probe)]), deps(), store)
+        yield executor
     finally:
+        await executor.stop(1.0)
         await store.stop(1.0)
 
 
@@ -176,3 +182,39 @@ async def test_progress_is_reported(executor: Executor) -> None:
     await executor.invoke(call("sleepy", seconds=0.05), report)
     assert [p.progress for p in seen] == list(range(10))
     assert seen[0] == Progress(0, 10, "step 0")
+
+
+async def test_a_plain_function_past_its_timeout_fails_without_holding_the_loop(executor: Executor) -> None:
+    started = time.monotonic()
+    outcome, worst = await stalls(executor.invoke(call("dozy", seconds=3)))
+    assert isinstance(outcome, DeadlineExceeded)
+    assert outcome.reason == "TOOL_TIMEOUT"
+    assert time.monotonic() - started < 2.0
+    assert worst < 0.25, f"the event loop stalled {worst:.2f}s"
+
+
+async def test_a_cpu_bound_computation_past_its_timeout_is_stopped(executor: Executor) -> None:
+    started = time.monotonic()
+    outcome, worst = await stalls(executor.invoke(call("spin", seconds=60)))
+    assert isinstance(outcome, DeadlineExceeded)
+    assert (outcome.reason, outcome.metadata["timeout_s"]) == ("TOOL_TIMEOUT", "1")
+    assert time.monotonic() - started < 4.0
+    assert worst < 0.25, f"the event loop stalled {worst:.2f}s"
+    assert (await executor.invoke(call("calculator", expression="6*7"))).output.display == "42"
+
+
+async def test_a_cpu_bound_call_with_a_key_runs_once(executor: Executor) -> None:
+    first = await executor.invoke(call("spin", "k-spin", seconds=0))
+    again = await executor.invoke(call("spin", "k-spin", seconds=0))
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.output == first.output
+
+
+async def test_a_number_that_is_not_finite_is_refused_by_name(executor: Executor) -> None:
+    for bad in (math.nan, math.inf):
+        with pytest.raises(InvalidArgument) as refused:
+            await executor.invoke(call("convert_units", value=bad, from_unit="m", to_unit="km"))
+        assert (refused.value.reason, refused.value.metadata["field"]) == (
+            "INVALID_TOOL_ARGUMENTS",
+            "arguments.value",
+        )

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import math
+import time
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hivemesh.mesh.errors import InvalidArgument
-from hivemesh.tool.expression import evaluate, format_number
+from hivemesh.tool.expression import MAX_DEPTH, MAX_EXACT_BITS, evaluate, format_number
 
 
 @pytest.mark.parametrize(
@@ -68,6 +70,15 @@ def test_evaluates(expression: str, shown: str) -> None:
         ("foo(1)", "INVALID_EXPRESSION"),
         ("sqrt 4", "INVALID_EXPRESSION"),
         ("round(1, 2, 3)", "INVALID_EXPRESSION"),
+        ("(" * 256, "EXPRESSION_TOO_DEEP"),
+        ("-" * 100 + "1", "EXPRESSION_TOO_DEEP"),
+        ("2^" * 70 + "2", "EXPRESSION_TOO_DEEP"),
+        ("sqrt(" * 70 + "4" + ")" * 70, "EXPRESSION_TOO_DEEP"),
+        ("1e999999999", "OVERFLOW"),
+        ("2^5000", "OVERFLOW"),
+        ("(1/3)^-10000", "OVERFLOW"),
+        ("1.5^1000000000000", "OVERFLOW"),
+        ("2^2^2^2^2^2", "OVERFLOW"),
     ],
 )
 def test_reports_errors_on_the_expression_field(expression: str, reason: str) -> None:
@@ -105,3 +116,73 @@ def test_integer_arithmetic_matches_python(a: int, b: int, c: int) -> None:
 )
 def test_format_number(value: Fraction | float, shown: str) -> None:
     assert format_number(value) == shown
+
+
+# --- bounded cost ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # (1 + 1e-20)^1e9 = e^(1e-11): its exact value has twenty billion digits.
+        ("1.00000000000000000001^1000000000", 1.00000000001),
+        ("(1.00000000000000000001^1000000000 - 1) * 10^11", 1.000000000005),
+        ("1.0001^1000000", math.exp(1000000 * math.log1p(1e-4))),
+        ("0.9999^1000000", math.exp(1000000 * math.log1p(-1e-4))),
+        ("(1 + 1/1000000007)^(1000000007)", math.exp(1000000007 * math.log1p(1 / 1000000007))),
+        ("1e-999999999", 0.0),
+        ("0.1^1000", 0.0),
+        ("round(1e300, 2)", 1e300),
+    ],
+)
+def test_huge_exact_values_are_computed_to_the_digits_kept(expression: str, expected: float) -> None:
+    started = time.perf_counter()
+    value = evaluate(expression)
+    assert time.perf_counter() - started < 0.5
+    assert float(value) == pytest.approx(expected, rel=1e-12, abs=0.0)
+
+
+def test_nesting_up_to_the_bound_is_fine() -> None:
+    assert evaluate("(" * MAX_DEPTH + "1" + ")" * MAX_DEPTH) == 1
+
+
+def test_the_depth_error_names_the_position() -> None:
+    with pytest.raises(
+        InvalidArgument, match=f"deeper than {MAX_DEPTH} levels \\(at position {MAX_DEPTH + 1}\\)"
+    ):
+        evaluate("(" * 256)
+
+
+NUMBERS = ("1.00000000000000000001", "0.9999999999", "1e300", "1e-300", "10", "3", "7", "0.5", "1000000007")
+
+
+def expressions() -> st.SearchStrategy[str]:
+    def combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            st.tuples(children, st.sampled_from(["^", "*", "/", "+", "-", "%"]), children).map(" ".join),
+            children.map(lambda c: f"({c})"),
+            children.map(lambda c: f"-{c}"),
+            children.map(lambda c: f"sqrt({c})"),
+            children.map(lambda c: f"round({c}, 3)"),
+        )
+
+    return st.recursive(st.sampled_from(NUMBERS), combine, max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(expressions())
+def test_any_expression_costs_little(expression: str) -> None:
+    # Powers of powers of long fractions are where exact arithmetic explodes; each answer here is
+    # a value within bounds or a clear error, in a few milliseconds.
+    started = time.perf_counter()
+    value: Fraction | float = 0.0
+    field = "arguments.expression"
+    try:
+        value = evaluate(expression)
+    except InvalidArgument as refused:
+        field = refused.metadata["field"]
+    assert time.perf_counter() - started < 0.5, expression
+    assert field == "arguments.expression"
+    if isinstance(value, Fraction):
+        assert value.numerator.bit_length() <= MAX_EXACT_BITS
+        assert value.denominator.bit_length() <= MAX_EXACT_BITS

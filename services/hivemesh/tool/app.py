@@ -18,6 +18,7 @@ from hivemesh.tool.config import ToolConfig
 from hivemesh.tool.executor import ExecutionPolicy, Executor
 from hivemesh.tool.memory_records import MemoryRecords
 from hivemesh.tool.model import Tool, ToolDeps, ToolSource
+from hivemesh.tool.pool import PoolSize
 from hivemesh.tool.ports import RecordStore, ReminderScheduler
 from hivemesh.tool.registry import Registry
 from hivemesh.tool.scheduling import LoggingScheduler, TaskReminderScheduler
@@ -68,7 +69,10 @@ def build_app(
     )
     if clock is not None:
         deps = ToolDeps(deps.records, deps.scheduler, clock, deps.random)
-    executor = Executor(registry, deps, store, ExecutionPolicy(idempotency_ttl_s=config.idempotency_ttl_s))
+    workers = PoolSize(processes=config.worker_processes, threads=config.worker_threads)
+    executor = Executor(
+        registry, deps, store, ExecutionPolicy(idempotency_ttl_s=config.idempotency_ttl_s, workers=workers)
+    )
     servicer = ToolServicer(registry, executor)
     return ServiceApp(
         name="tool",

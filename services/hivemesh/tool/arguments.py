@@ -2,11 +2,14 @@
 
 Every violation is reported with its JSON path below ``arguments`` (``arguments.items[2]``), the
 form BadRequest field violations use, so a caller (or a planner repairing a plan) knows what to fix.
+A number must be finite: NaN and the infinities are no JSON numbers, and a protobuf Struct can carry
+them only as doubles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import jsonschema
@@ -29,7 +32,10 @@ def compile_schema(schema: JsonObject) -> Validator:
 
 def check(tool_name: str, validator: Validator, arguments: JsonObject) -> None:
     """Raise InvalidArgument (reason INVALID_TOOL_ARGUMENTS) naming every violated path."""
-    violations = sorted(_violations(validator.iter_errors(arguments)), key=lambda v: v.field)
+    # A value that is not a number at all is judged alone: the schema has nothing to say of it.
+    violations = list(_non_finite(arguments, "arguments")) or sorted(
+        _violations(validator.iter_errors(arguments)), key=lambda v: v.field
+    )
     if not violations:
         return
     text = "; ".join(f"{v.field}: {v.description}" for v in violations)
@@ -54,6 +60,17 @@ def _violations(errors: Iterable[ValidationError]) -> Iterable[FieldViolation]:
                 yield FieldViolation(f"{base}.{name}", "is not a known argument")
         else:
             yield FieldViolation(base, error.message)
+
+
+def _non_finite(value: Any, path: str) -> Iterable[FieldViolation]:
+    if isinstance(value, float) and not math.isfinite(value):
+        yield FieldViolation(path, f"must be a finite number, not {value}")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, f"{path}.{key}")
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, f"{path}[{index}]")
 
 
 def _names(value: Any) -> list[str]:

@@ -18,6 +18,10 @@ class ToolConfig:
     random_seed: int | None = None
     # How long the outcome of an idempotent call answers repeats of its key.
     idempotency_ttl_s: float = 24 * 3600.0
+    # Worker processes for cpu_bound tools (calculator, convert_units): as many of their calls run at once.
+    worker_processes: int = 2
+    # Worker threads for the other synchronous tools.
+    worker_threads: int = 8
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ToolConfig:
@@ -25,6 +29,8 @@ class ToolConfig:
         servers = e.get("HIVEMESH_MCP_SERVERS", "").strip()
         seed = e.get("HIVEMESH_TOOL_RANDOM_SEED", "").strip()
         ttl = e.get("HIVEMESH_TOOL_IDEMPOTENCY_TTL", "").strip()
+        processes = _count(e, "HIVEMESH_TOOL_PROCESSES", cls.worker_processes)
+        threads = _count(e, "HIVEMESH_TOOL_THREADS", cls.worker_threads)
         try:
             seed_value = int(seed) if seed else None
         except ValueError:
@@ -40,4 +46,23 @@ class ToolConfig:
         path = Path(servers).expanduser() if servers else None
         if path is not None and not path.is_file():
             raise ConfigError(f"HIVEMESH_MCP_SERVERS names {str(path)!r}, which is not a file")
-        return cls(mcp_servers=path, random_seed=seed_value, idempotency_ttl_s=ttl_value)
+        return cls(
+            mcp_servers=path,
+            random_seed=seed_value,
+            idempotency_ttl_s=ttl_value,
+            worker_processes=processes,
+            worker_threads=threads,
+        )
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
+    return value

@@ -4,10 +4,17 @@ Parameters take ``Annotated[int, Arg(minimum=1)]`` for constraints; the docstrin
 describes the tool and its ``Args:`` section describes each parameter. A parameter annotated
 ``ToolContext`` receives the call's context instead of an argument. The result schema comes from a
 TypedDict given as ``result=``.
+
+An ``async def`` tool runs on the event loop and is cancelled at its timeout. A plain function
+never runs on the event loop, where a long computation would hold up every other call and no
+timeout could fire: it runs in a worker thread, or with ``cpu_bound=True`` in a worker process
+that is killed when the call's timeout fires (a thread cannot be stopped, a process can).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
 import types
 import typing
@@ -15,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from hivemesh.tool.model import JsonObject, ToolContext, ToolOutput, ToolSpec
+from hivemesh.tool.model import JsonObject, ToolContext, ToolOutput, ToolSpec, ToolTarget
 
 
 @dataclass(frozen=True)
@@ -52,29 +59,65 @@ ToolFunction = Callable[..., ToolOutput | Awaitable[ToolOutput]]
 
 
 class FunctionTool:
-    """A tool backed by a Python function (sync for quick pure work, async for anything that waits)."""
+    """A tool backed by a Python function: async for anything that waits, plain for pure work (run
+    in a worker thread, or in a worker process when ``cpu_bound``)."""
 
-    def __init__(self, function: ToolFunction, spec: ToolSpec, context_param: str | None) -> None:
+    def __init__(
+        self, function: ToolFunction, spec: ToolSpec, context_param: str | None, *, cpu_bound: bool = False
+    ) -> None:
         self._function = function
         self._spec = spec
         self._context_param = context_param
         self._integers = _integer_params(function)
+        self._asynchronous = inspect.iscoroutinefunction(function)
+        self._cpu_bound = cpu_bound
+        self._target = ToolTarget(function.__module__, spec.name)
 
     @property
     def spec(self) -> ToolSpec:
         return self._spec
 
+    @property
+    def cpu_bound(self) -> bool:
+        return self._cpu_bound
+
+    @property
+    def target(self) -> ToolTarget:
+        """How a worker process finds this tool: its module and its name."""
+        return self._target
+
+    def call(self, arguments: JsonObject) -> ToolOutput:
+        """Run a synchronous tool that takes no context, here and now (what a worker process does)."""
+        if self._asynchronous or self._context_param is not None:
+            raise TypeError(f"{self._spec.name} cannot be called without its context")
+        result = self._function(**self._arguments(arguments))
+        if not isinstance(result, ToolOutput):
+            raise TypeError(f"{self._spec.name} returned {type(result).__name__}, not ToolOutput")
+        return result
+
     async def run(self, arguments: JsonObject, context: ToolContext) -> ToolOutput:
-        # A protobuf Struct carries every number as a double; integer parameters get ints back.
-        kwargs = {
-            k: int(v) if k in self._integers and isinstance(v, float) else v for k, v in arguments.items()
-        }
+        if self._cpu_bound:
+            if context.offload is not None:
+                return await context.offload.in_process(self._target, arguments)
+            return await asyncio.to_thread(self.call, arguments)
+        kwargs = self._arguments(arguments)
         if self._context_param is not None:
             kwargs[self._context_param] = context
-        result = self._function(**kwargs)
+        result: ToolOutput | Awaitable[ToolOutput]
+        if self._asynchronous:
+            result = self._function(**kwargs)
+        else:
+            work = functools.partial(self._function, **kwargs)
+            result = await (context.offload.in_thread(work) if context.offload else asyncio.to_thread(work))
         if inspect.isawaitable(result):
             return await result
         return result
+
+    def _arguments(self, arguments: JsonObject) -> dict[str, Any]:
+        # A protobuf Struct carries every number as a double; integer parameters get ints back.
+        return {
+            k: int(v) if k in self._integers and isinstance(v, float) else v for k, v in arguments.items()
+        }
 
 
 def tool(
@@ -84,12 +127,24 @@ def tool(
     side_effects: bool = False,
     timeout_s: float = 5.0,
     max_concurrency: int = 16,
+    cpu_bound: bool = False,
 ) -> Callable[[ToolFunction], FunctionTool]:
-    """Declare a tool; the module that holds it only has to be imported for the registry to find it."""
+    """Declare a tool; the module that holds it only has to be imported for the registry to find it.
+
+    ``cpu_bound``: the tool computes for as long as its input makes it (a calculator, a parser), so
+    it runs in a worker process that its timeout can kill. Such a tool is a plain function defined
+    at the top level of its module (the worker imports it by name), takes no ``ToolContext`` and
+    has no side effects (a call cut short must leave nothing half done).
+
+    A plain function cannot have side effects: its thread cannot be stopped at the timeout, so the
+    effect could land after the call was reported failed and its idempotency key freed, and the
+    retry would do it again. Such a tool is ``async def``.
+    """
 
     def wrap(function: ToolFunction) -> FunctionTool:
         description, arg_docs = _parse_docstring(inspect.getdoc(function) or "")
         schema, context_param = arguments_schema(function, arg_docs)
+        _check_placement(function, name or function.__name__, context_param, side_effects, cpu_bound)
         spec = ToolSpec(
             name=name or function.__name__,
             description=description,
@@ -99,9 +154,35 @@ def tool(
             timeout_s=timeout_s,
             max_concurrency=max_concurrency,
         )
-        return FunctionTool(function, spec, context_param)
+        return FunctionTool(function, spec, context_param, cpu_bound=cpu_bound)
 
     return wrap
+
+
+def _check_placement(
+    function: Callable[..., Any], name: str, context_param: str | None, side_effects: bool, cpu_bound: bool
+) -> None:
+    asynchronous = inspect.iscoroutinefunction(function)
+    if side_effects and not asynchronous:
+        raise TypeError(
+            f"tool {name!r} has side effects, so it must be async def: a plain function runs in a "
+            "thread, which its timeout cannot stop"
+        )
+    if not cpu_bound:
+        return
+    problem = (
+        "is async (it runs on the event loop)"
+        if asynchronous
+        else "takes a ToolContext (a worker process has none)"
+        if context_param is not None
+        else "has side effects (a call cut short would leave them half done)"
+        if side_effects
+        else "is not defined at the top level of its module (a worker process imports it by name)"
+        if "<locals>" in function.__qualname__
+        else None
+    )
+    if problem is not None:
+        raise TypeError(f"cpu_bound tool {name!r} {problem}")
 
 
 def arguments_schema(function: Callable[..., Any], docs: dict[str, str]) -> tuple[dict[str, Any], str | None]:

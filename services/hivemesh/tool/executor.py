@@ -5,18 +5,29 @@ one run per idempotency key, and every failure of the tool turned into a clear e
 A side-effecting call that carries an idempotency key is not abandoned when its caller goes away:
 cancelling it halfway could leave the effect done but its outcome unrecorded, and the caller's
 retry would then do it again. It runs on (within its timeout), its outcome is stored, and the retry
-gets that outcome back. Every other call is cancelled with its caller."""
+gets that outcome back. Every other call is cancelled with its caller.
+
+Synchronous tools never run on the event loop (see ``pool``): a computation there would hold up
+every other call and its own timeout. They run in the executor's worker threads, or, when
+declared ``cpu_bound``, in its worker processes, which a timeout stops by killing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hivemesh.mesh import deadlines
-from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, HivemeshError, ResourceExhausted
+from hivemesh.mesh.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    HivemeshError,
+    InvalidArgument,
+    ResourceExhausted,
+)
 from hivemesh.tool import arguments
 from hivemesh.tool.bulkhead import Bulkhead
+from hivemesh.tool.decorator import FunctionTool
 from hivemesh.tool.idempotency import (
     Claimed,
     Finished,
@@ -36,7 +47,9 @@ from hivemesh.tool.model import (
     ToolOutcome,
     ToolOutput,
 )
+from hivemesh.tool.pool import PoolSize, WorkerPool
 from hivemesh.tool.registry import Registry
+from hivemesh.tool.worker import ToolRaised
 
 _log = logging.getLogger(__name__)
 
@@ -51,6 +64,8 @@ class ExecutionPolicy:
     busy_retry_after_s: float = 0.5
     # Longest pause between two looks at a key another replica is running.
     max_poll_s: float = 0.25
+    # The worker threads and processes that run synchronous tools.
+    workers: PoolSize = field(default_factory=PoolSize)
 
 
 async def _discard(_: Progress) -> None:
@@ -74,13 +89,23 @@ class Executor:
         self._running: dict[str, asyncio.Event] = {}
         # Side-effecting keyed calls, kept running when their callers go away.
         self._detached: set[asyncio.Task[ToolOutput]] = set()
+        # Each new worker process imports the modules of the cpu_bound tools before its first call.
+        preload = {
+            t.target.module for t in registry.all().values() if isinstance(t, FunctionTool) and t.cpu_bound
+        }
+        self._workers = WorkerPool(self._policy.workers, preload=sorted(preload))
 
     async def invoke(self, call: ToolCall, report: ProgressSink = _discard) -> ToolOutcome:
         item = self._registry.get(call.tool_name)
-        arguments.check(item.spec.name, self._registry.validator(item), call.arguments)
-        if not call.idempotency_key:
-            return ToolOutcome(await self._run(item, call, report))
-        return await self._once(item, call, report)
+        try:
+            arguments.check(item.spec.name, self._registry.validator(item), call.arguments)
+            if not call.idempotency_key:
+                return ToolOutcome(await self._run(item, call, report))
+            return await self._once(item, call, report)
+        except InvalidArgument as refused:
+            # The caller's mistake, not the service's: one line, no traceback.
+            _log.info("%s refused its arguments: %s (%s)", item.spec.name, refused.message, refused.reason)
+            raise
 
     async def _once(self, item: Tool, call: ToolCall, report: ProgressSink) -> ToolOutcome:
         key, expected = store_key(call), fingerprint(call)
@@ -124,11 +149,15 @@ class Executor:
             run.exception()
 
     async def start(self) -> None:
-        return None
+        await self._workers.start()
 
     async def stop(self, grace_s: float) -> None:
         """Give side-effecting calls whose callers left ``grace_s`` to finish, then cancel them
-        (which frees their keys)."""
+        (which frees their keys); then stop the worker threads and processes."""
+        await self._stop_detached(grace_s)
+        await self._workers.stop(grace_s)
+
+    async def _stop_detached(self, grace_s: float) -> None:
         if not self._detached:
             return
         running = set(self._detached)
@@ -197,7 +226,7 @@ class Executor:
         timeout = spec.timeout_s if left is None else min(spec.timeout_s, left)
         try:
             async with asyncio.timeout(timeout) as scope:
-                output = await item.run(call.arguments, ToolContext(call, self._deps, report))
+                output = await item.run(call.arguments, ToolContext(call, self._deps, report, self._workers))
         except TimeoutError:
             if not scope.expired():
                 raise self._failed(spec.name, TimeoutError("the tool timed out")) from None
@@ -222,9 +251,15 @@ class Executor:
 
     @staticmethod
     def _failed(name: str, exc: BaseException) -> FailedPrecondition:
-        _log.warning("tool %s failed", name, exc_info=exc)
+        kind = type(exc).__name__
+        if isinstance(exc, ToolRaised):
+            # Raised in a worker process: its own traceback says where.
+            kind = exc.type_name
+            _log.warning("tool %s failed in a worker process:\n%s", name, exc.remote_traceback.rstrip())
+        else:
+            _log.warning("tool %s failed", name, exc_info=exc)
         return FailedPrecondition(
-            f"{name} failed: {type(exc).__name__}: {exc}",
+            f"{name} failed: {kind}: {exc}",
             reason="TOOL_FAILED",
-            metadata={"tool": name, "error": type(exc).__name__},
+            metadata={"tool": name, "error": kind},
         )

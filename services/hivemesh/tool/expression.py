@@ -3,6 +3,17 @@
 Nothing is ever handed to ``eval``. Arithmetic is exact (fractions) while it can be, so
 ``0.1 + 0.2`` is ``0.3``; square roots of non-squares and fractional powers fall back to floats.
 
+The cost of an expression is bounded, whatever it says (docs/tools.md, "Bounded cost"):
+
+- Size. No exact value has a numerator or denominator longer than ``MAX_EXACT_BITS``. A value that
+  would be longer is rounded to ``APPROXIMATE_DIGITS`` significant digits, and a power whose exact
+  value would be longer is computed that way from the start: its length is known from its
+  operands before any work (``|n| * bits`` for ``(p/q)^n``), so ``1.00000000000000000001^1000000000``
+  costs a few dozen multiplications of 60-digit decimals, not twenty billion digits.
+- Magnitude. A result beyond a double's range is refused (``OVERFLOW``); one nearer zero than
+  ``1e-400`` is zero.
+- Nesting. Parentheses, function calls, signs and exponents nest at most ``MAX_DEPTH`` deep.
+
 Grammar, loosest first::
 
     sum      := product (("+" | "-") product)*        a + b% means a * (1 + b/100)
@@ -15,9 +26,11 @@ Grammar, loosest first::
 
 from __future__ import annotations
 
+import contextlib
+import decimal
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -29,8 +42,20 @@ Number = Fraction | float
 FIELD = "arguments.expression"
 # Results beyond what a double can hold are reported, not rounded to infinity.
 LIMIT = Fraction(int(1.7976931348623157e308))
+# Results nearer zero than this are zero (a double holds nothing below 5e-324 either).
+TINY = Fraction(1, 10**400)
+# Longest numerator or denominator of an exact value, in bits (about 1233 decimal digits).
+MAX_EXACT_BITS = 4096
+# Significant digits kept of a value too long to keep exactly.
+APPROXIMATE_DIGITS = 50
+# Deepest nesting of parentheses, function calls, signs and exponents.
+MAX_DEPTH = 64
 _MAX_FACTORIAL = 170
 _MAX_ROUND_DIGITS = 15
+# Decimal exponents of literals beyond these are out of range before they are converted: turning
+# "1e-999999999" into a fraction would build a billion-digit denominator.
+_LARGEST_EXPONENT = 309
+_SMALLEST_EXPONENT = -401
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z]+)|(?P<op>\*\*|[-+*/%^()!,\u00d7\u00f7\u2212]))"
@@ -81,6 +106,21 @@ class _Parser:
     def __init__(self, tokens: list[_Token]) -> None:
         self._tokens = tokens
         self._at = 0
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def _nested(self, token: _Token) -> Iterator[None]:
+        """One level deeper; each level is a few frames of this recursive parser."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _error(
+                    f"the expression nests deeper than {MAX_DEPTH} levels (at position {token.at + 1})",
+                    "EXPRESSION_TOO_DEEP",
+                )
+            yield
+        finally:
+            self._depth -= 1
 
     def _peek(self, ahead: int = 0) -> _Token:
         return self._tokens[min(self._at + ahead, len(self._tokens) - 1)]
@@ -129,17 +169,22 @@ class _Parser:
         return value, percent
 
     def unary(self) -> tuple[Number, bool]:
+        sign = self._peek()
         if self._accept("-"):
-            value, percent = self.unary()
+            with self._nested(sign):
+                value, percent = self.unary()
             return _mul(Fraction(-1), value), percent
         if self._accept("+"):
-            return self.unary()
+            with self._nested(sign):
+                return self.unary()
         return self.power()
 
     def power(self) -> tuple[Number, bool]:
         base, percent = self.postfix()
+        caret = self._peek()
         if self._accept("^"):
-            exponent, _ = self.unary()
+            with self._nested(caret):
+                exponent, _ = self.unary()
             return _pow(base, exponent), False
         return base, percent
 
@@ -153,10 +198,12 @@ class _Parser:
                 self._next()
                 share = _div(value, Fraction(100))
                 if self._accept("of"):
-                    whole, _ = self.unary()
+                    with self._nested(self._peek()):
+                        whole, _ = self.unary()
                     value, percent = _mul(share, whole), False
                 elif self._accept("off"):
-                    whole, _ = self.unary()
+                    with self._nested(self._peek()):
+                        whole, _ = self.unary()
                     value, percent = _mul(whole, _add(Fraction(1), _mul(Fraction(-1), share))), False
                 else:
                     value, percent = share, True
@@ -168,7 +215,8 @@ class _Parser:
         if token.kind == "number":
             return _number(token.text)
         if token.text == "(":
-            value, _ = self.sum()
+            with self._nested(token):
+                value, _ = self.sum()
             self._close(token)
             return value
         if token.kind == "name":
@@ -180,9 +228,10 @@ class _Parser:
             opening = self._peek()
             if not self._accept("("):
                 raise _error(f"{token.text} needs parentheses, e.g. {token.text}(16)", "INVALID_EXPRESSION")
-            args = [self.sum()[0]]
-            while self._accept(","):
-                args.append(self.sum()[0])
+            with self._nested(opening):
+                args = [self.sum()[0]]
+                while self._accept(","):
+                    args.append(self.sum()[0])
             self._close(opening)
             return function(args)
         if token.kind == "end":
@@ -195,11 +244,19 @@ class _Parser:
 
 
 def _number(text: str) -> Number:
-    value = Fraction(Decimal(text))
-    return _checked(value)
+    written = Decimal(text)
+    if written.is_zero():
+        return Fraction(0)
+    if written.adjusted() > _LARGEST_EXPONENT:
+        raise _error("the result is too large", "OVERFLOW")
+    if written.adjusted() < _SMALLEST_EXPONENT:
+        return Fraction(0)
+    return _checked(Fraction(written))
 
 
 def _checked(value: Number) -> Number:
+    """``value`` within the bounds: refused beyond a double's range, zero when tinier than TINY,
+    rounded when too long to keep exactly."""
     if isinstance(value, float):
         if math.isnan(value):
             raise _error("the result is not a real number", "MATH_DOMAIN")
@@ -208,7 +265,18 @@ def _checked(value: Number) -> Number:
         return value
     if abs(value) > LIMIT:
         raise _error("the result is too large", "OVERFLOW")
+    if abs(value) < TINY:
+        return Fraction(0)
+    if value.numerator.bit_length() > MAX_EXACT_BITS or value.denominator.bit_length() > MAX_EXACT_BITS:
+        return _approximate(value)
     return value
+
+
+def _approximate(value: Fraction) -> Fraction:
+    """``value`` to APPROXIMATE_DIGITS significant digits (it lies between TINY and LIMIT, so the
+    result is a few hundred digits long at most)."""
+    with decimal.localcontext(decimal.Context(prec=APPROXIMATE_DIGITS)):
+        return Fraction(Decimal(value.numerator) / Decimal(value.denominator))
 
 
 def _add(a: Number, b: Number) -> Number:
@@ -235,18 +303,42 @@ def _pow(base: Number, exponent: Number) -> Number:
     if base == 0 and exponent < 0:
         raise _error("division by zero (zero to a negative power)", "DIVISION_BY_ZERO")
     if isinstance(base, Fraction) and isinstance(exponent, Fraction) and exponent.denominator == 1:
-        # Estimate the size first: 10^10^9 must fail fast instead of computing a billion digits.
-        if base not in (0, 1, -1):
-            magnitude = abs(math.log10(abs(base.numerator)) - math.log10(base.denominator))
-            if magnitude * abs(exponent.numerator) > 400:
-                raise _error("the result is too large", "OVERFLOW")
-        return _checked(base**exponent.numerator)
+        n = exponent.numerator
+        if base in (0, 1, -1):
+            return base**n
+        # The exact power's length follows from its operands: (p/q)^n has about |n| times their
+        # bits. Too long to keep, it is computed in decimal to the digits that will be kept.
+        if abs(n) * max(base.numerator.bit_length(), base.denominator.bit_length()) > MAX_EXACT_BITS:
+            return _decimal_power(base, n)
+        return _checked(base**n)
     if base < 0:
         raise _error("a negative number to a fractional power is not a real number", "MATH_DOMAIN")
     try:
         return _checked(float(base) ** float(exponent))
     except OverflowError:
         raise _error("the result is too large", "OVERFLOW") from None
+
+
+def _decimal_power(base: Fraction, n: int) -> Number:
+    """``base ** n`` to APPROXIMATE_DIGITS significant digits: O(log n) multiplications of numbers
+    a few dozen digits longer (the error of rounding the base grows n times, so n's own digits are
+    added to the precision)."""
+    context = decimal.Context(
+        prec=APPROXIMATE_DIGITS + len(str(abs(n))) + 5,
+        Emax=10**6,
+        Emin=-(10**6),
+        traps=[decimal.Overflow, decimal.InvalidOperation, decimal.DivisionByZero],
+    )
+    try:
+        with decimal.localcontext(context):
+            power = (Decimal(base.numerator) / Decimal(base.denominator)) ** n
+    except decimal.Overflow:
+        raise _error("the result is too large", "OVERFLOW") from None
+    if power.is_zero() or power.adjusted() < _SMALLEST_EXPONENT:
+        return Fraction(0)
+    if power.adjusted() > _LARGEST_EXPONENT:
+        raise _error("the result is too large", "OVERFLOW")
+    return _checked(_approximate(Fraction(power)))
 
 
 def _factorial(value: Number) -> Number:
@@ -277,13 +369,15 @@ def _round(args: list[Number]) -> Number:
     digits = rest[0] if rest else Fraction(0)
     if digits != int(digits) or not 0 <= digits <= _MAX_ROUND_DIGITS:
         raise _error(f"round takes 0 to {_MAX_ROUND_DIGITS} decimal places", "INVALID_EXPRESSION")
-    exact = (
-        Decimal(value.numerator) / Decimal(value.denominator)
-        if isinstance(value, Fraction)
-        else (Decimal(repr(value)))
-    )
-    # Half away from zero, as people round (Python's round() rounds half to even).
-    return Fraction(exact.quantize(Decimal(1).scaleb(-int(digits)), rounding=ROUND_HALF_UP))
+    # Enough digits for the largest value (309) and the most places (15).
+    with decimal.localcontext(decimal.Context(prec=400)):
+        exact = (
+            Decimal(value.numerator) / Decimal(value.denominator)
+            if isinstance(value, Fraction)
+            else (Decimal(repr(value)))
+        )
+        # Half away from zero, as people round (Python's round() rounds half to even).
+        return Fraction(exact.quantize(Decimal(1).scaleb(-int(digits)), rounding=ROUND_HALF_UP))
 
 
 def _abs(args: list[Number]) -> Number:

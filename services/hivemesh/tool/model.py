@@ -7,9 +7,11 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from hivemesh.tool.ports import RecordStore, ReminderScheduler
+
+_T = TypeVar("_T")
 
 # A JSON value as json.loads returns it (and as a protobuf Struct carries it).
 Json = Any
@@ -100,12 +102,36 @@ class ToolDeps:
 
 
 @dataclass(frozen=True)
+class ToolTarget:
+    """A tool a worker process finds by name: the module that defines it and the tool's name."""
+
+    module: str
+    tool: str
+
+
+class Offload(Protocol):
+    """Where synchronous tools run, away from the event loop that serves every other call."""
+
+    async def in_thread(self, function: Callable[[], _T]) -> _T:
+        """Run ``function`` in a worker thread. Cancelling stops the wait, not the thread."""
+        ...
+
+    async def in_process(self, target: ToolTarget, arguments: JsonObject) -> ToolOutput:
+        """Run the tool ``target`` on ``arguments`` in a worker process. Cancelling kills the
+        process, so a runaway call ends when its timeout fires."""
+        ...
+
+
+@dataclass(frozen=True)
 class ToolContext:
     """Handed to a tool that asks for it (a parameter annotated ``ToolContext``)."""
 
     call: ToolCall
     deps: ToolDeps
     report: ProgressSink = _discard
+    # Where synchronous tools run; the executor's worker pool. None (a context built by hand, as
+    # tests do): in a thread of the event loop's default executor.
+    offload: Offload | None = None
 
     @property
     def owner(self) -> Owner:

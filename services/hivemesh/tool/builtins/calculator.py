@@ -1,4 +1,7 @@
-"""calculator: arithmetic through the safe evaluator (never ``eval``)."""
+"""calculator: arithmetic through the safe evaluator (never ``eval``).
+
+``cpu_bound``: what an expression costs depends on what it says. The evaluator bounds that cost,
+and the worker process its 2 s timeout kills bounds whatever the bounds miss."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ class CalculatorResult(TypedDict):
     expression: str
 
 
-@tool(result=CalculatorResult, timeout_s=2.0)
+@tool(result=CalculatorResult, timeout_s=2.0, cpu_bound=True)
 def calculator(expression: Annotated[str, Arg(min_length=1, max_length=256)]) -> ToolOutput:
     """Evaluate arithmetic: + - * / % ^, parentheses, unary minus, percentages ("15% of 80",
     "30% off 279", "200 + 10%"), sqrt, round, abs and factorial (n!).

@@ -1,8 +1,16 @@
-"""convert_units: length, mass, volume, temperature (affine), speed, area, data sizes, time, with pint."""
+"""convert_units: length, mass, volume, temperature (affine), speed, area, data sizes, time, with pint.
+
+A unit is read by pint's expression parser only when it has the shape of a unit (``_UNIT``): names
+joined by spaces, ``*`` or ``/``, each raised at most to a two-digit power. Anything else (a
+number, parentheses, ``__import__('os')``) is an unknown unit before pint sees it, so no unit
+text can make the parser compute, and none reaches it that it might fail on unexpectedly.
+``cpu_bound`` all the same: the conversion runs in a worker process its timeout can kill.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 from typing import Annotated, Any, TypedDict
 
@@ -68,6 +76,9 @@ _ALIASES = {
     "sec": "second",
     "secs": "second",
 }
+_NAME = r"[A-Za-z\u00b0\u00b5\u03bc\u03a9\u2126_][A-Za-z0-9\u00b0\u00b5\u03bc\u03a9\u2126_]*"
+_POWER = r"(?:\s*(?:\*\*|\^)\s*-?\d{1,2})?"
+_UNIT = re.compile(rf"{_NAME}{_POWER}(?:(?:\s*[*/]\s*|\s+){_NAME}{_POWER})*")
 _PLURALS = {"foot": "feet", "inch": "inches", "century": "centuries", "hertz": "hertz", "siemens": "siemens"}
 _POWERS = {2: "square", 3: "cubic"}
 
@@ -85,7 +96,7 @@ class ConversionResult(TypedDict):
     from_unit: str
 
 
-@tool(name="convert_units", result=ConversionResult, timeout_s=2.0)
+@tool(name="convert_units", result=ConversionResult, timeout_s=2.0, cpu_bound=True)
 def convert_units(
     value: float,
     from_unit: Annotated[str, Arg(min_length=1, max_length=64)],
@@ -118,6 +129,10 @@ def convert_units(
             reason="INCOMPATIBLE_UNITS",
         ) from None
     amount = float(converted.magnitude)
+    if not math.isfinite(amount):
+        raise InvalidArgument.field(
+            "arguments.value", f"{value:g} {from_unit} is too large in {to_unit}", reason="OVERFLOW"
+        )
     return ToolOutput(
         {"value": amount, "unit": str(converted.units), "from_value": value, "from_unit": str(source)},
         f"{format_number(amount, 4)} {unit_name(converted, amount)}",
@@ -130,11 +145,17 @@ def _parse(field: str, text: str) -> Any:
     # pint reads "square meter" but not the identifier form "square_meter" that callers also send.
     candidates = [name, re.sub(r"^(square|cubic)_", r"\1 ", name)]
     for candidate in candidates:
-        try:
-            return unit_registry().parse_units(candidate)
-        except (pint.UndefinedUnitError, pint.DefinitionSyntaxError, AttributeError, TypeError, ValueError):
-            continue
+        parsed = _parse_units(candidate) if _UNIT.fullmatch(candidate) else None
+        if parsed is not None:
+            return parsed
     raise InvalidArgument.field(field, f"unknown unit {text!r}", reason="UNKNOWN_UNIT")
+
+
+def _parse_units(text: str) -> Any | None:
+    try:
+        return unit_registry().parse_units(text)
+    except Exception:  # pint's parser fails on malformed units in assorted ways (assertions among them)
+        return None
 
 
 def unit_name(quantity: Any, amount: float) -> str:
