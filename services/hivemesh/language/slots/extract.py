@@ -23,6 +23,7 @@ from hivemesh.language.slots.numbers import normalize_numbers
 from hivemesh.language.slots.scan import suffix_start
 from hivemesh.language.slots.spacing import squeeze_spaces
 from hivemesh.language.slots.times import find_time
+from hivemesh.language.slots.units import registry
 from hivemesh.language.slots.values import SlotValue
 
 Reader = Callable[[str, str, datetime], list[SlotValue]]
@@ -508,6 +509,13 @@ _READERS: Final[dict[str, Reader]] = {
     "remember": _remember,
     "recall": _recall,
 }
+
+
+def warm_up() -> None:
+    """Build what readers build on first use (pint's unit registry, the time zone names): a tenth
+    of a second of work that would otherwise hold up the first request that needs it."""
+    registry()
+    _zones()
 
 
 def extract_slots(text: str, intent: str, *, now: datetime) -> list[SlotValue]:
