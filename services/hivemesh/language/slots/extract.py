@@ -246,6 +246,8 @@ _NAMED_LABEL = re.compile(
 _FOR_LABEL = re.compile(r"\bfor\s+(?:the\s+|my\s+|a\s+|an\s+|our\s+)?(?P<l>[A-Za-z][\w' -]*?)[\s.!?]*$", re.I)
 # A label word runs to the end of its run of word characters, so it is tried from the run's first
 # letter only (the run's leading digits, quotes or hyphens are skipped), not from every letter.
+# (So after a match that ends inside such a run, as "timer-pasta timer" does, the rest of that run
+# starts no label.)
 _PREFIX_LABEL = re.compile(
     r"(?<![\w'-])(?:(?![A-Za-z])[\w'-])*+(?P<l>[A-Za-z][\w'-]*+(?:\s+[A-Za-z][\w'-]*+)?)\s+timer\b", re.I
 )
