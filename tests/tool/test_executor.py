@@ -190,7 +190,7 @@ async def test_a_plain_function_past_its_timeout_fails_without_holding_the_loop(
     assert isinstance(outcome, DeadlineExceeded)
     assert outcome.reason == "TOOL_TIMEOUT"
     assert time.monotonic() - started < 2.0
-    assert worst < 0.25, f"the event loop stalled {worst:.2f}s"
+    assert worst < 1.0, f"the event loop stalled {worst:.2f}s"  # blocked, it would be 3 s
 
 
 async def test_a_cpu_bound_computation_past_its_timeout_is_stopped(executor: Executor) -> None:
@@ -199,7 +199,7 @@ async def test_a_cpu_bound_computation_past_its_timeout_is_stopped(executor: Exe
     assert isinstance(outcome, DeadlineExceeded)
     assert (outcome.reason, outcome.metadata["timeout_s"]) == ("TOOL_TIMEOUT", "1")
     assert time.monotonic() - started < 4.0
-    assert worst < 0.25, f"the event loop stalled {worst:.2f}s"
+    assert worst < 1.0, f"the event loop stalled {worst:.2f}s"  # blocked, it would be 60 s
     assert (await executor.invoke(call("calculator", expression="6*7"))).output.display == "42"
 
 

@@ -53,7 +53,7 @@ async def test_a_timeout_kills_the_computation_and_the_loop_stays_free(pool: Wor
     outcome, worst = await stalls(asyncio.wait_for(pool.in_process(spin.target, {"seconds": 60}), 0.5))
     assert isinstance(outcome, TimeoutError)
     assert time.monotonic() - started < 5.0
-    assert worst < 0.5, f"the event loop stalled {worst:.2f}s"
+    assert worst < 1.0, f"the event loop stalled {worst:.2f}s"  # blocked, it would be 60 s
     assert gone(first), "the process computing past its timeout is still alive"
     # A fresh process takes its place.
     second = int((await pool.in_process(spin.target, {"seconds": 0})).display)
@@ -67,13 +67,13 @@ async def test_a_call_waits_for_a_busy_process_then_runs(pool: WorkerPool) -> No
 
 async def test_a_thread_tool_leaves_the_loop_free(pool: WorkerPool) -> None:
     def nap() -> ToolOutput:
-        time.sleep(0.3)
+        time.sleep(1.5)
         return ToolOutput({"thread": threading.get_ident()}, "rested")
 
     outcome, worst = await stalls(pool.in_thread(nap))
     assert isinstance(outcome, ToolOutput)
     assert outcome.value["thread"] != threading.get_ident()
-    assert worst < 0.2, f"the event loop stalled {worst:.2f}s"
+    assert worst < 0.75, f"the event loop stalled {worst:.2f}s"  # blocked, it would be 1.5 s
 
 
 async def test_a_stopped_pool_leaves_no_process_behind() -> None:

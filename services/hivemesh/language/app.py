@@ -3,6 +3,7 @@ understanding pipeline with slot extraction and the Generate backend."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from hivemesh.language.engine import LanguageEngine, default_loader
 from hivemesh.language.generate import GenerateBackend, build_backend
 from hivemesh.language.servicer import LanguageServicer
 from hivemesh.language.settings import LanguageConfig
+from hivemesh.language.slots.extract import warm_up
 from hivemesh.language.understanding import Understander
 from hivemesh.language.v1 import language_service_pb2 as pb
 from hivemesh.language.v1.language_service_pb2_grpc import add_LanguageServiceServicer_to_server
@@ -22,6 +24,16 @@ from hivemesh.mesh.server import ServiceApp
 
 def read_slots(text: str, intent: str, *, now: datetime) -> list[pb.Slot]:
     return slots.to_proto(slots.extract_slots(text, intent, now=now))
+
+
+class _SlotReaders:
+    """Readies the slot readers off the event loop when the service starts."""
+
+    async def start(self) -> None:
+        await asyncio.to_thread(warm_up)
+
+    async def stop(self, grace_s: float) -> None:
+        return None
 
 
 class _BackendCloser:
@@ -48,5 +60,5 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     return ServiceApp(
         name="language",
         register=lambda server: add_LanguageServiceServicer_to_server(servicer, server),
-        components=[engine, _BackendCloser(backend)],
+        components=[engine, _SlotReaders(), _BackendCloser(backend)],
     )

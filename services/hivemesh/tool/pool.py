@@ -178,8 +178,9 @@ class WorkerPool:
         if self._stopped:
             raise WorkerExited("the tool service is stopping")
         env = dict(os.environ)
-        # The worker imports what this process can import.
-        env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p] + [env.get("PYTHONPATH", "")])
+        # The worker imports what this process can import (no empty entry: that would be the
+        # working directory).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [*sys.path, env.get("PYTHONPATH", "")] if p)
         created = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

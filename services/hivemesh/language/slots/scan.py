@@ -2,14 +2,19 @@
 
 Python's ``re`` backtracks. A pattern tried from every position of a text, each attempt reading to
 the end of the text before it fails, costs the square of the text's length: 16 KiB of text (what
-Understand accepts) then takes seconds. The readers avoid it in three ways, each of which changes
-only the cost of a search, never its answer:
+Understand accepts) then takes seconds. The readers avoid it in these ways:
 
 - Runs of white space are one character (``spacing``), so ``\\s+`` has one way to match.
 - A pattern that can only match a tail of the text (it ends in ``$`` and its parts accept a known
-  set of characters) is searched from ``tail_start``: no match can begin earlier.
+  set of characters) is searched from where such a tail can start at the earliest
+  (``suffix_start``): no match can begin before.
+- A pattern whose next word runs to the end of a run of word characters is tried from the start of
+  the run only: from any later position in the run it would match the same way, or not at all.
 - A pattern whose first attempt decides for every later one is tried once (``lists._search``).
 
+These change what a search costs, not what it finds, with three exceptions, each stated where it is
+made: after "how many" a unit is at most four words, a conversion looks at its first 32 numbers,
+and a list name's source text keeps a quote or hyphen that starts it.
 tests/language/test_slots_linear.py checks each against the plain search on generated text.
 """
 
