@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from hivemesh.mesh.config import SERVICES, Settings
+from hivemesh.mesh.credentials import CREDENTIAL_HEADER, SCOPE_TYPE, Minter, minter_for
 from hivemesh.mesh.launch import LocalMesh
 from hivemesh.mesh.status import StatusDetails, details_of
+
+# Who a test's direct call to an internal service acts for when its request names no scope.
+TEST_TENANT, TEST_USER = "default", "tester"
 
 
 def make_settings(data_dir: Path, **env: str) -> Settings:
@@ -27,6 +32,17 @@ class RunningMesh(LocalMesh):
         self._clients: list[grpc.aio.Channel] = []
 
     def client(self, service: str) -> grpc.aio.Channel:
+        """A channel to ``service``; to an internal service it carries a mesh credential for the
+        scope of each request (see ``credentialed_channel``)."""
+        if service == "gateway":
+            channel = grpc.aio.insecure_channel(self.address(service))
+        else:
+            channel = credentialed_channel(self.address(service), self.settings)
+        self._clients.append(channel)
+        return channel
+
+    def bare_client(self, service: str) -> grpc.aio.Channel:
+        """A channel to ``service`` that carries no credential."""
         channel = grpc.aio.insecure_channel(self.address(service))
         self._clients.append(channel)
         return channel
@@ -50,3 +66,60 @@ async def rpc_error(awaitable: object) -> StatusDetails:
     except grpc.aio.AioRpcError as exc:
         return details_of(exc)
     raise AssertionError("the call succeeded but was expected to fail")
+
+
+class _ActingForScope:
+    """Adds a mesh credential minted for the tenant and user each request's scope names (the
+    test's, when it names none), as an operator holding the mesh's signing key could."""
+
+    def __init__(self, minter: Minter) -> None:
+        self._minter = minter
+
+    def _details(self, details: Any, request: Any) -> Any:
+        tenant, user = TEST_TENANT, TEST_USER
+        field = request.DESCRIPTOR.fields_by_name.get("scope")
+        if (
+            field is not None
+            and field.message_type is not None
+            and field.message_type.full_name == SCOPE_TYPE
+        ):
+            tenant, user = request.scope.tenant_id or tenant, request.scope.user_id or user
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        if CREDENTIAL_HEADER not in metadata:
+            metadata.add(CREDENTIAL_HEADER, self._minter.mint(tenant, user))
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+class _UnaryActingForScope(_ActingForScope, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details, request), request)
+
+
+class _StreamActingForScope(_ActingForScope, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details, request), request)
+
+
+def mesh_minter(settings: Settings) -> Minter:
+    minter = minter_for(settings)
+    assert minter is not None, "HIVEMESH_MESH_AUTH is off in these settings"
+    return minter
+
+
+def credentialed_channel(address: str, settings: Settings) -> grpc.aio.Channel:
+    """A plain channel to an internal service whose calls carry a credential for their scope
+    (none when ``HIVEMESH_MESH_AUTH`` is off)."""
+    minter = minter_for(settings)
+    if minter is None:
+        return grpc.aio.insecure_channel(address)
+    interceptors: list[Any] = [_UnaryActingForScope(minter), _StreamActingForScope(minter)]
+    return grpc.aio.insecure_channel(address, interceptors=interceptors)
+
+
+def credential_metadata(
+    settings: Settings, tenant: str = TEST_TENANT, user: str = TEST_USER
+) -> tuple[tuple[str, str], ...]:
+    """Metadata that lets a call into an internal service act for ``tenant`` and ``user``."""
+    return ((CREDENTIAL_HEADER, mesh_minter(settings).mint(tenant, user)),)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import grpc
 import sqlalchemy as sa
 from qdrant_client import AsyncQdrantClient
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -24,7 +23,7 @@ from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
-from tests.support import make_settings
+from tests.support import credentialed_channel, make_settings
 
 if TYPE_CHECKING:  # the async stub type exists only for type checkers
     from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub
@@ -115,7 +114,7 @@ async def memory_service(
         app = build_with(settings, channels, cfg, engine=engine, index=chosen, clock=clock)
         server = MeshServer(app, settings.server, 0, Metrics())
         await server.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        channel = credentialed_channel(f"127.0.0.1:{server.port}", settings)
         try:
             yield MemoryUnderTest(MemoryServiceStub(channel), clock, server)
         finally:

@@ -282,11 +282,7 @@ async def test_record_ttl(memory: MemoryUnderTest) -> None:
 
 BAD_INPUT = [
     pytest.param("Remember", pb.RememberRequest(scope=scope(), text=""), "text", id="empty-text"),
-    pytest.param(
-        "Remember", pb.RememberRequest(scope=scope(tenant=""), text="x"), "scope.tenant_id", id="no-tenant"
-    ),
     pytest.param("Recall", pb.RecallRequest(scope=scope(), text="x", top_k=-1), "top_k", id="negative-top-k"),
-    pytest.param("Recall", pb.RecallRequest(scope=scope(user=""), text="x"), "scope.user_id", id="no-user"),
     pytest.param("Recall", pb.RecallRequest(scope=scope(), text="x", min_score=2), "min_score", id="score"),
     pytest.param("Forget", pb.ForgetRequest(scope=scope(), memory_id=""), "memory_id", id="forget-empty-id"),
     pytest.param(

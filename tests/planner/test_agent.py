@@ -15,6 +15,7 @@ from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.credentials import acting_as
 from hivemesh.planner import strategy
 from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
@@ -22,7 +23,7 @@ from hivemesh.planner.runner import Runner
 from hivemesh.planner.v1 import planner_service_pb2 as pb
 from hivemesh.planner.v1.planner_service_pb2_grpc import PlannerServiceStub
 from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
-from tests.support import RunningMesh, rpc_error, start_mesh
+from tests.support import RunningMesh, mesh_minter, rpc_error, start_mesh
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +121,8 @@ async def test_compound_steps_run_concurrently(agent: RunningMesh) -> None:
         options=TaskOptions(max_steps=8),
     )
     sink = ListSink()
-    outcome = await runner.run(task, [], sink)
+    with acting_as(mesh_minter(agent.settings).mint("default", "ana", "compound")):  # as its worker
+        outcome = await runner.run(task, [], sink)
     assert "8.047 kilometers" in outcome.answer
     assert "eggs" in outcome.answer
     results = [e.tool_result.tool_name for e in sink.events if e.WhichOneof("kind") == "tool_result"]

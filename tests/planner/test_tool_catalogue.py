@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import ConfigError, Settings
+from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import NotFound, Unavailable
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
@@ -31,7 +32,7 @@ from hivemesh.planner.v1.planner_service_pb2_grpc import PlannerServiceStub
 from hivemesh.tool.app import build_app
 from hivemesh.tool.config import ToolConfig
 from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse
-from tests.support import start_mesh
+from tests.support import mesh_minter, start_mesh
 from tests.tool.fakes import InMemoryRecords, RecordingScheduler
 from tests.tool.shelf import Shelf, echo, echo_repeating
 
@@ -82,6 +83,13 @@ class ToolServer:
 
     def list_calls(self) -> int:
         return calls(self.metrics, "ListTools")
+
+
+@pytest.fixture(autouse=True)
+def _acting_for_a_user(settings: Settings) -> Iterator[None]:
+    """The test's own calls to the tool service act for a user, as a worker running a task does."""
+    with acting_as(mesh_minter(settings).mint(SCOPE.tenant_id, SCOPE.user_id)):
+        yield
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from hivemesh.tool.config import ToolConfig
 from hivemesh.tool.v1 import tool_service_pb2 as pb
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 from tests.security.probe import Probe
-from tests.support import rpc_error
+from tests.support import credentialed_channel, rpc_error
 from tests.tool import cpu_tools
 from tests.tool.fakes import InMemoryRecords, RecordingScheduler
 from tests.tool.loop import gone
@@ -95,7 +95,7 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
     server = MeshServer(app, settings.server, 0, Metrics())
     await server.start()
     address = f"127.0.0.1:{server.port}"
-    channel = grpc.aio.insecure_channel(address)
+    channel = credentialed_channel(address, settings)
     try:
         yield Service(ToolServiceStub(channel), address)
     finally:

@@ -6,13 +6,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import grpc
-
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer, ServiceApp
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
+from tests.support import credentialed_channel
 
 if TYPE_CHECKING:
     from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceAsyncStub
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 async def serving(app: ServiceApp, settings: Settings) -> AsyncIterator[ToolServiceAsyncStub]:
     server = MeshServer(app, settings.server, 0, Metrics())
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = credentialed_channel(f"127.0.0.1:{server.port}", settings)
     try:
         yield ToolServiceStub(channel)
     finally:

@@ -15,6 +15,7 @@ from hivemesh.gateway.servicer import GatewayServicer
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.credentials import minter_for
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
@@ -68,7 +69,7 @@ def build_app(settings: Settings, config: GatewayConfig, metrics: Metrics | None
         print(DEV_MODE_WARNING, file=sys.stderr)
         _log.warning("authentication is off (HIVEMESH_AUTH=none)")
     auth = Authenticator(config.auth, keys, tokens, limiter, rate_per_s=config.rate_limit_per_s)
-    servicer = GatewayServicer(Gateway(tasks, settings), auth)
+    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings)), auth)
     return ServiceApp(
         name="gateway",
         register=lambda server: pb_grpc.add_GatewayServiceServicer_to_server(servicer, server),

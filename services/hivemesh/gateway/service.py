@@ -19,6 +19,7 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
 from hivemesh.mesh import telemetry
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.credentials import Minter
 from hivemesh.mesh.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -50,9 +51,11 @@ class NewTask:
 
 
 class Gateway:
-    def __init__(self, tasks: TaskBook, settings: Settings) -> None:
+    def __init__(self, tasks: TaskBook, settings: Settings, minter: Minter | None = None) -> None:
         self._tasks = tasks
         self._settings = settings
+        # Signs the credential each task's runs act with inside the mesh (none when that is off).
+        self._minter = minter
         # Submits admitted and not yet queued: ``backlog()`` does not count them yet.
         self._admitting = 0
 
@@ -109,9 +112,15 @@ class Gateway:
                 options=self._options(new.options),
             )
             # Once queued, the task is in ``backlog()``: the reservation ends with the submit.
-            return await self._tasks.submit(task, trace=telemetry.inject())
+            return await self._tasks.submit(task, trace=telemetry.inject(), credential=self._credential(task))
         finally:
             self._admitting -= 1
+
+    def _credential(self, task: Task) -> str:
+        """The mesh credential for the runs of ``task``: its tenant, its user, itself."""
+        if self._minter is None:
+            return ""
+        return self._minter.mint(task.scope.tenant_id, task.scope.user_id, task.task_id)
 
     async def get(self, caller: Caller, task_id: str) -> Task:
         task = await self._tasks.get(task_id)
@@ -175,7 +184,7 @@ class Gateway:
                 metadata={"task_id": task_id, "state": TaskState.Name(task.state)},
             )
         try:
-            return await self._tasks.answer(task_id, text)
+            return await self._tasks.answer(task_id, text, credential=self._credential(task))
         except TaskTerminal:
             return await self.get(caller, task_id)
 
@@ -213,7 +222,7 @@ class Gateway:
         SUBMITTED (allowed after the FAILED end), then the queue entry is revived. Repeating a
         replay that stopped half-way finishes it; repeating a finished one changes nothing."""
         task = await self.get(caller, task_id)
-        return await self._tasks.replay(task_id) or task
+        return await self._tasks.replay(task_id, credential=self._credential(task)) or task
 
     async def purge(self, caller: Caller, task_id: str | None) -> int:
         if task_id is not None:

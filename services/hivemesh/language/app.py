@@ -18,6 +18,7 @@ from hivemesh.language.v1 import language_service_pb2 as pb
 from hivemesh.language.v1.language_service_pb2_grpc import add_LanguageServiceServicer_to_server
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 
@@ -59,6 +60,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     servicer = LanguageServicer(understander, engine, backend)
     return ServiceApp(
         name="language",
+        guard=guard_for(settings, "language"),
         register=lambda server: add_LanguageServiceServicer_to_server(servicer, server),
         components=[engine, _SlotReaders(), _BackendCloser(backend)],
     )

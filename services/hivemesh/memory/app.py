@@ -24,6 +24,7 @@ from hivemesh.memory.shortterm import ShortTermMemory, TurnStore
 from hivemesh.memory.v1.memory_service_pb2_grpc import add_MemoryServiceServicer_to_server
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
@@ -80,6 +81,7 @@ def build_with(
     ]
     return ServiceApp(
         name="memory",
+        guard=guard_for(settings, "memory"),
         register=lambda server: add_MemoryServiceServicer_to_server(servicer, server),
         components=[MemoryRuntime(sql, index, turn_store, chores, dispose_engine=own_engine)],
     )

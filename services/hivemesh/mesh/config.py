@@ -89,6 +89,12 @@ class Settings:
     trace_file: Path | None
     log_level: str
     log_json: bool
+    # The internal credential (hivemesh.mesh.credentials): checked by planner, language, memory and
+    # tool when on; the key files default to the data directory's (made on first use).
+    mesh_auth: bool = True
+    mesh_signing_key: Path | None = None
+    mesh_jwks: Path | None = None
+    mesh_credential_ttl_s: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +153,10 @@ class Settings:
             trace_file=_optional_path(reader.optional("HIVEMESH_TRACE_FILE")),
             log_level=reader.choice("HIVEMESH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_json=reader.boolean("HIVEMESH_LOG_JSON", default=False),
+            mesh_auth=reader.boolean("HIVEMESH_MESH_AUTH", default=True),
+            mesh_signing_key=_optional_path(reader.optional("HIVEMESH_MESH_SIGNING_KEY")),
+            mesh_jwks=_optional_path(reader.optional("HIVEMESH_MESH_JWKS")),
+            mesh_credential_ttl_s=reader.seconds("HIVEMESH_MESH_CREDENTIAL_TTL", 3600.0, minimum=10.0),
         )
 
     def with_ports(self, **ports: int) -> Settings:

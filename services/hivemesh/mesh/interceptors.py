@@ -32,6 +32,13 @@ from google.protobuf.message import Message
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
 from hivemesh.mesh import deadlines
+from hivemesh.mesh.credentials import (
+    CREDENTIAL_HEADER,
+    CredentialGuard,
+    begin_acting,
+    current_credential,
+    end_acting,
+)
 from hivemesh.mesh.errors import Code, FieldViolation, HivemeshError, InvalidArgument
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.status import grpc_code, internal_status, to_status, trailing_metadata
@@ -165,9 +172,10 @@ class CallPipeline(_ServerInterceptor):
     decoding stage only.
     """
 
-    def __init__(self, domain: str, metrics: Metrics) -> None:
+    def __init__(self, domain: str, metrics: Metrics, guard: CredentialGuard | None = None) -> None:
         self._domain = domain
         self._metrics = metrics
+        self._guard = guard
         self._cache: dict[str, tuple[Handler, Handler]] = {}
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}
@@ -236,10 +244,11 @@ class CallPipeline(_ServerInterceptor):
 
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started, ending = time.perf_counter(), _FAILED
-            token, left = _enter(context)
+            token, left, incoming = _enter(context)
+            acting: contextvars.Token[str] | None = None
             try:
                 with deadlines.deadline(left):
-                    _admit(method, request, context)
+                    acting = _admit(method, request, context, incoming, self._guard)
                     result = await behavior(request, context)
                 ending = _OK
                 return result
@@ -252,6 +261,8 @@ class CallPipeline(_ServerInterceptor):
                 await self._abort(method, context, exc)
                 raise  # unreachable: abort raises
             finally:
+                if acting is not None:
+                    end_acting(acting)
                 _request_id.reset(token)
                 self._record(service, name, context, started, ending)
 
@@ -262,10 +273,11 @@ class CallPipeline(_ServerInterceptor):
 
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started, ending = time.perf_counter(), _FAILED
-            token, left = _enter(context)
+            token, left, incoming = _enter(context)
+            acting: contextvars.Token[str] | None = None
             try:
                 with deadlines.deadline(left):
-                    _admit(method, request, context)
+                    acting = _admit(method, request, context, incoming, self._guard)
                     async for item in behavior(request, context):
                         yield item
                 ending = _OK
@@ -278,6 +290,8 @@ class CallPipeline(_ServerInterceptor):
                 await self._abort(method, context, exc)
                 raise
             finally:
+                if acting is not None:
+                    end_acting(acting)
                 _request_id.reset(token)
                 self._record(service, name, context, started, ending)
 
@@ -322,13 +336,28 @@ class CallPipeline(_ServerInterceptor):
 _OK, _FAILED = grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN
 
 
-def _admit(method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    """Raise InvalidArgument for a request that did not decode or is not valid."""
+def _admit(
+    method: str,
+    request: Any,
+    context: grpc.aio.ServicerContext[Any, Any],
+    incoming: dict[str, Any],
+    guard: CredentialGuard | None,
+) -> contextvars.Token[str] | None:
+    """Check the call's credential (when this service requires one), then raise InvalidArgument
+    for a request that did not decode or is not valid. A credential checked here is the one the
+    handler's outbound calls carry: the returned token undoes that."""
+    grant = guard.admit(method, incoming) if guard is not None else None
     if isinstance(request, Undecodable):
         # One line, no traceback: the cause is the sender's, and the sender may be hostile.
         _log.info("%s: %s [peer %s]", method, request.error.message, context.peer())
         raise request.error
+    if grant is None:
+        validate(request)
+        return None
+    credential, claims = grant
+    guard.confine(request, claims)  # type: ignore[union-attr]  # a grant comes from a guard
     validate(request)
+    return begin_acting(credential)
 
 
 def _ended_early(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
@@ -337,21 +366,26 @@ def _ended_early(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode
     return grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
 
 
-def _enter(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[contextvars.Token[str], float | None]:
+def _enter(
+    context: grpc.aio.ServicerContext[Any, Any],
+) -> tuple[contextvars.Token[str], float | None, dict[str, Any]]:
     incoming = dict(context.invocation_metadata() or ())
     request_id = str(incoming.get(REQUEST_ID_KEY) or uuid.uuid4().hex)
     token = _request_id.set(request_id)
     left = context.time_remaining()
     # grpc reports a huge number (not None) when the caller set no deadline.
-    return token, left if left is not None and left < 10**8 else None
+    return token, left if left is not None and left < 10**8 else None, incoming
 
 
-def server_interceptors(domain: str, metrics: Metrics) -> Sequence[_ServerInterceptor]:
+def server_interceptors(
+    domain: str, metrics: Metrics, guard: CredentialGuard | None = None
+) -> Sequence[_ServerInterceptor]:
     """The server interceptor stack, outermost first: tracing (extracts the W3C context from the
-    metadata, so the pipeline's logs and errors carry the trace id), then the call pipeline."""
+    metadata, so the pipeline's logs and errors carry the trace id), then the call pipeline, which
+    checks the mesh credential when ``guard`` is given."""
     return [
         aio_server_interceptor(),  # type: ignore[no-untyped-call]  # the library is untyped
-        CallPipeline(domain, metrics),
+        CallPipeline(domain, metrics, guard),
     ]
 
 
@@ -368,6 +402,9 @@ class _OutboundContext:
         request_id = _request_id.get()
         if request_id and REQUEST_ID_KEY not in metadata:
             metadata.add(REQUEST_ID_KEY, request_id)
+        credential = current_credential()
+        if credential and CREDENTIAL_HEADER not in metadata:
+            metadata.add(CREDENTIAL_HEADER, credential)
         return grpc.aio.ClientCallDetails(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready
         )

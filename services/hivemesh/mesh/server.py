@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from hivemesh.mesh.config import ServerConfig
 from hivemesh.mesh.contracts import CONTRACTS
+from hivemesh.mesh.credentials import CredentialGuard
 from hivemesh.mesh.interceptors import server_interceptors
 from hivemesh.mesh.local_endpoint import LocalEndpoint
 from hivemesh.mesh.metrics import Metrics
@@ -49,6 +50,9 @@ class ServiceApp:
     name: str
     register: Callable[[grpc.aio.Server], None]
     components: Sequence[Component] = field(default_factory=list)
+    # The mesh credential check of an internal service (``credentials.guard_for``); None for the
+    # gateway, which authenticates its callers itself.
+    guard: CredentialGuard | None = None
 
 
 def server_options(config: ServerConfig) -> list[tuple[str, object]]:
@@ -76,7 +80,7 @@ class MeshServer:
         self.port = 0
         self.contract = CONTRACTS[app.name]
         self.health = HealthServicer()
-        interceptors = server_interceptors(f"hivemesh.{app.name}", metrics)
+        interceptors = server_interceptors(f"hivemesh.{app.name}", metrics, app.guard)
         self._server = grpc.aio.server(
             interceptors=interceptors,
             options=server_options(config),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
@@ -47,6 +48,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     servicer = PlannerServicer(planner)
     return ServiceApp(
         name="planner",
+        guard=guard_for(settings, "planner"),
         register=lambda server: pb_grpc.add_PlannerServiceServicer_to_server(servicer, server),
         components=[tasks, workers, ReminderDispatcher(tasks.reminders, tasks.log)],
     )

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from hivemesh.mesh.credentials import begin_acting, current_credential
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
 
@@ -63,7 +64,10 @@ class CachedCatalogue:
         refresh = self._refresh
         if refresh is None:
             # An empty context: no caller's deadline bounds the shared call (see the module's doc).
-            refresh = asyncio.create_task(self._renew(), context=contextvars.Context())
+            # It carries the caller's mesh credential only: ListTools answers every tenant alike.
+            context = contextvars.Context()
+            context.run(begin_acting, current_credential())
+            refresh = asyncio.create_task(self._renew(), context=context)
             refresh.add_done_callback(_consume)
             self._refresh = refresh
         return await asyncio.shield(refresh)

@@ -20,7 +20,8 @@ from opentelemetry import trace
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh import deadlines, telemetry
 from hivemesh.mesh.config import Settings
-from hivemesh.mesh.errors import HivemeshError, Unavailable
+from hivemesh.mesh.credentials import acting_as
+from hivemesh.mesh.errors import HivemeshError, Unauthenticated, Unavailable
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
 from hivemesh.tasks.config import WORKER_SILENCE_BEATS
@@ -202,9 +203,20 @@ class WorkerPool:
                 ),
             )
             return
+        if self._settings.mesh_auth and not start.credential:
+            await self._fail(
+                task,
+                Unauthenticated(
+                    "the task carries no mesh credential (it was submitted before credentials were "
+                    "required); submit it again",
+                    reason="CREDENTIAL_MISSING",
+                ),
+            )
+            return
         heartbeat = asyncio.create_task(self._heartbeat(claim.task_id))
         try:
-            await self._run(claim, task, start.history)
+            with acting_as(start.credential):  # every call of the run acts for the task's user
+                await self._run(claim, task, start.history)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -95,10 +95,11 @@ class TaskLog:
 
     @uncancellable
     async def submit(
-        self, task: Task, *, trace: dict[str, str], now: float | None = None
+        self, task: Task, *, trace: dict[str, str], credential: str = "", now: float | None = None
     ) -> tuple[Task, bool]:
         """Record a new task (sequence 1) and queue it, or return the task the tenant already
-        submitted with the same request id. The second value says whether it already existed."""
+        submitted with the same request id. The second value says whether it already existed.
+        ``credential`` is what its runs act with (kept on the task's row, out of its events)."""
         stamp = time.time() if now is None else now
         event = TaskEvent(task_id=task.task_id, sequence=1, time=_timestamp(stamp))
         event.submitted.input_text = task.input_text
@@ -127,6 +128,7 @@ class TaskLog:
                     "last_sequence": 1,
                     "last_hash": first_hash,
                     "task": projected.SerializeToString(deterministic=True),
+                    "credential": credential or None,
                 },
             )
             conn.execute(
@@ -214,6 +216,17 @@ class TaskLog:
     def task_in(self, conn: Connection, task_id: str) -> Task | None:
         """The task as the transaction of ``conn`` sees it (locked for update on PostgreSQL)."""
         return self._lock_task(conn, task_id)
+
+    @staticmethod
+    def credential_in(conn: Connection, task_id: str) -> str:
+        """The mesh credential the task's runs act with ("" when it has none)."""
+        found = conn.execute(_CREDENTIAL, {"task_id": task_id}).scalar()
+        return str(found or "")
+
+    @staticmethod
+    def set_credential_in(conn: Connection, task_id: str, credential: str) -> None:
+        tasks = schema.tasks
+        conn.execute(update(tasks).where(tasks.c.task_id == task_id).values(credential=credential or None))
 
     @staticmethod
     def read_in(conn: Connection, task_id: str, after_sequence: int, limit: int) -> list[TaskEvent]:
@@ -435,6 +448,7 @@ _PREV_HASH = select(schema.events.c.hash).where(
 )
 _INSERT_EVENT = schema.events.insert()
 _INSERT_TASK = schema.tasks.insert()
+_CREDENTIAL = select(schema.tasks.c.credential).where(schema.tasks.c.task_id == bindparam("task_id"))
 _INSERT_QUEUED = schema.queue.insert()
 _BY_REQUEST = select(schema.tasks.c.task).where(
     and_(

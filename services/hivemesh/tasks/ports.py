@@ -29,6 +29,8 @@ class Start:
 
     task: Task | None
     history: list[TaskEvent]
+    # The mesh credential the run acts with ("" for a task that has none).
+    credential: str = ""
 
     @property
     def started(self) -> bool:
@@ -36,8 +38,9 @@ class Start:
 
 
 class TaskBook(Protocol):
-    async def submit(self, task: Task, *, trace: dict[str, str]) -> tuple[Task, bool]:
-        """Record and queue a new task, or return the tenant's task with the same request id."""
+    async def submit(self, task: Task, *, trace: dict[str, str], credential: str = "") -> tuple[Task, bool]:
+        """Record and queue a new task, or return the tenant's task with the same request id.
+        ``credential`` is the mesh credential its runs act with."""
         ...
 
     async def backlog(self) -> int:
@@ -67,8 +70,9 @@ class TaskBook(Protocol):
         was only queued leaves the queue in the same step."""
         ...
 
-    async def answer(self, task_id: str, text: str) -> Task:
-        """Record the answer to the task's question and queue it again."""
+    async def answer(self, task_id: str, text: str, *, credential: str = "") -> Task:
+        """Record the answer to the task's question and queue it again (its next run acting with
+        ``credential`` when one is given)."""
         ...
 
     async def dead_letters(
@@ -77,8 +81,9 @@ class TaskBook(Protocol):
 
     async def dead_letter_of(self, task_id: str) -> DeadLetter | None: ...
 
-    async def replay(self, task_id: str) -> Task | None:
-        """Return a dead letter to the queue with its history kept; None when it is not dead."""
+    async def replay(self, task_id: str, *, credential: str = "") -> Task | None:
+        """Return a dead letter to the queue with its history kept; None when it is not dead
+        (its next run acting with ``credential`` when one is given)."""
         ...
 
     async def purge(self, task_id: str | None = None, *, tenant_id: str | None = None) -> int: ...

@@ -36,6 +36,9 @@ tasks = Table(
     Column("last_hash", String(64), nullable=True),
     # The serialized hivemesh.common.v1.Task.
     Column("task", LargeBinary, nullable=False),
+    # The mesh credential its runs act with (hivemesh.mesh.credentials), minted by the gateway at
+    # submit and again with each answer or replay; never part of an event.
+    Column("credential", Text, nullable=True),
     UniqueConstraint("tenant_id", "request_id", name="uq_task_tasks_tenant_request"),
     Index("ix_task_tasks_tenant_created", "tenant_id", "create_time"),
     Index("ix_task_tasks_state_updated", "state", "update_time"),

@@ -150,12 +150,12 @@ class TaskSystem:
         self.reads.close()
         await self.engine.dispose()
 
-    async def submit(self, task: Task, *, trace: dict[str, str]) -> tuple[Task, bool]:
+    async def submit(self, task: Task, *, trace: dict[str, str], credential: str = "") -> tuple[Task, bool]:
         """Record a new task and queue it (or return the tenant's task with the same request id).
 
         With the Redis queue, the log commits first; a repeated submit enqueues again a task that is
         still waiting, so a client retrying after an error never leaves its task stranded."""
-        stored, existing = await self.log.submit(task, trace=trace)
+        stored, existing = await self.log.submit(task, trace=trace, credential=credential)
         if self.redis_queue is not None and stored.state == TaskState.TASK_STATE_SUBMITTED:
             await self.redis_queue.enqueue(stored.task_id, stored.scope.tenant_id, trace)
         if not existing:
@@ -221,12 +221,18 @@ class TaskSystem:
             await self.redis_queue.remove(task_id)
         return after
 
-    async def answer(self, task_id: str, text: str) -> Task:
+    async def answer(self, task_id: str, text: str, *, credential: str = "") -> Task:
         event = TaskEvent()
         event.input_received.text = text
+        if credential:
+            await self._renew(task_id, credential)
         _, after = await self.log.append(task_id, event, requeue=True)
         await self.requeue(after)
         return after
+
+    async def _renew(self, task_id: str, credential: str) -> None:
+        """The credential the task's next runs act with (before it is queued again)."""
+        await self.writer.run(lambda conn: self.log.set_credential_in(conn, task_id, credential))
 
     async def dead_letters(
         self, *, tenant_id: str | None, limit: int, after: tuple[float, str] | None
@@ -236,11 +242,13 @@ class TaskSystem:
     async def dead_letter_of(self, task_id: str) -> DeadLetter | None:
         return await self.queue.dead_letter_of(task_id)
 
-    async def replay(self, task_id: str) -> Task | None:
+    async def replay(self, task_id: str, *, credential: str = "") -> Task | None:
         """The log gets a state change back to SUBMITTED (allowed after the FAILED end), then the
         queue entry is revived; repeating a replay that stopped half-way finishes it."""
         if await self.queue.dead_letter_of(task_id) is None:
             return None
+        if credential:
+            await self._renew(task_id, credential)
         task = await self.log.get(task_id)
         if task is not None and task.state == TaskState.TASK_STATE_FAILED:
             event = TaskEvent()
@@ -265,17 +273,18 @@ class TaskSystem:
     async def begin_run(self, claim: Claim, worker_id: str, working: TaskEvent, *, runnable: bool) -> Start:
         task_id = claim.task_id
 
-        def begin(conn: Connection) -> tuple[Task | None, TaskEvent | None, list[TaskEvent]]:
+        def begin(conn: Connection) -> tuple[Task | None, TaskEvent | None, list[TaskEvent], str]:
             task = self.log.task_in(conn, task_id)
             if not runnable or task is None or task.state not in _RUNNABLE:
-                return task, None, []
+                return task, None, [], ""
             stored, _ = self.log.append_in(conn, task_id, working)
-            return task, stored, self.log.read_in(conn, task_id, 0, _HISTORY_LIMIT)
+            history = self.log.read_in(conn, task_id, 0, _HISTORY_LIMIT)
+            return task, stored, history, self.log.credential_in(conn, task_id)
 
-        task, stored, history = await self.writer.run(begin)
+        task, stored, history, credential = await self.writer.run(begin)
         if stored is not None:
             self.log.published(stored)
-        return Start(task, history)
+        return Start(task, history, credential)
 
     async def record(self, task_id: str, event: TaskEvent) -> TaskEvent:
         stored, _ = await self.log.append(task_id, event)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Component, ServiceApp
@@ -76,6 +77,7 @@ def build_app(
     servicer = ToolServicer(registry, executor)
     return ServiceApp(
         name="tool",
+        guard=guard_for(settings, "tool"),
         register=lambda server: add_ToolServiceServicer_to_server(servicer, server),
         # Last, so it stops first: calls still running finish before the stores close.
         components=[*components, executor],
