@@ -130,7 +130,9 @@ def _exit_code(task: Task) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(
+        address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
+    ) as client:
         if args.task:
             task = await client.answer(args.task, args.text)
             after = task.last_sequence - 1
@@ -171,7 +173,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _task(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(
+        address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
+    ) as client:
         if args.action == "list":
             tasks, token = await client.list(
                 page_size=args.limit, page_token=args.page_token, user_id=args.user
@@ -249,7 +253,9 @@ async def _bench(args: argparse.Namespace, settings: Settings) -> int:
             prompts[number % len(prompts)], user_id=f"bench-{run}-{number % 16}", session_id=f"s{number}"
         )
 
-    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(
+        address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
+    ) as client:
         report = await run_load(
             gateway_sender(client, timeout_s=args.timeout),
             workload,
@@ -411,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = f" ({details.reason})" if details.reason else ""
         print(f"hivemesh: {details.code.name}{reason}: {details.message}", file=sys.stderr)
         return EXIT_UNAVAILABLE if details.code == grpc.StatusCode.UNAVAILABLE else EXIT_FAILED
+    except ConfigError as exc:
+        print(f"hivemesh: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     return EXIT_USAGE
