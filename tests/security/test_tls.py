@@ -42,10 +42,10 @@ class Mesh:
     def address(self) -> str:
         return self.running.address("tool")
 
-    def config(self, service: str = "planner") -> TlsConfig:
-        """What ``service`` of this mesh would be configured with."""
-        cert, key = self.certs.services[service]
-        return TlsConfig(ca=self.certs.ca, cert=cert, key=key)
+    @property
+    def planner(self) -> TlsConfig:
+        """A caller of the mesh: the planner's certificate and key."""
+        return tls_config(self.certs, "planner")
 
 
 def tls_config(certs: Issued, service: str) -> TlsConfig:
@@ -95,7 +95,7 @@ async def test_a_caller_with_a_certificate_of_the_mesh_is_served_and_services_ca
     mesh: Mesh,
 ) -> None:
     assert not mesh.running.channels.is_local("memory")
-    async with secure(mesh.address, mesh.config()) as channel:
+    async with secure(mesh.address, mesh.planner) as channel:
         stub = ToolServiceStub(channel)
         # The lists live in the memory service: the tool reaches it through its own TLS channel.
         await stub.InvokeTool(call("list_add", list="shopping", items=["milk"]), timeout=10)
@@ -134,9 +134,9 @@ async def test_a_server_certificate_from_another_ca_is_refused_by_the_caller(
 
 async def test_the_server_name_override_is_the_name_checked(mesh: Mesh) -> None:
     # Every development certificate names its service, so "tool" matches and "gateway.example" does not.
-    assert (await list_tools(secure(mesh.address, replace(mesh.config(), server_name="tool")))).tools
+    assert (await list_tools(secure(mesh.address, replace(mesh.planner, server_name="tool")))).tools
     status = await rpc_error(
-        list_tools(secure(mesh.address, replace(mesh.config(), server_name="gateway.example")))
+        list_tools(secure(mesh.address, replace(mesh.planner, server_name="gateway.example")))
     )
     assert status.code == grpc.StatusCode.UNAVAILABLE
 
