@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
@@ -18,8 +19,9 @@ from google.protobuf import json_format
 from hivemesh.client import HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.loadgen import Closed, Load, Open, Request, gateway_sender, run_load
+from hivemesh.mesh.certs import make_certificates
 from hivemesh.mesh.channels import ChannelFactory
-from hivemesh.mesh.config import SERVICES, ConfigError, Settings
+from hivemesh.mesh.config import SERVICES, TLS_FILES, ConfigError, Settings
 from hivemesh.mesh.launch import START_ORDER, build_servers
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import run_until_signal
@@ -130,7 +132,9 @@ def _exit_code(task: Task) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(
+        address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
+    ) as client:
         if args.task:
             task = await client.answer(args.task, args.text)
             after = task.last_sequence - 1
@@ -171,7 +175,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _task(args: argparse.Namespace, settings: Settings) -> int:
     address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(
+        address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
+    ) as client:
         if args.action == "list":
             tasks, token = await client.list(
                 page_size=args.limit, page_token=args.page_token, user_id=args.user
@@ -249,7 +255,9 @@ async def _bench(args: argparse.Namespace, settings: Settings) -> int:
             prompts[number % len(prompts)], user_id=f"bench-{run}-{number % 16}", session_id=f"s{number}"
         )
 
-    async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=args.timeout) as client:
+    async with HivemeshClient(
+        address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
+    ) as client:
         report = await run_load(
             gateway_sender(client, timeout_s=args.timeout),
             workload,
@@ -274,6 +282,29 @@ async def _bench(args: argparse.Namespace, settings: Settings) -> int:
                 f"{report.start_lag_p99_ms:.1f} ms late (p99, included in the latencies)"
             )
     return 0 if report.completed else EXIT_FAILED
+
+
+# ---- development certificates --------------------------------------------------------------------
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    services = [s.strip() for s in args.services.split(",") if s.strip()]
+    try:
+        issued = make_certificates(
+            args.out, services, namespace=args.namespace or None, days=args.days, force=args.force
+        )
+    except (FileExistsError, ValueError) as exc:
+        print(f"hivemesh certs: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"hivemesh: a development CA in {issued.ca} (key {issued.ca_key}), valid {args.days} days")
+    for service, (cert, key) in issued.services.items():
+        print(f"hivemesh: {service:<8} {cert}  {key}")
+    service, files = next(iter(issued.services.items()))
+    print(f"Set for each service its own certificate and key ({service} shown):")
+    for variable, path in zip(TLS_FILES, (*files, issued.ca), strict=True):
+        print(f"  export {variable}={path.resolve()}")
+    print("A client of the gateway (hivemesh run) needs only HIVEMESH_TLS_CA.")
+    return 0
 
 
 # ---- entry point ---------------------------------------------------------------------------------
@@ -364,6 +395,26 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     client_flags(bench, 60.0, "seconds each task may take from its start (default 60)")
 
+    certs = sub.add_parser(
+        "certs",
+        help="make a development CA and a TLS certificate per service",
+        description="Writes ca.pem and ca-key.pem, and <service>.pem and <service>-key.pem for each "
+        "service, signed by that CA, valid as server and client, for the names the service is dialled "
+        "by: its name (and <service>.<namespace>.svc names with --namespace), localhost and 127.0.0.1. "
+        "Keys are readable by their owner only. Existing files are not overwritten without --force.",
+    )
+    certs.add_argument("--out", type=Path, required=True, help="directory to write to (made if missing)")
+    certs.add_argument(
+        "--services",
+        default=",".join(SERVICES),
+        help=f"comma-separated services to issue for (default {','.join(SERVICES)})",
+    )
+    certs.add_argument("--namespace", help="Kubernetes namespace the services run in: adds its names")
+    certs.add_argument("--days", type=_positive_int, default=365, help="validity in days (default 365)")
+    certs.add_argument(
+        "--force", action="store_true", help="replace existing files (the CA too: reissue every service)"
+    )
+
     nlu = sub.add_parser(
         "nlu", help="train and evaluate intent routers (see hivemesh nlu --help)", add_help=False
     )
@@ -382,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return nlu_main(arguments[1:])
     args = _parser().parse_args(arguments)
+    if args.command == "certs":
+        return cmd_certs(args)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -411,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = f" ({details.reason})" if details.reason else ""
         print(f"hivemesh: {details.code.name}{reason}: {details.message}", file=sys.stderr)
         return EXIT_UNAVAILABLE if details.code == grpc.StatusCode.UNAVAILABLE else EXIT_FAILED
+    except ConfigError as exc:
+        print(f"hivemesh: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     return EXIT_USAGE

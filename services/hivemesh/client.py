@@ -17,6 +17,8 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
+from hivemesh.mesh import tls as transport
+from hivemesh.mesh.config import TlsConfig
 
 # Codes after which following a task's events again (from the last sequence seen) is safe.
 _RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -33,12 +35,28 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> list[tuple[str
 
 
 class HivemeshClient:
-    """``async with HivemeshClient("localhost:50051") as client: task = await client.submit(...)``."""
+    """``async with HivemeshClient("localhost:50051") as client: task = await client.submit(...)``.
+
+    With ``tls`` the gateway is verified against its CA, and the client certificate is shown when
+    the config has one (the gateway asks for none)."""
 
     def __init__(
-        self, address: str, *, metadata: Sequence[tuple[str, str]] = (), timeout_s: float = 30.0
+        self,
+        address: str,
+        *,
+        metadata: Sequence[tuple[str, str]] = (),
+        timeout_s: float = 30.0,
+        tls: TlsConfig | None = None,
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = (
+            grpc.aio.insecure_channel(address)
+            if tls is None
+            else grpc.aio.secure_channel(
+                address,
+                transport.channel_credentials(tls, require_identity=False),
+                options=transport.channel_options(tls),
+            )
+        )
         self._stub = GatewayServiceStub(self._channel)
         self._metadata = tuple(metadata)
         self._timeout = timeout_s

@@ -74,4 +74,5 @@ def build_app(settings: Settings, config: GatewayConfig, metrics: Metrics | None
         name="gateway",
         register=lambda server: pb_grpc.add_GatewayServiceServicer_to_server(servicer, server),
         components=[tasks, keys, *([QueueGauges(tasks.queue, metrics)] if metrics is not None else [])],
+        public=True,
     )

@@ -2,7 +2,8 @@
 in-process retries (gRPC service config) on UNAVAILABLE for exactly the idempotent methods.
 
 A service served by this same process (``serve_locally``) is reached through a ``LocalChannel``
-instead: the same stubs, contracts and interceptors, without HTTP/2 and loopback."""
+instead: the same stubs, contracts and interceptors, without HTTP/2 and loopback. With
+``HIVEMESH_TLS_*`` set, channels to other processes use TLS and show this service's certificate."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 
 import grpc
 
+from hivemesh.mesh import tls as transport
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.contracts import CONTRACTS, Contract, retryable_methods
 from hivemesh.mesh.interceptors import client_interceptors
@@ -59,6 +61,7 @@ def channel_options(settings: Settings, service: str) -> list[tuple[str, object]
         ("grpc.max_send_message_length", settings.server.max_message_bytes),
         ("grpc.enable_retries", 0 if settings.in_mesh else 1),
         ("grpc.service_config", service_config(service, retries=not settings.in_mesh)),
+        *([] if settings.tls is None else transport.channel_options(settings.tls)),
     ]
 
 
@@ -75,6 +78,12 @@ class ChannelFactory:
         self._addresses = dict(addresses or settings.addresses)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._local: dict[str, LocalEndpoint] = {}
+        # Read here, so a bad certificate stops the process before anything starts.
+        self._credentials = (
+            None
+            if settings.tls is None
+            else transport.channel_credentials(settings.tls, require_identity=True)
+        )
 
     def set_address(self, service: str, address: str) -> None:
         """Point ``service`` elsewhere (a server that bound port 0); only before its first use."""
@@ -119,9 +128,16 @@ class ChannelFactory:
                     f"/{contract.full_name}/{m}" for m in retryable_methods(contract.descriptor)
                 ],
             )
-        else:
+        elif self._credentials is None:
             created = grpc.aio.insecure_channel(
                 self._addresses[service],
+                options=channel_options(settings, service),
+                interceptors=interceptors,
+            )
+        else:
+            created = grpc.aio.secure_channel(
+                self._addresses[service],
+                self._credentials,
                 options=channel_options(settings, service),
                 interceptors=interceptors,
             )

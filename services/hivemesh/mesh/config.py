@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Final
 
 SERVICES: Final = ("gateway", "planner", "language", "memory", "tool")
+# The PEM files of transport security: a service needs all three.
+TLS_FILES: Final = ("HIVEMESH_TLS_CERT", "HIVEMESH_TLS_KEY", "HIVEMESH_TLS_CA")
 DEFAULT_PORTS: Final = {"gateway": 50051, "planner": 50052, "language": 50053, "memory": 50054, "tool": 50055}
 DEFAULT_METRICS_PORT: Final = 9464
 
@@ -53,6 +55,21 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """Transport security without a service mesh (``HIVEMESH_TLS_*``): paths of PEM files, read when
+    servers and channels are built. A service needs its certificate and key; a client that only
+    verifies the gateway (the CLI) may have the CA alone."""
+
+    # The CA bundle that signs every peer's certificate (old and new CA while rotating).
+    ca: Path
+    # This process's certificate chain and its private key.
+    cert: Path | None = None
+    key: Path | None = None
+    # The name expected in servers' certificates when the host dialled is not among them.
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """All hivemesh settings. Build with ``Settings.from_env()``; tests use ``dataclasses.replace``."""
 
@@ -89,6 +106,8 @@ class Settings:
     trace_file: Path | None
     log_level: str
     log_json: bool
+    # None: plaintext gRPC (inside Istio the sidecars encrypt).
+    tls: TlsConfig | None
     # The internal credential (hivemesh.mesh.credentials): checked by planner, language, memory and
     # tool when on; the key files default to the data directory's (made on first use).
     mesh_auth: bool = True
@@ -153,6 +172,7 @@ class Settings:
             trace_file=_optional_path(reader.optional("HIVEMESH_TRACE_FILE")),
             log_level=reader.choice("HIVEMESH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_json=reader.boolean("HIVEMESH_LOG_JSON", default=False),
+            tls=_tls(reader),
             mesh_auth=reader.boolean("HIVEMESH_MESH_AUTH", default=True),
             mesh_signing_key=_optional_path(reader.optional("HIVEMESH_MESH_SIGNING_KEY")),
             mesh_jwks=_optional_path(reader.optional("HIVEMESH_MESH_JWKS")),
@@ -174,6 +194,31 @@ def _default_data_dir(env: Mapping[str, str]) -> Path:
 
 def _optional_path(value: str | None) -> Path | None:
     return None if value is None else Path(value).expanduser()
+
+
+def _tls(reader: EnvReader) -> TlsConfig | None:
+    paths = {name: reader.optional(name) for name in TLS_FILES}
+    server_name = reader.optional("HIVEMESH_TLS_SERVER_NAME")
+    given = [name for name, value in paths.items() if value is not None]
+    missing = [name for name, value in paths.items() if value is None]
+    if not given:
+        if server_name is not None:
+            raise ConfigError("HIVEMESH_TLS_SERVER_NAME is set but TLS is off: set HIVEMESH_TLS_CA too")
+        return None
+    # The CA alone is a client's configuration (verify the server, show no certificate); the
+    # services refuse it when they build their listeners.
+    if missing and given != ["HIVEMESH_TLS_CA"]:
+        raise ConfigError(
+            f"TLS needs {', '.join(TLS_FILES)} together: {', '.join(given)} "
+            f"{'is' if len(given) == 1 else 'are'} set but {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not"
+        )
+    return TlsConfig(
+        ca=Path(str(paths["HIVEMESH_TLS_CA"])).expanduser(),
+        cert=_optional_path(paths["HIVEMESH_TLS_CERT"]),
+        key=_optional_path(paths["HIVEMESH_TLS_KEY"]),
+        server_name=server_name,
+    )
 
 
 class EnvReader:

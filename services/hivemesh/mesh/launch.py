@@ -44,7 +44,11 @@ def build_servers(
     servers = []
     for name in leaves_first(services):
         server = MeshServer(
-            builder(name)(settings, channels, metrics), settings.server, settings.ports[name], metrics
+            builder(name)(settings, channels, metrics),
+            settings.server,
+            settings.ports[name],
+            metrics,
+            tls=settings.tls,
         )
         channels.serve_locally(server.local)
         servers.append(server)
@@ -69,7 +73,9 @@ class LocalMesh:
     async def start(self) -> None:
         for name in self._services:
             app = builder(name)(self.settings, self.channels, self.metrics)
-            server = MeshServer(app, self.settings.server, self.settings.ports[name], self.metrics)
+            server = MeshServer(
+                app, self.settings.server, self.settings.ports[name], self.metrics, tls=self.settings.tls
+            )
             self.channels.serve_locally(server.local)
             await server.start()
             self.servers[name] = server

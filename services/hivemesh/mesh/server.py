@@ -22,7 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from hivemesh.mesh.config import ServerConfig
+from hivemesh.mesh import tls as transport
+from hivemesh.mesh.config import ServerConfig, TlsConfig
 from hivemesh.mesh.contracts import CONTRACTS
 from hivemesh.mesh.credentials import CredentialGuard
 from hivemesh.mesh.interceptors import server_interceptors
@@ -53,6 +54,9 @@ class ServiceApp:
     # The mesh credential check of an internal service (``credentials.guard_for``); None for the
     # gateway, which authenticates its callers itself.
     guard: CredentialGuard | None = None
+    # Called from outside the mesh: with TLS its listener asks callers for no client certificate
+    # (they prove who they are with API keys or JWTs); every other listener requires one.
+    public: bool = False
 
 
 def server_options(config: ServerConfig) -> list[tuple[str, object]]:
@@ -71,13 +75,25 @@ def server_options(config: ServerConfig) -> list[tuple[str, object]]:
 
 
 class MeshServer:
-    """One service on one port, with health and reflection."""
+    """One service on one port, with health and reflection; with ``tls``, TLS on that port."""
 
-    def __init__(self, app: ServiceApp, config: ServerConfig, port: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ServiceApp,
+        config: ServerConfig,
+        port: int,
+        metrics: Metrics,
+        *,
+        tls: TlsConfig | None = None,
+    ) -> None:
         self.app = app
         self._config = config
         self._requested_port = port
         self.port = 0
+        # Read here, so a bad certificate stops the process before anything starts.
+        self._credentials = (
+            None if tls is None else transport.server_credentials(tls, require_client_auth=not app.public)
+        )
         self.contract = CONTRACTS[app.name]
         self.health = HealthServicer()
         interceptors = server_interceptors(f"hivemesh.{app.name}", metrics, app.guard)
@@ -110,7 +126,10 @@ class MeshServer:
         for component in self.app.components:
             await component.start()
         address = f"{self._config.host}:{self._requested_port}"
-        self.port = self._server.add_insecure_port(address)
+        if self._credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, self._credentials)
         if self.port == 0:
             raise OSError(f"{self.app.name}: cannot bind {address}")
         await self._server.start()
@@ -118,7 +137,12 @@ class MeshServer:
         for name in self.health_names:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info(
-            "%s serving %s on %s:%d", self.app.name, self.contract.full_name, self._config.host, self.port
+            "%s serving %s on %s:%d%s",
+            self.app.name,
+            self.contract.full_name,
+            self._config.host,
+            self.port,
+            "" if self._credentials is None else " with TLS",
         )
         return self.port
 
