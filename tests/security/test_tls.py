@@ -26,7 +26,9 @@ from hivemesh.mesh.config import SERVICES, TLS_FILES, ConfigError, Settings, Tls
 from hivemesh.mesh.launch import LocalMesh
 from hivemesh.tool.v1 import tool_service_pb2 as pb
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
-from tests.support import make_settings, rpc_error
+from tests.support import credential_metadata, make_settings, rpc_error
+
+Metadata = tuple[tuple[str, str], ...]
 
 SCOPE = Scope(tenant_id="acme", user_id="ada", session_id="s1")
 
@@ -41,6 +43,11 @@ class Mesh:
     @property
     def address(self) -> str:
         return self.running.address("tool")
+
+    @property
+    def credential(self) -> Metadata:
+        """The mesh credential a task of SCOPE's user carries (TLS and the credential both apply)."""
+        return credential_metadata(self.running.settings, SCOPE.tenant_id, SCOPE.user_id)
 
     @property
     def planner(self) -> TlsConfig:
@@ -67,10 +74,10 @@ def call(tool: str, **values: str | list[str]) -> pb.InvokeToolRequest:
     return pb.InvokeToolRequest(tool_name=tool, arguments=arguments, scope=SCOPE, task_id="task-1")
 
 
-async def list_tools(channel: grpc.aio.Channel) -> pb.ListToolsResponse:
+async def list_tools(channel: grpc.aio.Channel, metadata: Metadata = ()) -> pb.ListToolsResponse:
     async with channel:
         response: pb.ListToolsResponse = await ToolServiceStub(channel).ListTools(
-            pb.ListToolsRequest(), timeout=10
+            pb.ListToolsRequest(), timeout=10, metadata=metadata
         )
         return response
 
@@ -98,8 +105,11 @@ async def test_a_caller_with_a_certificate_of_the_mesh_is_served_and_services_ca
     async with secure(mesh.address, mesh.planner) as channel:
         stub = ToolServiceStub(channel)
         # The lists live in the memory service: the tool reaches it through its own TLS channel.
-        await stub.InvokeTool(call("list_add", list="shopping", items=["milk"]), timeout=10)
-        shown = await stub.InvokeTool(call("list_show", list="shopping"), timeout=10)
+        metadata = mesh.credential
+        await stub.InvokeTool(
+            call("list_add", list="shopping", items=["milk"]), timeout=10, metadata=metadata
+        )
+        shown = await stub.InvokeTool(call("list_show", list="shopping"), timeout=10, metadata=metadata)
     assert "milk" in shown.display
 
 
@@ -134,7 +144,8 @@ async def test_a_server_certificate_from_another_ca_is_refused_by_the_caller(
 
 async def test_the_server_name_override_is_the_name_checked(mesh: Mesh) -> None:
     # Every development certificate names its service, so "tool" matches and "gateway.example" does not.
-    assert (await list_tools(secure(mesh.address, replace(mesh.planner, server_name="tool")))).tools
+    named = secure(mesh.address, replace(mesh.planner, server_name="tool"))
+    assert (await list_tools(named, mesh.credential)).tools
     status = await rpc_error(
         list_tools(secure(mesh.address, replace(mesh.planner, server_name="gateway.example")))
     )
