@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -21,7 +22,8 @@ from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.loadgen import Closed, Load, Open, Request, gateway_sender, run_load
 from hivemesh.mesh.certs import make_certificates
 from hivemesh.mesh.channels import ChannelFactory
-from hivemesh.mesh.config import SERVICES, TLS_FILES, ConfigError, Settings
+from hivemesh.mesh.config import SERVICES, TLS_FILES, ConfigError, EnvReader, Settings
+from hivemesh.mesh.credentials import CREDENTIAL_HEADER, minter_for
 from hivemesh.mesh.launch import START_ORDER, build_servers
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import run_until_signal
@@ -30,6 +32,10 @@ from hivemesh.mesh.telemetry import setup_logging, setup_tracing, shutdown_traci
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# A credential printed for an operator lives at most this long.
+MAX_TOKEN_TTL_S = 24 * 3600.0
+# The ids of a scope (hivemesh.common.v1.Scope's patterns).
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 EXIT_INPUT_REQUIRED = 3
 EXIT_UNAVAILABLE = 4
 
@@ -307,7 +313,33 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a mesh credential as one metadata line (for grpcurl -H against an internal service)."""
+    try:
+        ttl_s = EnvReader({"--ttl": args.ttl}).seconds("--ttl", 300.0, minimum=1.0)
+    except ConfigError as exc:
+        print(f"hivemesh token: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if ttl_s > MAX_TOKEN_TTL_S:
+        print(f"hivemesh token: --ttl is at most {MAX_TOKEN_TTL_S / 3600:g}h", file=sys.stderr)
+        return EXIT_USAGE
+    minter = minter_for(settings)
+    if minter is None:
+        print("hivemesh token: the mesh credential is off (HIVEMESH_MESH_AUTH=off)", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{CREDENTIAL_HEADER}: {minter.mint(args.tenant, args.user, args.task or '', ttl_s=ttl_s)}")
+    return 0
+
+
 # ---- entry point ---------------------------------------------------------------------------------
+
+
+def _identifier(text: str) -> str:
+    if not _IDENTIFIER.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an id (letters, digits and . _ : @ -, starting with a letter or digit)"
+        )
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -415,6 +447,20 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace existing files (the CA too: reissue every service)"
     )
 
+    token = sub.add_parser(
+        "token",
+        help="print a short-lived mesh credential for calling an internal service (grpcurl -H)",
+        description="Mints a credential with the mesh's signing key (HIVEMESH_MESH_SIGNING_KEY, else the "
+        "data directory's) that lets calls to planner, language, memory and tool act for one tenant "
+        "and user, and prints it as one 'name: value' metadata line.",
+    )
+    token.add_argument("--tenant", required=True, type=_identifier, help="tenant the calls act for")
+    token.add_argument("--user", required=True, type=_identifier, help="user the calls act for")
+    token.add_argument("--task", type=_identifier, help="task the calls belong to (optional)")
+    token.add_argument(
+        "--ttl", default="5m", help="lifetime, such as 90s, 5m or 1h (default 5m, at most 24h)"
+    )
+
     nlu = sub.add_parser(
         "nlu", help="train and evaluate intent routers (see hivemesh nlu --help)", add_help=False
     )
@@ -437,6 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_certs(args)
     try:
         settings = Settings.from_env()
+        if args.command == "token":
+            return cmd_token(args, settings)
     except ConfigError as exc:
         print(f"hivemesh: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
