@@ -1,4 +1,5 @@
-"""Wiring of the gateway service: task system, API keys, JWT verification, rate limits."""
+"""Wiring of the gateway service: task system, API keys, JWT verification, rate limits, the
+limits per tenant."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from hivemesh.gateway.keys import ApiKeyStore
 from hivemesh.gateway.ratelimit import InProcessTokenBucket, RateLimiter, RedisTokenBucket
 from hivemesh.gateway.service import Gateway
 from hivemesh.gateway.servicer import GatewayServicer
+from hivemesh.gateway.tenant_limits import TenantLimits
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 from hivemesh.mesh.channels import ChannelFactory
-from hivemesh.mesh.config import Settings
+from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
@@ -39,6 +41,12 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
 
 
 def build_app(settings: Settings, config: GatewayConfig, metrics: Metrics | None = None) -> ServiceApp:
+    server_limit = settings.server.max_concurrent_rpcs
+    if config.tenant_max_in_flight >= server_limit:
+        raise ConfigError(
+            f"HIVEMESH_TENANT_MAX_IN_FLIGHT ({config.tenant_max_in_flight}) must be below "
+            f"HIVEMESH_MAX_CONCURRENT_RPCS ({server_limit}), or one tenant could take every slot"
+        )
     tasks = shared_task_system(settings)
     keys = key_store(settings)
     tokens = (
@@ -68,7 +76,8 @@ def build_app(settings: Settings, config: GatewayConfig, metrics: Metrics | None
         print(DEV_MODE_WARNING, file=sys.stderr)
         _log.warning("authentication is off (HIVEMESH_AUTH=none)")
     auth = Authenticator(config.auth, keys, tokens, limiter, rate_per_s=config.rate_limit_per_s)
-    servicer = GatewayServicer(Gateway(tasks, settings), auth)
+    limits = TenantLimits(config.tenant_max_in_flight, config.tenant_max_streams)
+    servicer = GatewayServicer(Gateway(tasks, settings), auth, limits)
     return ServiceApp(
         name="gateway",
         register=lambda server: pb_grpc.add_GatewayServiceServicer_to_server(servicer, server),
