@@ -38,6 +38,12 @@ class GatewayConfig:
     # HIVEMESH_MAX_CONCURRENT_RPCS, so that no tenant can hold every slot.
     tenant_max_in_flight: int = 128
     tenant_max_streams: int = 64
+    # Failed authentications (calls without credentials included) per peer address: sustained per
+    # second, and burst; a rate of 0 turns the limit off.
+    auth_failure_rate_per_s: float = 10.0
+    auth_failure_burst: int = 30
+    # A rejected API key is answered from memory this long, without a lookup; 0 turns that off.
+    rejected_key_ttl_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -86,4 +92,9 @@ class GatewayConfig:
             rate_limit_burst=int(burst),
             tenant_max_in_flight=in_flight,
             tenant_max_streams=streams,
+            auth_failure_rate_per_s=reader.number("HIVEMESH_AUTH_FAILURE_RATE", cls.auth_failure_rate_per_s),
+            auth_failure_burst=reader.integer(
+                "HIVEMESH_AUTH_FAILURE_BURST", cls.auth_failure_burst, minimum=1
+            ),
+            rejected_key_ttl_s=reader.seconds("HIVEMESH_AUTH_REJECTED_KEY_TTL", cls.rejected_key_ttl_s),
         )

@@ -40,7 +40,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def _caller(self, context: Context, *, stream: bool = False) -> AsyncIterator[Caller]:
         """The authenticated caller, holding a slot of its tenant until the call ends."""
         metadata = {str(k).lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        caller = await self._auth.caller(metadata)
+        caller = await self._auth.caller(metadata, context.peer())
         with self._limits.hold(caller, stream=stream):
             yield caller
 
