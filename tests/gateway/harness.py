@@ -18,6 +18,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from hivemesh.gateway.app import build_app
 from hivemesh.gateway.config import GatewayConfig
+from hivemesh.gateway.keys import ApiKeyStore
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
@@ -72,8 +73,10 @@ class ServedGateway:
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(settings: Settings, config: GatewayConfig) -> AsyncIterator[ServedGateway]:
-    server = MeshServer(build_app(settings, config), settings.server, 0, Metrics())
+async def serve_gateway(
+    settings: Settings, config: GatewayConfig, keys: ApiKeyStore | None = None
+) -> AsyncIterator[ServedGateway]:
+    server = MeshServer(build_app(settings, config, keys=keys), settings.server, 0, Metrics())
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     try:

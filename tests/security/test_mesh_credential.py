@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import jwt
@@ -41,6 +42,10 @@ from hivemesh.planner.v1.planner_service_pb2_grpc import PlannerServiceStub
 from hivemesh.tasks import schema
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
+
+if TYPE_CHECKING:
+    from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub
+
 from tests.support import RunningMesh, mesh_minter, rpc_error, start_mesh
 
 ACME = Scope(tenant_id="acme", user_id="ana", session_id="s1")
@@ -67,8 +72,9 @@ def minter(settings: Settings) -> Minter:
     return mesh_minter(settings)
 
 
-def memory(mesh: RunningMesh) -> MemoryServiceStub:
-    return MemoryServiceStub(mesh.bare_client("memory"))
+def memory(mesh: RunningMesh) -> MemoryServiceAsyncStub:
+    stub: MemoryServiceAsyncStub = MemoryServiceStub(mesh.bare_client("memory"))
+    return stub
 
 
 async def remember_the_pin(mesh: RunningMesh, minter: Minter) -> None:
@@ -175,7 +181,7 @@ async def test_invalid_credentials_are_unauthenticated_with_their_reason(
     write_key_pair(ec.generate_private_key(ec.SECP256R1()), stranger / "key.pem", stranger / "jwks.json")
     unsigned = jwt.encode(
         {"iss": ISSUER, "aud": AUDIENCE, "sub": "ana", "tenant": "acme", "exp": int(time.time()) + 60},
-        None,
+        "",
         algorithm="none",
     )
     shared_secret = jwt.encode(

@@ -1,4 +1,5 @@
-"""Wiring of the gateway service: task system, API keys, JWT verification, rate limits."""
+"""Wiring of the gateway service: task system, API keys, JWT verification, rate limits, the
+failure budget per peer and the limits per tenant."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import sys
 
 from hivemesh.gateway.auth import Authenticator
 from hivemesh.gateway.config import AuthMode, GatewayConfig
+from hivemesh.gateway.failures import FailureBudget, ScreenedKeys
 from hivemesh.gateway.jwt_auth import JwtVerifier
 from hivemesh.gateway.keys import ApiKeyStore
 from hivemesh.gateway.ratelimit import InProcessTokenBucket, RateLimiter, RedisTokenBucket
 from hivemesh.gateway.service import Gateway
 from hivemesh.gateway.servicer import GatewayServicer
+from hivemesh.gateway.tenant_limits import TenantLimits
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 from hivemesh.mesh.channels import ChannelFactory
-from hivemesh.mesh.config import Settings
+from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.credentials import minter_for
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
@@ -39,9 +42,22 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     return build_app(settings, GatewayConfig.from_env(), metrics)
 
 
-def build_app(settings: Settings, config: GatewayConfig, metrics: Metrics | None = None) -> ServiceApp:
+def build_app(
+    settings: Settings,
+    config: GatewayConfig,
+    metrics: Metrics | None = None,
+    *,
+    keys: ApiKeyStore | None = None,
+) -> ServiceApp:
+    """The gateway; ``keys``: the API key store to use instead of the one ``settings`` names."""
+    server_limit = settings.server.max_concurrent_rpcs
+    if config.tenant_max_in_flight >= server_limit:
+        raise ConfigError(
+            f"HIVEMESH_TENANT_MAX_IN_FLIGHT ({config.tenant_max_in_flight}) must be below "
+            f"HIVEMESH_MAX_CONCURRENT_RPCS ({server_limit}), or one tenant could take every slot"
+        )
     tasks = shared_task_system(settings)
-    keys = key_store(settings)
+    keys = key_store(settings) if keys is None else keys
     tokens = (
         JwtVerifier(
             config.jwt_jwks,
@@ -68,8 +84,21 @@ def build_app(settings: Settings, config: GatewayConfig, metrics: Metrics | None
     if config.auth is AuthMode.NONE:
         print(DEV_MODE_WARNING, file=sys.stderr)
         _log.warning("authentication is off (HIVEMESH_AUTH=none)")
-    auth = Authenticator(config.auth, keys, tokens, limiter, rate_per_s=config.rate_limit_per_s)
-    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings)), auth)
+    failures = (
+        FailureBudget(config.auth_failure_rate_per_s, config.auth_failure_burst)
+        if config.auth_failure_rate_per_s > 0
+        else None
+    )
+    auth = Authenticator(
+        config.auth,
+        ScreenedKeys(keys, rejected_ttl_s=config.rejected_key_ttl_s),
+        tokens,
+        limiter,
+        rate_per_s=config.rate_limit_per_s,
+        failures=failures,
+    )
+    limits = TenantLimits(config.tenant_max_in_flight, config.tenant_max_streams)
+    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings)), auth, limits)
     return ServiceApp(
         name="gateway",
         register=lambda server: pb_grpc.add_GatewayServiceServicer_to_server(servicer, server),

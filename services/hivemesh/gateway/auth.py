@@ -2,7 +2,8 @@
 
 Credentials travel in request metadata: ``x-api-key: hmk_...`` or ``authorization: Bearer <jwt>``.
 Missing, malformed, unknown, revoked or expired credentials are UNAUTHENTICATED with a reason that
-says which; a tenant over its rate is RESOURCE_EXHAUSTED with the wait in RetryInfo.
+says which; a tenant over its rate is RESOURCE_EXHAUSTED with the wait in RetryInfo. So is a peer
+that has failed to authenticate too often (``failures``), before its credentials cost a lookup.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from hivemesh.gateway.config import AuthMode
+from hivemesh.gateway.failures import FailureBudget, peer_key
 from hivemesh.gateway.keys import KeyCheck
 from hivemesh.gateway.ratelimit import RateLimiter
 from hivemesh.gateway.service import Caller
@@ -24,6 +26,10 @@ ANONYMOUS = "-anonymous-"
 
 class KeyChecker(Protocol):
     async def check(self, token: str) -> KeyCheck: ...
+
+    def vouched(self, token: str) -> bool:
+        """Whether ``token`` is worth a lookup from a peer over its failure budget."""
+        ...
 
 
 class TokenVerifier(Protocol):
@@ -39,15 +45,17 @@ class Authenticator:
         limiter: RateLimiter | None,
         *,
         rate_per_s: float = 0.0,
+        failures: FailureBudget | None = None,
     ) -> None:
         self._mode = mode
         self._keys = keys
         self._tokens = tokens
         self._limiter = limiter
         self._rate = rate_per_s
+        self._failures = failures
 
-    async def caller(self, metadata: Mapping[str, str]) -> Caller:
-        caller = await self._identify(metadata)
+    async def caller(self, metadata: Mapping[str, str], peer: str) -> Caller:
+        caller = await self._within_budget(metadata, peer)
         if self._limiter is not None:
             tenant = caller.tenant_id or ANONYMOUS
             wait = await self._limiter.acquire(tenant)
@@ -59,6 +67,21 @@ class Authenticator:
                     metadata={"tenant_id": tenant, "limit_per_s": f"{self._rate:g}"},
                 )
         return caller
+
+    async def _within_budget(self, metadata: Mapping[str, str], peer: str) -> Caller:
+        """``_identify``, within the peer's budget of failures: a peer that has spent it is refused
+        before its credentials are looked at, unless it presents a key accepted lately; each failure
+        is charged. Successes cost nothing, so a busy peer with good credentials is never slowed."""
+        if self._failures is None or self._mode is AuthMode.NONE:
+            return await self._identify(metadata)
+        where = peer_key(peer)
+        if not self._keys.vouched(metadata.get(API_KEY_HEADER, "").strip()):
+            self._failures.admit(where)
+        try:
+            return await self._identify(metadata)
+        except Unauthenticated:
+            self._failures.charge(where)
+            raise
 
     async def _identify(self, metadata: Mapping[str, str]) -> Caller:
         if self._mode is AuthMode.NONE:

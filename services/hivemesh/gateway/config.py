@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hivemesh.mesh.config import ConfigError
+from hivemesh.mesh.config import ConfigError, EnvReader
 
 
 class AuthMode(enum.Enum):
@@ -33,6 +33,17 @@ class GatewayConfig:
     # Per-tenant token bucket: sustained calls per second and burst size; 0 turns limiting off.
     rate_limit_per_s: float = 50.0
     rate_limit_burst: int = 100
+    # Calls of any kind, and streams (ExecuteTask, WatchTask; they count as calls too), one tenant
+    # may have open at once in one gateway process. In-flight calls must stay below the server's
+    # HIVEMESH_MAX_CONCURRENT_RPCS, so that no tenant can hold every slot.
+    tenant_max_in_flight: int = 128
+    tenant_max_streams: int = 64
+    # Failed authentications (calls without credentials included) per peer address: sustained per
+    # second, and burst; a rate of 0 turns the limit off.
+    auth_failure_rate_per_s: float = 10.0
+    auth_failure_burst: int = 30
+    # A rejected API key is answered from memory this long, without a lookup; 0 turns that off.
+    rejected_key_ttl_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -62,6 +73,14 @@ class GatewayConfig:
         burst = number("HIVEMESH_RATE_LIMIT_BURST", max(1.0, rate * 2))
         if rate > 0 and burst < 1:
             raise ConfigError("HIVEMESH_RATE_LIMIT_BURST must be at least 1 when rate limiting is on")
+        reader = EnvReader(e)
+        in_flight = reader.integer("HIVEMESH_TENANT_MAX_IN_FLIGHT", cls.tenant_max_in_flight, minimum=1)
+        streams = reader.integer("HIVEMESH_TENANT_MAX_STREAMS", cls.tenant_max_streams, minimum=1)
+        if streams > in_flight:
+            raise ConfigError(
+                f"HIVEMESH_TENANT_MAX_STREAMS ({streams}) must not exceed HIVEMESH_TENANT_MAX_IN_FLIGHT "
+                f"({in_flight}): every stream is also a call in flight"
+            )
         return cls(
             auth=auth,
             jwt_jwks=text("HIVEMESH_JWT_JWKS"),
@@ -71,4 +90,11 @@ class GatewayConfig:
             jwt_leeway_s=number("HIVEMESH_JWT_LEEWAY", cls.jwt_leeway_s),
             rate_limit_per_s=rate,
             rate_limit_burst=int(burst),
+            tenant_max_in_flight=in_flight,
+            tenant_max_streams=streams,
+            auth_failure_rate_per_s=reader.number("HIVEMESH_AUTH_FAILURE_RATE", cls.auth_failure_rate_per_s),
+            auth_failure_burst=reader.integer(
+                "HIVEMESH_AUTH_FAILURE_BURST", cls.auth_failure_burst, minimum=1
+            ),
+            rejected_key_ttl_s=reader.seconds("HIVEMESH_AUTH_REJECTED_KEY_TTL", cls.rejected_key_ttl_s),
         )

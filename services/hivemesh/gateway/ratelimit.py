@@ -1,12 +1,14 @@
-"""Per-tenant token buckets: in-process when embedded, in Redis when several gateway replicas must
+"""Token buckets. Per tenant: in-process when embedded, in Redis when several gateway replicas must
 share one budget per tenant (one Lua script: refill by elapsed time, take a token, all atomic, on
-Redis's own clock so replicas with skewed clocks agree)."""
+Redis's own clock so replicas with skewed clocks agree). Per peer, for failed authentications: in
+process (``failures``)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Protocol
 
 _log = logging.getLogger(__name__)
@@ -19,20 +21,44 @@ class RateLimiter(Protocol):
 
 
 class InProcessTokenBucket:
-    def __init__(self, rate_per_s: float, burst: int) -> None:
+    """Token buckets in this process, one per key, for the ``max_keys`` keys used last (a key
+    forgotten starts again with a full bucket)."""
+
+    def __init__(self, rate_per_s: float, burst: int, *, max_keys: int = 100_000) -> None:
         self._rate = rate_per_s
         self._burst = float(burst)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._max_keys = max_keys
+        # key -> (tokens, when they were counted), least recently used first.
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, since = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, tokens + (now - since) * self._rate)
+
+    def _store(self, key: str, tokens: float, now: float) -> None:
+        self._buckets[key] = (tokens, now)
+        self._buckets.move_to_end(key)
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
 
     async def acquire(self, tenant_id: str) -> float:
         now = time.monotonic()
-        tokens, since = self._buckets.get(tenant_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - since) * self._rate)
+        tokens = self._tokens(tenant_id, now)
         if tokens >= 1.0:
-            self._buckets[tenant_id] = (tokens - 1.0, now)
+            self._store(tenant_id, tokens - 1.0, now)
             return 0.0
-        self._buckets[tenant_id] = (tokens, now)
+        self._store(tenant_id, tokens, now)
         return (1.0 - tokens) / self._rate
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` has a token (0 when it has one now); takes nothing."""
+        tokens = self._tokens(key, time.monotonic())
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self._rate
+
+    def charge(self, key: str) -> None:
+        """Take one token, into debt if there is none: what has been spent already is owed."""
+        now = time.monotonic()
+        self._store(key, self._tokens(key, now) - 1.0, now)
 
 
 # KEYS: the tenant's bucket. ARGV: rate per second, burst. Returns {allowed, wait in microseconds}.

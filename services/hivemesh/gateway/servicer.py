@@ -1,7 +1,9 @@
-"""gRPC adapter of the gateway: authenticates, converts messages and calls the domain."""
+"""gRPC adapter of the gateway: authenticates, holds a slot of the caller's tenant for the call,
+converts messages and calls the domain."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -9,6 +11,7 @@ import grpc
 
 from hivemesh.gateway.auth import Authenticator
 from hivemesh.gateway.service import Caller, DeadTask, Gateway, NewTask
+from hivemesh.gateway.tenant_limits import TenantLimits
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 from hivemesh.mesh.inputs import timestamp_seconds
@@ -28,71 +31,81 @@ def _dead_letter(found: DeadTask) -> pb.DeadLetter:
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
-    def __init__(self, gateway: Gateway, auth: Authenticator) -> None:
+    def __init__(self, gateway: Gateway, auth: Authenticator, limits: TenantLimits) -> None:
         self._gateway = gateway
         self._auth = auth
+        self._limits = limits
 
-    async def _caller(self, context: Context) -> Caller:
+    @contextlib.asynccontextmanager
+    async def _caller(self, context: Context, *, stream: bool = False) -> AsyncIterator[Caller]:
+        """The authenticated caller, holding a slot of its tenant until the call ends."""
         metadata = {str(k).lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        return await self._auth.caller(metadata)
+        caller = await self._auth.caller(metadata, context.peer())
+        with self._limits.hold(caller, stream=stream):
+            yield caller
 
     async def SubmitTask(self, request: pb.SubmitTaskRequest, context: Context) -> pb.SubmitTaskResponse:
-        task, existing = await self._gateway.submit(
-            await self._caller(context),
-            NewTask(request.request_id, request.text, request.scope, request.options),
-        )
+        async with self._caller(context) as caller:
+            task, existing = await self._gateway.submit(
+                caller, NewTask(request.request_id, request.text, request.scope, request.options)
+            )
         return pb.SubmitTaskResponse(task=task, existing=existing)
 
     async def ExecuteTask(
         self, request: pb.ExecuteTaskRequest, context: Context
     ) -> AsyncIterator[pb.ExecuteTaskResponse]:
-        caller = await self._caller(context)
-        task, _ = await self._gateway.submit(
-            caller, NewTask(request.request_id, request.text, request.scope, request.options)
-        )
-        async for event in self._gateway.follow_submitted(task):
-            yield pb.ExecuteTaskResponse(event=event)
+        async with self._caller(context, stream=True) as caller:
+            task, _ = await self._gateway.submit(
+                caller, NewTask(request.request_id, request.text, request.scope, request.options)
+            )
+            async for event in self._gateway.follow_submitted(task):
+                yield pb.ExecuteTaskResponse(event=event)
 
     async def GetTask(self, request: pb.GetTaskRequest, context: Context) -> pb.GetTaskResponse:
-        return pb.GetTaskResponse(task=await self._gateway.get(await self._caller(context), request.task_id))
+        async with self._caller(context) as caller:
+            return pb.GetTaskResponse(task=await self._gateway.get(caller, request.task_id))
 
     async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:
-        tasks, token = await self._gateway.list(
-            await self._caller(context),
-            user_id=request.user_id,
-            states=list(request.states),
-            created_after=_instant(request, "created_after"),
-            created_before=_instant(request, "created_before"),
-            page_size=request.page_size,
-            page_token=request.page_token,
-        )
+        async with self._caller(context) as caller:
+            tasks, token = await self._gateway.list(
+                caller,
+                user_id=request.user_id,
+                states=list(request.states),
+                created_after=_instant(request, "created_after"),
+                created_before=_instant(request, "created_before"),
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
         return pb.ListTasksResponse(tasks=tasks, next_page_token=token)
 
     async def CancelTask(self, request: pb.CancelTaskRequest, context: Context) -> pb.CancelTaskResponse:
-        task = await self._gateway.cancel(await self._caller(context), request.task_id, request.reason)
+        async with self._caller(context) as caller:
+            task = await self._gateway.cancel(caller, request.task_id, request.reason)
         return pb.CancelTaskResponse(task=task)
 
     async def WatchTask(
         self, request: pb.WatchTaskRequest, context: Context
     ) -> AsyncIterator[pb.WatchTaskResponse]:
-        caller = await self._caller(context)
-        async for event in self._gateway.watch(caller, request.task_id, request.after_sequence):
-            yield pb.WatchTaskResponse(event=event)
+        async with self._caller(context, stream=True) as caller:
+            async for event in self._gateway.watch(caller, request.task_id, request.after_sequence):
+                yield pb.WatchTaskResponse(event=event)
 
     async def ContinueTask(
         self, request: pb.ContinueTaskRequest, context: Context
     ) -> pb.ContinueTaskResponse:
-        task = await self._gateway.continue_task(
-            await self._caller(context), request.task_id, request.request_id, request.text
-        )
+        async with self._caller(context) as caller:
+            task = await self._gateway.continue_task(
+                caller, request.task_id, request.request_id, request.text
+            )
         return pb.ContinueTaskResponse(task=task)
 
     async def ListDeadLetters(
         self, request: pb.ListDeadLettersRequest, context: Context
     ) -> pb.ListDeadLettersResponse:
-        found, token = await self._gateway.dead_letters(
-            await self._caller(context), page_size=request.page_size, page_token=request.page_token
-        )
+        async with self._caller(context) as caller:
+            found, token = await self._gateway.dead_letters(
+                caller, page_size=request.page_size, page_token=request.page_token
+            )
         return pb.ListDeadLettersResponse(
             dead_letters=[_dead_letter(f) for f in found], next_page_token=token
         )
@@ -100,18 +113,21 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def GetDeadLetter(
         self, request: pb.GetDeadLetterRequest, context: Context
     ) -> pb.GetDeadLetterResponse:
-        found = await self._gateway.dead_letter(await self._caller(context), request.task_id)
+        async with self._caller(context) as caller:
+            found = await self._gateway.dead_letter(caller, request.task_id)
         return pb.GetDeadLetterResponse(dead_letter=_dead_letter(found))
 
     async def ReplayDeadLetter(
         self, request: pb.ReplayDeadLetterRequest, context: Context
     ) -> pb.ReplayDeadLetterResponse:
-        task = await self._gateway.replay(await self._caller(context), request.task_id)
+        async with self._caller(context) as caller:
+            task = await self._gateway.replay(caller, request.task_id)
         return pb.ReplayDeadLetterResponse(task=task)
 
     async def PurgeDeadLetters(
         self, request: pb.PurgeDeadLettersRequest, context: Context
     ) -> pb.PurgeDeadLettersResponse:
         target = request.task_id if request.WhichOneof("target") == "task_id" else None
-        purged = await self._gateway.purge(await self._caller(context), target)
+        async with self._caller(context) as caller:
+            purged = await self._gateway.purge(caller, target)
         return pb.PurgeDeadLettersResponse(purged_count=purged)

@@ -23,6 +23,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from hivemesh.mesh import tls as transport
+from hivemesh.mesh.admission import ServerAdmission
 from hivemesh.mesh.config import ServerConfig, TlsConfig
 from hivemesh.mesh.contracts import CONTRACTS
 from hivemesh.mesh.credentials import CredentialGuard
@@ -97,10 +98,11 @@ class MeshServer:
         self.contract = CONTRACTS[app.name]
         self.health = HealthServicer()
         interceptors = server_interceptors(f"hivemesh.{app.name}", metrics, app.guard)
+        # The concurrency limit is the admission stage's, not grpc.aio's (``maximum_concurrent_rpcs``
+        # would refuse health checks too, and without RetryInfo); it runs before the stack.
+        admission = ServerAdmission(f"hivemesh.{app.name}", config.max_concurrent_rpcs)
         self._server = grpc.aio.server(
-            interceptors=interceptors,
-            options=server_options(config),
-            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+            interceptors=[admission, *interceptors], options=server_options(config)
         )
         # The same interceptor instances serve both doors, so metrics and errors cannot drift apart.
         self.local = LocalEndpoint(app.name, interceptors, max_concurrent_rpcs=config.max_concurrent_rpcs)

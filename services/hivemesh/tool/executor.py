@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from hivemesh.mesh import deadlines
+from hivemesh.mesh.bulkhead import Bulkhead
 from hivemesh.mesh.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -26,7 +27,6 @@ from hivemesh.mesh.errors import (
     ResourceExhausted,
 )
 from hivemesh.tool import arguments
-from hivemesh.tool.bulkhead import Bulkhead
 from hivemesh.tool.decorator import FunctionTool
 from hivemesh.tool.idempotency import (
     Claimed,

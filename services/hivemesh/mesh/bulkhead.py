@@ -1,5 +1,6 @@
-"""A per-tool concurrency limit that refuses instead of queueing: a caller told RESOURCE_EXHAUSTED
-with a retry delay can go elsewhere, while a queue behind a slow tool only grows its latency."""
+"""A concurrency limit that refuses instead of queueing: a caller told RESOURCE_EXHAUSTED with a
+retry delay can go elsewhere, while a queue behind a slow tool, a busy server or a greedy tenant
+only grows its latency. Used for a tool's calls, a server's calls and a tenant's calls."""
 
 from __future__ import annotations
 
