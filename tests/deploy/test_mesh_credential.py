@@ -4,19 +4,27 @@ where its keys are (istio/authorization.yaml, istio/mesh-credential.yaml, k8s/ba
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2
+from jwt.algorithms import ECAlgorithm
 
 from hivemesh.mesh.config import SERVICES
 from hivemesh.mesh.contracts import CONTRACTS
+from tools import mesh_jwks
 from tools.validate_deploy import (
     Doc,
     Layout,
     callers_in_code,
     calls_in_code,
     check_mesh_keys,
+    check_rendered,
     of_kind,
+    render,
 )
 
 INTERNAL = ("planner", "language", "memory", "tool")
@@ -37,6 +45,14 @@ def _selecting(docs: list[Doc], kind: str, service: str) -> list[Doc]:
 def _account(docs: list[Doc], service: str) -> str:
     (deployment,) = [d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == service]
     return f"cluster.local/ns/hivemesh/sa/{deployment['spec']['template']['spec']['serviceAccountName']}"
+
+
+def _jwks(tmp_path: Path, *, private: bool = False) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(ECAlgorithm.to_jwk(key if private else key.public_key()))
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [jwk | {"kid": "mesh-1", "use": "sig", "alg": "ES256"}]}))
+    return path
 
 
 # ------------------------------------------------------------------------------ RequestAuthentication
@@ -188,3 +204,70 @@ def test_signing_key_is_mounted_into_the_gateway_only(rendered: list[Doc]) -> No
             for mount in container.get("volumeMounts", []):
                 if mount["name"].startswith("mesh-"):
                     assert mount["readOnly"] is True
+
+
+# ------------------------------------------------------------------------------ tools/mesh_jwks.py
+
+
+def test_jwks_overlay_puts_the_keys_into_the_mesh_request_authentications(
+    tmp_path: Path, layout: Layout
+) -> None:
+    jwks = _jwks(tmp_path)
+    site = tmp_path / "site"
+    code = mesh_jwks.main(
+        ["--jwks", str(jwks), "--overlay", str(layout.root / "k8s" / "overlays" / "dev"), "--out", str(site)]
+    )
+    assert code == 0
+    docs = render(site)
+    placed = {
+        ra["metadata"]["name"]: json.loads(rule["jwks"])
+        for ra in of_kind(docs, "RequestAuthentication")
+        for rule in ra["spec"]["jwtRules"]
+        if rule["issuer"] == "hivemesh"
+    }
+    assert placed == {f"{s}-mesh-credential": json.loads(jwks.read_text()) for s in INTERNAL}
+    (edge,) = [
+        ra for ra in of_kind(docs, "RequestAuthentication") if ra["metadata"]["name"] == "hivemesh-ingress"
+    ]
+    assert "jwks" not in edge["spec"]["jwtRules"][0]
+    assert [str(p) for p in check_rendered(docs, layout)] == []
+    # Written again (rotation): the tool replaces its own file.
+    assert (
+        mesh_jwks.main(
+            ["--jwks", str(jwks), "--overlay", str(layout.root / "k8s/overlays/dev"), "--out", str(site)]
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda k: k, "private key"),
+        (lambda k: k | {"crv": "P-384"}, "ES256 needs EC P-256"),
+        (lambda k: {n: v for n, v in k.items() if n != "kid"}, "no kid"),
+        (lambda k: k | {"x": k["y"]}, "not on the curve"),
+    ],
+)
+def test_jwks_that_cannot_go_into_the_mesh_is_refused(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], dict[str, Any]], message: str
+) -> None:
+    path = _jwks(tmp_path, private=message == "private key")
+    jwks = json.loads(path.read_text())
+    path.write_text(json.dumps({"keys": [edit(jwks["keys"][0])]}))
+    with pytest.raises(mesh_jwks.JwksError, match=message):
+        mesh_jwks.read_jwks(path)
+
+
+def test_jwks_tool_does_not_overwrite_a_kustomization_it_did_not_write(
+    tmp_path: Path, layout: Layout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "kustomization.yaml").write_text("resources: []\n")
+    overlay = layout.root / "k8s" / "overlays" / "prod"
+    code = mesh_jwks.main(
+        ["--jwks", str(_jwks(tmp_path)), "--overlay", str(overlay), "--out", str(tmp_path / "site")]
+    )
+    assert code == 1
+    assert "was not written by this tool" in capsys.readouterr().err
+    assert (tmp_path / "site" / "kustomization.yaml").read_text() == "resources: []\n"
