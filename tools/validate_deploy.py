@@ -9,6 +9,13 @@ strict JSON Schemas in ../shared/schemas/istio, then checks the manifests agains
 - every AuthorizationPolicy principal is a ServiceAccount of the namespace, every caller the code has
   (``channels.channel("<name>")`` in services/hivemesh/<service>/) is allowed by both the
   AuthorizationPolicy and the NetworkPolicy, and nothing else is;
+- every path an AuthorizationPolicy names is a method of the selected service (or health, reflection);
+  an internal service admits each caller to exactly the RPCs its code calls on the generated stubs,
+  and only with the mesh credential (requestPrincipals of issuer hivemesh);
+- every internal service has a RequestAuthentication for the mesh credential (header
+  x-hivemesh-credential, forwarded to the app, audience hivemesh-mesh), and no other workload has one;
+- the Secret hivemesh-mesh-keys: the JWKS mounted read-only into every service where
+  HIVEMESH_MESH_JWKS points, the signing key into the gateway only;
 - the methods retried by the VirtualServices are exactly the unary methods the protos declare
   IDEMPOTENT or NO_SIDE_EFFECTS (hivemesh.mesh.contracts);
 - DestinationRule connection pools equal the servers' limits (Settings.from_env on the ConfigMap);
@@ -18,6 +25,7 @@ strict JSON Schemas in ../shared/schemas/istio, then checks the manifests agains
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import shutil
@@ -39,6 +47,8 @@ for _source_dir in (ROOT / "gen", ROOT / "services"):
         sys.path.append(str(_source_dir))
 
 import kubernetes_validate  # type: ignore[import-untyped]  # noqa: E402 - ships no type information
+from grpc_health.v1 import health_pb2  # noqa: E402
+from grpc_reflection.v1alpha import reflection_pb2  # noqa: E402
 
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings  # noqa: E402
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming, retryable_methods  # noqa: E402
@@ -49,10 +59,11 @@ KUBERNETES_VERSIONS: Final = ("1.31.0", "1.37.0")
 ISTIO_GROUPS: Final = frozenset({"networking.istio.io", "security.istio.io", "telemetry.istio.io"})
 TRUST_DOMAIN: Final = "cluster.local"
 # Who calls whom (docs/deploy.md). Callers found in the code are added to these; a service may be
-# called by a workload that is not a hivemesh service (the ingress gateway).
+# called by a workload that is not a hivemesh service (the ingress gateway). Nothing calls the
+# planner: the gateway hands tasks over through the shared task store.
 CALLERS: Final[Mapping[str, frozenset[str]]] = {
     "gateway": frozenset({"hivemesh-ingress"}),
-    "planner": frozenset({"gateway"}),
+    "planner": frozenset(),
     "language": frozenset({"planner", "memory"}),
     "memory": frozenset({"planner", "tool"}),
     "tool": frozenset({"planner"}),
@@ -63,8 +74,36 @@ RETRY_ON: Final = frozenset({"unavailable", "cancelled", "connect-failure", "ref
 # Istio's default when a route has no `retries`: it would retry every method on these.
 ISTIO_DEFAULT_RETRY_ATTEMPTS: Final = 2
 PROTOCOL_PREFIXES: Final = ("grpc", "http", "http2", "https", "tcp", "tls")
-HEALTH_PATHS: Final = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
+# The service clients reach from outside the mesh; every other one is internal and is called only
+# with the mesh credential.
+EDGE_SERVICE: Final = "gateway"
+INTERNAL_SERVICES: Final = tuple(s for s in SERVICES if s != EDGE_SERVICE)
+# The mesh credential: an ES256 JWT the gateway signs per task, in this metadata header (no prefix).
+MESH_ISSUER: Final = "hivemesh"
+MESH_AUDIENCE: Final = "hivemesh-mesh"
+MESH_HEADER: Final = "x-hivemesh-credential"
+# The label of its RequestAuthentications: tools/mesh_jwks.py patches the JWKS into what carries it.
+MESH_CREDENTIAL_LABEL: Final = ("app.kubernetes.io/component", "mesh-credential")
+# The name of the Secret with its keys: the JWKS for every service, the signing key for the gateway.
+MESH_KEYS: Final = "hivemesh-mesh-keys"
+MESH_JWKS_KEY: Final = "jwks.json"
+MESH_SIGNING_KEY: Final = "signing-key.pem"
+# Health and reflection: served by every server and open without a credential (probes, grpcurl).
+OPEN_PATHS: Final = frozenset(
+    {
+        f"/{m.containing_service.full_name}/{m.name}"
+        for m in health_pb2.DESCRIPTOR.services_by_name["Health"].methods
+    }
+    | {
+        f"/{prefix}.ServerReflection/{m.name}"
+        for m in reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods
+        for prefix in ("grpc.reflection.v1alpha", "grpc.reflection.v1")
+    }
+)
 _CHANNEL_CALL: Final = re.compile(r"channels\.channel\(\s*[\"'](?P<name>[a-z]+)[\"']\s*\)")
+# A module of generated code: hivemesh.<service>.v1[.<module>].
+_GENERATED_MODULE: Final = re.compile(r"^hivemesh\.(?P<service>[a-z]+)\.v1(?:\.(?P<module>\w+))?$")
+_PRINCIPAL: Final = re.compile(rf"^{re.escape(TRUST_DOMAIN)}/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$")
 _DURATION_PART: Final = re.compile(r"(?P<value>[0-9]+(?:\.[0-9]*)?)(?P<unit>ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS: Final = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -213,6 +252,51 @@ def callers_in_code(services: Path) -> dict[str, set[str]]:
     return found
 
 
+def _stub_services(tree: ast.Module) -> set[str]:
+    """The services whose generated stubs (``*_pb2_grpc``) a module imports."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
+            continue
+        match = _GENERATED_MODULE.match(node.module)
+        if match is None:
+            continue
+        if (match["module"] or "").endswith("_pb2_grpc") or any(
+            alias.name.endswith("_pb2_grpc") for alias in node.names
+        ):
+            found.add(match["service"])
+    return found & set(CONTRACTS)
+
+
+def calls_in_code(services: Path) -> dict[str, dict[str, set[str]]]:
+    """callee -> caller -> the RPCs the caller's code calls on the callee.
+
+    A call is ``<anything>.<Method>(...)`` in services/hivemesh/<caller>/ where the module imports
+    the callee's generated stubs and Method is one of the callee's RPCs (names are CamelCase, so a
+    plain Python method does not match). A name two imported contracts share counts for both.
+    """
+    found: dict[str, dict[str, set[str]]] = {name: {} for name in SERVICES}
+    for caller in SERVICES:
+        package = services / caller
+        if not package.is_dir():
+            continue
+        for source in sorted(package.rglob("*.py")):
+            tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+            callees = {
+                callee: {m.name for m in CONTRACTS[callee].descriptor.methods}
+                for callee in _stub_services(tree) - {caller}
+            }
+            if not callees:
+                continue
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                for callee, methods in callees.items():
+                    if node.func.attr in methods:
+                        found[callee].setdefault(caller, set()).add(node.func.attr)
+    return found
+
+
 def settings_from(docs: list[Doc]) -> Settings:
     """What every hivemesh container reads: the ConfigMap its Deployment takes its env from."""
     config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in of_kind(docs, "ConfigMap")}
@@ -321,7 +405,7 @@ def check_authorization(docs: list[Doc], code_callers: Mapping[str, set[str]]) -
         (d["metadata"].get("namespace"), d["metadata"]["name"]) for d in of_kind(docs, "ServiceAccount")
     }
     policies = of_kind(docs, "AuthorizationPolicy")
-    principal = re.compile(rf"^{re.escape(TRUST_DOMAIN)}/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$")
+    principal = _PRINCIPAL
     for policy in policies:
         for rule in policy["spec"].get("rules", []):
             for source in rule.get("from", []):
@@ -428,6 +512,312 @@ def check_authorization(docs: list[Doc], code_callers: Mapping[str, set[str]]) -
         for extra in sorted(admitted - required):
             yield Problem(
                 f"NetworkPolicy for {service}", f"admits {extra}, which is not a caller of {service}"
+            )
+
+
+def _path_matches(pattern: str, path: str) -> bool:
+    """Istio's path match: exact, ``prefix*``, ``*suffix`` or ``*``."""
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return path.endswith(pattern[1:])
+    return path == pattern
+
+
+def _rule_paths(rule: Doc) -> list[str] | None:
+    """The path patterns a rule's `to` admits; None: every path (no `to`, or an operation without paths)."""
+    operations = [entry.get("operation", {}) for entry in rule.get("to", [])]
+    if not operations or any("paths" not in operation for operation in operations):
+        return None
+    return [path for operation in operations for path in operation["paths"]]
+
+
+def _rule_sources(rule: Doc) -> list[Doc]:
+    """The sources of a rule; one empty source (anyone) when it has no `from`."""
+    return [entry.get("source", {}) for entry in rule.get("from", [])] or [{}]
+
+
+def check_method_authorization(
+    docs: list[Doc], calls: Mapping[str, Mapping[str, set[str]]]
+) -> Iterator[Problem]:
+    """Per method: each path is a real RPC of the selected service (or health/reflection), and an
+    internal service admits each hivemesh caller to exactly the RPCs its code calls, with the mesh
+    credential (principal and requestPrincipals in one source: both must match)."""
+    deployments = _hivemesh_deployments(docs)
+    accounts = {
+        service: d["spec"]["template"]["spec"].get("serviceAccountName", "default")
+        for service, d in deployments.items()
+    }
+    service_of_account = {account: service for service, account in accounts.items()}
+    policies = of_kind(docs, "AuthorizationPolicy")
+    for service, deployment in deployments.items():
+        namespace = deployment["metadata"].get("namespace")
+        labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+        contract = CONTRACTS[service]
+        methods = {f"/{contract.full_name}/{m.name}" for m in contract.descriptor.methods}
+        internal = service in INTERNAL_SERVICES
+        admitted: dict[str, set[str]] = {}
+        for policy in policies:
+            if (
+                policy["metadata"].get("namespace") != namespace
+                or policy["spec"].get("action", "ALLOW") != "ALLOW"
+                or not policy["spec"]
+                or not _selects(policy, labels)
+            ):
+                continue
+            for rule in policy["spec"].get("rules", []):
+                patterns = _rule_paths(rule)
+                for pattern in patterns or []:
+                    if "*" in pattern and internal:
+                        yield Problem(
+                            ref(policy),
+                            f"path {pattern!r}: {service} is internal, its rules name exact methods",
+                        )
+                    elif not any(_path_matches(pattern, known) for known in methods | OPEN_PATHS):
+                        yield Problem(
+                            ref(policy),
+                            f"path {pattern!r} is no method of {contract.full_name} (protos/), "
+                            "health or reflection",
+                        )
+                covered = {
+                    m for m in methods if patterns is None or any(_path_matches(p, m) for p in patterns)
+                }
+                if not covered:
+                    continue
+                for source in _rule_sources(rule):
+                    if "principals" not in source:
+                        yield Problem(
+                            ref(policy),
+                            f"admits any workload to {', '.join(sorted(covered))}: name the callers' "
+                            "principals",
+                        )
+                        continue
+                    if internal:
+                        request_principals = source.get("requestPrincipals", [])
+                        if not request_principals:
+                            yield Problem(
+                                ref(policy),
+                                f"admits {', '.join(source['principals'])} to {', '.join(sorted(covered))} "
+                                f"without the mesh credential: the same source must require "
+                                f'requestPrincipals ["{MESH_ISSUER}/*"]',
+                            )
+                            continue
+                        if any(not str(rp).startswith(f"{MESH_ISSUER}/") for rp in request_principals):
+                            yield Problem(
+                                ref(policy),
+                                f"requestPrincipals {request_principals} must name the mesh credential's "
+                                f'issuer: ["{MESH_ISSUER}/*"]',
+                            )
+                    for value in source["principals"]:
+                        if (match := _PRINCIPAL.match(value)) is not None:
+                            admitted.setdefault(match["sa"], set()).update(covered)
+        required = {
+            caller: {f"/{contract.full_name}/{name}" for name in names}
+            for caller, names in calls.get(service, {}).items()
+        }
+        for caller, paths in sorted(required.items()):
+            account = accounts.get(caller)
+            if account is None:
+                continue  # no Deployment runs the caller: check_authorization says so
+            for path in sorted(paths - admitted.get(account, set())):
+                yield Problem(
+                    f"AuthorizationPolicy for {service}",
+                    f"{caller} calls {path} (the code calls it) but no ALLOW rule admits principal "
+                    f"{TRUST_DOMAIN}/ns/{namespace}/sa/{account} to it"
+                    + (" with the mesh credential" if internal else ""),
+                )
+        for account, paths in sorted(admitted.items()):
+            source_service = service_of_account.get(account)
+            if source_service is None:
+                continue  # not a hivemesh service (the ingress gateway): check_authorization judges it
+            for path in sorted(paths - required.get(source_service, set())):
+                yield Problem(
+                    f"AuthorizationPolicy for {service}",
+                    f"admits {source_service} (ServiceAccount {account!r}) to {path}, which the "
+                    f"{source_service} code never calls",
+                )
+
+
+def check_mesh_credential(docs: list[Doc]) -> Iterator[Problem]:
+    """Every internal service verifies the mesh credential in its sidecar; nothing else accepts it."""
+    rules = [
+        (ra, rule)
+        for ra in of_kind(docs, "RequestAuthentication")
+        for rule in ra["spec"].get("jwtRules", [])
+        if rule.get("issuer") == MESH_ISSUER
+    ]
+    for ra, _ in rules:
+        target = app_name(ra["spec"].get("selector", {}).get("matchLabels"))
+        if target not in INTERNAL_SERVICES:
+            yield Problem(
+                ref(ra),
+                f"accepts the mesh credential on {target or 'every workload of the namespace'}; only the "
+                f"internal services ({', '.join(INTERNAL_SERVICES)}) may",
+            )
+        label, value = MESH_CREDENTIAL_LABEL
+        if ra["metadata"].get("labels", {}).get(label) != value:
+            yield Problem(
+                ref(ra),
+                f"needs the label {label}: {value}, by which tools/mesh_jwks.py puts the real JWKS in",
+            )
+    for service, deployment in _hivemesh_deployments(docs).items():
+        if service not in INTERNAL_SERVICES:
+            continue
+        namespace = deployment["metadata"].get("namespace")
+        labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+        mine = [
+            (ra, r)
+            for ra, r in rules
+            if ra["metadata"].get("namespace") == namespace and _selects(ra, labels)
+        ]
+        if not mine:
+            yield Problem(
+                f"RequestAuthentication for {service}",
+                f"none verifies the mesh credential (issuer {MESH_ISSUER!r}) on its pods",
+            )
+        for ra, rule in mine:
+            if rule.get("audiences") != [MESH_AUDIENCE]:
+                yield Problem(
+                    ref(ra), f"audiences {rule.get('audiences')} must be exactly [{MESH_AUDIENCE!r}]"
+                )
+            if rule.get("fromHeaders") != [{"name": MESH_HEADER}]:
+                yield Problem(
+                    ref(ra),
+                    f"fromHeaders {rule.get('fromHeaders')} must be exactly [{{name: {MESH_HEADER}}}], "
+                    "without a prefix",
+                )
+            if rule.get("forwardOriginalToken") is not True:
+                yield Problem(
+                    ref(ra),
+                    "forwardOriginalToken must be true: Envoy strips the header otherwise, and the app "
+                    "verifies the credential again and reads the tenant from it",
+                )
+            yield from _check_inline_jwks(ra, rule)
+
+
+def _check_inline_jwks(ra: Doc, rule: Doc) -> Iterator[Problem]:
+    if "jwks" not in rule:
+        if "jwksUri" not in rule:
+            yield Problem(
+                ref(ra),
+                f"no jwks and no jwksUri: istiod would look for an OpenID discovery document at the "
+                f"issuer {MESH_ISSUER!r}, which is no URL",
+            )
+        return
+    try:
+        jwks = json.loads(rule["jwks"])
+    except (TypeError, ValueError) as error:
+        yield Problem(ref(ra), f"jwks is not JSON: {error}")
+        return
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        yield Problem(ref(ra), 'jwks must be a JWK Set: {"keys": [...]}')
+        return
+    for key in jwks["keys"]:
+        if isinstance(key, dict) and "d" in key:
+            yield Problem(
+                ref(ra), f"jwks holds a private key (kid {key.get('kid')!r}): publish public keys only"
+            )
+
+
+def _pod_workloads(docs: list[Doc]) -> list[Doc]:
+    return [d for d in docs if isinstance(d.get("spec", {}).get("template", {}).get("spec"), dict)]
+
+
+def _mesh_secret_items(volume: Doc) -> list[Doc] | None:
+    """The files a volume makes of the mesh Secret, as ``{key, path}`` items; None: it uses another."""
+    if "secret" in volume:
+        sources = [volume["secret"] | {"name": volume["secret"].get("secretName")}]
+    else:
+        sources = [s["secret"] for s in volume.get("projected", {}).get("sources", []) if "secret" in s]
+    sources = [s for s in sources if s.get("name") == MESH_KEYS]
+    if not sources:
+        return None
+    # Without items every key of the Secret becomes a file named after it.
+    every_key = [{"key": key, "path": key} for key in (MESH_JWKS_KEY, MESH_SIGNING_KEY)]
+    return [item for source in sources for item in source.get("items") or every_key]
+
+
+def _mesh_secret_files(pod: Doc, container: Doc) -> dict[str, str]:
+    """Files the container sees of the mesh Secret: path -> key."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files: dict[str, str] = {}
+    for mount in container.get("volumeMounts", []):
+        for item in _mesh_secret_items(volumes.get(mount["name"], {})) or []:
+            files[f"{mount['mountPath'].rstrip('/')}/{item['path']}"] = item["key"]
+    return files
+
+
+def check_mesh_keys(docs: list[Doc]) -> Iterator[Problem]:
+    """The JWKS is mounted read-only into every service where HIVEMESH_MESH_JWKS points; the signing
+    key only into the gateway, where HIVEMESH_MESH_SIGNING_KEY points."""
+    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in of_kind(docs, "ConfigMap")}
+    for workload in _pod_workloads(docs):
+        service = app_name(workload["spec"]["template"]["metadata"].get("labels"))
+        pod = workload["spec"]["template"]["spec"]
+        signs = service == EDGE_SERVICE
+        for volume in pod.get("volumes", []):
+            items = _mesh_secret_items(volume) or []
+            if any(item["key"] == MESH_SIGNING_KEY for item in items) and not signs:
+                yield Problem(
+                    ref(workload),
+                    f"volume {volume['name']!r} projects {MESH_SIGNING_KEY} of Secret {MESH_KEYS} (a "
+                    f"volume without items projects every key): only the {EDGE_SERVICE} may hold the key "
+                    "that signs the mesh credential",
+                )
+        for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+            for source in container.get("envFrom", []):
+                if source.get("secretRef", {}).get("name") == MESH_KEYS:
+                    yield Problem(
+                        ref(workload),
+                        f"container {container['name']!r} takes Secret {MESH_KEYS} as environment: "
+                        "mount its keys as files instead",
+                    )
+            for variable in container.get("env", []):
+                selector = variable.get("valueFrom", {}).get("secretKeyRef", {})
+                reads_key = selector.get("name") == MESH_KEYS and selector.get("key") == MESH_SIGNING_KEY
+                if reads_key and not signs:
+                    yield Problem(
+                        ref(workload),
+                        f"container {container['name']!r} reads {MESH_SIGNING_KEY} into its environment: "
+                        f"only the {EDGE_SERVICE} may hold it",
+                    )
+            volumes = {v["name"]: v for v in pod.get("volumes", [])}
+            for mount in container.get("volumeMounts", []):
+                if _mesh_secret_items(volumes.get(mount["name"], {})) is None:
+                    continue
+                if mount.get("readOnly") is not True or "subPath" in mount:
+                    yield Problem(
+                        ref(workload),
+                        f"mount {mount['name']!r} of Secret {MESH_KEYS} must be readOnly and without "
+                        "subPath (a subPath mount never sees a rotated key)",
+                    )
+        if service not in SERVICES:
+            continue
+        container = _app_container(workload, service)
+        if container is None:
+            continue  # check_probes reports it
+        env: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            env |= config_maps.get(source.get("configMapRef", {}).get("name"), {})
+        env |= {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
+        files = _mesh_secret_files(pod, container)
+        wanted = {"HIVEMESH_MESH_JWKS": MESH_JWKS_KEY} | (
+            {"HIVEMESH_MESH_SIGNING_KEY": MESH_SIGNING_KEY} if signs else {}
+        )
+        for variable, key in wanted.items():
+            path = env.get(variable)
+            if path is None or files.get(path) != key:
+                yield Problem(
+                    ref(workload),
+                    f"{variable}={path} must name the file {key} of Secret {MESH_KEYS} mounted into "
+                    f"the {service} container (mounted: {files or 'nothing of it'})",
+                )
+        if not signs and "HIVEMESH_MESH_SIGNING_KEY" in env:
+            yield Problem(
+                ref(workload),
+                f"sets HIVEMESH_MESH_SIGNING_KEY: only the {EDGE_SERVICE} signs the mesh credential",
             )
 
 
@@ -585,6 +975,9 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems += check_service_ports(docs)
     problems += check_probes(docs)
     problems += check_authorization(docs, callers_in_code(layout.services))
+    problems += check_method_authorization(docs, calls_in_code(layout.services))
+    problems += check_mesh_credential(docs)
+    problems += check_mesh_keys(docs)
     try:
         settings = settings_from(docs)
     except ConfigError as error:
@@ -629,7 +1022,10 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems:
                 print(f"  - {problem}")
         else:
-            print(f"ok   {overlay}: schemas, ports, probes, authorization, retries, pools, grace periods")
+            print(
+                f"ok   {overlay}: schemas, ports, probes, authorization, mesh credential, retries, "
+                "pools, grace periods"
+            )
     return 1 if failed else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tools.validate_deploy import Layout, main, validate
 
@@ -148,3 +149,146 @@ def test_the_script_prints_problems_and_fails(broken: Layout, capsys: pytest.Cap
     assert "FAIL dev" in out
     assert "FAIL prod" in out
     assert "'consecutiveGatewayError' was unexpected" in out
+
+
+# ------------------------------------------------------------------------------ the mesh credential
+
+
+def test_a_method_the_code_calls_is_not_admitted(broken: Layout) -> None:
+    _edit(
+        broken.root / "istio/authorization.yaml",
+        "              - /hivemesh.memory.v1.MemoryService/DeleteRecord\n",
+        "",
+    )
+    assert any(
+        "tool calls /hivemesh.memory.v1.MemoryService/DeleteRecord (the code calls it) but no ALLOW rule "
+        "admits principal cluster.local/ns/hivemesh/sa/tool to it with the mesh credential" in p
+        for p in _problems(broken)
+    )
+
+
+def test_a_method_the_code_never_calls_is_admitted(broken: Layout) -> None:
+    _edit(
+        broken.root / "istio/authorization.yaml",
+        "              - /hivemesh.memory.v1.MemoryService/Recall\n",
+        "              - /hivemesh.memory.v1.MemoryService/Recall\n"
+        "              - /hivemesh.memory.v1.MemoryService/Forget\n",
+    )
+    assert any(
+        "admits planner (ServiceAccount 'planner') to /hivemesh.memory.v1.MemoryService/Forget, which the "
+        "planner code never calls" in p
+        for p in _problems(broken)
+    )
+
+
+def test_a_path_that_is_no_method(broken: Layout) -> None:
+    _edit(broken.root / "istio/authorization.yaml", "ToolService/InvokeTool\n", "ToolService/InvokeTools\n")
+    problems = _problems(broken)
+    assert any(
+        "AuthorizationPolicy/tool" in p and "'/hivemesh.tool.v1.ToolService/InvokeTools' is no method" in p
+        for p in problems
+    )
+    assert any("planner calls /hivemesh.tool.v1.ToolService/InvokeTool" in p for p in problems)
+
+
+def test_the_gateway_admitted_to_the_planner_again(broken: Layout) -> None:
+    _edit(
+        broken.root / "istio/authorization.yaml",
+        "      app.kubernetes.io/name: planner\n  action: ALLOW\n  rules:\n",
+        "      app.kubernetes.io/name: planner\n  action: ALLOW\n  rules:\n"
+        "    - from:\n        - source:\n            principals: [cluster.local/ns/hivemesh/sa/gateway]\n"
+        "            requestPrincipals: [hivemesh/*]\n"
+        "      to:\n        - operation:\n            paths: [/hivemesh.planner.v1.PlannerService/*]\n",
+    )
+    problems = _problems(broken)
+    assert any("planner is internal, its rules name exact methods" in p for p in problems)
+    assert any(
+        "admits gateway (ServiceAccount 'gateway') to /hivemesh.planner.v1.PlannerService/PlanTask" in p
+        for p in problems
+    )
+    assert any("admits ServiceAccount 'gateway', which is not a caller of planner" in p for p in problems)
+
+
+def test_principal_and_credential_in_separate_sources(broken: Layout) -> None:
+    # Two `from` entries are alternatives: the caller's identity alone, or any credential alone.
+    _edit(
+        broken.root / "istio/authorization.yaml",
+        "              - cluster.local/ns/hivemesh/sa/memory\n            requestPrincipals:",
+        "              - cluster.local/ns/hivemesh/sa/memory\n"
+        "        - source:\n"
+        "            requestPrincipals:",
+    )
+    problems = _problems(broken)
+    assert any(
+        "AuthorizationPolicy/language" in p and "without the mesh credential" in p and "Embed" in p
+        for p in problems
+    )
+    assert any("AuthorizationPolicy/language" in p and "admits any workload" in p for p in problems)
+
+
+def test_request_authentication_drift(broken: Layout) -> None:
+    path = broken.root / "istio/mesh-credential.yaml"
+    docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(path.read_text())}
+    docs["memory-mesh-credential"]["spec"]["jwtRules"][0]["forwardOriginalToken"] = False
+    del docs["tool-mesh-credential"]
+    path.write_text(yaml.safe_dump_all(docs.values()))
+    problems = _problems(broken)
+    assert any(
+        "RequestAuthentication/memory-mesh-credential" in p and "forwardOriginalToken must be true" in p
+        for p in problems
+    )
+    assert any(
+        "RequestAuthentication for tool" in p and "none verifies the mesh credential" in p for p in problems
+    )
+
+
+def test_mesh_credential_header_with_a_prefix(broken: Layout) -> None:
+    _edit(
+        broken.root / "istio/mesh-credential.yaml",
+        "        - name: x-hivemesh-credential\n",
+        "        - name: x-hivemesh-credential\n          prefix: 'Bearer '\n",
+    )
+    assert any(
+        "RequestAuthentication/planner-mesh-credential" in p and "without a prefix" in p
+        for p in _problems(broken)
+    )
+
+
+def test_signing_key_mounted_outside_the_gateway(broken: Layout) -> None:
+    # A Secret volume without items makes a file of every key, the signing key included.
+    _edit(
+        broken.root / "k8s/base/services/planner.yaml",
+        "            items:\n              - key: jwks.json\n                path: jwks.json\n",
+        "",
+    )
+    assert any(
+        "Deployment/planner" in p and "projects signing-key.pem" in p and "only the gateway" in p
+        for p in _problems(broken)
+    )
+
+
+def test_jwks_path_that_is_not_mounted(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/base/services/tool.yaml",
+        "mountPath: /etc/hivemesh/mesh-jwks",
+        "mountPath: /etc/jwks",
+    )
+    assert any(
+        "Deployment/tool" in p and "HIVEMESH_MESH_JWKS=/etc/hivemesh/mesh-jwks/jwks.json must name" in p
+        for p in _problems(broken)
+    )
+
+
+def test_a_call_the_code_adds_must_be_admitted(broken: Layout, tmp_path: Path) -> None:
+    services = tmp_path / "services"
+    (services / "tool").mkdir(parents=True)
+    (services / "tool" / "records.py").write_text(
+        "from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub\n"
+        "async def listing(channel, request):\n"
+        "    return await MemoryServiceStub(channel).ListRecords(request)\n"
+    )
+    layout = Layout(root=broken.root, services=services, schemas=broken.schemas)
+    assert any(
+        "tool calls /hivemesh.memory.v1.MemoryService/ListRecords (the code calls it)" in p
+        for p in _problems(layout)
+    )
