@@ -57,7 +57,8 @@ class Stores:
             "HIVEMESH_TASK_DEADLINE": str(self.settings.task_deadline_s),
             "HIVEMESH_PLANNER_WORKERS": str(self.settings.planner_workers),
             "HIVEMESH_TOOL_ADDR": self.settings.addresses["tool"],
-            "PYTHONPATH": str(ROOT),
+            # The test's own import path after the repository's, so the worker runs the same code.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         for name, value in (
             ("HIVEMESH_DATABASE_URL", self.settings.database_url),
