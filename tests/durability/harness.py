@@ -117,13 +117,19 @@ async def tool_service(store: Stores, switch: Switch, *, work_s: float = 0.02) -
 
 
 @contextlib.asynccontextmanager
-async def worker_pool(store: Stores, tasks: TaskSystem, *, concurrency: int = 4) -> AsyncIterator[WorkerPool]:
+async def worker_pool(
+    store: Stores,
+    tasks: TaskSystem,
+    *,
+    concurrency: int = 4,
+    language: Callable[[], ScriptedLanguage] = ScriptedLanguage,
+) -> AsyncIterator[WorkerPool]:
     """A worker pool in this process (as `hivemesh serve planner` runs one)."""
     channels = ChannelFactory(store.settings)
     bulkhead = Bulkhead("tool", 16)
     pool = WorkerPool(
         tasks,
-        lambda: Runner(ScriptedLanguage(), NoMemory(), GrpcTools(channels, bulkhead)),
+        lambda: Runner(language(), NoMemory(), GrpcTools(channels, bulkhead)),
         store.settings,
         Metrics(),
         concurrency=concurrency,
