@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import json_format
 
-from hivemesh.client import HivemeshClient, credentials_from_env
+from hivemesh.client import AnswerJoiner, HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.loadgen import Closed, Load, Open, Request, gateway_sender, run_load
 from hivemesh.mesh.certs import make_certificates
@@ -121,7 +121,43 @@ def _describe(event: TaskEvent) -> str | None:
         return f"failed      {event.failed.error.reason}: {event.failed.error.message}"
     if kind == "canceled":
         return f"canceled    {event.canceled.reason}"
-    return None  # answer deltas are shown as the final answer
+    return None  # answer deltas are joined into one answer (see _watch)
+
+
+def _attempt_started(answer: AnswerJoiner, event: TaskEvent) -> str | None:
+    """Feed ``event`` to ``answer``; when it is the first of a later attempt than one already seen,
+    a line saying so."""
+    before = answer.attempt
+    discarded = answer.add(event)
+    if before in (0, answer.attempt):
+        return None
+    dropped = "; earlier partial answer discarded" if discarded else ""
+    return f"attempt {answer.attempt} started{dropped}"
+
+
+async def _watch(client: HivemeshClient, task_id: str, after: int, *, as_json: bool) -> None:
+    """Print a task's events as they come, then its answer once: the completed answer, or when the
+    watch ended before it, the joined deltas of the current attempt. ``--json`` prints every event
+    as it is (deltas included, each with its attempt)."""
+    answer = AnswerJoiner()
+    completed = ""
+    ended = ""
+    async for event in client.follow(task_id, after):
+        if as_json:
+            print(json_format.MessageToJson(event, preserving_proto_field_name=True, indent=None))
+            continue
+        started = _attempt_started(answer, event)
+        kind = event.WhichOneof("kind")
+        if kind != "answer_delta":
+            print(f"[{event.sequence:>3}] {_describe(event) or kind}")
+            ended = kind or ""
+        if started is not None:
+            print(f"      {started}")
+        if kind == "completed":
+            completed = event.completed.answer
+    text = completed or answer.text.strip()
+    if text and not as_json:
+        print(f"{'answer' if ended == 'completed' else 'partial answer'}: {text}")
 
 
 def _print_json(message: Task) -> None:
@@ -161,10 +197,16 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 )
         if not args.quiet:
             print(f"task {task.task_id}", file=sys.stderr)
+        answer = AnswerJoiner()
         async for event in client.follow(task.task_id, after):
             line = _describe(event)
-            if line is not None and not args.quiet:
+            started = _attempt_started(answer, event)
+            if args.quiet:
+                continue
+            if line is not None:
                 print(f"  [{event.sequence:>3}] {line}", file=sys.stderr)
+            if started is not None:
+                print(f"        {started}", file=sys.stderr)
         final = await client.get(task.task_id)
     if args.json:
         _print_json(final)
@@ -216,11 +258,7 @@ async def _task(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "cancel":
             task = await client.cancel(args.task_id, args.reason)
         else:
-            async for event in client.follow(args.task_id, args.after):
-                if args.json:
-                    print(json_format.MessageToJson(event, preserving_proto_field_name=True, indent=None))
-                else:
-                    print(f"[{event.sequence:>3}] {_describe(event) or event.WhichOneof('kind')}")
+            await _watch(client, args.task_id, args.after, as_json=args.json)
             return 0
     if args.json:
         _print_json(task)

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh import tls as transport
@@ -32,6 +32,46 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> list[tuple[str
     if key:
         return [("x-api-key", key)]
     return [("authorization", f"Bearer {token}")] if token else []
+
+
+class AnswerJoiner:
+    """Joins a task's ``answer_delta`` texts, in the order they are watched, into the answer of its
+    current attempt (``TaskEvent.attempt``). A task taken over after its worker died, or retried,
+    runs again from the start: when its next attempt appears, the text of the earlier one is
+    dropped, and so is any late delta of a superseded attempt. Once the task has COMPLETED,
+    ``text.strip()`` is its answer."""
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self._chunks: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """The current attempt's answer so far."""
+        return "".join(self._chunks)
+
+    def add(self, event: TaskEvent) -> str:
+        """Take the next event; returns the text it discarded ("" when none): what an earlier
+        attempt had generated, when ``event`` is the first of a later one."""
+        attempt = event.attempt
+        if not attempt and _starts_run(event):
+            # Logged before events were numbered: each WORKING change starts the next attempt.
+            attempt = self.attempt + 1
+        discarded = ""
+        if attempt > self.attempt:
+            discarded = self.text
+            self._chunks = []
+            self.attempt = attempt
+        if event.WhichOneof("kind") == "answer_delta" and attempt in (0, self.attempt):
+            self._chunks.append(event.answer_delta.text)
+        return discarded
+
+
+def _starts_run(event: TaskEvent) -> bool:
+    return (
+        event.WhichOneof("kind") == "state_changed"
+        and event.state_changed.state == TaskState.TASK_STATE_WORKING
+    )
 
 
 class HivemeshClient:

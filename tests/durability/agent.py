@@ -55,6 +55,17 @@ class ScriptedLanguage:
         yield GenerateResponse(text_delta=request.messages[-1].content)
 
 
+class StallingLanguage(ScriptedLanguage):
+    """Starts the same answer in two deltas, then never finishes it: a run on it stays mid-answer
+    until its worker dies."""
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerateResponse]:
+        answer = request.messages[-1].content
+        yield GenerateResponse(text_delta=answer[:3])
+        yield GenerateResponse(text_delta=answer[3:6])
+        await asyncio.Event().wait()
+
+
 class NoMemory:
     async def get_context(self, scope: Scope) -> list[Turn]:
         return []

@@ -57,7 +57,8 @@ class Stores:
             "HIVEMESH_TASK_DEADLINE": str(self.settings.task_deadline_s),
             "HIVEMESH_PLANNER_WORKERS": str(self.settings.planner_workers),
             "HIVEMESH_TOOL_ADDR": self.settings.addresses["tool"],
-            "PYTHONPATH": str(ROOT),
+            # The test's own import path after the repository's, so the worker runs the same code.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         for name, value in (
             ("HIVEMESH_DATABASE_URL", self.settings.database_url),
@@ -116,13 +117,19 @@ async def tool_service(store: Stores, switch: Switch, *, work_s: float = 0.02) -
 
 
 @contextlib.asynccontextmanager
-async def worker_pool(store: Stores, tasks: TaskSystem, *, concurrency: int = 4) -> AsyncIterator[WorkerPool]:
+async def worker_pool(
+    store: Stores,
+    tasks: TaskSystem,
+    *,
+    concurrency: int = 4,
+    language: Callable[[], ScriptedLanguage] = ScriptedLanguage,
+) -> AsyncIterator[WorkerPool]:
     """A worker pool in this process (as `hivemesh serve planner` runs one)."""
     channels = ChannelFactory(store.settings)
     bulkhead = Bulkhead("tool", 16)
     pool = WorkerPool(
         tasks,
-        lambda: Runner(ScriptedLanguage(), NoMemory(), GrpcTools(channels, bulkhead)),
+        lambda: Runner(language(), NoMemory(), GrpcTools(channels, bulkhead)),
         store.settings,
         Metrics(),
         concurrency=concurrency,

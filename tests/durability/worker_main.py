@@ -1,14 +1,16 @@
 """A planner worker process for the durability tests: ``python -m tests.durability.worker_main``.
 
 The real WorkerPool and Runner over the configured task system (``HIVEMESH_*``), with the scripted
-language and memory of ``tests.durability.agent`` and the real tool client (``HIVEMESH_TOOL_ADDR``).
-Runs until SIGTERM; the tests also kill it with SIGKILL.
+language and memory of ``tests.durability.agent`` and the real tool client (``HIVEMESH_TOOL_ADDR``);
+``DURABILITY_LANGUAGE=stalling`` gives it the language that never finishes an answer. Runs until
+SIGTERM; the tests also kill it with SIGKILL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -20,7 +22,7 @@ from hivemesh.planner.clients import GrpcTools
 from hivemesh.planner.runner import Runner
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.system import TaskSystem
-from tests.durability.agent import NoMemory, ScriptedLanguage
+from tests.durability.agent import NoMemory, ScriptedLanguage, StallingLanguage
 
 
 async def serve() -> None:
@@ -28,9 +30,10 @@ async def serve() -> None:
     channels = ChannelFactory(settings)
     tasks = TaskSystem(settings)
     tools_bulkhead = Bulkhead("tool", settings.planner_downstream_concurrency)
+    language = StallingLanguage if os.environ.get("DURABILITY_LANGUAGE") == "stalling" else ScriptedLanguage
     pool = WorkerPool(
         tasks,
-        lambda: Runner(ScriptedLanguage(), NoMemory(), GrpcTools(channels, tools_bulkhead)),
+        lambda: Runner(language(), NoMemory(), GrpcTools(channels, tools_bulkhead)),
         settings,
         Metrics(),
         concurrency=settings.planner_workers,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hivemesh.mesh.config import DEFAULT_PORTS, ConfigError, EnvReader, Settings
+from hivemesh.mesh.config import DEFAULT_PORTS, ConfigError, EnvReader, RedisKeys, Settings
 
 
 def test_defaults() -> None:
@@ -76,3 +76,18 @@ def test_the_reader_parses_durations_and_numbers() -> None:
     assert reader.seconds("MISSING", 3.0) == 3.0
     with pytest.raises(ConfigError, match="D must be at least 0"):
         reader.number("D", 1.0)
+
+
+def test_redis_keys_keep_the_old_names_by_default() -> None:
+    keys = RedisKeys.from_env({})
+    assert keys.prefix == "hivemesh:{tasks}"
+    assert keys.memory == "hivemesh:memory:"
+    assert keys.tool_idempotency == "hivemesh:tool:idempotency:"
+    assert RedisKeys.from_env({"HIVEMESH_REDIS_PREFIX": "hivemesh:{tasks}"}) == keys
+
+
+def test_redis_keys_of_memory_and_tools_leave_the_hash_tag_out() -> None:
+    keys = RedisKeys.from_env({"HIVEMESH_REDIS_PREFIX": "acme:{tasks}"})
+    assert keys.prefix == "acme:{tasks}"
+    assert keys.memory == "acme:tasks:memory:"
+    assert keys.tool_idempotency == "acme:tasks:tool:idempotency:"

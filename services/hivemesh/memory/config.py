@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hivemesh.mesh.config import ConfigError, EnvReader
+from hivemesh.mesh.config import ConfigError, EnvReader, RedisKeys
 
 
 class EmbedderKind(StrEnum):
@@ -53,7 +53,8 @@ class MemoryConfig:
     optimize_interval_s: float = 5.0
     max_record_bytes: int = 64 * 1024
     collection: str = "hivemesh_memories"
-    redis_prefix: str = "hivemesh:memory:"
+    # Prefix of the short-term turns in Redis (``RedisKeys.memory``, from HIVEMESH_REDIS_PREFIX).
+    redis_prefix: str = RedisKeys().memory
     hnsw: HnswSettings = HnswSettings()
     # Threads of the embedded store's per-query search pool; 0 = half the CPUs, at least one.
     search_threads: int = 0
@@ -89,6 +90,7 @@ class MemoryConfig:
                 "HIVEMESH_MEMORY_OPTIMIZE_INTERVAL", d.optimize_interval_s, minimum=0.01
             ),
             collection=e.get("HIVEMESH_MEMORY_COLLECTION", "").strip() or d.collection,
+            redis_prefix=RedisKeys.from_env(e).memory,
             search_threads=r.integer("HIVEMESH_MEMORY_SEARCH_THREADS", d.search_threads, minimum=0),
             hnsw=HnswSettings(
                 m=r.integer("HIVEMESH_MEMORY_HNSW_M", d.hnsw.m, minimum=4),

@@ -54,6 +54,43 @@ class ServerConfig:
     keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
 
 
+# The task system's key prefix when HIVEMESH_REDIS_PREFIX is unset. The braces are a hash tag: on
+# Redis Cluster all the queue's keys land in one slot, so its scripts stay atomic.
+DEFAULT_REDIS_PREFIX: Final = "hivemesh:{tasks}"
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Where one deployment's keys live in a Redis database it may share with others, all derived
+    from ``HIVEMESH_REDIS_PREFIX``. The task system (queue, wake-ups, rate limits) uses the prefix
+    as it is, hash tag included. Memory and tool keys go under its ``namespace``, the prefix without
+    braces: they need no common slot, so they spread over the cluster instead of crowding the
+    queue's. The default prefix keeps the names of earlier versions (``hivemesh:memory:``,
+    ``hivemesh:tool:idempotency:``), so existing data stays readable."""
+
+    prefix: str = DEFAULT_REDIS_PREFIX
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RedisKeys:
+        return cls(EnvReader(env).text("HIVEMESH_REDIS_PREFIX", DEFAULT_REDIS_PREFIX))
+
+    @property
+    def namespace(self) -> str:
+        if self.prefix == DEFAULT_REDIS_PREFIX:
+            return "hivemesh"
+        return self.prefix.replace("{", "").replace("}", "")
+
+    @property
+    def memory(self) -> str:
+        """Prefix of the memory service's short-term turns."""
+        return f"{self.namespace}:memory:"
+
+    @property
+    def tool_idempotency(self) -> str:
+        """Prefix of the tool service's idempotency records and incarnations."""
+        return f"{self.namespace}:tool:idempotency:"
+
+
 @dataclass(frozen=True)
 class TlsConfig:
     """Transport security without a service mesh (``HIVEMESH_TLS_*``): paths of PEM files, read when

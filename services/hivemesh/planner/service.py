@@ -20,7 +20,8 @@ from hivemesh.planner.v1 import planner_service_pb2 as pb
 
 
 class StreamSink:
-    """Numbers a direct run's events and hands them to the caller's stream."""
+    """Numbers a direct run's events and hands them to the caller's stream. A direct run is never
+    taken over, so all its events are of attempt 1."""
 
     def __init__(self, task_id: str) -> None:
         self._task_id = task_id
@@ -33,6 +34,7 @@ class StreamSink:
         stored.CopyFrom(event)
         stored.task_id = self._task_id
         stored.sequence = self._sequence
+        stored.attempt = 1
         stored.time.GetCurrentTime()
         await self.events.put(stored)
         return stored

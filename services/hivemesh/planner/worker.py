@@ -35,15 +35,19 @@ _log = logging.getLogger(__name__)
 
 
 class LogSink:
-    """Appends a run's events to the task log. The run's closing ``completed`` event is held back
-    and recorded with the claim's acknowledgement, in one step (``WorkQueue.finish_run``)."""
+    """Appends a run's events to the task log, each numbered with the run's attempt, so a watcher
+    can tell a superseded run's answer from the current one's. The run's closing ``completed`` event
+    is held back and recorded with the claim's acknowledgement, in one step
+    (``WorkQueue.finish_run``)."""
 
-    def __init__(self, tasks: WorkQueue, task_id: str) -> None:
+    def __init__(self, tasks: WorkQueue, task_id: str, attempt: int) -> None:
         self._tasks = tasks
         self._task_id = task_id
+        self._attempt = attempt
         self.closing: TaskEvent | None = None
 
     async def emit(self, event: TaskEvent) -> TaskEvent:
+        event.attempt = self._attempt
         if event.WhichOneof("kind") == "completed":
             self.closing = event
             return event
@@ -211,12 +215,13 @@ class WorkerPool:
                     "required); submit it again",
                     reason="CREDENTIAL_MISSING",
                 ),
+                start.attempt,
             )
             return
         heartbeat = asyncio.create_task(self._heartbeat(claim.task_id))
         try:
             with acting_as(start.credential):  # every call of the run acts for the task's user
-                await self._run(claim, task, start.history)
+                await self._run(claim, task, start.history, start.attempt)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -232,8 +237,8 @@ class WorkerPool:
                 # The queue is briefly unreachable: keep working; the next beat tries again.
                 _log.warning("task %s: renewing the claim failed (%s)", task_id, exc)
 
-    async def _run(self, claim: Claim, task: Task, history: list[TaskEvent]) -> None:
-        sink = LogSink(self._tasks, task.task_id)
+    async def _run(self, claim: Claim, task: Task, history: list[TaskEvent], attempt: int) -> None:
+        sink = LogSink(self._tasks, task.task_id, attempt)
         deadline_s = task.options.deadline.ToTimedelta().total_seconds() or self._settings.task_deadline_s
         left = task.create_time.ToNanoseconds() / 1e9 + deadline_s - time.time()
         run = asyncio.create_task(self._runner().run(task, history, sink))
@@ -243,7 +248,7 @@ class WorkerPool:
             with deadlines.deadline(max(0.0, left)):
                 await asyncio.wait_for(run, timeout=max(0.001, left))
         except TimeoutError:
-            await self._fail(task, deadline_failure(deadline_s))
+            await self._fail(task, deadline_failure(deadline_s), attempt)
             return
         except TaskTerminal:
             await self._tasks.ack(task.task_id, self.worker_id)  # canceled while running
@@ -254,7 +259,7 @@ class WorkerPool:
             await self._tasks.ack(task.task_id, self.worker_id)  # stopped by a cancel request
             return
         except HivemeshError as exc:
-            await self._failed_attempt(claim, task, exc)
+            await self._failed_attempt(claim, task, exc, attempt=attempt)
             return
         finally:
             watcher.cancel()
@@ -279,14 +284,17 @@ class WorkerPool:
                 run.cancel()
                 return
 
-    async def _failed_attempt(self, claim: Claim, task: Task | None, exc: HivemeshError) -> None:
+    async def _failed_attempt(
+        self, claim: Claim, task: Task | None, exc: HivemeshError, *, attempt: int = 0
+    ) -> None:
         """Retry a retryable failure with backoff while attempts remain; then record FAILED and,
         if it was retryable, move the task to the dead-letter queue (in that order, so a crash in
-        between is finished by the next claim; see ``_handle_claim``)."""
+        between is finished by the next claim; see ``_handle_claim``). ``attempt`` numbers the
+        events when the failure ended a run (0: no run had started)."""
         task_id = claim.task_id
         if exc.retryable and claim.delivery_count < self._settings.max_attempts:
             delay = backoff(claim.delivery_count)
-            notice = TaskEvent()
+            notice = TaskEvent(attempt=attempt)
             notice.notice.code = "RETRYING"
             notice.notice.message = (
                 f"attempt {claim.delivery_count} failed ({exc.message}); retrying in {delay:.1f}s"
@@ -295,8 +303,10 @@ class WorkerPool:
                 await self._tasks.record(task_id, notice)
             await self._tasks.retry(task_id, self.worker_id, delay, exc.message)
             return
+        failed = failure_of(exc)
+        failed.attempt = attempt
         try:
-            await self._tasks.record(task_id, failure_of(exc))
+            await self._tasks.record(task_id, failed)
         except TaskTerminal:
             await self._tasks.ack(task_id, self.worker_id)
             return
@@ -306,9 +316,11 @@ class WorkerPool:
         else:
             await self._tasks.ack(task_id, self.worker_id)
 
-    async def _fail(self, task: Task, exc: HivemeshError) -> None:
+    async def _fail(self, task: Task, exc: HivemeshError, attempt: int) -> None:
+        failed = failure_of(exc)
+        failed.attempt = attempt
         with contextlib.suppress(TaskTerminal):
-            await self._tasks.record(task.task_id, failure_of(exc))
+            await self._tasks.record(task.task_id, failed)
             self._record_end(task, "FAILED")
         await self._tasks.ack(task.task_id, self.worker_id)
 

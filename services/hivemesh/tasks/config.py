@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hivemesh.mesh.config import ConfigError
+from hivemesh.mesh.config import DEFAULT_REDIS_PREFIX, ConfigError, RedisKeys
 
 # Missed heartbeats after which a worker pool is declared dead.
 WORKER_SILENCE_BEATS = 5
@@ -14,9 +14,8 @@ WORKER_SILENCE_BEATS = 5
 
 @dataclass(frozen=True)
 class TaskConfig:
-    # Prefix of every Redis key of the queue and of the wake-up channels. The braces are a hash tag:
-    # on Redis Cluster all the queue's keys land in one slot, so its scripts stay atomic.
-    redis_prefix: str = "hivemesh:{tasks}"
+    # Prefix of every Redis key of the queue and of the wake-up channels (``RedisKeys.prefix``).
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     # The Redis consumer group of the planner worker pool; pools with different groups each get
     # every task (use one group per pool that should share the work).
     consumer_group: str = "planner"
@@ -30,7 +29,7 @@ class TaskConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TaskConfig:
         e = os.environ if env is None else env
-        prefix = e.get("HIVEMESH_REDIS_PREFIX", "").strip() or cls.redis_prefix
+        prefix = RedisKeys.from_env(e).prefix
         group = e.get("HIVEMESH_QUEUE_GROUP", "").strip() or cls.consumer_group
         raw = e.get("HIVEMESH_QUEUE_SWEEP_INTERVAL", "").strip()
         try:

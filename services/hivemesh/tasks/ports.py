@@ -36,6 +36,11 @@ class Start:
     def started(self) -> bool:
         return bool(self.history)
 
+    @property
+    def attempt(self) -> int:
+        """The number of the run that starts (``TaskEvent.attempt``); 0 when none does."""
+        return self.history[-1].attempt if self.history else 0
+
 
 class TaskBook(Protocol):
     async def submit(self, task: Task, *, trace: dict[str, str], credential: str = "") -> tuple[Task, bool]:
@@ -99,7 +104,7 @@ class WorkQueue(Protocol):
 
     async def begin_run(self, claim: Claim, worker_id: str, working: TaskEvent, *, runnable: bool) -> Start:
         """Read the claimed task and, if it is waiting to run and ``runnable``, record ``working``
-        and read its history, in one step."""
+        numbered as the task's next attempt and read its history, in one step."""
         ...
 
     async def record(self, task_id: str, event: TaskEvent) -> TaskEvent:

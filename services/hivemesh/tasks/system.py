@@ -277,7 +277,10 @@ class TaskSystem:
             task = self.log.task_in(conn, task_id)
             if not runnable or task is None or task.state not in _RUNNABLE:
                 return task, None, [], ""
-            stored, _ = self.log.append_in(conn, task_id, working)
+            numbered = TaskEvent()
+            numbered.CopyFrom(working)
+            numbered.attempt = task.attempts + 1
+            stored, _ = self.log.append_in(conn, task_id, numbered)
             history = self.log.read_in(conn, task_id, 0, _HISTORY_LIMIT)
             return task, stored, history, self.log.credential_in(conn, task_id)
 

@@ -53,7 +53,7 @@ def build_app(
     ``sources`` add tool sets that may change while the service runs, as MCP servers' do."""
     registry = Registry([*discover(), *extra_tools], sources)
     components: list[Component] = []
-    store = idempotency_store(settings)
+    store = idempotency_store(settings, config)
     components.append(store)
     if config.mcp_servers is not None:
         # Imported only when configured: the MCP SDK is the optional extra hivemesh[mcp].
@@ -84,12 +84,14 @@ def build_app(
     )
 
 
-def idempotency_store(settings: Settings) -> SqlIdempotencyStore | RedisIdempotencyStore:
+def idempotency_store(settings: Settings, config: ToolConfig) -> SqlIdempotencyStore | RedisIdempotencyStore:
     """Redis when configured (shared by every replica), else the SQL database, else SQLite."""
     if settings.redis_url:
         # Imported only when configured: the redis client is the optional extra hivemesh[distributed].
         from hivemesh.tool.stores.redis import RedisIdempotencyStore  # noqa: PLC0415
 
-        return RedisIdempotencyStore(settings.redis_url, name=successor_name(settings, "tool"))
+        return RedisIdempotencyStore(
+            settings.redis_url, config.redis_prefix, name=successor_name(settings, "tool")
+        )
     url = settings.database_url or sqlite_url(settings.data_dir / "tool.db")
     return SqlIdempotencyStore(url, name=successor_name(settings, "tool"))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivemesh.mesh.config import ConfigError
+from hivemesh.mesh.config import ConfigError, RedisKeys
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class ToolConfig:
     worker_processes: int = 2
     # Worker threads for the other synchronous tools.
     worker_threads: int = 8
+    # Prefix of the idempotency records in Redis (``RedisKeys.tool_idempotency``, from
+    # HIVEMESH_REDIS_PREFIX).
+    redis_prefix: str = RedisKeys().tool_idempotency
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ToolConfig:
@@ -52,6 +55,7 @@ class ToolConfig:
             idempotency_ttl_s=ttl_value,
             worker_processes=processes,
             worker_threads=threads,
+            redis_prefix=RedisKeys.from_env(e).tool_idempotency,
         )
 
 

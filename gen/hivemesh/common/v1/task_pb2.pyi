@@ -214,6 +214,7 @@ class TaskEvent(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
     SUBMITTED_FIELD_NUMBER: _builtins.int
     STATE_CHANGED_FIELD_NUMBER: _builtins.int
     INTENT_RECOGNIZED_FIELD_NUMBER: _builtins.int
@@ -231,6 +232,20 @@ class TaskEvent(_message.Message):
     """The task this event belongs to."""
     sequence: _builtins.int
     """Position in the task's log: 1 for TASK_SUBMITTED, then strictly increasing by one."""
+    attempt: _builtins.int
+    """The run (attempt) of the task that recorded the event: 1 for the first run,
+    2 for the next (a takeover after its worker died, a retry, the run after the
+    user answered a question), and so on. The run's WORKING state change
+    carries the number first; it equals the task's `attempts` once that event
+    is recorded. 0 for events recorded outside a run (submission, cancellation,
+    the user's answer, a timer's notice) and for events logged before this
+    field existed.
+
+    A run that starts over discards what the run before it generated: to join
+    `answer_delta` texts, keep only those of the highest attempt seen so far,
+    dropping what is held when a higher one appears, and drop any delta of a
+    lower attempt (a late one from a superseded run).
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the event was recorded."""
@@ -293,6 +308,7 @@ class TaskEvent(_message.Message):
         task_id: _builtins.str = ...,
         sequence: _builtins.int = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        attempt: _builtins.int = ...,
         submitted: Global___TaskSubmitted | None = ...,
         state_changed: Global___TaskStateChanged | None = ...,
         intent_recognized: Global___IntentRecognized | None = ...,
@@ -309,7 +325,7 @@ class TaskEvent(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answer_delta", b"answer_delta", "canceled", b"canceled", "completed", b"completed", "failed", b"failed", "input_received", b"input_received", "input_requested", b"input_requested", "intent_recognized", b"intent_recognized", "kind", b"kind", "notice", b"notice", "state_changed", b"state_changed", "step_started", b"step_started", "submitted", b"submitted", "time", b"time", "tool_called", b"tool_called", "tool_result", b"tool_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_delta", b"answer_delta", "canceled", b"canceled", "completed", b"completed", "failed", b"failed", "input_received", b"input_received", "input_requested", b"input_requested", "intent_recognized", b"intent_recognized", "kind", b"kind", "notice", b"notice", "sequence", b"sequence", "state_changed", b"state_changed", "step_started", b"step_started", "submitted", b"submitted", "task_id", b"task_id", "time", b"time", "tool_called", b"tool_called", "tool_result", b"tool_result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_delta", b"answer_delta", "attempt", b"attempt", "canceled", b"canceled", "completed", b"completed", "failed", b"failed", "input_received", b"input_received", "input_requested", b"input_requested", "intent_recognized", b"intent_recognized", "kind", b"kind", "notice", b"notice", "sequence", b"sequence", "state_changed", b"state_changed", "step_started", b"step_started", "submitted", b"submitted", "task_id", b"task_id", "time", b"time", "tool_called", b"tool_called", "tool_result", b"tool_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["submitted", "state_changed", "intent_recognized", "step_started", "tool_called", "tool_result", "answer_delta", "notice", "input_requested", "input_received", "completed", "failed", "canceled"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
@@ -523,7 +539,9 @@ class AnswerDelta(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
-    """Text to append to what came before."""
+    """Text to append to the deltas before it of the same attempt
+    (TaskEvent.attempt); a later attempt's deltas replace them.
+    """
     def __init__(
         self,
         *,

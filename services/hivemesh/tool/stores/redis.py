@@ -62,9 +62,7 @@ return 0
 
 
 class RedisIdempotencyStore:
-    def __init__(
-        self, url: str, prefix: str = "hivemesh:tool:idempotency:", *, name: str | None = None
-    ) -> None:
+    def __init__(self, url: str, prefix: str, *, name: str | None = None) -> None:
         self._url = url
         self.prefix = prefix
         self._name = name
