@@ -31,13 +31,13 @@ class RunningMesh(LocalMesh):
         super().__init__(settings, services)
         self._clients: list[grpc.aio.Channel] = []
 
-    def client(self, service: str) -> grpc.aio.Channel:
+    def client(self, service: str, acting: tuple[str, str] = (TEST_TENANT, TEST_USER)) -> grpc.aio.Channel:
         """A channel to ``service``; to an internal service it carries a mesh credential for the
-        scope of each request (see ``credentialed_channel``)."""
+        scope of each request, or for ``acting`` (see ``credentialed_channel``)."""
         if service == "gateway":
             channel = grpc.aio.insecure_channel(self.address(service))
         else:
-            channel = credentialed_channel(self.address(service), self.settings)
+            channel = credentialed_channel(self.address(service), self.settings, acting)
         self._clients.append(channel)
         return channel
 
@@ -72,12 +72,14 @@ class _ActingForScope:
     """Adds a mesh credential minted for the tenant and user each request's scope names (the
     test's, when it names none), as an operator holding the mesh's signing key could."""
 
-    def __init__(self, minter: Minter) -> None:
+    def __init__(self, minter: Minter, acting: tuple[str, str]) -> None:
         self._minter = minter
+        self._acting = acting
 
     def _details(self, details: Any, request: Any) -> Any:
-        tenant, user = TEST_TENANT, TEST_USER
-        field = request.DESCRIPTOR.fields_by_name.get("scope")
+        tenant, user = self._acting
+        descriptor = getattr(request, "DESCRIPTOR", None)  # None: raw bytes, sent as they are
+        field = descriptor.fields_by_name.get("scope") if descriptor is not None else None
         if (
             field is not None
             and field.message_type is not None
@@ -108,13 +110,16 @@ def mesh_minter(settings: Settings) -> Minter:
     return minter
 
 
-def credentialed_channel(address: str, settings: Settings) -> grpc.aio.Channel:
-    """A plain channel to an internal service whose calls carry a credential for their scope
-    (none when ``HIVEMESH_MESH_AUTH`` is off)."""
+def credentialed_channel(
+    address: str, settings: Settings, acting: tuple[str, str] = (TEST_TENANT, TEST_USER)
+) -> grpc.aio.Channel:
+    """A plain channel to an internal service whose calls carry a credential for their scope, or
+    for ``acting`` (tenant, user) when they name none (no credential when ``HIVEMESH_MESH_AUTH`` is
+    off)."""
     minter = minter_for(settings)
     if minter is None:
         return grpc.aio.insecure_channel(address)
-    interceptors: list[Any] = [_UnaryActingForScope(minter), _StreamActingForScope(minter)]
+    interceptors: list[Any] = [_UnaryActingForScope(minter, acting), _StreamActingForScope(minter, acting)]
     return grpc.aio.insecure_channel(address, interceptors=interceptors)
 
 

@@ -32,6 +32,7 @@ from tests.durability.harness import (
     worker_pool,
 )
 from tests.gateway.harness import request_id, serve_gateway
+from tests.support import mesh_minter
 
 OPEN = GatewayConfig(auth=AuthMode.NONE, rate_limit_per_s=0)
 BACKENDS = [
@@ -160,6 +161,7 @@ async def test_a_run_stopped_mid_answer_gives_way_to_the_next_attempt(settings: 
                 input_text="job-9",
             ),
             trace={},
+            credential=mesh_minter(settings).mint("acme", "ana"),
         )
         async with worker_pool(running, tasks, language=StallingLanguage):
             await until(_partial_answer(tasks, task.task_id), timeout_s=20, what="the first deltas")

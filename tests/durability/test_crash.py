@@ -14,6 +14,7 @@ from hivemesh.mesh.config import Settings
 from hivemesh.tasks.system import TaskSystem
 from tests.durability.agent import Switch, effect_counts
 from tests.durability.harness import WorkerProcess, stores, task_system, tool_service, until
+from tests.support import mesh_minter
 
 TASKS = 300
 
@@ -51,6 +52,7 @@ async def test_killed_workers_lose_nothing_and_repeat_no_side_effect(
                         input_text=f"job-{number}",
                     ),
                     trace={},
+                    credential=mesh_minter(settings).mint("acme", "ana"),
                 )
                 submitted.append(task)
             # Kill a worker (SIGKILL: no clean-up, its claims stay pending) twice while tasks run,

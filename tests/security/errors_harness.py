@@ -12,9 +12,12 @@ from typing import cast
 import grpc
 
 from hivemesh.mesh.config import Settings
-from tests.support import RunningMesh, start_mesh
+from hivemesh.mesh.credentials import acting_as
+from tests.support import RunningMesh, mesh_minter, start_mesh
 
 PATHS = ("grpc", "in-process")
+# The tenant and user the tests' calls act for (the scope their requests name).
+ACTING = ("t1", "ana")
 DETAILS_KEY = "grpc-status-details-bin"
 
 
@@ -26,9 +29,11 @@ class Served:
     path: str
 
     def channel(self, service: str) -> grpc.aio.Channel:
-        """A plain gRPC client channel (the client's default limits), or the in-process channel a
-        co-located service uses."""
-        return self.mesh.client(service) if self.path == "grpc" else self.mesh.channels.channel(service)
+        """A plain gRPC client channel (the client's default limits) acting for ACTING, or the
+        in-process channel a co-located service uses (acting for ACTING too: see ``serve``)."""
+        if self.path == "grpc":
+            return self.mesh.client(service, ACTING)
+        return self.mesh.channels.channel(service)
 
     def raw(self, service: str, method: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
         """A unary method taking and returning bytes as they are (no serializers)."""
@@ -56,7 +61,9 @@ class Served:
 async def serve(settings: Settings, services: Sequence[str], path: str) -> AsyncIterator[Served]:
     mesh = await start_mesh(replace(settings, local_calls=path == "in-process"), services)
     try:
-        yield Served(mesh, path)
+        # The test's in-process calls carry the credential as a service's own calls for a task do.
+        with acting_as(mesh_minter(mesh.settings).mint(*ACTING)):
+            yield Served(mesh, path)
     finally:
         await mesh.stop()
 

@@ -29,6 +29,7 @@ from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.system import TaskSystem
 from tests.durability.agent import NoMemory, ScriptedLanguage
 from tests.security.errors_harness import PATHS, serve
+from tests.support import mesh_minter
 
 if TYPE_CHECKING:
     from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceAsyncStub
@@ -101,7 +102,8 @@ async def test_a_tool_refusing_a_huge_value_fails_the_task_once_not_into_the_dea
         await pool.start()
         try:
             task = Task(task_id=uuid.uuid4().hex, scope=SCOPE, request_id="huge", input_text=EXPRESSION)
-            await tasks.submit(task, trace={})
+            credential = mesh_minter(served.mesh.settings).mint(SCOPE.tenant_id, SCOPE.user_id)
+            await tasks.submit(task, trace={}, credential=credential)
             events = await events_until_the_end(tasks, task.task_id)
         finally:
             await pool.stop(2.0)

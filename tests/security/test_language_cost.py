@@ -19,8 +19,9 @@ import pytest
 
 from hivemesh.language.v1 import language_service_pb2 as pb
 from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
+from hivemesh.mesh.config import Settings
 from tests.security.probe import Probe
-from tests.support import RunningMesh, make_settings, start_mesh
+from tests.support import RunningMesh, credential_metadata, make_settings, start_mesh
 
 if TYPE_CHECKING:
     from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceAsyncStub
@@ -62,14 +63,14 @@ async def language(tmp_path: Path) -> AsyncIterator[tuple[LanguageServiceAsyncSt
         await mesh.stop()
 
 
-def probe(address: str) -> Probe:
+def probe(address: str, settings: Settings) -> Probe:
     def ask(channel: grpc.Channel) -> None:
         reply = LanguageServiceStub(channel).Understand(
             pb.UnderstandRequest(text="convert 5 miles to kilometers"), timeout=60
         )
         assert reply.intent == "unit_conversion"
 
-    return Probe(address, ask)
+    return Probe(address, ask, metadata=credential_metadata(settings))
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -79,7 +80,7 @@ async def test_the_longest_text_is_understood_quickly_while_others_are_answered(
     stub, mesh = language
     text = HOSTILE[name]
     assert len(text) <= LONGEST
-    async with probe(mesh.address("language")) as other:
+    async with probe(mesh.address("language"), mesh.settings) as other:
         started = time.monotonic()
         reply = await stub.Understand(pb.UnderstandRequest(text=text), timeout=60)
         took = time.monotonic() - started

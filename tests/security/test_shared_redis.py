@@ -31,7 +31,7 @@ from hivemesh.tool.decorator import Arg, tool
 from hivemesh.tool.model import ToolOutput
 from hivemesh.tool.v1 import tool_service_pb2 as tpb
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
-from tests.support import make_settings
+from tests.support import credentialed_channel, make_settings
 from tests.tasks.stores import REDIS_URL
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ async def stamp(label: Annotated[str, Arg(min_length=1)]) -> ToolOutput:
 async def served(app: ServiceApp, settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
     server = MeshServer(app, settings.server, 0, Metrics())
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = credentialed_channel(f"127.0.0.1:{server.port}", settings)
     try:
         yield channel
     finally:

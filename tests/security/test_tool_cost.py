@@ -32,7 +32,7 @@ from hivemesh.tool.config import ToolConfig
 from hivemesh.tool.v1 import tool_service_pb2 as pb
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 from tests.security.probe import Probe
-from tests.support import credentialed_channel, rpc_error
+from tests.support import credential_metadata, credentialed_channel, rpc_error
 from tests.tool import cpu_tools
 from tests.tool.fakes import InMemoryRecords, RecordingScheduler
 from tests.tool.loop import gone
@@ -65,6 +65,7 @@ def spin(seconds: float) -> pb.InvokeToolRequest:
 class Service:
     tool: ToolServiceAsyncStub
     address: str
+    credential: tuple[tuple[str, str], ...]
 
     def probe(self, *, calculate_too: bool = True) -> Probe:
         """A health check, and a small calculation, again and again, from another client."""
@@ -77,7 +78,7 @@ class Service:
             if calculate_too:
                 assert ToolServiceStub(channel).InvokeTool(calculate("6 * 7"), timeout=60).display == "42"
 
-        return Probe(self.address, ask)
+        return Probe(self.address, ask, metadata=self.credential)
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
     address = f"127.0.0.1:{server.port}"
     channel = credentialed_channel(address, settings)
     try:
-        yield Service(ToolServiceStub(channel), address)
+        yield Service(ToolServiceStub(channel), address, credential_metadata(settings))
     finally:
         await channel.close(None)
         await server.stop(1.0)
