@@ -50,6 +50,7 @@ import kubernetes_validate  # type: ignore[import-untyped]  # noqa: E402 - ships
 from grpc_health.v1 import health_pb2  # noqa: E402
 from grpc_reflection.v1alpha import reflection_pb2  # noqa: E402
 
+from hivemesh.mesh import credentials  # noqa: E402
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings  # noqa: E402
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming, retryable_methods  # noqa: E402
 from hivemesh.mesh.server import LIVENESS, READINESS  # noqa: E402
@@ -79,15 +80,15 @@ PROTOCOL_PREFIXES: Final = ("grpc", "http", "http2", "https", "tcp", "tls")
 EDGE_SERVICE: Final = "gateway"
 INTERNAL_SERVICES: Final = tuple(s for s in SERVICES if s != EDGE_SERVICE)
 # The mesh credential: an ES256 JWT the gateway signs per task, in this metadata header (no prefix).
-MESH_ISSUER: Final = "hivemesh"
-MESH_AUDIENCE: Final = "hivemesh-mesh"
-MESH_HEADER: Final = "x-hivemesh-credential"
+MESH_ISSUER: Final = credentials.ISSUER
+MESH_AUDIENCE: Final = credentials.AUDIENCE
+MESH_HEADER: Final = credentials.CREDENTIAL_HEADER
 # The label of its RequestAuthentications: tools/mesh_jwks.py patches the JWKS into what carries it.
 MESH_CREDENTIAL_LABEL: Final = ("app.kubernetes.io/component", "mesh-credential")
 # The name of the Secret with its keys: the JWKS for every service, the signing key for the gateway.
 MESH_KEYS: Final = "hivemesh-mesh-keys"
-MESH_JWKS_KEY: Final = "jwks.json"
-MESH_SIGNING_KEY: Final = "signing-key.pem"
+MESH_JWKS_KEY: Final = credentials.JWKS_FILE
+MESH_SIGNING_KEY: Final = credentials.SIGNING_KEY_FILE
 # Health and reflection: served by every server and open without a credential (probes, grpcurl).
 OPEN_PATHS: Final = frozenset(
     {
