@@ -178,6 +178,31 @@ async def test_calls_without_credentials_are_throttled_the_same_way(settings: Se
         assert await list_tasks(gw, api_key(acme)) == "OK"
 
 
+async def test_undecodable_garbage_is_throttled_like_a_call_without_credentials(settings: Settings) -> None:
+    (acme,) = await keys_for(settings, "acme")
+    async with serve_gateway(settings, config(SLOW)) as gw:
+        garbage = gw.channel.unary_unary(
+            "/hivemesh.gateway.v1.GatewayService/GetTask", request_serializer=None, response_deserializer=None
+        )
+        outcomes: Counter[str] = Counter()
+        for _ in range(3 * BURST):
+            try:
+                await garbage(bytes.fromhex("0a02fffe"))  # task_id: invalid UTF-8
+            except grpc.aio.AioRpcError as exc:
+                status = status_of(exc)
+                outcomes[f"{status.code.name} {status.reason}"] += 1
+        # The budget's burst is answered (the request's own error), then the peer is refused.
+        assert BURST <= outcomes["INVALID_ARGUMENT UNDECODABLE_REQUEST"] <= BURST + 1
+        assert outcomes[f"RESOURCE_EXHAUSTED {REASON}"] >= 2 * BURST - 1
+        # The same peer's calls without credentials are refused from the same budget.
+        assert await list_tasks(gw) == f"RESOURCE_EXHAUSTED {REASON}"
+        # A key this gateway has never seen waits as long as RetryInfo says, like after any flood.
+        status = await refusal(gw, ())
+        assert status.retry_delay_s is not None
+        await asyncio.sleep(status.retry_delay_s)
+        assert await list_tasks(gw, api_key(acme)) == "OK"
+
+
 async def test_a_rejected_key_is_looked_up_once(settings: Settings) -> None:
     (revoked,) = await keys_for(settings, "acme", revoked=True)
     unknown = made_up_key()

@@ -101,6 +101,8 @@ def build_app(
     servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings)), auth, limits)
     return ServiceApp(
         name="gateway",
+        # Garbage costs what a call without credentials costs, before anyone can authenticate it.
+        screen=failures.undecodable if failures is not None and config.auth is not AuthMode.NONE else None,
         register=lambda server: pb_grpc.add_GatewayServiceServicer_to_server(servicer, server),
         components=[tasks, keys, *([QueueGauges(tasks.queue, metrics)] if metrics is not None else [])],
         public=True,

@@ -81,6 +81,14 @@ class FailureBudget:
         debt: the peer then waits until it is repaid."""
         self._buckets.charge(peer)
 
+    def undecodable(self, peer: str) -> None:
+        """A request from ``peer`` (as ``context.peer()`` names it) did not decode, before anyone
+        could authenticate it: it costs a failure like a call without credentials, and a peer that
+        has none left is refused (ResourceExhausted) instead of answered."""
+        where = peer_key(peer)
+        self.admit(where)
+        self.charge(where)
+
 
 class _Recent(Generic[_K, _V]):
     """At most ``capacity`` entries, each kept ``ttl_s`` (0: none kept); the oldest go first."""

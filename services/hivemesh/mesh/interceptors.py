@@ -60,6 +60,11 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
 Deserializer: TypeAlias = Callable[[bytes], Any]
 
+# Told the peer of a request that did not decode, before it is answered; may raise to refuse the
+# peer instead (the gateway's budget of failed authentications: unauthenticated garbage costs what
+# a call without credentials costs).
+Screen: TypeAlias = Callable[[str], None]
+
 # The ErrorInfo reason of a request whose bytes are not a valid message of its method's type.
 UNDECODABLE_REQUEST = "UNDECODABLE_REQUEST"
 
@@ -172,10 +177,17 @@ class CallPipeline(_ServerInterceptor):
     decoding stage only.
     """
 
-    def __init__(self, domain: str, metrics: Metrics, guard: CredentialGuard | None = None) -> None:
+    def __init__(
+        self,
+        domain: str,
+        metrics: Metrics,
+        guard: CredentialGuard | None = None,
+        screen: Screen | None = None,
+    ) -> None:
         self._domain = domain
         self._metrics = metrics
         self._guard = guard
+        self._screen = screen
         self._cache: dict[str, tuple[Handler, Handler]] = {}
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}
@@ -248,7 +260,7 @@ class CallPipeline(_ServerInterceptor):
             acting: contextvars.Token[str] | None = None
             try:
                 with deadlines.deadline(left):
-                    acting = _admit(method, request, context, incoming, self._guard)
+                    acting = _admit(method, request, context, incoming, self._guard, self._screen)
                     result = await behavior(request, context)
                 ending = _OK
                 return result
@@ -277,7 +289,7 @@ class CallPipeline(_ServerInterceptor):
             acting: contextvars.Token[str] | None = None
             try:
                 with deadlines.deadline(left):
-                    acting = _admit(method, request, context, incoming, self._guard)
+                    acting = _admit(method, request, context, incoming, self._guard, self._screen)
                     async for item in behavior(request, context):
                         yield item
                 ending = _OK
@@ -342,14 +354,19 @@ def _admit(
     context: grpc.aio.ServicerContext[Any, Any],
     incoming: dict[str, Any],
     guard: CredentialGuard | None,
+    screen: Screen | None = None,
 ) -> contextvars.Token[str] | None:
     """Check the call's credential (when this service requires one), then raise InvalidArgument
-    for a request that did not decode or is not valid. A credential checked here is the one the
-    handler's outbound calls carry: the returned token undoes that."""
+    for a request that did not decode or is not valid (after ``screen`` has had its say about its
+    sender). A credential checked here is the one the handler's outbound calls carry: the returned
+    token undoes that."""
     grant = guard.admit(method, incoming) if guard is not None else None
     if isinstance(request, Undecodable):
+        peer = context.peer()
+        if screen is not None:
+            screen(peer)
         # One line, no traceback: the cause is the sender's, and the sender may be hostile.
-        _log.info("%s: %s [peer %s]", method, request.error.message, context.peer())
+        _log.info("%s: %s [peer %s]", method, request.error.message, peer)
         raise request.error
     if grant is None:
         validate(request)
@@ -378,14 +395,15 @@ def _enter(
 
 
 def server_interceptors(
-    domain: str, metrics: Metrics, guard: CredentialGuard | None = None
+    domain: str, metrics: Metrics, guard: CredentialGuard | None = None, screen: Screen | None = None
 ) -> Sequence[_ServerInterceptor]:
     """The server interceptor stack, outermost first: tracing (extracts the W3C context from the
     metadata, so the pipeline's logs and errors carry the trace id), then the call pipeline, which
-    checks the mesh credential when ``guard`` is given."""
+    checks the mesh credential when ``guard`` is given and hands the senders of undecodable requests
+    to ``screen``."""
     return [
         aio_server_interceptor(),  # type: ignore[no-untyped-call]  # the library is untyped
-        CallPipeline(domain, metrics, guard),
+        CallPipeline(domain, metrics, guard, screen),
     ]
 
 

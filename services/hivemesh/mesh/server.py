@@ -27,7 +27,7 @@ from hivemesh.mesh.admission import ServerAdmission
 from hivemesh.mesh.config import ServerConfig, TlsConfig
 from hivemesh.mesh.contracts import CONTRACTS
 from hivemesh.mesh.credentials import CredentialGuard
-from hivemesh.mesh.interceptors import server_interceptors
+from hivemesh.mesh.interceptors import Screen, server_interceptors
 from hivemesh.mesh.local_endpoint import LocalEndpoint
 from hivemesh.mesh.metrics import Metrics
 
@@ -55,6 +55,8 @@ class ServiceApp:
     # The mesh credential check of an internal service (``credentials.guard_for``); None for the
     # gateway, which authenticates its callers itself.
     guard: CredentialGuard | None = None
+    # Told the peer of each request that does not decode, and may refuse it (``interceptors.Screen``).
+    screen: Screen | None = None
     # Called from outside the mesh: with TLS its listener asks callers for no client certificate
     # (they prove who they are with API keys or JWTs); every other listener requires one.
     public: bool = False
@@ -97,7 +99,7 @@ class MeshServer:
         )
         self.contract = CONTRACTS[app.name]
         self.health = HealthServicer()
-        interceptors = server_interceptors(f"hivemesh.{app.name}", metrics, app.guard)
+        interceptors = server_interceptors(f"hivemesh.{app.name}", metrics, app.guard, app.screen)
         # The concurrency limit is the admission stage's, not grpc.aio's (``maximum_concurrent_rpcs``
         # would refuse health checks too, and without RetryInfo); it runs before the stack.
         admission = ServerAdmission(f"hivemesh.{app.name}", config.max_concurrent_rpcs)
