@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
+
 import grpc
 import pytest
 
+from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.server import MeshServer, ServiceApp
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1 import tool_service_pb2_grpc as tool_grpc
+from tests.mesh.fixtures import ForwardingTool
 from tests.security.errors_harness import serve
 from tests.support import rpc_error
+
+
+def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the services and asyncio logged at ERROR: an unexpected failure inside."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name.split(".")[0] in ("hivemesh", "asyncio")
+    ]
 
 
 @pytest.mark.parametrize("token", ["é", "page\u00a0two", "😀😀😀😀"])
@@ -21,3 +38,45 @@ async def test_a_page_token_that_is_not_ascii_names_the_field(settings: Settings
         status = await rpc_error(stub.ListTools(tool.ListToolsRequest(page_token=token)))
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.field_violations == (("page_token", "is not a token this service returned"),)
+
+
+async def test_a_stream_its_client_stops_reading_ends_quietly_and_is_counted(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server stream whose client went away is closed by asyncio in a task of its own, another
+    context than the call's. Resetting the call's context variables there raised: an "unexpected
+    error" with a traceback in the log, and the call was never counted."""
+    caplog.set_level(logging.INFO)
+    metrics = Metrics()
+    channels = ChannelFactory(settings)
+    forwarding = ForwardingTool(channels)  # type: ignore[abstract]  # a partial servicer
+    server = MeshServer(
+        ServiceApp("tool", lambda s: tool_grpc.add_ToolServiceServicer_to_server(forwarding, s)),
+        settings.server,
+        0,
+        metrics,
+    )
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        # "endless" sends without ever waiting: the server is always between two messages when
+        # the client leaves, so the stream is closed from outside the call.
+        call = tool_grpc.ToolServiceStub(channel).InvokeToolStream(
+            tool.InvokeToolStreamRequest(tool_name="endless")
+        )
+        await call.read()
+        call.cancel()
+        await asyncio.wait_for(forwarding.cancelled.wait(), 5)
+        gc.collect()  # so that a task whose exception nobody retrieved is reported now
+        await asyncio.sleep(0.05)
+        labels = {
+            "service": "hivemesh.tool.v1.ToolService",
+            "method": "InvokeToolStream",
+            "code": "CANCELLED",
+        }
+        assert metrics.registry.get_sample_value("hivemesh_rpc_requests_total", labels) == 1
+        assert failures(caplog) == []
+    finally:
+        await channel.close(None)
+        await server.stop(0.5)
+        await channels.close()

@@ -17,6 +17,7 @@ Both stacks run on every call, over gRPC and in-process (``local_endpoint``, ``l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
@@ -278,7 +279,10 @@ class CallPipeline(_ServerInterceptor):
                 await self._abort(method, context, exc)
                 raise
             finally:
-                _request_id.reset(token)
+                # Closed after its client went away, this runs in another context (see
+                # ``deadlines.deadline``), where the request id was never set.
+                with contextlib.suppress(ValueError):
+                    _request_id.reset(token)
                 self._record(service, name, context, started, ending)
 
         return run
