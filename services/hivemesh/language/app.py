@@ -57,7 +57,9 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     )
     understander = Understander(engine.classify, read_slots, slots.split_compound, lambda: datetime.now(UTC))
     backend = build_backend(env)
-    servicer = LanguageServicer(understander, engine, backend)
+    servicer = LanguageServicer(
+        understander, engine, backend, max_reply_bytes=settings.server.max_message_bytes
+    )
     return ServiceApp(
         name="language",
         guard=guard_for(settings, "language"),

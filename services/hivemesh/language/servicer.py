@@ -11,6 +11,7 @@ from hivemesh.language.generate import GenerateBackend
 from hivemesh.language.understanding import Understander, Understanding
 from hivemesh.language.v1 import language_service_pb2 as pb
 from hivemesh.language.v1 import language_service_pb2_grpc as pb_grpc
+from hivemesh.mesh.errors import InvalidArgument
 
 
 def understanding_to_proto(result: Understanding) -> pb.UnderstandResponse:
@@ -27,11 +28,23 @@ def understanding_to_proto(result: Understanding) -> pb.UnderstandResponse:
     )
 
 
+# Bytes an embedding adds to a reply beyond its values (tags and lengths, generously).
+EMBEDDING_FRAMING_BYTES = 16
+
+
 class LanguageServicer(pb_grpc.LanguageServiceServicer):
-    def __init__(self, understander: Understander, engine: LanguageEngine, backend: GenerateBackend) -> None:
+    def __init__(
+        self,
+        understander: Understander,
+        engine: LanguageEngine,
+        backend: GenerateBackend,
+        *,
+        max_reply_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         self._understander = understander
         self._engine = engine
         self._backend = backend
+        self._max_reply_bytes = max_reply_bytes
 
     async def Understand(
         self,
@@ -45,6 +58,16 @@ class LanguageServicer(pb_grpc.LanguageServiceServicer):
         self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext[pb.EmbedRequest, pb.EmbedResponse]
     ) -> pb.EmbedResponse:
         result = await self._engine.embed(list(request.texts))
+        # 4 bytes a value, plus a few bytes of framing a vector: a reply over the message limit
+        # could never be sent (the caller would see RESOURCE_EXHAUSTED and retry in vain).
+        size = len(result.vectors) * (4 * result.dimensions + EMBEDDING_FRAMING_BYTES)
+        if size > self._max_reply_bytes:
+            most = max(1, self._max_reply_bytes // (4 * result.dimensions + EMBEDDING_FRAMING_BYTES))
+            raise InvalidArgument.field(
+                "texts",
+                f"{len(request.texts)} texts of {result.dimensions} dimensions make a reply over the "
+                f"{self._max_reply_bytes}-byte message limit; send at most {most} per call",
+            )
         return pb.EmbedResponse(
             embeddings=[pb.Embedding(values=v) for v in result.vectors],
             model=result.model,

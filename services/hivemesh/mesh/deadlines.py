@@ -40,7 +40,11 @@ def deadline(seconds: float | None) -> Iterator[None]:
     try:
         yield
     finally:
-        _deadline.reset(token)
+        # Inside an async generator that its consumer dropped (a server stream whose client went
+        # away), this runs when asyncio closes the generator, in a task of its own whose context
+        # never held the value: there is nothing to undo there, and reset() would raise.
+        with contextlib.suppress(ValueError):
+            _deadline.reset(token)
 
 
 def outbound_timeout(explicit: float | None, *, default: float, margin: float) -> float:

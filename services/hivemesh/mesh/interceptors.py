@@ -17,6 +17,7 @@ Both stacks run on every call, over gRPC and in-process (``local_endpoint``, ``l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
@@ -302,9 +303,13 @@ class CallPipeline(_ServerInterceptor):
                 await self._abort(method, context, exc)
                 raise
             finally:
-                if acting is not None:
-                    end_acting(acting)
-                _request_id.reset(token)
+                # Closed after its client went away, this runs in another context (see
+                # ``deadlines.deadline``), where the request id and credential were never set.
+                with contextlib.suppress(ValueError):
+                    if acting is not None:
+                        end_acting(acting)
+                with contextlib.suppress(ValueError):
+                    _request_id.reset(token)
                 self._record(service, name, context, started, ending)
 
         return run

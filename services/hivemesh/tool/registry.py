@@ -9,7 +9,6 @@ tell from the version alone whether its copy is current."""
 from __future__ import annotations
 
 import base64
-import binascii
 import bisect
 import hashlib
 import json
@@ -160,5 +159,5 @@ def _decode_token(token: str) -> str:
     try:
         padded = token + "=" * (-len(token) % 4)
         return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64, not even ASCII, or not UTF-8 once decoded
         raise InvalidArgument.field("page_token", "is not a token this service returned") from None

@@ -11,8 +11,9 @@ from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.memory.errors import embedder_unavailable
 from hivemesh.mesh.errors import DeadlineExceeded
 
-# EmbedRequest accepts at most this many texts.
-MAX_BATCH = 2048
+# Texts per EmbedRequest: well within its 2048 and within one reply of the message limit at any
+# configured dimension up to 2048.
+MAX_BATCH = 512
 
 
 class LanguageEmbedder:
