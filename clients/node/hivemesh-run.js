@@ -176,7 +176,15 @@ async function watch(client, taskId, metadata, deadline, onEvent) {
 
 async function main() {
   const args = parseCommandLine();
-  const client = gatewayClient(args.address, args['proto-path']);
+  let client;
+  try {
+    client = gatewayClient(args.address, args['proto-path']);
+  } catch (err) {
+    usage(
+      `cannot load the contracts from ${args['proto-path'].join(', ')}: ${err.message}\n` +
+        '(buf/validate/validate.proto: `python tools/protodeps.py` writes it into build/protodeps)',
+    );
+  }
   const metadata = new grpc.Metadata();
   if (args['api-key']) metadata.set('x-api-key', args['api-key']);
   const deadline = Date.now() + args.timeoutS * 1000;
