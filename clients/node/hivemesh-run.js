@@ -154,7 +154,7 @@ function submit(client, request, metadata, deadline) {
   });
 }
 
-// Calls onEvent with each event of the task after `after` until the task ends or asks a question.
+// Calls onEvent with each event of the task, from the first, until the task ends or asks a question.
 // A stream that drops is opened again after the last sequence received: the gateway replays its
 // log from there, so no event is missed or seen twice.
 async function watch(client, taskId, metadata, deadline, onEvent) {
