@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hivemesh/common/v1/content.proto\x12\x12hivemesh.common.v1*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hivemesh/common/v1/content.proto\x12\x12hivemesh.common.v1*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x42\x88\x01\n\x1cio.github.hivemesh.common.v1B\x0c\x43ontentProtoP\x01ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\xaa\x02\x12Hivemesh.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hivemesh.common.v1.content_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\034io.github.hivemesh.common.v1B\014ContentProtoP\001ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\252\002\022Hivemesh.Common.V1'
   _globals['_ROLE']._serialized_start=56
   _globals['_ROLE']._serialized_end=151
 # @@protoc_insertion_point(module_scope)

@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ehivemesh/common/v1/scope.proto\x12\x12hivemesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\"\xc4\x01\n\x05Scope\x12=\n\ttenant_id\x18\x01 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$\x12<\n\x07user_id\x18\x02 \x01(\tB+\xbaH(r&\x18\x80\x01\x32!^([A-Za-z0-9][A-Za-z0-9._:@-]*)?$\x12>\n\nsession_id\x18\x03 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ehivemesh/common/v1/scope.proto\x12\x12hivemesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\"\xc4\x01\n\x05Scope\x12=\n\ttenant_id\x18\x01 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$\x12<\n\x07user_id\x18\x02 \x01(\tB+\xbaH(r&\x18\x80\x01\x32!^([A-Za-z0-9][A-Za-z0-9._:@-]*)?$\x12>\n\nsession_id\x18\x03 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$B\x86\x01\n\x1cio.github.hivemesh.common.v1B\nScopeProtoP\x01ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\xaa\x02\x12Hivemesh.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hivemesh.common.v1.scope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\034io.github.hivemesh.common.v1B\nScopeProtoP\001ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\252\002\022Hivemesh.Common.V1'
   _globals['_SCOPE'].fields_by_name['tenant_id']._loaded_options = None
   _globals['_SCOPE'].fields_by_name['tenant_id']._serialized_options = b'\272H\'r%\030\200\0012 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$'
   _globals['_SCOPE'].fields_by_name['user_id']._loaded_options = None
