@@ -173,14 +173,14 @@ def write_table(
         line += f"; baseline {baseline.address} ({same}, {baseline.started_at})"
     print(line, file=out)
     names = sorted(set(target.categories) | set(baseline.categories if baseline else ()))
-    header = f"{'category':<18}{'target':<20}"
+    header = f"{'category':<18}{'target':<22}"
     if baseline is not None:
-        header += f"{'baseline':<20}{'change':>8}"
+        header += f"{'baseline':<22}{'change':>8}"
     print(header.rstrip(), file=out)
     for name in names:
-        row = f"{name:<18}{_figures(target, name):<20}"
+        row = f"{name:<18}{_figures(target, name):<22}"
         if baseline is not None:
-            row += f"{_figures(baseline, name):<20}"
+            row += f"{_figures(baseline, name):<22}"
             if name in target.categories and name in baseline.categories:
                 change = target.categories[name].accuracy - baseline.categories[name].accuracy
                 row += f"{change * 100:>+8.1f}"
@@ -202,7 +202,7 @@ def write_table(
         ("throttled calls", lambda r: str(r.throttled)),
     ]
     for label, show in rows:
-        row = f"{label:<18}{show(target):<20}"
+        row = f"{label:<18}{show(target):<22}"
         if baseline is not None:
             row += show(baseline)
         print(row.rstrip(), file=out)
