@@ -1,8 +1,9 @@
 """Agent benchmark: ``python -m benchmarks.agent`` runs the task set through the gateway and prints
-the share answered correctly per category and overall, tasks/s, and p50/p99 latency.
+the share answered correctly per category and overall, tasks/s, and p50/p95/p99 latency.
 
 By default it starts the five services in this process on free ports with embedded storage in a
-temporary directory; ``--address`` measures a mesh that is already running instead.
+temporary directory; ``--address`` measures a mesh that is already running instead. The cases are
+run and judged as ``hivemesh eval`` runs them; ``--export FILE`` writes them as a suite file instead.
 """
 
 from __future__ import annotations
@@ -10,71 +11,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
-import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 
-from benchmarks.agent.cases import Case, Turn, build, judge
+from benchmarks.agent.cases import build
 from hivemesh.client import HivemeshClient, credentials_from_env
-from hivemesh.common.v1.task_pb2 import TaskState
+from hivemesh.evaluation import cases
+from hivemesh.evaluation.cli import document, write_table
+from hivemesh.evaluation.report import summarise
+from hivemesh.evaluation.runner import SuiteRunner
 from hivemesh.mesh.config import SERVICES, Settings
 from hivemesh.mesh.launch import LocalMesh
 
 
-@dataclass
-class Result:
-    case: Case
-    ok: bool
-    detail: str
-    latencies: list[float]
-
-
-async def _ask(client: HivemeshClient, user: str, turn: Turn) -> tuple[str, str, float]:
-    """Run one turn; returns (final state name, answer, seconds)."""
-    started = time.perf_counter()
-    task, _ = await client.submit(turn.text, user_id=user, session_id=turn.session)
-    async for _ in client.follow(task.task_id):
-        pass
-    final = await client.get(task.task_id)
-    if turn.question:
-        if final.state != TaskState.TASK_STATE_INPUT_REQUIRED:
-            return TaskState.Name(final.state), final.answer, time.perf_counter() - started
-        answered = await client.answer(task.task_id, turn.answer)
-        async for _ in client.follow(task.task_id, answered.last_sequence - 1):
-            pass
-        final = await client.get(task.task_id)
-    answer = final.answer if final.state == TaskState.TASK_STATE_COMPLETED else final.error.message
-    return TaskState.Name(final.state), answer, time.perf_counter() - started
-
-
-async def _run_case(client: HivemeshClient, case: Case) -> Result:
-    user = f"bench-{uuid.uuid4().hex[:10]}"
-    latencies: list[float] = []
-    try:
-        for turn in case.setup:
-            state, answer, seconds = await _ask(client, user, turn)
-            latencies.append(seconds)
-            if state != "TASK_STATE_COMPLETED":
-                return Result(case, False, f"setup {turn.text!r}: {state} {answer!r}", latencies)
-        for turn in case.turns:
-            state, answer, seconds = await _ask(client, user, turn)
-            latencies.append(seconds)
-            if state != "TASK_STATE_COMPLETED" or not judge(turn, answer):
-                return Result(case, False, f"{turn.text!r} -> {state} {answer!r}", latencies)
-    except Exception as exc:
-        return Result(case, False, f"error: {exc}", latencies)
-    return Result(case, True, "", latencies)
+def suite() -> cases.Suite:
+    """The benchmark's cases as the suite ``hivemesh eval --cases default`` runs."""
+    return cases.parse(cases.dumps(build()), "default")
 
 
 async def _run(args: argparse.Namespace) -> int:
-    cases = build(dt.datetime.now(dt.UTC).date())
+    selected = suite()
     if args.category:
-        cases = [c for c in cases if c.category in args.category]
+        selected = replace(selected, cases=tuple(c for c in selected.cases if c.category in args.category))
     mesh: LocalMesh | None = None
     tmp = tempfile.TemporaryDirectory(prefix="hivemesh-bench-")
     address = args.address
@@ -88,49 +51,32 @@ async def _run(args: argparse.Namespace) -> int:
         mesh = LocalMesh(replace(settings, ports=dict.fromkeys(SERVICES, 0)))
         await mesh.start()
         address = mesh.address("gateway")
-    semaphore = asyncio.Semaphore(args.concurrency)
-    results: list[Result] = []
-
-    async def bounded(case: Case) -> None:
-        async with semaphore:
-            results.append(await _run_case(client, case))
-
+    started_at = dt.datetime.now(dt.UTC)
     began = time.perf_counter()
     try:
         async with HivemeshClient(address, metadata=credentials_from_env(), timeout_s=60) as client:
-            await asyncio.gather(*(bounded(c) for c in cases))
+            results = await SuiteRunner(client).run(selected, concurrency=args.concurrency)
     finally:
         if mesh is not None:
             await mesh.stop()
         tmp.cleanup()
     elapsed = time.perf_counter() - began
-    _report(results, elapsed, args.verbose)
-    return 0
-
-
-def _report(results: list[Result], elapsed: float, verbose: bool) -> None:
-    by_category: dict[str, list[Result]] = defaultdict(list)
-    for result in results:
-        by_category[result.case.category].append(result)
-    print(f"{'category':<16} {'correct':>9} {'share':>7}")
-    for category, items in sorted(by_category.items()):
-        good = sum(r.ok for r in items)
-        print(f"{category:<16} {good:>4}/{len(items):<4} {good / len(items):>7.1%}")
-    total = sum(r.ok for r in results)
-    print(f"{'overall':<16} {total:>4}/{len(results):<4} {total / max(1, len(results)):>7.1%}")
-    latencies = sorted(s for r in results for s in r.latencies)
-    tasks = len(latencies)
-    if latencies:
-        p50 = statistics.median(latencies) * 1000
-        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
-        print(
-            f"\n{tasks} tasks in {elapsed:.1f}s: {tasks / elapsed:.1f} tasks/s, "
-            f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+    report = summarise(
+        results,
+        selected,
+        address=address,
+        started_at=started_at,
+        seconds=elapsed,
+        concurrency=args.concurrency,
+    )
+    write_table(sys.stdout, report, None, None, len(report.failures) if args.verbose else 0)
+    turns = report.latency_ms.turns
+    print(f"{turns} tasks in {elapsed:.1f}s: {turns / elapsed:.1f} tasks/s")
+    if args.report_out is not None:
+        args.report_out.write_text(
+            json.dumps(document(report, None, None), indent=2) + "\n", encoding="utf-8"
         )
-    if verbose:
-        for result in results:
-            if not result.ok:
-                print(f"  FAIL [{result.case.category}] {result.detail}", file=sys.stderr)
+    return 0
 
 
 def main() -> int:
@@ -139,7 +85,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="cases run at once")
     parser.add_argument("--category", action="append", help="only these categories (repeatable)")
     parser.add_argument("--verbose", "-v", action="store_true", help="print every failed case")
-    return asyncio.run(_run(parser.parse_args()))
+    parser.add_argument("--export", type=Path, help="write the cases as a suite file (JSON) and exit")
+    parser.add_argument(
+        "--report-out", type=Path, help="also write the figures as a hivemesh eval document (a baseline)"
+    )
+    args = parser.parse_args()
+    if args.export is not None:
+        args.export.write_text(cases.dumps(build()), encoding="utf-8")
+        return 0
+    return asyncio.run(_run(args))
 
 
 if __name__ == "__main__":

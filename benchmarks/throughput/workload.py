@@ -10,13 +10,13 @@ middle of other measurements) are left out.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import itertools
 import uuid
 from dataclasses import dataclass
 
-from benchmarks.agent.cases import Turn, build, judge
+from benchmarks.agent.cases import build
+from hivemesh.evaluation.cases import Turn, judge
 from hivemesh.loadgen import Request, Workload
 
 KINDS = ("calculator", "unit_conversion", "dates", "lists", "remember", "recall", "compound", "out_of_scope")
@@ -46,9 +46,9 @@ class _Item:
 class Mix:
     """``mix.request(i)`` is the i-th task of a run; ``mix.facts`` must be told before recalls."""
 
-    def __init__(self, today: dt.date | None = None, *, run: str | None = None) -> None:
+    def __init__(self, *, run: str | None = None) -> None:
         self.run = run or uuid.uuid4().hex[:8]
-        cases = build(today or dt.datetime.now(dt.UTC).date())
+        cases = build()
         items: dict[str, list[_Item]] = {kind: [] for kind in KINDS}
         memory = [case for case in cases if case.category == "memory"]
         for case in cases:

@@ -1,4 +1,4 @@
-"""The ``hivemesh`` command: run the mesh, send it requests, inspect tasks, benchmark it."""
+"""The ``hivemesh`` command: run the mesh, send it requests, inspect tasks, benchmark and evaluate it."""
 
 from __future__ import annotations
 
@@ -503,6 +503,11 @@ def _parser() -> argparse.ArgumentParser:
         "nlu", help="train and evaluate intent routers (see hivemesh nlu --help)", add_help=False
     )
     nlu.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser(
+        "eval",
+        help="run a case suite against a mesh and gate it on a baseline (see hivemesh eval --help)",
+        add_help=False,
+    ).add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -516,6 +521,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hivemesh.language.cli import main as nlu_main  # noqa: PLC0415 - heavy imports only when asked
 
         return nlu_main(arguments[1:])
+    if arguments[:1] == ["eval"]:
+        from hivemesh.evaluation.cli import main as eval_main  # noqa: PLC0415 - only when asked
+
+        return eval_main(arguments[1:])
     args = _parser().parse_args(arguments)
     if args.command == "certs":
         return cmd_certs(args)

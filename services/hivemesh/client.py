@@ -112,6 +112,10 @@ class HivemeshClient:
     async def close(self) -> None:
         await self._channel.close(None)
 
+    async def ready(self, timeout_s: float) -> None:
+        """Wait until the channel to the gateway is connected; TimeoutError after ``timeout_s``."""
+        await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
+
     async def submit(
         self,
         text: str,

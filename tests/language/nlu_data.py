@@ -1,9 +1,14 @@
-"""A tiny intents data set written for the tests: a few intents and some out-of-scope requests."""
+"""A tiny intents data set written for the tests: a few intents and some out-of-scope requests; and
+deliberately worse routers."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from hivemesh.language.models import SHIPPED_INTENTS
+from hivemesh.language.nlu.dataset import load_splits
+from hivemesh.language.nlu.training import fit_router
 
 TRAIN = {
     "set_timer": [
@@ -66,3 +71,13 @@ def write_dataset(path: Path) -> Path:
     rows = [[text, intent] for intent, texts in TRAIN.items() for text in texts]
     path.write_text(json.dumps({"train": rows, "val": VAL}))
     return path
+
+
+def write_router_without(intents: set[str], out: Path) -> Path:
+    """A lexical router trained on hivemesh's shipped intents minus ``intents``: it answers those
+    requests with some other intent (or out of scope), a worse router on purpose."""
+    splits = load_splits(SHIPPED_INTENTS)
+    train = [(e.text, e.intent) for e in splits["train"] if e.intent not in intents]
+    calibration = [(e.text, e.intent) for e in splits["val"] if e.intent not in intents]
+    fit_router(train, calibration).save(out)
+    return out

@@ -1,17 +1,23 @@
 """Wiring of the language service: the engine (router + embeddings behind micro-batchers), the
-understanding pipeline with slot extraction and the Generate backend."""
+understanding pipeline with slot extraction, the Generate backend, and the shadow router when one
+is configured."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hivemesh.language import slots
 from hivemesh.language.engine import LanguageEngine, default_loader
 from hivemesh.language.generate import GenerateBackend, build_backend
+from hivemesh.language.models import load_router
+from hivemesh.language.nlu.router import Prediction
 from hivemesh.language.servicer import LanguageServicer
 from hivemesh.language.settings import LanguageConfig
+from hivemesh.language.shadow import ShadowMetrics, ShadowRouter
 from hivemesh.language.slots.extract import warm_up
 from hivemesh.language.understanding import Understander
 from hivemesh.language.v1 import language_service_pb2 as pb
@@ -20,7 +26,7 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.mesh.server import ServiceApp
+from hivemesh.mesh.server import Component, ServiceApp
 
 
 def read_slots(text: str, intent: str, *, now: datetime) -> list[pb.Slot]:
@@ -52,11 +58,17 @@ class _BackendCloser:
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     env = dict(os.environ)
-    engine = LanguageEngine(
-        default_loader(settings.nlu_model, settings.data_dir, env), LanguageConfig.from_env(env), env
-    )
-    understander = Understander(engine.classify, read_slots, slots.split_compound, lambda: datetime.now(UTC))
+    config = LanguageConfig.from_env(env)
+    engine = LanguageEngine(default_loader(settings.nlu_model, settings.data_dir, env), config, env)
     backend = build_backend(env)
+    components: list[Component] = [engine, _SlotReaders(), _BackendCloser(backend)]
+    classify: Callable[[str], Awaitable[Prediction]] = engine.classify
+    if config.shadow is not None:
+        shadow = ShadowRouter(_candidate_loader(config.shadow.model, settings, env), config.shadow)
+        metrics.registry.register(ShadowMetrics(shadow))
+        classify = shadow.shadowed(engine.classify)
+        components.append(shadow)
+    understander = Understander(classify, read_slots, slots.split_compound, lambda: datetime.now(UTC))
     servicer = LanguageServicer(
         understander, engine, backend, max_reply_bytes=settings.server.max_message_bytes
     )
@@ -64,5 +76,11 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         name="language",
         guard=guard_for(settings, "language"),
         register=lambda server: add_LanguageServiceServicer_to_server(servicer, server),
-        components=[engine, _SlotReaders(), _BackendCloser(backend)],
+        components=components,
     )
+
+
+def _candidate_loader(
+    model: Path, settings: Settings, env: Mapping[str, str]
+) -> Callable[[], Callable[[Sequence[str]], list[Prediction]]]:
+    return lambda: load_router(model, settings.data_dir, env).predict

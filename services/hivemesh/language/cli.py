@@ -1,18 +1,22 @@
-"""``hivemesh nlu``: train an intent router from a data file and evaluate a trained one.
+"""``hivemesh nlu``: train an intent router from a data file, evaluate a trained one, and report
+how a shadow router compares with the live one on real traffic.
 
 hivemesh nlu train --data FILE --out DIR [--encoder lexical|minilm|openai]
 hivemesh nlu eval --data FILE --model DIR [--split test|val]
+hivemesh nlu shadow-report --metrics URL [--metrics URL ...] [--json] [--min-agreement SHARE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from hivemesh.language.nlu.dataset import DatasetError, file_digest, load_splits, require, stratified_holdout
@@ -20,9 +24,14 @@ from hivemesh.language.nlu.evaluation import score
 from hivemesh.language.nlu.factory import ENCODERS, encoder_loader, sentence_encoder
 from hivemesh.language.nlu.router import Router
 from hivemesh.language.nlu.training import DEFAULT_OOS_PRIOR, TrainOptions, fit_router
+from hivemesh.language.shadow import Tallies, combined, read_tallies
 from hivemesh.mesh.config import ConfigError
 
 HOLDOUT_FRACTION = 0.2
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 4
+# shadow-report --min-agreement: the candidate agreed less often (the eval gate's code for "worse").
+EXIT_BELOW = 5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +55,26 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--model", type=Path, required=True, help="a directory written by train")
     evaluate.add_argument("--split", help='split to score (default: "test" if present, else "val")')
+    report = commands.add_parser(
+        "shadow-report",
+        help="agreement of the shadow router (HIVEMESH_NLU_SHADOW_MODEL) with the live one",
+        description="Reads the shadow counters from the language service's Prometheus endpoint (summed "
+        "over every --metrics given, one per replica) and prints the agreement and the disagreements "
+        "by intent pair; the disagreeing texts are sampled in the service's log.",
+    )
+    report.add_argument(
+        "--metrics",
+        action="append",
+        required=True,
+        help="metrics endpoint of a language process: http://host:9464/metrics or host:port (repeatable)",
+    )
+    report.add_argument("--json", action="store_true", help="print JSON instead of text")
+    report.add_argument("--top", type=int, default=20, help="intent pairs shown (default %(default)s)")
+    report.add_argument(
+        "--min-agreement",
+        type=float,
+        help=f"exit {EXIT_BELOW} when the share of agreed requests is below this (0 to 1)",
+    )
     return parser
 
 
@@ -113,15 +142,78 @@ def evaluate(data: Path, model: Path, split: str | None) -> int:
     return 0
 
 
+def _metrics_url(target: str) -> str:
+    url = target if "://" in target else f"http://{target}"
+    return url if url.rstrip("/").endswith("/metrics") else url.rstrip("/") + "/metrics"
+
+
+def shadow_report(targets: Sequence[str], *, as_json: bool, top: int, min_agreement: float | None) -> int:
+    parts: list[Tallies] = []
+    for target in targets:
+        url = _metrics_url(target)
+        try:
+            response = httpx.get(url, timeout=10.0)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"hivemesh nlu shadow-report: {url}: {exc}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        tallies = read_tallies(response.text)
+        if tallies is None:
+            print(
+                f"hivemesh nlu shadow-report: {url} exports no shadow counters "
+                "(is HIVEMESH_NLU_SHADOW_MODEL set for that language service?)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        parts.append(tallies)
+    total = combined(parts)
+    pairs = sorted(total.disagreements.items(), key=lambda item: (-item[1], item[0]))
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "agreement": total.agreement,
+                    **total.outcomes,
+                    "disagreements": [
+                        {"live_intent": live, "candidate_intent": candidate, "requests": count}
+                        for (live, candidate), count in pairs
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        compared = total.outcomes["agreed"] + total.outcomes["disagreed"]
+        share = "n/a" if total.agreement is None else f"{total.agreement:.1%}"
+        print(
+            f"shadow router: {compared} requests compared, agreement {share} "
+            f"({total.outcomes['agreed']} agreed, {total.outcomes['disagreed']} disagreed); "
+            f"{total.outcomes['dropped']} dropped (queue full), {total.outcomes['failed']} failed"
+        )
+        if pairs:
+            print("disagreements, live intent -> candidate intent:")
+            for (live, candidate), count in pairs[:top]:
+                print(f"  {count:>8}  {live} -> {candidate}")
+            if len(pairs) > top:
+                print(f"  ... and {len(pairs) - top} more pairs")
+    if min_agreement is not None and (total.agreement is None or total.agreement < min_agreement):
+        return EXIT_BELOW
+    return 0
+
+
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     try:
         if args.command == "train":
             return train(args.data, args.out, args.encoder, args.oos_prior)
+        if args.command == "shadow-report":
+            return shadow_report(
+                args.metrics, as_json=args.json, top=args.top, min_agreement=args.min_agreement
+            )
         return evaluate(args.data, args.model, args.split)
     except (DatasetError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"hivemesh nlu: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
