@@ -58,12 +58,20 @@ from hivemesh.mesh.server import LIVENESS, READINESS  # noqa: E402
 # Oldest and newest Kubernetes minor versions the manifests must be valid for.
 KUBERNETES_VERSIONS: Final = ("1.31.0", "1.37.0")
 ISTIO_GROUPS: Final = frozenset({"networking.istio.io", "security.istio.io", "telemetry.istio.io"})
+ARGO_GROUP: Final = "argoproj.io"
+# The pod label Argo Rollouts gives each revision's pods; HIVEMESH_REVISION must come from it, so the
+# release label of the metrics is the value analyses receive as podTemplateHashValue.
+POD_TEMPLATE_HASH: Final = "rollouts-pod-template-hash"
+_METRIC_NAME: Final = re.compile(r"\bhivemesh_\w+")
+_SELECTOR: Final = re.compile(r"(?P<metric>hivemesh_\w+)\s*\{(?P<matchers>[^}]*)\}")
+_MATCHER: Final = re.compile(r"(?P<label>\w+)\s*(?:=~|!~|!=|=)")
+_GROUPING: Final = re.compile(r"\b(?:by|without)\s*\((?P<labels>[^)]*)\)")
 TRUST_DOMAIN: Final = "cluster.local"
 # Who calls whom (docs/deploy.md). Callers found in the code are added to these; a service may be
 # called by a workload that is not a hivemesh service (the ingress gateway). Nothing calls the
 # planner: the gateway hands tasks over through the shared task store.
 CALLERS: Final[Mapping[str, frozenset[str]]] = {
-    "gateway": frozenset({"hivemesh-ingress"}),
+    "gateway": frozenset({"hivemesh-ingress", "hivemesh-eval"}),
     "planner": frozenset(),
     "language": frozenset({"planner", "memory"}),
     "memory": frozenset({"planner", "tool"}),
@@ -129,6 +137,7 @@ class Layout:
     root: Path = ROOT
     services: Path = ROOT / "services" / "hivemesh"
     schemas: Path = ROOT.parent / "shared" / "schemas" / "istio"
+    rollout_schemas: Path = ROOT.parent / "shared" / "schemas" / "argo-rollouts"
 
     @property
     def overlays(self) -> list[Path]:
@@ -196,7 +205,7 @@ def _path(parts: Iterable[object]) -> str:
 
 def check_kubernetes_schemas(docs: list[Doc]) -> Iterator[Problem]:
     for doc in docs:
-        if group(doc) in ISTIO_GROUPS:
+        if group(doc) in ISTIO_GROUPS or group(doc) == ARGO_GROUP:
             continue
         for version in KUBERNETES_VERSIONS:
             try:
@@ -219,9 +228,12 @@ def _istio_validator(schema_file: Path) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def check_istio_schemas(docs: list[Doc], schemas: Path) -> Iterator[Problem]:
+def check_istio_schemas(
+    docs: list[Doc], schemas: Path, groups: frozenset[str] = ISTIO_GROUPS
+) -> Iterator[Problem]:
+    """Istio objects (or, with ``groups``, Argo Rollouts objects) against their strict schemas."""
     for doc in docs:
-        if group(doc) not in ISTIO_GROUPS:
+        if group(doc) not in groups:
             continue
         version = str(doc["apiVersion"]).split("/", 1)[1]
         schema_file = schemas / f"{str(doc['kind']).lower()}.{group(doc)}.{version}.json"
@@ -431,7 +443,8 @@ def check_authorization(docs: list[Doc], code_callers: Mapping[str, set[str]]) -
             yield Problem(f"namespace {namespace}", "no deny-by-default AuthorizationPolicy (an empty spec)")
 
     deployments = {
-        app_name(d["spec"]["template"]["metadata"].get("labels")): d for d in of_kind(docs, "Deployment")
+        app_name(d["spec"]["template"]["metadata"].get("labels")): d
+        for d in [*of_kind(docs, "Deployment"), *_analysis_jobs(docs)]
     }
     network_policies = of_kind(docs, "NetworkPolicy")
     for service, deployment in _hivemesh_deployments(docs).items():
@@ -968,11 +981,182 @@ def check_grace_periods(docs: list[Doc], settings: Settings) -> Iterator[Problem
             )
 
 
+# ------------------------------------------------------------------------------------ canaries
+
+
+def _analysis_jobs(docs: list[Doc]) -> list[Doc]:
+    """The Jobs AnalysisTemplates run, as workloads (their pods call services like any caller)."""
+    return [
+        {
+            "kind": "Job",
+            "metadata": {**t["metadata"], "name": f"{t['metadata']['name']}/{m['name']}"},
+            "spec": m["provider"]["job"]["spec"],
+        }
+        for t in of_kind(docs, "AnalysisTemplate")
+        for m in t["spec"].get("metrics", [])
+        if "job" in m.get("provider", {})
+    ]
+
+
+def exported_metrics(services: Path) -> dict[str, frozenset[str]]:
+    """Series name -> labels, from the Counter/Gauge/Histogram declarations in mesh/metrics.py."""
+    source = services / "mesh" / "metrics.py"
+    if not source.exists():  # a tree of service packages only: the shared runtime is this checkout's
+        source = ROOT / "services" / "hivemesh" / "mesh" / "metrics.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    found: dict[str, frozenset[str]] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args):
+            continue
+        kind, first = node.func.id, node.args[0]
+        if kind not in ("Counter", "Gauge", "Histogram") or not isinstance(first, ast.Constant):
+            continue
+        labels: frozenset[str] = frozenset()
+        if len(node.args) > 2 and isinstance(node.args[2], ast.List | ast.Tuple):
+            labels = frozenset(str(e.value) for e in node.args[2].elts if isinstance(e, ast.Constant))
+        name = str(first.value)
+        if kind == "Counter":
+            found[f"{name}_total"] = labels
+        elif kind == "Histogram":
+            found[f"{name}_bucket"] = labels | {"le"}
+            found[f"{name}_count"] = found[f"{name}_sum"] = labels
+        else:
+            found[name] = labels
+    return found
+
+
+def check_analysis_queries(docs: list[Doc], exported: Mapping[str, frozenset[str]]) -> Iterator[Problem]:
+    """Every hivemesh metric a query reads is one the code exports, with the labels it selects and
+    groups by."""
+    for template in of_kind(docs, "AnalysisTemplate"):
+        for metric in template["spec"].get("metrics", []):
+            query = metric.get("provider", {}).get("prometheus", {}).get("query")
+            if query is None:
+                continue
+            where = f"{ref(template)} metric {metric['name']!r}"
+            names = set(_METRIC_NAME.findall(query))
+            for name in sorted(names - set(exported)):
+                yield Problem(where, f"queries {name}, which hivemesh does not export (mesh/metrics.py)")
+            for selector in _SELECTOR.finditer(query):
+                known = exported.get(selector["metric"])
+                for label in _MATCHER.findall(selector["matchers"]):
+                    if known is not None and label not in known:
+                        yield Problem(
+                            where,
+                            f"selects label {label!r} of {selector['metric']}, which has "
+                            f"{sorted(known) or 'no labels'}",
+                        )
+            queried = [exported[n] for n in names if n in exported]
+            for grouping in _GROUPING.finditer(query):
+                for label in (x.strip() for x in grouping["labels"].split(",") if x.strip()):
+                    if queried and not any(label in labels for labels in queried):
+                        yield Problem(where, f"groups by {label!r}, a label of none of {sorted(names)}")
+
+
+def _analysis_refs(canary: Doc) -> list[tuple[list[str], list[Doc]]]:
+    """(template names, args) of the background analysis and of every analysis step."""
+    refs = []
+    if "analysis" in canary:
+        refs.append(canary["analysis"])
+    refs += [step["analysis"] for step in canary.get("steps", []) if "analysis" in step]
+    return [([t["templateName"] for t in r.get("templates", [])], r.get("args", [])) for r in refs]
+
+
+def check_rollouts(docs: list[Doc]) -> Iterator[Problem]:
+    """Every hivemesh Deployment rolls through a Rollout with a background analysis; the routes,
+    subsets and templates it names exist; the templates get every argument they need; the release
+    the analyses compare is the pods' HIVEMESH_REVISION."""
+    rollouts = {r["spec"].get("workloadRef", {}).get("name"): r for r in of_kind(docs, "Rollout")}
+    templates = {t["metadata"]["name"]: t for t in of_kind(docs, "AnalysisTemplate")}
+    services = {d["metadata"]["name"] for d in of_kind(docs, "Service")}
+    for service, deployment in _hivemesh_deployments(docs).items():
+        rollout = rollouts.get(deployment["metadata"]["name"])
+        if rollout is None:
+            yield Problem(
+                ref(deployment), "no Rollout takes its template (workloadRef): nothing gates a release"
+            )
+            continue
+        for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
+            target = hpa["spec"]["scaleTargetRef"]
+            if target.get("name") == service and target.get("kind") != "Rollout":
+                yield Problem(
+                    ref(hpa), f"scales the {target.get('kind')}, but the Rollout {service} runs the pods"
+                )
+        canary = rollout["spec"].get("strategy", {}).get("canary", {})
+        if "analysis" not in canary:
+            yield Problem(ref(rollout), "no background analysis: a worse canary would not roll back")
+        container = _app_container(deployment, service) or {}
+        revision = next((v for v in container.get("env", []) if v["name"] == "HIVEMESH_REVISION"), None)
+        wanted = f"metadata.labels['{POD_TEMPLATE_HASH}']"
+        if revision is None or revision.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != wanted:
+            yield Problem(
+                ref(deployment),
+                f"HIVEMESH_REVISION must come from {wanted}: the release label the analyses compare",
+            )
+        for names, args in _analysis_refs(canary):
+            given = {a["name"] for a in args}
+            for name in names:
+                template = templates.get(name)
+                if template is None:
+                    yield Problem(ref(rollout), f"analysis template {name!r} does not exist")
+                    continue
+                needed = {a["name"] for a in template["spec"].get("args", []) if "value" not in a}
+                for missing in sorted(needed - given):
+                    yield Problem(ref(rollout), f"gives template {name!r} no argument {missing!r}")
+            for arg in args:
+                if (
+                    arg["name"] == "release"
+                    and arg.get("valueFrom", {}).get("podTemplateHashValue") != "Latest"
+                ):
+                    yield Problem(ref(rollout), "the release argument must be podTemplateHashValue: Latest")
+        for key in ("canaryService", "stableService"):
+            if key in canary and canary[key] not in services:
+                yield Problem(ref(rollout), f"{key} {canary[key]!r} is no Service")
+        istio = canary.get("trafficRouting", {}).get("istio")
+        if istio is None:
+            continue
+        yield from _check_istio_routing(docs, rollout, istio)
+
+
+def _check_istio_routing(docs: list[Doc], rollout: Doc, istio: Doc) -> Iterator[Problem]:
+    rule_ref = istio.get("destinationRule", {})
+    rules = [d for d in of_kind(docs, "DestinationRule") if d["metadata"]["name"] == rule_ref.get("name")]
+    subsets = {s["name"] for r in rules for s in r["spec"].get("subsets", [])}
+    named = {rule_ref.get("stableSubsetName"), rule_ref.get("canarySubsetName")}
+    if not rules:
+        yield Problem(ref(rollout), f"DestinationRule {rule_ref.get('name')!r} does not exist")
+    for subset in sorted(n for n in named if n not in subsets):
+        yield Problem(ref(rollout), f"subset {subset!r} is not in DestinationRule {rule_ref.get('name')!r}")
+    vs_ref = istio.get("virtualService", {})
+    found = [v for v in of_kind(docs, "VirtualService") if v["metadata"]["name"] == vs_ref.get("name")]
+    if not found:
+        yield Problem(ref(rollout), f"VirtualService {vs_ref.get('name')!r} does not exist")
+        return
+    routes = {r.get("name"): r for r in found[0]["spec"].get("http", [])}
+    for name in vs_ref.get("routes", []):
+        route = routes.get(name)
+        if route is None:
+            yield Problem(ref(rollout), f"route {name!r} is not in VirtualService {vs_ref.get('name')!r}")
+            continue
+        sides = {d["destination"].get("subset") for d in route.get("route", [])}
+        if sides != named:
+            yield Problem(
+                ref(found[0]),
+                f"route {name!r} must send to exactly the subsets {sorted(map(str, named))}, sends to "
+                f"{sorted(map(str, sides))}",
+            )
+    for name in sorted(set(routes) - set(vs_ref.get("routes", []))):
+        yield Problem(ref(rollout), f"does not shift route {name!r}: its calls would never reach the canary")
+
+
 # ------------------------------------------------------------------------------------------ driver
 
 
 def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems = [*check_kubernetes_schemas(docs), *check_istio_schemas(docs, layout.schemas)]
+    problems += check_istio_schemas(docs, layout.rollout_schemas, frozenset({ARGO_GROUP}))
+    problems += check_rollouts(docs)
+    problems += check_analysis_queries(docs, exported_metrics(layout.services))
     problems += check_service_ports(docs)
     problems += check_probes(docs)
     problems += check_authorization(docs, callers_in_code(layout.services))
@@ -1010,8 +1194,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="directory holding k8s/ and istio/")
     parser.add_argument("--services", type=Path, default=Layout.services, help="services/hivemesh to scan")
     parser.add_argument("--schemas", type=Path, default=Layout.schemas, help="Istio JSON Schemas")
+    parser.add_argument(
+        "--rollout-schemas", type=Path, default=Layout.rollout_schemas, help="Argo Rollouts JSON Schemas"
+    )
     args = parser.parse_args(argv)
-    layout = Layout(root=args.root, services=args.services, schemas=args.schemas)
+    layout = Layout(
+        root=args.root, services=args.services, schemas=args.schemas, rollout_schemas=args.rollout_schemas
+    )
     if not layout.schemas.is_dir():
         print(f"Istio schemas not found at {layout.schemas}", file=sys.stderr)
         return 2
@@ -1024,7 +1213,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  - {problem}")
         else:
             print(
-                f"ok   {overlay}: schemas, ports, probes, authorization, mesh credential, retries, "
+                f"ok   {overlay}: schemas, ports, probes, authorization, mesh credential, retries, rollouts, "
                 "pools, grace periods"
             )
     return 1 if failed else 0

@@ -52,7 +52,7 @@ def _default_user() -> str:
 
 async def _serve(services: Sequence[str], settings: Settings, process_name: str) -> None:
     setup_tracing(process_name, settings.trace_file)
-    metrics = Metrics()
+    metrics = Metrics(settings.server.release.label)
     channels = ChannelFactory(settings)
     # Leaves first: the planner starts taking tasks only once the services it calls are serving.
     servers = build_servers([s for s in START_ORDER if s in services], settings, channels, metrics)

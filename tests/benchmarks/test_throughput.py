@@ -212,8 +212,9 @@ async def test_scrape_reads_hivemesh_metrics() -> None:
         port = server.server_port
         async with httpx.AsyncClient() as client:
             empty = await probes.scrape(client, port)
-            metrics.rpc_total.labels("hivemesh.tool.v1.ToolService", "InvokeTool", "OK").inc(3)
-            metrics.rpc_total.labels("hivemesh.memory.v1.MemoryService", "Recall", "NOT_FOUND").inc()
+            release = metrics.release
+            metrics.rpc_total.labels("hivemesh.tool.v1.ToolService", "InvokeTool", "OK", release).inc(3)
+            metrics.rpc_total.labels("hivemesh.memory.v1.MemoryService", "Recall", "NOT_FOUND", release).inc()
             metrics.queue_depth.set(5)
             counted = await probes.scrape(client, port)
     finally:

@@ -292,3 +292,60 @@ def test_a_call_the_code_adds_must_be_admitted(broken: Layout, tmp_path: Path) -
         "tool calls /hivemesh.memory.v1.MemoryService/ListRecords (the code calls it)" in p
         for p in _problems(layout)
     )
+
+
+def test_typo_in_a_rollout_step(broken: Layout) -> None:
+    _edit(broken.root / "k8s/base/rollouts/rollouts.yaml", "- setWeight: 25", "- setWeigth: 25")
+    assert any("Rollout/" in p and "'setWeigth' was unexpected" in p for p in _problems(broken))
+
+
+def test_analysis_queries_a_metric_the_code_does_not_export(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/base/rollouts/analysis.yaml",
+        "hivemesh_tasks_by_release_total{",
+        "hivemesh_task_total{",
+    )
+    assert any(
+        "AnalysisTemplate/hivemesh-task-success" in p
+        and "hivemesh_task_total, which hivemesh does not export" in p
+        for p in _problems(broken)
+    )
+
+
+def test_analysis_selects_a_label_the_metric_lacks(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/base/rollouts/analysis.yaml",
+        'bucket{service="{{args.grpc-service}}"',
+        'bucket{grpc_service="{{args.grpc-service}}"',
+    )
+    assert any(
+        "selects label 'grpc_service' of hivemesh_rpc_duration_seconds_bucket" in p for p in _problems(broken)
+    )
+
+
+def test_rollout_names_a_subset_the_destination_rule_lacks(broken: Layout) -> None:
+    _edit(broken.root / "istio/services/tool.yaml", "    - name: canary\n", "    - name: preview\n")
+    problems = _problems(broken)
+    assert any(
+        "Rollout/tool" in p and "subset 'canary' is not in DestinationRule 'tool'" in p for p in problems
+    )
+
+
+def test_service_without_analysis(broken: Layout) -> None:
+    text = (broken.root / "k8s/base/rollouts/rollouts.yaml").read_text()
+    head, tail = text.split("  name: memory\n", 1)
+    tail = tail.replace(
+        "      analysis:\n        startingStep: 1\n", "      x-analysis:\n        startingStep: 1\n", 1
+    )
+    tail = tail.replace("      x-analysis:", "      analysis-removed:", 1)
+    (broken.root / "k8s/base/rollouts/rollouts.yaml").write_text(head + "  name: memory\n" + tail)
+    assert any("Rollout/memory" in p and "no background analysis" in p for p in _problems(broken))
+
+
+def test_deployment_without_a_rollout(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/base/rollouts/rollouts.yaml",
+        "    name: language\n    scaleDown",
+        "    name: lang\n    scaleDown",
+    )
+    assert any("Deployment/language" in p and "no Rollout takes its template" in p for p in _problems(broken))

@@ -120,7 +120,12 @@ async def test_metrics_count_calls_by_code(pair: Pair) -> None:
     def count(code: str) -> float:
         value = registry.get_sample_value(
             "hivemesh_rpc_requests_total",
-            {"service": "hivemesh.tool.v1.ToolService", "method": "InvokeTool", "code": code},
+            {
+                "service": "hivemesh.tool.v1.ToolService",
+                "method": "InvokeTool",
+                "code": code,
+                "release": pair.metrics.release,
+            },
         )
         return value or 0.0
 

@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.language import slots
 from hivemesh.language.engine import LanguageEngine, default_loader
 from hivemesh.language.generate import GenerateBackend, build_backend
+from hivemesh.language.generate.config import llm_config_from_env
 from hivemesh.language.models import load_router
 from hivemesh.language.nlu.router import Prediction
 from hivemesh.language.servicer import LanguageServicer
@@ -27,6 +29,10 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Component, ServiceApp
+
+# The release names of the router trained from hivemesh's own intents and of the built-in composer.
+BUILTIN_ROUTER = "builtin-intents"
+BUILTIN_LLM = "builtin"
 
 
 def read_slots(text: str, intent: str, *, now: datetime) -> list[pb.Slot]:
@@ -72,10 +78,20 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     servicer = LanguageServicer(
         understander, engine, backend, max_reply_bytes=settings.server.max_message_bytes
     )
+    router_id = settings.nlu_model.name if settings.nlu_model is not None else BUILTIN_ROUTER
+    llm = llm_config_from_env(env)
+    llm_id = BUILTIN_LLM if llm is None else llm.model or "default"
+
+    def describe(part: ReleasePart) -> None:
+        part.router.id = router_id
+        part.router.sha256 = engine.router_sha256
+        part.llm.id = llm_id
+
     return ServiceApp(
         name="language",
         guard=guard_for(settings, "language"),
         register=lambda server: add_LanguageServiceServicer_to_server(servicer, server),
+        describe=describe,
         components=components,
     )
 

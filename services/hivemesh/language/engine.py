@@ -41,6 +41,7 @@ class LanguageEngine:
         self._env = env
         self._on_batch = on_batch
         self._router: Router | None = None
+        self._router_sha256 = ""
         self._encoder: TextEncoder | None = None
         self._understand: MicroBatcher[str, Prediction] | None = None
         self._embed: MicroBatcher[str, np.ndarray] | None = None
@@ -51,8 +52,14 @@ class LanguageEngine:
             raise Unavailable("the intent router is not loaded yet", reason="NOT_READY")
         return self._router
 
+    @property
+    def router_sha256(self) -> str:
+        """``Router.sha256`` of the loaded router; empty until it is loaded."""
+        return self._router_sha256
+
     async def start(self) -> None:
         router = await asyncio.to_thread(self._load)
+        self._router_sha256 = await asyncio.to_thread(router.sha256)
         encoder = self._embedding_encoder(router)
         self._router, self._encoder = router, encoder
         self._understand = MicroBatcher(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
 from typing import Final
 
@@ -39,6 +40,30 @@ class KeepaliveConfig:
     max_connection_age_grace_s: float = 30.0
 
 
+def package_version() -> str:
+    """The installed hivemesh distribution's version; a source tree without metadata says so."""
+    try:
+        return metadata.version("hivemesh")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    """Which build this process is, as it reports it (hivemesh.mesh.release)."""
+
+    # HIVEMESH_RELEASE: the image's version; the package version when unset.
+    version: str = field(default_factory=package_version)
+    # HIVEMESH_REVISION: the deployment revision (the pod template hash under Argo Rollouts), so a
+    # canary and its stable side differ even when only a model or a setting changed.
+    revision: str = ""
+
+    @property
+    def label(self) -> str:
+        """The ``release`` label of this process's metrics: what canary analyses compare."""
+        return self.revision or self.version
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """How each gRPC server binds, limits and shuts down."""
@@ -52,6 +77,7 @@ class ServerConfig:
     # balancers stop routing here first. 0 locally; a few seconds behind Kubernetes endpoints.
     shutdown_delay_s: float = 0.0
     keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
 
 
 # The task system's key prefix when HIVEMESH_REDIS_PREFIX is unset. The braces are a hash tag: on
@@ -181,6 +207,10 @@ class Settings:
                     time_s=reader.seconds("HIVEMESH_KEEPALIVE_TIME", 30.0, minimum=1.0),
                     timeout_s=reader.seconds("HIVEMESH_KEEPALIVE_TIMEOUT", 10.0, minimum=1.0),
                     max_connection_age_s=reader.seconds("HIVEMESH_MAX_CONNECTION_AGE", 300.0, minimum=1.0),
+                ),
+                release=ReleaseConfig(
+                    version=reader.text("HIVEMESH_RELEASE", package_version()),
+                    revision=reader.text("HIVEMESH_REVISION", ""),
                 ),
             ),
             ports=ports,

@@ -339,11 +339,15 @@ class CallPipeline(_ServerInterceptor):
         key = (service, name, label)
         counter = self._counters.get(key)
         if counter is None:
-            counter = self._counters[key] = self._metrics.rpc_total.labels(service, name, label)
+            counter = self._counters[key] = self._metrics.rpc_total.labels(
+                service, name, label, self._metrics.release
+            )
         counter.inc()
         timer = self._timers.get((service, name))
         if timer is None:
-            timer = self._timers[(service, name)] = self._metrics.rpc_duration.labels(service, name)
+            timer = self._timers[(service, name)] = self._metrics.rpc_duration.labels(
+                service, name, self._metrics.release
+            )
         timer.observe(time.perf_counter() - started)
 
 

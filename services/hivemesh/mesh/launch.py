@@ -62,7 +62,7 @@ class LocalMesh:
 
     def __init__(self, settings: Settings, services: Sequence[str] = SERVICES) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.server.release.label)
         self.channels = ChannelFactory(settings)
         self.servers: dict[str, MeshServer] = {}
         self._services = leaves_first(services)

@@ -9,7 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hivemesh.common.v1.release_pb2 import Release
 from hivemesh.mesh import sql
+from hivemesh.mesh.config import ReleaseConfig
 
 _log = logging.getLogger(__name__)
 
@@ -31,29 +33,40 @@ class _SqlWrites(Collector):
 
 
 class Metrics:
-    """One registry per process, shared by every service the process runs."""
+    """One registry per process, shared by every service the process runs. ``release`` is the
+    process's release label (``ReleaseConfig.label``): the RPC series carry it, so a canary's
+    latency and errors can be compared with the stable side's."""
 
-    def __init__(self) -> None:
+    def __init__(self, release: str | None = None) -> None:
+        self.release = ReleaseConfig().label if release is None else release
         self.registry = CollectorRegistry()
         self.rpc_total = Counter(
             "hivemesh_rpc_requests",
-            "RPCs handled, by service, method and final status code.",
-            ["service", "method", "code"],
+            "RPCs handled, by service, method, final status code and release.",
+            ["service", "method", "code", "release"],
             registry=self.registry,
         )
         self.rpc_duration = Histogram(
             "hivemesh_rpc_duration_seconds",
-            "Time to handle an RPC (to the end of the stream for streaming RPCs).",
-            ["service", "method"],
+            "Time to handle an RPC (to the end of the stream for streaming RPCs), by release.",
+            ["service", "method", "release"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
         self.tasks_total = Counter(
             "hivemesh_tasks", "Tasks that ended, by final state.", ["state"], registry=self.registry
         )
+        self.tasks_by_release = Counter(
+            "hivemesh_tasks_by_release",
+            "Tasks that ended, by final state and by the release of each service the run used "
+            "(one count per service part of the task's release).",
+            ["service", "release", "state"],
+            registry=self.registry,
+        )
         self.task_duration = Histogram(
             "hivemesh_task_duration_seconds",
-            "Time from a task's submission to its end.",
+            "Time from a task's submission to its end, by the release of the planner that ended it.",
+            ["release"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
@@ -64,6 +77,11 @@ class Metrics:
             "hivemesh_dead_letters", "Tasks in the dead-letter queue.", registry=self.registry
         )
         self.registry.register(_SqlWrites())
+
+    def count_task_end(self, state: str, release: Release | None) -> None:
+        self.tasks_total.labels(state).inc()
+        for part in release.parts if release is not None else ():
+            self.tasks_by_release.labels(part.service, part.label, state).inc()
 
     def watch_queue(self, depth: Callable[[], float], dead: Callable[[], float]) -> None:
         """Read queue gauges at scrape time from the given (cheap, cached) callables."""

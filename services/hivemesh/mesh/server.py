@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from hivemesh.mesh import release as releases
 from hivemesh.mesh import tls as transport
 from hivemesh.mesh.admission import ServerAdmission
 from hivemesh.mesh.config import ServerConfig, TlsConfig
@@ -60,6 +61,9 @@ class ServiceApp:
     # Called from outside the mesh: with TLS its listener asks callers for no client certificate
     # (they prove who they are with API keys or JWTs); every other listener requires one.
     public: bool = False
+    # Fills the service's own fields of its release part (router, model, prompt, tool catalogue);
+    # None: the service's answers depend on the build alone.
+    describe: releases.Describe | None = None
 
 
 def server_options(config: ServerConfig) -> list[tuple[str, object]]:
@@ -111,10 +115,12 @@ class MeshServer:
         server = self.local.registering(self._server)
         app.register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        releases.register(server, app.name, config.release, app.describe)
         reflection.enable_server_reflection(
             [
                 self.contract.full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                releases.SERVICE_NAME,
                 reflection.SERVICE_NAME,
             ],
             server,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hivemesh.common.v1.release_pb2 import ReleasePart
+from hivemesh.mesh import release
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
@@ -11,7 +13,8 @@ from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig
-from hivemesh.planner.runner import Runner
+from hivemesh.planner.releases import GrpcReleases
+from hivemesh.planner.runner import LLM_PROMPT_VERSION, Runner
 from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
 from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
@@ -22,6 +25,7 @@ from hivemesh.tasks.system import shared_task_system
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     tasks = shared_task_system(settings)
+    use_llm = settings.planner_strategy == "llm"
     limit = settings.planner_downstream_concurrency
     bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
     # One for the whole process, so that every task shares its copy of the tool catalogue.
@@ -33,8 +37,12 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
             GrpcLanguage(channels, bulkheads["language"]),
             GrpcMemory(channels, bulkheads["memory"]),
             tools,
-            use_llm=settings.planner_strategy == "llm",
+            use_llm=use_llm,
         )
+
+    def describe(part: ReleasePart) -> None:
+        if use_llm:
+            part.prompt_version = LLM_PROMPT_VERSION
 
     workers = WorkerPool(
         tasks,
@@ -43,6 +51,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         metrics,
         concurrency=settings.planner_workers,
         name=successor_name(settings, "planner"),
+        releases=GrpcReleases(release.part("planner", settings.server.release, describe), channels),
     )
     planner = Planner(GrpcLanguage(channels, bulkheads["language"]), tools, runner())
     servicer = PlannerServicer(planner)
@@ -51,4 +60,5 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         guard=guard_for(settings, "planner"),
         register=lambda server: pb_grpc.add_PlannerServiceServicer_to_server(servicer, server),
         components=[tasks, workers, ReminderDispatcher(tasks.reminders, tasks.log)],
+        describe=describe,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
+from hivemesh.common.v1.release_pb2 import Release
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import TaskEvent
 from hivemesh.language.v1.language_service_pb2 import GenerateRequest, GenerateResponse, UnderstandResponse
@@ -44,3 +45,9 @@ class EventSink(Protocol):
     """Where a run's events go: the task log (queued tasks) or straight to a stream (RunTask)."""
 
     async def emit(self, event: TaskEvent) -> TaskEvent: ...
+
+
+class Releases(Protocol):
+    """The release a run starts on (planner, language and tool parts)."""
+
+    async def current(self) -> Release: ...

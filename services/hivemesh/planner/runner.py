@@ -29,6 +29,9 @@ _log = logging.getLogger(__name__)
 
 # A recall answers from memories at least this similar.
 RECALL_MIN_SCORE = 0.2
+# The version of what the llm strategy sends the model (the messages it builds, the tool specs it
+# offers): part of the planner's release, so change it whenever they change.
+LLM_PROMPT_VERSION = "1"
 
 
 @dataclass(frozen=True)

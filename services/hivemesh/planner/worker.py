@@ -17,12 +17,14 @@ from collections.abc import Callable
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from hivemesh.common.v1.release_pb2 import Release
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh import deadlines, telemetry
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import HivemeshError, Unauthenticated, Unavailable
 from hivemesh.mesh.metrics import Metrics
+from hivemesh.planner.ports import Releases
 from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
 from hivemesh.tasks.config import WORKER_SILENCE_BEATS
 from hivemesh.tasks.log import TaskTerminal
@@ -66,11 +68,13 @@ class WorkerPool:
         *,
         concurrency: int,
         name: str | None = None,
+        releases: Releases | None = None,
     ) -> None:
         self._tasks = tasks
         self._runner = runner
         self._settings = settings
         self._metrics = metrics
+        self._releases = releases
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
@@ -185,6 +189,9 @@ class WorkerPool:
         working = TaskEvent()
         working.state_changed.state = TaskState.TASK_STATE_WORKING
         working.state_changed.reason = f"claimed by {self.worker_id} (delivery {claim.delivery_count})"
+        release = await self._release()
+        if release is not None:
+            working.state_changed.release.CopyFrom(release)
         # Delivered again and again without an outcome, its workers keep dying on it: not run.
         runnable = claim.delivery_count <= self._settings.max_attempts
         start = await self._tasks.begin_run(claim, self.worker_id, working, runnable=runnable)
@@ -216,16 +223,27 @@ class WorkerPool:
                     reason="CREDENTIAL_MISSING",
                 ),
                 start.attempt,
+                release,
             )
             return
         heartbeat = asyncio.create_task(self._heartbeat(claim.task_id))
         try:
             with acting_as(start.credential):  # every call of the run acts for the task's user
-                await self._run(claim, task, start.history, start.attempt)
+                await self._run(claim, task, start.history, start.attempt, release)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+
+    async def _release(self) -> Release | None:
+        """The release the run starts on; a run is never held up for want of it."""
+        if self._releases is None:
+            return None
+        try:
+            return await self._releases.current()
+        except Exception as exc:
+            _log.warning("the release could not be read (%s); the run records none", exc)
+            return None
 
     async def _heartbeat(self, task_id: str) -> None:
         interval = max(0.05, self._settings.visibility_timeout_s / 3)
@@ -237,7 +255,9 @@ class WorkerPool:
                 # The queue is briefly unreachable: keep working; the next beat tries again.
                 _log.warning("task %s: renewing the claim failed (%s)", task_id, exc)
 
-    async def _run(self, claim: Claim, task: Task, history: list[TaskEvent], attempt: int) -> None:
+    async def _run(
+        self, claim: Claim, task: Task, history: list[TaskEvent], attempt: int, release: Release | None
+    ) -> None:
         sink = LogSink(self._tasks, task.task_id, attempt)
         deadline_s = task.options.deadline.ToTimedelta().total_seconds() or self._settings.task_deadline_s
         left = task.create_time.ToNanoseconds() / 1e9 + deadline_s - time.time()
@@ -248,7 +268,7 @@ class WorkerPool:
             with deadlines.deadline(max(0.0, left)):
                 await asyncio.wait_for(run, timeout=max(0.001, left))
         except TimeoutError:
-            await self._fail(task, deadline_failure(deadline_s), attempt)
+            await self._fail(task, deadline_failure(deadline_s), attempt, release)
             return
         except TaskTerminal:
             await self._tasks.ack(task.task_id, self.worker_id)  # canceled while running
@@ -259,7 +279,7 @@ class WorkerPool:
             await self._tasks.ack(task.task_id, self.worker_id)  # stopped by a cancel request
             return
         except HivemeshError as exc:
-            await self._failed_attempt(claim, task, exc, attempt=attempt)
+            await self._failed_attempt(claim, task, exc, attempt=attempt, release=release)
             return
         finally:
             watcher.cancel()
@@ -268,7 +288,7 @@ class WorkerPool:
         except TaskTerminal:
             return  # canceled just before the end: acknowledged without the completion
         if sink.closing is not None:
-            self._record_end(task, "COMPLETED")
+            self._record_end(task, "COMPLETED", release)
 
     async def _watch_cancel(self, task_id: str, run: asyncio.Task[Outcome], canceled: asyncio.Event) -> None:
         """Cancel the in-flight run (and so its outbound calls) once the task is canceled."""
@@ -285,7 +305,13 @@ class WorkerPool:
                 return
 
     async def _failed_attempt(
-        self, claim: Claim, task: Task | None, exc: HivemeshError, *, attempt: int = 0
+        self,
+        claim: Claim,
+        task: Task | None,
+        exc: HivemeshError,
+        *,
+        attempt: int = 0,
+        release: Release | None = None,
     ) -> None:
         """Retry a retryable failure with backoff while attempts remain; then record FAILED and,
         if it was retryable, move the task to the dead-letter queue (in that order, so a crash in
@@ -310,25 +336,27 @@ class WorkerPool:
         except TaskTerminal:
             await self._tasks.ack(task_id, self.worker_id)
             return
-        self._record_end(task or await self._tasks.get(task_id), "FAILED")
+        self._record_end(task or await self._tasks.get(task_id), "FAILED", release)
         if exc.retryable:
             await self._tasks.dead_letter(task_id, self.worker_id, f"{exc.reason}: {exc.message}")
         else:
             await self._tasks.ack(task_id, self.worker_id)
 
-    async def _fail(self, task: Task, exc: HivemeshError, attempt: int) -> None:
+    async def _fail(self, task: Task, exc: HivemeshError, attempt: int, release: Release | None) -> None:
         failed = failure_of(exc)
         failed.attempt = attempt
         with contextlib.suppress(TaskTerminal):
             await self._tasks.record(task.task_id, failed)
-            self._record_end(task, "FAILED")
+            self._record_end(task, "FAILED", release)
         await self._tasks.ack(task.task_id, self.worker_id)
 
-    def _record_end(self, task: Task | None, state: str) -> None:
-        self._metrics.tasks_total.labels(state).inc()
+    def _record_end(self, task: Task | None, state: str, release: Release | None) -> None:
+        self._metrics.count_task_end(state, release)
         if task is None:
             return
-        self._metrics.task_duration.observe(max(0.0, time.time() - task.create_time.ToNanoseconds() / 1e9))
+        self._metrics.task_duration.labels(self._metrics.release).observe(
+            max(0.0, time.time() - task.create_time.ToNanoseconds() / 1e9)
+        )
 
 
 def _last_error(task: Task) -> str:

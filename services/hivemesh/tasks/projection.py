@@ -40,6 +40,8 @@ def apply(task: Task, event: TaskEvent) -> Task:
     elif kind == "state_changed":
         if event.state_changed.state == TaskState.TASK_STATE_WORKING:
             result.attempts += 1
+            if event.state_changed.HasField("release"):
+                result.release.CopyFrom(event.state_changed.release)
         if event.state_changed.state == TaskState.TASK_STATE_SUBMITTED:
             # Back on the queue (a dead letter replayed): the old failure no longer describes it.
             result.ClearField("error")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
@@ -75,10 +76,15 @@ def build_app(
         registry, deps, store, ExecutionPolicy(idempotency_ttl_s=config.idempotency_ttl_s, workers=workers)
     )
     servicer = ToolServicer(registry, executor)
+
+    def describe(part: ReleasePart) -> None:
+        part.tool_catalogue_version = registry.catalogue().version
+
     return ServiceApp(
         name="tool",
         guard=guard_for(settings, "tool"),
         register=lambda server: add_ToolServiceServicer_to_server(servicer, server),
+        describe=describe,
         # Last, so it stops first: calls still running finish before the stores close.
         components=[*components, executor],
     )

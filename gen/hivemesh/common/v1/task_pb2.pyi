@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from hivemesh.common.v1 import release_pb2 as _release_pb2
 from hivemesh.common.v1 import scope_pb2 as _scope_pb2
 import builtins as _builtins
 import sys
@@ -147,6 +148,7 @@ class Task(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     LAST_SEQUENCE_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Server-assigned identifier."""
     request_id: _builtins.str
@@ -181,6 +183,12 @@ class Task(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the task last changed."""
 
+    @_builtins.property
+    def release(self) -> _release_pb2.Release:
+        """What the latest run ran on, from its WORKING state change; empty until a
+        worker starts the task.
+        """
+
     def __init__(
         self,
         *,
@@ -196,10 +204,11 @@ class Task(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         last_sequence: _builtins.int = ...,
         attempts: _builtins.int = ...,
+        release: _release_pb2.Release | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "options", b"options", "scope", b"scope", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "options", b"options", "release", b"release", "scope", b"scope", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "attempts", b"attempts", "create_time", b"create_time", "error", b"error", "input_text", b"input_text", "last_sequence", b"last_sequence", "options", b"options", "request_id", b"request_id", "scope", b"scope", "state", b"state", "task_id", b"task_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "attempts", b"attempts", "create_time", b"create_time", "error", b"error", "input_text", b"input_text", "last_sequence", b"last_sequence", "options", b"options", "release", b"release", "request_id", b"request_id", "scope", b"scope", "state", b"state", "task_id", b"task_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -379,19 +388,25 @@ class TaskStateChanged(_message.Message):
 
     STATE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
     state: Global___TaskState.ValueType
     """The new state."""
     reason: _builtins.str
     """Why, in words."""
+    @_builtins.property
+    def release(self) -> _release_pb2.Release:
+        """The release the run ran on; set on the WORKING change that starts a run."""
+
     def __init__(
         self,
         *,
         state: Global___TaskState.ValueType = ...,
         reason: _builtins.str = ...,
+        release: _release_pb2.Release | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["release", b"release"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "release", b"release", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

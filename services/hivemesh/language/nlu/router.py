@@ -13,6 +13,7 @@ Saved as a directory: ``router.json`` (labels, threshold, encoder, layers, setti
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -196,16 +197,33 @@ class Router:
             )
         return predictions
 
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def _saved_meta(self) -> dict[str, Any]:
         meta = asdict(self.meta)
         meta["labels"] = list(self.meta.labels)
         meta["embedding_layers"] = list(self.meta.embedding_layers)
-        (directory / "router.json").write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
+        return {"format": FORMAT_VERSION, **meta}
+
+    def _grams(self) -> list[str]:
         lexical = self.featurizer.lexical
-        grams = sorted(lexical.vocabulary, key=lexical.vocabulary.__getitem__)
-        (directory / "vocabulary.json").write_text(json.dumps(grams, ensure_ascii=False))
-        np.savez_compressed(directory / "arrays.npz", weights=self.model.weights, idf=lexical.idf)
+        return sorted(lexical.vocabulary, key=lexical.vocabulary.__getitem__)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "router.json").write_text(json.dumps(self._saved_meta(), indent=2))
+        (directory / "vocabulary.json").write_text(json.dumps(self._grams(), ensure_ascii=False))
+        np.savez_compressed(
+            directory / "arrays.npz", weights=self.model.weights, idf=self.featurizer.lexical.idf
+        )
+
+    def sha256(self) -> str:
+        """A hash of everything that decides the router's answers: its settings, labels, threshold,
+        vocabulary and weights (not of the files, whose compression may differ between runs)."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self._saved_meta(), sort_keys=True).encode())
+        digest.update(json.dumps(self._grams(), ensure_ascii=False).encode())
+        for array in (self.model.weights, self.featurizer.lexical.idf):
+            digest.update(np.ascontiguousarray(array, dtype="<f4").tobytes())
+        return digest.hexdigest()
 
     @classmethod
     def load(cls, directory: Path, encoder_for: Callable[[str, str], TextEncoder]) -> Router:
