@@ -30,7 +30,7 @@ class Hop:
     memory_server: MeshServer
 
     def count(self, method: str, code: str, service: str = TOOL) -> float:
-        labels = {"service": service, "method": method, "code": code}
+        labels = {"service": service, "method": method, "code": code, "release": self.metrics.release}
         return self.metrics.registry.get_sample_value("hivemesh_rpc_requests_total", labels) or 0.0
 
     async def counted(self, method: str, code: str) -> float:

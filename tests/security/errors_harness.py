@@ -47,6 +47,7 @@ class Served:
             "service": f"hivemesh.{service}.v1.{service.capitalize()}Service",
             "method": method,
             "code": code,
+            "release": self.mesh.metrics.release,
         }
         count = 0.0
         for _ in range(100):

@@ -76,6 +76,7 @@ async def test_a_stream_its_client_stops_reading_ends_quietly_and_is_counted(
             "service": "hivemesh.tool.v1.ToolService",
             "method": "InvokeToolStream",
             "code": "CANCELLED",
+            "release": metrics.release,
         }
         assert metrics.registry.get_sample_value("hivemesh_rpc_requests_total", labels) == 1
         assert failures(caplog) == []
