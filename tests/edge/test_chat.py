@@ -88,6 +88,28 @@ async def test_a_two_turn_conversation_answers_the_agents_question(edge: ServedE
     assert second.headers["x-hivemesh-task-state"] == "completed"
 
 
+async def test_a_streamed_answer_to_the_agents_question(edge: ServedEdge) -> None:
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "how do you spell"}]
+    async with client(edge) as openai_client:
+        asked = [
+            c
+            async for c in await openai_client.chat.completions.create(
+                model=MODEL, messages=messages, stream=True
+            )
+        ]
+        question = "".join(c.choices[0].delta.content or "" for c in asked if c.choices)
+        assert question
+        messages += [{"role": "assistant", "content": question}, {"role": "user", "content": "cat"}]
+        answered = [
+            c
+            async for c in await openai_client.chat.completions.create(
+                model=MODEL, messages=messages, stream=True
+            )
+        ]
+    assert "".join(c.choices[0].delta.content or "" for c in answered if c.choices) == "C-A-T"
+    assert answered[0].id == asked[0].id  # the same task
+
+
 async def test_the_session_follows_the_conversation_or_the_header(edge: ServedEdge) -> None:
     async with client(edge) as openai_client:
 

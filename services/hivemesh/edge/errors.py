@@ -2,8 +2,9 @@
 OpenAI-shaped body, ``{"error": {"message", "type", "param", "code"}}``.
 
 Bad input is 4xx, never 500; RESOURCE_EXHAUSTED is 429 with ``Retry-After`` from the RetryInfo; a
-gateway that cannot be reached is 503 (``Retry-After: 1``) and a deadline 504. ``code`` is the gateway's ErrorInfo
-reason in lower case (``rate_limited``, ``credentials_missing``), else the status code's name."""
+gateway that cannot be reached is 503 (``Retry-After: 1``) and a deadline 504. ``code`` is the
+gateway's ErrorInfo reason in lower case (``rate_limited``, ``credentials_missing``), else the
+status code's name."""
 
 from __future__ import annotations
 
