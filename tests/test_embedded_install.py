@@ -1,5 +1,6 @@
-"""`pip install .` without extras must run the embedded mesh: no optional client library
-(redis, asyncpg, qdrant-client, mcp, torch) may be imported unless its backend is configured."""
+"""`pip install .` without extras must run the embedded mesh and the edge's OpenAI door: no optional
+client library (redis, asyncpg, qdrant-client, mcp, torch) may be imported unless its backend is
+configured."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ SCRIPT = textwrap.dedent(
                                   "HIVEMESH_AUTH": "none"})
     for name in SERVICES:
         builder(name)(settings, ChannelFactory(settings), Metrics())
+
+    # The edge serves its OpenAI door without the mcp package, and leaves the MCP door out.
+    from hivemesh.edge.app import Edge, mcp_available
+    from hivemesh.edge.config import EdgeConfig
+
+    assert not mcp_available()
+    assert not Edge(settings, EdgeConfig()).mcp
     print("ok")
     """
 )

@@ -82,6 +82,7 @@ async def measure(
         "HIVEMESH_METRICS_PORT": "off",
         "HIVEMESH_AUTH": "none",
         "HIVEMESH_RATE_LIMIT": "0",
+        "HIVEMESH_EDGE_PORT": "off",
         "HIVEMESH_VISIBILITY_TIMEOUT": str(visibility_timeout_s),
         **{f"HIVEMESH_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }

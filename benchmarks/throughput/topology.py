@@ -214,6 +214,7 @@ async def embedded(workdir: Path) -> AsyncIterator[Topology]:
     metrics = free_port()
     env = {**_base_env(workdir / "data"), **_ports_env(ports), "HIVEMESH_METRICS_PORT": str(metrics)}
     env["HIVEMESH_AUTH"] = "none"
+    env["HIVEMESH_EDGE_PORT"] = "off"  # the gRPC path only
     spec = _Spec("hivemesh", _hivemesh("up"), env, metrics, tuple(ports.values()))
     async with (
         HivemeshClient(f"127.0.0.1:{ports['gateway']}") as client,

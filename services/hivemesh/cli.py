@@ -19,6 +19,8 @@ from google.protobuf import json_format
 
 from hivemesh.client import AnswerJoiner, HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
+from hivemesh.edge.app import Edge, EdgeServer, mcp_available
+from hivemesh.edge.config import EdgeConfig
 from hivemesh.loadgen import Closed, Load, Open, Request, gateway_sender, run_load
 from hivemesh.mesh.certs import make_certificates
 from hivemesh.mesh.channels import ChannelFactory
@@ -26,7 +28,7 @@ from hivemesh.mesh.config import SERVICES, TLS_FILES, ConfigError, EnvReader, Se
 from hivemesh.mesh.credentials import CREDENTIAL_HEADER, minter_for
 from hivemesh.mesh.launch import START_ORDER, build_servers
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.mesh.server import run_until_signal
+from hivemesh.mesh.server import Serving, run_until_signal
 from hivemesh.mesh.status import details_of
 from hivemesh.mesh.telemetry import setup_logging, setup_tracing, shutdown_tracing
 
@@ -38,6 +40,7 @@ MAX_TOKEN_TTL_S = 24 * 3600.0
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 EXIT_INPUT_REQUIRED = 3
 EXIT_UNAVAILABLE = 4
+GATEWAY_ADDRESS_HELP = "gateway host:port (default: HIVEMESH_GATEWAY_ADDR or localhost:50051)"
 
 
 def _default_user() -> str:
@@ -50,12 +53,27 @@ def _default_user() -> str:
 # ---- serving -------------------------------------------------------------------------------------
 
 
-async def _serve(services: Sequence[str], settings: Settings, process_name: str) -> None:
+async def _serve(
+    services: Sequence[str], settings: Settings, process_name: str, edge: EdgeConfig | None = None
+) -> None:
     setup_tracing(process_name, settings.trace_file)
     metrics = Metrics(settings.server.release.label)
     channels = ChannelFactory(settings)
     # Leaves first: the planner starts taking tasks only once the services it calls are serving.
-    servers = build_servers([s for s in START_ORDER if s in services], settings, channels, metrics)
+    grpc_servers = build_servers([s for s in START_ORDER if s in services], settings, channels, metrics)
+    servers: list[Serving] = list(grpc_servers)
+    if edge is not None and edge.port is not None:
+        # After the gateway, which its doors call.
+        servers.append(
+            EdgeServer(
+                Edge(settings, edge),
+                settings.server.host,
+                edge.port,
+                grace_s=settings.server.grace_period_s,
+                shutdown_delay_s=settings.server.shutdown_delay_s,
+                local_gateway=next((s for s in grpc_servers if s.app.name == "gateway"), None),
+            )
+        )
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, settings.server.host)
     try:
@@ -73,16 +91,42 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     # 50 calls/s: unless set, the embedded mesh runs without one.
     if os.environ["HIVEMESH_AUTH"] == "none":
         os.environ.setdefault("HIVEMESH_RATE_LIMIT", "0")
+    edge = EdgeConfig.from_env()
     print(f"hivemesh: data in {settings.data_dir}", file=sys.stderr)
     for name in SERVICES:
         print(f"hivemesh: {name:<8} on {settings.server.host}:{settings.ports[name]}", file=sys.stderr)
+    if edge.port is not None:
+        print(f"hivemesh: {'edge':<8} on {_edge_doors(settings.server.host, edge.port)}", file=sys.stderr)
     print('hivemesh: try  hivemesh run "what is 12 * (3 + 4)?"   (Ctrl-C stops the mesh)', file=sys.stderr)
-    asyncio.run(_serve(SERVICES, settings, "hivemesh"))
+    asyncio.run(_serve(SERVICES, settings, "hivemesh", edge))
     return 0
 
 
+def _edge_doors(host: str, port: int) -> str:
+    base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"  # noqa: S104 - comparison only
+    mcp = f"MCP {base}/mcp" if mcp_available() else "MCP off: pip install 'hivemesh[edge]'"
+    return f"{base}  (OpenAI {base}/v1, {mcp})"
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.service == "edge":
+        edge = EdgeConfig.from_env()
+        if edge.port is None:
+            print("hivemesh serve edge: HIVEMESH_EDGE_PORT is off", file=sys.stderr)
+            return EXIT_USAGE
+        asyncio.run(_serve([], settings, "hivemesh-edge", edge))
+        return 0
     asyncio.run(_serve([args.service], settings, f"hivemesh-{args.service}"))
+    return 0
+
+
+def cmd_mcp_stdio(args: argparse.Namespace, settings: Settings) -> int:
+    if not mcp_available():
+        print("hivemesh mcp-stdio: needs the mcp package: pip install 'hivemesh[edge]'", file=sys.stderr)
+        return EXIT_USAGE
+    from hivemesh.edge.mcp_door import serve_stdio  # noqa: PLC0415 - mcp is an optional extra
+
+    asyncio.run(serve_stdio(settings, EdgeConfig.from_env(), args.address))
     return 0
 
 
@@ -394,20 +438,30 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _serving_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``up``, ``serve`` and ``mcp-stdio``: the commands that run servers."""
+    sub.add_parser("up", help="run all five services in one process, each on its own port, and the HTTP edge")
+    serve = sub.add_parser("serve", help="run one service, or the HTTP edge (OpenAI and MCP doors)")
+    serve.add_argument("service", choices=[*SERVICES, "edge"])
+    stdio = sub.add_parser(
+        "mcp-stdio",
+        help="serve the MCP door over stdin/stdout (for an MCP client that starts it)",
+        description="Serves hivemesh's tools and ask_agent to an MCP client over stdio, calling the "
+        "gateway with HIVEMESH_API_KEY or HIVEMESH_TOKEN, as HIVEMESH_USER (default 'default').",
+    )
+    stdio.add_argument("--address", help=GATEWAY_ADDRESS_HELP)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemesh", description="A production runtime for AI agents.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("up", help="run all five services in one process, each on its own port")
-    serve = sub.add_parser("serve", help="run one service")
-    serve.add_argument("service", choices=SERVICES)
+    _serving_commands(sub)
 
     def client_flags(
         p: argparse.ArgumentParser, timeout_s: float = 30.0, timeout_help: str = "seconds for each unary call"
     ) -> None:
-        p.add_argument(
-            "--address", help="gateway host:port (default: HIVEMESH_GATEWAY_ADDR or localhost:50051)"
-        )
+        p.add_argument("--address", help=GATEWAY_ADDRESS_HELP)
         p.add_argument("--timeout", type=float, default=timeout_s, help=timeout_help)
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -539,10 +593,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in ("up", "serve"):
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        if args.command == "up":
-            return cmd_up(args, settings)
-        if args.command == "serve":
-            return cmd_serve(args, settings)
+        if args.command in ("up", "serve"):
+            try:
+                return cmd_up(args, settings) if args.command == "up" else cmd_serve(args, settings)
+            except OSError as exc:  # a port taken, a certificate unreadable
+                print(f"hivemesh: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+        if args.command == "mcp-stdio":
+            return cmd_mcp_stdio(args, settings)
         if args.command == "run":
             return asyncio.run(_run(args, settings))
         if args.command == "task" and args.action == "verify":

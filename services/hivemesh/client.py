@@ -4,14 +4,20 @@ inspect."""
 from __future__ import annotations
 
 import asyncio
+import builtins
+import copy
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
@@ -19,9 +25,12 @@ from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh import tls as transport
 from hivemesh.mesh.config import TlsConfig
+from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
 # Codes after which following a task's events again (from the last sequence seen) is safe.
 _RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+# How the gateway's API keys begin (``hmk_<key id>_<secret>``, see hivemesh.gateway.keys).
+API_KEY_PREFIX = "hmk_"
 
 
 def credentials_from_env(env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
@@ -32,6 +41,17 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> list[tuple[str
     if key:
         return [("x-api-key", key)]
     return [("authorization", f"Bearer {token}")] if token else []
+
+
+def bearer_credentials(token: str) -> list[tuple[str, str]]:
+    """Request metadata for a credential given as an HTTP bearer token: an API key (``hmk_...``)
+    travels as ``x-api-key``, anything else (a JWT) as ``authorization: Bearer``; none when empty."""
+    token = token.strip()
+    if not token:
+        return []
+    if token.startswith(API_KEY_PREFIX):
+        return [("x-api-key", token)]
+    return [("authorization", f"Bearer {token}")]
 
 
 class AnswerJoiner:
@@ -78,7 +98,12 @@ class HivemeshClient:
     """``async with HivemeshClient("localhost:50051") as client: task = await client.submit(...)``.
 
     With ``tls`` the gateway is verified against its CA, and the client certificate is shown when
-    the config has one (the gateway asks for none)."""
+    the config has one (the gateway asks for none). With ``wait_for_ready`` (the default) a call
+    made while the gateway cannot be reached waits for it until the call's deadline; without, it
+    fails at once with UNAVAILABLE (a front end that must answer its own callers quickly).
+
+    ``for_caller`` gives a client that shares this one's channel and sends other credentials: one
+    channel serves every caller of a front end."""
 
     def __init__(
         self,
@@ -87,6 +112,7 @@ class HivemeshClient:
         metadata: Sequence[tuple[str, str]] = (),
         timeout_s: float = 30.0,
         tls: TlsConfig | None = None,
+        wait_for_ready: bool = True,
     ) -> None:
         self._channel = (
             grpc.aio.insecure_channel(address)
@@ -100,6 +126,16 @@ class HivemeshClient:
         self._stub = GatewayServiceStub(self._channel)
         self._metadata = tuple(metadata)
         self._timeout = timeout_s
+        self._wait_for_ready = wait_for_ready
+        self._owns_channel = True
+
+    def for_caller(self, metadata: Sequence[tuple[str, str]]) -> HivemeshClient:
+        """A client on this one's channel that sends ``metadata`` (a caller's credentials) instead;
+        closing it leaves the channel open."""
+        view = copy.copy(self)
+        view._metadata = tuple(metadata)
+        view._owns_channel = False
+        return view
 
     async def __aenter__(self) -> HivemeshClient:
         return self
@@ -110,7 +146,8 @@ class HivemeshClient:
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close(None)
+        if self._owns_channel:
+            await self._channel.close(None)
 
     async def ready(self, timeout_s: float) -> None:
         """Wait until the channel to the gateway is connected; TimeoutError after ``timeout_s``."""
@@ -134,7 +171,7 @@ class HivemeshClient:
             options=_options(deadline_s, max_steps),
         )
         response: pb.SubmitTaskResponse = await self._stub.SubmitTask(
-            request, timeout=self._timeout, metadata=self._metadata, wait_for_ready=True
+            request, timeout=self._timeout, metadata=self._metadata, wait_for_ready=self._wait_for_ready
         )
         return response.task, response.existing
 
@@ -174,7 +211,7 @@ class HivemeshClient:
                     request,
                     timeout=_remaining(ends),
                     metadata=self._metadata,
-                    wait_for_ready=True,
+                    wait_for_ready=self._wait_for_ready,
                 )
                 async for response in stream:
                     task_id = response.event.task_id
@@ -230,10 +267,17 @@ class HivemeshClient:
         return response.task
 
     async def list(
-        self, *, page_size: int = 50, page_token: str = "", user_id: str = ""
+        self,
+        *,
+        page_size: int = 50,
+        page_token: str = "",
+        user_id: str = "",
+        states: Iterable[TaskState.ValueType] = (),
     ) -> tuple[list[Task], str]:
         response: pb.ListTasksResponse = await self._stub.ListTasks(
-            pb.ListTasksRequest(page_size=page_size, page_token=page_token, user_id=user_id),
+            pb.ListTasksRequest(
+                page_size=page_size, page_token=page_token, user_id=user_id, states=list(states)
+            ),
             timeout=self._timeout,
             metadata=self._metadata,
         )
@@ -255,6 +299,55 @@ class HivemeshClient:
             metadata=self._metadata,
         )
         return response.task
+
+    async def list_tools(self) -> builtins.list[ToolSpec]:
+        """Every tool the agent can use, with its JSON Schemas (all pages of ListTools)."""
+        tools: builtins.list[ToolSpec] = []
+        token = ""
+        while True:
+            response: pb.ListToolsResponse = await self._stub.ListTools(
+                pb.ListToolsRequest(page_size=1000, page_token=token),
+                timeout=self._timeout,
+                metadata=self._metadata,
+            )
+            tools.extend(response.tools)
+            token = response.next_page_token
+            if not token:
+                return tools
+
+    async def invoke_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        user_id: str,
+        tenant_id: str = "",
+        request_id: str | None = None,
+    ) -> pb.InvokeToolResponse:
+        """Run one tool for ``user_id`` outside any task (the gateway's InvokeTool); the request id
+        is its idempotency key."""
+        args = Struct()
+        json_format.ParseDict(dict(arguments), args)
+        response: pb.InvokeToolResponse = await self._stub.InvokeTool(
+            pb.InvokeToolRequest(
+                request_id=request_id or uuid.uuid4().hex,
+                tool_name=name,
+                arguments=args,
+                scope=Scope(tenant_id=tenant_id, user_id=user_id),
+            ),
+            timeout=self._timeout,
+            metadata=self._metadata,
+        )
+        return response
+
+    async def serving(self, service: str = "readiness", *, timeout_s: float = 2.0) -> bool:
+        """Whether the gateway answers SERVING for ``service`` in its health check."""
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def _options(deadline_s: float | None, max_steps: int) -> TaskOptions:

@@ -1,5 +1,5 @@
 """Wiring of the gateway service: task system, API keys, JWT verification, rate limits, the
-failure budget per peer and the limits per tenant."""
+failure budget per peer, the limits per tenant and the tool service for tools called directly."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hivemesh.gateway.ratelimit import InProcessTokenBucket, RateLimiter, RedisT
 from hivemesh.gateway.service import Gateway
 from hivemesh.gateway.servicer import GatewayServicer
 from hivemesh.gateway.tenant_limits import TenantLimits
+from hivemesh.gateway.tools import GrpcTools
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import ConfigError, Settings
@@ -39,7 +40,7 @@ def key_store(settings: Settings) -> ApiKeyStore:
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    return build_app(settings, GatewayConfig.from_env(), metrics)
+    return build_app(settings, GatewayConfig.from_env(), metrics, channels=channels)
 
 
 def build_app(
@@ -48,8 +49,11 @@ def build_app(
     metrics: Metrics | None = None,
     *,
     keys: ApiKeyStore | None = None,
+    channels: ChannelFactory | None = None,
 ) -> ServiceApp:
-    """The gateway; ``keys``: the API key store to use instead of the one ``settings`` names."""
+    """The gateway; ``keys``: the API key store to use instead of the one ``settings`` names;
+    ``channels``: where the tool service is, for tools called directly (without it ListTools and
+    InvokeTool answer UNIMPLEMENTED)."""
     server_limit = settings.server.max_concurrent_rpcs
     if config.tenant_max_in_flight >= server_limit:
         raise ConfigError(
@@ -98,7 +102,8 @@ def build_app(
         failures=failures,
     )
     limits = TenantLimits(config.tenant_max_in_flight, config.tenant_max_streams)
-    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings)), auth, limits)
+    tools = GrpcTools(channels) if channels is not None else None
+    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings), tools), auth, limits)
     return ServiceApp(
         name="gateway",
         # Garbage costs what a call without credentials costs, before anyone can authenticate it.

@@ -12,27 +12,36 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
 from hivemesh.mesh import telemetry
 from hivemesh.mesh.config import Settings
-from hivemesh.mesh.credentials import Minter
+from hivemesh.mesh.credentials import Minter, acting_as
 from hivemesh.mesh.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    Unimplemented,
 )
 from hivemesh.tasks.log import TaskTerminal
 from hivemesh.tasks.ports import TaskBook
 from hivemesh.tasks.projection import is_terminal
 from hivemesh.tasks.queue import DeadLetter
+from hivemesh.tool.v1 import tool_service_pb2 as tool
 
 DEFAULT_TENANT = "default"
+# Lifetime of the credential minted for one direct tool call (a task's lives as long as the task).
+TOOL_CALL_CREDENTIAL_TTL_S = 300.0
+# A direct call's request id becomes the tool's idempotency key under this prefix, apart from the
+# keys of tasks' steps (``<task id>:<step>``).
+TOOL_CALL_KEY_PREFIX = "call:"
 
 
 @dataclass(frozen=True)
@@ -50,12 +59,37 @@ class NewTask:
     options: TaskOptions
 
 
+@dataclass(frozen=True)
+class ToolRun:
+    """One tool called directly, outside any task."""
+
+    request_id: str
+    tool_name: str
+    arguments: Struct
+    scope: Scope
+
+
+class ToolPort(Protocol):
+    """ToolService, as the gateway needs it; calls carry the credential the caller acts with."""
+
+    async def list_tools(self, page_size: int, page_token: str) -> tool.ListToolsResponse: ...
+
+    async def invoke(self, request: tool.InvokeToolRequest) -> tool.InvokeToolResponse: ...
+
+
 class Gateway:
-    def __init__(self, tasks: TaskBook, settings: Settings, minter: Minter | None = None) -> None:
+    def __init__(
+        self,
+        tasks: TaskBook,
+        settings: Settings,
+        minter: Minter | None = None,
+        tools: ToolPort | None = None,
+    ) -> None:
         self._tasks = tasks
         self._settings = settings
         # Signs the credential each task's runs act with inside the mesh (none when that is off).
         self._minter = minter
+        self._tools = tools
         # Submits admitted and not yet queued: ``backlog()`` does not count them yet.
         self._admitting = 0
 
@@ -187,6 +221,48 @@ class Gateway:
             return await self._tasks.answer(task_id, text, credential=self._credential(task))
         except TaskTerminal:
             return await self.get(caller, task_id)
+
+    # ---- tools, called directly ----------------------------------------------------------------
+
+    def _tool_port(self) -> ToolPort:
+        if self._tools is None:
+            raise Unimplemented("this gateway is not connected to the tool service", reason="NO_TOOL_SERVICE")
+        return self._tools
+
+    def _call_credential(self, tenant_id: str, user_id: str) -> str:
+        """A short-lived mesh credential for one call of the caller (none when that is off)."""
+        if self._minter is None:
+            return ""
+        return self._minter.mint(tenant_id, user_id, ttl_s=TOOL_CALL_CREDENTIAL_TTL_S)
+
+    async def list_tools(
+        self, caller: Caller, *, page_size: int, page_token: str
+    ) -> tuple[builtins.list[tool.ToolSpec], str]:
+        """A page of the tool catalogue, read with a credential of the caller's tenant."""
+        tools = self._tool_port()
+        with acting_as(self._call_credential(self._tenant(caller, ""), "")):
+            page = await tools.list_tools(page_size, page_token)
+        return builtins.list(page.tools), page.next_page_token
+
+    async def invoke_tool(self, caller: Caller, run: ToolRun) -> tool.InvokeToolResponse:
+        """Run one tool through ToolService as the caller's tenant and the scope's user; the request
+        id is the call's idempotency key, so a repeat returns the first result."""
+        if not run.scope.user_id:
+            raise InvalidArgument.field("scope.user_id", "is required")
+        tools = self._tool_port()
+        scope = Scope(
+            tenant_id=self._tenant(caller, run.scope.tenant_id),
+            user_id=run.scope.user_id,
+            session_id=run.scope.session_id,
+        )
+        request = tool.InvokeToolRequest(
+            tool_name=run.tool_name,
+            arguments=run.arguments,
+            idempotency_key=TOOL_CALL_KEY_PREFIX + run.request_id,
+            scope=scope,
+        )
+        with acting_as(self._call_credential(scope.tenant_id, scope.user_id)):
+            return await tools.invoke(request)
 
     # ---- dead letters ----------------------------------------------------------------------------
 

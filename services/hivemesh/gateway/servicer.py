@@ -10,7 +10,7 @@ from typing import Literal
 import grpc
 
 from hivemesh.gateway.auth import Authenticator
-from hivemesh.gateway.service import Caller, DeadTask, Gateway, NewTask
+from hivemesh.gateway.service import Caller, DeadTask, Gateway, NewTask, ToolRun
 from hivemesh.gateway.tenant_limits import TenantLimits
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
@@ -131,3 +131,16 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         async with self._caller(context) as caller:
             purged = await self._gateway.purge(caller, target)
         return pb.PurgeDeadLettersResponse(purged_count=purged)
+
+    async def ListTools(self, request: pb.ListToolsRequest, context: Context) -> pb.ListToolsResponse:
+        async with self._caller(context) as caller:
+            tools, token = await self._gateway.list_tools(
+                caller, page_size=request.page_size, page_token=request.page_token
+            )
+        return pb.ListToolsResponse(tools=tools, next_page_token=token)
+
+    async def InvokeTool(self, request: pb.InvokeToolRequest, context: Context) -> pb.InvokeToolResponse:
+        run = ToolRun(request.request_id, request.tool_name, request.arguments, request.scope)
+        async with self._caller(context) as caller:
+            result = await self._gateway.invoke_tool(caller, run)
+        return pb.InvokeToolResponse(result=result.result, display=result.display, replayed=result.replayed)

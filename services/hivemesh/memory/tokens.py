@@ -14,8 +14,13 @@ CHARS_PER_TOKEN = 4
 TURN_OVERHEAD_TOKENS = 4
 
 
+def text_tokens(text: str) -> int:
+    """The estimated tokens of ``text`` alone: ceil(characters / 4)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
 def turn_tokens(turn: Turn) -> int:
-    return -(-len(turn.text) // CHARS_PER_TOKEN) + TURN_OVERHEAD_TOKENS
+    return text_tokens(turn.text) + TURN_OVERHEAD_TOKENS
 
 
 def fit(turns: Sequence[Turn], budget: int) -> Context:

@@ -192,15 +192,26 @@ class MeshServer:
         await self._server.wait_for_termination()
 
 
+class Serving(Protocol):
+    """A server ``run_until_signal`` starts and stops: a MeshServer, or the edge's HTTP server."""
+
+    # The port bound (once started).
+    port: int
+
+    async def start(self) -> int: ...
+
+    async def stop(self, grace_s: float | None = None) -> None: ...
+
+
 async def run_until_signal(
-    servers: Sequence[MeshServer], grace_s: float, on_started: Callable[[], None] | None = None
+    servers: Sequence[Serving], grace_s: float, on_started: Callable[[], None] | None = None
 ) -> None:
     """Start the servers, serve until SIGTERM or SIGINT, then drain and stop them all."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    started: list[MeshServer] = []
+    started: list[Serving] = []
     try:
         for server in servers:
             await server.start()

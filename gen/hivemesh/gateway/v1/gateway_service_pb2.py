@@ -23,12 +23,14 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from hivemesh.common.v1 import scope_pb2 as hivemesh_dot_common_dot_v1_dot_scope__pb2
 from hivemesh.common.v1 import task_pb2 as hivemesh_dot_common_dot_v1_dot_task__pb2
+from hivemesh.tool.v1 import tool_service_pb2 as hivemesh_dot_tool_dot_v1_dot_tool__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)hivemesh/gateway/v1/gateway_service.proto\x12\x13hivemesh.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehivemesh/common/v1/scope.proto\x1a\x1dhivemesh/common/v1/task.proto\"\xb2\x01\n\x11SubmitTaskRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x30\n\x05scope\x18\x03 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\x12\x30\n\x07options\x18\x04 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\"N\n\x12SubmitTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x10\n\x08\x65xisting\x18\x02 \x01(\x08\"\xb3\x01\n\x12\x45xecuteTaskRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x30\n\x05scope\x18\x03 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\x12\x30\n\x07options\x18\x04 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\"C\n\x13\x45xecuteTaskResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskEvent\"-\n\x0eGetTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"9\n\x0fGetTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"\x8f\x02\n\x10ListTasksRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12>\n\x06states\x18\x03 \x03(\x0e\x32\x1d.hivemesh.common.v1.TaskStateB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x07user_id\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"U\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11\x43\x61ncelTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"<\n\x12\x43\x61ncelTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"P\n\x10WatchTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"A\n\x11WatchTaskResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskEvent\"m\n\x13\x43ontinueTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\nrequest_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\">\n\x14\x43ontinueTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"`\n\nDeadLetter\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x16\n\x0e\x64\x65livery_count\x18\x02 \x01(\r\x12\x12\n\nlast_error\x18\x03 \x01(\t\"S\n\x16ListDeadLettersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"i\n\x17ListDeadLettersResponse\x12\x35\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1f.hivemesh.gateway.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"3\n\x14GetDeadLetterRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"M\n\x15GetDeadLetterResponse\x12\x34\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32\x1f.hivemesh.gateway.v1.DeadLetter\"V\n\x17ReplayDeadLetterRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\nrequest_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"B\n\x18ReplayDeadLetterResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"\x81\x01\n\x17PurgeDeadLettersRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1d\n\x07task_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01H\x00\x12\x16\n\x03\x61ll\x18\x03 \x01(\x08\x42\x07\xbaH\x04j\x02\x08\x01H\x00\x42\x0f\n\x06target\x12\x05\xbaH\x02\x08\x01\"0\n\x18PurgeDeadLettersResponse\x12\x14\n\x0cpurged_count\x18\x01 \x01(\r2\x91\t\n\x0eGatewayService\x12\x62\n\nSubmitTask\x12&.hivemesh.gateway.v1.SubmitTaskRequest\x1a\'.hivemesh.gateway.v1.SubmitTaskResponse\"\x03\x90\x02\x02\x12\x62\n\x0b\x45xecuteTask\x12\'.hivemesh.gateway.v1.ExecuteTaskRequest\x1a(.hivemesh.gateway.v1.ExecuteTaskResponse0\x01\x12Y\n\x07GetTask\x12#.hivemesh.gateway.v1.GetTaskRequest\x1a$.hivemesh.gateway.v1.GetTaskResponse\"\x03\x90\x02\x01\x12_\n\tListTasks\x12%.hivemesh.gateway.v1.ListTasksRequest\x1a&.hivemesh.gateway.v1.ListTasksResponse\"\x03\x90\x02\x01\x12\x62\n\nCancelTask\x12&.hivemesh.gateway.v1.CancelTaskRequest\x1a\'.hivemesh.gateway.v1.CancelTaskResponse\"\x03\x90\x02\x02\x12\x61\n\tWatchTask\x12%.hivemesh.gateway.v1.WatchTaskRequest\x1a&.hivemesh.gateway.v1.WatchTaskResponse\"\x03\x90\x02\x01\x30\x01\x12h\n\x0c\x43ontinueTask\x12(.hivemesh.gateway.v1.ContinueTaskRequest\x1a).hivemesh.gateway.v1.ContinueTaskResponse\"\x03\x90\x02\x02\x12q\n\x0fListDeadLetters\x12+.hivemesh.gateway.v1.ListDeadLettersRequest\x1a,.hivemesh.gateway.v1.ListDeadLettersResponse\"\x03\x90\x02\x01\x12k\n\rGetDeadLetter\x12).hivemesh.gateway.v1.GetDeadLetterRequest\x1a*.hivemesh.gateway.v1.GetDeadLetterResponse\"\x03\x90\x02\x01\x12t\n\x10ReplayDeadLetter\x12,.hivemesh.gateway.v1.ReplayDeadLetterRequest\x1a-.hivemesh.gateway.v1.ReplayDeadLetterResponse\"\x03\x90\x02\x02\x12t\n\x10PurgeDeadLetters\x12,.hivemesh.gateway.v1.PurgeDeadLettersRequest\x1a-.hivemesh.gateway.v1.PurgeDeadLettersResponse\"\x03\x90\x02\x02\x42\x93\x01\n\x1dio.github.hivemesh.gateway.v1B\x13GatewayServiceProtoP\x01ZEgithub.com/hivemesh/hivemesh/clients/go/hivemesh/gateway/v1;gatewayv1\xaa\x02\x13Hivemesh.Gateway.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)hivemesh/gateway/v1/gateway_service.proto\x12\x13hivemesh.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehivemesh/common/v1/scope.proto\x1a\x1dhivemesh/common/v1/task.proto\x1a#hivemesh/tool/v1/tool_service.proto\"\xb2\x01\n\x11SubmitTaskRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x30\n\x05scope\x18\x03 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\x12\x30\n\x07options\x18\x04 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\"N\n\x12SubmitTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x10\n\x08\x65xisting\x18\x02 \x01(\x08\"\xb3\x01\n\x12\x45xecuteTaskRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x30\n\x05scope\x18\x03 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\x12\x30\n\x07options\x18\x04 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\"C\n\x13\x45xecuteTaskResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskEvent\"-\n\x0eGetTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"9\n\x0fGetTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"\x8f\x02\n\x10ListTasksRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12>\n\x06states\x18\x03 \x03(\x0e\x32\x1d.hivemesh.common.v1.TaskStateB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x07user_id\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"U\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11\x43\x61ncelTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"<\n\x12\x43\x61ncelTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"P\n\x10WatchTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"A\n\x11WatchTaskResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskEvent\"m\n\x13\x43ontinueTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\nrequest_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\">\n\x14\x43ontinueTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"`\n\nDeadLetter\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x16\n\x0e\x64\x65livery_count\x18\x02 \x01(\r\x12\x12\n\nlast_error\x18\x03 \x01(\t\"S\n\x16ListDeadLettersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"i\n\x17ListDeadLettersResponse\x12\x35\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1f.hivemesh.gateway.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"3\n\x14GetDeadLetterRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"M\n\x15GetDeadLetterResponse\x12\x34\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32\x1f.hivemesh.gateway.v1.DeadLetter\"V\n\x17ReplayDeadLetterRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\nrequest_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"B\n\x18ReplayDeadLetterResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"\x81\x01\n\x17PurgeDeadLettersRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1d\n\x07task_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01H\x00\x12\x16\n\x03\x61ll\x18\x03 \x01(\x08\x42\x07\xbaH\x04j\x02\x08\x01H\x00\x42\x0f\n\x06target\x12\x05\xbaH\x02\x08\x01\"0\n\x18PurgeDeadLettersResponse\x12\x14\n\x0cpurged_count\x18\x01 \x01(\r\"M\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"W\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x1a.hivemesh.tool.v1.ToolSpec\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\x11InvokeToolRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1d\n\ttool_name\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\"`\n\x12InvokeToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x32\xd6\n\n\x0eGatewayService\x12\x62\n\nSubmitTask\x12&.hivemesh.gateway.v1.SubmitTaskRequest\x1a\'.hivemesh.gateway.v1.SubmitTaskResponse\"\x03\x90\x02\x02\x12\x62\n\x0b\x45xecuteTask\x12\'.hivemesh.gateway.v1.ExecuteTaskRequest\x1a(.hivemesh.gateway.v1.ExecuteTaskResponse0\x01\x12Y\n\x07GetTask\x12#.hivemesh.gateway.v1.GetTaskRequest\x1a$.hivemesh.gateway.v1.GetTaskResponse\"\x03\x90\x02\x01\x12_\n\tListTasks\x12%.hivemesh.gateway.v1.ListTasksRequest\x1a&.hivemesh.gateway.v1.ListTasksResponse\"\x03\x90\x02\x01\x12\x62\n\nCancelTask\x12&.hivemesh.gateway.v1.CancelTaskRequest\x1a\'.hivemesh.gateway.v1.CancelTaskResponse\"\x03\x90\x02\x02\x12\x61\n\tWatchTask\x12%.hivemesh.gateway.v1.WatchTaskRequest\x1a&.hivemesh.gateway.v1.WatchTaskResponse\"\x03\x90\x02\x01\x30\x01\x12h\n\x0c\x43ontinueTask\x12(.hivemesh.gateway.v1.ContinueTaskRequest\x1a).hivemesh.gateway.v1.ContinueTaskResponse\"\x03\x90\x02\x02\x12q\n\x0fListDeadLetters\x12+.hivemesh.gateway.v1.ListDeadLettersRequest\x1a,.hivemesh.gateway.v1.ListDeadLettersResponse\"\x03\x90\x02\x01\x12k\n\rGetDeadLetter\x12).hivemesh.gateway.v1.GetDeadLetterRequest\x1a*.hivemesh.gateway.v1.GetDeadLetterResponse\"\x03\x90\x02\x01\x12t\n\x10ReplayDeadLetter\x12,.hivemesh.gateway.v1.ReplayDeadLetterRequest\x1a-.hivemesh.gateway.v1.ReplayDeadLetterResponse\"\x03\x90\x02\x02\x12t\n\x10PurgeDeadLetters\x12,.hivemesh.gateway.v1.PurgeDeadLettersRequest\x1a-.hivemesh.gateway.v1.PurgeDeadLettersResponse\"\x03\x90\x02\x02\x12_\n\tListTools\x12%.hivemesh.gateway.v1.ListToolsRequest\x1a&.hivemesh.gateway.v1.ListToolsResponse\"\x03\x90\x02\x01\x12\x62\n\nInvokeTool\x12&.hivemesh.gateway.v1.InvokeToolRequest\x1a\'.hivemesh.gateway.v1.InvokeToolResponse\"\x03\x90\x02\x02\x42\x93\x01\n\x1dio.github.hivemesh.gateway.v1B\x13GatewayServiceProtoP\x01ZEgithub.com/hivemesh/hivemesh/clients/go/hivemesh/gateway/v1;gatewayv1\xaa\x02\x13Hivemesh.Gateway.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -90,6 +92,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PURGEDEADLETTERSREQUEST'].fields_by_name['task_id']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
   _globals['_PURGEDEADLETTERSREQUEST'].fields_by_name['all']._loaded_options = None
   _globals['_PURGEDEADLETTERSREQUEST'].fields_by_name['all']._serialized_options = b'\272H\004j\002\010\001'
+  _globals['_LISTTOOLSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTTOOLSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\005*\003\030\350\007'
+  _globals['_LISTTOOLSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTTOOLSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\004'
+  _globals['_INVOKETOOLREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_INVOKETOOLREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
+  _globals['_INVOKETOOLREQUEST'].fields_by_name['tool_name']._loaded_options = None
+  _globals['_INVOKETOOLREQUEST'].fields_by_name['tool_name']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
+  _globals['_INVOKETOOLREQUEST'].fields_by_name['scope']._loaded_options = None
+  _globals['_INVOKETOOLREQUEST'].fields_by_name['scope']._serialized_options = b'\272H\003\310\001\001'
   _globals['_GATEWAYSERVICE'].methods_by_name['SubmitTask']._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['SubmitTask']._serialized_options = b'\220\002\002'
   _globals['_GATEWAYSERVICE'].methods_by_name['GetTask']._loaded_options = None
@@ -110,52 +122,64 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GATEWAYSERVICE'].methods_by_name['ReplayDeadLetter']._serialized_options = b'\220\002\002'
   _globals['_GATEWAYSERVICE'].methods_by_name['PurgeDeadLetters']._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['PurgeDeadLetters']._serialized_options = b'\220\002\002'
-  _globals['_SUBMITTASKREQUEST']._serialized_start=192
-  _globals['_SUBMITTASKREQUEST']._serialized_end=370
-  _globals['_SUBMITTASKRESPONSE']._serialized_start=372
-  _globals['_SUBMITTASKRESPONSE']._serialized_end=450
-  _globals['_EXECUTETASKREQUEST']._serialized_start=453
-  _globals['_EXECUTETASKREQUEST']._serialized_end=632
-  _globals['_EXECUTETASKRESPONSE']._serialized_start=634
-  _globals['_EXECUTETASKRESPONSE']._serialized_end=701
-  _globals['_GETTASKREQUEST']._serialized_start=703
-  _globals['_GETTASKREQUEST']._serialized_end=748
-  _globals['_GETTASKRESPONSE']._serialized_start=750
-  _globals['_GETTASKRESPONSE']._serialized_end=807
-  _globals['_LISTTASKSREQUEST']._serialized_start=810
-  _globals['_LISTTASKSREQUEST']._serialized_end=1081
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1083
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1168
-  _globals['_CANCELTASKREQUEST']._serialized_start=1170
-  _globals['_CANCELTASKREQUEST']._serialized_end=1244
-  _globals['_CANCELTASKRESPONSE']._serialized_start=1246
-  _globals['_CANCELTASKRESPONSE']._serialized_end=1306
-  _globals['_WATCHTASKREQUEST']._serialized_start=1308
-  _globals['_WATCHTASKREQUEST']._serialized_end=1388
-  _globals['_WATCHTASKRESPONSE']._serialized_start=1390
-  _globals['_WATCHTASKRESPONSE']._serialized_end=1455
-  _globals['_CONTINUETASKREQUEST']._serialized_start=1457
-  _globals['_CONTINUETASKREQUEST']._serialized_end=1566
-  _globals['_CONTINUETASKRESPONSE']._serialized_start=1568
-  _globals['_CONTINUETASKRESPONSE']._serialized_end=1630
-  _globals['_DEADLETTER']._serialized_start=1632
-  _globals['_DEADLETTER']._serialized_end=1728
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1730
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1813
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1815
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1920
-  _globals['_GETDEADLETTERREQUEST']._serialized_start=1922
-  _globals['_GETDEADLETTERREQUEST']._serialized_end=1973
-  _globals['_GETDEADLETTERRESPONSE']._serialized_start=1975
-  _globals['_GETDEADLETTERRESPONSE']._serialized_end=2052
-  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=2054
-  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=2140
-  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=2142
-  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=2208
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=2211
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=2340
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=2342
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=2390
-  _globals['_GATEWAYSERVICE']._serialized_start=2393
-  _globals['_GATEWAYSERVICE']._serialized_end=3562
+  _globals['_GATEWAYSERVICE'].methods_by_name['ListTools']._loaded_options = None
+  _globals['_GATEWAYSERVICE'].methods_by_name['ListTools']._serialized_options = b'\220\002\001'
+  _globals['_GATEWAYSERVICE'].methods_by_name['InvokeTool']._loaded_options = None
+  _globals['_GATEWAYSERVICE'].methods_by_name['InvokeTool']._serialized_options = b'\220\002\002'
+  _globals['_SUBMITTASKREQUEST']._serialized_start=259
+  _globals['_SUBMITTASKREQUEST']._serialized_end=437
+  _globals['_SUBMITTASKRESPONSE']._serialized_start=439
+  _globals['_SUBMITTASKRESPONSE']._serialized_end=517
+  _globals['_EXECUTETASKREQUEST']._serialized_start=520
+  _globals['_EXECUTETASKREQUEST']._serialized_end=699
+  _globals['_EXECUTETASKRESPONSE']._serialized_start=701
+  _globals['_EXECUTETASKRESPONSE']._serialized_end=768
+  _globals['_GETTASKREQUEST']._serialized_start=770
+  _globals['_GETTASKREQUEST']._serialized_end=815
+  _globals['_GETTASKRESPONSE']._serialized_start=817
+  _globals['_GETTASKRESPONSE']._serialized_end=874
+  _globals['_LISTTASKSREQUEST']._serialized_start=877
+  _globals['_LISTTASKSREQUEST']._serialized_end=1148
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1150
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1235
+  _globals['_CANCELTASKREQUEST']._serialized_start=1237
+  _globals['_CANCELTASKREQUEST']._serialized_end=1311
+  _globals['_CANCELTASKRESPONSE']._serialized_start=1313
+  _globals['_CANCELTASKRESPONSE']._serialized_end=1373
+  _globals['_WATCHTASKREQUEST']._serialized_start=1375
+  _globals['_WATCHTASKREQUEST']._serialized_end=1455
+  _globals['_WATCHTASKRESPONSE']._serialized_start=1457
+  _globals['_WATCHTASKRESPONSE']._serialized_end=1522
+  _globals['_CONTINUETASKREQUEST']._serialized_start=1524
+  _globals['_CONTINUETASKREQUEST']._serialized_end=1633
+  _globals['_CONTINUETASKRESPONSE']._serialized_start=1635
+  _globals['_CONTINUETASKRESPONSE']._serialized_end=1697
+  _globals['_DEADLETTER']._serialized_start=1699
+  _globals['_DEADLETTER']._serialized_end=1795
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1797
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=1880
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=1882
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=1987
+  _globals['_GETDEADLETTERREQUEST']._serialized_start=1989
+  _globals['_GETDEADLETTERREQUEST']._serialized_end=2040
+  _globals['_GETDEADLETTERRESPONSE']._serialized_start=2042
+  _globals['_GETDEADLETTERRESPONSE']._serialized_end=2119
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=2121
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=2207
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=2209
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=2275
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=2278
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=2407
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=2409
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=2457
+  _globals['_LISTTOOLSREQUEST']._serialized_start=2459
+  _globals['_LISTTOOLSREQUEST']._serialized_end=2536
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=2538
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=2625
+  _globals['_INVOKETOOLREQUEST']._serialized_start=2628
+  _globals['_INVOKETOOLREQUEST']._serialized_end=2804
+  _globals['_INVOKETOOLRESPONSE']._serialized_start=2806
+  _globals['_INVOKETOOLRESPONSE']._serialized_end=2902
+  _globals['_GATEWAYSERVICE']._serialized_start=2905
+  _globals['_GATEWAYSERVICE']._serialized_end=4271
 # @@protoc_insertion_point(module_scope)

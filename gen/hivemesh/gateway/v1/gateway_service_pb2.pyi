@@ -6,10 +6,12 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from hivemesh.common.v1 import scope_pb2 as _scope_pb2
 from hivemesh.common.v1 import task_pb2 as _task_pb2
+from hivemesh.tool.v1 import tool_service_pb2 as _tool_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -660,3 +662,129 @@ class PurgeDeadLettersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PurgeDeadLettersResponse: _TypeAlias = PurgeDeadLettersResponse  # noqa: Y015
+
+@_typing.final
+class ListToolsRequest(_message.Message):
+    """ListToolsRequest pages through the tools."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most tools to return; zero means 100."""
+    page_token: _builtins.str
+    """Token from a previous ListToolsResponse; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListToolsRequest: _TypeAlias = ListToolsRequest  # noqa: Y015
+
+@_typing.final
+class ListToolsResponse(_message.Message):
+    """ListToolsResponse is one page of tools."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOLS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def tools(self) -> _containers.RepeatedCompositeFieldContainer[_tool_service_pb2.ToolSpec]:
+        """The tools, by name."""
+
+    def __init__(
+        self,
+        *,
+        tools: _abc.Iterable[_tool_service_pb2.ToolSpec] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "tools", b"tools"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListToolsResponse: _TypeAlias = ListToolsResponse  # noqa: Y015
+
+@_typing.final
+class InvokeToolRequest(_message.Message):
+    """InvokeToolRequest names a tool and its arguments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TOOL_NAME_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen idempotency key, unique per tenant: a repeat of the same call
+    with it returns the first result; another call with it is refused.
+    """
+    tool_name: _builtins.str
+    """The tool's name, as ListTools gives it."""
+    @_builtins.property
+    def arguments(self) -> _struct_pb2.Struct:
+        """Arguments, checked against the tool's arguments schema."""
+
+    @_builtins.property
+    def scope(self) -> _scope_pb2.Scope:
+        """Whose data the tool may touch; user_id is required, session_id is not used."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tool_name: _builtins.str = ...,
+        arguments: _struct_pb2.Struct | None = ...,
+        scope: _scope_pb2.Scope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "request_id", b"request_id", "scope", b"scope", "tool_name", b"tool_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvokeToolRequest: _TypeAlias = InvokeToolRequest  # noqa: Y015
+
+@_typing.final
+class InvokeToolResponse(_message.Message):
+    """InvokeToolResponse is the tool's result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    DISPLAY_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    display: _builtins.str
+    """Short human-readable rendering of the result."""
+    replayed: _builtins.bool
+    """True when request_id matched an earlier call and the tool did not run again."""
+    @_builtins.property
+    def result(self) -> _struct_pb2.Struct:
+        """The result, matching the tool's result schema."""
+
+    def __init__(
+        self,
+        *,
+        result: _struct_pb2.Struct | None = ...,
+        display: _builtins.str = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display", b"display", "replayed", b"replayed", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvokeToolResponse: _TypeAlias = InvokeToolResponse  # noqa: Y015

@@ -91,6 +91,16 @@ class GatewayServiceStub:
                 request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersRequest.SerializeToString,
                 response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.ListTools = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/ListTools',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListToolsRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListToolsResponse.FromString,
+                _registered_method=True)
+        self.InvokeTool = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/InvokeTool',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -182,6 +192,26 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTools(self, request, context):
+        """ListTools pages through the tools the agent can use, by name, each with
+        the JSON Schemas of its arguments and result: ToolService's catalogue, read
+        for the caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InvokeTool(self, request, context):
+        """InvokeTool runs one tool for the caller, outside any task: the gateway
+        authenticates the caller and calls ToolService.InvokeTool for the caller's
+        tenant and the scope's user, so the tool's argument validation, limits and
+        idempotency apply. A request_id already used by the same tenant for the same
+        call returns the first result without running the tool again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -239,6 +269,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.PurgeDeadLetters,
                     request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersRequest.FromString,
                     response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersResponse.SerializeToString,
+            ),
+            'ListTools': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTools,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListToolsRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListToolsResponse.SerializeToString,
+            ),
+            'InvokeTool': grpc.unary_unary_rpc_method_handler(
+                    servicer.InvokeTool,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -540,6 +580,60 @@ class GatewayService:
             '/hivemesh.gateway.v1.GatewayService/PurgeDeadLetters',
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersRequest.SerializeToString,
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.PurgeDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/ListTools',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListToolsRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListToolsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InvokeTool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/InvokeTool',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.FromString,
             options,
             channel_credentials,
             insecure,

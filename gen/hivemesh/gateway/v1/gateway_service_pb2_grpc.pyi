@@ -69,6 +69,18 @@ class GatewayServiceStub:
     """PurgeDeadLetters drops dead letters for good: one by task id, or all of the
     caller's. The tasks and their logs stay (FAILED); only the queue entries go.
     """
+    ListTools: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListToolsRequest, _gateway_service_pb2.ListToolsResponse]
+    """ListTools pages through the tools the agent can use, by name, each with
+    the JSON Schemas of its arguments and result: ToolService's catalogue, read
+    for the caller.
+    """
+    InvokeTool: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.InvokeToolRequest, _gateway_service_pb2.InvokeToolResponse]
+    """InvokeTool runs one tool for the caller, outside any task: the gateway
+    authenticates the caller and calls ToolService.InvokeTool for the caller's
+    tenant and the scope's user, so the tool's argument validation, limits and
+    idempotency apply. A request_id already used by the same tenant for the same
+    call returns the first result without running the tool again.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -110,6 +122,18 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     PurgeDeadLetters: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.PurgeDeadLettersRequest, _gateway_service_pb2.PurgeDeadLettersResponse]  # type: ignore[assignment]
     """PurgeDeadLetters drops dead letters for good: one by task id, or all of the
     caller's. The tasks and their logs stay (FAILED); only the queue entries go.
+    """
+    ListTools: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListToolsRequest, _gateway_service_pb2.ListToolsResponse]  # type: ignore[assignment]
+    """ListTools pages through the tools the agent can use, by name, each with
+    the JSON Schemas of its arguments and result: ToolService's catalogue, read
+    for the caller.
+    """
+    InvokeTool: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.InvokeToolRequest, _gateway_service_pb2.InvokeToolResponse]  # type: ignore[assignment]
+    """InvokeTool runs one tool for the caller, outside any task: the gateway
+    authenticates the caller and calls ToolService.InvokeTool for the caller's
+    tenant and the scope's user, so the tool's argument validation, limits and
+    idempotency apply. A request_id already used by the same tenant for the same
+    call returns the first result without running the tool again.
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -215,6 +239,30 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_gateway_service_pb2.PurgeDeadLettersResponse, _abc.Awaitable[_gateway_service_pb2.PurgeDeadLettersResponse]]:
         """PurgeDeadLetters drops dead letters for good: one by task id, or all of the
         caller's. The tasks and their logs stay (FAILED); only the queue entries go.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTools(
+        self,
+        request: _gateway_service_pb2.ListToolsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.ListToolsResponse, _abc.Awaitable[_gateway_service_pb2.ListToolsResponse]]:
+        """ListTools pages through the tools the agent can use, by name, each with
+        the JSON Schemas of its arguments and result: ToolService's catalogue, read
+        for the caller.
+        """
+
+    @_abc_1.abstractmethod
+    def InvokeTool(
+        self,
+        request: _gateway_service_pb2.InvokeToolRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.InvokeToolResponse, _abc.Awaitable[_gateway_service_pb2.InvokeToolResponse]]:
+        """InvokeTool runs one tool for the caller, outside any task: the gateway
+        authenticates the caller and calls ToolService.InvokeTool for the caller's
+        tenant and the scope's user, so the tool's argument validation, limits and
+        idempotency apply. A request_id already used by the same tenant for the same
+        call returns the first result without running the tool again.
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,215 @@
+"""The edge: one stateless HTTP process in front of the gateway, serving the front doors
+(``hivemesh serve edge``, and started by ``hivemesh up``).
+
+- ``/v1/chat/completions``, ``/v1/models``: the OpenAI-compatible door (chat.py);
+- ``/mcp``: the MCP door over streamable HTTP (mcp_door.py; with ``hivemesh[edge]`` installed);
+- ``/healthz``: liveness (the process answers); ``/readyz``: readiness (the gateway answers its
+  health check, and the edge is not shutting down).
+
+The edge keeps nothing between requests: every door turns a request into calls of the gateway with
+the caller's own credentials, so it scales and fails like any stateless front end. Every request
+body is bounded (``HIVEMESH_EDGE_MAX_BODY_BYTES``). Bound to a loopback address (a laptop), the edge
+answers only requests addressed to localhost, so a web page cannot reach it through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import math
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from hivemesh.edge.body import BodyLimit
+from hivemesh.edge.chat import ChatDoor, error_response
+from hivemesh.edge.config import EdgeConfig
+from hivemesh.edge.errors import HttpError
+from hivemesh.edge.gateway import GatewayLink
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.server import Serving
+
+_log = logging.getLogger(__name__)
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_ERROR_TYPES = {404: "not_found_error", 405: "invalid_request_error"}
+
+
+class Health:
+    def __init__(self, gateway: GatewayLink) -> None:
+        self._gateway = gateway
+        self.stopping = False
+
+    async def live(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        if self.stopping:
+            return JSONResponse({"status": "shutting down"}, status_code=503)
+        if not await self._gateway.ready():
+            return JSONResponse(
+                {"status": f"the gateway at {self._gateway.address} is not ready"}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+
+class Edge:
+    """The ASGI app of the edge (``app``) and what its server needs to know of it."""
+
+    def __init__(self, settings: Settings, config: EdgeConfig, *, gateway_address: str | None = None) -> None:
+        self.config = config
+        self.gateway = GatewayLink(gateway_address or settings.addresses["gateway"], settings, config)
+        self.health = Health(self.gateway)
+        chat = ChatDoor(self.gateway, config.model)
+        routes = [
+            Route("/healthz", self.health.live, methods=["GET"]),
+            Route("/readyz", self.health.ready, methods=["GET"]),
+            Route("/v1/models", chat.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", chat.model, methods=["GET"]),
+            Route("/v1/chat/completions", chat.completions, methods=["POST"]),
+        ]
+        mcp = _mcp_http(self.gateway, config)
+        self.mcp = mcp is not None
+        if mcp is not None:
+            routes.append(Route("/mcp", mcp))
+        middleware = [Middleware(BodyLimit, max_bytes=config.max_body_bytes)]
+        if settings.server.host in _LOOPBACK:
+            middleware.insert(
+                0, Middleware(TrustedHostMiddleware, allowed_hosts=["localhost", "127.0.0.1", "[::1]"])
+            )
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            await self.gateway.open()
+            try:
+                async with mcp.manager.run() if mcp is not None else contextlib.nullcontext():
+                    yield
+            finally:
+                await self.gateway.close()
+
+        self.app = Starlette(
+            routes=routes,
+            middleware=middleware,
+            lifespan=lifespan,
+            exception_handlers={HTTPException: _http_error},
+        )
+
+
+def mcp_available() -> bool:
+    """Whether the MCP door can be served (the mcp package of ``hivemesh[edge]`` is installed)."""
+    try:
+        return importlib.util.find_spec("mcp") is not None
+    except ImportError:
+        return False
+
+
+def _mcp_http(gateway: GatewayLink, config: EdgeConfig) -> Any:
+    """The MCP door's ASGI app, or None when the mcp package is missing."""
+    if not mcp_available():
+        return None
+    from hivemesh.edge.mcp_door import McpHttp  # noqa: PLC0415 - mcp is an optional extra
+
+    return McpHttp(gateway, config.max_body_bytes)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Routing's refusals (no such path, wrong method) in the OpenAI error shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    error = HttpError(
+        status, f"{detail}: {request.method} {request.url.path}", _ERROR_TYPES.get(status, "server_error")
+    )
+    return error_response(error)
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The process's own handler (run_until_signal) stops every server, the edge among them.
+        yield
+
+
+class EdgeServer:
+    """The edge's HTTP server, started and stopped beside the gRPC servers (``run_until_signal``)."""
+
+    def __init__(
+        self,
+        edge: Edge,
+        host: str,
+        port: int,
+        *,
+        grace_s: float,
+        shutdown_delay_s: float = 0.0,
+        local_gateway: Serving | None = None,
+    ) -> None:
+        self._edge = edge
+        # The gateway of this same process (hivemesh up), started before the edge: its port is
+        # known only then (it may have been 0).
+        self._local_gateway = local_gateway
+        self._host = host
+        self.port = port
+        self._grace = grace_s
+        self._shutdown_delay = shutdown_delay_s
+        self._server = _Uvicorn(
+            uvicorn.Config(
+                edge.app,
+                host=host,
+                port=port,
+                lifespan="on",
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=max(1, math.ceil(grace_s)),
+            )
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        if self._local_gateway is not None:
+            gateway = self._edge.gateway
+            gateway.address = f"{gateway.address.rsplit(':', 1)[0]}:{self._local_gateway.port}"
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._host.strip("[]"), self.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(
+                f"edge: cannot bind {self._host}:{self.port}: {exc.strerror or exc} "
+                "(set HIVEMESH_EDGE_PORT to a free port, or to off)"
+            ) from exc
+        self.port = sock.getsockname()[1]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+                raise OSError(f"edge: the HTTP server on {self._host}:{self.port} stopped while starting")
+            await asyncio.sleep(0.01)
+        _log.info(
+            "edge serving HTTP on %s:%d (OpenAI /v1/chat/completions%s)",
+            self._host,
+            self.port,
+            ", MCP /mcp" if self._edge.mcp else "",
+        )
+        return self.port
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Readiness goes 503 (for the shutdown delay, so load balancers stop routing here), then
+        the server stops taking requests and lets those in flight finish within the grace period."""
+        self._edge.health.stopping = True
+        if self._task is None:
+            return
+        if self._shutdown_delay > 0:
+            await asyncio.sleep(self._shutdown_delay)
+        self._server.should_exit = True
+        await asyncio.wait_for(self._task, timeout=(self._grace if grace_s is None else grace_s) + 10.0)

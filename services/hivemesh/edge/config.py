@@ -1,0 +1,44 @@
+"""Settings of the edge (the HTTP front doors) beyond the shared ``Settings``, read once from
+``HIVEMESH_EDGE_*``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from hivemesh.mesh.config import ConfigError, EnvReader
+
+DEFAULT_EDGE_PORT: Final = 8080
+DEFAULT_MODEL: Final = "hivemesh"
+_OFF: Final = ("off", "none", "disabled")
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    # The HTTP port; None: `hivemesh up` starts no edge. 0 picks a free port.
+    port: int | None = DEFAULT_EDGE_PORT
+    # Largest request body accepted; a larger one is refused (413) before it is read further.
+    max_body_bytes: int = 1024 * 1024
+    # The model name the OpenAI door serves: the agent behind the gateway.
+    model: str = DEFAULT_MODEL
+    # How long a call to the gateway that failed with a resumable code (UNAVAILABLE) is tried
+    # again before the caller gets 503: long enough for a gateway restart, short for a caller.
+    gateway_patience_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EdgeConfig:
+        e = os.environ if env is None else env
+        reader = EnvReader(e)
+        raw_port = reader.text("HIVEMESH_EDGE_PORT", str(DEFAULT_EDGE_PORT)).lower()
+        port = None if raw_port in _OFF else reader.port_value("HIVEMESH_EDGE_PORT", raw_port)
+        model = reader.text("HIVEMESH_EDGE_MODEL", DEFAULT_MODEL)
+        if len(model) > 128 or any(c.isspace() for c in model):
+            raise ConfigError(f"HIVEMESH_EDGE_MODEL must be a name without spaces, got {model!r}")
+        return cls(
+            port=port,
+            max_body_bytes=reader.integer("HIVEMESH_EDGE_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            model=model,
+            gateway_patience_s=reader.seconds("HIVEMESH_EDGE_GATEWAY_PATIENCE", cls.gateway_patience_s),
+        )

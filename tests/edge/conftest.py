@@ -1,0 +1,55 @@
+"""A real mesh (five services on port 0) with the edge in front of it on a free port."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from hivemesh.edge.app import Edge, EdgeServer
+from hivemesh.edge.config import EdgeConfig
+from hivemesh.gateway.app import key_store
+from hivemesh.mesh.config import Settings
+from tests.support import RunningMesh, start_mesh
+
+
+@dataclass
+class ServedEdge:
+    mesh: RunningMesh
+    url: str
+
+
+@contextlib.asynccontextmanager
+async def serve_edge(settings: Settings, config: EdgeConfig | None = None) -> AsyncIterator[ServedEdge]:
+    """The mesh and the edge; the gateway's authentication follows HIVEMESH_AUTH."""
+    mesh = await start_mesh(settings)
+    config = config or EdgeConfig(port=0, gateway_patience_s=0.5)
+    edge = EdgeServer(
+        Edge(settings, config, gateway_address=mesh.address("gateway")), "127.0.0.1", 0, grace_s=1.0
+    )
+    try:
+        port = await edge.start()
+        try:
+            yield ServedEdge(mesh, f"http://127.0.0.1:{port}")
+        finally:
+            await edge.stop(1.0)
+    finally:
+        await mesh.stop()
+
+
+@pytest.fixture
+async def edge(settings: Settings) -> AsyncIterator[ServedEdge]:
+    async with serve_edge(settings) as served:
+        yield served
+
+
+async def api_keys(settings: Settings, *tenants: str) -> list[str]:
+    """A new API key for each tenant, in the gateway's key store."""
+    store = key_store(settings)
+    await store.start()
+    try:
+        return [(await store.create(tenant))[1] for tenant in tenants]
+    finally:
+        await store.stop(0)
