@@ -1,0 +1,96 @@
+"""The A2A application served by uvicorn on a free port, and the SDK's client for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import uvicorn
+from a2a.client import Client, ClientConfig, ClientFactory
+from a2a.client.client import ClientCallContext
+from a2a.types import a2a_pb2 as a2a
+from a2a.utils.constants import TransportProtocol
+
+from hivemesh.a2a.app import a2a_app
+from hivemesh.a2a.handler import CURSOR_HEADER
+from hivemesh.a2a.mapping import sequence_of
+from hivemesh.a2a.skills import SkillSource, general_skill
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serve_a2a(
+    gateway_address: str, *, port: int | None = None, skills: SkillSource = general_skill
+) -> AsyncIterator[str]:
+    """Serve the A2A app for the gateway at ``gateway_address``; yields its URL. Pass the ``port``
+    of a stopped one to serve it again at the same address."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = a2a_app(gateway_address, url, skills=skills)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.01)
+        yield url
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@contextlib.asynccontextmanager
+async def a2a_client(
+    url: str,
+    *,
+    token: str = "",
+    streaming: bool = True,
+    binding: str = TransportProtocol.JSONRPC,
+) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(headers=headers, timeout=60) as http:
+        factory = ClientFactory(
+            ClientConfig(streaming=streaming, httpx_client=http, supported_protocol_bindings=[binding])
+        )
+        client = await factory.create_from_url(url)
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
+def text_message(text: str, *, task_id: str = "", context_id: str = "") -> a2a.SendMessageRequest:
+    import uuid  # noqa: PLC0415
+
+    return a2a.SendMessageRequest(
+        message=a2a.Message(
+            message_id=uuid.uuid4().hex,
+            role=a2a.ROLE_USER,
+            parts=[a2a.Part(text=text)],
+            task_id=task_id,
+            context_id=context_id,
+        )
+    )
+
+
+def resume_from(sequence: int) -> ClientCallContext:
+    """A call context that resumes a task's stream after ``sequence``."""
+    return ClientCallContext(service_parameters={CURSOR_HEADER: str(sequence)})
+
+
+def sequence(response: a2a.StreamResponse) -> int:
+    kind = response.WhichOneof("payload")
+    assert kind in ("task", "status_update", "artifact_update"), kind
+    return sequence_of(getattr(response, kind))
