@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
+import grpc
 import httpx
 import uvicorn
 from a2a.client import Client, ClientConfig, ClientFactory
@@ -14,7 +16,7 @@ from a2a.client.client import ClientCallContext
 from a2a.types import a2a_pb2 as a2a
 from a2a.utils.constants import TransportProtocol
 
-from hivemesh.a2a.app import a2a_app
+from hivemesh.a2a.app import a2a_app, a2a_grpc_servicer, add_a2a_servicer
 from hivemesh.a2a.handler import CURSOR_HEADER
 from hivemesh.a2a.mapping import sequence_of
 from hivemesh.a2a.skills import SkillSource, general_skill
@@ -27,17 +29,32 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Ports:
+    """Where one A2A front door listens: HTTP (JSON-RPC and HTTP+JSON) and gRPC."""
+
+    http: int = field(default_factory=free_port)
+    grpc: int = field(default_factory=free_port)
+
+
 @contextlib.asynccontextmanager
 async def serve_a2a(
-    gateway_address: str, *, port: int | None = None, skills: SkillSource = general_skill
+    gateway_address: str, *, ports: Ports | None = None, skills: SkillSource = general_skill
 ) -> AsyncIterator[str]:
-    """Serve the A2A app for the gateway at ``gateway_address``; yields its URL. Pass the ``port``
-    of a stopped one to serve it again at the same address."""
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = a2a_app(gateway_address, url, skills=skills)
+    """Serve the A2A app and its gRPC binding for the gateway at ``gateway_address``; yields the
+    app's URL (its card names the gRPC address). Pass the ``ports`` of a stopped one to serve it
+    again at the same addresses."""
+    ports = ports or Ports()
+    url = f"http://127.0.0.1:{ports.http}"
+    grpc_address = f"127.0.0.1:{ports.grpc}"
+    servicer, gateway = a2a_grpc_servicer(gateway_address)
+    grpc_server = grpc.aio.server()
+    add_a2a_servicer(servicer, grpc_server)
+    grpc_server.add_insecure_port(grpc_address)
+    await grpc_server.start()
+    app = a2a_app(gateway_address, url, skills=skills, grpc_url=grpc_address)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=ports.http, log_level="warning", lifespan="on")
     )
     serving = asyncio.create_task(server.serve())
     try:
@@ -49,6 +66,8 @@ async def serve_a2a(
     finally:
         server.should_exit = True
         await serving
+        await grpc_server.stop(0)
+        await gateway.close()
 
 
 @contextlib.asynccontextmanager
@@ -62,7 +81,12 @@ async def a2a_client(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(headers=headers, timeout=60) as http:
         factory = ClientFactory(
-            ClientConfig(streaming=streaming, httpx_client=http, supported_protocol_bindings=[binding])
+            ClientConfig(
+                streaming=streaming,
+                httpx_client=http,
+                supported_protocol_bindings=[binding],
+                grpc_channel_factory=grpc.aio.insecure_channel,
+            )
         )
         client = await factory.create_from_url(url)
         try:

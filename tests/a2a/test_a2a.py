@@ -17,8 +17,8 @@ from a2a.utils.errors import InvalidRequestError, TaskNotFoundError, Unsupported
 from hivemesh.a2a.skills import ToolCatalogueSkills
 from hivemesh.mesh.config import Settings
 from tests.a2a.harness import (
+    Ports,
     a2a_client,
-    free_port,
     resume_from,
     sequence,
     serve_a2a,
@@ -29,7 +29,7 @@ from tests.gateway.test_security import keys_for
 from tests.support import RunningMesh, make_settings, mesh_minter, start_mesh
 
 QUESTION = "what is 12 * (3 + 4)?"
-BINDINGS = [TransportProtocol.JSONRPC, TransportProtocol.HTTP_JSON]
+BINDINGS = [TransportProtocol.JSONRPC, TransportProtocol.HTTP_JSON, TransportProtocol.GRPC]
 
 
 def answer_of(responses: list[a2a.StreamResponse]) -> str:
@@ -66,7 +66,8 @@ async def test_the_agent_card_lists_a_skill_per_tool(mesh: RunningMesh, settings
         assert {"ask", "tool:calculator", "tool:convert_units", "tool:list_add"} <= skill_ids
         assert card["capabilities"]["streaming"] is True
         bindings = {i["protocolBinding"]: i["url"] for i in card["supportedInterfaces"]}
-        assert bindings == {"JSONRPC": f"{url}/", "HTTP+JSON": f"{url}/rest"}
+        assert bindings.keys() == {"JSONRPC", "HTTP+JSON", "GRPC"}
+        assert (bindings["JSONRPC"], bindings["HTTP+JSON"]) == (f"{url}/", f"{url}/rest")
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
@@ -120,10 +121,10 @@ async def test_a_stream_cut_half_way_resumes_across_restarts(tmp_path: Path, bin
     settings = make_settings(tmp_path / "data", HIVEMESH_VISIBILITY_TIMEOUT="1")
     mesh = await start_mesh(settings)
     try:
-        port = free_port()
+        ports = Ports()
         first: list[a2a.StreamResponse] = []
         async with (
-            serve_a2a(mesh.address("gateway"), port=port) as url,
+            serve_a2a(mesh.address("gateway"), ports=ports) as url,
             a2a_client(url, binding=binding) as client,
             contextlib.aclosing(opened(client, text_message(QUESTION))) as stream,
         ):
@@ -135,7 +136,7 @@ async def test_a_stream_cut_half_way_resumes_across_restarts(tmp_path: Path, bin
         await mesh.stop()
         mesh = await start_mesh(settings)
         async with (
-            serve_a2a(mesh.address("gateway"), port=port) as url,
+            serve_a2a(mesh.address("gateway"), ports=ports) as url,
             a2a_client(url, binding=binding) as client,
         ):
             request = a2a.SubscribeToTaskRequest(id=task_id)
