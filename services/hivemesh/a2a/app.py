@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Mount
 
 from hivemesh.a2a.gateway import GrpcTaskGateway
 from hivemesh.a2a.handler import GatewayRequestHandler
-from hivemesh.a2a.skills import TEXT, SkillSource, general_skill
+from hivemesh.a2a.skills import ASK_SKILL, TEXT, SkillSource, general_skill
 
 REST_PATH = "/rest"
 BEARER_SCHEME = "bearer"
@@ -73,6 +73,7 @@ def agent_card(public_url: str, info: CardInfo, grpc_url: str | None = None) -> 
         capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=False),
         default_input_modes=[TEXT],
         default_output_modes=[TEXT],
+        skills=[ASK_SKILL],
         security_schemes={
             BEARER_SCHEME: a2a.SecurityScheme(
                 http_auth_security_scheme=a2a.HTTPAuthSecurityScheme(
@@ -101,6 +102,7 @@ def _with_skills(skills: SkillSource) -> object:
     async def modify(card: a2a.AgentCard) -> a2a.AgentCard:
         served = a2a.AgentCard()
         served.CopyFrom(card)
+        del served.skills[:]
         served.skills.extend(await skills())
         return served
 
