@@ -15,10 +15,13 @@ from a2a.client import Client, ClientConfig, ClientFactory
 from a2a.client.client import ClientCallContext
 from a2a.types import a2a_pb2 as a2a
 from a2a.utils.constants import TransportProtocol
+from a2a.utils.push_url_validator import validate_push_notification_url
+from starlette.types import ASGIApp
 
 from hivemesh.a2a.app import a2a_app, a2a_grpc_servicer, add_a2a_servicer
 from hivemesh.a2a.handler import CURSOR_HEADER
 from hivemesh.a2a.mapping import sequence_of
+from hivemesh.a2a.push import RetryPolicy
 from hivemesh.a2a.skills import SkillSource, general_skill
 
 
@@ -38,23 +41,11 @@ class Ports:
 
 
 @contextlib.asynccontextmanager
-async def serve_a2a(
-    gateway_address: str, *, ports: Ports | None = None, skills: SkillSource = general_skill
-) -> AsyncIterator[str]:
-    """Serve the A2A app and its gRPC binding for the gateway at ``gateway_address``; yields the
-    app's URL (its card names the gRPC address). Pass the ``ports`` of a stopped one to serve it
-    again at the same addresses."""
-    ports = ports or Ports()
-    url = f"http://127.0.0.1:{ports.http}"
-    grpc_address = f"127.0.0.1:{ports.grpc}"
-    servicer, gateway = a2a_grpc_servicer(gateway_address)
-    grpc_server = grpc.aio.server()
-    add_a2a_servicer(servicer, grpc_server)
-    grpc_server.add_insecure_port(grpc_address)
-    await grpc_server.start()
-    app = a2a_app(gateway_address, url, skills=skills, grpc_url=grpc_address)
+async def serve_asgi(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on ``port`` (a free one when None); yields its URL."""
+    port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=ports.http, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     serving = asyncio.create_task(server.serve())
     try:
@@ -62,12 +53,50 @@ async def serve_a2a(
             if serving.done():
                 serving.result()
             await asyncio.sleep(0.01)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await serving
+
+
+# Webhooks in tests listen on loopback, and are retried quickly.
+FAST_RETRY = RetryPolicy(max_attempts=5, initial_backoff_s=0.05, max_backoff_s=0.2)
+
+
+@contextlib.asynccontextmanager
+async def serve_a2a(
+    gateway_address: str,
+    *,
+    ports: Ports | None = None,
+    skills: SkillSource = general_skill,
+    any_webhook: bool = True,
+) -> AsyncIterator[str]:
+    """Serve the A2A app and its gRPC binding for the gateway at ``gateway_address``; yields the
+    app's URL (its card names the gRPC address). Pass the ``ports`` of a stopped one to serve it
+    again at the same addresses."""
+    ports = ports or Ports()
+    url = f"http://127.0.0.1:{ports.http}"
+    grpc_address = f"127.0.0.1:{ports.grpc}"
+    servicer, close = a2a_grpc_servicer(gateway_address)
+    grpc_server = grpc.aio.server()
+    add_a2a_servicer(servicer, grpc_server)
+    grpc_server.add_insecure_port(grpc_address)
+    await grpc_server.start()
+    app = a2a_app(
+        gateway_address,
+        url,
+        skills=skills,
+        grpc_url=grpc_address,
+        push_url_validator=None if any_webhook else validate_push_notification_url,
+        push_retry=FAST_RETRY,
+    )
+    try:
+        async with serve_asgi(app, ports.http) as served:
+            assert served == url
+            yield url
+    finally:
         await grpc_server.stop(0)
-        await gateway.close()
+        await close()
 
 
 @contextlib.asynccontextmanager

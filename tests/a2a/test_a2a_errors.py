@@ -63,7 +63,10 @@ async def test_the_readme_curl_example(mesh: RunningMesh) -> None:
 
 
 async def test_bad_json_rpc_gets_json_rpc_errors(mesh: RunningMesh) -> None:
-    async with serve_a2a(mesh.address("gateway")) as url, httpx.AsyncClient(timeout=30) as http:
+    async with (
+        serve_a2a(mesh.address("gateway"), any_webhook=False) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         assert (await error_of(http, url, b"{not json"))["code"] == -32700
         assert (await error_of(http, url, rpc("NoSuchMethod", {})))["code"] == -32601
         assert (await error_of(http, url, {"jsonrpc": "1.0", "id": 1, "method": "GetTask"}))["code"] == -32600
@@ -93,8 +96,16 @@ async def test_bad_json_rpc_gets_json_rpc_errors(mesh: RunningMesh) -> None:
             assert error["code"] == -32602, cursor
         # Canceling a task that has ended; push notifications, which are not offered.
         assert (await error_of(http, url, rpc("CancelTask", {"id": task_id})))["code"] == -32002
-        config = {"taskId": task_id, "url": "https://example.com/hook"}
-        assert (await error_of(http, url, rpc("CreateTaskPushNotificationConfig", config)))["code"] == -32003
+        # Webhooks: a token is required (notifications are signed with it), an address on this host
+        # is refused, and so is a task that does not exist.
+        for config, code in (
+            ({"taskId": task_id, "url": "https://example.com/hook"}, -32602),
+            ({"taskId": task_id, "url": "ftp://example.com/hook", "token": "t" * 32}, -32602),
+            ({"taskId": task_id, "url": "http://127.0.0.1:9/hook", "token": "t" * 32}, -32602),
+            ({"taskId": "nope", "url": "https://example.com/hook", "token": "t" * 32}, -32001),
+        ):
+            error = await error_of(http, url, rpc("CreateTaskPushNotificationConfig", config))
+            assert error["code"] == code, config
 
 
 async def test_bad_http_json_requests_get_the_rest_error_shape(mesh: RunningMesh) -> None:

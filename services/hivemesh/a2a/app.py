@@ -12,7 +12,7 @@ Routes, relative to where the application is mounted (``public_url``):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -21,11 +21,13 @@ from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, c
 from a2a.types import a2a_pb2 as a2a
 from a2a.types import a2a_pb2_grpc
 from a2a.utils.constants import PROTOCOL_VERSION_1_0, TransportProtocol
+from a2a.utils.push_url_validator import validate_push_notification_url
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
 from hivemesh.a2a.gateway import GrpcTaskGateway
 from hivemesh.a2a.handler import GatewayRequestHandler
+from hivemesh.a2a.push import PushNotifier, RetryPolicy, UrlValidator
 from hivemesh.a2a.skills import ASK_SKILL, TEXT, SkillSource, general_skill
 
 REST_PATH = "/rest"
@@ -47,7 +49,9 @@ class CardInfo:
     credentials_required: bool = True
 
 
-def agent_card(public_url: str, info: CardInfo, grpc_url: str | None = None) -> a2a.AgentCard:
+def agent_card(
+    public_url: str, info: CardInfo, grpc_url: str | None = None, *, push_notifications: bool = True
+) -> a2a.AgentCard:
     base = public_url.rstrip("/")
     interfaces = [
         a2a.AgentInterface(
@@ -70,7 +74,7 @@ def agent_card(public_url: str, info: CardInfo, grpc_url: str | None = None) -> 
         description=info.description,
         version=info.version,
         supported_interfaces=interfaces,
-        capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=False),
+        capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=push_notifications),
         default_input_modes=[TEXT],
         default_output_modes=[TEXT],
         skills=[ASK_SKILL],
@@ -116,12 +120,16 @@ def a2a_app(
     skills: SkillSource = general_skill,
     info: CardInfo | None = None,
     grpc_url: str | None = None,
+    push_url_validator: UrlValidator | None = validate_push_notification_url,
+    push_retry: RetryPolicy | None = None,
 ) -> Starlette:
     """The A2A application, calling the gateway at ``gateway_address``. ``public_url`` is where
     clients reach it (the card names it); ``grpc_url``, when set, is the address of a server
-    running ``a2a_grpc_servicer`` for the same gateway."""
+    running ``a2a_grpc_servicer`` for the same gateway. Webhooks must pass
+    ``push_url_validator`` (by default: public http(s) addresses only; None admits any)."""
     gateway = GrpcTaskGateway(gateway_address)
-    handler = GatewayRequestHandler(gateway)
+    push = PushNotifier(gateway, retry=push_retry, url_validator=push_url_validator)
+    handler = GatewayRequestHandler(gateway, push)
     card = agent_card(public_url, info or CardInfo(), grpc_url)
     modify = _with_skills(skills)
     routes: Sequence[BaseRoute] = [
@@ -135,16 +143,25 @@ def a2a_app(
         try:
             yield
         finally:
+            await push.close()
             await gateway.close()
 
     return Starlette(routes=list(routes), lifespan=lifespan)
 
 
-def a2a_grpc_servicer(gateway_address: str) -> tuple[GrpcHandler, GrpcTaskGateway]:
-    """The A2A gRPC binding for the gateway at ``gateway_address``, and the gateway adapter to
-    close when the server stops. Add it to a server with ``add_a2a_servicer``."""
+def a2a_grpc_servicer(
+    gateway_address: str, *, push_url_validator: UrlValidator | None = validate_push_notification_url
+) -> tuple[GrpcHandler, Callable[[], Awaitable[None]]]:
+    """The A2A gRPC binding for the gateway at ``gateway_address``, and what to await when the
+    server has stopped. Add it to a server with ``add_a2a_servicer``."""
     gateway = GrpcTaskGateway(gateway_address)
-    return GrpcHandler(GatewayRequestHandler(gateway)), gateway
+    push = PushNotifier(gateway, url_validator=push_url_validator)
+
+    async def close() -> None:
+        await push.close()
+        await gateway.close()
+
+    return GrpcHandler(GatewayRequestHandler(gateway, push)), close
 
 
 def add_a2a_servicer(servicer: GrpcHandler, server: grpc.aio.Server) -> None:

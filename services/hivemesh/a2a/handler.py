@@ -20,6 +20,7 @@ from a2a.utils.errors import (
 
 from hivemesh.a2a.gateway import Credentials, TaskGateway, credentials_of
 from hivemesh.a2a.mapping import Event, Replay, task_of, text_of
+from hivemesh.a2a.push import PushNotifier
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskState
 from hivemesh.tasks.projection import is_terminal
@@ -65,8 +66,14 @@ def _user(message: a2a.Message) -> str:
 
 
 class GatewayRequestHandler(RequestHandler):
-    def __init__(self, gateway: TaskGateway) -> None:
+    def __init__(self, gateway: TaskGateway, push: PushNotifier | None = None) -> None:
         self._gateway = gateway
+        self._push = push
+
+    def _notifier(self) -> PushNotifier:
+        if self._push is None:
+            raise PushNotificationNotSupportedError
+        return self._push
 
     async def _start(self, params: a2a.SendMessageRequest, context: ServerCallContext) -> Task:
         """Submit the message as a new task, or, when it names a task, as the answer to the
@@ -79,13 +86,22 @@ class GatewayRequestHandler(RequestHandler):
         request_id = message.message_id or uuid.uuid4().hex
         credentials = _credentials(context)
         if message.task_id:
-            return await self._gateway.answer(credentials, message.task_id, request_id, text)
-        scope = Scope(
-            tenant_id=params.tenant,
-            user_id=_user(message),
-            session_id=message.context_id or uuid.uuid4().hex,
-        )
-        return await self._gateway.submit(credentials, request_id, text, scope)
+            task = await self._gateway.answer(credentials, message.task_id, request_id, text)
+            if self._push is not None:
+                self._push.follow(credentials, task.task_id)
+        else:
+            scope = Scope(
+                tenant_id=params.tenant,
+                user_id=_user(message),
+                session_id=message.context_id or uuid.uuid4().hex,
+            )
+            task = await self._gateway.submit(credentials, request_id, text, scope)
+        if params.configuration.HasField("task_push_notification_config"):
+            config = a2a.TaskPushNotificationConfig()
+            config.CopyFrom(params.configuration.task_push_notification_config)
+            config.task_id = task.task_id
+            await self._notifier().register(credentials, config, task.last_sequence)
+        return task
 
     async def _events(
         self, credentials: Credentials, task_id: str, after_sequence: int
@@ -174,22 +190,23 @@ class GatewayRequestHandler(RequestHandler):
     async def on_create_task_push_notification_config(
         self, params: a2a.TaskPushNotificationConfig, context: ServerCallContext
     ) -> a2a.TaskPushNotificationConfig:
-        raise PushNotificationNotSupportedError
+        return await self._notifier().register(_credentials(context), params)
 
     async def on_get_task_push_notification_config(
         self, params: a2a.GetTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> a2a.TaskPushNotificationConfig:
-        raise PushNotificationNotSupportedError
+        return await self._notifier().get(_credentials(context), params.task_id, params.id)
 
     async def on_list_task_push_notification_configs(
         self, params: a2a.ListTaskPushNotificationConfigsRequest, context: ServerCallContext
     ) -> a2a.ListTaskPushNotificationConfigsResponse:
-        raise PushNotificationNotSupportedError
+        configs = await self._notifier().list(_credentials(context), params.task_id)
+        return a2a.ListTaskPushNotificationConfigsResponse(configs=configs)
 
     async def on_delete_task_push_notification_config(
         self, params: a2a.DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> None:
-        raise PushNotificationNotSupportedError
+        await self._notifier().delete(_credentials(context), params.task_id, params.id)
 
     async def on_get_extended_agent_card(
         self, params: a2a.GetExtendedAgentCardRequest, context: ServerCallContext
