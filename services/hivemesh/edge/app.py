@@ -30,7 +30,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from hivemesh.edge.body import BodyLimit
 from hivemesh.edge.chat import ChatDoor, error_response
@@ -42,6 +42,10 @@ from hivemesh.mesh.server import Serving
 
 _log = logging.getLogger(__name__)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+# Addresses that listen everywhere: the Agent Card then names localhost unless told otherwise.
+_ANY = ("0.0.0.0", "::", "[::]")  # noqa: S104 - compared with, not bound
+# Where the A2A door is mounted: its Agent Card is at /a2a/.well-known/agent-card.json.
+A2A_PATH = "/a2a"
 _ERROR_TYPES = {404: "not_found_error", 405: "invalid_request_error"}
 
 
@@ -71,7 +75,7 @@ class Edge:
         self.gateway = GatewayLink(gateway_address or settings.addresses["gateway"], settings, config)
         self.health = Health(self.gateway)
         chat = ChatDoor(self.gateway, config.model)
-        routes = [
+        routes: list[BaseRoute] = [
             Route("/healthz", self.health.live, methods=["GET"]),
             Route("/readyz", self.health.ready, methods=["GET"]),
             Route("/v1/models", chat.models, methods=["GET"]),
@@ -82,6 +86,13 @@ class Edge:
         self.mcp = mcp is not None
         if mcp is not None:
             routes.append(Route("/mcp", mcp))
+        # The A2A door is built when the server starts: its Agent Card names the address it is
+        # reached at, and the gateway of this process may have bound its port only then.
+        self.a2a = a2a_available()
+        self.public_url = config.public_url
+        self._a2a_app: Any = None
+        if self.a2a:
+            routes.append(Mount(A2A_PATH, app=self._a2a_door))
         middleware = [Middleware(BodyLimit, max_bytes=config.max_body_bytes)]
         if settings.server.host in _LOOPBACK:
             middleware.insert(
@@ -92,7 +103,10 @@ class Edge:
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             await self.gateway.open()
             try:
-                async with mcp.manager.run() if mcp is not None else contextlib.nullcontext():
+                async with (
+                    mcp.manager.run() if mcp is not None else contextlib.nullcontext(),
+                    self._a2a_running(),
+                ):
                     yield
             finally:
                 await self.gateway.close()
@@ -103,6 +117,36 @@ class Edge:
             lifespan=lifespan,
             exception_handlers={HTTPException: _http_error},
         )
+
+    @contextlib.asynccontextmanager
+    async def _a2a_running(self) -> AsyncIterator[None]:
+        if not self.a2a:
+            yield
+            return
+        from hivemesh.a2a.app import a2a_app  # noqa: PLC0415 - a2a-sdk is an optional extra
+
+        app = a2a_app(self.gateway.address, f"{self.public_url.rstrip('/')}{A2A_PATH}")
+        async with app.router.lifespan_context(app):
+            self._a2a_app = app
+            try:
+                yield
+            finally:
+                self._a2a_app = None
+
+    async def _a2a_door(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self._a2a_app
+        if app is None:  # only between the server's start and its lifespan
+            await JSONResponse({"status": "starting"}, status_code=503)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+
+def a2a_available() -> bool:
+    """Whether the A2A door can be served (the a2a-sdk package of ``hivemesh[edge]`` is installed)."""
+    try:
+        return importlib.util.find_spec("a2a") is not None
+    except ImportError:
+        return False
 
 
 def mcp_available() -> bool:
@@ -189,6 +233,9 @@ class EdgeServer:
                 "(set HIVEMESH_EDGE_PORT to a free port, or to off)"
             ) from exc
         self.port = sock.getsockname()[1]
+        if not self._edge.public_url:
+            host = "localhost" if self._host in _LOOPBACK or self._host in _ANY else self._host
+            self._edge.public_url = f"http://{host}:{self.port}"
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
@@ -196,10 +243,11 @@ class EdgeServer:
                 raise OSError(f"edge: the HTTP server on {self._host}:{self.port} stopped while starting")
             await asyncio.sleep(0.01)
         _log.info(
-            "edge serving HTTP on %s:%d (OpenAI /v1/chat/completions%s)",
+            "edge serving HTTP on %s:%d (OpenAI /v1/chat/completions%s%s)",
             self._host,
             self.port,
             ", MCP /mcp" if self._edge.mcp else "",
+            f", A2A {A2A_PATH}" if self._edge.a2a else "",
         )
         return self.port
 

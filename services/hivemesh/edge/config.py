@@ -26,6 +26,8 @@ class EdgeConfig:
     # How long a call to the gateway that failed with a resumable code (UNAVAILABLE) is tried
     # again before the caller gets 503: long enough for a gateway restart, short for a caller.
     gateway_patience_s: float = 5.0
+    # Where clients reach the edge (the A2A Agent Card names it); empty: http://<host>:<port>.
+    public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EdgeConfig:
@@ -41,4 +43,11 @@ class EdgeConfig:
             max_body_bytes=reader.integer("HIVEMESH_EDGE_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             model=model,
             gateway_patience_s=reader.seconds("HIVEMESH_EDGE_GATEWAY_PATIENCE", cls.gateway_patience_s),
+            public_url=_public_url(reader.text("HIVEMESH_EDGE_PUBLIC_URL", "")),
         )
+
+
+def _public_url(raw: str) -> str:
+    if raw and not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"HIVEMESH_EDGE_PUBLIC_URL must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")

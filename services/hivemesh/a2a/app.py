@@ -1,0 +1,168 @@
+"""The A2A front door as an ASGI application (JSON-RPC and HTTP+JSON) and a gRPC servicer, both
+over one ``GatewayRequestHandler``.
+
+Routes, relative to where the application is mounted (``public_url``):
+- ``GET /.well-known/agent-card.json``: the Agent Card;
+- ``POST /``: JSON-RPC, A2A 1.0 method names (``SendMessage``, ``SendStreamingMessage``,
+  ``GetTask``, ``CancelTask``, ``SubscribeToTask``) and 0.3 ones (``message/send``,
+  ``message/stream``, ``tasks/get``, ``tasks/cancel``, ``tasks/resubscribe``);
+- ``/rest/...``: HTTP+JSON (``POST /rest/message:send``, ``GET /rest/tasks/{id}``, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from a2a.server.request_handlers.grpc_handler import GrpcHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
+from a2a.types import a2a_pb2 as a2a
+from a2a.types import a2a_pb2_grpc
+from a2a.utils.constants import PROTOCOL_VERSION_1_0, TransportProtocol
+from a2a.utils.push_url_validator import validate_push_notification_url
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+
+from hivemesh.a2a.gateway import GrpcTaskGateway
+from hivemesh.a2a.handler import GatewayRequestHandler
+from hivemesh.a2a.push import PushNotifier, RetryPolicy, UrlValidator
+from hivemesh.a2a.skills import ASK_SKILL, TEXT, SkillSource, general_skill
+
+REST_PATH = "/rest"
+BEARER_SCHEME = "bearer"
+API_KEY_SCHEME = "apiKey"
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    """What the card says about the agent besides its skills."""
+
+    name: str = "hivemesh"
+    description: str = (
+        "A hivemesh agent: it understands requests in plain words, runs tools (calculator, units, "
+        "dates, timers, reminders, lists...) and remembers the conversation."
+    )
+    version: str = "0.1.0"
+    # Whether calls need an API key or a JWT (the gateway's HIVEMESH_AUTH).
+    credentials_required: bool = True
+
+
+def agent_card(
+    public_url: str, info: CardInfo, grpc_url: str | None = None, *, push_notifications: bool = True
+) -> a2a.AgentCard:
+    base = public_url.rstrip("/")
+    interfaces = [
+        a2a.AgentInterface(
+            url=f"{base}/", protocol_binding=TransportProtocol.JSONRPC, protocol_version=PROTOCOL_VERSION_1_0
+        ),
+        a2a.AgentInterface(
+            url=f"{base}{REST_PATH}",
+            protocol_binding=TransportProtocol.HTTP_JSON,
+            protocol_version=PROTOCOL_VERSION_1_0,
+        ),
+    ]
+    if grpc_url:
+        interfaces.append(
+            a2a.AgentInterface(
+                url=grpc_url, protocol_binding=TransportProtocol.GRPC, protocol_version=PROTOCOL_VERSION_1_0
+            )
+        )
+    card = a2a.AgentCard(
+        name=info.name,
+        description=info.description,
+        version=info.version,
+        supported_interfaces=interfaces,
+        capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=push_notifications),
+        default_input_modes=[TEXT],
+        default_output_modes=[TEXT],
+        skills=[ASK_SKILL],
+        security_schemes={
+            BEARER_SCHEME: a2a.SecurityScheme(
+                http_auth_security_scheme=a2a.HTTPAuthSecurityScheme(
+                    scheme="bearer",
+                    description="A hivemesh API key (hmk_...) or a JWT of the gateway's identity provider.",
+                )
+            ),
+            API_KEY_SCHEME: a2a.SecurityScheme(
+                api_key_security_scheme=a2a.APIKeySecurityScheme(
+                    location="header", name="X-API-Key", description="A hivemesh API key (hmk_...)."
+                )
+            ),
+        },
+    )
+    if info.credentials_required:
+        card.security_requirements.extend(
+            [
+                a2a.SecurityRequirement(schemes={BEARER_SCHEME: a2a.StringList()}),
+                a2a.SecurityRequirement(schemes={API_KEY_SCHEME: a2a.StringList()}),
+            ]
+        )
+    return card
+
+
+def _with_skills(skills: SkillSource) -> object:
+    async def modify(card: a2a.AgentCard) -> a2a.AgentCard:
+        served = a2a.AgentCard()
+        served.CopyFrom(card)
+        del served.skills[:]
+        served.skills.extend(await skills())
+        return served
+
+    return modify
+
+
+def a2a_app(
+    gateway_address: str,
+    public_url: str,
+    *,
+    skills: SkillSource = general_skill,
+    info: CardInfo | None = None,
+    grpc_url: str | None = None,
+    push_url_validator: UrlValidator | None = validate_push_notification_url,
+    push_retry: RetryPolicy | None = None,
+) -> Starlette:
+    """The A2A application, calling the gateway at ``gateway_address``. ``public_url`` is where
+    clients reach it (the card names it); ``grpc_url``, when set, is the address of a server
+    running ``a2a_grpc_servicer`` for the same gateway. Webhooks must pass
+    ``push_url_validator`` (by default: public http(s) addresses only; None admits any)."""
+    gateway = GrpcTaskGateway(gateway_address)
+    push = PushNotifier(gateway, retry=push_retry, url_validator=push_url_validator)
+    handler = GatewayRequestHandler(gateway, push)
+    card = agent_card(public_url, info or CardInfo(), grpc_url)
+    modify = _with_skills(skills)
+    routes: Sequence[BaseRoute] = [
+        *create_agent_card_routes(card, card_modifier=modify),  # type: ignore[arg-type]
+        *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
+        Mount(REST_PATH, routes=create_rest_routes(handler, enable_v0_3_compat=True)),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await push.close()
+            await gateway.close()
+
+    return Starlette(routes=list(routes), lifespan=lifespan)
+
+
+def a2a_grpc_servicer(
+    gateway_address: str, *, push_url_validator: UrlValidator | None = validate_push_notification_url
+) -> tuple[GrpcHandler, Callable[[], Awaitable[None]]]:
+    """The A2A gRPC binding for the gateway at ``gateway_address``, and what to await when the
+    server has stopped. Add it to a server with ``add_a2a_servicer``."""
+    gateway = GrpcTaskGateway(gateway_address)
+    push = PushNotifier(gateway, url_validator=push_url_validator)
+
+    async def close() -> None:
+        await push.close()
+        await gateway.close()
+
+    return GrpcHandler(GatewayRequestHandler(gateway, push)), close
+
+
+def add_a2a_servicer(servicer: GrpcHandler, server: grpc.aio.Server) -> None:
+    a2a_pb2_grpc.add_A2AServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
