@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--shutdown-delay", type=float, default=defaults.shutdown_delay_s)
     parser.add_argument("--grace", type=float, default=defaults.grace_s)
+    parser.add_argument(
+        "--tool-work",
+        type=float,
+        default=defaults.tool_work_s,
+        help="seconds each tool call takes; above --grace, work in flight is cut at each restart",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
     options = Options(
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         patience_s=args.patience,
         shutdown_delay_s=args.shutdown_delay,
         grace_s=args.grace,
+        tool_work_s=args.tool_work,
     )
     with tempfile.TemporaryDirectory(prefix="hivemesh-rolling-") as directory:
         result = asyncio.run(measure(Path(directory), options))

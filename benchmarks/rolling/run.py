@@ -66,6 +66,9 @@ class Options:
     # for the shutdown delay before the listener closes.
     grace_s: float = 5.0
     shutdown_delay_s: float = 0.0
+    # Seconds each tool call works before its side effect: above ``grace_s``, calls, streams and
+    # runs in flight on a stopping replica are cut and must be resumed elsewhere.
+    tool_work_s: float = 0.02
     progress: bool = True
 
 
@@ -208,6 +211,7 @@ async def _environment(workdir: Path, options: Options) -> AsyncIterator[tuple[d
             "HIVEMESH_MESH_SIGNING_KEY": str(keys.signing_key),
             "HIVEMESH_MESH_JWKS": str(keys.jwks),
             "DURABILITY_EFFECTS_URL": database_url,
+            "DURABILITY_TOOL_WORK": str(options.tool_work_s),
         }
         yield env, prefix
 

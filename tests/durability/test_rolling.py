@@ -1,6 +1,8 @@
 """A rolling update under steady traffic: two replicas of every service share each service's port,
 and every replica is replaced in turn (the new version ready first, then SIGTERM and drain for the
-old one). No task fails, none is lost, none completes twice, and every tool call runs once."""
+old one). No task fails, none is lost, none completes twice, and every tool call runs once: when
+the work in flight drains within the grace period, and when it outlasts it (tool calls of 1.5 s
+against a 1 s grace), so that calls, streams and task runs are cut and must resume elsewhere."""
 
 from __future__ import annotations
 
@@ -15,8 +17,15 @@ from hivemesh.mesh.launch import START_ORDER
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 
-async def test_a_rolling_restart_of_every_service_loses_fails_and_repeats_nothing(tmp_path: Path) -> None:
-    options = Options(rate=10.0, steady_s=15.0, tail_s=5.0, replicas=2, progress=False)
+@pytest.mark.parametrize(
+    ("grace_s", "tool_work_s"), [(5.0, 0.02), (1.0, 1.5)], ids=["drained", "cut-at-grace"]
+)
+async def test_a_rolling_restart_of_every_service_loses_fails_and_repeats_nothing(
+    tmp_path: Path, grace_s: float, tool_work_s: float
+) -> None:
+    options = Options(
+        rate=10.0, steady_s=10.0, tail_s=5.0, grace_s=grace_s, tool_work_s=tool_work_s, progress=False
+    )
     result = await measure(tmp_path, options)
     print("\n" + table(result, options))
 
@@ -37,3 +46,5 @@ async def test_a_rolling_restart_of_every_service_loses_fails_and_repeats_nothin
     assert audit.tool_tasks == result.sent
     assert audit.effects_not_once == 0
     assert audit.stray_effects == 0
+    if tool_work_s > grace_s:
+        assert audit.retried > 0, "no work was cut by a restart: the variant proved nothing"

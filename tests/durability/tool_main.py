@@ -4,6 +4,7 @@ The real tool service (servicer, executor, the idempotency store the settings ch
 credential check, graceful shutdown on SIGTERM) on ``HIVEMESH_TOOL_PORT``, offering one tool: the
 counting ``calculator`` of ``tests.durability.agent``, which records each real execution in
 ``DURABILITY_EFFECTS_URL`` so that side effects can be counted across processes and restarts.
+Each execution takes ``DURABILITY_TOOL_WORK`` seconds (default 0.02) before its side effect.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ async def serve() -> None:
     effects = make_engine(os.environ["DURABILITY_EFFECTS_URL"], pool_size=4)
     channels = ChannelFactory(settings)
     store = idempotency_store(settings, ToolConfig.from_env())
-    registry = Registry([counting_calculator(effects, Switch())])
+    work_s = float(os.environ.get("DURABILITY_TOOL_WORK", "0.02"))
+    registry = Registry([counting_calculator(effects, Switch(), work_s=work_s)])
     # The calculator keeps no records: the memory channel is never opened.
     deps = ToolDeps(records=MemoryRecords(lambda: channels.channel("memory")), scheduler=LoggingScheduler())
     executor = Executor(registry, deps, store)
