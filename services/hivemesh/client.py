@@ -78,7 +78,9 @@ class HivemeshClient:
     """``async with HivemeshClient("localhost:50051") as client: task = await client.submit(...)``.
 
     With ``tls`` the gateway is verified against its CA, and the client certificate is shown when
-    the config has one (the gateway asks for none)."""
+    the config has one (the gateway asks for none). Clients in one process share one connection to
+    an address; ``own_connection`` gives this one a connection of its own, as a client in another
+    process has (gateway replicas behind one address each serve whole connections)."""
 
     def __init__(
         self,
@@ -87,14 +89,16 @@ class HivemeshClient:
         metadata: Sequence[tuple[str, str]] = (),
         timeout_s: float = 30.0,
         tls: TlsConfig | None = None,
+        own_connection: bool = False,
     ) -> None:
+        options: list[tuple[str, object]] = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
         self._channel = (
-            grpc.aio.insecure_channel(address)
+            grpc.aio.insecure_channel(address, options=options)
             if tls is None
             else grpc.aio.secure_channel(
                 address,
                 transport.channel_credentials(tls, require_identity=False),
-                options=transport.channel_options(tls),
+                options=[*options, *transport.channel_options(tls)],
             )
         )
         self._stub = GatewayServiceStub(self._channel)
