@@ -21,7 +21,9 @@ from benchmarks.rolling.run import Options, Result, measure
 
 def table(result: Result, options: Options) -> str:
     lines = [
-        f"rolling restart, {options.replicas} replicas per service, open loop {options.rate:g} tasks/s",
+        f"rolling restart, {options.replicas} replicas per service, open loop {options.rate:g} tasks/s "
+        f"on {options.connections} client connections, grace {options.grace_s:g} s, "
+        f"tool calls of {options.tool_work_s:g} s",
         "",
         "| phase | seconds | sent | completed | failed | tasks/s | p50 | p99 | max |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--replicas", type=int, default=defaults.replicas, help="per service (%(default)s)")
     parser.add_argument(
+        "--connections", type=int, default=defaults.connections, help="client connections (%(default)s)"
+    )
+    parser.add_argument(
         "--patience",
         type=float,
         default=defaults.patience_s,
@@ -81,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         steady_s=args.steady,
         tail_s=args.tail,
         replicas=args.replicas,
+        connections=args.connections,
         patience_s=args.patience,
         shutdown_delay_s=args.shutdown_delay,
         grace_s=args.grace,

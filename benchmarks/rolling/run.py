@@ -34,6 +34,7 @@ from hivemesh.mesh.config import SERVICES, Settings
 from hivemesh.mesh.credentials import ensure_keys
 from hivemesh.mesh.launch import START_ORDER
 from hivemesh.mesh.sql import make_engine
+from hivemesh.mesh.status import details_of
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.system import TaskSystem
 from tests.durability.agent import create_effects, effect_counts
@@ -58,6 +59,8 @@ class Options:
     steady_s: float = 20.0
     tail_s: float = 5.0
     replicas: int = 2
+    # Client connections the tasks take turns on (the kernel gives each to one gateway replica).
+    connections: int = 4
     # How long a client keeps resuming a dropped stream (HivemeshClient.execute); 0 reports the
     # first error instead.
     patience_s: float = 30.0
@@ -148,12 +151,13 @@ async def _send(client: HivemeshClient, options: Options, run: str, sent: Sent) 
             last = event
         sent.error = outcome_of(last).error
     except grpc.aio.AioRpcError as exc:
-        sent.error = exc.code().name
+        details = details_of(exc)
+        sent.error = f"{details.code.name} {details.reason}".strip()
     sent.latency_s = time.monotonic() - sent.at
 
 
 async def _traffic(
-    client: HivemeshClient, options: Options, run: str, stop: asyncio.Event, sent: list[Sent]
+    clients: list[HivemeshClient], options: Options, run: str, stop: asyncio.Event, sent: list[Sent]
 ) -> None:
     """Send ``options.rate`` tasks a second until ``stop``, then wait for those in flight."""
     began = time.monotonic()
@@ -166,7 +170,7 @@ async def _traffic(
             break
         one = Sent(number, time.monotonic())
         sent.append(one)
-        job = asyncio.create_task(_send(client, options, run, one))
+        job = asyncio.create_task(_send(clients[number % len(clients)], options, run, one))
         running.add(job)
         job.add_done_callback(running.discard)
         number += 1
@@ -257,8 +261,16 @@ async def measure(workdir: Path, options: Options) -> Result:
             await fleet.start()
             _say(f"up; {options.steady_s:g}s of traffic at {options.rate:g} tasks/s before the restarts")
             stop = asyncio.Event()
-            async with HivemeshClient(settings.addresses["gateway"], metadata=[("x-api-key", key)]) as client:
-                traffic = asyncio.create_task(_traffic(client, options, run, stop, sent))
+            async with contextlib.AsyncExitStack() as connected:
+                clients = [
+                    await connected.enter_async_context(
+                        HivemeshClient(
+                            settings.addresses["gateway"], metadata=[("x-api-key", key)], own_connection=True
+                        )
+                    )
+                    for _ in range(options.connections)
+                ]
+                traffic = asyncio.create_task(_traffic(clients, options, run, stop, sent))
                 progress = asyncio.create_task(_progress(sent, stop)) if options.progress else None
                 began = time.monotonic()
                 try:
