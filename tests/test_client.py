@@ -1,9 +1,14 @@
-"""``AnswerJoiner``: the answer of a task's current attempt from its events, as a watcher sees them."""
+"""``AnswerJoiner``: the answer of a task's current attempt from its events, as a watcher sees them;
+and the connections clients open."""
 
 from __future__ import annotations
 
-from hivemesh.client import AnswerJoiner
+import grpc
+
+from hivemesh.client import AnswerJoiner, HivemeshClient
 from hivemesh.common.v1.task_pb2 import TaskEvent, TaskState
+from hivemesh.gateway.v1 import gateway_service_pb2 as pb
+from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 
 
 def working(attempt: int) -> TaskEvent:
@@ -50,3 +55,35 @@ def test_events_logged_before_attempts_were_numbered_start_one_at_each_working_c
     assert answer.text == "new"
     assert answer.attempt == 2
     assert discarded == ["old "]
+
+
+class PeerRecorder(pb_grpc.GatewayServiceServicer):
+    """GetTask records the client address of each call."""
+
+    def __init__(self) -> None:
+        self.peers: list[str] = []
+
+    async def GetTask(
+        self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.GetTaskResponse:
+        self.peers.append(context.peer())
+        return pb.GetTaskResponse()
+
+
+async def test_clients_share_a_connection_unless_each_asks_for_its_own() -> None:
+    recorder = PeerRecorder()  # type: ignore[abstract]  # a partial servicer: the rest answer UNIMPLEMENTED
+    server = grpc.aio.server()
+    pb_grpc.add_GatewayServiceServicer_to_server(recorder, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    try:
+        for own, connections in ((False, 1), (True, 3)):
+            recorder.peers.clear()
+            clients = [HivemeshClient(address, own_connection=own) for _ in range(3)]
+            for client in clients:
+                await client.get("t1")
+            for client in clients:
+                await client.close()
+            assert len(set(recorder.peers)) == connections
+    finally:
+        await server.stop(0)

@@ -103,7 +103,9 @@ class HivemeshClient:
     fails at once with UNAVAILABLE (a front end that must answer its own callers quickly).
 
     ``for_caller`` gives a client that shares this one's channel and sends other credentials: one
-    channel serves every caller of a front end."""
+    channel serves every caller of a front end. Clients in one process share one connection to an
+    address; ``own_connection`` gives this one a connection of its own, as a client in another
+    process has (gateway replicas behind one address each serve whole connections)."""
 
     def __init__(
         self,
@@ -113,14 +115,16 @@ class HivemeshClient:
         timeout_s: float = 30.0,
         tls: TlsConfig | None = None,
         wait_for_ready: bool = True,
+        own_connection: bool = False,
     ) -> None:
+        options: list[tuple[str, object]] = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
         self._channel = (
-            grpc.aio.insecure_channel(address)
+            grpc.aio.insecure_channel(address, options=options)
             if tls is None
             else grpc.aio.secure_channel(
                 address,
                 transport.channel_credentials(tls, require_identity=False),
-                options=transport.channel_options(tls),
+                options=[*options, *transport.channel_options(tls)],
             )
         )
         self._stub = GatewayServiceStub(self._channel)

@@ -76,6 +76,10 @@ class ServerConfig:
     # After SIGTERM, readiness reports NOT_SERVING this long before the listener closes, so load
     # balancers stop routing here first. 0 locally; a few seconds behind Kubernetes endpoints.
     shutdown_delay_s: float = 0.0
+    # Several processes on one host may listen on the same port (SO_REUSEPORT), as replicas behind
+    # one address: the kernel spreads new connections over them, and one that stops leaves the
+    # others serving. Off, a second process on a taken port fails to start.
+    reuse_port: bool = False
     keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
 
@@ -203,6 +207,7 @@ class Settings:
                 max_concurrent_rpcs=reader.integer("HIVEMESH_MAX_CONCURRENT_RPCS", 256, minimum=1),
                 grace_period_s=reader.seconds("HIVEMESH_GRACE_PERIOD", 10.0),
                 shutdown_delay_s=reader.seconds("HIVEMESH_SHUTDOWN_DELAY", 0.0),
+                reuse_port=reader.boolean("HIVEMESH_REUSE_PORT", default=False),
                 keepalive=KeepaliveConfig(
                     time_s=reader.seconds("HIVEMESH_KEEPALIVE_TIME", 30.0, minimum=1.0),
                     timeout_s=reader.seconds("HIVEMESH_KEEPALIVE_TIMEOUT", 10.0, minimum=1.0),

@@ -5,7 +5,9 @@ what a crashed predecessor held (queue claims, tool-call claims) instead of wait
 service's port: two live processes cannot listen on one port, and the process that listens on it
 after a crash is the one that replaces the process that died. A port chosen at random (0) names
 nothing: that process has no successor, and what it held is freed by its missed heartbeats or,
-at worst, when its leases end.
+at worst, when its leases end. Nor does a shared port (``HIVEMESH_REUSE_PORT``): replicas listen
+on it side by side, and a replica starting under the port's name would declare a live one dead
+and free the claims it is still working on.
 """
 
 from __future__ import annotations
@@ -22,4 +24,6 @@ def successor_name(settings: Settings, service: str, env: Mapping[str, str] | No
     if explicit:
         return f"{explicit}/{service}"
     port = settings.ports[service]
-    return f"{socket.gethostname()}:{port}/{service}" if port else None
+    if not port or settings.server.reuse_port:
+        return None
+    return f"{socket.gethostname()}:{port}/{service}"

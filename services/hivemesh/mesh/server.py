@@ -77,7 +77,7 @@ def server_options(config: ServerConfig) -> list[tuple[str, object]]:
         ("grpc.http2.max_ping_strikes", 2),
         ("grpc.max_connection_age_ms", int(keepalive.max_connection_age_s * 1000)),
         ("grpc.max_connection_age_grace_ms", int(keepalive.max_connection_age_grace_s * 1000)),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if config.reuse_port else 0),
     ]
 
 
