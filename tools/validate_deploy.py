@@ -207,19 +207,26 @@ def check_kubernetes_schemas(docs: list[Doc]) -> Iterator[Problem]:
     for doc in docs:
         if group(doc) in ISTIO_GROUPS or group(doc) == ARGO_GROUP:
             continue
-        for version in KUBERNETES_VERSIONS:
-            try:
-                kubernetes_validate.validate(doc, version, strict=True)
-            except kubernetes_validate.ValidationError as error:
-                yield Problem(
-                    ref(doc), f"Kubernetes {version}: {_path(error.absolute_path)}: {error.message}"
-                )
-                break
-            except kubernetes_validate.SchemaNotFoundError:
-                yield Problem(
-                    ref(doc), f"no Kubernetes {version} schema for apiVersion {doc.get('apiVersion')}"
-                )
-                break
+        yield from _kubernetes_problems(json.dumps(doc, sort_keys=True))
+
+
+@cache
+def _kubernetes_problems(text: str) -> tuple[Problem, ...]:
+    """The schema problems of one document (as canonical JSON): most documents are the same in
+    every overlay and every broken copy, and a schema check is the slowest part of a validation."""
+    doc = json.loads(text)
+    for version in KUBERNETES_VERSIONS:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            return (
+                Problem(ref(doc), f"Kubernetes {version}: {_path(error.absolute_path)}: {error.message}"),
+            )
+        except kubernetes_validate.SchemaNotFoundError:
+            return (
+                Problem(ref(doc), f"no Kubernetes {version} schema for apiVersion {doc.get('apiVersion')}"),
+            )
+    return ()
 
 
 @cache
