@@ -6,6 +6,7 @@ against a 1 s grace), so that calls, streams and task runs are cut and must resu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,15 @@ from hivemesh.mesh.launch import START_ORDER
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 
-@pytest.mark.parametrize(
-    ("grace_s", "tool_work_s"), [(5.0, 0.02), (1.0, 1.5)], ids=["drained", "cut-at-grace"]
-)
+# Cut at the grace period: the harder case (work cut mid-call must resume elsewhere, once), and the
+# one CI runs. The drained case, every call finishing within the grace, is the benchmark's default
+# (python -m benchmarks.rolling); HIVEMESH_ROLLING_BOTH=1 runs it here too.
+VARIANTS = [pytest.param(1.0, 1.5, id="cut-at-grace")]
+if os.environ.get("HIVEMESH_ROLLING_BOTH"):
+    VARIANTS.insert(0, pytest.param(5.0, 0.02, id="drained"))
+
+
+@pytest.mark.parametrize(("grace_s", "tool_work_s"), VARIANTS)
 async def test_a_rolling_restart_of_every_service_loses_fails_and_repeats_nothing(
     tmp_path: Path, grace_s: float, tool_work_s: float
 ) -> None:
