@@ -378,8 +378,9 @@ class Reader:
 
     On SQLite (WAL) a read by key takes microseconds and is never blocked by the writer, so it runs
     inline on the event loop's thread with a synchronous connection: no thread hop, no greenlet.
-    Every read here is bounded (a page, one task's events), so none can hold the loop for long.
-    PostgreSQL reads run on the async engine.
+    Every read here is bounded (a page, one task's events), so none can hold the loop for long; the
+    connection stays open from one read to the next (a checkout from the pool and its return cost
+    more than a read by key). PostgreSQL reads run on the async engine.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -389,17 +390,33 @@ class Reader:
             if is_sqlite(engine)
             else None
         )
+        self._held: Connection | None = None
 
     async def run(self, query: Callable[[Connection], R]) -> R:
         if self._sync_engine is not None:
-            with self._sync_engine.connect() as conn:
-                return query(conn)
+            if self._held is None:
+                self._held = self._sync_engine.connect()
+            held = self._held
+            try:
+                result = query(held)
+                if held.in_transaction():
+                    held.rollback()  # SQLAlchemy's bookkeeping only: a read sends no BEGIN
+            except BaseException:
+                self._release()
+                raise
+            return result
         async with self._engine.connect() as conn:
             return await conn.run_sync(query)
 
     def close(self) -> None:
+        self._release()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            held.close()
 
 
 @dataclass
