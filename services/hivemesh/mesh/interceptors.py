@@ -12,6 +12,8 @@ inbound deadline, a default when there is none), for unary and server-streaming 
 unary call is cancelled with its caller.
 
 Both stacks run on every call, over gRPC and in-process (``local_endpoint``, ``local_channel``).
+OpenTelemetry's tracing interceptors are there only in a process that records spans; elsewhere the
+pipeline and the outbound context carry the W3C context themselves.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
@@ -30,6 +32,8 @@ import protovalidate
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
 from hivemesh.mesh import deadlines
@@ -43,7 +47,7 @@ from hivemesh.mesh.credentials import (
 from hivemesh.mesh.errors import Code, FieldViolation, HivemeshError, InvalidArgument
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.status import grpc_code, internal_status, to_status, trailing_metadata
-from hivemesh.mesh.telemetry import current_trace_id
+from hivemesh.mesh.telemetry import current_trace_id, recording
 from hivemesh.mesh.wire import find_flaw
 
 _log = logging.getLogger(__name__)
@@ -176,6 +180,9 @@ class CallPipeline(_ServerInterceptor):
     extra coroutine layer is a measurable share of the cost. The wrapped handler of each method is
     built once and reused. Request-streaming handlers (reflection's, none of hivemesh's) get the
     decoding stage only.
+
+    With ``carry_trace`` (no tracing interceptor in front, see ``server_interceptors``) the pipeline
+    makes the caller's W3C context the handler's current one, as the tracing interceptor does.
     """
 
     def __init__(
@@ -184,11 +191,14 @@ class CallPipeline(_ServerInterceptor):
         metrics: Metrics,
         guard: CredentialGuard | None = None,
         screen: Screen | None = None,
+        *,
+        carry_trace: bool = False,
     ) -> None:
         self._domain = domain
         self._metrics = metrics
         self._guard = guard
         self._screen = screen
+        self._carry_trace = carry_trace
         self._cache: dict[str, tuple[Handler, Handler]] = {}
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._timers: dict[tuple[str, str], Any] = {}
@@ -258,6 +268,7 @@ class CallPipeline(_ServerInterceptor):
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started, ending = time.perf_counter(), _FAILED
             token, left, incoming = _enter(context)
+            traced = _carry_in(incoming) if self._carry_trace else None
             acting: contextvars.Token[str] | None = None
             try:
                 with deadlines.deadline(left):
@@ -277,6 +288,8 @@ class CallPipeline(_ServerInterceptor):
                 if acting is not None:
                     end_acting(acting)
                 _request_id.reset(token)
+                if traced is not None:
+                    otel_context.detach(traced)
                 self._record(service, name, context, started, ending)
 
         return run
@@ -287,7 +300,9 @@ class CallPipeline(_ServerInterceptor):
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started, ending = time.perf_counter(), _FAILED
             token, left, incoming = _enter(context)
+            traced = _carry_in(incoming) if self._carry_trace else None
             acting: contextvars.Token[str] | None = None
+            closed_elsewhere = False
             try:
                 with deadlines.deadline(left):
                     acting = _admit(method, request, context, incoming, self._guard, self._screen)
@@ -296,7 +311,10 @@ class CallPipeline(_ServerInterceptor):
                 ending = _OK
             except grpc.aio.AbortError:
                 raise
-            except (asyncio.CancelledError, GeneratorExit):  # stopped, or no longer read
+            except GeneratorExit:  # no longer read: closed by asyncio, maybe in another context
+                ending, closed_elsewhere = _ended_early(context), True
+                raise
+            except asyncio.CancelledError:  # stopped
                 ending = _ended_early(context)
                 raise
             except Exception as exc:
@@ -304,12 +322,14 @@ class CallPipeline(_ServerInterceptor):
                 raise
             finally:
                 # Closed after its client went away, this runs in another context (see
-                # ``deadlines.deadline``), where the request id and credential were never set.
+                # ``deadlines.deadline``), where the request id, credential and trace were never set.
                 with contextlib.suppress(ValueError):
                     if acting is not None:
                         end_acting(acting)
                 with contextlib.suppress(ValueError):
                     _request_id.reset(token)
+                if traced is not None and not closed_elsewhere:
+                    otel_context.detach(traced)
                 self._record(service, name, context, started, ending)
 
         return run
@@ -396,11 +416,18 @@ def _enter(
     context: grpc.aio.ServicerContext[Any, Any],
 ) -> tuple[contextvars.Token[str], float | None, dict[str, Any]]:
     incoming = dict(context.invocation_metadata() or ())
-    request_id = str(incoming.get(REQUEST_ID_KEY) or uuid.uuid4().hex)
+    request_id = str(incoming.get(REQUEST_ID_KEY) or secrets.token_hex(16))
     token = _request_id.set(request_id)
     left = context.time_remaining()
     # grpc reports a huge number (not None) when the caller set no deadline.
     return token, left if left is not None and left < 10**8 else None, incoming
+
+
+def _carry_in(incoming: dict[str, Any]) -> contextvars.Token[otel_context.Context] | None:
+    """Make the W3C context of the call's metadata current (undone with the returned token)."""
+    if not incoming:
+        return None
+    return otel_context.attach(propagate.extract(incoming))
 
 
 def server_interceptors(
@@ -409,7 +436,14 @@ def server_interceptors(
     """The server interceptor stack, outermost first: tracing (extracts the W3C context from the
     metadata, so the pipeline's logs and errors carry the trace id), then the call pipeline, which
     checks the mesh credential when ``guard`` is given and hands the senders of undecodable requests
-    to ``screen``."""
+    to ``screen``.
+
+    A process that records no spans (``telemetry.recording``, decided by ``setup_tracing`` before
+    any server is built) has no tracing interceptor: OpenTelemetry's would start and end a span
+    that is never recorded, wrap the servicer context and set attributes on every call. The
+    pipeline then carries the caller's context itself, so trace ids still reach logs and errors."""
+    if not recording():
+        return [CallPipeline(domain, metrics, guard, screen, carry_trace=True)]
     return [
         aio_server_interceptor(),  # type: ignore[no-untyped-call]  # the library is untyped
         CallPipeline(domain, metrics, guard, screen),
@@ -417,11 +451,13 @@ def server_interceptors(
 
 
 class _OutboundContext:
-    """Bounds every outbound call by the inbound deadline and forwards the request id."""
+    """Bounds every outbound call by the inbound deadline and forwards the request id (and, with
+    ``carry_trace``, the current W3C context)."""
 
-    def __init__(self, default_timeout: float, margin: float) -> None:
+    def __init__(self, default_timeout: float, margin: float, *, carry_trace: bool = False) -> None:
         self._default = default_timeout
         self._margin = margin
+        self._carry_trace = carry_trace
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         timeout = deadlines.outbound_timeout(details.timeout, default=self._default, margin=self._margin)
@@ -432,6 +468,11 @@ class _OutboundContext:
         credential = current_credential()
         if credential and CREDENTIAL_HEADER not in metadata:
             metadata.add(CREDENTIAL_HEADER, credential)
+        if self._carry_trace:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            for key, value in carrier.items():
+                metadata[key] = value
         return grpc.aio.ClientCallDetails(
             details.method, timeout, metadata, details.credentials, details.wait_for_ready
         )
@@ -510,6 +551,13 @@ class _TiedToCaller(_UnaryUnaryCallBase):
 
 
 def client_interceptors(default_timeout: float, margin: float) -> list[Any]:
-    """The client interceptor stack, outermost first."""
+    """The client interceptor stack, outermost first. Without span recording (see
+    ``server_interceptors``) the outbound stage injects the W3C context instead of OpenTelemetry's
+    interceptors, which would start a span per call that nothing records."""
+    if not recording():
+        return [
+            _OutboundUnary(default_timeout, margin, carry_trace=True),
+            _OutboundStream(default_timeout, margin, carry_trace=True),
+        ]
     tracing: list[Any] = aio_client_interceptors()  # type: ignore[no-untyped-call]  # the library is untyped
     return [*tracing, _OutboundUnary(default_timeout, margin), _OutboundStream(default_timeout, margin)]

@@ -12,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-from collections.abc import Callable, Coroutine
+import sqlite3
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,7 +72,10 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int = 30_000) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A read is one statement, which SQLite runs on a snapshot of its own: no BEGIN needed.
-        if not conn.get_execution_options().get(_READ_ONLY):
+        # The writer may have begun the transaction on the driver's connection itself.
+        if conn.get_execution_options().get(_READ_ONLY):
+            return
+        if not getattr(conn.connection.dbapi_connection, "in_transaction", False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -108,6 +115,80 @@ async def run_migrations(engine: AsyncEngine, script_location: Path, version_tab
 def _migration_lock(version_table: str) -> int:
     """A stable 63-bit advisory lock id per migration history."""
     return int.from_bytes(hashlib.sha256(version_table.encode()).digest()[:8], "big") >> 1
+
+
+class Rows(Protocol):
+    """What ``Statement.run`` returns: a sqlite3 cursor or SQLAlchemy's result. Rows index by
+    position."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+Params = Mapping[str, Any]
+
+# Named parameters (``:task_id``), as sqlite3 takes them from a dict.
+_SQLITE_NAMED = sqlite_dialect.dialect(paramstyle="named")
+
+
+class Statement:
+    """A statement of a hot path, built once: the Core construct and its SQLite text.
+
+    On SQLite the ``Writer`` and the ``Reader`` use synchronous sqlite3 connections; there ``run``
+    hands the text straight to the driver, which keeps it prepared. What it skips, SQLAlchemy's
+    work per execution (cache key, parameter processing, execution events, result wrapping), costs
+    several times what SQLite itself spends on a write by key. On any other connection (PostgreSQL,
+    aiosqlite) the construct is executed as usual. Errors are SQLAlchemy's either way
+    (``IntegrityError``, ``OperationalError``...). An insert names its ``columns``: the parameters
+    then give every one of them (no column defaults are filled in).
+    """
+
+    __slots__ = ("clause", "constants", "text")
+
+    clause: Executable
+
+    def __init__(self, clause: Executable, *, columns: Sequence[str] | None = None) -> None:
+        if not isinstance(clause, ClauseElement):
+            raise TypeError(f"not a statement: {clause!r}")
+        self.clause = clause
+        keys = None if columns is None else list(columns)
+        compiled = cast("SQLCompiler", clause.compile(dialect=_SQLITE_NAMED, column_keys=keys))
+        self.text = str(compiled)
+        # Values the construct holds itself (``LIMIT 1``, ``state = 'done'``), bound by name too.
+        self.constants = {
+            name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required
+        }
+
+    def run(self, conn: Connection, params: Params) -> Rows:
+        driver = conn.connection.dbapi_connection
+        if not isinstance(driver, sqlite3.Connection):
+            return conn.execute(self.clause, params)
+        bound = {**self.constants, **params} if self.constants else params
+        try:
+            return driver.execute(self.text, bound)
+        except sqlite3.Error as exc:
+            raise _wrapped(self.text, bound, exc) from exc
+
+    def run_many(self, conn: Connection, rows: Sequence[Params]) -> None:
+        """The statement once per row of parameters (one ``executemany``)."""
+        driver = conn.connection.dbapi_connection
+        if not isinstance(driver, sqlite3.Connection):
+            conn.execute(self.clause, list(rows))
+            return
+        bound = [{**self.constants, **row} for row in rows] if self.constants else rows
+        try:
+            driver.executemany(self.text, bound)
+        except sqlite3.Error as exc:
+            raise _wrapped(self.text, bound, exc) from exc
+
+
+def _wrapped(text: str, params: Any, error: sqlite3.Error) -> DBAPIError:
+    """The SQLAlchemy exception that executing through SQLAlchemy would have raised."""
+    return cast("DBAPIError", DBAPIError.instance(text, params, error, sqlite3.Error))
 
 
 def uncancellable(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -167,6 +248,7 @@ class Writer:
         self._loop_task: asyncio.Task[None] | None = None
         self._sync_engine: Engine | None = None
         self._inline_engine: Engine | None = None
+        self._inline: Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._closing = False
         self.transactions = 0
@@ -196,6 +278,7 @@ class Writer:
             await self._loop_task
         if self._thread is not None:
             self._thread.shutdown(wait=True)
+        self._drop_inline()
         for sync_engine in (self._sync_engine, self._inline_engine):
             if sync_engine is not None:
                 sync_engine.dispose()
@@ -239,16 +322,9 @@ class Writer:
         _TRANSACTIONS[0] += 1
         _OPERATIONS[0] += len(batch)
         if self._inline_engine is not None:
-            with self._inline_engine.connect() as inline:
-                try:
-                    inline.begin()
-                except OperationalError as exc:
-                    if not _is_locked(exc):
-                        raise
-                else:
-                    results = _apply(inline, batch)
-                    inline.commit()
-                    return results
+            results = self._commit_inline(batch)
+            if results is not None:
+                return results
         if self._sync_engine is not None and self._thread is not None:
             sync_engine = self._sync_engine
 
@@ -260,14 +336,51 @@ class Writer:
         async with self._engine.begin() as conn:
             return await conn.run_sync(_apply, batch)
 
+    def _commit_inline(self, batch: list[_Operation[Any]]) -> list[Any] | None:
+        """The batch in one transaction on the event loop's thread; None when another process
+        holds the write lock. The connection stays open from one transaction to the next, and the
+        transaction is begun and committed on the driver's connection: a sequence of SQLAlchemy's
+        connect, begin, commit and close costs more than a batch of small writes. An operation that
+        executes through SQLAlchemy joins the transaction (the "begin" hook sees it open), and
+        SQLAlchemy then commits it."""
+        if self._inline is None:
+            assert self._inline_engine is not None
+            self._inline = self._inline_engine.connect()
+        inline = self._inline
+        driver = inline.connection.dbapi_connection
+        assert isinstance(driver, sqlite3.Connection)
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                return None
+            raise _wrapped("BEGIN IMMEDIATE", (), exc) from exc
+        try:
+            results = _apply(inline, batch)
+            if inline.in_transaction():
+                inline.commit()
+            else:
+                driver.execute("COMMIT")
+        except BaseException:
+            # Rolled back as the connection goes back to the pool; the next batch opens another.
+            self._drop_inline()
+            raise
+        return results
+
+    def _drop_inline(self) -> None:
+        if self._inline is not None:
+            inline, self._inline = self._inline, None
+            inline.close()
+
 
 class Reader:
     """Read-only transactions that never wait for a writer.
 
     On SQLite (WAL) a read by key takes microseconds and is never blocked by the writer, so it runs
     inline on the event loop's thread with a synchronous connection: no thread hop, no greenlet.
-    Every read here is bounded (a page, one task's events), so none can hold the loop for long.
-    PostgreSQL reads run on the async engine.
+    Every read here is bounded (a page, one task's events), so none can hold the loop for long; the
+    connection stays open from one read to the next (a checkout from the pool and its return cost
+    more than a read by key). PostgreSQL reads run on the async engine.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -277,17 +390,33 @@ class Reader:
             if is_sqlite(engine)
             else None
         )
+        self._held: Connection | None = None
 
     async def run(self, query: Callable[[Connection], R]) -> R:
         if self._sync_engine is not None:
-            with self._sync_engine.connect() as conn:
-                return query(conn)
+            if self._held is None:
+                self._held = self._sync_engine.connect()
+            held = self._held
+            try:
+                result = query(held)
+                if held.in_transaction():
+                    held.rollback()  # SQLAlchemy's bookkeeping only: a read sends no BEGIN
+            except BaseException:
+                self._release()
+                raise
+            return result
         async with self._engine.connect() as conn:
             return await conn.run_sync(query)
 
     def close(self) -> None:
+        self._release()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            held.close()
 
 
 @dataclass
@@ -313,8 +442,8 @@ def _apply(conn: Connection, batch: list[_Operation[Any]]) -> list[Any]:
     return results
 
 
-def _is_locked(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower()
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
     return "locked" in text or "busy" in text
 
 

@@ -110,6 +110,12 @@ def _add_otlp(provider: TracerProvider) -> None:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
 
 
+def recording() -> bool:
+    """Whether this process records spans (``setup_tracing`` installed a provider with an exporter).
+    When it does not, the interceptors only carry the W3C context from hop to hop."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
 def shutdown_tracing() -> None:
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):

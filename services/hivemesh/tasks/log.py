@@ -20,12 +20,12 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.errors import FailedPrecondition, InvalidArgument, NotFound
-from hivemesh.mesh.sql import Reader, Writer, is_sqlite, run_migrations, uncancellable
+from hivemesh.mesh.sql import Reader, Statement, Writer, is_sqlite, run_migrations, uncancellable
 from hivemesh.tasks import schema
 from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier, ending_topic
 from hivemesh.tasks.projection import apply, is_terminal
@@ -115,8 +115,8 @@ class TaskLog:
             existing = _by_request(conn, task.scope.tenant_id, task.request_id)
             if existing is not None:
                 return existing, True
-            conn.execute(
-                _INSERT_TASK,
+            _INSERT_TASK.run(
+                conn,
                 {
                     "task_id": task.task_id,
                     "tenant_id": task.scope.tenant_id,
@@ -131,8 +131,8 @@ class TaskLog:
                     "credential": credential or None,
                 },
             )
-            conn.execute(
-                _INSERT_EVENT,
+            _INSERT_EVENT.run(
+                conn,
                 {
                     "task_id": task.task_id,
                     "sequence": 1,
@@ -142,8 +142,8 @@ class TaskLog:
                 },
             )
             if enqueue:
-                conn.execute(
-                    _INSERT_QUEUED,
+                _INSERT_QUEUED.run(
+                    conn,
                     {
                         "task_id": task.task_id,
                         "tenant_id": task.scope.tenant_id,
@@ -220,8 +220,8 @@ class TaskLog:
     @staticmethod
     def credential_in(conn: Connection, task_id: str) -> str:
         """The mesh credential the task's runs act with ("" when it has none)."""
-        found = conn.execute(_CREDENTIAL, {"task_id": task_id}).scalar()
-        return str(found or "")
+        row = _CREDENTIAL.run(conn, {"task_id": task_id}).fetchone()
+        return "" if row is None else str(row[0] or "")
 
     @staticmethod
     def set_credential_in(conn: Connection, task_id: str, credential: str) -> None:
@@ -230,7 +230,8 @@ class TaskLog:
 
     @staticmethod
     def read_in(conn: Connection, task_id: str, after_sequence: int, limit: int) -> list[TaskEvent]:
-        rows = conn.execute(_READ_EVENTS, {"task_id": task_id, "after": after_sequence, "limit": limit}).all()
+        params = {"task_id": task_id, "after": after_sequence, "limit": limit}
+        rows = _READ_EVENTS.run(conn, params).fetchall()
         return [TaskEvent.FromString(r[0]) for r in rows]
 
     @property
@@ -272,14 +273,11 @@ class TaskLog:
         stored.sequence = current.last_sequence + 1
         stored.time.CopyFrom(_timestamp(stamp))
         after = apply(current, stored)
-        prev = (
-            locked[1]
-            or conn.execute(_PREV_HASH, {"task_id": task_id, "sequence": current.last_sequence}).scalar_one()
-        )
+        prev = locked[1] or _previous_hash(conn, task_id, current.last_sequence)
         payload = stored.SerializeToString(deterministic=True)
         new_hash = chain_hash(prev, payload)
-        conn.execute(
-            _INSERT_EVENT,
+        _INSERT_EVENT.run(
+            conn,
             {
                 "task_id": task_id,
                 "sequence": stored.sequence,
@@ -288,8 +286,8 @@ class TaskLog:
                 "hash": new_hash,
             },
         )
-        conn.execute(
-            _UPDATE_TASK,
+        _UPDATE_TASK.run(
+            conn,
             {
                 "key": task_id,
                 "state": int(after.state),
@@ -306,18 +304,18 @@ class TaskLog:
     def _lock_row(self, conn: Connection, task_id: str) -> tuple[Task, str | None] | None:
         """The task and the hash of its last event (None on rows older than revision 0005)."""
         query = _ROW if self._sqlite else _LOCK_ROW
-        row = conn.execute(query, {"task_id": task_id}).first()
+        row = query.run(conn, {"task_id": task_id}).fetchone()
         return None if row is None else (Task.FromString(row[0]), row[1])
 
     def _lock_task(self, conn: Connection, task_id: str) -> Task | None:
         # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL locks the row.
         query = _GET_TASK if self._sqlite else _LOCK_TASK
-        row = conn.execute(query, {"task_id": task_id}).first()
+        row = query.run(conn, {"task_id": task_id}).fetchone()
         return None if row is None else Task.FromString(row[0])
 
     @uncancellable
     async def get(self, task_id: str) -> Task | None:
-        row = await self._reads.run(lambda conn: conn.execute(_GET_TASK, {"task_id": task_id}).first())
+        row = await self._reads.run(lambda conn: _GET_TASK.run(conn, {"task_id": task_id}).fetchone())
         return None if row is None else Task.FromString(row[0])
 
     @uncancellable
@@ -362,7 +360,7 @@ class TaskLog:
     @uncancellable
     async def read(self, task_id: str, after_sequence: int, limit: int = 500) -> list[TaskEvent]:
         params = {"task_id": task_id, "after": after_sequence, "limit": limit}
-        rows = await self._reads.run(lambda conn: conn.execute(_READ_EVENTS, params).all())
+        rows = await self._reads.run(lambda conn: _READ_EVENTS.run(conn, params).fetchall())
         return [TaskEvent.FromString(r[0]) for r in rows]
 
     @uncancellable
@@ -428,14 +426,15 @@ class TaskLog:
         return {int(state): int(n) for state, n in rows}
 
 
-# The statements of the hot path, built once (their compiled form is then cached by the engine).
-_GET_TASK = select(schema.tasks.c.task).where(schema.tasks.c.task_id == bindparam("task_id"))
-_LOCK_TASK = _GET_TASK.with_for_update()
-_ROW = select(schema.tasks.c.task, schema.tasks.c.last_hash).where(
-    schema.tasks.c.task_id == bindparam("task_id")
+# The statements of the hot path, built once (see ``Statement``).
+_TASK_BY_ID = schema.tasks.c.task_id == bindparam("task_id")
+_GET_TASK = Statement(select(schema.tasks.c.task).where(_TASK_BY_ID))
+_LOCK_TASK = Statement(select(schema.tasks.c.task).where(_TASK_BY_ID).with_for_update())
+_ROW = Statement(select(schema.tasks.c.task, schema.tasks.c.last_hash).where(_TASK_BY_ID))
+_LOCK_ROW = Statement(
+    select(schema.tasks.c.task, schema.tasks.c.last_hash).where(_TASK_BY_ID).with_for_update()
 )
-_LOCK_ROW = _ROW.with_for_update()
-_READ_EVENTS = (
+_READ_EVENTS = Statement(
     select(schema.events.c.event)
     .where(
         and_(schema.events.c.task_id == bindparam("task_id"), schema.events.c.sequence > bindparam("after"))
@@ -443,20 +442,47 @@ _READ_EVENTS = (
     .order_by(schema.events.c.sequence)
     .limit(bindparam("limit"))
 )
-_PREV_HASH = select(schema.events.c.hash).where(
-    and_(schema.events.c.task_id == bindparam("task_id"), schema.events.c.sequence == bindparam("sequence"))
-)
-_INSERT_EVENT = schema.events.insert()
-_INSERT_TASK = schema.tasks.insert()
-_CREDENTIAL = select(schema.tasks.c.credential).where(schema.tasks.c.task_id == bindparam("task_id"))
-_INSERT_QUEUED = schema.queue.insert()
-_BY_REQUEST = select(schema.tasks.c.task).where(
-    and_(
-        schema.tasks.c.tenant_id == bindparam("tenant_id"),
-        schema.tasks.c.request_id == bindparam("request_id"),
+_PREV_HASH = Statement(
+    select(schema.events.c.hash).where(
+        and_(
+            schema.events.c.task_id == bindparam("task_id"),
+            schema.events.c.sequence == bindparam("sequence"),
+        )
     )
 )
-_UPDATE_TASK = (
+_INSERT_EVENT = Statement(
+    schema.events.insert(), columns=("task_id", "sequence", "event", "prev_hash", "hash")
+)
+_INSERT_TASK = Statement(
+    schema.tasks.insert(),
+    columns=(
+        "task_id",
+        "tenant_id",
+        "user_id",
+        "request_id",
+        "state",
+        "create_time",
+        "update_time",
+        "last_sequence",
+        "last_hash",
+        "task",
+        "credential",
+    ),
+)
+_CREDENTIAL = Statement(select(schema.tasks.c.credential).where(_TASK_BY_ID))
+_INSERT_QUEUED = Statement(
+    schema.queue.insert(),
+    columns=("task_id", "tenant_id", "available_at", "enqueued_at", "delivery_count", "trace", "dead"),
+)
+_BY_REQUEST = Statement(
+    select(schema.tasks.c.task).where(
+        and_(
+            schema.tasks.c.tenant_id == bindparam("tenant_id"),
+            schema.tasks.c.request_id == bindparam("request_id"),
+        )
+    )
+)
+_UPDATE_TASK = Statement(
     update(schema.tasks)
     .where(schema.tasks.c.task_id == bindparam("key"))
     .values(
@@ -467,6 +493,15 @@ _UPDATE_TASK = (
         task=bindparam("task"),
     )
 )
+
+
+def _previous_hash(conn: Connection, task_id: str, sequence: int) -> str:
+    """The hash of event ``sequence``, read from the log (rows older than revision 0005 lack the
+    projection's copy)."""
+    row = _PREV_HASH.run(conn, {"task_id": task_id, "sequence": sequence}).fetchone()
+    if row is None:
+        raise NoResultFound(f"task {task_id} has no event {sequence}")
+    return str(row[0])
 
 
 class RecentEvents:
@@ -499,7 +534,7 @@ class RecentEvents:
 
 
 def _by_request(conn: Connection, tenant_id: str, request_id: str) -> Task | None:
-    row = conn.execute(_BY_REQUEST, {"tenant_id": tenant_id, "request_id": request_id}).first()
+    row = _BY_REQUEST.run(conn, {"tenant_id": tenant_id, "request_id": request_id}).fetchone()
     return None if row is None else Task.FromString(row[0])
 
 

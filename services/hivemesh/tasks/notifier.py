@@ -42,5 +42,7 @@ class InProcessNotifier:
 
     async def wait(self, topic: str, timeout_s: float) -> None:
         event = self._events.setdefault(topic, asyncio.Event())
+        # A timeout in place (no task of its own, unlike wait_for): a watcher waits once per event.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await event.wait()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from hivemesh.mesh.sql import Reader, Writer, is_sqlite, uncancellable
+from hivemesh.mesh.sql import Reader, Statement, Writer, is_sqlite, uncancellable
 from hivemesh.tasks import schema
 from hivemesh.tasks.notifier import QUEUE_TOPIC, Notifier
 
@@ -144,8 +144,14 @@ def _claim_statement(*, skip_locked: bool) -> Update:
     )
 
 
-_CLAIM_SQLITE = _claim_statement(skip_locked=False)
-_CLAIM_LOCKING = _claim_statement(skip_locked=True)
+_CLAIM_SQLITE = Statement(_claim_statement(skip_locked=False))
+_CLAIM_LOCKING = Statement(_claim_statement(skip_locked=True))
+_ACK = Statement(
+    schema.queue.delete().where(
+        and_(schema.queue.c.task_id == bindparam("task_id"), schema.queue.c.claimed_by == bindparam("worker"))
+    )
+)
+_DEPTH = Statement(select(func.count()).where(schema.queue.c.dead.is_(False)))
 
 
 def backoff(attempt: int, *, base_s: float = 0.5, cap_s: float = 30.0) -> float:
@@ -168,7 +174,7 @@ class SqlTaskQueue:
         now = time.time()
         statement = _CLAIM_SQLITE if is_sqlite(self._engine) else _CLAIM_LOCKING
         params = {"now": now, "worker": worker_id, "until": now + visibility_timeout_s}
-        row = await self._writer.run(lambda conn: conn.execute(statement, params).first())
+        row = await self._writer.run(lambda conn: statement.run(conn, params).fetchone())
         if row is None:
             return None
         return Claim(str(row[0]), str(row[1]), int(row[2]), dict(json.loads(row[3] or "{}")))
@@ -186,8 +192,7 @@ class SqlTaskQueue:
     @staticmethod
     def ack_in(conn: Connection, task_id: str, worker_id: str) -> None:
         """``ack`` as part of a transaction the caller runs through the writer."""
-        q = schema.queue.c
-        conn.execute(schema.queue.delete().where(and_(q.task_id == task_id, q.claimed_by == worker_id)))
+        _ACK.run(conn, {"task_id": task_id, "worker": worker_id})
 
     @staticmethod
     def remove_in(conn: Connection, task_id: str) -> None:
@@ -195,9 +200,7 @@ class SqlTaskQueue:
 
     @uncancellable
     async def ack(self, task_id: str, worker_id: str) -> None:
-        q = schema.queue.c
-        statement = schema.queue.delete().where(and_(q.task_id == task_id, q.claimed_by == worker_id))
-        await self._writer.run(lambda conn: conn.execute(statement).rowcount)
+        await self._writer.run(lambda conn: self.ack_in(conn, task_id, worker_id))
 
     @uncancellable
     async def retry(self, task_id: str, worker_id: str, delay_s: float, error: str) -> None:
@@ -269,8 +272,7 @@ class SqlTaskQueue:
 
     @uncancellable
     async def depth(self) -> int:
-        query = select(func.count()).where(schema.queue.c.dead.is_(False))
-        return int(await self._reads.run(lambda conn: conn.execute(query).scalar_one()))
+        return int(await self._reads.run(lambda conn: _DEPTH.run(conn, {}).fetchone()[0]))
 
     @uncancellable
     async def dead_count(self) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.memory.adapters.tables import sessions, turn_requests, turns
 from hivemesh.memory.model import SessionKey, Turn
-from hivemesh.mesh.sql import Writer
+from hivemesh.mesh.sql import Statement, Writer
 
 
 def _bound(table: sa.Table) -> sa.ColumnElement[bool]:
@@ -26,31 +26,55 @@ def _key(session: SessionKey) -> dict[str, str]:
     return {"s_tenant": session.tenant_id, "s_user": session.user_id, "s_session": session.session_id}
 
 
-# The statements of the hot path, built once (their compiled forms are then cached).
-_EXPIRE_AT = sa.select(sessions.c.expire_at).where(_bound(sessions))
-_DROP = [table.delete().where(_bound(table)) for table in (turns, turn_requests, sessions)]
-_SEEN = sa.select(turn_requests.c.request_id).where(
-    _bound(turn_requests), turn_requests.c.request_id == sa.bindparam("s_request")
+# The statements of the hot path, built once (see ``Statement``).
+_EXPIRE_AT = Statement(sa.select(sessions.c.expire_at).where(_bound(sessions)))
+_DROP = [Statement(table.delete().where(_bound(table))) for table in (turns, turn_requests, sessions)]
+_SEEN = Statement(
+    sa.select(turn_requests.c.request_id).where(
+        _bound(turn_requests), turn_requests.c.request_id == sa.bindparam("s_request")
+    )
 )
-_TOUCH = sessions.update().where(_bound(sessions)).values(expire_at=sa.bindparam("s_expire_at"))
-_COUNT = sa.select(sa.func.count()).select_from(turns).where(_bound(turns))
-_RECENT = (
+_CLAIM = Statement(
+    turn_requests.insert().values(
+        tenant_id=sa.bindparam("s_tenant"),
+        user_id=sa.bindparam("s_user"),
+        session_id=sa.bindparam("s_session"),
+        request_id=sa.bindparam("s_request"),
+        expire_at=sa.bindparam("s_expire_at"),
+    )
+)
+_ADD_TURN = Statement(
+    turns.insert(), columns=("tenant_id", "user_id", "session_id", "role", "text", "time", "task_id")
+)
+_TOUCH = Statement(sessions.update().where(_bound(sessions)).values(expire_at=sa.bindparam("s_expire_at")))
+_OPEN = Statement(
+    sessions.insert().values(
+        tenant_id=sa.bindparam("s_tenant"),
+        user_id=sa.bindparam("s_user"),
+        session_id=sa.bindparam("s_session"),
+        expire_at=sa.bindparam("s_expire_at"),
+    )
+)
+_COUNT = Statement(sa.select(sa.func.count()).select_from(turns).where(_bound(turns)))
+_RECENT = Statement(
     sa.select(turns.c.role, turns.c.text, turns.c.time, turns.c.task_id)
     .where(_bound(turns))
     .order_by(turns.c.id.desc())
     .limit(sa.bindparam("s_limit"))
 )
-_TRIM = turns.delete().where(
-    _bound(turns),
-    turns.c.id
-    < (
-        sa.select(turns.c.id)
-        .where(_bound(turns))
-        .order_by(turns.c.id.desc())
-        .offset(sa.bindparam("s_keep"))
-        .limit(1)
-        .scalar_subquery()
-    ),
+_TRIM = Statement(
+    turns.delete().where(
+        _bound(turns),
+        turns.c.id
+        < (
+            sa.select(turns.c.id)
+            .where(_bound(turns))
+            .order_by(turns.c.id.desc())
+            .offset(sa.bindparam("s_keep"))
+            .limit(1)
+            .scalar_subquery()
+        ),
+    )
 )
 
 
@@ -68,8 +92,8 @@ class SqlTurnStore:
             self._drop_if_expired(conn, session, now)
             if request_id and not self._claim(conn, session, request_id, now + ttl_s):
                 return self._count(conn, session)
-            conn.execute(
-                turns.insert(),
+            _ADD_TURN.run_many(
+                conn,
                 [
                     {
                         "tenant_id": session.tenant_id,
@@ -83,7 +107,7 @@ class SqlTurnStore:
                     for t in new
                 ],
             )
-            conn.execute(_TRIM, {**_key(session), "s_keep": cap - 1})
+            _TRIM.run(conn, {**_key(session), "s_keep": cap - 1})
             self._touch(conn, session, now + ttl_s)
             return self._count(conn, session)
 
@@ -93,10 +117,10 @@ class SqlTurnStore:
         def read(conn: Connection) -> list[Turn]:
             if self._drop_if_expired(conn, session, now):
                 return []
-            rows = conn.execute(_RECENT, {**_key(session), "s_limit": limit}).all()
+            rows = _RECENT.run(conn, {**_key(session), "s_limit": limit}).fetchall()
             if rows:
                 self._touch(conn, session, now + ttl_s)
-            return [Turn(r.role, r.text, r.time, r.task_id) for r in reversed(rows)]
+            return [Turn(role, text, time, task_id) for role, text, time, task_id in reversed(rows)]
 
         return await self._writer.run(read)
 
@@ -121,43 +145,27 @@ class SqlTurnStore:
         await self._writer.close()
 
     def _drop_if_expired(self, conn: Connection, session: SessionKey, now: float) -> bool:
-        expire_at = conn.execute(_EXPIRE_AT, _key(session)).scalar_one_or_none()
-        if expire_at is None or expire_at > now:
+        row = _EXPIRE_AT.run(conn, _key(session)).fetchone()
+        if row is None or row[0] > now:
             return False
         self._drop(conn, session)
         return True
 
     def _drop(self, conn: Connection, session: SessionKey) -> None:
         for statement in _DROP:
-            conn.execute(statement, _key(session))
+            statement.run(conn, _key(session))
 
     def _claim(self, conn: Connection, session: SessionKey, request_id: str, expire_at: float) -> bool:
-        seen = conn.execute(_SEEN, {**_key(session), "s_request": request_id}).first()
-        if seen is not None:
+        key = {**_key(session), "s_request": request_id}
+        if _SEEN.run(conn, key).fetchone() is not None:
             return False
-        conn.execute(
-            turn_requests.insert().values(
-                tenant_id=session.tenant_id,
-                user_id=session.user_id,
-                session_id=session.session_id,
-                request_id=request_id,
-                expire_at=expire_at,
-            )
-        )
+        _CLAIM.run(conn, {**key, "s_expire_at": expire_at})
         return True
 
     def _touch(self, conn: Connection, session: SessionKey, expire_at: float) -> None:
-        updated = conn.execute(_TOUCH, {**_key(session), "s_expire_at": expire_at})
-        if updated.rowcount == 0:
-            conn.execute(
-                sessions.insert().values(
-                    tenant_id=session.tenant_id,
-                    user_id=session.user_id,
-                    session_id=session.session_id,
-                    expire_at=expire_at,
-                )
-            )
+        params = {**_key(session), "s_expire_at": expire_at}
+        if _TOUCH.run(conn, params).rowcount == 0:
+            _OPEN.run(conn, params)
 
     def _count(self, conn: Connection, session: SessionKey) -> int:
-        count = conn.execute(_COUNT, _key(session)).scalar_one()
-        return int(count)
+        return int(_COUNT.run(conn, _key(session)).fetchone()[0])

@@ -10,12 +10,25 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hivemesh.mesh.sql import Writer, make_engine
+from hivemesh.mesh.sql import Statement, Writer, make_engine
 from hivemesh.tool.idempotency import (
     INCARNATION_CHARS,
     Claim,
@@ -49,6 +62,30 @@ _instances = Table(
     Column("name", String(256), primary_key=True),
     Column("incarnation", String(INCARNATION_CHARS), nullable=False),
 )
+
+# The statements of every tool call, built once (see ``Statement``).
+_BY_KEY = _table.c.idempotency_key == bindparam("key")
+_HELD_BY = and_(_BY_KEY, _table.c.token == bindparam("held_by"))
+_READ = Statement(
+    select(_table.c.fingerprint, _table.c.token, _table.c.state, _table.c.output, _table.c.expires_at).where(
+        _BY_KEY
+    )
+)
+_CLAIM_VALUES: dict[str, object] = {
+    "fingerprint": bindparam("fingerprint"),
+    "token": bindparam("token"),
+    "state": "pending",
+    "output": None,
+    "expires_at": bindparam("expires_at"),
+}
+_INSERT_CLAIM = Statement(insert(_table).values(idempotency_key=bindparam("key"), **_CLAIM_VALUES))
+_TAKE_OVER = Statement(update(_table).where(_HELD_BY).values(**_CLAIM_VALUES))
+_FINISH = Statement(
+    update(_table)
+    .where(_HELD_BY)
+    .values(state="done", output=bindparam("output"), expires_at=bindparam("expires_at"))
+)
+_RELEASE = Statement(delete(_table).where(_HELD_BY))
 
 
 class SqlIdempotencyStore:
@@ -115,28 +152,20 @@ class SqlIdempotencyStore:
     async def claim(self, key: str, fingerprint: str, lease_s: float) -> Claim:
         def take(conn: Connection) -> Claim | None:
             now = time.time()
-            row = conn.execute(select(_table).where(_table.c.idempotency_key == key)).first()
+            row = _READ.run(conn, {"key": key}).fetchone()
             token = claim_token(self.incarnation)
-            if row is not None and row.expires_at > now:
-                if row.state == "done" and row.output is not None:
-                    return Finished(decode_output(row.output), row.fingerprint)
-                return Running(row.fingerprint)
-            values = {
-                "fingerprint": fingerprint,
-                "token": token,
-                "state": "pending",
-                "output": None,
-                "expires_at": now + lease_s,
-            }
+            if row is not None:
+                held_fingerprint, held_by, state, output, expires_at = row
+                if expires_at > now:
+                    if state == "done" and output is not None:
+                        return Finished(decode_output(output), held_fingerprint)
+                    return Running(held_fingerprint)
+            values = {"key": key, "fingerprint": fingerprint, "token": token, "expires_at": now + lease_s}
             if row is None:
-                conn.execute(insert(_table).values(idempotency_key=key, **values))
+                _INSERT_CLAIM.run(conn, values)
                 return Claimed(token)
             # An expired claim or outcome: take it over, unless someone else just did.
-            taken = conn.execute(
-                update(_table)
-                .where(_table.c.idempotency_key == key, _table.c.token == row.token)
-                .values(**values)
-            )
+            taken = _TAKE_OVER.run(conn, {**values, "held_by": held_by})
             return Claimed(token) if taken.rowcount == 1 else None
 
         while True:
@@ -148,13 +177,14 @@ class SqlIdempotencyStore:
                 return claimed
 
     async def finish(self, key: str, token: str, output: ToolOutput, ttl_s: float) -> None:
-        statement = (
-            update(_table)
-            .where(_table.c.idempotency_key == key, _table.c.token == token)
-            .values(state="done", output=encode_output(output), expires_at=time.time() + ttl_s)
-        )
-        await self._write.run(lambda conn: conn.execute(statement).rowcount)
+        params = {
+            "key": key,
+            "held_by": token,
+            "output": encode_output(output),
+            "expires_at": time.time() + ttl_s,
+        }
+        await self._write.run(lambda conn: _FINISH.run(conn, params).rowcount)
 
     async def release(self, key: str, token: str) -> None:
-        statement = delete(_table).where(_table.c.idempotency_key == key, _table.c.token == token)
-        await self._write.run(lambda conn: conn.execute(statement).rowcount)
+        params = {"key": key, "held_by": token}
+        await self._write.run(lambda conn: _RELEASE.run(conn, params).rowcount)
