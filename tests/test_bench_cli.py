@@ -30,6 +30,13 @@ async def bench(*flags: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As ``hivemesh up`` without credentials: a benchmark measures the mesh, not the limiter (a
+    fast mesh serves two closed-loop clients faster than the default 50 calls/s of one tenant)."""
+    monkeypatch.setenv("HIVEMESH_RATE_LIMIT", "0")
+
+
 async def test_execute_submits_and_follows_in_one_stream(mesh: RunningMesh) -> None:
     async with HivemeshClient(mesh.address("gateway")) as client:
         events = [e async for e in client.execute("what is 12 * (3 + 4)?", user_id="ana", session_id="s1")]
