@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from hivemesh.gateway.app import key_store
 from hivemesh.mesh.config import SERVICES, Settings
 from hivemesh.mesh.credentials import CREDENTIAL_HEADER, SCOPE_TYPE, Minter, minter_for
 from hivemesh.mesh.launch import LocalMesh
@@ -128,3 +129,13 @@ def credential_metadata(
 ) -> tuple[tuple[str, str], ...]:
     """Metadata that lets a call into an internal service act for ``tenant`` and ``user``."""
     return ((CREDENTIAL_HEADER, mesh_minter(settings).mint(tenant, user)),)
+
+
+async def keys_for(settings: Settings, *tenants: str) -> list[str]:
+    """A new API key for each tenant, in the gateway's key store of ``settings``."""
+    store = key_store(settings)
+    await store.start()
+    try:
+        return [(await store.create(tenant, name=f"{tenant} test"))[1] for tenant in tenants]
+    finally:
+        await store.stop(0)

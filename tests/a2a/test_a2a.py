@@ -25,8 +25,7 @@ from tests.a2a.harness import (
     text_message,
 )
 from tests.gateway.harness import Issuer
-from tests.gateway.test_security import keys_for
-from tests.support import RunningMesh, make_settings, mesh_minter, start_mesh
+from tests.support import RunningMesh, keys_for, make_settings, mesh_minter, start_mesh
 
 QUESTION = "what is 12 * (3 + 4)?"
 BINDINGS = [TransportProtocol.JSONRPC, TransportProtocol.HTTP_JSON, TransportProtocol.GRPC]

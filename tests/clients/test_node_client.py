@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from hivemesh.mesh.config import Settings
-from tests.gateway.test_security import keys_for
-from tests.support import RunningMesh, start_mesh
+from tests.support import RunningMesh, keys_for, start_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "node"

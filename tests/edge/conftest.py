@@ -10,7 +10,6 @@ import pytest
 
 from hivemesh.edge.app import Edge, EdgeServer
 from hivemesh.edge.config import EdgeConfig
-from hivemesh.gateway.app import key_store
 from hivemesh.mesh.config import Settings
 from tests.support import RunningMesh, start_mesh
 
@@ -43,13 +42,3 @@ async def serve_edge(settings: Settings, config: EdgeConfig | None = None) -> As
 async def edge(settings: Settings) -> AsyncIterator[ServedEdge]:
     async with serve_edge(settings) as served:
         yield served
-
-
-async def api_keys(settings: Settings, *tenants: str) -> list[str]:
-    """A new API key for each tenant, in the gateway's key store."""
-    store = key_store(settings)
-    await store.start()
-    try:
-        return [(await store.create(tenant))[1] for tenant in tenants]
-    finally:
-        await store.stop(0)

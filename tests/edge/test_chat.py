@@ -13,7 +13,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.mesh.config import Settings
-from tests.edge.conftest import ServedEdge, api_keys, serve_edge
+from tests.edge.conftest import ServedEdge, serve_edge
+from tests.support import keys_for
 
 MODEL = "hivemesh"
 
@@ -236,7 +237,7 @@ async def test_credentials_pass_through_to_the_gateway(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HIVEMESH_AUTH", "required")
-    (key,) = await api_keys(settings, "acme")
+    (key,) = await keys_for(settings, "acme")
     async with serve_edge(settings) as edge:
         async with client(edge) as anonymous:
             with pytest.raises(openai.AuthenticationError) as refused:
@@ -265,7 +266,7 @@ async def test_a_tenant_over_its_rate_limit_gets_429_with_retry_after(
     monkeypatch.setenv("HIVEMESH_AUTH", "required")
     monkeypatch.setenv("HIVEMESH_RATE_LIMIT", "0.2")
     monkeypatch.setenv("HIVEMESH_RATE_LIMIT_BURST", "1")
-    (key, other) = await api_keys(settings, "acme", "globex")
+    (key, other) = await keys_for(settings, "acme", "globex")
     messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "what is 2 + 2?"}]
     async with serve_edge(settings) as edge, client(edge, api_key=key) as acme:
         await acme.chat.completions.create(model=MODEL, messages=messages)

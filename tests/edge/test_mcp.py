@@ -16,7 +16,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
 from hivemesh.mesh.config import Settings
-from tests.edge.conftest import ServedEdge, api_keys, serve_edge
+from tests.edge.conftest import ServedEdge, serve_edge
+from tests.support import keys_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,7 +106,7 @@ async def test_each_tenant_sees_only_its_own_lists(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HIVEMESH_AUTH", "required")
-    acme, globex = await api_keys(settings, "acme", "globex")
+    acme, globex = await keys_for(settings, "acme", "globex")
     async with serve_edge(settings) as edge:
         async with mcp_session(edge, Authorization=f"Bearer {acme}") as session:
             added = await session.call_tool("list_add", {"list": "shopping", "items": ["milk", "eggs"]})
@@ -128,7 +129,7 @@ async def test_each_tenant_sees_only_its_own_lists(
 
 async def test_the_stdio_door(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HIVEMESH_AUTH", "required")
-    (key,) = await api_keys(settings, "acme")
+    (key,) = await keys_for(settings, "acme")
     async with serve_edge(settings) as edge:
         server = StdioServerParameters(
             command=sys.executable,

@@ -19,7 +19,7 @@ from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.status import StatusDetails, details_of
 from tests.gateway.harness import Issuer, api_key, bearer, request_id, serve_gateway
-from tests.support import rpc_error
+from tests.support import keys_for, rpc_error
 from tests.tasks.stores import REDIS_URL, postgres_database, redis_prefix
 
 if TYPE_CHECKING:
@@ -34,15 +34,6 @@ def submit(tenant: str = "") -> pb.SubmitTaskRequest:
         text="what is 2 + 2?",
         scope=Scope(tenant_id=tenant, user_id="ana", session_id="s"),
     )
-
-
-async def keys_for(settings: Settings, *tenants: str) -> list[str]:
-    store = key_store(settings)
-    await store.start()
-    try:
-        return [(await store.create(tenant, name=f"{tenant} test"))[1] for tenant in tenants]
-    finally:
-        await store.stop(0)
 
 
 def config(issuer: Issuer, *, rate: float = NO_LIMIT, burst: int = 1) -> GatewayConfig:

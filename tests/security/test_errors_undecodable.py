@@ -20,6 +20,7 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import STATUS_LIMIT
 from hivemesh.mesh.status import details_of
 from tests.security.errors_harness import PATHS, Served, details_bytes, serve, trailer_bytes
+from tests.security.fuzz_requests import varint
 
 # The documented bound on an error's trailers (docs/security.md).
 TRAILER_LIMIT = 6 * 1024
@@ -30,15 +31,6 @@ SCOPE = Scope(tenant_id="t1", user_id="ana", session_id="s1")
 async def served(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Served]:
     async with serve(settings, ["memory", "gateway"], request.param) as running:
         yield running
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def field(number: int, payload: bytes) -> bytes:

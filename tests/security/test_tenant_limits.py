@@ -15,7 +15,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.gateway.app import key_store
 from hivemesh.gateway.config import AuthMode, GatewayConfig
 from hivemesh.gateway.service import Caller
 from hivemesh.gateway.tenant_limits import CALLS_EXHAUSTED, STREAMS_EXHAUSTED, TenantLimits
@@ -25,7 +24,7 @@ from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.errors import ResourceExhausted
 from hivemesh.mesh.status import StatusDetails
 from tests.gateway.harness import ServedGateway, api_key, request_id, serve_gateway
-from tests.support import rpc_error
+from tests.support import keys_for, rpc_error
 
 if TYPE_CHECKING:
     from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceAsyncStub
@@ -40,15 +39,6 @@ def limited(*, streams: int = MAX_STREAMS, in_flight: int = MAX_STREAMS + 1) -> 
         tenant_max_streams=streams,
         tenant_max_in_flight=in_flight,
     )
-
-
-async def keys_for(settings: Settings, *tenants: str) -> list[str]:
-    store = key_store(settings)
-    await store.start()
-    try:
-        return [(await store.create(tenant))[1] for tenant in tenants]
-    finally:
-        await store.stop(0)
 
 
 async def submit(gw: ServedGateway, key: str) -> str:

@@ -4,23 +4,10 @@ the domain error it stands for, its code and reason kept."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
-import grpc
-
 from hivemesh.mesh.channels import ChannelFactory
-from hivemesh.mesh.status import from_rpc_error
+from hivemesh.mesh.status import domain_errors
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
-
-
-@contextlib.contextmanager
-def _domain_errors() -> Iterator[None]:
-    try:
-        yield
-    except grpc.aio.AioRpcError as exc:
-        raise from_rpc_error(exc) from exc
 
 
 class GrpcTools:
@@ -29,11 +16,11 @@ class GrpcTools:
 
     async def list_tools(self, page_size: int, page_token: str) -> tool.ListToolsResponse:
         request = tool.ListToolsRequest(page_size=page_size, page_token=page_token)
-        with _domain_errors():
+        with domain_errors():
             response: tool.ListToolsResponse = await self._stub.ListTools(request)
         return response
 
     async def invoke(self, request: tool.InvokeToolRequest) -> tool.InvokeToolResponse:
-        with _domain_errors():
+        with domain_errors():
             response: tool.InvokeToolResponse = await self._stub.InvokeTool(request)
         return response

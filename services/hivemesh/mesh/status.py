@@ -8,7 +8,9 @@ call's own code and message say.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -200,3 +202,13 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> HivemeshError:
         )
     kind = by_code.get(details.code, errors.DownstreamError)
     return kind(details.message, reason=details.reason or None, metadata=metadata)
+
+
+@contextlib.contextmanager
+def domain_errors() -> Iterator[None]:
+    """Inside, a failed call to another service raises the domain error its status carries (code
+    and ErrorInfo reason kept), so callers tell retryable failures from final ones without grpc."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from exc

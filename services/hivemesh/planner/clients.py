@@ -4,11 +4,9 @@ runner can tell retryable failures from final ones."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import grpc
 from google.protobuf import json_format, struct_pb2
 
 from hivemesh.common.v1.scope_pb2 import Scope
@@ -18,20 +16,12 @@ from hivemesh.memory.v1 import memory_service_pb2 as mem
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.errors import NotFound, Unavailable
-from hivemesh.mesh.status import from_rpc_error
+from hivemesh.mesh.status import domain_errors
 from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.catalogue import CachedCatalogue, ToolCatalogue
 from hivemesh.planner.config import DEFAULT_TOOL_CATALOGUE_MAX_AGE_S
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
-
-
-@contextlib.contextmanager
-def _domain_errors() -> Iterator[None]:
-    try:
-        yield
-    except grpc.aio.AioRpcError as exc:
-        raise from_rpc_error(exc) from exc
 
 
 class GrpcLanguage:
@@ -44,13 +34,13 @@ class GrpcLanguage:
     ) -> lang.UnderstandResponse:
         request = lang.UnderstandRequest(text=text, context=list(context)[-64:], available_tools=list(tools))
         async with self._bulkhead.slot():
-            with _domain_errors():
+            with domain_errors():
                 response: lang.UnderstandResponse = await self._stub.Understand(request)
         return response
 
     async def generate(self, request: lang.GenerateRequest) -> AsyncIterator[lang.GenerateResponse]:
         async with self._bulkhead.slot():
-            with _domain_errors():
+            with domain_errors():
                 async for chunk in self._stub.Generate(request):
                     yield chunk
 
@@ -62,7 +52,7 @@ class GrpcMemory:
 
     async def get_context(self, scope: Scope) -> list[mem.Turn]:
         async with self._bulkhead.slot():
-            with _domain_errors():
+            with domain_errors():
                 response: mem.GetContextResponse = await self._stub.GetContext(
                     mem.GetContextRequest(scope=scope)
                 )
@@ -71,19 +61,19 @@ class GrpcMemory:
     async def append_turns(self, scope: Scope, turns: Sequence[mem.Turn], request_id: str) -> None:
         request = mem.AppendTurnsRequest(scope=scope, turns=list(turns), request_id=request_id)
         async with self._bulkhead.slot():
-            with _domain_errors():
+            with domain_errors():
                 await self._stub.AppendTurns(request)
 
     async def remember(self, scope: Scope, text: str, request_id: str) -> str:
         request = mem.RememberRequest(scope=scope, text=text, request_id=request_id)
         async with self._bulkhead.slot():
-            with _domain_errors():
+            with domain_errors():
                 response: mem.RememberResponse = await self._stub.Remember(request)
         return str(response.memory.memory_id)
 
     async def recall(self, scope: Scope, text: str, top_k: int) -> list[mem.MemoryHit]:
         async with self._bulkhead.slot():
-            with _domain_errors():
+            with domain_errors():
                 response: mem.RecallResponse = await self._stub.Recall(
                     mem.RecallRequest(scope=scope, text=text, top_k=top_k)
                 )
@@ -135,7 +125,7 @@ class GrpcTools:
             page_size=1000, page_token=token, cached_catalogue_version=cached_version
         )
         async with self._bulkhead.slot():
-            with _domain_errors():
+            with domain_errors():
                 page: tool.ListToolsResponse = await self._stub.ListTools(request)
         return page
 
@@ -149,7 +139,7 @@ class GrpcTools:
         )
         try:
             async with self._bulkhead.slot():
-                with _domain_errors():
+                with domain_errors():
                     response: tool.InvokeToolResponse = await self._stub.InvokeTool(request)
         except NotFound as exc:
             if exc.reason == "TOOL_NOT_FOUND":
