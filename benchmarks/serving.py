@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -77,3 +78,16 @@ async def served(
                 except TimeoutError:
                     process.kill()
                     await process.wait()
+
+
+def stop_processes(popens: Sequence[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """SIGTERM to every process still running, then wait for each (SIGKILL past ``timeout_s``)."""
+    for popen in popens:
+        if popen.poll() is None:
+            popen.terminate()
+    for popen in popens:
+        try:
+            popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.serving import stop_processes
 from hivemesh.mesh.launch import START_ORDER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,16 +128,7 @@ class Fleet:
                 )
 
     def stop(self) -> None:
-        replicas = list(self.running.values())
-        for replica in replicas:
-            if replica.popen.poll() is None:
-                replica.popen.terminate()
-        for replica in replicas:
-            try:
-                replica.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                replica.popen.kill()
-                replica.popen.wait()
+        stop_processes([replica.popen for replica in self.running.values()], timeout_s=30)
 
 
 def tail(log: Path, lines: int = 8) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from benchmarks.serving import stop_processes
 from benchmarks.throughput import floor
 from hivemesh.client import HivemeshClient
 from hivemesh.loadgen import Outcome, Request, Send, gateway_sender
@@ -167,15 +168,7 @@ async def _ready(process: Process, port: int, *, health: bool) -> None:
 
 
 def _stop(processes: list[Process]) -> None:
-    for process in processes:
-        if process.popen.poll() is None:
-            process.popen.terminate()
-    for process in processes:
-        try:
-            process.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.popen.kill()
-            process.popen.wait()
+    stop_processes([process.popen for process in processes], timeout_s=15)
 
 
 @contextlib.asynccontextmanager
