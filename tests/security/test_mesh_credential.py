@@ -337,3 +337,33 @@ async def test_hivemesh_token_lets_grpcurl_call_an_internal_service(
     refused = await recall()
     assert refused.returncode != 0
     assert "Unauthenticated" in refused.stderr
+
+
+def test_what_this_process_signs_is_taken_without_a_second_signature_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that signs a credential and also checks it (``hivemesh up``) does not verify its
+    own signature again, but only for a key its key set holds: a key missing from the JWKS gets no
+    shortcut, and its credentials are refused here as everywhere."""
+    from hivemesh.mesh.credentials import Verifier, ensure_keys  # noqa: PLC0415
+
+    keys = ensure_keys(tmp_path / "mesh")
+    verifier = Verifier(keys.jwks)
+    minter = Minter(keys.signing_key, verifier=verifier)
+    token = minter.mint("acme", "ana", "t-1")
+
+    def no_check(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the signature was checked again")
+
+    monkeypatch.setattr(jwt, "decode", no_check)
+    claims = verifier.verify(token)
+    assert (claims.tenant_id, claims.user_id, claims.task_id) == ("acme", "ana", "t-1")
+    monkeypatch.undo()
+
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    write_key_pair(ec.generate_private_key(ec.SECP256R1()), stranger / "key.pem", stranger / "jwks.json")
+    foreign = Minter(stranger / "key.pem", verifier=verifier).mint("acme", "ana", "t-2")
+    with pytest.raises(Exception, match="does not know") as refused:
+        verifier.verify(foreign)
+    assert getattr(refused.value, "reason", "") == "CREDENTIAL_UNKNOWN_KEY"
