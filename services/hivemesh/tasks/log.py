@@ -18,7 +18,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -82,6 +82,9 @@ class TaskLog:
         # Events travel with their wake-ups only to other processes (distributed mode).
         self._shares_events = not enqueue_in_sql
         self._sqlite = is_sqlite(engine)
+        # PostgreSQL: the head of each task this process appended to lately, so the next append
+        # is one statement instead of three (see ``_append_at_head``).
+        self._heads = _Heads() if not self._sqlite else None
         self._reads = reads
         self._notifier = notifier
         self._enqueue_in_sql = enqueue_in_sql
@@ -255,6 +258,10 @@ class TaskLog:
     ) -> tuple[TaskEvent, Task]:
         """``append`` as part of a transaction the caller runs (through the log's writer); the
         caller notifies watchers of ``task_id`` once it has committed."""
+        if self._heads is not None and not requeue:
+            appended = self._append_at_head(conn, task_id, event, allow_after_end=allow_after_end)
+            if appended is not None:
+                return appended
         locked = self._lock_row(conn, task_id)
         current = None if locked is None else locked[0]
         if locked is None or current is None:
@@ -299,6 +306,56 @@ class TaskLog:
         )
         if requeue:
             _requeue(conn, task_id, after.scope.tenant_id, stamp)
+        if self._heads is not None:
+            self._heads.keep(task_id, after, new_hash)
+        return stored, after
+
+    def _append_at_head(
+        self, conn: Connection, task_id: str, event: TaskEvent, *, allow_after_end: bool
+    ) -> tuple[TaskEvent, Task] | None:
+        """Append in one round trip, chained onto the head this process last wrote for the task;
+        None (nothing written) when it holds none or the log has moved on since.
+
+        The statement moves the projection only where its ``last_sequence`` and ``last_hash`` are
+        still the remembered ones, and inserts the event only when it did, so an append by another
+        process (a cancellation from a gateway, a takeover) or a transaction that rolled back after
+        the head was remembered makes it write nothing; the caller then takes the locking path.
+        The UPDATE locks the row as ``SELECT ... FOR UPDATE`` would, and PostgreSQL re-checks its
+        condition against a row that changed while it waited."""
+        assert self._heads is not None
+        head = self._heads.get(task_id)
+        if head is None:
+            return None
+        current, prev = head
+        if is_terminal(current.state) and not allow_after_end:
+            return None  # the locking path raises TaskTerminal with the log's own word on it
+        stamp = time.time()
+        stored = TaskEvent()
+        stored.CopyFrom(event)
+        stored.task_id = task_id
+        stored.sequence = current.last_sequence + 1
+        stored.time.CopyFrom(_timestamp(stamp))
+        after = apply(current, stored)
+        payload = stored.SerializeToString(deterministic=True)
+        new_hash = chain_hash(prev, payload)
+        moved = _APPEND_AT_HEAD.run(
+            conn,
+            {
+                "task_id": task_id,
+                "expected": current.last_sequence,
+                "prev_hash": prev,
+                "sequence": stored.sequence,
+                "event": payload,
+                "hash": new_hash,
+                "state": int(after.state),
+                "update_time": stamp,
+                "task": after.SerializeToString(deterministic=True),
+            },
+        )
+        if moved.rowcount != 1:
+            self._heads.forget(task_id)
+            return None
+        self._heads.keep(task_id, after, new_hash)
         return stored, after
 
     def _lock_row(self, conn: Connection, task_id: str) -> tuple[Task, str | None] | None:
@@ -493,6 +550,49 @@ _UPDATE_TASK = Statement(
         task=bindparam("task"),
     )
 )
+
+
+# PostgreSQL only (SQLite has no data-modifying WITH): the event goes in only if the projection
+# moved from the head the caller expected.
+_APPEND_AT_HEAD = Statement(
+    text(
+        f"WITH moved AS (UPDATE {schema.tasks.name} SET state = :state, update_time = :update_time, "  # noqa: S608 - names are the schema's, values all bound
+        "last_sequence = :sequence, last_hash = :hash, task = :task "
+        "WHERE task_id = :task_id AND last_sequence = :expected AND last_hash = :prev_hash "
+        f"RETURNING task_id) INSERT INTO {schema.events.name} (task_id, sequence, event, prev_hash, hash) "
+        "SELECT task_id, :sequence, :event, :prev_hash, :hash FROM moved"
+    ).bindparams(
+        bindparam("sequence", type_=schema.events.c.sequence.type),
+        bindparam("expected", type_=schema.tasks.c.last_sequence.type),
+        bindparam("event", type_=schema.events.c.event.type),
+        bindparam("task", type_=schema.tasks.c.task.type),
+        bindparam("update_time", type_=schema.tasks.c.update_time.type),
+        bindparam("state", type_=schema.tasks.c.state.type),
+    )
+)
+
+
+class _Heads:
+    """The last projection and hash this process wrote per task, bounded (least recent out)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._heads: OrderedDict[str, tuple[Task, str]] = OrderedDict()
+        self._size = size
+
+    def get(self, task_id: str) -> tuple[Task, str] | None:
+        return self._heads.get(task_id)
+
+    def keep(self, task_id: str, task: Task, last_hash: str) -> None:
+        if is_terminal(task.state):
+            self._heads.pop(task_id, None)  # ended: few appends follow, and they take the long way
+            return
+        self._heads[task_id] = (task, last_hash)
+        self._heads.move_to_end(task_id)
+        if len(self._heads) > self._size:
+            self._heads.popitem(last=False)
+
+    def forget(self, task_id: str) -> None:
+        self._heads.pop(task_id, None)
 
 
 def _previous_hash(conn: Connection, task_id: str, sequence: int) -> str:
