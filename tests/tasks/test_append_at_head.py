@@ -62,7 +62,8 @@ async def test_appends_from_two_processes_in_turn_keep_one_chain(two: tuple[Task
     await b.log.append(task.task_id, notice("B0"))  # a's head is now stale
     sent_by_a.clear()
     stored, after = await a.log.append(task.task_id, notice("A3"))
-    assert stored.sequence == 6 and after.last_sequence == 6
+    assert stored.sequence == 6
+    assert after.last_sequence == 6
     # a tried its stale head, wrote nothing, and took the locking path.
     assert sum(s.startswith("WITH moved AS") for s in sent_by_a) == 1
     assert sum("FOR UPDATE" in s for s in sent_by_a) == 1

@@ -30,6 +30,7 @@ class RedisNotifier:
         self._local = InProcessNotifier()
         self._listener: asyncio.Task[None] | None = None
         self._publishing: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[str, bytes]] = []
         self.on_event: Callable[[bytes], None] | None = None
 
     async def start(self) -> None:
@@ -48,18 +49,32 @@ class RedisNotifier:
 
     def share(self, topic: str, event: bytes) -> None:
         self._local.notify(topic)
+        self._pending.append((self._channel + topic, event))
+        if len(self._pending) > 1:
+            return  # a flush is already on its way and takes this one too
         try:
-            job = asyncio.get_running_loop().create_task(self._publish(topic, event))
+            job = asyncio.get_running_loop().create_task(self._publish())
         except RuntimeError:  # no loop: nothing is waiting in this process either
+            self._pending.clear()
             return
         self._publishing.add(job)
         job.add_done_callback(self._publishing.discard)
 
-    async def _publish(self, topic: str, event: bytes) -> None:
+    async def _publish(self) -> None:
+        """Publish what is pending, as one pipeline: the wake-ups of a group commit (and of
+        anything else shared in the meantime) cost one round trip to Redis, not one each."""
+        await asyncio.sleep(0)  # let the rest of this turn of the loop share its wake-ups too
+        pending, self._pending = self._pending, []
         try:
-            await self._redis.publish(self._channel + topic, event)
+            if len(pending) == 1:
+                await self._redis.publish(*pending[0])
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel, event in pending:
+                    pipe.publish(channel, event)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
-            _log.debug("wake-up for %s not published: %s", topic, exc)
+            _log.debug("%d wake-ups not published: %s", len(pending), exc)
 
     async def wait(self, topic: str, timeout_s: float) -> None:
         await self._local.wait(topic, timeout_s)
