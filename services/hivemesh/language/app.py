@@ -14,7 +14,7 @@ from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.language import slots
 from hivemesh.language.engine import LanguageEngine, default_loader
 from hivemesh.language.generate import GenerateBackend, build_backend
-from hivemesh.language.generate.config import llm_config_from_env
+from hivemesh.language.generate.config import llm_config_from_env, pool_config_from_env
 from hivemesh.language.models import load_router
 from hivemesh.language.nlu.router import Prediction
 from hivemesh.language.servicer import LanguageServicer
@@ -66,7 +66,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     env = dict(os.environ)
     config = LanguageConfig.from_env(env)
     engine = LanguageEngine(default_loader(settings.nlu_model, settings.data_dir, env), config, env)
-    backend = build_backend(env)
+    backend = build_backend(env, metrics.registry)
     components: list[Component] = [engine, _SlotReaders(), _BackendCloser(backend)]
     classify: Callable[[str], Awaitable[Prediction]] = engine.classify
     if config.shadow is not None:
@@ -79,7 +79,8 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         understander, engine, backend, max_reply_bytes=settings.server.max_message_bytes
     )
     router_id = settings.nlu_model.name if settings.nlu_model is not None else BUILTIN_ROUTER
-    llm = llm_config_from_env(env)
+    pool = pool_config_from_env(env)
+    llm = pool.backends[0].llm if pool is not None else llm_config_from_env(env)
     llm_id = BUILTIN_LLM if llm is None else llm.model or "default"
 
     def describe(part: ReleasePart) -> None:
