@@ -87,6 +87,12 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         part.router.id = router_id
         part.router.sha256 = engine.router_sha256
         part.llm.id = llm_id
+        runtime = part.runtime
+        runtime.device = config.device
+        runtime.models.extend((*engine.models, llm_id))
+        runtime.batch_capacity = config.capacity
+        heavy = config.heavy_methods
+        runtime.heavy_methods.extend(engine.heavy_methods if heavy is None else heavy)
 
     return ServiceApp(
         name="language",

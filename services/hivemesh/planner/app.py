@@ -13,6 +13,7 @@ from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig
+from hivemesh.planner.language_pools import LanguagePools, PoolsConfig
 from hivemesh.planner.releases import GrpcReleases
 from hivemesh.planner.runner import LLM_PROMPT_VERSION, Runner
 from hivemesh.planner.service import Planner
@@ -28,13 +29,28 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     use_llm = settings.planner_strategy == "llm"
     limit = settings.planner_downstream_concurrency
     bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
+    config = PlannerConfig.from_env()
     # One for the whole process, so that every task shares its copy of the tool catalogue.
-    tools = GrpcTools(channels, bulkheads["tool"], PlannerConfig.from_env().tool_catalogue_max_age_s)
+    tools = GrpcTools(channels, bulkheads["tool"], config.tool_catalogue_max_age_s)
+    # With a GPU pool, one routing state for the process; without, the one language channel.
+    pools = (
+        None
+        if not config.language_gpu
+        else LanguagePools(
+            channels,
+            PoolsConfig(
+                gpu=config.language_gpu,
+                cpu=config.language_cpu or (settings.addresses["language"],),
+                eject_for_s=config.language_eject_for_s,
+            ),
+            metrics.registry,
+        )
+    )
 
     def runner() -> Runner:
         # Channels open lazily, so downstream services may start after the planner.
         return Runner(
-            GrpcLanguage(channels, bulkheads["language"]),
+            GrpcLanguage(channels, bulkheads["language"], pools),
             GrpcMemory(channels, bulkheads["memory"]),
             tools,
             use_llm=use_llm,
@@ -53,12 +69,17 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         name=successor_name(settings, "planner"),
         releases=GrpcReleases(release.part("planner", settings.server.release, describe), channels),
     )
-    planner = Planner(GrpcLanguage(channels, bulkheads["language"]), tools, runner())
+    planner = Planner(GrpcLanguage(channels, bulkheads["language"], pools), tools, runner())
     servicer = PlannerServicer(planner)
     return ServiceApp(
         name="planner",
         guard=guard_for(settings, "planner"),
         register=lambda server: pb_grpc.add_PlannerServiceServicer_to_server(servicer, server),
-        components=[tasks, workers, ReminderDispatcher(tasks.reminders, tasks.log)],
+        components=[
+            *([] if pools is None else [pools]),
+            tasks,
+            workers,
+            ReminderDispatcher(tasks.reminders, tasks.log),
+        ],
         describe=describe,
     )
