@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.language import slots
@@ -62,11 +65,26 @@ class _BackendCloser:
         await self._backend.aclose()
 
 
+class _InFlight(Collector):
+    """The engine's calls in flight, read at scrape time: what the GPU pool's autoscaler follows."""
+
+    def __init__(self, engine: LanguageEngine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "hivemesh_language_inflight_calls",
+            "Understand and Embed calls queued in or computing in this replica's micro-batchers.",
+            value=self._engine.in_flight,
+        )
+
+
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     env = dict(os.environ)
     config = LanguageConfig.from_env(env)
     engine = LanguageEngine(default_loader(settings.nlu_model, settings.data_dir, env), config, env)
     backend = build_backend(env, metrics.registry)
+    metrics.registry.register(_InFlight(engine))
     components: list[Component] = [engine, _SlotReaders(), _BackendCloser(backend)]
     classify: Callable[[str], Awaitable[Prediction]] = engine.classify
     if config.shadow is not None:

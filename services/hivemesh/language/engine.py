@@ -67,6 +67,11 @@ class LanguageEngine:
         return (router, self._encoder.name)
 
     @property
+    def in_flight(self) -> int:
+        """Understand and Embed items queued in or computing in the batchers."""
+        return sum(b.pending for b in (self._understand, self._embed) if b is not None)
+
+    @property
     def heavy_methods(self) -> tuple[str, ...]:
         """The methods that run a local neural model (MiniLM) here, rather than n-gram arithmetic
         or a remote API."""
