@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -15,10 +16,12 @@ from hivemesh.language.generate import build_backend
 from hivemesh.language.generate.config import Role, pool_config_from_env
 from hivemesh.language.generate.pool import BackendPool, LLMMetrics
 from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.mesh import deadlines
 from hivemesh.mesh.config import ConfigError
 from hivemesh.mesh.errors import Unavailable
 from tests.language.model_servers import ModelServer
+from tests.support import make_settings, start_mesh
 
 Servers = Callable[..., Awaitable[list[ModelServer]]]
 
@@ -307,3 +310,34 @@ async def test_a_killed_server_is_probed_back_and_gets_its_sessions_again(
     assert [r.path for r in primary.received] == ["/v1/chat/completions", "/v1/models"]
     answers += [await text(pool, ask("s")) for _ in range(3)]
     assert answers == ["from fallback."] + ["from primary."] * 3
+
+
+# --- through the language service ---------------------------------------------------------------
+
+
+async def test_generate_fails_over_within_the_callers_deadline_and_records_the_backend(
+    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    primary, fallback = await servers("primary", "fallback")
+    primary.mode, primary.delay_s = "slow", 10.0
+    monkeypatch.setenv("HIVEMESH_LLM_BACKENDS", f"primary@{primary.url}, fallback@{fallback.url}")
+    mesh = await start_mesh(make_settings(tmp_path / "data"), services=["language"])
+    try:
+        stub = LanguageServiceStub(mesh.client("language"))
+        started = time.monotonic()
+        pieces = [p async for p in stub.Generate(ask("session-7"), timeout=2.0)]
+        elapsed = time.monotonic() - started
+        assert "".join(p.text_delta for p in pieces) == "from fallback."
+        assert elapsed < 2.0
+        # Both servers were asked for the session, the fallback once the primary had used half the time.
+        assert primary.sessions() == ["session-7"]
+        assert fallback.sessions() == ["session-7"]
+        samples = {
+            (s.labels["backend"].split(":")[0], s.labels["outcome"]): s.value
+            for metric in mesh.metrics.registry.collect()
+            for s in metric.samples
+            if s.name == "hivemesh_llm_calls_total"
+        }
+        assert samples == {("primary", "failed_over"): 1, ("fallback", "ok"): 1}
+    finally:
+        await mesh.stop()
