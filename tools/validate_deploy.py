@@ -55,8 +55,8 @@ from hivemesh.language.generate.config import pool_config_from_env  # noqa: E402
 from hivemesh.mesh import credentials  # noqa: E402
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings  # noqa: E402
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming, retryable_methods  # noqa: E402
+from hivemesh.mesh.language_pools import PoolsConfig  # noqa: E402
 from hivemesh.mesh.server import LIVENESS, READINESS  # noqa: E402
-from hivemesh.planner.config import PlannerConfig  # noqa: E402
 
 # Oldest and newest Kubernetes minor versions the manifests must be valid for.
 KUBERNETES_VERSIONS: Final = ("1.31.0", "1.37.0")
@@ -1224,15 +1224,16 @@ def check_accelerator_pools(docs: list[Doc], config: Mapping[str, str]) -> Itera
         if not any(t.get("key") == "nvidia.com/gpu" for t in pod.get("tolerations", [])):
             yield Problem(ref(deployment), "asks for nvidia.com/gpu but tolerates no nvidia.com/gpu taint")
     try:
-        pools = PlannerConfig.from_env(config)
+        pools = PoolsConfig.from_env(config)
         backends = pool_config_from_env(config)
     except ConfigError as error:
         yield Problem("ConfigMap", str(error))
         return
     rules = {r["spec"]["host"]: r for r in of_kind(docs, "DestinationRule")}
-    hosts: list[tuple[str, str]] = [(a.rsplit(":", 1)[0], "gpu") for a in pools.language_gpu]
-    if pools.language_gpu:
-        cpu = pools.language_cpu or (config.get("HIVEMESH_LANGUAGE_ADDR", "language:50053"),)
+    hosts: list[tuple[str, str]] = []
+    if pools is not None:
+        hosts += [(a.rsplit(":", 1)[0], "gpu") for a in pools.gpu]
+        cpu = pools.cpu or (config.get("HIVEMESH_LANGUAGE_ADDR", "language:50053"),)
         hosts += [(a.rsplit(":", 1)[0], "cpu") for a in cpu]
     selected: dict[str, set[str]] = {}
     for host, pool in hosts:

@@ -15,7 +15,7 @@ from hivemesh.common.v1.task_pb2 import TaskEvent
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import ConfigError, Settings
-from hivemesh.planner.config import PlannerConfig
+from hivemesh.mesh.language_pools import PoolsConfig
 from hivemesh.release.v1 import release_service_pb2 as rel
 from hivemesh.release.v1.release_service_pb2_grpc import ReleaseServiceStub
 from tests.support import RunningMesh, make_settings, start_mesh
@@ -39,9 +39,9 @@ def served(mesh: RunningMesh, method: str) -> int:
     return int(value or 0)
 
 
-def routed(mesh: RunningMesh, pool: str, method: str) -> int:
+def routed(mesh: RunningMesh, pool: str, method: str, caller: str = "planner") -> int:
     value = mesh.metrics.registry.get_sample_value(
-        "hivemesh_language_routed_calls_total", {"pool": pool, "method": method}
+        "hivemesh_language_routed_calls_total", {"caller": caller, "pool": pool, "method": method}
     )
     return int(value or 0)
 
@@ -49,18 +49,20 @@ def routed(mesh: RunningMesh, pool: str, method: str) -> int:
 async def start_language(settings: Settings, monkeypatch: pytest.MonkeyPatch, *, gpu: bool) -> RunningMesh:
     with monkeypatch.context() as env:
         if gpu:
-            # Declared the GPU pool: its lexical Understand counts as heavy, and it takes two at once.
-            env.setenv("HIVEMESH_LANGUAGE_HEAVY_METHODS", "Understand")
+            # Declared the GPU pool: its lexical Understand and Embed count as heavy; it takes two at once.
+            env.setenv("HIVEMESH_LANGUAGE_HEAVY_METHODS", "Understand,Embed")
             env.setenv("HIVEMESH_LANGUAGE_CAPACITY", str(GPU_CAPACITY))
         return await start_mesh(settings, ["language"])
 
 
-async def run_tasks(mesh: RunningMesh, prefix: str, count: int) -> list[TaskEvent]:
+async def run_tasks(mesh: RunningMesh, prefix: str, count: int, text: str = "") -> list[TaskEvent]:
     stub = GatewayServiceStub(mesh.client("gateway"))
 
     async def one(n: int) -> TaskEvent:
         request = gw.ExecuteTaskRequest(
-            request_id=f"{prefix}-{n}", text=f"what is {n} + 1?", scope=Scope(user_id="u", session_id=f"s{n}")
+            request_id=f"{prefix}-{n}",
+            text=text or f"what is {n} + 1?",
+            scope=Scope(user_id="u", session_id=f"s{n}"),
         )
         events = [response.event async for response in stub.ExecuteTask(request)]
         return events[-1]
@@ -90,7 +92,7 @@ async def test_heavy_calls_prefer_the_gpu_pool_and_survive_its_death(
         described = await ReleaseServiceStub(gpu.bare_client("language")).GetRelease(rel.GetReleaseRequest())
         runtime = described.release.runtime
         assert (runtime.device, runtime.batch_capacity) == ("cpu", GPU_CAPACITY)
-        assert list(runtime.heavy_methods) == ["Understand"]
+        assert list(runtime.heavy_methods) == ["Understand", "Embed"]
         assert "lexical" in runtime.models
 
         # Under load: Understand fills the GPU pool up to its capacity and spills the rest.
@@ -104,6 +106,10 @@ async def test_heavy_calls_prefer_the_gpu_pool_and_survive_its_death(
         assert served(gpu, "Generate") == 0
         assert served(cpu, "Generate") == 12
         assert routed(mesh, "gpu", "Understand") == gpu_understood
+        # Memory embeds what it is told to remember (a heavy call too): through its own pools.
+        told = await run_tasks(mesh, "remember", 1, "remember that my sister's name is Ana")
+        assert answers(told)[0]
+        assert routed(mesh, "gpu", "Embed", "memory") == served(gpu, "Embed") >= 1
 
         # The GPU pool dies while tasks run: no task fails, the CPU pool answers.
         during = asyncio.create_task(run_tasks(mesh, "kill", 12))
@@ -113,7 +119,7 @@ async def test_heavy_calls_prefer_the_gpu_pool_and_survive_its_death(
         after_kill = await run_tasks(mesh, "dead", 12)
         assert answers(after_kill) == [str(n + 1) for n in range(12)]
         assert f"gpu:{gpu_address} ejected" in caplog.text
-        assert routed(mesh, "gpu", "Understand") + routed(mesh, "cpu", "Understand") == 12 + 12 + 12
+        assert routed(mesh, "gpu", "Understand") + routed(mesh, "cpu", "Understand") == 12 + 1 + 12 + 12
         gpu_before_restart = routed(mesh, "gpu", "Understand")
 
         # Started again on its port: probed back, it takes heavy calls again.
@@ -133,15 +139,19 @@ async def test_heavy_calls_prefer_the_gpu_pool_and_survive_its_death(
 
 
 def test_pool_addresses_are_checked() -> None:
-    config = PlannerConfig.from_env(
-        {"HIVEMESH_LANGUAGE_GPU_ADDR": "gpu-0:50053, gpu-1:50053", "HIVEMESH_LANGUAGE_CPU_ADDR": "cpu:50053"}
+    config = PoolsConfig.from_env(
+        {
+            "HIVEMESH_LANGUAGE_GPU_ADDR": "gpu-0:50053, gpu-1:50053",
+            "HIVEMESH_LANGUAGE_CPU_ADDR": "cpu:50053",
+            "HIVEMESH_LANGUAGE_EJECT_FOR": "2s",
+        }
     )
-    assert (config.language_gpu, config.language_cpu) == (("gpu-0:50053", "gpu-1:50053"), ("cpu:50053",))
-    assert PlannerConfig.from_env({}).language_gpu == ()
+    assert config == PoolsConfig(gpu=("gpu-0:50053", "gpu-1:50053"), cpu=("cpu:50053",), eject_for_s=2.0)
+    assert PoolsConfig.from_env({}) is None
     for env, message in [
         ({"HIVEMESH_LANGUAGE_GPU_ADDR": "gpu"}, "HIVEMESH_LANGUAGE_GPU_ADDR must be host:port"),
         ({"HIVEMESH_LANGUAGE_CPU_ADDR": "cpu:1"}, "needs HIVEMESH_LANGUAGE_GPU_ADDR"),
         ({"HIVEMESH_LANGUAGE_GPU_ADDR": "a:1", "HIVEMESH_LANGUAGE_CPU_ADDR": "a:1"}, "in both"),
     ]:
         with pytest.raises(ConfigError, match=message):
-            PlannerConfig.from_env(env)
+            PoolsConfig.from_env(env)

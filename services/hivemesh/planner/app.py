@@ -8,12 +8,12 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
+from hivemesh.mesh.language_pools import language_pools
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig
-from hivemesh.planner.language_pools import LanguagePools, PoolsConfig
 from hivemesh.planner.releases import GrpcReleases
 from hivemesh.planner.runner import LLM_PROMPT_VERSION, Runner
 from hivemesh.planner.service import Planner
@@ -33,19 +33,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     # One for the whole process, so that every task shares its copy of the tool catalogue.
     tools = GrpcTools(channels, bulkheads["tool"], config.tool_catalogue_max_age_s)
     # With a GPU pool, one routing state for the process; without, the one language channel.
-    pools = (
-        None
-        if not config.language_gpu
-        else LanguagePools(
-            channels,
-            PoolsConfig(
-                gpu=config.language_gpu,
-                cpu=config.language_cpu or (settings.addresses["language"],),
-                eject_for_s=config.language_eject_for_s,
-            ),
-            metrics.registry,
-        )
-    )
+    pools = language_pools(settings, channels, metrics, "planner")
 
     def runner() -> Runner:
         # Channels open lazily, so downstream services may start after the planner.

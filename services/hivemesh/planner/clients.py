@@ -16,18 +16,18 @@ from hivemesh.memory.v1 import memory_service_pb2 as mem
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.errors import NotFound, Unavailable
+from hivemesh.mesh.language_pools import LanguagePools
 from hivemesh.mesh.status import domain_errors
 from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.catalogue import CachedCatalogue, ToolCatalogue
 from hivemesh.planner.config import DEFAULT_TOOL_CATALOGUE_MAX_AGE_S
-from hivemesh.planner.language_pools import LanguagePools
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 
 
 class GrpcLanguage:
     """The language service through its one channel, or, with ``pools``, routed by the cost of
-    each call over the GPU and CPU pools (see language_pools.py)."""
+    each call over the GPU and CPU pools (hivemesh.mesh.language_pools)."""
 
     def __init__(
         self, channels: ChannelFactory, bulkhead: Bulkhead, pools: LanguagePools | None = None

@@ -1,4 +1,5 @@
-"""Language calls routed by their cost over a GPU pool and a CPU pool.
+"""Language calls routed by their cost over a GPU pool and a CPU pool (the planner's Understand and
+Generate, memory's Embed).
 
 ``HIVEMESH_LANGUAGE_GPU_ADDR`` names the GPU pool's replicas (or one Service address); the CPU pool is
 ``HIVEMESH_LANGUAGE_CPU_ADDR``, by default the language address every service uses. A heavy call
@@ -11,23 +12,26 @@ ejected (``hivemesh.mesh.balancer``) and the call moves on to the next replica o
 nothing of its answer has reached the caller; an ejected replica comes back when it answers
 GetRelease, which also refreshes what it reports.
 
-Without a GPU address none of this exists: the planner's language client calls its one channel.
+Without a GPU address none of this exists: callers use their one language channel.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 
 from hivemesh.common.v1.release_pb2 import Runtime
 from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.mesh.balancer import Balancer, EjectionPolicy, Endpoint
 from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.config import ConfigError, EnvReader, Settings
+from hivemesh.mesh.metrics import Metrics
 from hivemesh.release.v1 import release_service_pb2 as rel
 from hivemesh.release.v1.release_service_pb2_grpc import ReleaseServiceStub
 
@@ -51,12 +55,54 @@ DESCRIBE_TIMEOUT_S = 1.0
 
 @dataclass(frozen=True)
 class PoolsConfig:
-    """The language pools as the planner sees them."""
+    """The language pools as a caller sees them."""
 
+    # The GPU pool's addresses (HIVEMESH_LANGUAGE_GPU_ADDR: host:port, comma-separated replicas).
     gpu: tuple[str, ...]
-    cpu: tuple[str, ...]
+    # The CPU pool's (HIVEMESH_LANGUAGE_CPU_ADDR); empty: the language address.
+    cpu: tuple[str, ...] = ()
     # How long a failing replica stays out first (doubling while it keeps failing).
     eject_for_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PoolsConfig | None:
+        """None without ``HIVEMESH_LANGUAGE_GPU_ADDR``: one pool, no routing."""
+        reader = EnvReader(env)
+        gpu = _addresses(reader, "HIVEMESH_LANGUAGE_GPU_ADDR")
+        cpu = _addresses(reader, "HIVEMESH_LANGUAGE_CPU_ADDR")
+        if not gpu:
+            if cpu:
+                raise ConfigError("HIVEMESH_LANGUAGE_CPU_ADDR needs HIVEMESH_LANGUAGE_GPU_ADDR beside it")
+            return None
+        overlap = set(gpu) & set(cpu)
+        if overlap:
+            raise ConfigError(f"{', '.join(sorted(overlap))} is in both the GPU and the CPU language pool")
+        return cls(
+            gpu=gpu, cpu=cpu, eject_for_s=reader.seconds("HIVEMESH_LANGUAGE_EJECT_FOR", 10.0, minimum=0.05)
+        )
+
+
+def _addresses(reader: EnvReader, name: str) -> tuple[str, ...]:
+    raw = reader.optional(name)
+    if raw is None:
+        return ()
+    addresses = tuple(a.strip() for a in raw.split(",") if a.strip())
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} must be host:port entries separated by commas, got {address!r}")
+    return addresses
+
+
+def language_pools(
+    settings: Settings, channels: ChannelFactory, metrics: Metrics, caller: str
+) -> LanguagePools | None:
+    """The pools ``caller`` routes its language calls over, or None with one language address."""
+    config = PoolsConfig.from_env(os.environ)
+    if config is None:
+        return None
+    cpu = config.cpu or (settings.addresses["language"],)
+    return LanguagePools(channels, replace(config, cpu=cpu), metrics.language_routed, caller)
 
 
 class Replica:
@@ -85,9 +131,7 @@ class Replica:
 class LanguagePools:
     """The routing state shared by every task of the process (one per planner)."""
 
-    def __init__(
-        self, channels: ChannelFactory, config: PoolsConfig, registry: CollectorRegistry | None = None
-    ) -> None:
+    def __init__(self, channels: ChannelFactory, config: PoolsConfig, routed: Counter, caller: str) -> None:
         policy = EjectionPolicy(base_ejection_s=config.eject_for_s, max_ejection_s=config.eject_for_s * 8)
 
         def pool(name: str, addresses: Sequence[str]) -> Balancer[Replica]:
@@ -99,12 +143,8 @@ class LanguagePools:
         self._heavy = DEFAULT_HEAVY
         self._capacity = DEFAULT_CAPACITY * len(config.gpu)
         self._described = False
-        self._routed = Counter(
-            "hivemesh_language_routed_calls",
-            "Language calls by the pool that answered them (gpu, cpu) and method.",
-            ["pool", "method"],
-            registry=registry,
-        )
+        self._routed = routed
+        self._caller = caller
 
     @property
     def heavy_methods(self) -> frozenset[str]:
@@ -168,7 +208,7 @@ class LanguagePools:
                     last = exc
                     continue
             balancer.succeeded(endpoint)
-            self._routed.labels(pool, method).inc()
+            self._routed.labels(self._caller, pool, method).inc()
             return result
         assert last is not None  # plan() always names at least the CPU pool
         raise last
@@ -197,7 +237,7 @@ class LanguagePools:
                     last = exc
                     continue
             balancer.succeeded(endpoint)
-            self._routed.labels(pool, method).inc()
+            self._routed.labels(self._caller, pool, method).inc()
             return
         assert last is not None
         raise last
