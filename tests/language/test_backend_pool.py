@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from hivemesh.common.v1 import content_pb2
@@ -341,3 +344,22 @@ async def test_generate_fails_over_within_the_callers_deadline_and_records_the_b
         assert samples == {("primary", "failed_over"): 1, ("fallback", "ok"): 1}
     finally:
         await mesh.stop()
+
+
+async def test_the_span_names_the_backend_and_the_tokens_it_billed(
+    servers: Servers, pools: Callable[..., BackendPool]
+) -> None:
+    primary, fallback = await servers("primary", "fallback")
+    primary.mode = "fail"
+    pool = pools([("primary", primary), ("fallback", fallback)])
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("test").start_as_current_span("Generate"):
+        assert await text(pool, ask("s")) == "from fallback."
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["hivemesh.llm.backend"] == "fallback:" + fallback.url.split("/")[2]
+    assert span.attributes["gen_ai.usage.input_tokens"] == 7
+    assert span.attributes["gen_ai.usage.output_tokens"] == 3
+    provider.shutdown()
