@@ -31,6 +31,7 @@ from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.mesh.balancer import Balancer, EjectionPolicy, Endpoint
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import ConfigError, EnvReader, Settings
+from hivemesh.mesh.errors import HivemeshError
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.release.v1 import release_service_pb2 as rel
 from hivemesh.release.v1.release_service_pb2_grpc import ReleaseServiceStub
@@ -129,7 +130,7 @@ class Replica:
 
 
 class LanguagePools:
-    """The routing state shared by every task of the process (one per planner)."""
+    """The routing state of one calling service (the planner, memory), shared by all its calls."""
 
     def __init__(self, channels: ChannelFactory, config: PoolsConfig, routed: Counter, caller: str) -> None:
         policy = EjectionPolicy(base_ejection_s=config.eject_for_s, max_ejection_s=config.eject_for_s * 8)
@@ -160,8 +161,8 @@ class LanguagePools:
         for endpoint in self.gpu.endpoints:
             try:
                 await self._probe(endpoint.target)
-            except grpc.aio.AioRpcError as exc:
-                _log.info("GPU replica %s did not describe itself: %s", endpoint.name, exc.code().name)
+            except (grpc.aio.AioRpcError, HivemeshError) as exc:
+                _log.info("GPU replica %s did not describe itself: %s", endpoint.name, exc)
                 continue
             return
 
