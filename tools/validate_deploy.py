@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
@@ -50,9 +51,11 @@ import kubernetes_validate  # type: ignore[import-untyped]  # noqa: E402 - ships
 from grpc_health.v1 import health_pb2  # noqa: E402
 from grpc_reflection.v1alpha import reflection_pb2  # noqa: E402
 
+from hivemesh.language.generate.config import pool_config_from_env  # noqa: E402
 from hivemesh.mesh import credentials  # noqa: E402
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings  # noqa: E402
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming, retryable_methods  # noqa: E402
+from hivemesh.mesh.language_pools import PoolsConfig  # noqa: E402
 from hivemesh.mesh.server import LIVENESS, READINESS  # noqa: E402
 
 # Oldest and newest Kubernetes minor versions the manifests must be valid for.
@@ -317,12 +320,25 @@ def calls_in_code(services: Path) -> dict[str, dict[str, set[str]]]:
     return found
 
 
+def config_map(docs: list[Doc]) -> dict[str, str]:
+    """The ConfigMap every hivemesh container takes its environment from (settings_from checks it)."""
+    names = {
+        source["configMapRef"]["name"]
+        for _, deployment in _hivemesh_workloads(docs)
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+        for source in container.get("envFrom", [])
+        if "configMapRef" in source
+    }
+    maps = {d["metadata"]["name"]: d.get("data", {}) for d in of_kind(docs, "ConfigMap")}
+    return dict(maps.get(next(iter(names)), {})) if len(names) == 1 else {}
+
+
 def settings_from(docs: list[Doc]) -> Settings:
     """What every hivemesh container reads: the ConfigMap its Deployment takes its env from."""
     config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in of_kind(docs, "ConfigMap")}
     names = {
         source["configMapRef"]["name"]
-        for deployment in _hivemesh_deployments(docs).values()
+        for _, deployment in _hivemesh_workloads(docs)
         for container in deployment["spec"]["template"]["spec"]["containers"]
         for source in container.get("envFrom", [])
         if "configMapRef" in source
@@ -334,12 +350,21 @@ def settings_from(docs: list[Doc]) -> Settings:
     return Settings.from_env(config_maps[next(iter(names))])
 
 
-def _hivemesh_deployments(docs: list[Doc]) -> dict[str, Doc]:
-    return {
-        name: d
+def _hivemesh_workloads(docs: list[Doc]) -> list[tuple[str, Doc]]:
+    """Every Deployment running a hivemesh service, with the service: a service may run as several
+    pools (the language service's `language` and `language-gpu`), each checked on its own."""
+    return [
+        (name, d)
         for d in of_kind(docs, "Deployment")
         if (name := app_name(d["spec"]["template"]["metadata"].get("labels"))) in SERVICES
-    }
+    ]
+
+
+def _hivemesh_deployments(docs: list[Doc]) -> dict[str, Doc]:
+    """Each service's main Deployment: the one named after it (its Rollout's workload)."""
+    workloads = _hivemesh_workloads(docs)
+    main = {name: d for name, d in workloads if d["metadata"]["name"] == name}
+    return {**{name: d for name, d in workloads if name not in main}, **main}
 
 
 def _app_container(deployment: Doc, service: str) -> Doc | None:
@@ -383,7 +408,7 @@ def check_service_ports(docs: list[Doc]) -> Iterator[Problem]:
 
 def check_probes(docs: list[Doc]) -> Iterator[Problem]:
     expected = {"readinessProbe": READINESS, "livenessProbe": LIVENESS}
-    for service, deployment in _hivemesh_deployments(docs).items():
+    for service, deployment in _hivemesh_workloads(docs):
         registered = {"", LIVENESS, READINESS, CONTRACTS[service].full_name}
         container = _app_container(deployment, service)
         if container is None:
@@ -454,7 +479,7 @@ def check_authorization(docs: list[Doc], code_callers: Mapping[str, set[str]]) -
         for d in [*of_kind(docs, "Deployment"), *_analysis_jobs(docs)]
     }
     network_policies = of_kind(docs, "NetworkPolicy")
-    for service, deployment in _hivemesh_deployments(docs).items():
+    for service, deployment in _hivemesh_workloads(docs):
         namespace = deployment["metadata"].get("namespace")
         labels = deployment["spec"]["template"]["metadata"].get("labels", {})
         port = next(
@@ -573,7 +598,7 @@ def check_method_authorization(
     }
     service_of_account = {account: service for service, account in accounts.items()}
     policies = of_kind(docs, "AuthorizationPolicy")
-    for service, deployment in deployments.items():
+    for service, deployment in _hivemesh_workloads(docs):
         namespace = deployment["metadata"].get("namespace")
         labels = deployment["spec"]["template"]["metadata"].get("labels", {})
         contract = CONTRACTS[service]
@@ -683,7 +708,7 @@ def check_mesh_credential(docs: list[Doc]) -> Iterator[Problem]:
                 ref(ra),
                 f"needs the label {label}: {value}, by which tools/mesh_jwks.py puts the real JWKS in",
             )
-    for service, deployment in _hivemesh_deployments(docs).items():
+    for service, deployment in _hivemesh_workloads(docs):
         if service not in INTERNAL_SERVICES:
             continue
         namespace = deployment["metadata"].get("namespace")
@@ -965,7 +990,7 @@ def check_grace_periods(docs: list[Doc], settings: Settings) -> Iterator[Problem
         yield Problem(
             "ConfigMap", "HIVEMESH_IN_MESH must be true: the sidecar retries, the app must not as well"
         )
-    for deployment in _hivemesh_deployments(docs).values():
+    for _, deployment in _hivemesh_workloads(docs):
         template = deployment["spec"]["template"]
         raw = template["metadata"].get("annotations", {}).get("proxy.istio.io/config")
         proxy = yaml.safe_load(raw) if raw else {}
@@ -1156,6 +1181,99 @@ def _check_istio_routing(docs: list[Doc], rollout: Doc, istio: Doc) -> Iterator[
         yield Problem(ref(rollout), f"does not shift route {name!r}: its calls would never reach the canary")
 
 
+def _gpu_limit(deployment: Doc) -> bool:
+    return any(
+        "nvidia.com/gpu" in c.get("resources", {}).get("limits", {})
+        for c in deployment["spec"]["template"]["spec"]["containers"]
+    )
+
+
+def _selected(service: Doc, docs: list[Doc]) -> list[Doc]:
+    selector = service["spec"].get("selector") or {}
+    return [
+        d
+        for d in of_kind(docs, "Deployment")
+        if selector
+        and d["metadata"].get("namespace") == service["metadata"].get("namespace")
+        and all(d["spec"]["template"]["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())
+    ]
+
+
+def _service_at(docs: list[Doc], host: str) -> Doc | None:
+    name, _, rest = host.partition(".")
+    return next(
+        (
+            s
+            for s in of_kind(docs, "Service")
+            if s["metadata"]["name"] == name
+            and (not rest or rest.startswith(f"{s['metadata'].get('namespace')}."))
+        ),
+        None,
+    )
+
+
+def check_accelerator_pools(docs: list[Doc], config: Mapping[str, str]) -> Iterator[Problem]:
+    """GPU workloads land on GPU nodes; the language pools and the model servers the ConfigMap names
+    are Services selecting the right pods, disjoint, each with outlier detection."""
+    for deployment in of_kind(docs, "Deployment"):
+        if not _gpu_limit(deployment):
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        if not pod.get("nodeSelector"):
+            yield Problem(ref(deployment), "asks for nvidia.com/gpu but has no nodeSelector for GPU nodes")
+        if not any(t.get("key") == "nvidia.com/gpu" for t in pod.get("tolerations", [])):
+            yield Problem(ref(deployment), "asks for nvidia.com/gpu but tolerates no nvidia.com/gpu taint")
+    try:
+        pools = PoolsConfig.from_env(config)
+        backends = pool_config_from_env(config)
+    except ConfigError as error:
+        yield Problem("ConfigMap", str(error))
+        return
+    rules = {r["spec"]["host"]: r for r in of_kind(docs, "DestinationRule")}
+    hosts: list[tuple[str, str]] = []
+    if pools is not None:
+        hosts += [(a.rsplit(":", 1)[0], "gpu") for a in pools.gpu]
+        cpu = pools.cpu or (config.get("HIVEMESH_LANGUAGE_ADDR", "language:50053"),)
+        hosts += [(a.rsplit(":", 1)[0], "cpu") for a in cpu]
+    selected: dict[str, set[str]] = {}
+    for host, pool in hosts:
+        service = _service_at(docs, host)
+        if service is None:
+            yield Problem("ConfigMap", f"the language {pool} pool {host} is no Service of the manifests")
+            continue
+        pods = _selected(service, docs)
+        if not pods or any(
+            app_name(d["spec"]["template"]["metadata"].get("labels")) != "language" for d in pods
+        ):
+            yield Problem(ref(service), f"the language {pool} pool must select language pods only")
+        if any(_gpu_limit(d) != (pool == "gpu") for d in pods):
+            yield Problem(
+                ref(service), f"the {pool} pool selects pods that {'lack' if pool == 'gpu' else 'hold'} a GPU"
+            )
+        selected.setdefault(pool, set()).update(d["metadata"]["name"] for d in pods)
+        if "outlierDetection" not in rules.get(host, {}).get("spec", {}).get("trafficPolicy", {}):
+            yield Problem(ref(service), f"no DestinationRule with outlierDetection for {host}")
+    if selected.get("gpu", set()) & selected.get("cpu", set()):
+        yield Problem("ConfigMap", "the GPU and CPU language pools share pods")
+    for spec in backends.backends if backends is not None else ():
+        host = urlsplit(spec.llm.base_url).hostname or ""
+        if not host.endswith(".svc.cluster.local"):
+            continue  # a server outside the cluster (a hosted API)
+        service = _service_at(docs, host)
+        if service is None:
+            yield Problem("ConfigMap", f"model server {spec.name} is no Service of the manifests")
+            continue
+        pods = _selected(service, docs)
+        if not pods:
+            yield Problem(ref(service), "selects no Deployment: the model server has no pods")
+        for d in pods:
+            containers = d["spec"]["template"]["spec"]["containers"]
+            if not all(c.get("readinessProbe") for c in containers):
+                yield Problem(ref(d), "a model server needs a readiness probe: calls must wait for the model")
+        if "outlierDetection" not in rules.get(host, {}).get("spec", {}).get("trafficPolicy", {}):
+            yield Problem(ref(service), f"no DestinationRule with outlierDetection for {host}")
+
+
 # ------------------------------------------------------------------------------------------ driver
 
 
@@ -1177,6 +1295,7 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems += check_retries(docs, settings)
     problems += check_connection_pools(docs, settings)
     problems += check_grace_periods(docs, settings)
+    problems += check_accelerator_pools(docs, config_map(docs))
     return problems
 
 

@@ -349,3 +349,53 @@ def test_deployment_without_a_rollout(broken: Layout) -> None:
         "    name: lang\n    scaleDown",
     )
     assert any("Deployment/language" in p and "no Rollout takes its template" in p for p in _problems(broken))
+
+
+def test_a_gpu_pool_without_gpu_node_placement(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/overlays/prod/language-gpu.yaml",
+        "        - key: nvidia.com/gpu\n          operator: Exists\n",
+        "        - key: example.com/other\n          operator: Exists\n",
+    )
+    _edit(
+        broken.root / "k8s/overlays/prod/language-gpu.yaml",
+        '      nodeSelector:\n        nvidia.com/gpu.present: "true"\n',
+        "",
+    )
+    problems = _problems(broken)
+    assert any("Deployment/language-gpu" in p and "tolerates no nvidia.com/gpu taint" in p for p in problems)
+    assert any("Deployment/language-gpu" in p and "no nodeSelector for GPU nodes" in p for p in problems)
+
+
+def test_the_cpu_pool_must_not_select_the_gpu_pods(broken: Layout) -> None:
+    # Without its pool selector the language Service would send CPU-pool calls to GPU pods too.
+    _edit(
+        broken.root / "k8s/overlays/prod/kustomization.yaml",
+        "path: /spec/selector/hivemesh.io~1pool",
+        "path: /metadata/labels/hivemesh.io~1pool",
+    )
+    problems = _problems(broken)
+    assert any("Service/language" in p and "the cpu pool selects pods that hold a GPU" in p for p in problems)
+    assert any("the GPU and CPU language pools share pods" in p for p in problems)
+
+
+def test_a_model_server_without_a_readiness_probe(broken: Layout) -> None:
+    vllm = broken.root / "k8s/overlays/prod/vllm.yaml"
+    text = vllm.read_text()
+    start = text.index("          readinessProbe:")
+    end = text.index("          livenessProbe:")
+    vllm.write_text(text[:start] + text[end:])
+    problems = _problems(broken)
+    assert any("Deployment/vllm" in p and "readiness probe" in p for p in problems)
+
+
+def test_a_pool_address_that_is_no_service(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/overlays/prod/kustomization.yaml",
+        "HIVEMESH_LANGUAGE_GPU_ADDR=language-gpu.hivemesh",
+        "HIVEMESH_LANGUAGE_GPU_ADDR=language-gpus.hivemesh",
+    )
+    assert any(
+        "the language gpu pool language-gpus.hivemesh.svc.cluster.local is no Service" in p
+        for p in _problems(broken)
+    )

@@ -193,7 +193,8 @@ def test_signing_key_is_mounted_into_the_gateway_only(rendered: list[Doc]) -> No
             if volume.get("secret", {}).get("secretName") == "hivemesh-mesh-keys"
             for item in volume["secret"]["items"]
         }
-        name = deployment["metadata"]["name"]
+        # The service the pods run (a service may run as several Deployments: language-gpu).
+        name = deployment["spec"]["template"]["metadata"].get("labels", {}).get("app.kubernetes.io/name")
         if name == "gateway":
             assert keys == {"jwks.json", "signing-key.pem"}
         elif name in SERVICES:

@@ -14,6 +14,7 @@ from hivemesh.mesh.channels import ChannelFactory, service_config
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.contracts import CONTRACTS, retryable_methods
 from hivemesh.mesh.errors import Unavailable
+from hivemesh.mesh.language_pools import language_pools
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer, ServiceApp
 from hivemesh.tool.v1 import tool_service_pb2 as pb
@@ -120,3 +121,32 @@ async def test_a_service_registered_after_its_channel_opened_is_refused(
             channels.serve_locally(flaky.server.local)
     finally:
         await channels.close()
+
+
+async def test_a_channel_to_one_replica_is_its_own_and_the_service_address_is_the_service_channel(
+    settings: Settings,
+) -> None:
+    factory = ChannelFactory(settings)
+    try:
+        own = factory.channel_to("language", "127.0.0.1:1")
+        assert factory.channel_to("language", "127.0.0.1:1") is own
+        assert own is not factory.channel("language")
+        assert factory.channel_to("language", settings.addresses["language"]) is factory.channel("language")
+    finally:
+        await factory.close()
+
+
+async def test_without_a_gpu_address_there_are_no_language_pools(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HIVEMESH_LANGUAGE_GPU_ADDR", raising=False)
+    factory = ChannelFactory(settings)
+    try:
+        assert language_pools(settings, factory, Metrics(), "planner") is None
+        monkeypatch.setenv("HIVEMESH_LANGUAGE_GPU_ADDR", "127.0.0.1:1")
+        pools = language_pools(settings, factory, Metrics(), "planner")
+        assert pools is not None
+        assert [e.name for e in pools.cpu.endpoints] == [f"cpu:{settings.addresses['language']}"]
+        assert [e.name for e in pools.gpu.endpoints] == ["gpu:127.0.0.1:1"]
+    finally:
+        await factory.close()

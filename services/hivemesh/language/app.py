@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.language import slots
 from hivemesh.language.engine import LanguageEngine, default_loader
 from hivemesh.language.generate import GenerateBackend, build_backend
-from hivemesh.language.generate.config import llm_config_from_env
+from hivemesh.language.generate.config import llm_config_from_env, pool_config_from_env
 from hivemesh.language.models import load_router
 from hivemesh.language.nlu.router import Prediction
 from hivemesh.language.servicer import LanguageServicer
@@ -62,11 +65,26 @@ class _BackendCloser:
         await self._backend.aclose()
 
 
+class _InFlight(Collector):
+    """The engine's calls in flight, read at scrape time: what the GPU pool's autoscaler follows."""
+
+    def __init__(self, engine: LanguageEngine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "hivemesh_language_inflight_calls",
+            "Understand and Embed calls queued in or computing in this replica's micro-batchers.",
+            value=self._engine.in_flight,
+        )
+
+
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     env = dict(os.environ)
     config = LanguageConfig.from_env(env)
     engine = LanguageEngine(default_loader(settings.nlu_model, settings.data_dir, env), config, env)
-    backend = build_backend(env)
+    backend = build_backend(env, metrics.registry)
+    metrics.registry.register(_InFlight(engine))
     components: list[Component] = [engine, _SlotReaders(), _BackendCloser(backend)]
     classify: Callable[[str], Awaitable[Prediction]] = engine.classify
     if config.shadow is not None:
@@ -79,13 +97,20 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         understander, engine, backend, max_reply_bytes=settings.server.max_message_bytes
     )
     router_id = settings.nlu_model.name if settings.nlu_model is not None else BUILTIN_ROUTER
-    llm = llm_config_from_env(env)
+    pool = pool_config_from_env(env)
+    llm = pool.backends[0].llm if pool is not None else llm_config_from_env(env)
     llm_id = BUILTIN_LLM if llm is None else llm.model or "default"
 
     def describe(part: ReleasePart) -> None:
         part.router.id = router_id
         part.router.sha256 = engine.router_sha256
         part.llm.id = llm_id
+        runtime = part.runtime
+        runtime.device = config.device
+        runtime.models.extend((*engine.models, llm_id))
+        runtime.batch_capacity = config.capacity
+        heavy = config.heavy_methods
+        runtime.heavy_methods.extend(engine.heavy_methods if heavy is None else heavy)
 
     return ServiceApp(
         name="language",

@@ -56,6 +56,8 @@ class MicroBatcher(Generic[T, R]):
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._busy = False
+        # Items of the batch being computed now.
+        self._computing = 0
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(maxsize=self._config.max_queue)
@@ -78,6 +80,11 @@ class MicroBatcher(Generic[T, R]):
             _, future = self._queue.get_nowait()
             if not future.done():
                 future.set_exception(Unavailable(f"{self.name} is shutting down", reason="SHUTTING_DOWN"))
+
+    @property
+    def pending(self) -> int:
+        """Items waiting or being computed: the calls this batcher has in flight."""
+        return self._computing + (0 if self._queue is None else self._queue.qsize())
 
     async def submit(self, item: T) -> R:
         if self._queue is None or self._worker is None:
@@ -124,6 +131,7 @@ class MicroBatcher(Generic[T, R]):
                     if self._on_batch is not None:
                         self._on_batch(len(live))
                     items = [item for item, _ in live]
+                    self._computing = len(items)
                     results = await loop.run_in_executor(self._executor, self._process, items)
                     for (_, future), result in zip(live, results, strict=True):
                         if not future.done():
@@ -133,5 +141,6 @@ class MicroBatcher(Generic[T, R]):
                     if not future.done():
                         future.set_exception(exc)
             finally:
+                self._computing = 0
                 for _ in batch:
                     queue.task_done()

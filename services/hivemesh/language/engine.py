@@ -16,6 +16,7 @@ import numpy as np
 from hivemesh.language.batching import MicroBatcher
 from hivemesh.language.nlu.encoders import HashedLexicalEncoder, TextEncoder
 from hivemesh.language.nlu.factory import sentence_encoder
+from hivemesh.language.nlu.minilm import MiniLmEncoder
 from hivemesh.language.nlu.router import Prediction, Router
 from hivemesh.language.settings import LanguageConfig
 from hivemesh.mesh.errors import InvalidArgument, Unavailable
@@ -56,6 +57,30 @@ class LanguageEngine:
     def router_sha256(self) -> str:
         """``Router.sha256`` of the loaded router; empty until it is loaded."""
         return self._router_sha256
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Names of the encoders loaded: the router's and Embed's (empty until started)."""
+        if self._router is None or self._encoder is None:
+            return ()
+        router = self._router.encoder.name if self._router.encoder is not None else "lexical"
+        return (router, self._encoder.name)
+
+    @property
+    def in_flight(self) -> int:
+        """Understand and Embed items queued in or computing in the batchers."""
+        return sum(b.pending for b in (self._understand, self._embed) if b is not None)
+
+    @property
+    def heavy_methods(self) -> tuple[str, ...]:
+        """The methods that run a local neural model (MiniLM) here, rather than n-gram arithmetic
+        or a remote API."""
+        heavy = []
+        if self._router is not None and isinstance(self._router.encoder, MiniLmEncoder):
+            heavy.append("Understand")
+        if isinstance(self._encoder, MiniLmEncoder):
+            heavy.append("Embed")
+        return tuple(heavy)
 
     async def start(self) -> None:
         router = await asyncio.to_thread(self._load)

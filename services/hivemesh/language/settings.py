@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivemesh.language.batching import BatchConfig
+from hivemesh.language.device import device_from_env
 from hivemesh.language.nlu.factory import ENCODERS
 from hivemesh.language.shadow import ShadowConfig
 from hivemesh.mesh.config import ConfigError, EnvReader
@@ -23,6 +24,12 @@ class LanguageConfig:
     lexical_dimensions: int
     # A candidate router answering Understand requests beside the live one; None: no shadow.
     shadow: ShadowConfig | None = None
+    # Where the models run ("cpu" or "cuda", from HIVEMESH_LANGUAGE_DEVICE).
+    device: str = "cpu"
+    # In-flight calls a replica takes before callers spill elsewhere; the batch size by default.
+    capacity: int = 64
+    # The methods the service reports as heavy; None: those that run a local model.
+    heavy_methods: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LanguageConfig:
@@ -37,7 +44,29 @@ class LanguageConfig:
             embed_encoder=encoder,
             lexical_dimensions=reader.integer("HIVEMESH_EMBED_DIMENSIONS", 512, minimum=16),
             shadow=_shadow(reader),
+            device=device_from_env(env),
+            capacity=reader.integer("HIVEMESH_LANGUAGE_CAPACITY", max_batch, minimum=1),
+            heavy_methods=_heavy_methods(reader),
         )
+
+
+HEAVY_CANDIDATES = ("Understand", "Embed", "Generate")
+
+
+def _heavy_methods(reader: EnvReader) -> tuple[str, ...] | None:
+    raw = reader.optional("HIVEMESH_LANGUAGE_HEAVY_METHODS")
+    if raw is None or raw.lower() == "auto":
+        return None
+    if raw.lower() == "none":
+        return ()
+    named = tuple(m.strip() for m in raw.split(",") if m.strip())
+    unknown = [m for m in named if m not in HEAVY_CANDIDATES]
+    if unknown:
+        raise ConfigError(
+            f"HIVEMESH_LANGUAGE_HEAVY_METHODS names {', '.join(unknown)}; "
+            f"choose among {', '.join(HEAVY_CANDIDATES)}, or auto, or none"
+        )
+    return named
 
 
 def _shadow(reader: EnvReader) -> ShadowConfig | None:

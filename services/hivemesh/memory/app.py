@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,13 +26,24 @@ from hivemesh.memory.v1.memory_service_pb2_grpc import add_MemoryServiceServicer
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
+from hivemesh.mesh.language_pools import language_pools
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    return build_with(settings, channels, MemoryConfig.from_env())
+    config = MemoryConfig.from_env()
+    # Embed is a heavy call: with a GPU pool of language replicas, it goes there first.
+    pools = None
+    if config.embedder is not EmbedderKind.HASHING:
+        pools = language_pools(settings, channels, metrics, "memory")
+    if pools is None:
+        return build_with(settings, channels, config)
+    app = build_with(
+        settings, channels, config, embedder=LanguageEmbedder(lambda: channels.channel("language"), pools)
+    )
+    return replace(app, components=[pools, *app.components])
 
 
 def build_with(

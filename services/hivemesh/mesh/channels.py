@@ -112,9 +112,24 @@ class ChannelFactory:
         existing = self._channels.get(service)
         if existing is not None:
             return existing
+        created = self._open(service, self._addresses[service], self._local.get(service))
+        self._channels[service] = created
+        return created
+
+    def channel_to(self, service: str, address: str) -> grpc.aio.Channel:
+        """A channel to one replica (or pool) of ``service`` at ``address``, with the options of
+        ``channel(service)``; the service's own address gives ``channel(service)`` itself."""
+        if address == self._addresses[service]:
+            return self.channel(service)
+        key = f"{service}@{address}"
+        existing = self._channels.get(key)
+        if existing is None:
+            existing = self._channels[key] = self._open(service, address, None)
+        return existing
+
+    def _open(self, service: str, address: str, endpoint: LocalEndpoint | None) -> grpc.aio.Channel:
         settings = self._settings
         interceptors = client_interceptors(settings.default_call_timeout_s, settings.deadline_margin_s)
-        endpoint = self._local.get(service)
         created: grpc.aio.Channel
         if endpoint is not None:
             contract = CONTRACTS[service]
@@ -130,18 +145,17 @@ class ChannelFactory:
             )
         elif self._credentials is None:
             created = grpc.aio.insecure_channel(
-                self._addresses[service],
+                address,
                 options=channel_options(settings, service),
                 interceptors=interceptors,
             )
         else:
             created = grpc.aio.secure_channel(
-                self._addresses[service],
+                address,
                 self._credentials,
                 options=channel_options(settings, service),
                 interceptors=interceptors,
             )
-        self._channels[service] = created
         return created
 
     async def close(self) -> None:

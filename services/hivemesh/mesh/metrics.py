@@ -76,6 +76,13 @@ class Metrics:
         self.dead_letters = Gauge(
             "hivemesh_dead_letters", "Tasks in the dead-letter queue.", registry=self.registry
         )
+        self.language_routed = Counter(
+            "hivemesh_language_routed_calls",
+            "Language calls routed over the GPU and CPU pools, by caller (planner, memory), the pool "
+            "that answered (gpu, cpu) and method.",
+            ["caller", "pool", "method"],
+            registry=self.registry,
+        )
         self.registry.register(_SqlWrites())
 
     def count_task_end(self, state: str, release: Release | None) -> None:

@@ -8,6 +8,7 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
+from hivemesh.mesh.language_pools import language_pools
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.bulkhead import Bulkhead
@@ -28,13 +29,16 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     use_llm = settings.planner_strategy == "llm"
     limit = settings.planner_downstream_concurrency
     bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
+    config = PlannerConfig.from_env()
     # One for the whole process, so that every task shares its copy of the tool catalogue.
-    tools = GrpcTools(channels, bulkheads["tool"], PlannerConfig.from_env().tool_catalogue_max_age_s)
+    tools = GrpcTools(channels, bulkheads["tool"], config.tool_catalogue_max_age_s)
+    # With a GPU pool, one routing state for the process; without, the one language channel.
+    pools = language_pools(settings, channels, metrics, "planner")
 
     def runner() -> Runner:
         # Channels open lazily, so downstream services may start after the planner.
         return Runner(
-            GrpcLanguage(channels, bulkheads["language"]),
+            GrpcLanguage(channels, bulkheads["language"], pools),
             GrpcMemory(channels, bulkheads["memory"]),
             tools,
             use_llm=use_llm,
@@ -53,12 +57,17 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         name=successor_name(settings, "planner"),
         releases=GrpcReleases(release.part("planner", settings.server.release, describe), channels),
     )
-    planner = Planner(GrpcLanguage(channels, bulkheads["language"]), tools, runner())
+    planner = Planner(GrpcLanguage(channels, bulkheads["language"], pools), tools, runner())
     servicer = PlannerServicer(planner)
     return ServiceApp(
         name="planner",
         guard=guard_for(settings, "planner"),
         register=lambda server: pb_grpc.add_PlannerServiceServicer_to_server(servicer, server),
-        components=[tasks, workers, ReminderDispatcher(tasks.reminders, tasks.log)],
+        components=[
+            *([] if pools is None else [pools]),
+            tasks,
+            workers,
+            ReminderDispatcher(tasks.reminders, tasks.log),
+        ],
         describe=describe,
     )

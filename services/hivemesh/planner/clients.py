@@ -16,6 +16,7 @@ from hivemesh.memory.v1 import memory_service_pb2 as mem
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.errors import NotFound, Unavailable
+from hivemesh.mesh.language_pools import LanguagePools
 from hivemesh.mesh.status import domain_errors
 from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.catalogue import CachedCatalogue, ToolCatalogue
@@ -25,24 +26,40 @@ from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 
 
 class GrpcLanguage:
-    def __init__(self, channels: ChannelFactory, bulkhead: Bulkhead) -> None:
-        self._stub = LanguageServiceStub(channels.channel("language"))
+    """The language service through its one channel, or, with ``pools``, routed by the cost of
+    each call over the GPU and CPU pools (hivemesh.mesh.language_pools)."""
+
+    def __init__(
+        self, channels: ChannelFactory, bulkhead: Bulkhead, pools: LanguagePools | None = None
+    ) -> None:
+        self._stub = LanguageServiceStub(channels.channel("language")) if pools is None else None
         self._bulkhead = bulkhead
+        self._pools = pools
 
     async def understand(
         self, text: str, context: Sequence[str], tools: Sequence[str]
     ) -> lang.UnderstandResponse:
         request = lang.UnderstandRequest(text=text, context=list(context)[-64:], available_tools=list(tools))
+        response: lang.UnderstandResponse
         async with self._bulkhead.slot():
             with domain_errors():
-                response: lang.UnderstandResponse = await self._stub.Understand(request)
+                if self._stub is not None:
+                    response = await self._stub.Understand(request)
+                else:
+                    assert self._pools is not None
+                    response = await self._pools.unary("Understand", lambda stub: stub.Understand(request))
         return response
 
     async def generate(self, request: lang.GenerateRequest) -> AsyncIterator[lang.GenerateResponse]:
         async with self._bulkhead.slot():
             with domain_errors():
-                async for chunk in self._stub.Generate(request):
-                    yield chunk
+                if self._stub is not None:
+                    async for chunk in self._stub.Generate(request):
+                        yield chunk
+                else:
+                    assert self._pools is not None
+                    async for chunk in self._pools.stream("Generate", lambda stub: stub.Generate(request)):
+                        yield chunk
 
 
 class GrpcMemory:

@@ -166,7 +166,7 @@ class Runner:
         for _round in range(max_steps + 1):
             chunks: list[str] = []
             calls: list[lang.ToolCall] = []
-            request = lang.GenerateRequest(messages=messages, tools=functions)
+            request = lang.GenerateRequest(messages=messages, tools=functions, session_id=_session_of(task))
             async for piece in self._language.generate(request):
                 kind = piece.WhichOneof("kind")
                 if kind == "text_delta":
@@ -278,7 +278,9 @@ class Runner:
         replies = [part.reply for part in plan.parts if part.reply]
         if replies:
             messages.append(lang.ChatMessage(role=Role.ROLE_ASSISTANT, content="\n".join(replies)))
-        request = lang.GenerateRequest(messages=messages, understanding=understanding)
+        request = lang.GenerateRequest(
+            messages=messages, understanding=understanding, session_id=_session_of(task)
+        )
         chunks: list[str] = []
         async for piece in self._language.generate(request):
             if piece.WhichOneof("kind") == "text_delta":
@@ -311,3 +313,9 @@ def deadline_failure(seconds: float) -> HivemeshError:
     return DeadlineExceeded(
         f"the task did not finish within its deadline ({seconds:g}s)", reason="TASK_DEADLINE_EXCEEDED"
     )
+
+
+def _session_of(task: Task) -> str:
+    """What keeps a conversation on one model server: its session, else the task (whose model
+    calls follow each other within seconds)."""
+    return task.scope.session_id or task.task_id

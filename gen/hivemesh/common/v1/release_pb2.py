@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hivemesh/common/v1/release.proto\x12\x12hivemesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\"G\n\x05Model\x12\x14\n\x02id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x06sha256\x18\x02 \x01(\tB\x18\xbaH\x15r\x13\x32\x11^([0-9a-f]{64})?$\"\x9c\x02\n\x0bReleasePart\x12 \n\x07service\x18\x01 \x01(\tB\x0f\xbaH\x0cr\n2\x08^[a-z]+$\x12\x19\n\x07version\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x1a\n\x08revision\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x17\n\x05label\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12)\n\x06router\x18\x05 \x01(\x0b\x32\x19.hivemesh.common.v1.Model\x12&\n\x03llm\x18\x06 \x01(\x0b\x32\x19.hivemesh.common.v1.Model\x12\x1f\n\x0eprompt_version\x18\x07 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\'\n\x16tool_catalogue_version\x18\x08 \x01(\tB\x07\xbaH\x04r\x02\x18@\"C\n\x07Release\x12\x38\n\x05parts\x18\x01 \x03(\x0b\x32\x1f.hivemesh.common.v1.ReleasePartB\x08\xbaH\x05\x92\x01\x02\x10\x08\x42\x88\x01\n\x1cio.github.hivemesh.common.v1B\x0cReleaseProtoP\x01ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\xaa\x02\x12Hivemesh.Common.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hivemesh/common/v1/release.proto\x12\x12hivemesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\"G\n\x05Model\x12\x14\n\x02id\x18\x01 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x06sha256\x18\x02 \x01(\tB\x18\xbaH\x15r\x13\x32\x11^([0-9a-f]{64})?$\"\xca\x02\n\x0bReleasePart\x12 \n\x07service\x18\x01 \x01(\tB\x0f\xbaH\x0cr\n2\x08^[a-z]+$\x12\x19\n\x07version\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x1a\n\x08revision\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x17\n\x05label\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12)\n\x06router\x18\x05 \x01(\x0b\x32\x19.hivemesh.common.v1.Model\x12&\n\x03llm\x18\x06 \x01(\x0b\x32\x19.hivemesh.common.v1.Model\x12\x1f\n\x0eprompt_version\x18\x07 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\'\n\x16tool_catalogue_version\x18\x08 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12,\n\x07runtime\x18\t \x01(\x0b\x32\x1b.hivemesh.common.v1.Runtime\"\x82\x01\n\x07Runtime\x12\x17\n\x06\x64\x65vice\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18\x10\x12\x1f\n\x06models\x18\x02 \x03(\tB\x0f\xbaH\x0c\x92\x01\t\x10\x10\"\x05r\x03\x18\x80\x02\x12\x16\n\x0e\x62\x61tch_capacity\x18\x03 \x01(\r\x12%\n\rheavy_methods\x18\x04 \x03(\tB\x0e\xbaH\x0b\x92\x01\x08\x10\x08\"\x04r\x02\x18@\"C\n\x07Release\x12\x38\n\x05parts\x18\x01 \x03(\x0b\x32\x1f.hivemesh.common.v1.ReleasePartB\x08\xbaH\x05\x92\x01\x02\x10\x08\x42\x88\x01\n\x1cio.github.hivemesh.common.v1B\x0cReleaseProtoP\x01ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\xaa\x02\x12Hivemesh.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,12 +49,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELEASEPART'].fields_by_name['prompt_version']._serialized_options = b'\272H\004r\002\030@'
   _globals['_RELEASEPART'].fields_by_name['tool_catalogue_version']._loaded_options = None
   _globals['_RELEASEPART'].fields_by_name['tool_catalogue_version']._serialized_options = b'\272H\004r\002\030@'
+  _globals['_RUNTIME'].fields_by_name['device']._loaded_options = None
+  _globals['_RUNTIME'].fields_by_name['device']._serialized_options = b'\272H\004r\002\030\020'
+  _globals['_RUNTIME'].fields_by_name['models']._loaded_options = None
+  _globals['_RUNTIME'].fields_by_name['models']._serialized_options = b'\272H\014\222\001\t\020\020\"\005r\003\030\200\002'
+  _globals['_RUNTIME'].fields_by_name['heavy_methods']._loaded_options = None
+  _globals['_RUNTIME'].fields_by_name['heavy_methods']._serialized_options = b'\272H\013\222\001\010\020\010\"\004r\002\030@'
   _globals['_RELEASE'].fields_by_name['parts']._loaded_options = None
   _globals['_RELEASE'].fields_by_name['parts']._serialized_options = b'\272H\005\222\001\002\020\010'
   _globals['_MODEL']._serialized_start=85
   _globals['_MODEL']._serialized_end=156
   _globals['_RELEASEPART']._serialized_start=159
-  _globals['_RELEASEPART']._serialized_end=443
-  _globals['_RELEASE']._serialized_start=445
-  _globals['_RELEASE']._serialized_end=512
+  _globals['_RELEASEPART']._serialized_end=489
+  _globals['_RUNTIME']._serialized_start=492
+  _globals['_RUNTIME']._serialized_end=622
+  _globals['_RELEASE']._serialized_start=624
+  _globals['_RELEASE']._serialized_end=691
 # @@protoc_insertion_point(module_scope)

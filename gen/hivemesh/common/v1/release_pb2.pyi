@@ -65,6 +65,7 @@ class ReleasePart(_message.Message):
     LLM_FIELD_NUMBER: _builtins.int
     PROMPT_VERSION_FIELD_NUMBER: _builtins.int
     TOOL_CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    RUNTIME_FIELD_NUMBER: _builtins.int
     service: _builtins.str
     """The service's short name: gateway, planner, language, memory or tool."""
     version: _builtins.str
@@ -91,6 +92,12 @@ class ReleasePart(_message.Message):
     def llm(self) -> Global___Model:
         """language: the model behind Generate ("builtin" for the built-in composer)."""
 
+    @_builtins.property
+    def runtime(self) -> Global___Runtime:
+        """language: what the service runs on and how much it takes at once, so a
+        caller can route heavy calls to an accelerator pool.
+        """
+
     def __init__(
         self,
         *,
@@ -102,14 +109,59 @@ class ReleasePart(_message.Message):
         llm: Global___Model | None = ...,
         prompt_version: _builtins.str = ...,
         tool_catalogue_version: _builtins.str = ...,
+        runtime: Global___Runtime | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["llm", b"llm", "router", b"router"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["llm", b"llm", "router", b"router", "runtime", b"runtime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "llm", b"llm", "prompt_version", b"prompt_version", "revision", b"revision", "router", b"router", "service", b"service", "tool_catalogue_version", b"tool_catalogue_version", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "llm", b"llm", "prompt_version", b"prompt_version", "revision", b"revision", "router", b"router", "runtime", b"runtime", "service", b"service", "tool_catalogue_version", b"tool_catalogue_version", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReleasePart: _TypeAlias = ReleasePart  # noqa: Y015
+
+@_typing.final
+class Runtime(_message.Message):
+    """Runtime is what a language service computes on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    BATCH_CAPACITY_FIELD_NUMBER: _builtins.int
+    HEAVY_METHODS_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    """The device its models run on: "cpu" or "cuda"."""
+    batch_capacity: _builtins.int
+    """Calls one replica computes at once (its micro-batch size): the in-flight
+    calls a caller keeps below before it spills to another pool.
+    """
+    @_builtins.property
+    def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The models loaded: the router's encoder, the Embed encoder, the model
+        behind Generate.
+        """
+
+    @_builtins.property
+    def heavy_methods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The methods whose cost is a pass of a model on the device
+        ("Understand", "Embed", "Generate"): the calls worth an accelerator.
+        """
+
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        models: _abc.Iterable[_builtins.str] | None = ...,
+        batch_capacity: _builtins.int = ...,
+        heavy_methods: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_capacity", b"batch_capacity", "device", b"device", "heavy_methods", b"heavy_methods", "models", b"models"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Runtime: _TypeAlias = Runtime  # noqa: Y015
 
 @_typing.final
 class Release(_message.Message):

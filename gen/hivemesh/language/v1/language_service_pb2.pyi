@@ -465,6 +465,13 @@ class GenerateRequest(_message.Message):
     TOOLS_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     UNDERSTANDING_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The conversation the request belongs to (the task's session). Calls of one
+    session go to the same model server while it is healthy, so it can reuse
+    what it cached of the conversation; servers that understand a session
+    header receive it. Empty: no affinity.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
         """The conversation so far."""
@@ -488,10 +495,11 @@ class GenerateRequest(_message.Message):
         tools: _abc.Iterable[Global___FunctionSpec] | None = ...,
         options: Global___GenerateOptions | None = ...,
         understanding: Global___UnderstandResponse | None = ...,
+        session_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "understanding", b"understanding"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "options", b"options", "tools", b"tools", "understanding", b"understanding"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "options", b"options", "session_id", b"session_id", "tools", b"tools", "understanding", b"understanding"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,6 +3,7 @@
 ``HIVEMESH_LLM_BACKEND`` picks ``builtin`` (deterministic, no model) or ``openai`` (any server that
 speaks the OpenAI chat completions API: vLLM, Ollama, llama.cpp server, a hosted API). When it is
 unset, setting ``HIVEMESH_LLM_BASE_URL`` selects ``openai`` and leaving it unset ``builtin``.
+``HIVEMESH_LLM_BACKENDS`` puts several such servers behind Generate (``pool.py``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry
+
 from hivemesh.language.generate.builtin import BuiltinBackend
-from hivemesh.language.generate.config import llm_config_from_env
+from hivemesh.language.generate.config import llm_config_from_env, pool_config_from_env
 from hivemesh.language.generate.openai_compat import OpenAICompatibleBackend
+from hivemesh.language.generate.pool import BackendPool, LLMMetrics
 from hivemesh.language.v1 import language_service_pb2 as pb
 
 
@@ -26,8 +30,12 @@ class GenerateBackend(Protocol):
         ...
 
 
-def build_backend(env: Mapping[str, str]) -> GenerateBackend:
-    """The backend the environment asks for; raises ConfigError naming a bad variable."""
+def build_backend(env: Mapping[str, str], registry: CollectorRegistry | None = None) -> GenerateBackend:
+    """The backend the environment asks for; raises ConfigError naming a bad variable. With
+    ``HIVEMESH_LLM_BACKENDS``, a pool of model servers whose metrics go to ``registry``."""
+    pool = pool_config_from_env(env)
+    if pool is not None:
+        return BackendPool(pool, LLMMetrics(registry))
     config = llm_config_from_env(env)
     if config is None:
         return BuiltinBackend()

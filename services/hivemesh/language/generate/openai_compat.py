@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -102,10 +102,14 @@ class OpenAICompatibleBackend:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateResponse]:
+    async def generate(self, request: pb.GenerateRequest) -> AsyncGenerator[pb.GenerateResponse]:
         body = request_body(request, self._config.model)
+        header = self._config.session_header
+        headers = {header: request.session_id} if header and request.session_id else None
         try:
-            async with self._client.stream("POST", "/chat/completions", json=body) as response:
+            async with self._client.stream(
+                "POST", "/chat/completions", json=body, headers=headers
+            ) as response:
                 if response.status_code >= 400:
                     raise http_error(response.status_code, response.headers, await response.aread())
                 async for message in _stream(response, request):
@@ -126,6 +130,18 @@ class OpenAICompatibleBackend:
             ) from exc
         except httpx.HTTPError as exc:
             raise Unavailable(f"talking to the model server failed: {exc}", reason="LLM_UNAVAILABLE") from exc
+
+    async def probe(self) -> None:
+        """Raises unless the server answers ``GET {base_url}/models`` (what every OpenAI-compatible
+        server serves) with something other than a 5xx or 429."""
+        try:
+            response = await self._client.get("/models")
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                f"{self._config.base_url} does not answer: {exc}", reason="LLM_UNREACHABLE"
+            ) from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise http_error(response.status_code, response.headers, response.content)
 
 
 def _chunk(line: str) -> dict[str, Any] | None:

