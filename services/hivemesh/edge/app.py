@@ -3,6 +3,7 @@
 
 - ``/v1/chat/completions``, ``/v1/models``: the OpenAI-compatible door (chat.py);
 - ``/mcp``: the MCP door over streamable HTTP (mcp_door.py; with ``hivemesh[edge]`` installed);
+- ``/console/``: the web console (hivemesh.console);
 - ``/healthz``: liveness (the process answers); ``/readyz``: readiness (the gateway answers its
   health check, and the edge is not shutting down).
 
@@ -29,9 +30,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from hivemesh.console.app import CONSOLE_PATH, console_app
 from hivemesh.edge.body import BodyLimit
 from hivemesh.edge.chat import ChatDoor, error_response
 from hivemesh.edge.config import EdgeConfig
@@ -93,6 +95,8 @@ class Edge:
         self._a2a_app: Any = None
         if self.a2a:
             routes.append(Mount(A2A_PATH, app=self._a2a_door))
+        routes.append(Route(CONSOLE_PATH, _to_console, methods=["GET"]))
+        routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway)))
         middleware = [Middleware(BodyLimit, max_bytes=config.max_body_bytes)]
         if settings.server.host in _LOOPBACK:
             middleware.insert(
@@ -139,6 +143,10 @@ class Edge:
             await JSONResponse({"status": "starting"}, status_code=503)(scope, receive, send)
             return
         await app(scope, receive, send)
+
+
+async def _to_console(request: Request) -> Response:
+    return RedirectResponse(f"{CONSOLE_PATH}/", status_code=308)
 
 
 def a2a_available() -> bool:
@@ -243,9 +251,10 @@ class EdgeServer:
                 raise OSError(f"edge: the HTTP server on {self._host}:{self.port} stopped while starting")
             await asyncio.sleep(0.01)
         _log.info(
-            "edge serving HTTP on %s:%d (OpenAI /v1/chat/completions%s%s)",
+            "edge serving HTTP on %s:%d (console %s/, OpenAI /v1/chat/completions%s%s)",
             self._host,
             self.port,
+            CONSOLE_PATH,
             ", MCP /mcp" if self._edge.mcp else "",
             f", A2A {A2A_PATH}" if self._edge.a2a else "",
         )

@@ -1,0 +1,572 @@
+// The hivemesh console: one page, routed by the URL's hash, talking to the console's JSON API
+// (api/...) with the operator's credential. Every value from the mesh is put on the page as text
+// (textContent), never as HTML.
+"use strict";
+
+const TERMINAL = new Set(["TASK_STATE_COMPLETED", "TASK_STATE_FAILED", "TASK_STATE_CANCELED", "TASK_STATE_REJECTED"]);
+const STATES = ["submitted", "working", "input_required", "completed", "failed", "canceled", "rejected"];
+const CREDENTIAL_KEY = "hivemesh.console.credential";
+const LIST_REFRESH_MS = 2000;
+
+let stopView = () => {};
+
+// ---- small helpers ----
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function stateName(state) {
+  return (state || "TASK_STATE_UNSPECIFIED").replace("TASK_STATE_", "").toLowerCase();
+}
+
+function stateBadge(state) {
+  const name = stateName(state);
+  return el("span", { class: `state ${name}`, "data-state": name, text: name.replace("_", " ") });
+}
+
+function when(stamp) {
+  if (!stamp) return "";
+  const date = new Date(stamp);
+  return Number.isNaN(date.getTime()) ? stamp : date.toLocaleString();
+}
+
+function json(value) {
+  return JSON.stringify(value === undefined ? {} : value, null, 2);
+}
+
+function flash(message, kind) {
+  const box = document.getElementById("flash");
+  box.textContent = message;
+  box.className = kind || "";
+  box.hidden = !message;
+}
+
+function credential() {
+  return sessionStorage.getItem(CREDENTIAL_KEY) || "";
+}
+
+function headers(extra) {
+  const found = { ...(extra || {}) };
+  const token = credential();
+  if (token) found.authorization = `Bearer ${token}`;
+  return found;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code;
+    this.param = error.param;
+  }
+}
+
+async function api(path, options) {
+  const init = { ...(options || {}) };
+  init.headers = headers(init.body === undefined ? {} : { "content-type": "application/json" });
+  if (init.body !== undefined) init.body = JSON.stringify(init.body);
+  const response = await fetch(`api/${path}`, init);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+function post(path, body) {
+  return api(path, { method: "POST", body: body || {} });
+}
+
+function explain(error) {
+  if (error.status === 401) return `${error.message}: enter an API key or JWT above`;
+  return error.message;
+}
+
+function confirmAction(text) {
+  const dialog = document.getElementById("confirm");
+  document.getElementById("confirm-text").textContent = text;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
+// Server-sent events read with fetch, so the credential travels in a header (EventSource cannot
+// send one). Calls onEvent(name, data, id) per event; resolves when the stream ends.
+async function readEvents(path, onEvent, signal) {
+  const response = await fetch(`api/${path}`, { headers: headers({ accept: "text/event-stream" }), signal });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let name = "message";
+      let id = "";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") name = text;
+        else if (field === "data") data.push(text);
+        else if (field === "id") id = text;
+      }
+      if (data.length) onEvent(name, JSON.parse(data.join("\n")), id);
+    }
+  }
+}
+
+// ---- the tasks list ----
+
+function tasksView(view, query) {
+  const filters = {
+    state: query.get("state") || "",
+    q: query.get("q") || "",
+    user: query.get("user") || "",
+    after: query.get("after") || "",
+    before: query.get("before") || "",
+  };
+  const run = el("form", { class: "inline", id: "run-form" },
+    el("label", {}, "Ask the agent", el("input", { type: "text", name: "text", class: "wide", required: true, placeholder: "what is 12 * (3 + 4)?" })),
+    el("label", {}, "User", el("input", { type: "text", name: "user", value: "console" })),
+    el("label", {}, "Session", el("input", { type: "text", name: "session", value: "console" })),
+    el("button", { type: "submit", class: "primary" }, "Run"));
+  run.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData(run);
+    try {
+      const made = await post("tasks", { text: form.get("text"), user: form.get("user"), session: form.get("session") });
+      location.hash = `#/tasks/${made.task.task_id}`;
+    } catch (error) {
+      flash(explain(error));
+    }
+  });
+
+  const stateSelect = el("select", { name: "state" }, el("option", { value: "" }, "any state"),
+    STATES.map((s) => el("option", { value: s, selected: s === filters.state }, s.replace("_", " "))));
+  const filterForm = el("form", { class: "inline", id: "filter-form" },
+    el("label", {}, "State", stateSelect),
+    el("label", {}, "Text", el("input", { type: "text", name: "q", value: filters.q, placeholder: "contains" })),
+    el("label", {}, "User", el("input", { type: "text", name: "user", value: filters.user })),
+    el("label", {}, "Created after", el("input", { type: "datetime-local", name: "after", value: filters.after })),
+    el("label", {}, "Created before", el("input", { type: "datetime-local", name: "before", value: filters.before })),
+    el("button", { type: "submit" }, "Filter"));
+  filterForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = new FormData(filterForm);
+    const params = new URLSearchParams();
+    for (const [name, value] of form.entries()) if (value) params.set(name, value);
+    location.hash = `#/tasks?${params}`;
+  });
+
+  const body = el("tbody", { id: "task-rows" });
+  const more = el("button", { type: "button", hidden: true }, "More");
+  const note = el("p", { class: "muted" });
+  view.append(
+    el("h1", {}, "Tasks"),
+    el("section", { class: "panel" }, run),
+    el("section", { class: "panel" }, filterForm),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Task", "State", "User", "Session", "Created", "Request"].map((h) => el("th", {}, h)))), body),
+    note, more);
+
+  function params(token) {
+    const found = new URLSearchParams();
+    if (filters.state) found.set("state", filters.state);
+    if (filters.q) found.set("q", filters.q);
+    if (filters.user) found.set("user", filters.user);
+    if (filters.after) found.set("after", new Date(filters.after).toISOString());
+    if (filters.before) found.set("before", new Date(filters.before).toISOString());
+    if (token) found.set("page_token", token);
+    return found;
+  }
+
+  function row(task) {
+    return el("tr", { class: "clickable", "data-task-id": task.task_id, onclick: () => { location.hash = `#/tasks/${task.task_id}`; } },
+      el("td", { class: "mono" }, el("a", { href: `#/tasks/${task.task_id}` }, task.task_id.slice(0, 12))),
+      el("td", {}, stateBadge(task.state)),
+      el("td", {}, (task.scope || {}).user_id || ""),
+      el("td", {}, (task.scope || {}).session_id || ""),
+      el("td", {}, when(task.create_time)),
+      el("td", {}, task.input_text || ""));
+  }
+
+  let nextToken = "";
+  let extraRows = [];
+  async function load(token) {
+    const page = await api(`tasks?${params(token)}`);
+    return page;
+  }
+  async function refresh() {
+    try {
+      const page = await load("");
+      body.replaceChildren(...page.tasks.map(row), ...extraRows);
+      if (!extraRows.length) {
+        nextToken = page.next_page_token;
+        more.hidden = !nextToken;
+      }
+      note.textContent = page.tasks.length ? "" : (filters.q ? `No match among the ${page.scanned} newest tasks read.` : "No tasks yet.");
+      flash("");
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+  more.addEventListener("click", async () => {
+    try {
+      const page = await load(nextToken);
+      const rows = page.tasks.map(row);
+      extraRows = extraRows.concat(rows);
+      body.append(...rows);
+      nextToken = page.next_page_token;
+      more.hidden = !nextToken;
+    } catch (error) {
+      flash(explain(error));
+    }
+  });
+  refresh();
+  // The newest page refreshes while it is shown.
+  const timer = setInterval(refresh, LIST_REFRESH_MS);
+  return () => clearInterval(timer);
+}
+
+// ---- one task ----
+
+function describe(event) {
+  const kinds = ["submitted", "state_changed", "intent_recognized", "step_started", "tool_called", "tool_result",
+    "answer_delta", "notice", "input_requested", "input_received", "completed", "failed", "canceled"];
+  const kind = kinds.find((k) => k in event) || "unknown";
+  const value = event[kind] || {};
+  switch (kind) {
+    case "submitted": return [kind, value.input_text || "", null];
+    case "state_changed": return [kind, `${stateName(value.state)}${value.reason ? `: ${value.reason}` : ""}`, value.release ? { release: value.release } : null];
+    case "intent_recognized": return [kind, `${value.intent} (${Number(value.confidence || 0).toFixed(2)})${value.out_of_scope ? ", out of scope" : ""}`, null];
+    case "step_started": return [kind, `step ${value.step}: ${value.name}`, null];
+    case "tool_called": return [kind, `step ${value.step}: ${value.tool_name}`, { arguments: value.arguments || {}, idempotency_key: value.idempotency_key }];
+    case "tool_result": return [kind, `step ${value.step}: ${value.tool_name} → ${value.error ? `${value.error.reason}: ${value.error.message}` : value.display || ""}`, value.error ? { error: value.error } : { result: value.result || {} }];
+    case "answer_delta": return [kind, value.text || "", null];
+    case "notice": return [kind, `${value.code}: ${value.message}`, null];
+    case "input_requested": return [kind, value.question || "", value.missing ? { missing: value.missing } : null];
+    case "input_received": return [kind, value.text || "", null];
+    case "completed": return [kind, value.answer || "", null];
+    case "failed": return [kind, `${(value.error || {}).reason || ""}: ${(value.error || {}).message || ""}`, null];
+    case "canceled": return [kind, value.reason || "", null];
+    default: return [kind, "", event];
+  }
+}
+
+function taskView(view, taskId) {
+  const controller = new AbortController();
+  let task = null;
+  let last = 0;
+  let following = false;
+  // The answer of the latest attempt, joined from its deltas (a later attempt starts over).
+  let answerAttempt = -1;
+  let answerText = "";
+
+  const header = el("div");
+  const facts = el("dl", { class: "facts" });
+  const answer = el("div", { class: "answer", id: "answer" });
+  const actions = el("div", { class: "actions" });
+  const verdict = el("span", { id: "verify-result" });
+  const live = el("span", { class: "live", id: "live" });
+  const rows = el("tbody", { id: "timeline" });
+  view.append(
+    el("p", {}, el("a", { href: "#/tasks" }, "← Tasks")),
+    header,
+    el("section", { class: "panel" }, facts),
+    el("section", { class: "panel" }, el("h2", {}, "Answer"), answer, el("div", { class: "actions spaced" }, actions, verdict)),
+    el("h2", {}, "Timeline ", live),
+    el("table", {}, el("thead", {}, el("tr", {}, ["#", "Time", "Attempt", "Event", "Detail"].map((h) => el("th", {}, h)))), rows));
+
+  function showAnswer() {
+    const asking = task && task.state === "TASK_STATE_INPUT_REQUIRED";
+    answer.classList.toggle("question", Boolean(asking));
+    const text = task && TERMINAL.has(task.state) && task.answer ? task.answer : answerText || (task && task.answer) || "";
+    answer.textContent = text || (task && TERMINAL.has(task.state) ? "(no answer)" : "…");
+  }
+
+  function showTask() {
+    header.replaceChildren(el("h1", {}, "Task ", el("span", { class: "mono" }, task.task_id), " ", stateBadge(task.state)));
+    const scope = task.scope || {};
+    const error = task.error ? `${task.error.reason}: ${task.error.message}` : "";
+    const items = [
+      ["Request", task.input_text], ["Tenant", scope.tenant_id], ["User", scope.user_id], ["Session", scope.session_id],
+      ["Created", when(task.create_time)], ["Updated", when(task.update_time)], ["Attempts", task.attempts || 0],
+      ["Events", task.last_sequence || 0], ["Error", error],
+    ];
+    facts.replaceChildren(...items.filter(([, v]) => v !== "" && v !== undefined).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
+    actions.replaceChildren();
+    if (!TERMINAL.has(task.state)) {
+      actions.append(el("button", { type: "button", id: "cancel-task", class: "danger", onclick: cancel }, "Cancel task"));
+    }
+    if (task.state === "TASK_STATE_INPUT_REQUIRED") {
+      const form = el("form", { class: "inline", id: "answer-form" },
+        el("input", { type: "text", name: "text", class: "wide", required: true, placeholder: "your answer" }),
+        el("button", { type: "submit", class: "primary" }, "Answer"));
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        try {
+          task = (await post(`tasks/${taskId}/answer`, { text: new FormData(form).get("text") })).task;
+          showTask();
+          follow();
+        } catch (error) {
+          flash(explain(error));
+        }
+      });
+      actions.append(form);
+    }
+    showAnswer();
+  }
+
+  async function cancel() {
+    if (!(await confirmAction(`Cancel task ${taskId}?`))) return;
+    try {
+      task = (await post(`tasks/${taskId}/cancel`, { reason: "canceled from the console" })).task;
+      showTask();
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+
+  function addEvent(event) {
+    const sequence = Number(event.sequence);
+    if (sequence <= last) return;
+    last = sequence;
+    const attempt = Number(event.attempt || 0);
+    const [kind, summary, detail] = describe(event);
+    if (kind === "answer_delta") {
+      if (attempt > answerAttempt) { answerAttempt = attempt; answerText = ""; }
+      if (attempt === answerAttempt) answerText += summary;
+    }
+    rows.append(el("tr", { "data-kind": kind, "data-sequence": sequence },
+      el("td", { class: "mono" }, sequence),
+      el("td", { class: "mono" }, event.time ? new Date(event.time).toLocaleTimeString() : ""),
+      el("td", {}, attempt || "—"),
+      el("td", { class: `kind ${kind}` }, kind.replace("_", " ")),
+      el("td", {}, summary, detail ? el("pre", {}, json(detail)) : null)));
+    showAnswer();
+  }
+
+  async function follow() {
+    if (following) return;
+    following = true;
+    live.textContent = "live";
+    live.classList.add("on");
+    try {
+      for (;;) {
+        let failed = null;
+        await readEvents(`tasks/${taskId}/events?after=${last}`, (name, data) => {
+          if (name === "task-event") addEvent(data);
+          else if (name === "error") failed = data;
+        }, controller.signal);
+        if (failed) flash(failed.error ? failed.error.message : "the event stream failed");
+        task = (await api(`tasks/${taskId}`)).task;
+        showTask();
+        // The stream ends when the task ends or asks a question; only a task still running is followed on.
+        if (failed || TERMINAL.has(task.state) || task.state === "TASK_STATE_INPUT_REQUIRED") break;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+    } catch (error) {
+      if (error.name !== "AbortError") flash(explain(error));
+    } finally {
+      following = false;
+      live.textContent = "";
+      live.classList.remove("on");
+    }
+  }
+
+  (async () => {
+    try {
+      task = (await api(`tasks/${taskId}`)).task;
+      showTask();
+      follow();
+    } catch (error) {
+      header.replaceChildren(el("h1", {}, "Task ", el("span", { class: "mono" }, taskId)));
+      flash(explain(error));
+    }
+  })();
+  return () => controller.abort();
+}
+
+// ---- dead letters ----
+
+function deadLettersView(view) {
+  const rows = el("tbody", { id: "dead-letter-rows" });
+  const detail = el("div", { id: "dead-letter-detail" });
+  const note = el("p", { class: "muted" });
+  const purgeAll = el("button", { type: "button", class: "danger", id: "purge-all" }, "Purge all");
+  view.append(
+    el("h1", {}, "Dead letters"),
+    el("p", { class: "muted" }, "Tasks that failed on every attempt they were allowed. Replay puts one back on the queue with a fresh count of attempts; purge drops the queue entry (the task and its log stay)."),
+    el("div", { class: "actions" }, purgeAll),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Task", "Request", "Deliveries", "Last error", "Failed", ""].map((h) => el("th", {}, h)))), rows),
+    note, detail);
+
+  async function load() {
+    try {
+      const found = [];
+      let token = "";
+      do {
+        const page = await api(`dead-letters?page_size=200${token ? `&page_token=${encodeURIComponent(token)}` : ""}`);
+        found.push(...page.dead_letters);
+        token = page.next_page_token;
+      } while (token && found.length < 1000);
+      rows.replaceChildren(...found.map(row));
+      note.textContent = found.length ? "" : "No dead letters.";
+      purgeAll.disabled = !found.length;
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+
+  function row(letter) {
+    const task = letter.task || {};
+    return el("tr", { "data-task-id": task.task_id },
+      el("td", { class: "mono" }, el("a", { href: `#/tasks/${task.task_id}` }, (task.task_id || "").slice(0, 12))),
+      el("td", {}, task.input_text || ""),
+      el("td", {}, letter.delivery_count || 0),
+      el("td", {}, letter.last_error || ""),
+      el("td", {}, when(task.update_time)),
+      el("td", { class: "actions" },
+        el("button", { type: "button", class: "inspect", onclick: () => inspect(task.task_id) }, "Inspect"),
+        el("button", { type: "button", class: "replay primary", onclick: () => replay(task.task_id) }, "Replay"),
+        el("button", { type: "button", class: "purge danger", onclick: () => purge(task.task_id) }, "Purge")));
+  }
+
+  async function inspect(taskId) {
+    try {
+      const letter = (await api(`dead-letters/${taskId}`)).dead_letter;
+      detail.replaceChildren(el("section", { class: "panel" }, el("h2", {}, `Dead letter ${taskId}`), el("pre", {}, json(letter))));
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+
+  async function replay(taskId) {
+    if (!(await confirmAction(`Replay task ${taskId}? It goes back on the queue.`))) return;
+    try {
+      await post(`dead-letters/${taskId}/replay`, {});
+      flash(`Task ${taskId} is back on the queue.`, "info");
+      await load();
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+
+  async function purge(taskId) {
+    if (!(await confirmAction(`Purge the dead letter of task ${taskId}? It cannot be replayed afterwards.`))) return;
+    try {
+      const done = await post("dead-letters/purge", { task_id: taskId });
+      flash(`Purged ${done.purged_count} dead letter(s).`, "info");
+      await load();
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+
+  purgeAll.addEventListener("click", async () => {
+    if (!(await confirmAction("Purge every dead letter of this tenant? They cannot be replayed afterwards."))) return;
+    try {
+      const done = await post("dead-letters/purge", { all: true });
+      flash(`Purged ${done.purged_count} dead letter(s).`, "info");
+      await load();
+    } catch (error) {
+      flash(explain(error));
+    }
+  });
+  load();
+  return () => {};
+}
+
+// ---- tools ----
+
+function toolsView(view) {
+  const list = el("div", { id: "tools" });
+  view.append(el("h1", {}, "Tools"), list);
+  (async () => {
+    try {
+      const { tools } = await api("tools");
+      list.replaceChildren(...tools.map((tool) => {
+        const facts = [];
+        facts.push(tool.side_effects ? "has side effects" : "read-only");
+        if (tool.source) facts.push(`from ${tool.source}`);
+        if (tool.timeout) facts.push(`timeout ${tool.timeout}`);
+        if (tool.max_concurrency) facts.push(`at most ${tool.max_concurrency} at once`);
+        return el("section", { class: "panel tool", "data-tool": tool.name },
+          el("h2", { class: "mono" }, tool.name),
+          el("p", {}, tool.description || ""),
+          facts.length ? el("p", { class: "muted" }, facts.join(" · ")) : null,
+          el("div", { class: "schemas" },
+            el("div", {}, el("strong", {}, "Arguments"), el("pre", {}, json(tool.arguments_schema))),
+            el("div", {}, el("strong", {}, "Result"), el("pre", {}, json(tool.result_schema)))));
+      }));
+    } catch (error) {
+      flash(explain(error));
+    }
+  })();
+  return () => {};
+}
+
+// ---- routing ----
+
+function route() {
+  stopView();
+  flash("");
+  const view = document.getElementById("view");
+  view.replaceChildren();
+  const hash = location.hash.replace(/^#\/?/, "") || "tasks";
+  const [path, search] = hash.split("?");
+  const parts = path.split("/").map(decodeURIComponent);
+  const query = new URLSearchParams(search || "");
+  for (const link of document.querySelectorAll("header nav a")) {
+    link.classList.toggle("active", link.dataset.nav === parts[0]);
+  }
+  if (parts[0] === "tasks" && parts[1]) stopView = taskView(view, parts[1]);
+  else if (parts[0] === "dead-letters") stopView = deadLettersView(view);
+  else if (parts[0] === "tools") stopView = toolsView(view);
+  else stopView = tasksView(view, query);
+}
+
+async function gatewayStatus() {
+  const dot = document.getElementById("gateway-status");
+  try {
+    const health = await api("health");
+    dot.className = `status-dot ${health.gateway.ready ? "ready" : "down"}`;
+    dot.title = `gateway ${health.gateway.address}: ${health.gateway.ready ? "ready" : "not ready"}`;
+  } catch {
+    dot.className = "status-dot down";
+    dot.title = "the console cannot be reached";
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const input = document.getElementById("credential");
+  input.value = credential();
+  document.getElementById("credential-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(CREDENTIAL_KEY, input.value.trim());
+    route();
+  });
+  window.addEventListener("hashchange", route);
+  route();
+  gatewayStatus();
+  setInterval(gatewayStatus, 5000);
+});
