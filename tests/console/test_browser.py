@@ -1,7 +1,7 @@
 """The console in a real browser against a real mesh: a task is run from the page, appears in the
 list and finishes live, its timeline shows the tool call with its arguments and result; a question
-is answered from the page; the tools catalogue shows schemas; a dead letter is inspected, replayed
-and purged with a confirmation."""
+is answered from the page; a task is canceled with a confirmation; the tools catalogue shows
+schemas; a dead letter is inspected, replayed and purged with a confirmation."""
 
 from __future__ import annotations
 
@@ -86,23 +86,23 @@ async def test_a_task_runs_appears_and_finishes_with_its_timeline(
     await page.click("#filter-form button[type=submit]")
     await expect(rows).to_have_count(0)
 
+    # Cancel asks first; a task waiting for an answer is canceled.
+    await run_task(page, "how do you spell")
+    await expect(page.locator("h1 .state")).to_have_attribute("data-state", "input_required")
+    await page.click("#cancel-task")
+    await page.click("#confirm-no")
+    await expect(page.locator("h1 .state")).to_have_attribute("data-state", "input_required")
+    await page.click("#cancel-task")
+    await page.click("#confirm-yes")
+    await expect(page.locator("h1 .state")).to_have_attribute("data-state", "canceled")
+    await expect(page.locator("#timeline tr[data-kind=canceled]")).to_have_count(1)
+    await expect(page.locator("#cancel-task")).to_have_count(0)
+
     # The tools catalogue, with schemas.
     await page.click("header nav a[data-nav=tools]")
     calculator = page.locator('section[data-tool="calculator"]')
     await expect(calculator.locator("pre").first).to_contain_text('"expression"')
     await page.screenshot(path=screenshots / "tools.png", full_page=True)
-    await page.close()
-
-
-async def test_a_running_task_is_canceled_with_a_confirmation(edge: ServedEdge, browser: Browser) -> None:
-    page = await open_page(browser, edge.url)
-    # A question waits for its answer: the task stays open until canceled.
-    await run_task(page, "how do you spell")
-    await expect(page.locator("h1 .state")).to_have_attribute("data-state", "input_required")
-    await page.click("#cancel-task")
-    await page.click("#confirm-yes")
-    await expect(page.locator("h1 .state")).to_have_attribute("data-state", "canceled")
-    await expect(page.locator("#cancel-task")).to_have_count(0)
     await page.close()
 
 

@@ -42,6 +42,14 @@ function when(stamp) {
   return Number.isNaN(date.getTime()) ? stamp : date.toLocaleString();
 }
 
+// A time of day to the millisecond (the events of one task are often within one second).
+function clock(stamp) {
+  if (!stamp) return "";
+  const date = new Date(stamp);
+  if (Number.isNaN(date.getTime())) return stamp;
+  return `${date.toLocaleTimeString([], { hour12: false })}.${String(date.getMilliseconds()).padStart(3, "0")}`;
+}
+
 function json(value) {
   return JSON.stringify(value === undefined ? {} : value, null, 2);
 }
@@ -277,6 +285,8 @@ function taskView(view, taskId) {
   let task = null;
   let last = 0;
   let following = false;
+  let wanted = false;
+  let actionsState = null;
   // The answer of the latest attempt, joined from its deltas (a later attempt starts over).
   let answerAttempt = -1;
   let answerText = "";
@@ -313,6 +323,13 @@ function taskView(view, taskId) {
       ["Events", task.last_sequence || 0], ["Error", error],
     ];
     facts.replaceChildren(...items.filter(([, v]) => v !== "" && v !== undefined).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
+    // The actions are rebuilt only when the state changes, so an answer being typed is kept.
+    if (actionsState !== task.state) showActions();
+    showAnswer();
+  }
+
+  function showActions() {
+    actionsState = task.state;
     actions.replaceChildren();
     if (!TERMINAL.has(task.state)) {
       actions.append(el("button", { type: "button", id: "cancel-task", class: "danger", onclick: cancel }, "Cancel task"));
@@ -333,7 +350,6 @@ function taskView(view, taskId) {
       });
       actions.append(form);
     }
-    showAnswer();
   }
 
   async function cancel() {
@@ -341,9 +357,16 @@ function taskView(view, taskId) {
     try {
       task = (await post(`tasks/${taskId}/cancel`, { reason: "canceled from the console" })).task;
       showTask();
+      follow();
     } catch (error) {
       flash(explain(error));
     }
+  }
+
+  // Tool arguments and results are shown; the release a run ran on is folded away.
+  function details(kind, detail) {
+    if (kind !== "state_changed") return el("pre", {}, json(detail));
+    return el("details", {}, el("summary", { class: "muted" }, "release"), el("pre", {}, json(detail.release)));
   }
 
   function addEvent(event) {
@@ -358,31 +381,39 @@ function taskView(view, taskId) {
     }
     rows.append(el("tr", { "data-kind": kind, "data-sequence": sequence },
       el("td", { class: "mono" }, sequence),
-      el("td", { class: "mono" }, event.time ? new Date(event.time).toLocaleTimeString() : ""),
+      el("td", { class: "mono" }, clock(event.time)),
       el("td", {}, attempt || "—"),
       el("td", { class: `kind ${kind}` }, kind.replace("_", " ")),
-      el("td", {}, summary, detail ? el("pre", {}, json(detail)) : null)));
+      el("td", {}, summary, detail ? details(kind, detail) : null)));
     showAnswer();
   }
 
+  // Follows the task's events until it ends or asks a question. A call while it runs (an answer
+  // was just sent) makes it go round once more, so no state change is missed.
   async function follow() {
+    wanted = true;
     if (following) return;
     following = true;
     live.textContent = "live";
     live.classList.add("on");
     try {
-      for (;;) {
+      while (wanted) {
+        wanted = false;
         let failed = null;
         await readEvents(`tasks/${taskId}/events?after=${last}`, (name, data) => {
           if (name === "task-event") addEvent(data);
           else if (name === "error") failed = data;
         }, controller.signal);
-        if (failed) flash(failed.error ? failed.error.message : "the event stream failed");
+        if (failed) {
+          flash(failed.error ? failed.error.message : "the event stream failed");
+          break;
+        }
         task = (await api(`tasks/${taskId}`)).task;
         showTask();
-        // The stream ends when the task ends or asks a question; only a task still running is followed on.
-        if (failed || TERMINAL.has(task.state) || task.state === "TASK_STATE_INPUT_REQUIRED") break;
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        if (!TERMINAL.has(task.state) && task.state !== "TASK_STATE_INPUT_REQUIRED") {
+          wanted = true;
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
       }
     } catch (error) {
       if (error.name !== "AbortError") flash(explain(error));
