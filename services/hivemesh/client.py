@@ -312,6 +312,13 @@ class HivemeshClient:
         )
         return response.task
 
+    async def verify(self, task_id: str) -> pb.VerifyTaskResponse:
+        """Check the hash chain of a task's event log (the gateway's VerifyTask)."""
+        response: pb.VerifyTaskResponse = await self._stub.VerifyTask(
+            pb.VerifyTaskRequest(task_id=task_id), timeout=self._timeout, metadata=self._metadata
+        )
+        return response
+
     async def dead_letters(
         self, *, page_size: int = 50, page_token: str = ""
     ) -> tuple[builtins.list[pb.DeadLetter], str]:

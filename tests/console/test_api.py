@@ -4,13 +4,16 @@ stream resumes after a sequence number, and the text filter reads on across the 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import pytest_asyncio
 
+from hivemesh.common.v1.task_pb2 import TaskEvent
 from hivemesh.mesh.config import Settings
 from tests.edge.conftest import ServedEdge, serve_edge
 from tests.support import keys_for, make_settings
@@ -116,6 +119,27 @@ async def test_the_text_filter_reads_on_across_pages(api: httpx.AsyncClient) -> 
     assert len(completed["tasks"]) == 4
 
 
+async def test_verify_names_the_first_altered_event(edge: ServedEdge, api: httpx.AsyncClient) -> None:
+    task_id = await run(api, "what is 5 + 5?", "verifier")
+    intact = await api.post(f"/tasks/{task_id}/verify", json={})
+    assert intact.status_code == 200
+    events = intact.json()["events"]
+    assert intact.json() == {"intact": True, "events": events, "broken_at": 0, "problem": ""}
+    assert events >= 5
+    # Alter the third event in the log's own store, behind the mesh's back.
+    forged = TaskEvent(task_id=task_id, sequence=3)
+    forged.notice.code = "FORGED"
+    with contextlib.closing(sqlite3.connect(edge.mesh.settings.data_dir / "tasks.db")) as db, db:
+        db.execute(
+            "UPDATE task_events SET event = ? WHERE task_id = ? AND sequence = 3",
+            (forged.SerializeToString(), task_id),
+        )
+    broken = (await api.post(f"/tasks/{task_id}/verify", json={})).json()
+    assert (broken["intact"], broken["broken_at"]) == (False, 3)
+    assert "hash" in broken["problem"]
+    assert (await api.post("/tasks/no-such-task/verify", json={})).status_code == 404
+
+
 @pytest.mark.parametrize(
     ("query", "param"),
     [
@@ -181,5 +205,7 @@ async def test_the_callers_credential_decides_what_the_console_shows(
         assert (await api.get(f"/tasks/{task_id}/events", headers=as_globex)).status_code == 404
         canceled = await api.post(f"/tasks/{task_id}/cancel", json={}, headers=as_globex)
         assert canceled.status_code == 404
+        assert (await api.post(f"/tasks/{task_id}/verify", json={}, headers=as_globex)).status_code == 404
+        assert (await api.post(f"/tasks/{task_id}/verify", json={}, headers=as_acme)).json()["intact"] is True
         wrong = await api.get("/tasks", headers={"authorization": "Bearer hmk_nope_nope"})
         assert wrong.status_code == 401

@@ -59,6 +59,8 @@ async def test_a_task_runs_appears_and_finishes_with_its_timeline(
     attempts = await page.locator("#timeline tr td:nth-child(3)").all_inner_texts()
     assert "1" in attempts
     await expect(page.locator("#cancel-task")).to_have_count(0)
+    await page.click("#verify-task")
+    await expect(page.locator("#verify-result")).to_have_text(f"hash chain intact ({len(sequences)} events)")
     await page.screenshot(path=screenshots / "task.png", full_page=True)
 
     # A question, answered from the page.

@@ -144,6 +144,7 @@ async def test_another_tenants_task_is_not_found(settings: Settings, issuer: Iss
             gw.stub.GetTask(pb.GetTaskRequest(task_id=task_id), metadata=api_key(globex)),
             gw.stub.CancelTask(pb.CancelTaskRequest(task_id=task_id), metadata=api_key(globex)),
             gw.stub.GetDeadLetter(pb.GetDeadLetterRequest(task_id=task_id), metadata=api_key(globex)),
+            gw.stub.VerifyTask(pb.VerifyTaskRequest(task_id=task_id), metadata=api_key(globex)),
             gw.stub.ReplayDeadLetter(
                 pb.ReplayDeadLetterRequest(task_id=task_id, request_id="r"), metadata=api_key(globex)
             ),
@@ -163,6 +164,13 @@ async def test_another_tenants_task_is_not_found(settings: Settings, issuer: Iss
         assert list(theirs.tasks) == []
         ours = await gw.stub.ListTasks(pb.ListTasksRequest(), metadata=api_key(acme))
         assert [t.task_id for t in ours.tasks] == [task_id]
+        verified: pb.VerifyTaskResponse = await gw.stub.VerifyTask(
+            pb.VerifyTaskRequest(task_id=task_id), metadata=api_key(acme)
+        )
+        assert (verified.intact, verified.events, verified.broken_at) == (True, 1, 0)
+        status = await rpc_error(gw.stub.VerifyTask(pb.VerifyTaskRequest(), metadata=api_key(acme)))
+        assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert [f for f, _ in status.field_violations] == ["task_id"]
         # The owner still sees it, untouched by the other tenant's cancel.
         got: pb.GetTaskResponse = await gw.stub.GetTask(
             pb.GetTaskRequest(task_id=task_id), metadata=api_key(acme)

@@ -7,7 +7,8 @@ authentication), never the console's. Nothing is kept between requests.
   contains, case-insensitive: the console pages through the gateway's list until it has a page of
   matches or has read ``SCAN_LIMIT`` tasks, and hands back the token to read on from);
 - ``POST /api/tasks``: submit a task (``text``, ``user``, ``session``);
-- ``GET  /api/tasks/{id}``, ``POST /api/tasks/{id}/cancel``, ``POST /api/tasks/{id}/answer``;
+- ``GET  /api/tasks/{id}``, ``POST /api/tasks/{id}/cancel``, ``POST /api/tasks/{id}/answer``,
+  ``POST /api/tasks/{id}/verify`` (the hash chain of its log: ``intact``, ``events``, ``broken_at``);
 - ``GET  /api/tasks/{id}/events``: server-sent events fed by WatchTask (``after`` or the
   ``Last-Event-ID`` header resume after a sequence number), then ``end``;
 - ``GET  /api/dead-letters``, ``GET /api/dead-letters/{id}``, ``POST /api/dead-letters/{id}/replay``,
@@ -153,6 +154,7 @@ class ConsoleApi:
             Route("/api/tasks/{task_id}/events", _answers(self.events), methods=["GET"]),
             Route("/api/tasks/{task_id}/cancel", _answers(self.cancel), methods=["POST"]),
             Route("/api/tasks/{task_id}/answer", _answers(self.answer), methods=["POST"]),
+            Route("/api/tasks/{task_id}/verify", _answers(self.verify), methods=["POST"]),
             Route("/api/dead-letters", _answers(self.dead_letters), methods=["GET"]),
             Route("/api/dead-letters/purge", _answers(self.purge), methods=["POST"]),
             Route("/api/dead-letters/{task_id}", _answers(self.dead_letter), methods=["GET"]),
@@ -220,6 +222,18 @@ class ConsoleApi:
         body = await _json_body(request)
         task = await self._client(request).answer(request.path_params["task_id"], _text_field(body, "text"))
         return JSONResponse({"task": as_json(task)})
+
+    async def verify(self, request: Request) -> Response:
+        await _json_body(request)
+        found = await self._client(request).verify(request.path_params["task_id"])
+        return JSONResponse(
+            {
+                "intact": found.intact,
+                "events": found.events,
+                "broken_at": found.broken_at,
+                "problem": found.problem,
+            }
+        )
 
     async def events(self, request: Request) -> Response:
         raw = request.query_params.get("after") or request.headers.get("last-event-id") or "0"

@@ -30,7 +30,7 @@ from hivemesh.mesh.errors import (
     ResourceExhausted,
     Unimplemented,
 )
-from hivemesh.tasks.log import TaskTerminal
+from hivemesh.tasks.log import TaskTerminal, Verification
 from hivemesh.tasks.ports import TaskBook
 from hivemesh.tasks.projection import is_terminal
 from hivemesh.tasks.queue import DeadLetter
@@ -281,6 +281,11 @@ class Gateway:
                 found.append(DeadTask(task, letter))
         token = _encode_cursor(page[-1].enqueued_at, page[-1].task_id) if len(letters) > size else ""
         return found, token
+
+    async def verify(self, caller: Caller, task_id: str) -> Verification:
+        """Check the hash chain of one of the caller's tasks."""
+        await self.get(caller, task_id)
+        return await self._tasks.verify(task_id)
 
     async def dead_letter(self, caller: Caller, task_id: str) -> DeadTask:
         task = await self.get(caller, task_id)

@@ -99,6 +99,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             )
         return pb.ContinueTaskResponse(task=task)
 
+    async def VerifyTask(self, request: pb.VerifyTaskRequest, context: Context) -> pb.VerifyTaskResponse:
+        async with self._caller(context) as caller:
+            found = await self._gateway.verify(caller, request.task_id)
+        return pb.VerifyTaskResponse(
+            intact=found.ok, events=found.events, broken_at=found.broken_at or 0, problem=found.problem
+        )
+
     async def ListDeadLetters(
         self, request: pb.ListDeadLettersRequest, context: Context
     ) -> pb.ListDeadLettersResponse:

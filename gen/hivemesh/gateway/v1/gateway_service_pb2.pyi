@@ -428,6 +428,62 @@ class ContinueTaskResponse(_message.Message):
 Global___ContinueTaskResponse: _TypeAlias = ContinueTaskResponse  # noqa: Y015
 
 @_typing.final
+class VerifyTaskRequest(_message.Message):
+    """VerifyTaskRequest names the task whose log to check."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyTaskRequest: _TypeAlias = VerifyTaskRequest  # noqa: Y015
+
+@_typing.final
+class VerifyTaskResponse(_message.Message):
+    """VerifyTaskResponse says whether the task's log is intact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTACT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    BROKEN_AT_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    intact: _builtins.bool
+    """True when every event links to the one before it and matches its stored hash."""
+    events: _builtins.int
+    """How many events the log holds."""
+    broken_at: _builtins.int
+    """Sequence number of the first broken link; zero when intact."""
+    problem: _builtins.str
+    """What is wrong with that event; empty when intact."""
+    def __init__(
+        self,
+        *,
+        intact: _builtins.bool = ...,
+        events: _builtins.int = ...,
+        broken_at: _builtins.int = ...,
+        problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broken_at", b"broken_at", "events", b"events", "intact", b"intact", "problem", b"problem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyTaskResponse: _TypeAlias = VerifyTaskResponse  # noqa: Y015
+
+@_typing.final
 class DeadLetter(_message.Message):
     """DeadLetter is a task that failed on its last allowed attempt."""
 

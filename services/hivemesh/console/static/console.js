@@ -334,6 +334,7 @@ function taskView(view, taskId) {
     if (!TERMINAL.has(task.state)) {
       actions.append(el("button", { type: "button", id: "cancel-task", class: "danger", onclick: cancel }, "Cancel task"));
     }
+    actions.append(el("button", { type: "button", id: "verify-task", onclick: verify }, "Verify hash chain"));
     if (task.state === "TASK_STATE_INPUT_REQUIRED") {
       const form = el("form", { class: "inline", id: "answer-form" },
         el("input", { type: "text", name: "text", class: "wide", required: true, placeholder: "your answer" }),
@@ -349,6 +350,22 @@ function taskView(view, taskId) {
         }
       });
       actions.append(form);
+    }
+  }
+
+  async function verify() {
+    verdict.textContent = "checking…";
+    verdict.className = "";
+    try {
+      const found = await post(`tasks/${taskId}/verify`, {});
+      verdict.textContent = found.intact
+        ? `hash chain intact (${found.events} events)`
+        : `broken at event ${found.broken_at}: ${found.problem}`;
+      verdict.className = found.intact ? "ok-text" : "bad-text";
+      verdict.dataset.intact = String(found.intact);
+    } catch (error) {
+      verdict.textContent = "";
+      flash(explain(error));
     }
   }
 
