@@ -67,7 +67,8 @@ async def _serve(
         # After the gateway, which its doors call.
         servers.append(
             EdgeServer(
-                Edge(settings, edge),
+                # The services of this process, if any, feed the console's service map.
+                Edge(settings, edge, metrics=metrics if grpc_servers else None),
                 settings.server.host,
                 edge.port,
                 grace_s=settings.server.grace_period_s,

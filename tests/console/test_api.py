@@ -140,6 +140,31 @@ async def test_verify_names_the_first_altered_event(edge: ServedEdge, api: httpx
     assert (await api.post("/tasks/no-such-task/verify", json={})).status_code == 404
 
 
+async def test_the_service_map_reads_health_and_rpc_counters(api: httpx.AsyncClient) -> None:
+    await run(api, "what is 6 * 7?", "mapper")
+    health = (await api.get("/services")).json()["services"]
+    assert {h["service"]: (h["liveness"], h["readiness"]) for h in health} == dict.fromkeys(
+        ("gateway", "planner", "language", "memory", "tool"), ("serving", "serving")
+    )
+    figures = (await api.get("/metrics")).json()
+    assert figures["available"] is True
+    submitted = [
+        r
+        for r in figures["requests"]
+        if r["service"].endswith("GatewayService") and r["method"] == "SubmitTask"
+    ]
+    assert sum(r["count"] for r in submitted if r["code"] == "OK") >= 1
+    invoked = next(
+        d
+        for d in figures["durations"]
+        if d["service"].endswith("ToolService") and d["method"] == "InvokeTool"
+    )
+    bounds = [le for le, _ in invoked["buckets"]]
+    assert bounds[-1] is None
+    assert bounds[:-1] == sorted(bounds[:-1])
+    assert invoked["buckets"][-1][1] >= 1
+
+
 @pytest.mark.parametrize(
     ("query", "param"),
     [

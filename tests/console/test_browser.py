@@ -5,10 +5,12 @@ schemas; a dead letter is inspected, replayed and purged with a confirmation."""
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -105,6 +107,24 @@ async def test_a_task_runs_appears_and_finishes_with_its_timeline(
     calculator = page.locator('section[data-tool="calculator"]')
     await expect(calculator.locator("pre").first).to_contain_text('"expression"')
     await page.screenshot(path=screenshots / "tools.png", full_page=True)
+
+    # The service map: every service healthy, and the calls of a task run while it is shown.
+    await page.click("header nav a[data-nav=services]")
+    for service in ("gateway", "planner", "language", "memory", "tool"):
+        await expect(page.locator(f'#service-map g.node[data-service="{service}"]')).to_have_attribute(
+            "data-health", "serving"
+        )
+    await expect(page.locator("#map-note")).to_contain_text("over the last")
+    async with httpx.AsyncClient(base_url=f"{edge.url}/console/api", timeout=30) as api:
+        made = await api.post("/tasks", json={"text": "convert 5 miles to km"})
+        await api.get(f"/tasks/{made.json()['task']['task_id']}/events")
+    to_tool = page.locator('#service-map g.edge[data-edge="planner-tool"]')
+    await expect(to_tool).to_have_class(re.compile(r"\bok\b"))
+    await expect(to_tool).to_contain_text(re.compile(r"[0-9.]+/s · 0\.0% err · p99 [0-9.]+ ms"))
+    await expect(page.locator('#service-map g.edge[data-edge="clients-gateway"]')).to_have_class(
+        re.compile(r"\bok\b")
+    )
+    await page.screenshot(path=screenshots / "services.png", full_page=True)
     await page.close()
 
 
@@ -156,6 +176,16 @@ async def test_a_dead_letter_is_inspected_replayed_and_purged(
     await expect(replayed).to_have_count(1)
     attempts = await page.locator("#timeline tr[data-kind=failed] td:nth-child(3)").all_inner_texts()
     assert attempts == ["1", "2"]
+
+    # The service map shows the tool service down.
+    await page.click("header nav a[data-nav=services]")
+    await expect(page.locator('#service-map g.node[data-service="tool"]')).to_have_attribute(
+        "data-health", "down"
+    )
+    await expect(page.locator('#service-map g.node[data-service="gateway"]')).to_have_attribute(
+        "data-health", "serving"
+    )
+    await expect(page.locator('#service-rows tr[data-service="tool"]')).to_contain_text("unreachable")
 
     await page.click("header nav a[data-nav=dead-letters]")
     await expect(letter).to_have_count(1)

@@ -27,9 +27,16 @@ async def serve_edge(
     """The mesh (``services`` of it) and the edge; the gateway's authentication follows HIVEMESH_AUTH."""
     mesh = await start_mesh(settings, services)
     config = config or EdgeConfig(port=0, gateway_patience_s=0.5)
-    edge = EdgeServer(
-        Edge(settings, config, gateway_address=mesh.address("gateway")), "127.0.0.1", 0, grace_s=1.0
+    # Where each service really listens (those of the mesh on ports picked at start).
+    addresses = {s: mesh.address(s) if s in mesh.servers else settings.addresses[s] for s in SERVICES}
+    front = Edge(
+        settings,
+        config,
+        gateway_address=mesh.address("gateway"),
+        service_addresses=addresses,
+        metrics=mesh.metrics,
     )
+    edge = EdgeServer(front, "127.0.0.1", 0, grace_s=1.0)
     try:
         port = await edge.start()
         try:

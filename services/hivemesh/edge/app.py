@@ -21,7 +21,7 @@ import importlib.util
 import logging
 import math
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -34,12 +34,14 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from hivemesh.console.app import CONSOLE_PATH, console_app
+from hivemesh.console.services import ServiceMap
 from hivemesh.edge.body import BodyLimit
 from hivemesh.edge.chat import ChatDoor, error_response
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.edge.errors import HttpError
 from hivemesh.edge.gateway import GatewayLink
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Serving
 
 _log = logging.getLogger(__name__)
@@ -72,9 +74,22 @@ class Health:
 class Edge:
     """The ASGI app of the edge (``app``) and what its server needs to know of it."""
 
-    def __init__(self, settings: Settings, config: EdgeConfig, *, gateway_address: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: EdgeConfig,
+        *,
+        gateway_address: str | None = None,
+        service_addresses: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        """``service_addresses``: where the console checks each service's health (the settings'
+        addresses by default); ``metrics``: the RPC counters of the services of this process, for
+        the console's service map (None when they run elsewhere)."""
         self.config = config
         self.gateway = GatewayLink(gateway_address or settings.addresses["gateway"], settings, config)
+        addresses = dict(service_addresses or settings.addresses)
+        self.services = ServiceMap(addresses, settings.tls, metrics)
         self.health = Health(self.gateway)
         chat = ChatDoor(self.gateway, config.model)
         routes: list[BaseRoute] = [
@@ -96,7 +111,7 @@ class Edge:
         if self.a2a:
             routes.append(Mount(A2A_PATH, app=self._a2a_door))
         routes.append(Route(CONSOLE_PATH, _to_console, methods=["GET"]))
-        routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway)))
+        routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway, self.services)))
         middleware = [Middleware(BodyLimit, max_bytes=config.max_body_bytes)]
         if settings.server.host in _LOOPBACK:
             middleware.insert(
@@ -113,6 +128,7 @@ class Edge:
                 ):
                     yield
             finally:
+                await self.services.close()
                 await self.gateway.close()
 
         self.app = Starlette(

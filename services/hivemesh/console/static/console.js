@@ -573,6 +573,158 @@ function toolsView(view) {
   return () => {};
 }
 
+// ---- the service map ----
+
+const SVG = "http://www.w3.org/2000/svg";
+const WINDOW_S = 60;
+const MAP_REFRESH_MS = 2000;
+// Where each box sits on the map.
+const NODES = {
+  clients: { x: 90, y: 200, label: "clients" },
+  gateway: { x: 290, y: 200, label: "gateway" },
+  planner: { x: 500, y: 200, label: "planner" },
+  language: { x: 760, y: 70, label: "language" },
+  memory: { x: 760, y: 200, label: "memory" },
+  tool: { x: 760, y: 330, label: "tool" },
+};
+// The calls between services, each counted by the service that answers them (the methods listed,
+// or all of its service's). ToolService's figures include the gateway's own ListTools and
+// InvokeTool; the gateway hands tasks to the planner through the task queue, not an RPC.
+const EDGES = [
+  { from: "clients", to: "gateway", service: "hivemesh.gateway.v1.GatewayService" },
+  { from: "gateway", to: "planner", queue: true },
+  { from: "planner", to: "language", service: "hivemesh.language.v1.LanguageService", methods: ["Understand", "Generate"] },
+  { from: "memory", to: "language", service: "hivemesh.language.v1.LanguageService", methods: ["Embed"] },
+  { from: "planner", to: "memory", service: "hivemesh.memory.v1.MemoryService" },
+  { from: "planner", to: "tool", service: "hivemesh.tool.v1.ToolService" },
+];
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+// Requests/s, error share and p99 (seconds) of the calls an edge counts, between two snapshots.
+function edgeFigures(edge, first, last) {
+  const picks = (row) => row.service === edge.service && (!edge.methods || edge.methods.includes(row.method));
+  const key = (row) => `${row.service}/${row.method}/${row.code || ""}`;
+  const before = new Map(first.requests.filter(picks).map((r) => [key(r), r.count]));
+  let total = 0;
+  let errors = 0;
+  for (const row of last.requests.filter(picks)) {
+    const delta = row.count - (before.get(key(row)) || 0);
+    total += delta;
+    if (row.code !== "OK") errors += delta;
+  }
+  const earlier = new Map(first.durations.filter(picks).map((d) => [`${d.service}/${d.method}`, d.buckets]));
+  const merged = new Map();
+  for (const row of last.durations.filter(picks)) {
+    const old = earlier.get(`${row.service}/${row.method}`) || [];
+    row.buckets.forEach(([le, count], i) => {
+      const bound = le === null ? Infinity : le;
+      merged.set(bound, (merged.get(bound) || 0) + count - (old[i] ? old[i][1] : 0));
+    });
+  }
+  const bounds = [...merged.keys()].sort((a, b) => a - b);
+  const observed = bounds.length ? merged.get(Infinity) || merged.get(bounds[bounds.length - 1]) : 0;
+  let p99 = null;
+  if (observed > 0) {
+    const target = observed * 0.99;
+    let lower = 0;
+    let below = 0;
+    for (const bound of bounds) {
+      const count = merged.get(bound);
+      if (count >= target) {
+        // Linear within the bucket; the last (unbounded) bucket answers its lower bound.
+        p99 = bound === Infinity ? lower : lower + (bound - lower) * ((target - below) / Math.max(count - below, 1e-9));
+        break;
+      }
+      lower = bound;
+      below = count;
+    }
+  }
+  const seconds = Math.max(last.time - first.time, 1e-9);
+  return { rate: total / seconds, errors: total ? errors / total : 0, p99, total };
+}
+
+function servicesView(view) {
+  const snapshots = [];
+  const map = svg("svg", { viewBox: "0 0 900 400", class: "service-map", id: "service-map", role: "img" });
+  const note = el("p", { class: "muted", id: "map-note" });
+  const rows = el("tbody", { id: "service-rows" });
+  view.append(
+    el("h1", {}, "Services"),
+    el("section", { class: "panel" }, map, note),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Service", "Address", "Liveness", "Readiness"].map((h) => el("th", {}, h)))), rows));
+
+  function draw(health) {
+    const status = new Map(health.map((h) => [h.service, h]));
+    const first = snapshots[0];
+    const last = snapshots[snapshots.length - 1];
+    map.replaceChildren(svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto-start-reverse" }, svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow" }))));
+    for (const edge of EDGES) {
+      const a = NODES[edge.from];
+      const b = NODES[edge.to];
+      const dx = b.x - a.x;
+      const dy = b.y - a.y;
+      const length = Math.hypot(dx, dy);
+      const [ux, uy] = [dx / length, dy / length];
+      const start = [a.x + ux * 62, a.y + uy * 30];
+      const end = [b.x - ux * 62, b.y - uy * 30];
+      let label = "task queue";
+      let state = "quiet";
+      if (!edge.queue) {
+        if (first && last && last.available && first !== last) {
+          const f = edgeFigures(edge, first, last);
+          label = `${f.rate.toFixed(1)}/s · ${(f.errors * 100).toFixed(1)}% err · p99 ${f.p99 === null ? "–" : `${(f.p99 * 1000).toFixed(f.p99 < 0.01 ? 1 : 0)} ms`}`;
+          state = f.total === 0 ? "quiet" : f.errors > 0.05 ? "bad" : "ok";
+        } else {
+          label = last && !last.available ? "no figures here" : "measuring…";
+        }
+      }
+      const group = svg("g", { class: `edge ${state}${edge.queue ? " queue" : ""}`, "data-edge": `${edge.from}-${edge.to}` },
+        svg("line", { x1: start[0], y1: start[1], x2: end[0], y2: end[1], "marker-end": "url(#arrow)" }),
+        svg("text", { x: (start[0] + end[0]) / 2, y: (start[1] + end[1]) / 2 - 8, "text-anchor": "middle" }, label));
+      map.append(group);
+    }
+    for (const [name, node] of Object.entries(NODES)) {
+      const found = status.get(name);
+      const health = name === "clients" ? "none" : found ? (found.readiness === "serving" ? "serving" : found.liveness === "serving" ? "degraded" : "down") : "unknown";
+      map.append(svg("g", { class: `node ${health}`, "data-service": name, "data-health": health },
+        svg("rect", { x: node.x - 60, y: node.y - 28, width: 120, height: 56, rx: 8 }),
+        svg("text", { x: node.x, y: node.y - 3, "text-anchor": "middle", class: "name" }, node.label),
+        svg("text", { x: node.x, y: node.y + 15, "text-anchor": "middle", class: "sub" }, name === "clients" ? "CLI, SDKs, edge" : health)));
+    }
+    rows.replaceChildren(...health.map((h) => el("tr", { "data-service": h.service },
+      el("td", {}, h.service), el("td", { class: "mono" }, h.address),
+      el("td", { class: h.liveness === "serving" ? "ok-text" : "bad-text" }, h.liveness),
+      el("td", { class: h.readiness === "serving" ? "ok-text" : "bad-text" }, h.readiness))));
+    if (last && !last.available) {
+      note.textContent = "The services run in other processes: their figures are on their own /metrics (HIVEMESH_METRICS_PORT).";
+    } else if (first && last && first !== last) {
+      note.textContent = `Each call counted by the service that answers it, over the last ${Math.round(last.time - first.time)} s. The planner takes tasks from the queue; ToolService's figures include the gateway's ListTools and InvokeTool.`;
+    } else {
+      note.textContent = "Measuring: figures appear after the next refresh.";
+    }
+  }
+
+  async function refresh() {
+    try {
+      const [health, metrics] = await Promise.all([api("services"), api("metrics")]);
+      snapshots.push(metrics);
+      while (snapshots.length > 2 && metrics.time - snapshots[1].time >= WINDOW_S) snapshots.shift();
+      draw(health.services);
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+  refresh();
+  const timer = setInterval(refresh, MAP_REFRESH_MS);
+  return () => clearInterval(timer);
+}
+
 // ---- routing ----
 
 function route() {
@@ -590,6 +742,7 @@ function route() {
   if (parts[0] === "tasks" && parts[1]) stopView = taskView(view, parts[1]);
   else if (parts[0] === "dead-letters") stopView = deadLettersView(view);
   else if (parts[0] === "tools") stopView = toolsView(view);
+  else if (parts[0] === "services") stopView = servicesView(view);
   else stopView = tasksView(view, query);
 }
 
