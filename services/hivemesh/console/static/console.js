@@ -580,16 +580,18 @@ const WINDOW_S = 60;
 const MAP_REFRESH_MS = 2000;
 // Where each box sits on the map.
 const NODES = {
-  clients: { x: 90, y: 200, label: "clients" },
-  gateway: { x: 290, y: 200, label: "gateway" },
-  planner: { x: 500, y: 200, label: "planner" },
-  language: { x: 760, y: 70, label: "language" },
-  memory: { x: 760, y: 200, label: "memory" },
-  tool: { x: 760, y: 330, label: "tool" },
+  clients: { x: 90, y: 210, label: "clients" },
+  gateway: { x: 360, y: 210, label: "gateway" },
+  planner: { x: 640, y: 210, label: "planner" },
+  language: { x: 980, y: 70, label: "language" },
+  memory: { x: 980, y: 210, label: "memory" },
+  tool: { x: 980, y: 350, label: "tool" },
 };
 // The calls between services, each counted by the service that answers them (the methods listed,
 // or all of its service's). ToolService's figures include the gateway's own ListTools and
-// InvokeTool; the gateway hands tasks to the planner through the task queue, not an RPC.
+// InvokeTool; the gateway hands tasks to the planner through the task queue, not an RPC. Streams
+// that last as long as a task (WatchTask, ExecuteTask) count as requests but not in the p99.
+const STREAMS = ["WatchTask", "ExecuteTask"];
 const EDGES = [
   { from: "clients", to: "gateway", service: "hivemesh.gateway.v1.GatewayService" },
   { from: "gateway", to: "planner", queue: true },
@@ -620,7 +622,7 @@ function edgeFigures(edge, first, last) {
   }
   const earlier = new Map(first.durations.filter(picks).map((d) => [`${d.service}/${d.method}`, d.buckets]));
   const merged = new Map();
-  for (const row of last.durations.filter(picks)) {
+  for (const row of last.durations.filter((d) => picks(d) && !STREAMS.includes(d.method))) {
     const old = earlier.get(`${row.service}/${row.method}`) || [];
     row.buckets.forEach(([le, count], i) => {
       const bound = le === null ? Infinity : le;
@@ -651,7 +653,7 @@ function edgeFigures(edge, first, last) {
 
 function servicesView(view) {
   const snapshots = [];
-  const map = svg("svg", { viewBox: "0 0 900 400", class: "service-map", id: "service-map", role: "img" });
+  const map = svg("svg", { viewBox: "0 0 1080 420", class: "service-map", id: "service-map", role: "img" });
   const note = el("p", { class: "muted", id: "map-note" });
   const rows = el("tbody", { id: "service-rows" });
   view.append(
@@ -673,20 +675,22 @@ function servicesView(view) {
       const [ux, uy] = [dx / length, dy / length];
       const start = [a.x + ux * 62, a.y + uy * 30];
       const end = [b.x - ux * 62, b.y - uy * 30];
-      let label = "task queue";
+      let label = ["task queue", ""];
       let state = "quiet";
       if (!edge.queue) {
         if (first && last && last.available && first !== last) {
           const f = edgeFigures(edge, first, last);
-          label = `${f.rate.toFixed(1)}/s · ${(f.errors * 100).toFixed(1)}% err · p99 ${f.p99 === null ? "–" : `${(f.p99 * 1000).toFixed(f.p99 < 0.01 ? 1 : 0)} ms`}`;
+          label = [`${f.rate.toFixed(1)}/s · ${(f.errors * 100).toFixed(1)}% err`, `p99 ${f.p99 === null ? "–" : `${(f.p99 * 1000).toFixed(f.p99 < 0.01 ? 1 : 0)} ms`}`];
           state = f.total === 0 ? "quiet" : f.errors > 0.05 ? "bad" : "ok";
         } else {
-          label = last && !last.available ? "no figures here" : "measuring…";
+          label = [last && !last.available ? "no figures here" : "measuring…", ""];
         }
       }
       const group = svg("g", { class: `edge ${state}${edge.queue ? " queue" : ""}`, "data-edge": `${edge.from}-${edge.to}` },
         svg("line", { x1: start[0], y1: start[1], x2: end[0], y2: end[1], "marker-end": "url(#arrow)" }),
-        svg("text", { x: (start[0] + end[0]) / 2, y: (start[1] + end[1]) / 2 - 8, "text-anchor": "middle" }, label));
+        svg("text", { x: (start[0] + end[0]) / 2, y: (start[1] + end[1]) / 2 - 20, "text-anchor": "middle" },
+          svg("tspan", { x: (start[0] + end[0]) / 2, dy: "0" }, label[0]),
+          svg("tspan", { x: (start[0] + end[0]) / 2, dy: "14" }, label[1])));
       map.append(group);
     }
     for (const [name, node] of Object.entries(NODES)) {
@@ -704,7 +708,7 @@ function servicesView(view) {
     if (last && !last.available) {
       note.textContent = "The services run in other processes: their figures are on their own /metrics (HIVEMESH_METRICS_PORT).";
     } else if (first && last && first !== last) {
-      note.textContent = `Each call counted by the service that answers it, over the last ${Math.round(last.time - first.time)} s. The planner takes tasks from the queue; ToolService's figures include the gateway's ListTools and InvokeTool.`;
+      note.textContent = `Each call counted by the service that answers it, over the last ${Math.round(last.time - first.time)} s. The planner takes tasks from the queue; ToolService's figures include the gateway's ListTools and InvokeTool; the p99 leaves out WatchTask and ExecuteTask, which last as long as their task.`;
     } else {
       note.textContent = "Measuring: figures appear after the next refresh.";
     }
