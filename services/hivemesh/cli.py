@@ -74,6 +74,7 @@ async def _serve(
                 grace_s=settings.server.grace_period_s,
                 shutdown_delay_s=settings.server.shutdown_delay_s,
                 local_gateway=next((s for s in grpc_servers if s.app.name == "gateway"), None),
+                local_services={s.app.name: s for s in grpc_servers},
             )
         )
     if settings.metrics_port is not None:

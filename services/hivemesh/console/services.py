@@ -42,6 +42,12 @@ class ServiceMap:
         self._metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
 
+    def listening_on(self, service: str, port: int) -> None:
+        """``service`` listens on ``port`` of its configured host (a server of this process, which
+        may have bound port 0)."""
+        host = self._addresses.get(service, "127.0.0.1:0").rsplit(":", 1)[0]
+        self._addresses[service] = f"{host}:{port}"
+
     def _channel(self, address: str) -> grpc.aio.Channel:
         # One channel per address, opened on first use by the event loop that serves the console.
         if address not in self._channels:

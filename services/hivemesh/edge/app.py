@@ -219,11 +219,14 @@ class EdgeServer:
         grace_s: float,
         shutdown_delay_s: float = 0.0,
         local_gateway: Serving | None = None,
+        local_services: Mapping[str, Serving] | None = None,
     ) -> None:
         self._edge = edge
         # The gateway of this same process (hivemesh up), started before the edge: its port is
-        # known only then (it may have been 0).
+        # known only then (it may have been 0). The same holds for the services whose health the
+        # console shows.
         self._local_gateway = local_gateway
+        self._local_services = dict(local_services or {})
         self._host = host
         self.port = port
         self._grace = grace_s
@@ -245,6 +248,8 @@ class EdgeServer:
         if self._local_gateway is not None:
             gateway = self._edge.gateway
             gateway.address = f"{gateway.address.rsplit(':', 1)[0]}:{self._local_gateway.port}"
+        for name, server in self._local_services.items():
+            self._edge.services.listening_on(name, server.port)
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
