@@ -97,7 +97,7 @@ class Authenticator:
                     reason="API_KEY_REVOKED",
                     metadata={"key_id": found.key_id},
                 )
-            return Caller(tenant_id=found.tenant_id)
+            return Caller(tenant_id=found.tenant_id, read_only=found.read_only)
         authorization = metadata.get(AUTHORIZATION_HEADER, "").strip()
         if authorization:
             scheme, _, token = authorization.partition(" ")

@@ -46,9 +46,20 @@ TOOL_CALL_KEY_PREFIX = "call:"
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the tenant their credentials belong to (None when authentication is off)."""
+    """Who is calling: the tenant their credentials belong to (None when authentication is off),
+    and whether the credentials may only read (a viewer's API key)."""
 
     tenant_id: str | None
+    read_only: bool = False
+
+    def may_change(self, what: str) -> None:
+        """Refuse a read-only caller an RPC that changes something (``what`` says which)."""
+        if self.read_only:
+            raise PermissionDenied(
+                f"a viewer's credentials may only read; {what} needs an operator's",
+                reason="READ_ONLY_CREDENTIAL",
+                metadata={"action": what},
+            )
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,7 @@ class Gateway:
         return options
 
     async def submit(self, caller: Caller, new: NewTask) -> tuple[Task, bool]:
+        caller.may_change("submitting a task")
         for field in ("user_id", "session_id"):
             if not getattr(new.scope, field):
                 raise InvalidArgument.field(f"scope.{field}", "is required")
@@ -187,6 +199,7 @@ class Gateway:
         )
 
     async def cancel(self, caller: Caller, task_id: str, reason: str) -> Task:
+        caller.may_change("canceling a task")
         task = await self.get(caller, task_id)
         if is_terminal(task.state):
             return task
@@ -210,6 +223,7 @@ class Gateway:
         return self._tasks.follow(task.task_id, 0)
 
     async def continue_task(self, caller: Caller, task_id: str, request_id: str, text: str) -> Task:
+        caller.may_change("answering a task")
         task = await self.get(caller, task_id)
         if task.state != TaskState.TASK_STATE_INPUT_REQUIRED:
             raise FailedPrecondition(
@@ -247,6 +261,7 @@ class Gateway:
     async def invoke_tool(self, caller: Caller, run: ToolRun) -> tool.InvokeToolResponse:
         """Run one tool through ToolService as the caller's tenant and the scope's user; the request
         id is the call's idempotency key, so a repeat returns the first result."""
+        caller.may_change("running a tool")
         if not run.scope.user_id:
             raise InvalidArgument.field("scope.user_id", "is required")
         tools = self._tool_port()
@@ -302,10 +317,12 @@ class Gateway:
         """Return a dead letter to the queue, its history kept: the log gets a state change back to
         SUBMITTED (allowed after the FAILED end), then the queue entry is revived. Repeating a
         replay that stopped half-way finishes it; repeating a finished one changes nothing."""
+        caller.may_change("replaying a dead letter")
         task = await self.get(caller, task_id)
         return await self._tasks.replay(task_id, credential=self._credential(task)) or task
 
     async def purge(self, caller: Caller, task_id: str | None) -> int:
+        caller.may_change("purging dead letters")
         if task_id is not None:
             await self.get(caller, task_id)
         return await self._tasks.purge(task_id, tenant_id=caller.tenant_id)
