@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from hivemesh.common.v1.task_pb2 import TaskEvent
+from hivemesh.gateway.app import key_store
 from hivemesh.mesh.config import Settings
 from tests.edge.conftest import ServedEdge, serve_edge
 from tests.support import keys_for, make_settings
@@ -213,6 +214,12 @@ async def test_the_callers_credential_decides_what_the_console_shows(
 ) -> None:
     monkeypatch.setenv("HIVEMESH_AUTH", "required")
     acme, globex = await keys_for(settings, "acme", "globex")
+    store = key_store(settings)
+    await store.start()
+    try:
+        viewer = (await store.create("acme", role="viewer"))[1]
+    finally:
+        await store.stop(0)
     async with (
         serve_edge(settings) as edge,
         httpx.AsyncClient(base_url=f"{edge.url}/console/api", timeout=30) as api,
@@ -234,3 +241,15 @@ async def test_the_callers_credential_decides_what_the_console_shows(
         assert (await api.post(f"/tasks/{task_id}/verify", json={}, headers=as_acme)).json()["intact"] is True
         wrong = await api.get("/tasks", headers={"authorization": "Bearer hmk_nope_nope"})
         assert wrong.status_code == 401
+        # A viewer's key of the same tenant reads everything and changes nothing.
+        as_viewer = {"authorization": f"Bearer {viewer}"}
+        assert [t["task_id"] for t in (await api.get("/tasks", headers=as_viewer)).json()["tasks"]] == [
+            task_id
+        ]
+        assert (await api.post(f"/tasks/{task_id}/verify", json={}, headers=as_viewer)).json()[
+            "intact"
+        ] is True
+        refused = await api.post("/tasks", json={"text": "what is 2 + 2?"}, headers=as_viewer)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "read_only_credential")
+        purge = await api.post("/dead-letters/purge", json={"all": True}, headers=as_viewer)
+        assert purge.status_code == 403

@@ -322,3 +322,20 @@ async def test_keys_issued_before_roles_keep_acting_as_operators(settings: Setti
         await store.stop(0)
     assert found is not None
     assert (found.tenant_id, found.role, found.read_only) == ("acme", "operator", False)
+
+
+async def test_a_viewers_jwt_reads_and_changes_nothing(settings: Settings, issuer: Issuer) -> None:
+    async with serve_gateway(settings, config(issuer)) as gw:
+        operator = bearer(issuer.token("acme", role="operator"))
+        viewer = bearer(issuer.token("acme", algorithm="ES256", role="viewer"))
+        task = (await gw.stub.SubmitTask(submit(), metadata=operator)).task
+        listed: pb.ListTasksResponse = await gw.stub.ListTasks(pb.ListTasksRequest(), metadata=viewer)
+        assert [t.task_id for t in listed.tasks] == [task.task_id]
+        status = await rpc_error(
+            gw.stub.CancelTask(pb.CancelTaskRequest(task_id=task.task_id), metadata=viewer)
+        )
+        assert (status.code, status.reason) == (grpc.StatusCode.PERMISSION_DENIED, "READ_ONLY_CREDENTIAL")
+        status = await rpc_error(
+            gw.stub.ListTasks(pb.ListTasksRequest(), metadata=bearer(issuer.token("acme", role="admin")))
+        )
+        assert_unauthenticated(status, "ROLE_CLAIM_INVALID")
