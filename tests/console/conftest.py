@@ -4,8 +4,13 @@ real mesh. Browser downloads are not possible here: Playwright is pointed at the
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -47,3 +52,46 @@ async def edge(settings: Settings) -> AsyncIterator[ServedEdge]:
     """The whole mesh with the edge (and so the console) in front of it."""
     async with serve_edge(settings) as served:
         yield served
+
+
+@dataclass
+class Up:
+    """``hivemesh up`` in its own process: the console's address and what the command printed."""
+
+    url: str
+    output: Path
+    trace_file: Path
+
+
+@pytest.fixture
+def hivemesh_up(tmp_path: Path) -> Iterator[Up]:
+    """``hivemesh up`` as a user starts it, on free ports, writing its spans to a file."""
+    output = tmp_path / "up.log"
+    trace_file = tmp_path / "spans.jsonl"
+    env = {
+        **os.environ,
+        "HIVEMESH_DATA_DIR": str(tmp_path / "data"),
+        "HIVEMESH_METRICS_PORT": "off",
+        "HIVEMESH_EDGE_PORT": "0",
+        "HIVEMESH_TRACE_FILE": str(trace_file),
+        **{f"HIVEMESH_{s.upper()}_PORT": "0" for s in ("gateway", "planner", "language", "memory", "tool")},
+    }
+    env.pop("HIVEMESH_AUTH", None)
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hivemesh.cli", "up"], env=env, stderr=sink, stdout=sink
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while (found := re.search(r"edge serving HTTP on 127\.0\.0\.1:(\d+)", output.read_text())) is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"hivemesh up did not start:\n{output.read_text()}")
+            time.sleep(0.1)
+        yield Up(f"http://127.0.0.1:{found.group(1)}", output, trace_file)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -16,6 +16,7 @@ from playwright.async_api import Browser, Page, expect
 
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.mesh.config import Settings
+from tests.console.conftest import Up
 from tests.edge.conftest import ServedEdge, serve_edge
 from tests.support import make_settings
 
@@ -41,10 +42,12 @@ async def run_task(page: Page, text: str) -> str:
     return page.url.rsplit("/", 1)[1]
 
 
-async def test_a_task_runs_appears_and_finishes_with_its_timeline(
-    edge: ServedEdge, browser: Browser, screenshots: Path
+async def test_a_task_runs_appears_and_finishes_with_its_timeline_and_trace(
+    hivemesh_up: Up, browser: Browser, screenshots: Path
 ) -> None:
-    page = await open_page(browser, edge.url)
+    # hivemesh up says where the console is (it opens without credentials on loopback).
+    assert "console  on http://localhost:0/console/" in hivemesh_up.output.read_text()
+    page = await open_page(browser, hivemesh_up.url)
     task_id = await run_task(page, "what is 12 * (3 + 4)?")
     # Live: the page follows the task's events until it ends.
     await expect(page.locator("h1 .state")).to_have_attribute("data-state", "completed")
@@ -63,6 +66,18 @@ async def test_a_task_runs_appears_and_finishes_with_its_timeline(
     await expect(page.locator("#cancel-task")).to_have_count(0)
     await page.click("#verify-task")
     await expect(page.locator("#verify-result")).to_have_text(f"hash chain intact ({len(sequences)} events)")
+    # The trace, as a waterfall across the services (spans are written in batches: refresh until
+    # the task's calls are there).
+    trace = page.locator("#trace")
+    for _ in range(40):
+        if await trace.locator('.wf-row[data-service="tool"]').count():
+            break
+        await page.click("#load-trace")
+        await page.wait_for_timeout(250)
+    services = set(await trace.locator(".wf-row").evaluate_all("rows => rows.map(r => r.dataset.service)"))
+    assert {"gateway", "language", "memory", "tool"} <= services
+    await expect(trace.locator('.wf-row[data-span="task.run"]')).to_have_count(1)
+    assert await trace.locator('.wf-row[data-status="ERROR"]').count() == 0
     await page.screenshot(path=screenshots / "task.png", full_page=True)
 
     # A question, answered from the page.
@@ -115,7 +130,7 @@ async def test_a_task_runs_appears_and_finishes_with_its_timeline(
             "data-health", "serving"
         )
     await expect(page.locator("#map-note")).to_contain_text("over the last")
-    async with httpx.AsyncClient(base_url=f"{edge.url}/console/api", timeout=30) as api:
+    async with httpx.AsyncClient(base_url=f"{hivemesh_up.url}/console/api", timeout=30) as api:
         made = await api.post("/tasks", json={"text": "convert 5 miles to km"})
         await api.get(f"/tasks/{made.json()['task']['task_id']}/events")
     to_tool = page.locator('#service-map g.edge[data-edge="planner-tool"]')

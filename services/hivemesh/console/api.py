@@ -13,6 +13,8 @@ authentication), never the console's. Nothing is kept between requests.
   ``Last-Event-ID`` header resume after a sequence number), then ``end``;
 - ``GET  /api/dead-letters``, ``GET /api/dead-letters/{id}``, ``POST /api/dead-letters/{id}/replay``,
   ``POST /api/dead-letters/purge`` (``task_id``, or ``all``: true);
+- ``GET  /api/tasks/{id}/trace``: the spans of the task's trace, read back from
+  ``HIVEMESH_TRACE_FILE`` (traces.py);
 - ``GET  /api/tools``: the catalogue with its JSON Schemas.
 
 Errors are ``{"error": {"message", "type", "param", "code"}}`` with the gateway's status mapped to
@@ -40,6 +42,7 @@ from starlette.routing import Route
 
 from hivemesh.client import HivemeshClient
 from hivemesh.common.v1.task_pb2 import TaskState
+from hivemesh.console.traces import SpanFile
 from hivemesh.edge.callers import caller_from_headers
 from hivemesh.edge.errors import HttpError, bad_request, from_rpc_error
 from hivemesh.edge.gateway import GatewayLink
@@ -141,10 +144,12 @@ def _text_field(body: Mapping[str, Any], name: str, *, required: bool = True, de
 
 
 class ConsoleApi:
-    """The routes of the console's API, calling the gateway through the edge's one channel."""
+    """The routes of the console's API, calling the gateway through the edge's one channel;
+    ``spans``: where finished spans are written (None when they are not written to a file)."""
 
-    def __init__(self, gateway: GatewayLink) -> None:
+    def __init__(self, gateway: GatewayLink, spans: SpanFile | None = None) -> None:
         self._gateway = gateway
+        self._spans = spans
 
     def routes(self) -> list[Route]:
         return [
@@ -155,6 +160,7 @@ class ConsoleApi:
             Route("/api/tasks/{task_id}/cancel", _answers(self.cancel), methods=["POST"]),
             Route("/api/tasks/{task_id}/answer", _answers(self.answer), methods=["POST"]),
             Route("/api/tasks/{task_id}/verify", _answers(self.verify), methods=["POST"]),
+            Route("/api/tasks/{task_id}/trace", _answers(self.trace), methods=["GET"]),
             Route("/api/dead-letters", _answers(self.dead_letters), methods=["GET"]),
             Route("/api/dead-letters/purge", _answers(self.purge), methods=["POST"]),
             Route("/api/dead-letters/{task_id}", _answers(self.dead_letter), methods=["GET"]),
@@ -232,6 +238,28 @@ class ConsoleApi:
                 "events": found.events,
                 "broken_at": found.broken_at,
                 "problem": found.problem,
+            }
+        )
+
+    async def trace(self, request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        # The gateway says whether the caller may see the task at all; then its spans are read.
+        await self._client(request).get(task_id)
+        if self._spans is None:
+            return JSONResponse(
+                {
+                    "available": False,
+                    "spans": [],
+                    "reason": "spans are not written to a file (HIVEMESH_TRACE_FILE)",
+                }
+            )
+        found = await self._spans.trace_of(task_id)
+        return JSONResponse(
+            {
+                "available": True,
+                "spans": found.spans,
+                "read_bytes": found.read_bytes,
+                "whole_file": found.whole_file,
             }
         )
 

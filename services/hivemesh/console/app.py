@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hivemesh.console.api import ConsoleApi
 from hivemesh.console.services import ServiceMap
+from hivemesh.console.traces import SpanFile
 from hivemesh.edge.gateway import GatewayLink
 
 # Where the edge mounts the console.
@@ -63,11 +64,11 @@ async def _page(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
 
-def console_app(gateway: GatewayLink, services: ServiceMap) -> ASGIApp:
+def console_app(gateway: GatewayLink, services: ServiceMap, spans: SpanFile | None = None) -> ASGIApp:
     """The console's ASGI app (its page, its files and its API), to mount at ``CONSOLE_PATH``."""
     routes: list[BaseRoute] = [
         Route("/", _page, methods=["GET"]),
-        *ConsoleApi(gateway).routes(),
+        *ConsoleApi(gateway, spans).routes(),
         Route("/api/services", services.health, methods=["GET"]),
         Route("/api/metrics", services.metrics, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

@@ -35,6 +35,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from hivemesh.console.app import CONSOLE_PATH, console_app
 from hivemesh.console.services import ServiceMap
+from hivemesh.console.traces import SpanFile
 from hivemesh.edge.body import BodyLimit
 from hivemesh.edge.chat import ChatDoor, error_response
 from hivemesh.edge.config import EdgeConfig
@@ -111,7 +112,8 @@ class Edge:
         if self.a2a:
             routes.append(Mount(A2A_PATH, app=self._a2a_door))
         routes.append(Route(CONSOLE_PATH, _to_console, methods=["GET"]))
-        routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway, self.services)))
+        spans = None if settings.trace_file is None else SpanFile(settings.trace_file)
+        routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway, self.services, spans)))
         middleware = [Middleware(BodyLimit, max_bytes=config.max_body_bytes)]
         if settings.server.host in _LOOPBACK:
             middleware.insert(

@@ -298,11 +298,14 @@ function taskView(view, taskId) {
   const verdict = el("span", { id: "verify-result" });
   const live = el("span", { class: "live", id: "live" });
   const rows = el("tbody", { id: "timeline" });
+  const waterfall = el("section", { class: "panel waterfall", id: "trace" }, el("p", { class: "muted" }, "The trace appears when the task has ended."));
   view.append(
     el("p", {}, el("a", { href: "#/tasks" }, "← Tasks")),
     header,
     el("section", { class: "panel" }, facts),
     el("section", { class: "panel" }, el("h2", {}, "Answer"), answer, el("div", { class: "actions spaced" }, actions, verdict)),
+    el("h2", {}, "Trace ", el("button", { type: "button", id: "load-trace", onclick: () => loadTrace() }, "Refresh")),
+    waterfall,
     el("h2", {}, "Timeline ", live),
     el("table", {}, el("thead", {}, el("tr", {}, ["#", "Time", "Attempt", "Event", "Detail"].map((h) => el("th", {}, h)))), rows));
 
@@ -324,7 +327,10 @@ function taskView(view, taskId) {
     ];
     facts.replaceChildren(...items.filter(([, v]) => v !== "" && v !== undefined).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
     // The actions are rebuilt only when the state changes, so an answer being typed is kept.
-    if (actionsState !== task.state) showActions();
+    if (actionsState !== task.state) {
+      showActions();
+      if (TERMINAL.has(task.state)) loadTrace();
+    }
     showAnswer();
   }
 
@@ -403,6 +409,60 @@ function taskView(view, taskId) {
       el("td", { class: `kind ${kind}` }, kind.replace("_", " ")),
       el("td", {}, summary, detail ? details(kind, detail) : null)));
     showAnswer();
+  }
+
+  // The service a span belongs to: the one its RPC names (hivemesh.tool.v1.ToolService: tool),
+  // else the process's service.name.
+  function serviceOf(span) {
+    const rpc = (span.attributes || {})["rpc.service"];
+    const match = typeof rpc === "string" && rpc.match(/^hivemesh\.([a-z]+)\.v1\./);
+    return match ? match[1] : rpc || span.service || "";
+  }
+
+  // The task's trace as a waterfall: one bar per span, placed by its start and length.
+  async function loadTrace() {
+    try {
+      const found = await api(`tasks/${taskId}/trace`);
+      if (!found.available) {
+        waterfall.replaceChildren(el("p", { class: "muted" }, `No trace: ${found.reason}.`));
+        return;
+      }
+      if (!found.spans.length) {
+        waterfall.replaceChildren(el("p", { class: "muted" }, found.whole_file ? "No spans of this task yet." : "No spans of this task in the newest part of the trace file."));
+        return;
+      }
+      const start = Math.min(...found.spans.map((s) => Number(s.start_ns)));
+      const end = Math.max(...found.spans.map((s) => Number(s.end_ns || s.start_ns)));
+      const total = Math.max(end - start, 1);
+      const depth = new Map();
+      const byId = new Map(found.spans.map((s) => [s.span_id, s]));
+      const level = (span) => {
+        if (depth.has(span.span_id)) return depth.get(span.span_id);
+        const parent = span.parent_id && byId.get(span.parent_id);
+        const found = parent && parent !== span ? level(parent) + 1 : 0;
+        depth.set(span.span_id, found);
+        return found;
+      };
+      waterfall.replaceChildren(
+        el("div", { class: "wf-head muted" }, el("span", {}, "span"), el("span", {}, "service"), el("span", {}, `${(total / 1e6).toFixed(1)} ms in all`)),
+        ...found.spans.map((span) => {
+          const from = (Number(span.start_ns) - start) / total;
+          const length = (Number(span.end_ns || span.start_ns) - Number(span.start_ns)) / 1e6;
+          const bar = el("div", { class: `wf-bar ${span.status === "ERROR" ? "error" : ""}` });
+          bar.style.marginLeft = `${(from * 100).toFixed(2)}%`;
+          bar.style.width = `${Math.max(((length * 1e6) / total) * 100, 0.3).toFixed(2)}%`;
+          // "/hivemesh.tool.v1.ToolService/InvokeTool" reads "InvokeTool", a call made marked "→".
+          const short = span.name.replace(/^\/?[a-z.]+\.v1\.[A-Za-z]+\//, "") + (span.kind === "CLIENT" ? " →" : "");
+          const name = el("span", { class: "wf-name mono", title: `${span.name} (${span.kind})` }, short);
+          name.style.paddingLeft = `${level(span) * 12}px`;
+          const service = serviceOf(span);
+          return el("div", { class: "wf-row", "data-span": span.name, "data-service": service, "data-status": span.status },
+            name, el("span", { class: "wf-service" }, service),
+            el("div", { class: "wf-track" }, bar), el("span", { class: "wf-ms mono" }, `${length.toFixed(length < 10 ? 2 : 0)} ms`));
+        }));
+    } catch (error) {
+      flash(explain(error));
+    }
   }
 
   // Follows the task's events until it ends or asks a question. A call while it runs (an answer
