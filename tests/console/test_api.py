@@ -166,6 +166,14 @@ async def test_the_service_map_reads_health_and_rpc_counters(api: httpx.AsyncCli
     assert invoked["buckets"][-1][1] >= 1
 
 
+async def test_without_a_trace_file_a_task_has_no_trace(api: httpx.AsyncClient) -> None:
+    task_id = await run(api, "what is 1 + 1?", "tracer")
+    found = (await api.get(f"/tasks/{task_id}/trace")).json()
+    assert (found["available"], found["spans"]) == (False, [])
+    assert "HIVEMESH_TRACE_FILE" in found["reason"]
+    assert (await api.get("/tasks/no-such-task/trace")).status_code == 404
+
+
 @pytest.mark.parametrize(
     ("query", "param"),
     [
@@ -238,6 +246,7 @@ async def test_the_callers_credential_decides_what_the_console_shows(
         canceled = await api.post(f"/tasks/{task_id}/cancel", json={}, headers=as_globex)
         assert canceled.status_code == 404
         assert (await api.post(f"/tasks/{task_id}/verify", json={}, headers=as_globex)).status_code == 404
+        assert (await api.get(f"/tasks/{task_id}/trace", headers=as_globex)).status_code == 404
         assert (await api.post(f"/tasks/{task_id}/verify", json={}, headers=as_acme)).json()["intact"] is True
         wrong = await api.get("/tasks", headers={"authorization": "Bearer hmk_nope_nope"})
         assert wrong.status_code == 401
