@@ -24,13 +24,13 @@ def write_spans(path: Path) -> None:
                 "/hivemesh.gateway.v1.GatewayService/SubmitTask", kind=SpanKind.SERVER
             ),
             tracer.start_as_current_span("task.run", attributes={TASK_ATTRIBUTE: task_id}),
-        ):
-            with tracer.start_as_current_span(
+            tracer.start_as_current_span(
                 "/hivemesh.tool.v1.ToolService/InvokeTool",
                 kind=SpanKind.CLIENT,
                 attributes={"rpc.service": "hivemesh.tool.v1.ToolService"},
-            ):
-                pass
+            ),
+        ):
+            pass
     with tracer.start_as_current_span("/grpc.health.v1.Health/Check"):
         pass
     provider.shutdown()
