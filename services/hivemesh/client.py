@@ -280,6 +280,7 @@ class HivemeshClient:
         states: Iterable[TaskState.ValueType] = (),
         created_after: Timestamp | None = None,
         created_before: Timestamp | None = None,
+        tenant_id: str = "",
     ) -> tuple[list[Task], str]:
         response: pb.ListTasksResponse = await self._stub.ListTasks(
             pb.ListTasksRequest(
@@ -289,6 +290,7 @@ class HivemeshClient:
                 states=list(states),
                 created_after=created_after,
                 created_before=created_before,
+                tenant_id=tenant_id,
             ),
             timeout=self._timeout,
             metadata=self._metadata,

@@ -174,6 +174,17 @@ async def test_without_a_trace_file_a_task_has_no_trace(api: httpx.AsyncClient) 
     assert (await api.get("/tasks/no-such-task/trace")).status_code == 404
 
 
+async def test_without_authentication_any_tenant_is_listed_by_name(api: httpx.AsyncClient) -> None:
+    made = await api.post("/tasks", json={"text": "what is 7 + 7?", "user": "ten", "tenant": "globex"})
+    assert made.json()["task"]["scope"]["tenant_id"] == "globex"
+    theirs = (await api.get("/tasks", params={"tenant": "globex"})).json()["tasks"]
+    assert [t["task_id"] for t in theirs] == [made.json()["task"]["task_id"]]
+    ours = (await api.get("/tasks", params={"user": "ten"})).json()["tasks"]
+    assert ours == []
+    bad = await api.get("/tasks", params={"tenant": "no spaces"})
+    assert (bad.status_code, bad.json()["error"]["param"]) == (400, "tenant")
+
+
 @pytest.mark.parametrize(
     ("query", "param"),
     [
@@ -201,7 +212,7 @@ async def test_bad_changes_are_refused_with_the_reason(api: httpx.AsyncClient) -
     assert (empty.status_code, empty.json()["error"]["param"]) == (400, "text")
     bad_user = await api.post("/tasks", json={"text": "hi", "user": "no spaces allowed"})
     assert bad_user.status_code == 400
-    assert bad_user.json()["error"]["param"] == "scope.user_id"
+    assert bad_user.json()["error"]["param"] == "user"
     both = await api.post("/dead-letters/purge", json={"task_id": "t", "all": True})
     neither = await api.post("/dead-letters/purge", json={})
     assert both.status_code == neither.status_code == 400
@@ -241,6 +252,9 @@ async def test_the_callers_credential_decides_what_the_console_shows(
         listed = (await api.get("/tasks", headers=as_acme)).json()["tasks"]
         assert [(t["task_id"], t["scope"]["tenant_id"]) for t in listed] == [(task_id, "acme")]
         assert (await api.get("/tasks", headers=as_globex)).json()["tasks"] == []
+        # Naming another tenant than the credentials' is refused, not answered with nothing.
+        other = await api.get("/tasks", params={"tenant": "acme"}, headers=as_globex)
+        assert (other.status_code, other.json()["error"]["code"]) == (403, "tenant_mismatch")
         assert (await api.get(f"/tasks/{task_id}", headers=as_globex)).status_code == 404
         assert (await api.get(f"/tasks/{task_id}/events", headers=as_globex)).status_code == 404
         canceled = await api.post(f"/tasks/{task_id}/cancel", json={}, headers=as_globex)

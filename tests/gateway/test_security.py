@@ -166,6 +166,14 @@ async def test_another_tenants_task_is_not_found(settings: Settings, issuer: Iss
             pb.ListTasksRequest(), metadata=api_key(globex)
         )
         assert list(theirs.tasks) == []
+        named = await rpc_error(
+            gw.stub.ListTasks(pb.ListTasksRequest(tenant_id="acme"), metadata=api_key(globex))
+        )
+        assert (named.code, named.reason) == (grpc.StatusCode.PERMISSION_DENIED, "TENANT_MISMATCH")
+        own: pb.ListTasksResponse = await gw.stub.ListTasks(
+            pb.ListTasksRequest(tenant_id="acme"), metadata=api_key(acme)
+        )
+        assert [t.task_id for t in own.tasks] == [task_id]
         ours = await gw.stub.ListTasks(pb.ListTasksRequest(), metadata=api_key(acme))
         assert [t.task_id for t in ours.tasks] == [task_id]
         verified: pb.VerifyTaskResponse = await gw.stub.VerifyTask(

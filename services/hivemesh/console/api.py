@@ -3,10 +3,11 @@ credentials, so what a caller sees and may change is the gateway's decision (its
 authentication), never the console's. Nothing is kept between requests.
 
 - ``GET  /api/tasks``: the caller's tasks, newest first, filtered by ``state`` (comma-separated
-  names), ``user``, ``after`` / ``before`` (ISO 8601 creation times) and ``q`` (text the request
+  names), ``tenant`` (another tenant than the caller's only without authentication), ``user``,
+  ``after`` / ``before`` (ISO 8601 creation times) and ``q`` (text the request
   contains, case-insensitive: the console pages through the gateway's list until it has a page of
   matches or has read ``SCAN_LIMIT`` tasks, and hands back the token to read on from);
-- ``POST /api/tasks``: submit a task (``text``, ``user``, ``session``);
+- ``POST /api/tasks``: submit a task (``text``, ``user``, ``session``, ``tenant``);
 - ``GET  /api/tasks/{id}``, ``POST /api/tasks/{id}/cancel``, ``POST /api/tasks/{id}/answer``,
   ``POST /api/tasks/{id}/verify`` (the hash chain of its log: ``intact``, ``events``, ``broken_at``);
 - ``GET  /api/tasks/{id}/events``: server-sent events fed by WatchTask (``after`` or the
@@ -58,6 +59,14 @@ _STATES: Mapping[str, TaskState.ValueType] = {
     for value in TaskState.values()
     if value != TaskState.TASK_STATE_UNSPECIFIED
 }
+# Fields of the gateway's requests, as the console's parameters name them.
+_PARAMS: Mapping[str, str] = {
+    "tenant_id": "tenant",
+    "user_id": "user",
+    "scope.tenant_id": "tenant",
+    "scope.user_id": "user",
+    "scope.session_id": "session",
+}
 # Comment lines on an idle event stream so proxies do not close it while a task waits.
 _PING_S = 15
 Handler = Callable[[Request], Awaitable[Response]]
@@ -81,7 +90,7 @@ def _answers(handler: Handler) -> Handler:
         except HttpError as error:
             return _error(error)
         except grpc.aio.AioRpcError as error:
-            return _error(from_rpc_error(error))
+            return _error(from_rpc_error(error, _PARAMS))
 
     return answered
 
@@ -179,6 +188,7 @@ class ConsoleApi:
         after = _time(query["after"], "after") if query.get("after") else None
         before = _time(query["before"], "before") if query.get("before") else None
         user = query.get("user", "").strip()
+        tenant = query.get("tenant", "").strip()
         text = query.get("q", "").strip().casefold()
         token = query.get("page_token", "")
         client = self._client(request)
@@ -195,6 +205,7 @@ class ConsoleApi:
                 states=states,
                 created_after=after,
                 created_before=before,
+                tenant_id=tenant,
             )
             scanned += len(tasks)
             found.extend(as_json(t) for t in tasks if not text or text in t.input_text.casefold())
@@ -209,6 +220,7 @@ class ConsoleApi:
             _text_field(body, "text"),
             user_id=_text_field(body, "user", default=caller.user_id),
             session_id=_text_field(body, "session", default="console"),
+            tenant_id=_text_field(body, "tenant", required=False),
         )
         return JSONResponse(
             {"task": as_json(task), "existing": existing}, status_code=200 if existing else 201

@@ -104,14 +104,14 @@ class Gateway:
         # Submits admitted and not yet queued: ``backlog()`` does not count them yet.
         self._admitting = 0
 
-    def _tenant(self, caller: Caller, requested: str) -> str:
+    def _tenant(self, caller: Caller, requested: str, field: str = "scope.tenant_id") -> str:
         if caller.tenant_id is None:
             return requested or DEFAULT_TENANT
         if requested and requested != caller.tenant_id:
             raise PermissionDenied(
-                "scope.tenant_id does not match the tenant of the credentials",
+                f"{field} does not match the tenant of the credentials",
                 reason="TENANT_MISMATCH",
-                metadata={"field": "scope.tenant_id"},
+                metadata={"field": field},
             )
         return caller.tenant_id
 
@@ -186,8 +186,9 @@ class Gateway:
         created_before: float | None,
         page_size: int,
         page_token: str,
+        tenant_id: str = "",
     ) -> tuple[list[Task], str]:
-        tenant = caller.tenant_id if caller.tenant_id is not None else DEFAULT_TENANT
+        tenant = self._tenant(caller, tenant_id, "tenant_id")
         return await self._tasks.list_tasks(
             tenant,
             user_id=user_id,

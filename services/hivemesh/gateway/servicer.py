@@ -75,6 +75,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 created_before=_instant(request, "created_before"),
                 page_size=request.page_size,
                 page_token=request.page_token,
+                tenant_id=request.tenant_id,
             )
         return pb.ListTasksResponse(tasks=tasks, next_page_token=token)
 

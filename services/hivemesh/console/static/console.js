@@ -150,6 +150,7 @@ function tasksView(view, query) {
     state: query.get("state") || "",
     q: query.get("q") || "",
     user: query.get("user") || "",
+    tenant: query.get("tenant") || "",
     after: query.get("after") || "",
     before: query.get("before") || "",
   };
@@ -175,6 +176,7 @@ function tasksView(view, query) {
     el("label", {}, "State", stateSelect),
     el("label", {}, "Text", el("input", { type: "text", name: "q", value: filters.q, placeholder: "contains" })),
     el("label", {}, "User", el("input", { type: "text", name: "user", value: filters.user })),
+    el("label", {}, "Tenant", el("input", { type: "text", name: "tenant", value: filters.tenant, placeholder: "yours" })),
     el("label", {}, "Created after", el("input", { type: "datetime-local", name: "after", value: filters.after })),
     el("label", {}, "Created before", el("input", { type: "datetime-local", name: "before", value: filters.before })),
     el("button", { type: "submit" }, "Filter"));
@@ -193,7 +195,7 @@ function tasksView(view, query) {
     el("h1", {}, "Tasks"),
     el("section", { class: "panel" }, run),
     el("section", { class: "panel" }, filterForm),
-    el("table", {}, el("thead", {}, el("tr", {}, ["Task", "State", "User", "Session", "Created", "Request"].map((h) => el("th", {}, h)))), body),
+    el("table", {}, el("thead", {}, el("tr", {}, ["Task", "State", "Tenant", "User", "Session", "Created", "Request"].map((h) => el("th", {}, h)))), body),
     note, more);
 
   function params(token) {
@@ -201,6 +203,7 @@ function tasksView(view, query) {
     if (filters.state) found.set("state", filters.state);
     if (filters.q) found.set("q", filters.q);
     if (filters.user) found.set("user", filters.user);
+    if (filters.tenant) found.set("tenant", filters.tenant);
     if (filters.after) found.set("after", new Date(filters.after).toISOString());
     if (filters.before) found.set("before", new Date(filters.before).toISOString());
     if (token) found.set("page_token", token);
@@ -211,6 +214,7 @@ function tasksView(view, query) {
     return el("tr", { class: "clickable", "data-task-id": task.task_id, onclick: () => { location.hash = `#/tasks/${task.task_id}`; } },
       el("td", { class: "mono" }, el("a", { href: `#/tasks/${task.task_id}` }, task.task_id.slice(0, 12))),
       el("td", {}, stateBadge(task.state)),
+      el("td", {}, (task.scope || {}).tenant_id || ""),
       el("td", {}, (task.scope || {}).user_id || ""),
       el("td", {}, (task.scope || {}).session_id || ""),
       el("td", {}, when(task.create_time)),
