@@ -193,6 +193,8 @@ async def test_without_authentication_any_tenant_is_listed_by_name(api: httpx.As
         ({"before": "2026-13-01"}, "before"),
         ({"page_size": "0"}, "page_size"),
         ({"page_size": "many"}, "page_size"),
+        ({"page_token": "not-a-token"}, "page_token"),
+        ({"after": "0001-01-01T00:00:00+14:00"}, "after"),
     ],
 )
 async def test_a_bad_filter_is_a_400_naming_it(

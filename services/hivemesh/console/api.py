@@ -62,6 +62,8 @@ _STATES: Mapping[str, TaskState.ValueType] = {
 # Fields of the gateway's requests, as the console's parameters name them.
 _PARAMS: Mapping[str, str] = {
     "tenant_id": "tenant",
+    "created_after": "after",
+    "created_before": "before",
     "user_id": "user",
     "scope.tenant_id": "tenant",
     "scope.user_id": "user",
@@ -103,7 +105,10 @@ def _time(raw: str, param: str) -> Timestamp:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     stamp = Timestamp()
-    stamp.FromDatetime(moment)
+    try:
+        stamp.FromDatetime(moment)
+    except (OverflowError, ValueError):
+        raise bad_request(f"{param} is outside the times a task can have, got {raw!r}", param) from None
     return stamp
 
 
