@@ -19,6 +19,7 @@ from google.protobuf import json_format
 
 from hivemesh.client import AnswerJoiner, HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
+from hivemesh.console.app import CONSOLE_PATH
 from hivemesh.edge.app import Edge, EdgeServer, mcp_available
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.loadgen import Closed, Load, Open, Request, gateway_sender, run_load
@@ -66,12 +67,14 @@ async def _serve(
         # After the gateway, which its doors call.
         servers.append(
             EdgeServer(
-                Edge(settings, edge),
+                # The services of this process, if any, feed the console's service map.
+                Edge(settings, edge, metrics=metrics if grpc_servers else None),
                 settings.server.host,
                 edge.port,
                 grace_s=settings.server.grace_period_s,
                 shutdown_delay_s=settings.server.shutdown_delay_s,
                 local_gateway=next((s for s in grpc_servers if s.app.name == "gateway"), None),
+                local_services={s.app.name: s for s in grpc_servers},
             )
         )
     if settings.metrics_port is not None:
@@ -97,13 +100,19 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"hivemesh: {name:<8} on {settings.server.host}:{settings.ports[name]}", file=sys.stderr)
     if edge.port is not None:
         print(f"hivemesh: {'edge':<8} on {_edge_doors(settings.server.host, edge.port)}", file=sys.stderr)
+        console = f"{_edge_base(settings.server.host, edge.port)}{CONSOLE_PATH}/"
+        print(f"hivemesh: {'console':<8} on {console}  (open it in a browser)", file=sys.stderr)
     print('hivemesh: try  hivemesh run "what is 12 * (3 + 4)?"   (Ctrl-C stops the mesh)', file=sys.stderr)
     asyncio.run(_serve(SERVICES, settings, "hivemesh", edge))
     return 0
 
 
+def _edge_base(host: str, port: int) -> str:
+    return f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"  # noqa: S104 - comparison only
+
+
 def _edge_doors(host: str, port: int) -> str:
-    base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"  # noqa: S104 - comparison only
+    base = _edge_base(host, port)
     mcp = f"MCP {base}/mcp" if mcp_available() else "MCP off: pip install 'hivemesh[edge]'"
     return f"{base}  (OpenAI {base}/v1, {mcp})"
 

@@ -17,6 +17,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivemesh.common.v1.scope_pb2 import Scope
@@ -277,10 +278,19 @@ class HivemeshClient:
         page_token: str = "",
         user_id: str = "",
         states: Iterable[TaskState.ValueType] = (),
+        created_after: Timestamp | None = None,
+        created_before: Timestamp | None = None,
+        tenant_id: str = "",
     ) -> tuple[list[Task], str]:
         response: pb.ListTasksResponse = await self._stub.ListTasks(
             pb.ListTasksRequest(
-                page_size=page_size, page_token=page_token, user_id=user_id, states=list(states)
+                page_size=page_size,
+                page_token=page_token,
+                user_id=user_id,
+                states=list(states),
+                created_after=created_after,
+                created_before=created_before,
+                tenant_id=tenant_id,
             ),
             timeout=self._timeout,
             metadata=self._metadata,
@@ -303,6 +313,51 @@ class HivemeshClient:
             metadata=self._metadata,
         )
         return response.task
+
+    async def verify(self, task_id: str) -> pb.VerifyTaskResponse:
+        """Check the hash chain of a task's event log (the gateway's VerifyTask)."""
+        response: pb.VerifyTaskResponse = await self._stub.VerifyTask(
+            pb.VerifyTaskRequest(task_id=task_id), timeout=self._timeout, metadata=self._metadata
+        )
+        return response
+
+    async def dead_letters(
+        self, *, page_size: int = 50, page_token: str = ""
+    ) -> tuple[builtins.list[pb.DeadLetter], str]:
+        """One page of the caller's dead letters, oldest first, and the next page's token."""
+        response: pb.ListDeadLettersResponse = await self._stub.ListDeadLetters(
+            pb.ListDeadLettersRequest(page_size=page_size, page_token=page_token),
+            timeout=self._timeout,
+            metadata=self._metadata,
+        )
+        return list(response.dead_letters), response.next_page_token
+
+    async def dead_letter(self, task_id: str) -> pb.DeadLetter:
+        response: pb.GetDeadLetterResponse = await self._stub.GetDeadLetter(
+            pb.GetDeadLetterRequest(task_id=task_id), timeout=self._timeout, metadata=self._metadata
+        )
+        return response.dead_letter
+
+    async def replay_dead_letter(self, task_id: str, *, request_id: str | None = None) -> Task:
+        """Put a dead letter back on the queue; the task, SUBMITTED again."""
+        response: pb.ReplayDeadLetterResponse = await self._stub.ReplayDeadLetter(
+            pb.ReplayDeadLetterRequest(task_id=task_id, request_id=request_id or uuid.uuid4().hex),
+            timeout=self._timeout,
+            metadata=self._metadata,
+        )
+        return response.task
+
+    async def purge_dead_letters(self, task_id: str | None = None, *, request_id: str | None = None) -> int:
+        """Drop one dead letter (``task_id``), or all of the caller's (None); how many went."""
+        request = pb.PurgeDeadLettersRequest(request_id=request_id or uuid.uuid4().hex)
+        if task_id is None:
+            request.all = True
+        else:
+            request.task_id = task_id
+        response: pb.PurgeDeadLettersResponse = await self._stub.PurgeDeadLetters(
+            request, timeout=self._timeout, metadata=self._metadata
+        )
+        return response.purged_count
 
     async def list_tools(self) -> builtins.list[ToolSpec]:
         """Every tool the agent can use, with its JSON Schemas (all pages of ListTools)."""

@@ -56,8 +56,11 @@ class Issuer:
         expires_in_s: float = 300,
         key: Any = None,
         kid: str | None = None,
+        role: str | None = None,
     ) -> str:
         claims: dict[str, Any] = {"sub": "user-1", "exp": int(time.time() + expires_in_s), "iss": "test-idp"}
+        if role is not None:
+            claims["hivemesh_role"] = role
         if tenant is not None:
             claims["tenant_id"] = tenant
         signing = key if key is not None else (self.rsa_key if algorithm == "RS256" else self.ec_key)

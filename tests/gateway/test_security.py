@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivemesh.common.v1.scope_pb2 import Scope
+from hivemesh.common.v1.task_pb2 import TaskState
 from hivemesh.gateway.app import key_store
 from hivemesh.gateway.config import AuthMode, GatewayConfig
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
@@ -144,6 +148,7 @@ async def test_another_tenants_task_is_not_found(settings: Settings, issuer: Iss
             gw.stub.GetTask(pb.GetTaskRequest(task_id=task_id), metadata=api_key(globex)),
             gw.stub.CancelTask(pb.CancelTaskRequest(task_id=task_id), metadata=api_key(globex)),
             gw.stub.GetDeadLetter(pb.GetDeadLetterRequest(task_id=task_id), metadata=api_key(globex)),
+            gw.stub.VerifyTask(pb.VerifyTaskRequest(task_id=task_id), metadata=api_key(globex)),
             gw.stub.ReplayDeadLetter(
                 pb.ReplayDeadLetterRequest(task_id=task_id, request_id="r"), metadata=api_key(globex)
             ),
@@ -161,8 +166,23 @@ async def test_another_tenants_task_is_not_found(settings: Settings, issuer: Iss
             pb.ListTasksRequest(), metadata=api_key(globex)
         )
         assert list(theirs.tasks) == []
+        named = await rpc_error(
+            gw.stub.ListTasks(pb.ListTasksRequest(tenant_id="acme"), metadata=api_key(globex))
+        )
+        assert (named.code, named.reason) == (grpc.StatusCode.PERMISSION_DENIED, "TENANT_MISMATCH")
+        own: pb.ListTasksResponse = await gw.stub.ListTasks(
+            pb.ListTasksRequest(tenant_id="acme"), metadata=api_key(acme)
+        )
+        assert [t.task_id for t in own.tasks] == [task_id]
         ours = await gw.stub.ListTasks(pb.ListTasksRequest(), metadata=api_key(acme))
         assert [t.task_id for t in ours.tasks] == [task_id]
+        verified: pb.VerifyTaskResponse = await gw.stub.VerifyTask(
+            pb.VerifyTaskRequest(task_id=task_id), metadata=api_key(acme)
+        )
+        assert (verified.intact, verified.events, verified.broken_at) == (True, 1, 0)
+        status = await rpc_error(gw.stub.VerifyTask(pb.VerifyTaskRequest(), metadata=api_key(acme)))
+        assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert [f for f, _ in status.field_violations] == ["task_id"]
         # The owner still sees it, untouched by the other tenant's cancel.
         got: pb.GetTaskResponse = await gw.stub.GetTask(
             pb.GetTaskRequest(task_id=task_id), metadata=api_key(acme)
@@ -220,3 +240,110 @@ async def test_replicas_share_one_bucket_per_tenant_in_redis(
     limited = [r for r in results if r is not None]
     assert len(limited) == 4  # one budget of 6 across both replicas, not 6 each
     assert {r.reason for r in limited} == {"RATE_LIMITED"}
+
+
+async def viewer_key(settings: Settings, tenant: str) -> str:
+    store = key_store(settings)
+    await store.start()
+    try:
+        return (await store.create(tenant, name="dashboards", role="viewer"))[1]
+    finally:
+        await store.stop(0)
+
+
+async def test_a_viewers_key_reads_and_changes_nothing(settings: Settings, issuer: Issuer) -> None:
+    (acme,) = await keys_for(settings, "acme")
+    viewer = await viewer_key(settings, "acme")
+    async with serve_gateway(settings, config(issuer)) as gw:
+        task = (await gw.stub.SubmitTask(submit(), metadata=api_key(acme))).task
+        seen: pb.GetTaskResponse = await gw.stub.GetTask(
+            pb.GetTaskRequest(task_id=task.task_id), metadata=api_key(viewer)
+        )
+        assert seen.task.task_id == task.task_id
+        listed: pb.ListTasksResponse = await gw.stub.ListTasks(
+            pb.ListTasksRequest(), metadata=api_key(viewer)
+        )
+        assert [t.task_id for t in listed.tasks] == [task.task_id]
+        verified: pb.VerifyTaskResponse = await gw.stub.VerifyTask(
+            pb.VerifyTaskRequest(task_id=task.task_id), metadata=api_key(viewer)
+        )
+        assert verified.intact
+        await gw.stub.ListDeadLetters(pb.ListDeadLettersRequest(), metadata=api_key(viewer))
+        for call in (
+            gw.stub.SubmitTask(submit(), metadata=api_key(viewer)),
+            gw.stub.CancelTask(pb.CancelTaskRequest(task_id=task.task_id), metadata=api_key(viewer)),
+            gw.stub.ContinueTask(
+                pb.ContinueTaskRequest(task_id=task.task_id, request_id="a", text="km"),
+                metadata=api_key(viewer),
+            ),
+            gw.stub.ReplayDeadLetter(
+                pb.ReplayDeadLetterRequest(task_id=task.task_id, request_id="r"), metadata=api_key(viewer)
+            ),
+            gw.stub.PurgeDeadLetters(
+                pb.PurgeDeadLettersRequest(request_id="p", all=True), metadata=api_key(viewer)
+            ),
+            gw.stub.InvokeTool(
+                pb.InvokeToolRequest(request_id="c", tool_name="flip_coin", scope=Scope(user_id="ana")),
+                metadata=api_key(viewer),
+            ),
+        ):
+            status = await rpc_error(call)
+            assert status.code == grpc.StatusCode.PERMISSION_DENIED
+            assert status.reason == "READ_ONLY_CREDENTIAL"
+        # The operator's key still acts: nothing the viewer tried went through.
+        after: pb.GetTaskResponse = await gw.stub.GetTask(
+            pb.GetTaskRequest(task_id=task.task_id), metadata=api_key(acme)
+        )
+        assert after.task.state != TaskState.TASK_STATE_CANCELED
+        store = key_store(settings)
+        await store.start()
+        try:
+            roles = {k.name: k.role for k in await store.list("acme")}
+        finally:
+            await store.stop(0)
+        assert roles == {"acme test": "operator", "dashboards": "viewer"}
+
+
+async def test_keys_issued_before_roles_keep_acting_as_operators(settings: Settings) -> None:
+    # A key store as the first revision left it: no role column.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(settings.data_dir / "gateway.db")) as db, db:
+        db.executescript(
+            """
+            CREATE TABLE gateway_alembic_version (version_num VARCHAR(32) PRIMARY KEY);
+            INSERT INTO gateway_alembic_version VALUES ('0001');
+            CREATE TABLE gateway_api_keys (
+                key_id VARCHAR(32) PRIMARY KEY, tenant_id VARCHAR(128) NOT NULL, name VARCHAR(256) NOT NULL,
+                secret_sha256 VARCHAR(64) NOT NULL, create_time FLOAT NOT NULL, revoke_time FLOAT
+            );
+            """
+        )
+        db.execute(
+            "INSERT INTO gateway_api_keys VALUES ('k1', 'acme', 'old', ?, 1.0, NULL)",
+            (hashlib.sha256(b"secret").hexdigest(),),
+        )
+    store = key_store(settings)
+    await store.start()
+    try:
+        found = (await store.check("hmk_k1_secret")).key
+    finally:
+        await store.stop(0)
+    assert found is not None
+    assert (found.tenant_id, found.role, found.read_only) == ("acme", "operator", False)
+
+
+async def test_a_viewers_jwt_reads_and_changes_nothing(settings: Settings, issuer: Issuer) -> None:
+    async with serve_gateway(settings, config(issuer)) as gw:
+        operator = bearer(issuer.token("acme", role="operator"))
+        viewer = bearer(issuer.token("acme", algorithm="ES256", role="viewer"))
+        task = (await gw.stub.SubmitTask(submit(), metadata=operator)).task
+        listed: pb.ListTasksResponse = await gw.stub.ListTasks(pb.ListTasksRequest(), metadata=viewer)
+        assert [t.task_id for t in listed.tasks] == [task.task_id]
+        status = await rpc_error(
+            gw.stub.CancelTask(pb.CancelTaskRequest(task_id=task.task_id), metadata=viewer)
+        )
+        assert (status.code, status.reason) == (grpc.StatusCode.PERMISSION_DENIED, "READ_ONLY_CREDENTIAL")
+        status = await rpc_error(
+            gw.stub.ListTasks(pb.ListTasksRequest(), metadata=bearer(issuer.token("acme", role="admin")))
+        )
+        assert_unauthenticated(status, "ROLE_CLAIM_INVALID")

@@ -3,6 +3,7 @@
 
 - ``/v1/chat/completions``, ``/v1/models``: the OpenAI-compatible door (chat.py);
 - ``/mcp``: the MCP door over streamable HTTP (mcp_door.py; with ``hivemesh[edge]`` installed);
+- ``/console/``: the web console (hivemesh.console);
 - ``/healthz``: liveness (the process answers); ``/readyz``: readiness (the gateway answers its
   health check, and the edge is not shutting down).
 
@@ -20,7 +21,7 @@ import importlib.util
 import logging
 import math
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -29,15 +30,19 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from hivemesh.console.app import CONSOLE_PATH, console_app
+from hivemesh.console.services import ServiceMap
+from hivemesh.console.traces import SpanFile
 from hivemesh.edge.body import BodyLimit
 from hivemesh.edge.chat import ChatDoor, error_response
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.edge.errors import HttpError
 from hivemesh.edge.gateway import GatewayLink
 from hivemesh.mesh.config import Settings
+from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Serving
 
 _log = logging.getLogger(__name__)
@@ -70,9 +75,22 @@ class Health:
 class Edge:
     """The ASGI app of the edge (``app``) and what its server needs to know of it."""
 
-    def __init__(self, settings: Settings, config: EdgeConfig, *, gateway_address: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: EdgeConfig,
+        *,
+        gateway_address: str | None = None,
+        service_addresses: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        """``service_addresses``: where the console checks each service's health (the settings'
+        addresses by default); ``metrics``: the RPC counters of the services of this process, for
+        the console's service map (None when they run elsewhere)."""
         self.config = config
         self.gateway = GatewayLink(gateway_address or settings.addresses["gateway"], settings, config)
+        addresses = dict(service_addresses or settings.addresses)
+        self.services = ServiceMap(addresses, settings.tls, metrics)
         self.health = Health(self.gateway)
         chat = ChatDoor(self.gateway, config.model)
         routes: list[BaseRoute] = [
@@ -93,6 +111,9 @@ class Edge:
         self._a2a_app: Any = None
         if self.a2a:
             routes.append(Mount(A2A_PATH, app=self._a2a_door))
+        routes.append(Route(CONSOLE_PATH, _to_console, methods=["GET"]))
+        spans = None if settings.trace_file is None else SpanFile(settings.trace_file)
+        routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway, self.services, spans)))
         middleware = [Middleware(BodyLimit, max_bytes=config.max_body_bytes)]
         if settings.server.host in _LOOPBACK:
             middleware.insert(
@@ -109,6 +130,7 @@ class Edge:
                 ):
                     yield
             finally:
+                await self.services.close()
                 await self.gateway.close()
 
         self.app = Starlette(
@@ -139,6 +161,10 @@ class Edge:
             await JSONResponse({"status": "starting"}, status_code=503)(scope, receive, send)
             return
         await app(scope, receive, send)
+
+
+async def _to_console(request: Request) -> Response:
+    return RedirectResponse(f"{CONSOLE_PATH}/", status_code=308)
 
 
 def a2a_available() -> bool:
@@ -195,11 +221,14 @@ class EdgeServer:
         grace_s: float,
         shutdown_delay_s: float = 0.0,
         local_gateway: Serving | None = None,
+        local_services: Mapping[str, Serving] | None = None,
     ) -> None:
         self._edge = edge
         # The gateway of this same process (hivemesh up), started before the edge: its port is
-        # known only then (it may have been 0).
+        # known only then (it may have been 0). The same holds for the services whose health the
+        # console shows.
         self._local_gateway = local_gateway
+        self._local_services = dict(local_services or {})
         self._host = host
         self.port = port
         self._grace = grace_s
@@ -221,6 +250,8 @@ class EdgeServer:
         if self._local_gateway is not None:
             gateway = self._edge.gateway
             gateway.address = f"{gateway.address.rsplit(':', 1)[0]}:{self._local_gateway.port}"
+        for name, server in self._local_services.items():
+            self._edge.services.listening_on(name, server.port)
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -243,9 +274,10 @@ class EdgeServer:
                 raise OSError(f"edge: the HTTP server on {self._host}:{self.port} stopped while starting")
             await asyncio.sleep(0.01)
         _log.info(
-            "edge serving HTTP on %s:%d (OpenAI /v1/chat/completions%s%s)",
+            "edge serving HTTP on %s:%d (console %s/, OpenAI /v1/chat/completions%s%s)",
             self._host,
             self.port,
+            CONSOLE_PATH,
             ", MCP /mcp" if self._edge.mcp else "",
             f", A2A {A2A_PATH}" if self._edge.a2a else "",
         )

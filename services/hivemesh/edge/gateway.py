@@ -50,6 +50,11 @@ class GatewayLink:
             self.client(caller), timeout_s=self.task_timeout_s, patience_s=self._config.gateway_patience_s
         )
 
+    @property
+    def patience_s(self) -> float:
+        """How long a call that failed with a resumable code is tried again before giving up."""
+        return self._config.gateway_patience_s
+
     async def ready(self) -> bool:
         """Whether the gateway reports itself ready (its ``readiness`` health)."""
         return await self._shared().serving("readiness")

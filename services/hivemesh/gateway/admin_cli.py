@@ -17,6 +17,7 @@ from google.protobuf import json_format
 
 from hivemesh.common.v1.task_pb2 import TaskState
 from hivemesh.gateway.app import key_store
+from hivemesh.gateway.keys import OPERATOR, ROLES
 from hivemesh.gateway.service import Caller, DeadTask, Gateway
 from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.errors import HivemeshError
@@ -39,6 +40,12 @@ def _keys_parser() -> argparse.ArgumentParser:
     create = sub.add_parser("create", help="issue a key for a tenant (the key is shown once)")
     create.add_argument("--tenant", required=True, help="the tenant the key acts as")
     create.add_argument("--name", default="", help="a label, e.g. who or what uses the key")
+    create.add_argument(
+        "--role",
+        choices=ROLES,
+        default=OPERATOR,
+        help="operator: every call; viewer: only calls that change nothing (the console's read-only role)",
+    )
     listing = sub.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant", help="only this tenant's keys")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -73,10 +80,10 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     await store.start()
     try:
         if args.action == "create":
-            key, text = await store.create(args.tenant, name=args.name)
+            key, text = await store.create(args.tenant, name=args.name, role=args.role)
             print(text)
             print(
-                f"key {key.key_id} for tenant {key.tenant_id}: shown once, store it now "
+                f"key {key.key_id} ({key.role}) for tenant {key.tenant_id}: shown once, store it now "
                 "(send it as the x-api-key header, or set HIVEMESH_API_KEY for the hivemesh command)",
                 file=sys.stderr,
             )
@@ -87,7 +94,8 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps([k.__dict__ for k in keys], indent=2))
             for k in [] if args.json else keys:
                 state = f"revoked {_when(k.revoke_time)}" if k.revoked else "active"
-                print(f"{k.key_id}  {k.tenant_id:<20} {state:<28} created {_when(k.create_time)}  {k.name}")
+                created = _when(k.create_time)
+                print(f"{k.key_id}  {k.tenant_id:<20} {k.role:<8} {state:<28} created {created}  {k.name}")
             return 0
         if await store.revoke(args.key_id):
             print(f"key {args.key_id} revoked")

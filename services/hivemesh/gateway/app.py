@@ -66,6 +66,7 @@ def build_app(
         JwtVerifier(
             config.jwt_jwks,
             tenant_claim=config.jwt_tenant_claim,
+            role_claim=config.jwt_role_claim,
             issuer=config.jwt_issuer,
             audience=config.jwt_audience,
             leeway_s=config.jwt_leeway_s,

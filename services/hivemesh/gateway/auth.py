@@ -13,6 +13,7 @@ from typing import Protocol
 
 from hivemesh.gateway.config import AuthMode
 from hivemesh.gateway.failures import FailureBudget, peer_key
+from hivemesh.gateway.jwt_auth import TokenIdentity
 from hivemesh.gateway.keys import KeyCheck
 from hivemesh.gateway.ratelimit import RateLimiter
 from hivemesh.gateway.service import Caller
@@ -33,7 +34,7 @@ class KeyChecker(Protocol):
 
 
 class TokenVerifier(Protocol):
-    async def tenant(self, token: str) -> str: ...
+    async def identity(self, token: str) -> TokenIdentity: ...
 
 
 class Authenticator:
@@ -97,7 +98,7 @@ class Authenticator:
                     reason="API_KEY_REVOKED",
                     metadata={"key_id": found.key_id},
                 )
-            return Caller(tenant_id=found.tenant_id)
+            return Caller(tenant_id=found.tenant_id, read_only=found.read_only)
         authorization = metadata.get(AUTHORIZATION_HEADER, "").strip()
         if authorization:
             scheme, _, token = authorization.partition(" ")
@@ -110,7 +111,8 @@ class Authenticator:
                     "this gateway accepts no bearer tokens (no JWKS is configured)",
                     reason="TOKEN_NOT_ACCEPTED",
                 )
-            return Caller(tenant_id=await self._tokens.tenant(token.strip()))
+            named = await self._tokens.identity(token.strip())
+            return Caller(tenant_id=named.tenant_id, read_only=named.read_only)
         raise Unauthenticated(
             f"credentials are required: send '{API_KEY_HEADER}: <key>' or "
             f"'{AUTHORIZATION_HEADER}: Bearer <jwt>'",

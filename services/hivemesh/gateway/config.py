@@ -28,6 +28,9 @@ class GatewayConfig:
     jwt_audience: str | None = None
     # The JWT claim that names the caller's tenant.
     jwt_tenant_claim: str = "tenant_id"
+    # The JWT claim that names the caller's role: "viewer" may only read; absent or "operator",
+    # every call.
+    jwt_role_claim: str = "hivemesh_role"
     # Tolerated clock skew when checking exp and nbf.
     jwt_leeway_s: float = 30.0
     # Per-tenant token bucket: sustained calls per second and burst size; 0 turns limiting off.
@@ -87,6 +90,7 @@ class GatewayConfig:
             jwt_issuer=text("HIVEMESH_JWT_ISSUER"),
             jwt_audience=text("HIVEMESH_JWT_AUDIENCE"),
             jwt_tenant_claim=text("HIVEMESH_JWT_TENANT_CLAIM") or cls.jwt_tenant_claim,
+            jwt_role_claim=text("HIVEMESH_JWT_ROLE_CLAIM") or cls.jwt_role_claim,
             jwt_leeway_s=number("HIVEMESH_JWT_LEEWAY", cls.jwt_leeway_s),
             rate_limit_per_s=rate,
             rate_limit_burst=int(burst),

@@ -10,13 +10,24 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
 
+from hivemesh.gateway.keys import OPERATOR, ROLES, VIEWER
 from hivemesh.mesh.errors import Unauthenticated, Unavailable
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenIdentity:
+    """Who a valid token names: its tenant, and whether its role may only read."""
+
+    tenant_id: str
+    read_only: bool = False
+
 
 ALGORITHMS = ("RS256", "ES256")
 # The JWKS is read again once the cached keys are this old (rotation; retired keys drop out)...
@@ -34,12 +45,14 @@ class JwtVerifier:
         jwks: str,
         *,
         tenant_claim: str,
+        role_claim: str = "hivemesh_role",
         issuer: str | None = None,
         audience: str | None = None,
         leeway_s: float = 30.0,
     ) -> None:
         self._source = jwks
         self._tenant_claim = tenant_claim
+        self._role_claim = role_claim
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_s
@@ -85,9 +98,9 @@ class JwtVerifier:
                 raise Unavailable("the keys that verify tokens cannot be loaded", reason="JWKS_UNAVAILABLE")
             return None
 
-    async def tenant(self, token: str) -> str:
-        """The tenant of a valid token; Unauthenticated (with a reason) otherwise, or Unavailable
-        when the JWKS cannot be loaded and no cached key can judge the token."""
+    async def identity(self, token: str) -> TokenIdentity:
+        """The tenant and role of a valid token; Unauthenticated (with a reason) otherwise, or
+        Unavailable when the JWKS cannot be loaded and no cached key can judge the token."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -122,4 +135,11 @@ class JwtVerifier:
                 reason="TENANT_CLAIM_MISSING",
                 metadata={"claim": self._tenant_claim},
             )
-        return tenant
+        role = claims.get(self._role_claim, OPERATOR)
+        if role not in ROLES:
+            raise Unauthenticated(
+                f"the bearer token's {self._role_claim!r} claim must be one of {', '.join(ROLES)}",
+                reason="ROLE_CLAIM_INVALID",
+                metadata={"claim": self._role_claim},
+            )
+        return TokenIdentity(tenant, read_only=role == VIEWER)

@@ -34,7 +34,12 @@ api_keys = Table(
     Column("secret_sha256", String(64), nullable=False),
     Column("create_time", Float, nullable=False),
     Column("revoke_time", Float, nullable=True),
+    Column("role", String(16), nullable=False, server_default="operator"),
 )
+# What a key may do: an operator calls every RPC; a viewer only those that change nothing (the
+# gateway refuses the others with PERMISSION_DENIED, READ_ONLY_CREDENTIAL).
+OPERATOR, VIEWER = "operator", "viewer"
+ROLES = (OPERATOR, VIEWER)
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,15 @@ class ApiKey:
     name: str
     create_time: float
     revoke_time: float | None
+    role: str = OPERATOR
 
     @property
     def revoked(self) -> bool:
         return self.revoke_time is not None
+
+    @property
+    def read_only(self) -> bool:
+        return self.role == VIEWER
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,12 @@ class ApiKeyStore:
     async def stop(self, grace_s: float) -> None:
         await self._engine.dispose()
 
-    async def create(self, tenant_id: str, name: str = "") -> tuple[ApiKey, str]:
-        """A new key for ``tenant_id``; returns it and the full key text (shown only now)."""
+    async def create(self, tenant_id: str, name: str = "", role: str = OPERATOR) -> tuple[ApiKey, str]:
+        """A new key for ``tenant_id`` with ``role``; returns it and the full key text (shown only now)."""
         if not tenant_id or len(tenant_id) > 128:
             raise InvalidArgument.field("tenant_id", "must be 1 to 128 characters")
+        if role not in ROLES:
+            raise InvalidArgument.field("role", f"must be one of {', '.join(ROLES)}")
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         now = time.time()
@@ -100,9 +112,10 @@ class ApiKeyStore:
                     secret_sha256=_digest(secret),
                     create_time=now,
                     revoke_time=None,
+                    role=role,
                 )
             )
-        return ApiKey(key_id, tenant_id, name[:256], now, None), f"{PREFIX}_{key_id}_{secret}"
+        return ApiKey(key_id, tenant_id, name[:256], now, None, role), f"{PREFIX}_{key_id}_{secret}"
 
     async def list(self, tenant_id: str | None = None) -> list[ApiKey]:
         query = select(
@@ -111,12 +124,13 @@ class ApiKeyStore:
             api_keys.c.name,
             api_keys.c.create_time,
             api_keys.c.revoke_time,
+            api_keys.c.role,
         ).order_by(api_keys.c.create_time, api_keys.c.key_id)
         if tenant_id is not None:
             query = query.where(api_keys.c.tenant_id == tenant_id)
         async with self._reader.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [ApiKey(str(r[0]), str(r[1]), str(r[2]), float(r[3]), r[4]) for r in rows]
+        return [ApiKey(str(r[0]), str(r[1]), str(r[2]), float(r[3]), r[4], str(r[5])) for r in rows]
 
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key at once; False when no such key is active."""
@@ -140,9 +154,10 @@ class ApiKeyStore:
             api_keys.c.create_time,
             api_keys.c.revoke_time,
             api_keys.c.secret_sha256,
+            api_keys.c.role,
         ).where(api_keys.c.key_id == key_id)
         async with self._reader.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None or not hmac.compare_digest(str(row[5]), _digest(secret)):
             return KeyCheck(None)
-        return KeyCheck(ApiKey(str(row[0]), str(row[1]), str(row[2]), float(row[3]), row[4]))
+        return KeyCheck(ApiKey(str(row[0]), str(row[1]), str(row[2]), float(row[3]), row[4], str(row[6])))

@@ -30,7 +30,7 @@ from hivemesh.mesh.errors import (
     ResourceExhausted,
     Unimplemented,
 )
-from hivemesh.tasks.log import TaskTerminal
+from hivemesh.tasks.log import TaskTerminal, Verification
 from hivemesh.tasks.ports import TaskBook
 from hivemesh.tasks.projection import is_terminal
 from hivemesh.tasks.queue import DeadLetter
@@ -46,9 +46,20 @@ TOOL_CALL_KEY_PREFIX = "call:"
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the tenant their credentials belong to (None when authentication is off)."""
+    """Who is calling: the tenant their credentials belong to (None when authentication is off),
+    and whether the credentials may only read (a viewer's API key)."""
 
     tenant_id: str | None
+    read_only: bool = False
+
+    def may_change(self, what: str) -> None:
+        """Refuse a read-only caller an RPC that changes something (``what`` says which)."""
+        if self.read_only:
+            raise PermissionDenied(
+                f"a viewer's credentials may only read; {what} needs an operator's",
+                reason="READ_ONLY_CREDENTIAL",
+                metadata={"action": what},
+            )
 
 
 @dataclass(frozen=True)
@@ -93,14 +104,14 @@ class Gateway:
         # Submits admitted and not yet queued: ``backlog()`` does not count them yet.
         self._admitting = 0
 
-    def _tenant(self, caller: Caller, requested: str) -> str:
+    def _tenant(self, caller: Caller, requested: str, field: str = "scope.tenant_id") -> str:
         if caller.tenant_id is None:
             return requested or DEFAULT_TENANT
         if requested and requested != caller.tenant_id:
             raise PermissionDenied(
-                "scope.tenant_id does not match the tenant of the credentials",
+                f"{field} does not match the tenant of the credentials",
                 reason="TENANT_MISMATCH",
-                metadata={"field": "scope.tenant_id"},
+                metadata={"field": field},
             )
         return caller.tenant_id
 
@@ -119,6 +130,7 @@ class Gateway:
         return options
 
     async def submit(self, caller: Caller, new: NewTask) -> tuple[Task, bool]:
+        caller.may_change("submitting a task")
         for field in ("user_id", "session_id"):
             if not getattr(new.scope, field):
                 raise InvalidArgument.field(f"scope.{field}", "is required")
@@ -174,8 +186,9 @@ class Gateway:
         created_before: float | None,
         page_size: int,
         page_token: str,
+        tenant_id: str = "",
     ) -> tuple[list[Task], str]:
-        tenant = caller.tenant_id if caller.tenant_id is not None else DEFAULT_TENANT
+        tenant = self._tenant(caller, tenant_id, "tenant_id")
         return await self._tasks.list_tasks(
             tenant,
             user_id=user_id,
@@ -187,6 +200,7 @@ class Gateway:
         )
 
     async def cancel(self, caller: Caller, task_id: str, reason: str) -> Task:
+        caller.may_change("canceling a task")
         task = await self.get(caller, task_id)
         if is_terminal(task.state):
             return task
@@ -210,6 +224,7 @@ class Gateway:
         return self._tasks.follow(task.task_id, 0)
 
     async def continue_task(self, caller: Caller, task_id: str, request_id: str, text: str) -> Task:
+        caller.may_change("answering a task")
         task = await self.get(caller, task_id)
         if task.state != TaskState.TASK_STATE_INPUT_REQUIRED:
             raise FailedPrecondition(
@@ -247,6 +262,7 @@ class Gateway:
     async def invoke_tool(self, caller: Caller, run: ToolRun) -> tool.InvokeToolResponse:
         """Run one tool through ToolService as the caller's tenant and the scope's user; the request
         id is the call's idempotency key, so a repeat returns the first result."""
+        caller.may_change("running a tool")
         if not run.scope.user_id:
             raise InvalidArgument.field("scope.user_id", "is required")
         tools = self._tool_port()
@@ -282,6 +298,11 @@ class Gateway:
         token = _encode_cursor(page[-1].enqueued_at, page[-1].task_id) if len(letters) > size else ""
         return found, token
 
+    async def verify(self, caller: Caller, task_id: str) -> Verification:
+        """Check the hash chain of one of the caller's tasks."""
+        await self.get(caller, task_id)
+        return await self._tasks.verify(task_id)
+
     async def dead_letter(self, caller: Caller, task_id: str) -> DeadTask:
         task = await self.get(caller, task_id)
         letter = await self._tasks.dead_letter_of(task_id)
@@ -297,10 +318,12 @@ class Gateway:
         """Return a dead letter to the queue, its history kept: the log gets a state change back to
         SUBMITTED (allowed after the FAILED end), then the queue entry is revived. Repeating a
         replay that stopped half-way finishes it; repeating a finished one changes nothing."""
+        caller.may_change("replaying a dead letter")
         task = await self.get(caller, task_id)
         return await self._tasks.replay(task_id, credential=self._credential(task)) or task
 
     async def purge(self, caller: Caller, task_id: str | None) -> int:
+        caller.may_change("purging dead letters")
         if task_id is not None:
             await self.get(caller, task_id)
         return await self._tasks.purge(task_id, tenant_id=caller.tenant_id)

@@ -75,6 +75,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 created_before=_instant(request, "created_before"),
                 page_size=request.page_size,
                 page_token=request.page_token,
+                tenant_id=request.tenant_id,
             )
         return pb.ListTasksResponse(tasks=tasks, next_page_token=token)
 
@@ -98,6 +99,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 caller, request.task_id, request.request_id, request.text
             )
         return pb.ContinueTaskResponse(task=task)
+
+    async def VerifyTask(self, request: pb.VerifyTaskRequest, context: Context) -> pb.VerifyTaskResponse:
+        async with self._caller(context) as caller:
+            found = await self._gateway.verify(caller, request.task_id)
+        return pb.VerifyTaskResponse(
+            intact=found.ok, events=found.events, broken_at=found.broken_at or 0, problem=found.problem
+        )
 
     async def ListDeadLetters(
         self, request: pb.ListDeadLettersRequest, context: Context

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent
+from hivemesh.tasks.log import Verification
 from hivemesh.tasks.queue import Claim, DeadLetter
 
 
@@ -78,6 +79,10 @@ class TaskBook(Protocol):
     async def answer(self, task_id: str, text: str, *, credential: str = "") -> Task:
         """Record the answer to the task's question and queue it again (its next run acting with
         ``credential`` when one is given)."""
+        ...
+
+    async def verify(self, task_id: str) -> Verification:
+        """Recompute the task's hash chain and check its sequence numbers."""
         ...
 
     async def dead_letters(

@@ -23,7 +23,7 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import HivemeshError
 from hivemesh.mesh.sql import Reader, Writer, make_engine, settle, sqlite_url
 from hivemesh.tasks.config import TaskConfig
-from hivemesh.tasks.log import TaskLog, TaskTerminal
+from hivemesh.tasks.log import TaskLog, TaskTerminal, Verification
 from hivemesh.tasks.notifier import QUEUE_TOPIC, InProcessNotifier, Notifier, ending_topic
 from hivemesh.tasks.ports import Start
 from hivemesh.tasks.projection import ends_watch, is_terminal
@@ -179,6 +179,9 @@ class TaskSystem:
 
     async def get(self, task_id: str) -> Task | None:
         return await self.log.get(task_id)
+
+    async def verify(self, task_id: str) -> Verification:
+        return await self.log.verify(task_id)
 
     async def list_tasks(
         self,

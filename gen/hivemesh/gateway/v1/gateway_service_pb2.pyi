@@ -209,12 +209,18 @@ class ListTasksRequest(_message.Message):
     CREATED_AFTER_FIELD_NUMBER: _builtins.int
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most tasks to return; zero means 50."""
     page_token: _builtins.str
     """Token from a previous ListTasksResponse; empty for the first page."""
     user_id: _builtins.str
     """Only tasks of this user; empty means every user of the tenant."""
+    tenant_id: _builtins.str
+    """The tenant whose tasks to list; empty means the caller's. A gateway that
+    authenticates callers refuses another tenant than the credentials' one
+    (PERMISSION_DENIED); without authentication any tenant may be named.
+    """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskState.ValueType]:
         """Only tasks in one of these states; empty means all states."""
@@ -236,10 +242,11 @@ class ListTasksRequest(_message.Message):
         created_after: _timestamp_pb2.Timestamp | None = ...,
         created_before: _timestamp_pb2.Timestamp | None = ...,
         user_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "page_size", b"page_size", "page_token", b"page_token", "states", b"states", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "page_size", b"page_size", "page_token", b"page_token", "states", b"states", "tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -426,6 +433,62 @@ class ContinueTaskResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContinueTaskResponse: _TypeAlias = ContinueTaskResponse  # noqa: Y015
+
+@_typing.final
+class VerifyTaskRequest(_message.Message):
+    """VerifyTaskRequest names the task whose log to check."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The task's id."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyTaskRequest: _TypeAlias = VerifyTaskRequest  # noqa: Y015
+
+@_typing.final
+class VerifyTaskResponse(_message.Message):
+    """VerifyTaskResponse says whether the task's log is intact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTACT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    BROKEN_AT_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    intact: _builtins.bool
+    """True when every event links to the one before it and matches its stored hash."""
+    events: _builtins.int
+    """How many events the log holds."""
+    broken_at: _builtins.int
+    """Sequence number of the first broken link; zero when intact."""
+    problem: _builtins.str
+    """What is wrong with that event; empty when intact."""
+    def __init__(
+        self,
+        *,
+        intact: _builtins.bool = ...,
+        events: _builtins.int = ...,
+        broken_at: _builtins.int = ...,
+        problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broken_at", b"broken_at", "events", b"events", "intact", b"intact", "problem", b"problem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyTaskResponse: _TypeAlias = VerifyTaskResponse  # noqa: Y015
 
 @_typing.final
 class DeadLetter(_message.Message):

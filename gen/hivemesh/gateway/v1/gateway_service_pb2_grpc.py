@@ -71,6 +71,11 @@ class GatewayServiceStub:
                 request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskRequest.SerializeToString,
                 response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskResponse.FromString,
                 _registered_method=True)
+        self.VerifyTask = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/VerifyTask',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.VerifyTaskRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.VerifyTaskResponse.FromString,
+                _registered_method=True)
         self.ListDeadLetters = channel.unary_unary(
                 '/hivemesh.gateway.v1.GatewayService/ListDeadLetters',
                 request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListDeadLettersRequest.SerializeToString,
@@ -154,6 +159,14 @@ class GatewayServiceServicer:
 
     def ContinueTask(self, request, context):
         """ContinueTask answers the question of a task in INPUT_REQUIRED and queues it again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyTask(self, request, context):
+        """VerifyTask recomputes the hash chain of a task's event log and checks its
+        sequence numbers, naming the first event that does not match.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -249,6 +262,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ContinueTask,
                     request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskRequest.FromString,
                     response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskResponse.SerializeToString,
+            ),
+            'VerifyTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyTask,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.VerifyTaskRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.VerifyTaskResponse.SerializeToString,
             ),
             'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeadLetters,
@@ -472,6 +490,33 @@ class GatewayService:
             '/hivemesh.gateway.v1.GatewayService/ContinueTask',
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskRequest.SerializeToString,
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ContinueTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/VerifyTask',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.VerifyTaskRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.VerifyTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

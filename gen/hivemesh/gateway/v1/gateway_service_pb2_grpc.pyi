@@ -53,6 +53,10 @@ class GatewayServiceStub:
     """
     ContinueTask: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ContinueTaskRequest, _gateway_service_pb2.ContinueTaskResponse]
     """ContinueTask answers the question of a task in INPUT_REQUIRED and queues it again."""
+    VerifyTask: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.VerifyTaskRequest, _gateway_service_pb2.VerifyTaskResponse]
+    """VerifyTask recomputes the hash chain of a task's event log and checks its
+    sequence numbers, naming the first event that does not match.
+    """
     ListDeadLetters: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListDeadLettersRequest, _gateway_service_pb2.ListDeadLettersResponse]
     """ListDeadLetters pages through the caller's dead letters: tasks that failed
     on every attempt they were allowed and were set aside, oldest first.
@@ -107,6 +111,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """
     ContinueTask: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ContinueTaskRequest, _gateway_service_pb2.ContinueTaskResponse]  # type: ignore[assignment]
     """ContinueTask answers the question of a task in INPUT_REQUIRED and queues it again."""
+    VerifyTask: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.VerifyTaskRequest, _gateway_service_pb2.VerifyTaskResponse]  # type: ignore[assignment]
+    """VerifyTask recomputes the hash chain of a task's event log and checks its
+    sequence numbers, naming the first event that does not match.
+    """
     ListDeadLetters: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListDeadLettersRequest, _gateway_service_pb2.ListDeadLettersResponse]  # type: ignore[assignment]
     """ListDeadLetters pages through the caller's dead letters: tasks that failed
     on every attempt they were allowed and were set aside, oldest first.
@@ -200,6 +208,16 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.ContinueTaskResponse, _abc.Awaitable[_gateway_service_pb2.ContinueTaskResponse]]:
         """ContinueTask answers the question of a task in INPUT_REQUIRED and queues it again."""
+
+    @_abc_1.abstractmethod
+    def VerifyTask(
+        self,
+        request: _gateway_service_pb2.VerifyTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.VerifyTaskResponse, _abc.Awaitable[_gateway_service_pb2.VerifyTaskResponse]]:
+        """VerifyTask recomputes the hash chain of a task's event log and checks its
+        sequence numbers, naming the first event that does not match.
+        """
 
     @_abc_1.abstractmethod
     def ListDeadLetters(

@@ -1,0 +1,97 @@
+"""Headless Chromium (Debian's ``chromium`` package, driven by Playwright) against the console of a
+real mesh. Browser downloads are not possible here: Playwright is pointed at the installed browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from hivemesh.mesh.config import Settings
+from tests.edge.conftest import ServedEdge, serve_edge
+
+CHROMIUM = os.environ.get("HIVEMESH_TEST_CHROMIUM", "/usr/bin/chromium")
+# Where the browser tests save the screenshots of each page (docs/console in the repository
+# when refreshing them); a temporary directory otherwise.
+SCREENSHOTS_ENV = "HIVEMESH_CONSOLE_SCREENSHOTS"
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    target = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path / "screenshots")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def edge(settings: Settings) -> AsyncIterator[ServedEdge]:
+    """The whole mesh with the edge (and so the console) in front of it."""
+    async with serve_edge(settings) as served:
+        yield served
+
+
+@dataclass
+class Up:
+    """``hivemesh up`` in its own process: the console's address and what the command printed."""
+
+    url: str
+    output: Path
+    trace_file: Path
+
+
+@pytest.fixture
+def hivemesh_up(tmp_path: Path) -> Iterator[Up]:
+    """``hivemesh up`` as a user starts it, on free ports, writing its spans to a file."""
+    output = tmp_path / "up.log"
+    trace_file = tmp_path / "spans.jsonl"
+    env = {
+        **os.environ,
+        "HIVEMESH_DATA_DIR": str(tmp_path / "data"),
+        "HIVEMESH_METRICS_PORT": "off",
+        "HIVEMESH_EDGE_PORT": "0",
+        "HIVEMESH_TRACE_FILE": str(trace_file),
+        **{f"HIVEMESH_{s.upper()}_PORT": "0" for s in ("gateway", "planner", "language", "memory", "tool")},
+    }
+    env.pop("HIVEMESH_AUTH", None)
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hivemesh.cli", "up"], env=env, stderr=sink, stdout=sink
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while (found := re.search(r"edge serving HTTP on 127\.0\.0\.1:(\d+)", output.read_text())) is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"hivemesh up did not start:\n{output.read_text()}")
+            time.sleep(0.1)
+        yield Up(f"http://127.0.0.1:{found.group(1)}", output, trace_file)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
