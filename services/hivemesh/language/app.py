@@ -66,7 +66,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     env = dict(os.environ)
     config = LanguageConfig.from_env(env)
     engine = LanguageEngine(default_loader(settings.nlu_model, settings.data_dir, env), config, env)
-    backend = build_backend(env)
+    backend = build_backend(env, metrics)
     components: list[Component] = [engine, _SlotReaders(), _BackendCloser(backend)]
     classify: Callable[[str], Awaitable[Prediction]] = engine.classify
     if config.shadow is not None:

@@ -14,6 +14,7 @@ from hivemesh.language.generate.builtin import BuiltinBackend
 from hivemesh.language.generate.config import llm_config_from_env
 from hivemesh.language.generate.openai_compat import OpenAICompatibleBackend
 from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.mesh.metrics import Metrics
 
 
 class GenerateBackend(Protocol):
@@ -26,9 +27,10 @@ class GenerateBackend(Protocol):
         ...
 
 
-def build_backend(env: Mapping[str, str]) -> GenerateBackend:
-    """The backend the environment asks for; raises ConfigError naming a bad variable."""
+def build_backend(env: Mapping[str, str], metrics: Metrics | None = None) -> GenerateBackend:
+    """The backend the environment asks for; raises ConfigError naming a bad variable. The
+    OpenAI-compatible one times its calls and counts their tokens in ``metrics``."""
     config = llm_config_from_env(env)
     if config is None:
         return BuiltinBackend()
-    return OpenAICompatibleBackend(config)
+    return OpenAICompatibleBackend(config, metrics=metrics)
