@@ -97,5 +97,6 @@ def test_the_standard_variables_choose_the_exporter(env: dict[str, str], expecte
     if expected is None:
         assert exporter is None
         return
+    assert exporter is not None
     assert isinstance(exporter, expected)
     exporter.shutdown()
