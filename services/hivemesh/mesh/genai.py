@@ -34,6 +34,7 @@ SERVER_PORT = "server.port"
 INVOKE_AGENT = "invoke_agent"
 EXECUTE_TOOL = "execute_tool"
 CHAT = "chat"
+EMBEDDINGS = "embeddings"
 
 AGENT_NAME = "hivemesh"
 # The provider of any server speaking the OpenAI chat completions API.

@@ -128,6 +128,8 @@ class Metrics:
             "hivemesh_dead_letters", "Tasks in the dead-letter queue.", registry=self.registry
         )
         self.registry.register(_SqlWrites())
+        self._tool_calls: dict[tuple[str, str], Counter] = {}
+        self._tool_timers: dict[str, Histogram] = {}
 
     def count_task_end(self, state: str, release: Release | None) -> None:
         self.tasks_total.labels(state).inc()
@@ -135,8 +137,15 @@ class Metrics:
             self.tasks_by_release.labels(part.service, part.label, state).inc()
 
     def count_tool_call(self, tool: str, outcome: str, seconds: float) -> None:
-        self.tool_calls.labels(tool, outcome).inc()
-        self.tool_duration.labels(tool).observe(seconds, _exemplar())
+        # Label lookups take a lock and a dict walk each: the children are cached (tools are few).
+        calls = self._tool_calls.get((tool, outcome))
+        if calls is None:
+            calls = self._tool_calls[(tool, outcome)] = self.tool_calls.labels(tool, outcome)
+        calls.inc()
+        timer = self._tool_timers.get(tool)
+        if timer is None:
+            timer = self._tool_timers[tool] = self.tool_duration.labels(tool)
+        timer.observe(seconds, _exemplar())
 
     def count_model_call(
         self,
