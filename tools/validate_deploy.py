@@ -19,7 +19,10 @@ strict JSON Schemas in ../shared/schemas/istio, then checks the manifests agains
 - the methods retried by the VirtualServices are exactly the unary methods the protos declare
   IDEMPOTENT or NO_SIDE_EFFECTS (hivemesh.mesh.contracts);
 - DestinationRule connection pools equal the servers' limits (Settings.from_env on the ConfigMap);
-- shutdown is ordered: app drain < sidecar drain < termination grace period.
+- shutdown is ordered: app drain < sidecar drain < termination grace period;
+- every metric a rollout analysis, an alert (PrometheusRule, structure checked against the Prometheus
+  Operator's CRD, with the alerts hivemesh needs) or a Grafana panel queries is exported by the code
+  (mesh/metrics.py) with the labels the query uses.
 """
 
 from __future__ import annotations
@@ -65,8 +68,12 @@ ARGO_GROUP: Final = "argoproj.io"
 # The pod label Argo Rollouts gives each revision's pods; HIVEMESH_REVISION must come from it, so the
 # release label of the metrics is the value analyses receive as podTemplateHashValue.
 POD_TEMPLATE_HASH: Final = "rollouts-pod-template-hash"
-_METRIC_NAME: Final = re.compile(r"\bhivemesh_\w+")
-_SELECTOR: Final = re.compile(r"(?P<metric>hivemesh_\w+)\s*\{(?P<matchers>[^}]*)\}")
+MONITORING_GROUP: Final = "monitoring.coreos.com"
+# The metric families hivemesh exports under its own names and the conventions' (mesh/metrics.py).
+_METRIC_NAME: Final = re.compile(r"\b(?:hivemesh|grpc_server|gen_ai_client)_\w+")
+_SELECTOR: Final = re.compile(
+    r"(?P<metric>\b(?:hivemesh|grpc_server|gen_ai_client)_\w+)\s*\{(?P<matchers>[^}]*)\}"
+)
 _MATCHER: Final = re.compile(r"(?P<label>\w+)\s*(?:=~|!~|!=|=)")
 _GROUPING: Final = re.compile(r"\b(?:by|without)\s*\((?P<labels>[^)]*)\)")
 TRUST_DOMAIN: Final = "cluster.local"
@@ -208,7 +215,7 @@ def _path(parts: Iterable[object]) -> str:
 
 def check_kubernetes_schemas(docs: list[Doc]) -> Iterator[Problem]:
     for doc in docs:
-        if group(doc) in ISTIO_GROUPS or group(doc) == ARGO_GROUP:
+        if group(doc) in ISTIO_GROUPS or group(doc) in (ARGO_GROUP, MONITORING_GROUP):
             continue
         yield from _kubernetes_problems(json.dumps(doc, sort_keys=True))
 
@@ -1057,32 +1064,149 @@ def exported_metrics(services: Path) -> dict[str, frozenset[str]]:
     return found
 
 
+def check_query(where: str, query: str, exported: Mapping[str, frozenset[str]]) -> Iterator[Problem]:
+    """Every hivemesh metric ``query`` reads is one the code exports, with the labels it selects
+    and groups by."""
+    names = set(_METRIC_NAME.findall(query))
+    for name in sorted(names - set(exported)):
+        yield Problem(where, f"queries {name}, which hivemesh does not export (mesh/metrics.py)")
+    for selector in _SELECTOR.finditer(query):
+        known = exported.get(selector["metric"])
+        for label in _MATCHER.findall(selector["matchers"]):
+            if known is not None and label not in known:
+                yield Problem(
+                    where,
+                    f"selects label {label!r} of {selector['metric']}, "
+                    f"which has {sorted(known) or 'no labels'}",
+                )
+    queried = [exported[n] for n in names if n in exported]
+    for grouping in _GROUPING.finditer(query):
+        for label in (x.strip() for x in grouping["labels"].split(",") if x.strip()):
+            if queried and not any(label in labels for labels in queried):
+                yield Problem(where, f"groups by {label!r}, a label of none of {sorted(names)}")
+
+
 def check_analysis_queries(docs: list[Doc], exported: Mapping[str, frozenset[str]]) -> Iterator[Problem]:
-    """Every hivemesh metric a query reads is one the code exports, with the labels it selects and
-    groups by."""
+    """Every hivemesh metric an analysis reads is exported, with the labels it uses."""
     for template in of_kind(docs, "AnalysisTemplate"):
         for metric in template["spec"].get("metrics", []):
             query = metric.get("provider", {}).get("prometheus", {}).get("query")
             if query is None:
                 continue
-            where = f"{ref(template)} metric {metric['name']!r}"
-            names = set(_METRIC_NAME.findall(query))
-            for name in sorted(names - set(exported)):
-                yield Problem(where, f"queries {name}, which hivemesh does not export (mesh/metrics.py)")
-            for selector in _SELECTOR.finditer(query):
-                known = exported.get(selector["metric"])
-                for label in _MATCHER.findall(selector["matchers"]):
-                    if known is not None and label not in known:
-                        yield Problem(
-                            where,
-                            f"selects label {label!r} of {selector['metric']}, which has "
-                            f"{sorted(known) or 'no labels'}",
-                        )
-            queried = [exported[n] for n in names if n in exported]
-            for grouping in _GROUPING.finditer(query):
-                for label in (x.strip() for x in grouping["labels"].split(",") if x.strip()):
-                    if queried and not any(label in labels for labels in queried):
-                        yield Problem(where, f"groups by {label!r}, a label of none of {sorted(names)}")
+            yield from check_query(f"{ref(template)} metric {metric['name']!r}", query, exported)
+
+
+# The alerts every deployment must have (PrometheusRule hivemesh-alerts).
+REQUIRED_ALERTS: Final = frozenset(
+    {"HivemeshErrorRateHigh", "HivemeshLatencyP99High", "HivemeshQueueBacklog", "HivemeshDeadLetters"}
+)
+_DURATION: Final = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+_GROUP_KEYS: Final = frozenset({"name", "interval", "rules", "limit", "partial_response_strategy"})
+_RULE_KEYS: Final = frozenset({"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"})
+
+
+def check_prometheus_rules(docs: list[Doc], exported: Mapping[str, frozenset[str]]) -> Iterator[Problem]:
+    """PrometheusRules (there is no JSON Schema for them here): their structure as the Prometheus
+    Operator's CRD defines it, a severity and a summary on every alert, the alerts hivemesh needs,
+    and every expression reading metrics the code exports with the labels it uses."""
+    rules = of_kind(docs, "PrometheusRule")
+    alerts: set[str] = set()
+    for doc in rules:
+        if doc.get("apiVersion") != f"{MONITORING_GROUP}/v1":
+            yield Problem(ref(doc), f"apiVersion must be {MONITORING_GROUP}/v1")
+        groups = doc.get("spec", {}).get("groups")
+        if not isinstance(groups, list) or not groups:
+            yield Problem(ref(doc), "spec.groups must be a non-empty list")
+            continue
+        names = [g.get("name") for g in groups if isinstance(g, dict)]
+        if len(set(names)) != len(groups) or not all(isinstance(n, str) and n for n in names):
+            yield Problem(ref(doc), "every group needs a name, unique in the rule")
+        for group_doc in groups:
+            where = f"{ref(doc)} group {group_doc.get('name')!r}"
+            unknown = set(group_doc) - _GROUP_KEYS
+            if unknown:
+                yield Problem(where, f"unknown keys {sorted(unknown)}")
+            for rule in group_doc.get("rules") or []:
+                yield from _check_rule(where, rule, exported)
+                if isinstance(rule, dict) and "alert" in rule:
+                    alerts.add(str(rule["alert"]))
+    if rules:
+        for missing in sorted(REQUIRED_ALERTS - alerts):
+            yield Problem("PrometheusRule", f"no alert {missing}")
+
+
+def _check_rule(where: str, rule: object, exported: Mapping[str, frozenset[str]]) -> Iterator[Problem]:
+    if not isinstance(rule, dict):
+        yield Problem(where, "a rule must be a mapping")
+        return
+    name = rule.get("alert") or rule.get("record")
+    where = f"{where} rule {name!r}"
+    if ("alert" in rule) == ("record" in rule):
+        yield Problem(where, "a rule has exactly one of alert and record")
+    for key in sorted(set(rule) - _RULE_KEYS):
+        yield Problem(where, f"unknown key {key!r}")
+    expr = rule.get("expr")
+    if not isinstance(expr, str) or not expr.strip():
+        yield Problem(where, "expr must be a non-empty PromQL expression")
+        return
+    if expr.count("(") != expr.count(")") or expr.count("{") != expr.count("}"):
+        yield Problem(where, "expr has unbalanced brackets")
+    if not _METRIC_NAME.search(expr):
+        yield Problem(where, "expr reads no hivemesh metric")
+    for key in ("for", "keep_firing_for"):
+        if key in rule and not _DURATION.match(str(rule[key])):
+            yield Problem(where, f"{key} {rule[key]!r} is not a Prometheus duration")
+    if "alert" in rule:
+        if not (rule.get("labels") or {}).get("severity"):
+            yield Problem(where, "an alert needs a severity label")
+        if not (rule.get("annotations") or {}).get("summary"):
+            yield Problem(where, "an alert needs a summary annotation")
+    for key in ("labels", "annotations"):
+        values = rule.get(key) or {}
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            yield Problem(where, f"{key} must map names to strings")
+    yield from check_query(where, expr, exported)
+
+
+def check_dashboards(docs: list[Doc], exported: Mapping[str, frozenset[str]]) -> Iterator[Problem]:
+    """The Grafana dashboards (ConfigMaps labelled grafana_dashboard) parse, and every panel query
+    reads metrics the code exports with the labels it uses."""
+    for doc in of_kind(docs, "ConfigMap"):
+        if (doc.get("metadata", {}).get("labels") or {}).get("grafana_dashboard") != "1":
+            continue
+        for file_name, text in (doc.get("data") or {}).items():
+            try:
+                dashboard = json.loads(text)
+            except json.JSONDecodeError as error:
+                yield Problem(ref(doc), f"{file_name} is not JSON: {error}")
+                continue
+            panels = dashboard.get("panels") or []
+            ids = [p.get("id") for p in panels]
+            if len(set(ids)) != len(ids):
+                yield Problem(ref(doc), f"{file_name}: panel ids are not unique")
+            for panel in panels:
+                for target in panel.get("targets") or []:
+                    where = f"{ref(doc)} {file_name} panel {panel.get('title')!r}"
+                    yield from check_query(where, str(target.get("expr", "")), exported)
+            for variable in (dashboard.get("templating") or {}).get("list", []):
+                definition = variable.get("definition")
+                if isinstance(definition, str):
+                    where = f"{ref(doc)} {file_name} variable {variable.get('name')!r}"
+                    yield from _check_label_values(where, definition, exported)
+
+
+def _check_label_values(
+    where: str, definition: str, exported: Mapping[str, frozenset[str]]
+) -> Iterator[Problem]:
+    match = re.fullmatch(r"label_values\((?P<metric>\w+),\s*(?P<label>\w+)\)", definition.strip())
+    if match is None:
+        return
+    yield from check_query(where, match["metric"], exported)
+    known = exported.get(match["metric"])
+    if known is not None and match["label"] not in known:
+        yield Problem(
+            where, f"lists label {match['label']!r} of {match['metric']}, which has {sorted(known)}"
+        )
 
 
 def _analysis_refs(canary: Doc) -> list[tuple[list[str], list[Doc]]]:
@@ -1281,7 +1405,10 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems = [*check_kubernetes_schemas(docs), *check_istio_schemas(docs, layout.schemas)]
     problems += check_istio_schemas(docs, layout.rollout_schemas, frozenset({ARGO_GROUP}))
     problems += check_rollouts(docs)
-    problems += check_analysis_queries(docs, exported_metrics(layout.services))
+    exported = exported_metrics(layout.services)
+    problems += check_analysis_queries(docs, exported)
+    problems += check_prometheus_rules(docs, exported)
+    problems += check_dashboards(docs, exported)
     problems += check_service_ports(docs)
     problems += check_probes(docs)
     problems += check_authorization(docs, callers_in_code(layout.services))
@@ -1340,7 +1467,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(
                 f"ok   {overlay}: schemas, ports, probes, authorization, mesh credential, retries, rollouts, "
-                "pools, grace periods"
+                "pools, grace periods, alerts, dashboards"
             )
     return 1 if failed else 0
 

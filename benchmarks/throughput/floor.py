@@ -35,12 +35,15 @@ Streaming = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], AsyncItera
 
 
 class _Counted:
-    """Counts each handled call in ``hivemesh_rpc_requests_total``."""
+    """Counts each handled call in ``grpc_server_handled_total``, as hivemesh's servers do."""
 
     def __init__(self, service: str, registry: CollectorRegistry) -> None:
         self._service = f"floor.{service.capitalize()}"
         self._calls = Counter(
-            "hivemesh_rpc_requests", "RPCs handled.", ["service", "method", "code"], registry=registry
+            "grpc_server_handled",
+            "RPCs handled.",
+            ["grpc_service", "grpc_method", "grpc_code"],
+            registry=registry,
         )
 
     def unary(self, method: str, behaviour: Unary) -> grpc.RpcMethodHandler[bytes, bytes]:

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 PROC = Path("/proc")
 # RPCs handled by a server (every hivemesh process counts them; so does the floor).
-RPC_COUNTER = "hivemesh_rpc_requests"
+RPC_COUNTER = "grpc_server_handled"
 # SQL write transactions a process committed, and the write operations they carried.
 SQL_COUNTER = "hivemesh_sql_transactions"
 SQL_OPERATIONS = "hivemesh_sql_write_operations"

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import importlib.metadata
 import json
 import logging
 import os
 import re
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
 
+from hivemesh import terminal
 from hivemesh.client import AnswerJoiner, HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.console.app import CONSOLE_PATH
@@ -27,6 +31,7 @@ from hivemesh.mesh.certs import make_certificates
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import SERVICES, TLS_FILES, ConfigError, EnvReader, Settings
 from hivemesh.mesh.credentials import CREDENTIAL_HEADER, minter_for
+from hivemesh.mesh.extras import missing_extra
 from hivemesh.mesh.launch import START_ORDER, build_servers
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Serving, run_until_signal
@@ -41,6 +46,8 @@ MAX_TOKEN_TTL_S = 24 * 3600.0
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 EXIT_INPUT_REQUIRED = 3
 EXIT_UNAVAILABLE = 4
+# How long a command waits for the gateway to accept its connection before saying it is not there.
+CONNECT_TIMEOUT_S = 1.5
 GATEWAY_ADDRESS_HELP = "gateway host:port (default: HIVEMESH_GATEWAY_ADDR or localhost:50051)"
 
 
@@ -188,10 +195,30 @@ def _attempt_started(answer: AnswerJoiner, event: TaskEvent) -> str | None:
     return f"attempt {answer.attempt} started{dropped}"
 
 
+# The style of an event's line on a terminal, by kind.
+_EVENT_STYLES = {
+    "tool_called": "cyan",
+    "tool_result": "cyan",
+    "notice": "yellow",
+    "input_requested": "magenta",
+    "completed": "green",
+    "failed": "red",
+    "canceled": "yellow",
+}
+
+
+def _event_line(event: TaskEvent) -> str:
+    """``[seq] a<attempt> what happened``: the attempt column is blank for events outside a run."""
+    kind = event.WhichOneof("kind") or ""
+    attempt = f"a{event.attempt}" if event.attempt else ""
+    return f"[{event.sequence:>3}] {attempt:<3} {_describe(event) or kind}"
+
+
 async def _watch(client: HivemeshClient, task_id: str, after: int, *, as_json: bool) -> None:
-    """Print a task's events as they come, then its answer once: the completed answer, or when the
-    watch ended before it, the joined deltas of the current attempt. ``--json`` prints every event
-    as it is (deltas included, each with its attempt)."""
+    """Print a task's events as they come (each with the attempt it belongs to, tool calls with
+    their results), then its answer once: the completed answer, or when the watch ended before
+    it, the joined deltas of the current attempt. ``--json`` prints every event as it is (deltas
+    included, each with its attempt)."""
     answer = AnswerJoiner()
     completed = ""
     ended = ""
@@ -201,16 +228,16 @@ async def _watch(client: HivemeshClient, task_id: str, after: int, *, as_json: b
             continue
         started = _attempt_started(answer, event)
         kind = event.WhichOneof("kind")
-        if kind != "answer_delta":
-            print(f"[{event.sequence:>3}] {_describe(event) or kind}")
-            ended = kind or ""
         if started is not None:
-            print(f"      {started}")
+            terminal.line(f"      {started}", "bold")
+        if kind != "answer_delta":
+            terminal.line(_event_line(event), _EVENT_STYLES.get(kind or "", ""))
+            ended = kind or ""
         if kind == "completed":
             completed = event.completed.answer
     text = completed or answer.text.strip()
     if text and not as_json:
-        print(f"{'answer' if ended == 'completed' else 'partial answer'}: {text}")
+        terminal.line(f"{'answer' if ended == 'completed' else 'partial answer'}: {text}", "bold")
 
 
 def _print_json(message: Task) -> None:
@@ -225,11 +252,35 @@ def _exit_code(task: Task) -> int:
     return EXIT_FAILED
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
+class GatewayUnreachable(Exception):
+    """Nothing answered at the gateway's address within the connect timeout."""
+
+    def __init__(self, address: str, timeout_s: float) -> None:
+        super().__init__(address, timeout_s)
+        self.address = address
+        self.timeout_s = timeout_s
+
+
+@contextlib.asynccontextmanager
+async def _gateway(
+    args: argparse.Namespace, settings: Settings, *, connect: bool = True
+) -> AsyncIterator[HivemeshClient]:
+    """A client of the gateway, connected (with ``connect``): a gateway that is down is reported
+    within ``--connect-timeout`` rather than at the end of the first call's timeout."""
     address = args.address or settings.addresses["gateway"]
     async with HivemeshClient(
         address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
     ) as client:
+        if connect:
+            try:
+                await client.ready(args.connect_timeout)
+            except TimeoutError:
+                raise GatewayUnreachable(address, args.connect_timeout) from None
+        yield client
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    async with _gateway(args, settings) as client:
         if args.task:
             task = await client.answer(args.task, args.text)
             after = task.last_sequence - 1
@@ -256,10 +307,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             started = _attempt_started(answer, event)
             if args.quiet:
                 continue
-            if line is not None:
-                print(f"  [{event.sequence:>3}] {line}", file=sys.stderr)
             if started is not None:
-                print(f"        {started}", file=sys.stderr)
+                terminal.line(f"        {started}", "bold", stream=sys.stderr)
+            if line is not None:
+                kind = event.WhichOneof("kind") or ""
+                terminal.line(f"  {_event_line(event)}", _EVENT_STYLES.get(kind, ""), stream=sys.stderr)
         final = await client.get(task.task_id)
     if args.json:
         _print_json(final)
@@ -275,10 +327,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _task(args: argparse.Namespace, settings: Settings) -> int:
-    address = args.address or settings.addresses["gateway"]
-    async with HivemeshClient(
-        address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
-    ) as client:
+    async with _gateway(args, settings) as client:
         if args.action == "list":
             tasks, token = await client.list(
                 page_size=args.limit, page_token=args.page_token, user_id=args.user
@@ -296,10 +345,13 @@ async def _task(args: argparse.Namespace, settings: Settings) -> int:
                     )
                 )
             else:
-                for t in tasks:
-                    state = TaskState.Name(t.state).removeprefix("TASK_STATE_")
-                    created = t.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
-                    print(f"{t.task_id}  {state:<14} {created}  {t.input_text[:60]!r}")
+                terminal.table(
+                    ["TASK", "STATE", "CREATED (UTC)", "USER", "INPUT"],
+                    [
+                        [t.task_id, _state(t), _time(t.create_time), t.scope.user_id, _short(t.input_text)]
+                        for t in tasks
+                    ],
+                )
                 if token:
                     print(f"(more: --page-token {token})", file=sys.stderr)
             return 0
@@ -316,9 +368,53 @@ async def _task(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(task)
     else:
-        state = TaskState.Name(task.state).removeprefix("TASK_STATE_")
-        print(f"{task.task_id}  {state}  answer={task.answer!r}  error={task.error.message!r}")
+        _print_summary(task)
     return 0
+
+
+def _state(task: Task) -> str:
+    return TaskState.Name(task.state).removeprefix("TASK_STATE_")
+
+
+def _time(stamp: Timestamp) -> str:
+    return stamp.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if stamp.seconds or stamp.nanos else "-"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _print_summary(task: Task) -> None:
+    """``task get`` for a person: one aligned line per field that has a value."""
+    state = _state(task)
+    scope = task.scope
+    fields = [
+        ("task", task.task_id, ""),
+        ("state", state, terminal.STATE_STYLES.get(state, "")),
+        ("input", task.input_text, ""),
+    ]
+    if task.answer:
+        label = "question" if task.state == TaskState.TASK_STATE_INPUT_REQUIRED else "answer"
+        fields.append((label, task.answer, ""))
+    if task.HasField("error") and (task.error.reason or task.error.message):
+        retry = " (retryable)" if task.error.retryable else ""
+        fields.append(("error", f"{task.error.reason}: {task.error.message}{retry}", "red"))
+    fields += [
+        (
+            "scope",
+            f"tenant {scope.tenant_id or '-'}, user {scope.user_id or '-'}, "
+            f"session {scope.session_id or '-'}",
+            "",
+        ),
+        ("attempts", str(task.attempts), ""),
+        ("events", str(task.last_sequence), ""),
+        ("created", f"{_time(task.create_time)} UTC", ""),
+        ("updated", f"{_time(task.update_time)} UTC", ""),
+    ]
+    if task.request_id:
+        fields.append(("request id", task.request_id, ""))
+    terminal.summary(fields)
 
 
 async def _verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -341,7 +437,6 @@ async def _verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    address = args.address or settings.addresses["gateway"]
     prompts = args.prompt or ["what is 12 * (3 + 4)?"]
     run = uuid.uuid4().hex[:8]
     load: Load = Open(args.rate) if args.rate is not None else Closed(args.clients or 8)
@@ -352,9 +447,8 @@ async def _bench(args: argparse.Namespace, settings: Settings) -> int:
             prompts[number % len(prompts)], user_id=f"bench-{run}-{number % 16}", session_id=f"s{number}"
         )
 
-    async with HivemeshClient(
-        address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
-    ) as client:
+    # A load test counts a gateway that does not answer as errors, like any other failure.
+    async with _gateway(args, settings, connect=False) as client:
         report = await run_load(
             gateway_sender(client, timeout_s=args.timeout),
             workload,
@@ -425,6 +519,13 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 # ---- entry point ---------------------------------------------------------------------------------
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("hivemesh")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
+
+
 def _identifier(text: str) -> str:
     if not _IDENTIFIER.fullmatch(text):
         raise argparse.ArgumentTypeError(
@@ -463,15 +564,28 @@ def _serving_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemesh", description="A production runtime for AI agents.")
+    parser.add_argument("--version", action="version", version=f"hivemesh {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     _serving_commands(sub)
 
     def client_flags(
-        p: argparse.ArgumentParser, timeout_s: float = 30.0, timeout_help: str = "seconds for each unary call"
+        p: argparse.ArgumentParser,
+        timeout_s: float = 30.0,
+        timeout_help: str = "seconds for each unary call",
+        *,
+        connect: bool = True,
     ) -> None:
         p.add_argument("--address", help=GATEWAY_ADDRESS_HELP)
         p.add_argument("--timeout", type=float, default=timeout_s, help=timeout_help)
+        if connect:
+            p.add_argument(
+                "--connect-timeout",
+                type=_positive_float,
+                default=CONNECT_TIMEOUT_S,
+                help="seconds to wait for the gateway to accept the connection "
+                f"(default {CONNECT_TIMEOUT_S:g})",
+            )
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     run = sub.add_parser("run", help="send a request in plain words and print the answer")
@@ -526,7 +640,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", "-t", type=_positive_float, default=10.0, help="seconds of load")
     bench.add_argument("--prompt", action="append", help="request text (repeatable; default: a calculation)")
     bench.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
-    client_flags(bench, 60.0, "seconds each task may take from its start (default 60)")
+    client_flags(bench, 60.0, "seconds each task may take from its start (default 60)", connect=False)
 
     certs = sub.add_parser(
         "certs",
@@ -562,10 +676,14 @@ def _parser() -> argparse.ArgumentParser:
         "--ttl", default="5m", help="lifetime, such as 90s, 5m or 1h (default 5m, at most 24h)"
     )
 
-    nlu = sub.add_parser(
-        "nlu", help="train and evaluate intent routers (see hivemesh nlu --help)", add_help=False
-    )
-    nlu.add_argument("rest", nargs=argparse.REMAINDER)
+    # Commands with parsers of their own (main hands them their arguments before this parser runs);
+    # listed here so that hivemesh --help shows them.
+    for name, text in (
+        ("keys", "create, list and revoke the gateway's API keys (see hivemesh keys --help)"),
+        ("dlq", "list, inspect, replay and purge dead letters (see hivemesh dlq --help)"),
+        ("nlu", "train and evaluate intent routers (see hivemesh nlu --help)"),
+    ):
+        sub.add_parser(name, help=text, add_help=False).add_argument("rest", nargs=argparse.REMAINDER)
     sub.add_parser(
         "eval",
         help="run a case suite against a mesh and gate it on a baseline (see hivemesh eval --help)",
@@ -575,7 +693,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except ImportError as exc:
+        missing = missing_extra(exc)
+        if missing is None:
+            raise
+        print(f"hivemesh: {missing}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _main(arguments: list[str]) -> int:
     if arguments[:1] in (["keys"], ["dlq"]):
         from hivemesh.gateway.admin_cli import main as admin_main  # noqa: PLC0415 - only when asked
 
@@ -621,6 +749,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_task(args, settings))
         if args.command == "bench":
             return asyncio.run(_bench(args, settings))
+    except GatewayUnreachable as exc:
+        print(
+            f"hivemesh: cannot reach the gateway at {exc.address}: no connection within "
+            f"{exc.timeout_s:g}s (is it running? `hivemesh up` starts one; --address or "
+            "HIVEMESH_GATEWAY_ADDR says where it is)",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     except grpc.aio.AioRpcError as exc:
         details = details_of(exc)
         reason = f" ({details.reason})" if details.reason else ""

@@ -213,8 +213,11 @@ async def test_scrape_reads_hivemesh_metrics() -> None:
         async with httpx.AsyncClient() as client:
             empty = await probes.scrape(client, port)
             release = metrics.release
-            metrics.rpc_total.labels("hivemesh.tool.v1.ToolService", "InvokeTool", "OK", release).inc(3)
-            metrics.rpc_total.labels("hivemesh.memory.v1.MemoryService", "Recall", "NOT_FOUND", release).inc()
+            tool = ("unary", "hivemesh.tool.v1.ToolService", "InvokeTool", "OK", release)
+            metrics.rpc_total.labels(*tool).inc(3)
+            metrics.rpc_total.labels(
+                "unary", "hivemesh.memory.v1.MemoryService", "Recall", "NOT_FOUND", release
+            ).inc()
             metrics.queue_depth.set(5)
             counted = await probes.scrape(client, port)
     finally:
@@ -231,7 +234,7 @@ async def test_scrape_reads_hivemesh_metrics() -> None:
 
 async def test_scrape_says_when_a_counter_is_not_exported() -> None:
     registry = CollectorRegistry()
-    calls = Counter("hivemesh_rpc_requests", "RPCs.", ["method"], registry=registry)
+    calls = Counter("grpc_server_handled", "RPCs.", ["grpc_method"], registry=registry)
     calls.labels("Run").inc(2)
     server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     try:

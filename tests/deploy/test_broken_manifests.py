@@ -315,12 +315,46 @@ def test_analysis_queries_a_metric_the_code_does_not_export(broken: Layout) -> N
 def test_analysis_selects_a_label_the_metric_lacks(broken: Layout) -> None:
     _edit(
         broken.root / "k8s/base/rollouts/analysis.yaml",
-        'bucket{service="{{args.grpc-service}}"',
         'bucket{grpc_service="{{args.grpc-service}}"',
+        'bucket{service="{{args.grpc-service}}"',
     )
     assert any(
-        "selects label 'grpc_service' of hivemesh_rpc_duration_seconds_bucket" in p for p in _problems(broken)
+        "selects label 'service' of grpc_server_handling_seconds_bucket" in p for p in _problems(broken)
     )
+
+
+def test_alert_queries_a_metric_the_code_does_not_export(broken: Layout) -> None:
+    _edit(broken.root / "k8s/base/monitoring/alerts.yaml", "max(hivemesh_dead_letters)", "max(hivemesh_dead)")
+    assert any(
+        "PrometheusRule/hivemesh-alerts" in p
+        and "'HivemeshDeadLetters'" in p
+        and "queries hivemesh_dead, which hivemesh does not export" in p
+        for p in _problems(broken)
+    )
+
+
+def test_alert_without_severity_and_required_alert_missing(broken: Layout) -> None:
+    _edit(broken.root / "k8s/base/monitoring/alerts.yaml", "alert: HivemeshQueueBacklog", "alert: Backlog")
+    _edit(broken.root / "k8s/base/monitoring/alerts.yaml", "severity: critical", "team: core")
+    problems = _problems(broken)
+    assert any("no alert HivemeshQueueBacklog" in p for p in problems)
+    assert any("'HivemeshErrorRateHigh'" in p and "needs a severity label" in p for p in problems)
+
+
+def test_alert_with_a_bad_duration_and_an_unknown_key(broken: Layout) -> None:
+    _edit(broken.root / "k8s/base/monitoring/alerts.yaml", "for: 5m", "for: five minutes\n          fro: 5m")
+    problems = _problems(broken)
+    assert any(
+        "'HivemeshDeadLetters'" in p and "'five minutes' is not a Prometheus duration" in p for p in problems
+    )
+    assert any("'HivemeshDeadLetters'" in p and "unknown key 'fro'" in p for p in problems)
+
+
+def test_dashboard_panel_groups_by_a_label_the_metric_lacks(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/base/monitoring/dashboard.json", "sum by (tool, outcome)", "sum by (tool, result)"
+    )
+    assert any("ConfigMap/hivemesh-dashboard" in p and "groups by 'result'" in p for p in _problems(broken))
 
 
 def test_rollout_names_a_subset_the_destination_rule_lacks(broken: Layout) -> None:

@@ -122,22 +122,46 @@ def test_telemetry_provider_is_configured_with_grpc_status() -> None:
             assert "%GRPC_STATUS" in labels["grpc_status"]
 
 
-def test_dashboard_queries_metrics_the_services_export() -> None:
-    dashboard = json.loads((ROOT / "k8s" / "base" / "dashboards" / "hivemesh.json").read_text())
+def _exported() -> set[str]:
+    """The series names a process's registry exports (read from the registry, not the source)."""
     exported: set[str] = set()
     registry: CollectorRegistry = Metrics().registry
     for family in registry.collect():
         exported |= {sample.name for sample in family.samples}
-        exported |= {f"{family.name}_bucket", f"{family.name}_total", family.name}
+        exported |= {f"{family.name}{suffix}" for suffix in ("", "_bucket", "_total", "_sum", "_count")}
+    return exported
+
+
+_QUERIED = re.compile(r"\b(?:hivemesh|grpc_server|gen_ai_client)_[a-z_]+")
+
+
+def test_dashboard_queries_metrics_the_services_export() -> None:
+    dashboard = json.loads((ROOT / "k8s" / "base" / "monitoring" / "dashboard.json").read_text())
     queried = {
         name
         for panel in dashboard["panels"]
-        for target in panel["targets"]
-        for name in re.findall(r"\bhivemesh_[a-z_]+", target["expr"])
+        for target in panel.get("targets", [])
+        for name in _QUERIED.findall(target["expr"])
     }
-    assert {"hivemesh_rpc_requests_total", "hivemesh_rpc_duration_seconds_bucket"} <= queried
+    assert {"grpc_server_handled_total", "grpc_server_handling_seconds_bucket"} <= queried
     assert {"hivemesh_queue_depth", "hivemesh_dead_letters"} <= queried
-    assert queried <= exported
+    # The task, tool and token panels.
+    assert {"hivemesh_tasks_total", "hivemesh_task_duration_seconds_bucket"} <= queried
+    assert {"hivemesh_tool_calls_total", "hivemesh_tool_duration_seconds_bucket"} <= queried
+    assert {"gen_ai_client_token_usage_sum", "gen_ai_client_operation_duration_seconds_bucket"} <= queried
+    assert queried <= _exported()
+
+
+def test_alerts_cover_errors_latency_queue_and_dead_letters() -> None:
+    (rule,) = yaml.safe_load_all((ROOT / "k8s" / "base" / "monitoring" / "alerts.yaml").read_text())
+    assert rule["kind"] == "PrometheusRule"
+    alerts = {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert "grpc_server_handled_total" in alerts["HivemeshErrorRateHigh"]
+    assert "grpc_server_handling_seconds_bucket" in alerts["HivemeshLatencyP99High"]
+    assert "hivemesh_queue_depth" in alerts["HivemeshQueueBacklog"]
+    assert "hivemesh_dead_letters" in alerts["HivemeshDeadLetters"]
+    queried = {name for expr in alerts.values() for name in _QUERIED.findall(expr)}
+    assert queried <= _exported()
 
 
 def test_containerfile_runs_one_unprivileged_exec_form_process() -> None:

@@ -115,7 +115,7 @@ def test_a_request_in_words_is_answered_and_traced_through_all_five(staging: Sta
 
     def services_in_trace() -> set[str]:
         spans = [json.loads(line) for line in staging.trace_file.read_text().splitlines() if line.strip()]
-        run = [s for s in spans if s["attributes"].get("hivemesh.task_id") == task_id]
+        run = [s for s in spans if s["attributes"].get("hivemesh.task.id") == task_id]
         if not run:
             return set()
         trace_id = run[0]["trace_id"]

@@ -8,10 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from hivemesh.language.nlu.factory import sentence_encoder
 from hivemesh.language.nlu.openai_embeddings import EmbeddingsEndpoint, OpenAIEmbeddingsEncoder
 from hivemesh.language.nlu.training import fit_router
+from hivemesh.mesh import genai, telemetry
 from hivemesh.mesh.config import ConfigError
 from hivemesh.mesh.errors import Unavailable
 from tests.language.nlu_data import TRAIN, VAL
@@ -132,3 +135,27 @@ def test_router_trains_on_remote_embeddings(server: tuple[str, type[EmbeddingsHa
 def test_missing_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="HIVEMESH_EMBEDDINGS_URL"):
         sentence_encoder("openai", {})
+
+
+def test_each_call_is_an_embeddings_client_span(server: tuple[str, type[EmbeddingsHandler]]) -> None:
+    url, handler = server
+    exporter = InMemorySpanExporter()
+    encoder = OpenAIEmbeddingsEncoder(EmbeddingsEndpoint(url, "test-embed", max_inputs=2))
+    try:
+        with telemetry.recording_to(exporter):
+            encoder.encode(["alpha", "beta", "gamma"])
+            handler.mode = "fail"
+            with pytest.raises(Unavailable):
+                encoder.encode(["delta"])
+    finally:
+        encoder.close()
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["embeddings test-embed"] * 3
+    assert all(s.kind == SpanKind.CLIENT for s in spans)
+    first = dict(spans[0].attributes or {})
+    assert first[genai.OPERATION_NAME] == "embeddings"
+    assert first[genai.REQUEST_MODEL] == "test-embed"
+    assert first[genai.SERVER_ADDRESS] == "127.0.0.1"
+    assert first[genai.INPUT_TOKENS] == 1
+    assert spans[2].status.status_code == StatusCode.ERROR
+    assert dict(spans[2].attributes or {})[genai.ERROR_TYPE] == "EMBEDDINGS_UNAVAILABLE"

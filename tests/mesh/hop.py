@@ -30,8 +30,17 @@ class Hop:
     memory_server: MeshServer
 
     def count(self, method: str, code: str, service: str = TOOL) -> float:
-        labels = {"service": service, "method": method, "code": code, "release": self.metrics.release}
-        return self.metrics.registry.get_sample_value("hivemesh_rpc_requests_total", labels) or 0.0
+        labels = {
+            "grpc_service": service,
+            "grpc_method": method,
+            "grpc_code": code,
+            "release": self.metrics.release,
+        }
+        registry = self.metrics.registry
+        return sum(
+            registry.get_sample_value("grpc_server_handled_total", {"grpc_type": kind, **labels}) or 0.0
+            for kind in ("unary", "server_stream")
+        )
 
     async def counted(self, method: str, code: str) -> float:
         """The count once the handler's bookkeeping has run (it ends after the caller is answered)."""

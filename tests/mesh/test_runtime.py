@@ -119,11 +119,12 @@ async def test_metrics_count_calls_by_code(pair: Pair) -> None:
 
     def count(code: str) -> float:
         value = registry.get_sample_value(
-            "hivemesh_rpc_requests_total",
+            "grpc_server_handled_total",
             {
-                "service": "hivemesh.tool.v1.ToolService",
-                "method": "InvokeTool",
-                "code": code,
+                "grpc_type": "unary",
+                "grpc_service": "hivemesh.tool.v1.ToolService",
+                "grpc_method": "InvokeTool",
+                "grpc_code": code,
                 "release": pair.metrics.release,
             },
         )

@@ -27,16 +27,20 @@ GPU_CAPACITY = 2
 
 def served(mesh: RunningMesh, method: str) -> int:
     """Calls of ``method`` the language server of ``mesh`` answered OK."""
-    value = mesh.metrics.registry.get_sample_value(
-        "hivemesh_rpc_requests_total",
-        {
-            "service": "hivemesh.language.v1.LanguageService",
-            "method": method,
-            "code": "OK",
-            "release": mesh.metrics.release,
-        },
+    values = (
+        mesh.metrics.registry.get_sample_value(
+            "grpc_server_handled_total",
+            {
+                "grpc_type": kind,
+                "grpc_service": "hivemesh.language.v1.LanguageService",
+                "grpc_method": method,
+                "grpc_code": "OK",
+                "release": mesh.metrics.release,
+            },
+        )
+        for kind in ("unary", "server_stream")
     )
-    return int(value or 0)
+    return int(sum(value or 0 for value in values))
 
 
 def routed(mesh: RunningMesh, pool: str, method: str, caller: str = "planner") -> int:

@@ -114,8 +114,13 @@ async def test_finished_tasks_and_rpcs_are_counted_by_release(mesh: RunningMesh)
         await asyncio.sleep(0.02)
     assert [ended(service) for service in ("planner", "language", "tool")] == [1.0, 1.0, 1.0]
     understood = registry.get_sample_value(
-        "hivemesh_rpc_duration_seconds_count",
-        {"service": "hivemesh.language.v1.LanguageService", "method": "Understand", "release": REVISION},
+        "grpc_server_handling_seconds_count",
+        {
+            "grpc_type": "unary",
+            "grpc_service": "hivemesh.language.v1.LanguageService",
+            "grpc_method": "Understand",
+            "release": REVISION,
+        },
     )
     assert understood is not None
     assert understood >= 1

@@ -47,9 +47,9 @@ def calls(metrics: Metrics, method: str) -> int:
             sample.value
             for family in metrics.registry.collect()
             for sample in family.samples
-            if sample.name == "hivemesh_rpc_requests_total"
-            and sample.labels["service"] == "hivemesh.tool.v1.ToolService"
-            and sample.labels["method"] == method
+            if sample.name == "grpc_server_handled_total"
+            and sample.labels["grpc_service"] == "hivemesh.tool.v1.ToolService"
+            and sample.labels["grpc_method"] == method
         )
     )
 

@@ -44,14 +44,20 @@ class Served:
         """Calls of ``method`` counted under ``code``, once ``expected`` of them are or a second has
         passed (a call is counted after its caller has been answered)."""
         labels = {
-            "service": f"hivemesh.{service}.v1.{service.capitalize()}Service",
-            "method": method,
-            "code": code,
+            "grpc_service": f"hivemesh.{service}.v1.{service.capitalize()}Service",
+            "grpc_method": method,
+            "grpc_code": code,
             "release": self.mesh.metrics.release,
         }
         count = 0.0
         for _ in range(100):
-            count = self.mesh.metrics.registry.get_sample_value("hivemesh_rpc_requests_total", labels) or 0.0
+            count = sum(
+                self.mesh.metrics.registry.get_sample_value(
+                    "grpc_server_handled_total", {"grpc_type": kind, **labels}
+                )
+                or 0.0
+                for kind in ("unary", "server_stream")
+            )
             if count >= expected:
                 break
             await asyncio.sleep(0.01)

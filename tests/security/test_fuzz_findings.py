@@ -73,12 +73,13 @@ async def test_a_stream_its_client_stops_reading_ends_quietly_and_is_counted(
         gc.collect()  # so that a task whose exception nobody retrieved is reported now
         await asyncio.sleep(0.05)
         labels = {
-            "service": "hivemesh.tool.v1.ToolService",
-            "method": "InvokeToolStream",
-            "code": "CANCELLED",
+            "grpc_type": "server_stream",
+            "grpc_service": "hivemesh.tool.v1.ToolService",
+            "grpc_method": "InvokeToolStream",
+            "grpc_code": "CANCELLED",
             "release": metrics.release,
         }
-        assert metrics.registry.get_sample_value("hivemesh_rpc_requests_total", labels) == 1
+        assert metrics.registry.get_sample_value("grpc_server_handled_total", labels) == 1
         assert failures(caplog) == []
     finally:
         await channel.close(None)

@@ -94,9 +94,9 @@ class ServiceMap:
         for family in self._metrics.rpc_total.collect():
             requests.extend(
                 {
-                    "service": sample.labels["service"],
-                    "method": sample.labels["method"],
-                    "code": sample.labels["code"],
+                    "service": sample.labels["grpc_service"],
+                    "method": sample.labels["grpc_method"],
+                    "code": sample.labels["grpc_code"],
                     "count": sample.value,
                 }
                 for sample in family.samples
@@ -106,7 +106,7 @@ class ServiceMap:
         for family in self._metrics.rpc_duration.collect():
             for sample in family.samples:
                 if sample.name.endswith("_bucket"):
-                    key = (sample.labels["service"], sample.labels["method"])
+                    key = (sample.labels["grpc_service"], sample.labels["grpc_method"])
                     buckets.setdefault(key, []).append((float(sample.labels["le"]), sample.value))
         # The last bucket's bound is +Inf, which JSON cannot say: null.
         durations = [

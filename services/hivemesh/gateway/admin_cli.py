@@ -12,9 +12,11 @@ import datetime as dt
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from google.protobuf import json_format
 
+from hivemesh import terminal
 from hivemesh.common.v1.task_pb2 import TaskState
 from hivemesh.gateway.app import key_store
 from hivemesh.gateway.keys import OPERATOR, ROLES
@@ -92,10 +94,23 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
             keys = await store.list(args.tenant)
             if args.json:
                 print(json.dumps([k.__dict__ for k in keys], indent=2))
-            for k in [] if args.json else keys:
-                state = f"revoked {_when(k.revoke_time)}" if k.revoked else "active"
-                created = _when(k.create_time)
-                print(f"{k.key_id}  {k.tenant_id:<20} {k.role:<8} {state:<28} created {created}  {k.name}")
+                return 0
+            terminal.table(
+                ["KEY", "TENANT", "ROLE", "STATE", "CREATED (UTC)", "NAME"],
+                [
+                    [
+                        k.key_id,
+                        k.tenant_id,
+                        k.role,
+                        f"revoked {_when(k.revoke_time)}" if k.revoked else "active",
+                        _when(k.create_time),
+                        k.name,
+                    ]
+                    for k in keys
+                ],
+            )
+            if not keys:
+                print("no keys", file=sys.stderr)
             return 0
         if await store.revoke(args.key_id):
             print(f"key {args.key_id} revoked")
@@ -136,8 +151,19 @@ async def _dlq(args: argparse.Namespace, settings: Settings) -> int:
                     )
                 )
             else:
-                for item in found:
-                    print(_line(item))
+                terminal.table(
+                    ["TASK", "TENANT", "DELIVERIES", "QUEUED (UTC)", "LAST ERROR"],
+                    [
+                        [
+                            f.task.task_id,
+                            f.task.scope.tenant_id,
+                            str(f.letter.delivery_count),
+                            _when(f.letter.enqueued_at),
+                            f.letter.last_error,
+                        ]
+                        for f in found
+                    ],
+                )
                 if not found:
                     print("the dead-letter queue is empty", file=sys.stderr)
             return 0
@@ -175,6 +201,25 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"hivemesh: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # Without a shared database the stores are files in the data directory: one that is not there
+    # is a wrong HIVEMESH_DATA_DIR (or a gateway never started), not an empty store to create.
+    creates = command == "keys" and args.action == "create"
+    store = "gateway.db" if command == "keys" else "tasks.db"
+    if settings.database_url is None and not creates:
+        problem = _missing_store(settings.data_dir, store)
+        if problem:
+            print(f"hivemesh {command} {args.action}: {problem}", file=sys.stderr)
+            return EXIT_FAILED
     if command == "keys":
         return asyncio.run(_keys(args, settings))
     return asyncio.run(_dlq(args, settings))
+
+
+def _missing_store(data_dir: Path, store: str) -> str:
+    """Why the store file ``store`` of ``data_dir`` cannot be read ("" when it can)."""
+    where = "set HIVEMESH_DATA_DIR to the gateway's, or HIVEMESH_DATABASE_URL to its database"
+    if not data_dir.is_dir():
+        return f"the data directory {data_dir} does not exist ({where})"
+    if not (data_dir / store).is_file():
+        return f"there is no store in {data_dir} ({store} is missing; {where})"
+    return ""

@@ -83,7 +83,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     env = dict(os.environ)
     config = LanguageConfig.from_env(env)
     engine = LanguageEngine(default_loader(settings.nlu_model, settings.data_dir, env), config, env)
-    backend = build_backend(env, metrics.registry)
+    backend = build_backend(env, metrics)
     metrics.registry.register(_InFlight(engine))
     components: list[Component] = [engine, _SlotReaders(), _BackendCloser(backend)]
     classify: Callable[[str], Awaitable[Prediction]] = engine.classify

@@ -33,10 +33,10 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
-from hivemesh.mesh import deadlines
+from hivemesh.mesh import deadlines, telemetry
 from hivemesh.mesh.credentials import (
     CREDENTIAL_HEADER,
     CredentialGuard,
@@ -182,7 +182,9 @@ class CallPipeline(_ServerInterceptor):
     decoding stage only.
 
     With ``carry_trace`` (no tracing interceptor in front, see ``server_interceptors``) the pipeline
-    makes the caller's W3C context the handler's current one, as the tracing interceptor does.
+    makes the caller's W3C context the handler's current one, as the tracing interceptor does. With
+    ``serving`` (a ``service.name``, given when spans are recorded) the spans the handler starts
+    belong to that service.
     """
 
     def __init__(
@@ -193,8 +195,10 @@ class CallPipeline(_ServerInterceptor):
         screen: Screen | None = None,
         *,
         carry_trace: bool = False,
+        serving: str = "",
     ) -> None:
         self._domain = domain
+        self._serving = serving
         self._metrics = metrics
         self._guard = guard
         self._screen = screen
@@ -269,6 +273,7 @@ class CallPipeline(_ServerInterceptor):
             started, ending = time.perf_counter(), _FAILED
             token, left, incoming = _enter(context)
             traced = _carry_in(incoming) if self._carry_trace else None
+            named = telemetry.serving_as(self._serving) if self._serving else None
             acting: contextvars.Token[str] | None = None
             try:
                 with deadlines.deadline(left):
@@ -288,9 +293,11 @@ class CallPipeline(_ServerInterceptor):
                 if acting is not None:
                     end_acting(acting)
                 _request_id.reset(token)
+                if named is not None:
+                    telemetry.reset_serving(named)
                 if traced is not None:
                     otel_context.detach(traced)
-                self._record(service, name, context, started, ending)
+                self._record(_UNARY, service, name, context, started, ending)
 
         return run
 
@@ -301,6 +308,7 @@ class CallPipeline(_ServerInterceptor):
             started, ending = time.perf_counter(), _FAILED
             token, left, incoming = _enter(context)
             traced = _carry_in(incoming) if self._carry_trace else None
+            named = telemetry.serving_as(self._serving) if self._serving else None
             acting: contextvars.Token[str] | None = None
             closed_elsewhere = False
             try:
@@ -328,9 +336,12 @@ class CallPipeline(_ServerInterceptor):
                         end_acting(acting)
                 with contextlib.suppress(ValueError):
                     _request_id.reset(token)
+                with contextlib.suppress(ValueError):
+                    if named is not None:
+                        telemetry.reset_serving(named)
                 if traced is not None and not closed_elsewhere:
                     otel_context.detach(traced)
-                self._record(service, name, context, started, ending)
+                self._record(_SERVER_STREAM, service, name, context, started, ending)
 
         return run
 
@@ -347,6 +358,7 @@ class CallPipeline(_ServerInterceptor):
 
     def _record(
         self,
+        kind: str,
         service: str,
         name: str,
         context: grpc.aio.ServicerContext[Any, Any],
@@ -360,21 +372,26 @@ class CallPipeline(_ServerInterceptor):
         counter = self._counters.get(key)
         if counter is None:
             counter = self._counters[key] = self._metrics.rpc_total.labels(
-                service, name, label, self._metrics.release
+                kind, service, name, label, self._metrics.release
             )
         counter.inc()
         timer = self._timers.get((service, name))
         if timer is None:
             timer = self._timers[(service, name)] = self._metrics.rpc_duration.labels(
-                service, name, self._metrics.release
+                kind, service, name, self._metrics.release
             )
-        timer.observe(time.perf_counter() - started)
+        # The call's trace id links its latency bucket to its trace, when spans are recorded (the
+        # server span is still current here: the tracing interceptor is outside the pipeline).
+        trace_id = current_trace_id() if self._serving else ""
+        timer.observe(time.perf_counter() - started, {"trace_id": trace_id} if trace_id else None)
 
 
 # The code a call is counted under when its handler set none: OK when it returned, UNKNOWN when it
 # raised past the error stage; a cancelled handler was stopped by its caller's deadline or by its
 # caller (grpc sets no code on the context in either case).
 _OK, _FAILED = grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN
+# The grpc_type label values of the RPC metrics (Prometheus' gRPC conventions).
+_UNARY, _SERVER_STREAM = "unary", "server_stream"
 
 
 def _admit(
@@ -431,7 +448,12 @@ def _carry_in(incoming: dict[str, Any]) -> contextvars.Token[otel_context.Contex
 
 
 def server_interceptors(
-    domain: str, metrics: Metrics, guard: CredentialGuard | None = None, screen: Screen | None = None
+    domain: str,
+    metrics: Metrics,
+    guard: CredentialGuard | None = None,
+    screen: Screen | None = None,
+    *,
+    service: str = "",
 ) -> Sequence[_ServerInterceptor]:
     """The server interceptor stack, outermost first: tracing (extracts the W3C context from the
     metadata, so the pipeline's logs and errors carry the trace id), then the call pipeline, which
@@ -441,12 +463,17 @@ def server_interceptors(
     A process that records no spans (``telemetry.recording``, decided by ``setup_tracing`` before
     any server is built) has no tracing interceptor: OpenTelemetry's would start and end a span
     that is never recorded, wrap the servicer context and set attributes on every call. The
-    pipeline then carries the caller's context itself, so trace ids still reach logs and errors."""
-    if not recording():
+    pipeline then carries the caller's context itself, so trace ids still reach logs and errors.
+    When spans are recorded, those of ``service`` (``planner``...) carry its own ``service.name``."""
+    provider = trace.get_tracer_provider()
+    if not recording() or not isinstance(provider, telemetry.ServiceTracers):
         return [CallPipeline(domain, metrics, guard, screen, carry_trace=True)]
+    name = telemetry.service_name(service) if service else ""
     return [
-        aio_server_interceptor(),  # type: ignore[no-untyped-call]  # the library is untyped
-        CallPipeline(domain, metrics, guard, screen),
+        aio_server_interceptor(  # type: ignore[no-untyped-call]  # the library is untyped
+            tracer_provider=provider.provider(name) if name else None
+        ),
+        CallPipeline(domain, metrics, guard, screen, serving=name),
     ]
 
 

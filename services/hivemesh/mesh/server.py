@@ -103,7 +103,9 @@ class MeshServer:
         )
         self.contract = CONTRACTS[app.name]
         self.health = HealthServicer()
-        interceptors = server_interceptors(f"hivemesh.{app.name}", metrics, app.guard, app.screen)
+        interceptors = server_interceptors(
+            f"hivemesh.{app.name}", metrics, app.guard, app.screen, service=app.name
+        )
         # The concurrency limit is the admission stage's, not grpc.aio's (``maximum_concurrent_rpcs``
         # would refuse health checks too, and without RetryInfo); it runs before the stack.
         admission = ServerAdmission(f"hivemesh.{app.name}", config.max_concurrent_rpcs)

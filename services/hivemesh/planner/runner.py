@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
+from opentelemetry import trace
 
 from hivemesh.common.v1.content_pb2 import Role
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.language.v1 import language_service_pb2 as lang
 from hivemesh.memory.v1.memory_service_pb2 import Turn
+from hivemesh.mesh import genai, telemetry
 from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, HivemeshError
 from hivemesh.planner import strategy
 from hivemesh.planner.ports import EventSink, Language, Memory, Tools
@@ -74,13 +76,23 @@ def follow_up_text(task: Task, history: Sequence[TaskEvent]) -> str:
 
 class Runner:
     """``use_llm`` picks the strategy: the built-in planner, or a function-calling loop in which the
-    language service's model chooses the tools (every call still goes through ToolService)."""
+    language service's model chooses the tools (every call still goes through ToolService).
+
+    One runner runs one task: it adds up the tokens of the run's model calls, which end up as the
+    ``gen_ai.usage.*`` attributes of the run's span."""
 
     def __init__(self, language: Language, memory: Memory, tools: Tools, *, use_llm: bool = False) -> None:
         self._language = language
         self._memory = memory
         self._tools = tools
         self._use_llm = use_llm
+        self._input_tokens = 0
+        self._output_tokens = 0
+
+    def _count(self, piece: lang.GenerateResponse) -> None:
+        self._input_tokens += piece.usage.prompt_tokens
+        self._output_tokens += piece.usage.completion_tokens
+        genai.usage(trace.get_current_span(), self._input_tokens, self._output_tokens)
 
     async def _emit(self, sink: EventSink, **kind: Any) -> TaskEvent:
         event = TaskEvent()
@@ -176,6 +188,8 @@ class Runner:
                     await sink.emit(delta)
                 elif kind == "tool_call":
                     calls.append(piece.tool_call)
+                elif kind == "usage":
+                    self._count(piece)
             if not calls:
                 answer = "".join(chunks).strip()
                 await self._remember_turns(task, text, answer, sink)
@@ -193,7 +207,9 @@ class Runner:
                 step_number += 1
                 arguments = json_format.MessageToDict(call.arguments)
                 steps.append((call, strategy.Step(step_number, call.name, arguments)))
-            results = await asyncio.gather(*(self._step(task, step, done, sink) for _, step in steps))
+            results = await asyncio.gather(
+                *(self._step(task, step, done, sink, call_id=call.id) for call, step in steps)
+            )
             for (call, _), result in zip(steps, results, strict=True):
                 result.tool_call_id = call.id
                 messages.append(result)
@@ -204,7 +220,13 @@ class Runner:
         )
 
     async def _step(
-        self, task: Task, step: strategy.Step, done: Mapping[int, TaskEvent], sink: EventSink
+        self,
+        task: Task,
+        step: strategy.Step,
+        done: Mapping[int, TaskEvent],
+        sink: EventSink,
+        *,
+        call_id: str = "",
     ) -> lang.ChatMessage:
         """Run one step (or reuse its recorded result) and return it as a TOOL message."""
         previous = done.get(step.number)
@@ -225,7 +247,21 @@ class Runner:
         result.tool_result.step = step.number
         result.tool_result.tool_name = step.tool
         try:
-            display, payload = await self._call(task, step, key)
+            with telemetry.span(
+                f"{genai.EXECUTE_TOOL} {step.tool}",
+                attributes={
+                    genai.OPERATION_NAME: genai.EXECUTE_TOOL,
+                    genai.TOOL_NAME: step.tool,
+                    genai.TOOL_CALL_ID: call_id or key,
+                    genai.TOOL_TYPE: "function",
+                    genai.TASK_ID: task.task_id,
+                },
+            ) as span:
+                try:
+                    display, payload = await self._call(task, step, key)
+                except HivemeshError as exc:
+                    genai.failed(span, exc)
+                    raise
         except HivemeshError as exc:
             if exc.retryable and not step.optional:
                 raise
@@ -283,11 +319,14 @@ class Runner:
         )
         chunks: list[str] = []
         async for piece in self._language.generate(request):
-            if piece.WhichOneof("kind") == "text_delta":
+            kind = piece.WhichOneof("kind")
+            if kind == "text_delta":
                 chunks.append(piece.text_delta)
                 delta = TaskEvent()
                 delta.answer_delta.text = piece.text_delta
                 await sink.emit(delta)
+            elif kind == "usage":
+                self._count(piece)
         return "".join(chunks).strip()
 
     async def _remember_turns(self, task: Task, text: str, answer: str, sink: EventSink) -> None:

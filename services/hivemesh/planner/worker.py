@@ -19,7 +19,7 @@ from opentelemetry import trace
 
 from hivemesh.common.v1.release_pb2 import Release
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
-from hivemesh.mesh import deadlines, telemetry
+from hivemesh.mesh import deadlines, genai, telemetry
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import HivemeshError, Unauthenticated, Unavailable
@@ -34,6 +34,7 @@ from hivemesh.tasks.queue import Claim, backoff
 from hivemesh.tasks.system import POLL_INTERVAL_S
 
 _log = logging.getLogger(__name__)
+_SERVICE_NAME = telemetry.service_name("planner")
 
 
 class LogSink:
@@ -162,11 +163,19 @@ class WorkerPool:
         self._slots.release()
 
     async def _handle(self, claim: Claim) -> None:
+        # Every delivery of the task (retries, take-overs) continues the trace its submission began.
         parent = telemetry.extract(claim.trace)
         token = otel_context.attach(parent)
+        named = telemetry.serving_as(_SERVICE_NAME) if telemetry.recording() else None
         try:
-            with telemetry.tracer(__name__).start_as_current_span(
-                "task.run", kind=trace.SpanKind.CONSUMER, attributes={"hivemesh.task_id": claim.task_id}
+            with telemetry.span(
+                f"{genai.INVOKE_AGENT} {genai.AGENT_NAME}",
+                attributes={
+                    genai.OPERATION_NAME: genai.INVOKE_AGENT,
+                    genai.AGENT_NAME_KEY: genai.AGENT_NAME,
+                    genai.TASK_ID: claim.task_id,
+                    genai.DELIVERY: claim.delivery_count,
+                },
             ):
                 await self._handle_claim(claim)
         except asyncio.CancelledError:
@@ -183,6 +192,8 @@ class WorkerPool:
                     claim, None, Unavailable(f"the worker failed: {exc!r}", reason="WORKER_ERROR")
                 )
         finally:
+            if named is not None:
+                telemetry.reset_serving(named)
             otel_context.detach(token)
 
     async def _handle_claim(self, claim: Claim) -> None:
@@ -196,6 +207,8 @@ class WorkerPool:
         runnable = claim.delivery_count <= self._settings.max_attempts
         start = await self._tasks.begin_run(claim, self.worker_id, working, runnable=runnable)
         task = start.task
+        if task is not None:
+            genai.describe_task(trace.get_current_span(), task, start.attempt)
         if task is not None and task.state == TaskState.TASK_STATE_FAILED and task.error.retryable:
             # A worker recorded the final failure and died before moving the task to the
             # dead-letter queue: finish that move.
@@ -318,6 +331,7 @@ class WorkerPool:
         between is finished by the next claim; see ``_handle_claim``). ``attempt`` numbers the
         events when the failure ended a run (0: no run had started)."""
         task_id = claim.task_id
+        genai.failed(trace.get_current_span(), exc)
         if exc.retryable and claim.delivery_count < self._settings.max_attempts:
             delay = backoff(claim.delivery_count)
             notice = TaskEvent(attempt=attempt)
@@ -343,6 +357,7 @@ class WorkerPool:
             await self._tasks.ack(task_id, self.worker_id)
 
     async def _fail(self, task: Task, exc: HivemeshError, attempt: int, release: Release | None) -> None:
+        genai.failed(trace.get_current_span(), exc)
         failed = failure_of(exc)
         failed.attempt = attempt
         with contextlib.suppress(TaskTerminal):
@@ -351,10 +366,11 @@ class WorkerPool:
         await self._tasks.ack(task.task_id, self.worker_id)
 
     def _record_end(self, task: Task | None, state: str, release: Release | None) -> None:
+        trace.get_current_span().set_attribute(genai.TASK_STATE, state)
         self._metrics.count_task_end(state, release)
         if task is None:
             return
-        self._metrics.task_duration.labels(self._metrics.release).observe(
+        self._metrics.task_duration.labels(state, self._metrics.release).observe(
             max(0.0, time.time() - task.create_time.ToNanoseconds() / 1e9)
         )
 

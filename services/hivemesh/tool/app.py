@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     scheduler = TaskReminderScheduler(settings)
-    app = build_app(settings, channels, ToolConfig.from_env(), scheduler=scheduler)
+    app = build_app(settings, channels, ToolConfig.from_env(), scheduler=scheduler, metrics=metrics)
     app.components = [scheduler, *app.components]
     return app
 
@@ -49,9 +49,11 @@ def build_app(
     extra_tools: Iterable[Tool] = (),
     sources: Iterable[ToolSource] = (),
     clock: Callable[[], datetime] | None = None,
+    metrics: Metrics | None = None,
 ) -> ServiceApp:
     """The tool service; ``scheduler`` is where reminders go when due (the task queue's delivery).
-    ``sources`` add tool sets that may change while the service runs, as MCP servers' do."""
+    ``sources`` add tool sets that may change while the service runs, as MCP servers' do; calls
+    are counted and timed per tool in ``metrics``."""
     registry = Registry([*discover(), *extra_tools], sources)
     components: list[Component] = []
     store = idempotency_store(settings, config)
@@ -73,7 +75,11 @@ def build_app(
         deps = ToolDeps(deps.records, deps.scheduler, clock, deps.random)
     workers = PoolSize(processes=config.worker_processes, threads=config.worker_threads)
     executor = Executor(
-        registry, deps, store, ExecutionPolicy(idempotency_ttl_s=config.idempotency_ttl_s, workers=workers)
+        registry,
+        deps,
+        store,
+        ExecutionPolicy(idempotency_ttl_s=config.idempotency_ttl_s, workers=workers),
+        metrics=metrics,
     )
     servicer = ToolServicer(registry, executor)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from hivemesh.mesh import deadlines
@@ -26,6 +27,7 @@ from hivemesh.mesh.errors import (
     InvalidArgument,
     ResourceExhausted,
 )
+from hivemesh.mesh.metrics import Metrics
 from hivemesh.tool import arguments
 from hivemesh.tool.decorator import FunctionTool
 from hivemesh.tool.idempotency import (
@@ -79,8 +81,11 @@ class Executor:
         deps: ToolDeps,
         store: IdempotencyStore,
         policy: ExecutionPolicy | None = None,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._registry = registry
+        self._metrics = metrics
         self._deps = deps
         self._store = store
         self._policy = policy or ExecutionPolicy()
@@ -96,7 +101,26 @@ class Executor:
         self._workers = WorkerPool(self._policy.workers, preload=sorted(preload))
 
     async def invoke(self, call: ToolCall, report: ProgressSink = _discard) -> ToolOutcome:
+        """Run ``call``; with metrics, count it by tool and outcome and time it (a call of a tool
+        that does not exist is not counted: its name is the caller's, of unbounded variety)."""
         item = self._registry.get(call.tool_name)
+        if self._metrics is None:
+            return await self._invoke(item, call, report)
+        started, outcome = time.perf_counter(), "CANCELLED"
+        try:
+            result = await self._invoke(item, call, report)
+            outcome = "OK"
+            return result
+        except HivemeshError as exc:
+            outcome = exc.code.name
+            raise
+        except Exception:
+            outcome = "INTERNAL"
+            raise
+        finally:
+            self._metrics.count_tool_call(item.spec.name, outcome, time.perf_counter() - started)
+
+    async def _invoke(self, item: Tool, call: ToolCall, report: ProgressSink) -> ToolOutcome:
         try:
             arguments.check(item.spec.name, self._registry.validator(item), call.arguments)
             if not call.idempotency_key:

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry
-
 from hivemesh.language.generate.builtin import BuiltinBackend
 from hivemesh.language.generate.config import llm_config_from_env, pool_config_from_env
 from hivemesh.language.generate.openai_compat import OpenAICompatibleBackend
 from hivemesh.language.generate.pool import BackendPool, LLMMetrics
 from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.mesh.metrics import Metrics
 
 
 class GenerateBackend(Protocol):
@@ -30,13 +29,16 @@ class GenerateBackend(Protocol):
         ...
 
 
-def build_backend(env: Mapping[str, str], registry: CollectorRegistry | None = None) -> GenerateBackend:
-    """The backend the environment asks for; raises ConfigError naming a bad variable. With
-    ``HIVEMESH_LLM_BACKENDS``, a pool of model servers whose metrics go to ``registry``."""
+def build_backend(env: Mapping[str, str], metrics: Metrics | None = None) -> GenerateBackend:
+    """The backend the environment asks for; raises ConfigError naming a bad variable. An
+    OpenAI-compatible server's calls are timed and their tokens counted in ``metrics``; with
+    ``HIVEMESH_LLM_BACKENDS``, a pool of model servers whose choices are counted there too."""
     pool = pool_config_from_env(env)
     if pool is not None:
-        return BackendPool(pool, LLMMetrics(registry))
+        return BackendPool(
+            pool, LLMMetrics(None if metrics is None else metrics.registry), call_metrics=metrics
+        )
     config = llm_config_from_env(env)
     if config is None:
         return BuiltinBackend()
-    return OpenAICompatibleBackend(config)
+    return OpenAICompatibleBackend(config, metrics=metrics)

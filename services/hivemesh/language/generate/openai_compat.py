@@ -16,11 +16,13 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
+from opentelemetry import trace
 
 from hivemesh.language.generate.config import LLMConfig
 from hivemesh.language.generate.tokens import count_prompt_tokens, count_tokens
 from hivemesh.language.generate.wire import FINISH_REASONS, ToolCallAssembler, request_body
 from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.mesh import genai, telemetry
 from hivemesh.mesh.errors import (
     FailedPrecondition,
     HivemeshError,
@@ -28,6 +30,7 @@ from hivemesh.mesh.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from hivemesh.mesh.metrics import Metrics
 
 _MAX_ERROR_CHARS = 500
 
@@ -87,8 +90,15 @@ def http_error(status: int, headers: httpx.Headers, body: bytes) -> HivemeshErro
 class OpenAICompatibleBackend:
     """Streams ``POST {base_url}/chat/completions``; one connection pool per backend."""
 
-    def __init__(self, config: LLMConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        config: LLMConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._config = config
+        self._metrics = metrics
         headers = {"Accept": "text/event-stream"}
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
@@ -103,7 +113,54 @@ class OpenAICompatibleBackend:
         await self._client.aclose()
 
     async def generate(self, request: pb.GenerateRequest) -> AsyncGenerator[pb.GenerateResponse]:
+        """Stream the reply; each call is a ``chat`` client span (GenAI conventions, with the model
+        and the token usage) when spans are recorded, and is timed and its tokens counted per model."""
         body = request_body(request, self._config.model)
+        model = str(body.get("model") or "")
+        span = telemetry.start_span(
+            f"{genai.CHAT} {model}".strip(),
+            trace.SpanKind.CLIENT,
+            {
+                genai.OPERATION_NAME: genai.CHAT,
+                genai.PROVIDER_NAME: genai.OPENAI,
+                genai.REQUEST_MODEL: model,
+                genai.SERVER_ADDRESS: self._client.base_url.host,
+                genai.SERVER_PORT: self._client.base_url.port or _default_port(self._client.base_url.scheme),
+            },
+        )
+        started, error_type = time.perf_counter(), ""
+        tokens: tuple[int, int] | None = None
+        try:
+            async for message in self._generate(body, request):
+                kind = message.WhichOneof("kind")
+                if kind == "usage":
+                    tokens = (message.usage.prompt_tokens, message.usage.completion_tokens)
+                    genai.usage(span, *tokens)
+                elif kind == "finish_reason":
+                    span.set_attribute(genai.FINISH_REASONS, [_finish_name(message.finish_reason)])
+                yield message
+        except HivemeshError as exc:
+            error_type = exc.reason or exc.code.name
+            genai.failed(span, exc)
+            raise
+        except BaseException:
+            error_type = "CANCELLED"
+            raise
+        finally:
+            span.end()
+            if self._metrics is not None:
+                self._metrics.count_model_call(
+                    genai.CHAT,
+                    genai.OPENAI,
+                    model,
+                    time.perf_counter() - started,
+                    error_type=error_type,
+                    tokens=tokens if not error_type else None,
+                )
+
+    async def _generate(
+        self, body: dict[str, Any], request: pb.GenerateRequest
+    ) -> AsyncIterator[pb.GenerateResponse]:
         header = self._config.session_header
         headers = {header: request.session_id} if header and request.session_id else None
         try:
@@ -142,6 +199,15 @@ class OpenAICompatibleBackend:
             ) from exc
         if response.status_code >= 500 or response.status_code == 429:
             raise http_error(response.status_code, response.headers, response.content)
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _finish_name(reason: int) -> str:
+    """``stop``, ``tool_calls``...: the finish reason as the OpenAI API names it."""
+    return pb.FinishReason.Name(reason).removeprefix("FINISH_REASON_").lower()  # type: ignore[arg-type]
 
 
 def _chunk(line: str) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ from hivemesh.language.v1 import language_service_pb2 as pb
 from hivemesh.mesh import deadlines
 from hivemesh.mesh.balancer import Balancer, EjectionPolicy, Endpoint
 from hivemesh.mesh.errors import DeadlineExceeded, HivemeshError, ResourceExhausted, Unavailable
+from hivemesh.mesh.metrics import Metrics
 
 # A session's server keeps its calls while it carries at most this multiple of its fair share.
 LOAD_BOUND = 1.25
@@ -75,8 +76,12 @@ class BackendPool:
         metrics: LLMMetrics | None = None,
         *,
         backends: Sequence[OpenAICompatibleBackend] | None = None,
+        call_metrics: Metrics | None = None,
     ) -> None:
-        made = backends or [OpenAICompatibleBackend(spec.llm) for spec in config.backends]
+        # Each server's calls are timed and their tokens counted in ``call_metrics`` (per model).
+        made = backends or [
+            OpenAICompatibleBackend(spec.llm, metrics=call_metrics) for spec in config.backends
+        ]
         self._roles = {spec.name: spec.role for spec in config.backends}
         self._endpoints = [
             Endpoint(spec.name, backend, spec.weight)

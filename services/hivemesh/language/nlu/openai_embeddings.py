@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import httpx
 import numpy as np
+from opentelemetry import trace
 
 from hivemesh.language.nlu.encoders import l2_normalise
 from hivemesh.language.nlu.sparse import FloatArray
+from hivemesh.mesh import genai, telemetry
 from hivemesh.mesh.config import ConfigError
-from hivemesh.mesh.errors import Unavailable
+from hivemesh.mesh.errors import HivemeshError, Unavailable
 
 URL_VARIABLE = "HIVEMESH_EMBEDDINGS_URL"
 KEY_VARIABLE = "HIVEMESH_EMBEDDINGS_API_KEY"
@@ -92,6 +94,32 @@ class OpenAIEmbeddingsEncoder:
         return l2_normalise(vectors)
 
     def _request(self, texts: list[str]) -> FloatArray:
+        """One call, an ``embeddings`` client span (GenAI conventions) when spans are recorded."""
+        url = self._client.base_url
+        span = telemetry.start_span(
+            f"{genai.EMBEDDINGS} {self._endpoint.model}",
+            trace.SpanKind.CLIENT,
+            {
+                genai.OPERATION_NAME: genai.EMBEDDINGS,
+                genai.PROVIDER_NAME: genai.OPENAI,
+                genai.REQUEST_MODEL: self._endpoint.model,
+                genai.SERVER_ADDRESS: url.host,
+                genai.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
+            },
+        )
+        try:
+            vectors, input_tokens = self._post(texts)
+            if input_tokens is not None:
+                span.set_attribute(genai.INPUT_TOKENS, input_tokens)
+        except HivemeshError as exc:
+            genai.failed(span, exc)
+            raise
+        finally:
+            span.end()
+        return vectors
+
+    def _post(self, texts: list[str]) -> tuple[FloatArray, int | None]:
+        """The vectors of ``texts`` and the input tokens the server reports (None when it does not)."""
         try:
             response = self._client.post("/embeddings", json={"model": self._endpoint.model, "input": texts})
         except httpx.HTTPError as exc:
@@ -105,9 +133,12 @@ class OpenAIEmbeddingsEncoder:
                 metadata={"http_status": str(response.status_code)},
             )
         try:
-            items = sorted(response.json()["data"], key=lambda item: int(item["index"]))
+            reply = response.json()
+            items = sorted(reply["data"], key=lambda item: int(item["index"]))
             vectors = np.asarray([item["embedding"] for item in items], dtype=np.float32)
-        except (ValueError, KeyError, TypeError) as exc:
+            usage = reply.get("usage") or {}
+            input_tokens = int(usage["prompt_tokens"]) if "prompt_tokens" in usage else None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             message = "embeddings server sent a malformed reply"
             raise Unavailable(message, reason="EMBEDDINGS_MALFORMED") from exc
         if vectors.ndim != 2 or len(vectors) != len(texts):
@@ -115,4 +146,4 @@ class OpenAIEmbeddingsEncoder:
                 f"embeddings server returned {len(vectors)} vectors for {len(texts)} texts",
                 reason="EMBEDDINGS_MALFORMED",
             )
-        return vectors
+        return vectors, input_tokens
