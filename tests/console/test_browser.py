@@ -76,7 +76,7 @@ async def test_a_task_runs_appears_and_finishes_with_its_timeline_and_trace(
         await page.wait_for_timeout(250)
     services = set(await trace.locator(".wf-row").evaluate_all("rows => rows.map(r => r.dataset.service)"))
     assert {"gateway", "language", "memory", "tool"} <= services
-    await expect(trace.locator('.wf-row[data-span="task.run"]')).to_have_count(1)
+    await expect(trace.locator('.wf-row[data-span="invoke_agent hivemesh"]')).to_have_count(1)
     assert await trace.locator('.wf-row[data-status="ERROR"]').count() == 0
     await page.screenshot(path=screenshots / "task.png", full_page=True)
 

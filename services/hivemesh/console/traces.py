@@ -2,10 +2,11 @@
 writes finished spans to (``HIVEMESH_TRACE_FILE``, one object per span; see
 ``hivemesh.mesh.telemetry.JsonLinesSpanExporter``).
 
-A task's run is the span that names it (``hivemesh.task_id``); its trace is every span with that
-span's trace id (the gateway's, the worker's and those of the calls it made, in every process that
-writes to the file). Only the newest ``max_bytes`` of the file are read, so a long-lived file costs
-a bounded read; older tasks' spans are then out of reach (and the answer says how much was read).
+A task's run is the ``invoke_agent`` span that names it (``hivemesh.task.id``); its trace is
+every span with that span's trace id (the gateway's, the worker's and those of the calls it
+made, in every process that writes to the file). Only the newest ``max_bytes`` of the file are
+read, so a long-lived file costs a bounded read; older tasks' spans are then out of reach (and the
+answer says how much was read).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hivemesh.mesh import genai
+
 # The attribute by which a span names the task it ran.
-TASK_ATTRIBUTE = "hivemesh.task_id"
+TASK_ATTRIBUTE = genai.TASK_ID
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 # Spans kept for one task's waterfall at most (a task with a runaway loop of calls).
 MAX_SPANS = 2000

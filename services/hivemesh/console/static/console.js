@@ -416,11 +416,11 @@ function taskView(view, taskId) {
   }
 
   // The service a span belongs to: the one its RPC names (hivemesh.tool.v1.ToolService: tool),
-  // else the process's service.name.
+  // else the process's service.name (hivemesh-planner: planner).
   function serviceOf(span) {
     const rpc = (span.attributes || {})["rpc.service"];
     const match = typeof rpc === "string" && rpc.match(/^hivemesh\.([a-z]+)\.v1\./);
-    return match ? match[1] : rpc || span.service || "";
+    return match ? match[1] : rpc || (span.service || "").replace(/^hivemesh-/, "");
   }
 
   // The task's trace as a waterfall: one bar per span, placed by its start and length.
