@@ -46,6 +46,13 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 _ANY = ("0.0.0.0", "::", "[::]")  # noqa: S104 - compared with, not bound
 # Where the A2A door is mounted: its Agent Card is at /a2a/.well-known/agent-card.json.
 A2A_PATH = "/a2a"
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+MCP_PATH = "/mcp"
+# A path of each door, as clients call them (the deployment routes each to the edge).
+DOOR_PATHS = (CHAT_PATH, MODELS_PATH, MCP_PATH, f"{A2A_PATH}/", f"{A2A_PATH}/.well-known/agent-card.json")
 _ERROR_TYPES = {404: "not_found_error", 405: "invalid_request_error"}
 
 
@@ -76,16 +83,16 @@ class Edge:
         self.health = Health(self.gateway)
         chat = ChatDoor(self.gateway, config.model)
         routes: list[BaseRoute] = [
-            Route("/healthz", self.health.live, methods=["GET"]),
-            Route("/readyz", self.health.ready, methods=["GET"]),
-            Route("/v1/models", chat.models, methods=["GET"]),
-            Route("/v1/models/{model:path}", chat.model, methods=["GET"]),
-            Route("/v1/chat/completions", chat.completions, methods=["POST"]),
+            Route(LIVENESS_PATH, self.health.live, methods=["GET"]),
+            Route(READINESS_PATH, self.health.ready, methods=["GET"]),
+            Route(MODELS_PATH, chat.models, methods=["GET"]),
+            Route(MODELS_PATH + "/{model:path}", chat.model, methods=["GET"]),
+            Route(CHAT_PATH, chat.completions, methods=["POST"]),
         ]
         mcp = _mcp_http(self.gateway, config)
         self.mcp = mcp is not None
         if mcp is not None:
-            routes.append(Route("/mcp", mcp))
+            routes.append(Route(MCP_PATH, mcp))
         # The A2A door is built when the server starts: its Agent Card names the address it is
         # reached at, and the gateway of this process may have bound its port only then.
         self.a2a = a2a_available()
