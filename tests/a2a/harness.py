@@ -22,7 +22,7 @@ from hivemesh.a2a.app import a2a_app, a2a_grpc_servicer, add_a2a_servicer
 from hivemesh.a2a.handler import CURSOR_HEADER
 from hivemesh.a2a.mapping import sequence_of
 from hivemesh.a2a.push import RetryPolicy
-from hivemesh.a2a.skills import SkillSource, general_skill
+from hivemesh.a2a.skills import SkillSource
 
 
 def free_port() -> int:
@@ -68,7 +68,7 @@ async def serve_a2a(
     gateway_address: str,
     *,
     ports: Ports | None = None,
-    skills: SkillSource = general_skill,
+    skills: SkillSource | None = None,
     any_webhook: bool = True,
 ) -> AsyncIterator[str]:
     """Serve the A2A app and its gRPC binding for the gateway at ``gateway_address``; yields the

@@ -20,6 +20,9 @@ async def test_the_edge_serves_a2a_with_a_card_naming_its_own_address(edge: Serv
         f"http://localhost:{port}/a2a/",
         f"http://localhost:{port}/a2a/rest",
     }
+    # Its skills: the general one, then the live tool catalogue (the gateway's ListTools).
+    assert card["skills"][0]["id"] == "ask"
+    assert {"tool:calculator", "tool:convert_units"} <= {skill["id"] for skill in card["skills"]}
     async with a2a_client(f"{edge.url}/a2a", streaming=False, binding=TransportProtocol.JSONRPC) as client:
         async for response in client.send_message(text_message("what is 12 * (3 + 4)?")):
             task = response.task

@@ -25,10 +25,10 @@ from a2a.utils.push_url_validator import validate_push_notification_url
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
-from hivemesh.a2a.gateway import GrpcTaskGateway
-from hivemesh.a2a.handler import GatewayRequestHandler
+from hivemesh.a2a.gateway import Credentials, GrpcTaskGateway
+from hivemesh.a2a.handler import ExtendedCard, GatewayRequestHandler
 from hivemesh.a2a.push import PushNotifier, RetryPolicy, UrlValidator
-from hivemesh.a2a.skills import ASK_SKILL, TEXT, SkillSource, general_skill
+from hivemesh.a2a.skills import ASK_SKILL, TEXT, CatalogueSkills, SkillSource
 
 REST_PATH = "/rest"
 BEARER_SCHEME = "bearer"
@@ -74,7 +74,9 @@ def agent_card(
         description=info.description,
         version=info.version,
         supported_interfaces=interfaces,
-        capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=push_notifications),
+        capabilities=a2a.AgentCapabilities(
+            streaming=True, push_notifications=push_notifications, extended_agent_card=True
+        ),
         default_input_modes=[TEXT],
         default_output_modes=[TEXT],
         skills=[ASK_SKILL],
@@ -102,22 +104,33 @@ def agent_card(
     return card
 
 
-def _with_skills(skills: SkillSource) -> object:
-    async def modify(card: a2a.AgentCard) -> a2a.AgentCard:
-        served = a2a.AgentCard()
-        served.CopyFrom(card)
-        del served.skills[:]
-        served.skills.extend(await skills())
-        return served
+def _with_skills(card: a2a.AgentCard, skills: Sequence[a2a.AgentSkill]) -> a2a.AgentCard:
+    served = a2a.AgentCard()
+    served.CopyFrom(card)
+    del served.skills[:]
+    served.skills.extend(skills)
+    return served
 
-    return modify
+
+def _cards(
+    card: a2a.AgentCard, skills: SkillSource
+) -> tuple[Callable[[a2a.AgentCard], Awaitable[a2a.AgentCard]], ExtendedCard]:
+    """The public card's per-request modifier and the extended card, both with live skills."""
+
+    async def public(_: a2a.AgentCard) -> a2a.AgentCard:
+        return _with_skills(card, await skills.public())
+
+    async def extended(credentials: Credentials) -> a2a.AgentCard:
+        return _with_skills(card, await skills.for_caller(credentials))
+
+    return public, extended
 
 
 def a2a_app(
     gateway_address: str,
     public_url: str,
     *,
-    skills: SkillSource = general_skill,
+    skills: SkillSource | None = None,
     info: CardInfo | None = None,
     grpc_url: str | None = None,
     push_url_validator: UrlValidator | None = validate_push_notification_url,
@@ -126,14 +139,15 @@ def a2a_app(
     """The A2A application, calling the gateway at ``gateway_address``. ``public_url`` is where
     clients reach it (the card names it); ``grpc_url``, when set, is the address of a server
     running ``a2a_grpc_servicer`` for the same gateway. Webhooks must pass
-    ``push_url_validator`` (by default: public http(s) addresses only; None admits any)."""
+    ``push_url_validator`` (by default: public http(s) addresses only; None admits any). The
+    card's skills come from ``skills``, by default the gateway's live tool catalogue."""
     gateway = GrpcTaskGateway(gateway_address)
     push = PushNotifier(gateway, retry=push_retry, url_validator=push_url_validator)
-    handler = GatewayRequestHandler(gateway, push)
     card = agent_card(public_url, info or CardInfo(), grpc_url)
-    modify = _with_skills(skills)
+    public, extended = _cards(card, skills or CatalogueSkills(gateway))
+    handler = GatewayRequestHandler(gateway, push, extended_card=extended)
     routes: Sequence[BaseRoute] = [
-        *create_agent_card_routes(card, card_modifier=modify),  # type: ignore[arg-type]
+        *create_agent_card_routes(card, card_modifier=public),
         *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
         Mount(REST_PATH, routes=create_rest_routes(handler, enable_v0_3_compat=True)),
     ]

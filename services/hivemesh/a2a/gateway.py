@@ -25,6 +25,7 @@ from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.status import details_of
+from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
 if TYPE_CHECKING:
     from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceAsyncStub
@@ -59,6 +60,10 @@ class TaskGateway(Protocol):
 
     def watch(self, credentials: Credentials, task_id: str, after_sequence: int) -> AsyncIterator[TaskEvent]:
         """The task's events after ``after_sequence`` until it ends or asks a question."""
+        ...
+
+    async def tools(self, credentials: Credentials) -> list[ToolSpec]:
+        """The tool catalogue, every page, as the caller may list it."""
         ...
 
 
@@ -149,6 +154,23 @@ class GrpcTaskGateway:
         except grpc.aio.AioRpcError as exc:
             raise a2a_error(exc) from exc
         return response.task
+
+    async def tools(self, credentials: Credentials) -> list[ToolSpec]:
+        specs: list[ToolSpec] = []
+        token = ""
+        while True:
+            try:
+                page: pb.ListToolsResponse = await self._gateway().ListTools(
+                    pb.ListToolsRequest(page_size=1000, page_token=token),
+                    timeout=self._timeout_s,
+                    metadata=credentials,
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise a2a_error(exc) from exc
+            specs.extend(page.tools)
+            token = page.next_page_token
+            if not token:
+                return specs
 
     async def watch(
         self, credentials: Credentials, task_id: str, after_sequence: int
