@@ -1,5 +1,5 @@
-"""The A2A front door as an ASGI application (JSON-RPC and HTTP+JSON) and a gRPC servicer, both
-over one ``GatewayRequestHandler``.
+"""The A2A front door (``A2ADoor``) as an ASGI application (JSON-RPC and HTTP+JSON) and a gRPC
+servicer, both over one ``GatewayRequestHandler``.
 
 Routes, relative to where the application is mounted (``public_url``):
 - ``GET /.well-known/agent-card.json``: the Agent Card;
@@ -11,8 +11,7 @@ Routes, relative to where the application is mounted (``public_url``):
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -28,6 +27,7 @@ from starlette.routing import BaseRoute, Mount
 from hivemesh.a2a.gateway import Credentials, GrpcTaskGateway
 from hivemesh.a2a.handler import ExtendedCard, GatewayRequestHandler
 from hivemesh.a2a.push import PushNotifier, RetryPolicy, UrlValidator
+from hivemesh.a2a.push_store import PushStore
 from hivemesh.a2a.skills import ASK_SKILL, TEXT, CatalogueSkills, SkillSource
 
 REST_PATH = "/rest"
@@ -126,56 +126,50 @@ def _cards(
     return public, extended
 
 
-def a2a_app(
-    gateway_address: str,
-    public_url: str,
-    *,
-    skills: SkillSource | None = None,
-    info: CardInfo | None = None,
-    grpc_url: str | None = None,
-    push_url_validator: UrlValidator | None = validate_push_notification_url,
-    push_retry: RetryPolicy | None = None,
-) -> Starlette:
-    """The A2A application, calling the gateway at ``gateway_address``. ``public_url`` is where
-    clients reach it (the card names it); ``grpc_url``, when set, is the address of a server
-    running ``a2a_grpc_servicer`` for the same gateway. Webhooks must pass
-    ``push_url_validator`` (by default: public http(s) addresses only; None admits any). The
-    card's skills come from ``skills``, by default the gateway's live tool catalogue."""
-    gateway = GrpcTaskGateway(gateway_address)
-    push = PushNotifier(gateway, retry=push_retry, url_validator=push_url_validator)
-    card = agent_card(public_url, info or CardInfo(), grpc_url)
-    public, extended = _cards(card, skills or CatalogueSkills(gateway))
-    handler = GatewayRequestHandler(gateway, push, extended_card=extended)
-    routes: Sequence[BaseRoute] = [
-        *create_agent_card_routes(card, card_modifier=public),
-        *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
-        Mount(REST_PATH, routes=create_rest_routes(handler, enable_v0_3_compat=True)),
-    ]
+class A2ADoor:
+    """The A2A door for the gateway at ``gateway_address``: the ASGI application (``app``: the
+    card, JSON-RPC, HTTP+JSON) and the gRPC binding (``grpc_servicer``) over one request handler,
+    one push notifier and its store. ``public_url`` is where clients reach ``app`` (the card names
+    it); ``grpc_url``, when set, where a server running ``grpc_servicer`` is. Webhooks must pass
+    ``push_url_validator`` (by default: public http(s) addresses only; None admits any). The card's
+    skills come from ``skills``, by default the gateway's live tool catalogue. ``start`` it in the
+    serving event loop, ``close`` it when its servers have stopped."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await push.close()
-            await gateway.close()
+    def __init__(
+        self,
+        gateway_address: str,
+        public_url: str,
+        *,
+        push_store: PushStore,
+        skills: SkillSource | None = None,
+        info: CardInfo | None = None,
+        grpc_url: str | None = None,
+        push_url_validator: UrlValidator | None = validate_push_notification_url,
+        push_retry: RetryPolicy | None = None,
+    ) -> None:
+        self._gateway = GrpcTaskGateway(gateway_address)
+        self._push = PushNotifier(
+            self._gateway, push_store, retry=push_retry, url_validator=push_url_validator
+        )
+        card = agent_card(public_url, info or CardInfo(), grpc_url)
+        public, extended = _cards(card, skills or CatalogueSkills(self._gateway))
+        self._handler = GatewayRequestHandler(self._gateway, self._push, extended_card=extended)
+        routes: Sequence[BaseRoute] = [
+            *create_agent_card_routes(card, card_modifier=public),
+            *create_jsonrpc_routes(self._handler, "/", enable_v0_3_compat=True),
+            Mount(REST_PATH, routes=create_rest_routes(self._handler, enable_v0_3_compat=True)),
+        ]
+        self.app = Starlette(routes=list(routes))
 
-    return Starlette(routes=list(routes), lifespan=lifespan)
+    def grpc_servicer(self) -> GrpcHandler:
+        return GrpcHandler(self._handler)
 
+    async def start(self) -> None:
+        await self._push.start()
 
-def a2a_grpc_servicer(
-    gateway_address: str, *, push_url_validator: UrlValidator | None = validate_push_notification_url
-) -> tuple[GrpcHandler, Callable[[], Awaitable[None]]]:
-    """The A2A gRPC binding for the gateway at ``gateway_address``, and what to await when the
-    server has stopped. Add it to a server with ``add_a2a_servicer``."""
-    gateway = GrpcTaskGateway(gateway_address)
-    push = PushNotifier(gateway, url_validator=push_url_validator)
-
-    async def close() -> None:
-        await push.close()
-        await gateway.close()
-
-    return GrpcHandler(GatewayRequestHandler(gateway, push)), close
+    async def close(self) -> None:
+        await self._push.close()
+        await self._gateway.close()
 
 
 def add_a2a_servicer(servicer: GrpcHandler, server: grpc.aio.Server) -> None:

@@ -98,7 +98,7 @@ class GatewayRequestHandler(RequestHandler):
         if message.task_id:
             task = await self._gateway.answer(credentials, message.task_id, request_id, text)
             if self._push is not None:
-                self._push.follow(credentials, task.task_id)
+                await self._push.resume(task.task_id)
         else:
             scope = Scope(
                 tenant_id=params.tenant,

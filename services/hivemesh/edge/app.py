@@ -23,6 +23,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import grpc
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -93,13 +94,14 @@ class Edge:
         self.mcp = mcp is not None
         if mcp is not None:
             routes.append(Route(MCP_PATH, mcp))
-        # The A2A door is built when the server starts: its Agent Card names the address it is
-        # reached at, and the gateway of this process may have bound its port only then.
+        # The A2A door is built when the server starts (``open_a2a``): its Agent Card names the
+        # addresses it is reached at, and the gateway of this process may have bound its port only then.
         self.a2a = a2a_available()
         self.public_url = config.public_url
-        self._a2a_app: Any = None
+        self._settings = settings
+        self._a2a_door: Any = None
         if self.a2a:
-            routes.append(Mount(A2A_PATH, app=self._a2a_door))
+            routes.append(Mount(A2A_PATH, app=self._a2a_door_app))
         middleware = [Middleware(BodyLimit, max_bytes=config.max_body_bytes)]
         if settings.server.host in _LOOPBACK:
             middleware.insert(
@@ -110,10 +112,7 @@ class Edge:
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             await self.gateway.open()
             try:
-                async with (
-                    mcp.manager.run() if mcp is not None else contextlib.nullcontext(),
-                    self._a2a_running(),
-                ):
+                async with mcp.manager.run() if mcp is not None else contextlib.nullcontext():
                     yield
             finally:
                 await self.gateway.close()
@@ -125,27 +124,36 @@ class Edge:
             exception_handlers={HTTPException: _http_error},
         )
 
-    @contextlib.asynccontextmanager
-    async def _a2a_running(self) -> AsyncIterator[None]:
+    async def open_a2a(self, grpc_url: str | None = None) -> Any:
+        """Build and start the A2A door (None without a2a-sdk); ``grpc_url``: where its gRPC
+        binding is served, for the card. Its push registrations live in the SQL store every
+        replica shares (``HIVEMESH_DATABASE_URL``, else SQLite in the data directory)."""
         if not self.a2a:
-            yield
-            return
-        from hivemesh.a2a.app import a2a_app  # noqa: PLC0415 - a2a-sdk is an optional extra
+            return None
+        from hivemesh.a2a.app import A2ADoor  # noqa: PLC0415 - a2a-sdk is an optional extra
+        from hivemesh.a2a.push_store import PushStore  # noqa: PLC0415
 
-        app = a2a_app(self.gateway.address, f"{self.public_url.rstrip('/')}{A2A_PATH}")
-        async with app.router.lifespan_context(app):
-            self._a2a_app = app
-            try:
-                yield
-            finally:
-                self._a2a_app = None
+        door = A2ADoor(
+            self.gateway.address,
+            f"{self.public_url.rstrip('/')}{A2A_PATH}",
+            push_store=PushStore.for_settings(self._settings),
+            grpc_url=grpc_url,
+        )
+        await door.start()
+        self._a2a_door = door
+        return door
 
-    async def _a2a_door(self, scope: Any, receive: Any, send: Any) -> None:
-        app = self._a2a_app
-        if app is None:  # only between the server's start and its lifespan
-            await JSONResponse({"status": "starting"}, status_code=503)(scope, receive, send)
+    async def close_a2a(self) -> None:
+        door, self._a2a_door = self._a2a_door, None
+        if door is not None:
+            await door.close()
+
+    async def _a2a_door_app(self, scope: Any, receive: Any, send: Any) -> None:
+        door = self._a2a_door
+        if door is None:  # only before the server has started, or after it stopped
+            await JSONResponse({"status": "not serving"}, status_code=503)(scope, receive, send)
             return
-        await app(scope, receive, send)
+        await door.app(scope, receive, send)
 
 
 def a2a_available() -> bool:
@@ -223,6 +231,9 @@ class EdgeServer:
             )
         )
         self._task: asyncio.Task[None] | None = None
+        self._a2a_grpc: grpc.aio.Server | None = None
+        # The port A2A's gRPC binding is served on (None: not served).
+        self.a2a_grpc_port: int | None = None
 
     async def start(self) -> int:
         if self._local_gateway is not None:
@@ -240,9 +251,14 @@ class EdgeServer:
                 "(set HIVEMESH_EDGE_PORT to a free port, or to off)"
             ) from exc
         self.port = sock.getsockname()[1]
+        host = "localhost" if self._host in _LOOPBACK or self._host in _ANY else self._host
         if not self._edge.public_url:
-            host = "localhost" if self._host in _LOOPBACK or self._host in _ANY else self._host
             self._edge.public_url = f"http://{host}:{self.port}"
+        try:
+            await self._start_a2a(host)
+        except BaseException:
+            sock.close()
+            raise
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
@@ -256,7 +272,30 @@ class EdgeServer:
             ", MCP /mcp" if self._edge.mcp else "",
             f", A2A {A2A_PATH}" if self._edge.a2a else "",
         )
+        if self.a2a_grpc_port is not None:
+            _log.info("edge serving A2A over gRPC on %s:%d", self._host, self.a2a_grpc_port)
         return self.port
+
+    async def _start_a2a(self, card_host: str) -> None:
+        """The A2A door, and its gRPC binding on its own port when one is configured."""
+        config = self._edge.config
+        if not self._edge.a2a or config.a2a_grpc_port is None:
+            await self._edge.open_a2a()
+            return
+        from hivemesh.a2a.app import add_a2a_servicer  # noqa: PLC0415 - a2a-sdk is an optional extra
+
+        server = grpc.aio.server()
+        try:
+            self.a2a_grpc_port = server.add_insecure_port(f"{self._host}:{config.a2a_grpc_port}")
+        except RuntimeError as exc:
+            raise OSError(
+                f"edge: cannot bind {self._host}:{config.a2a_grpc_port} for A2A over gRPC "
+                "(set HIVEMESH_EDGE_A2A_GRPC_PORT to a free port, or to off)"
+            ) from exc
+        door = await self._edge.open_a2a(config.a2a_grpc_url or f"{card_host}:{self.a2a_grpc_port}")
+        add_a2a_servicer(door.grpc_servicer(), server)
+        await server.start()
+        self._a2a_grpc = server
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Readiness goes 503 (for the shutdown delay, so load balancers stop routing here), then
@@ -266,5 +305,11 @@ class EdgeServer:
             return
         if self._shutdown_delay > 0:
             await asyncio.sleep(self._shutdown_delay)
+        grace = self._grace if grace_s is None else grace_s
         self._server.should_exit = True
-        await asyncio.wait_for(self._task, timeout=(self._grace if grace_s is None else grace_s) + 10.0)
+        try:
+            if self._a2a_grpc is not None:
+                await self._a2a_grpc.stop(grace)
+            await asyncio.wait_for(self._task, timeout=grace + 10.0)
+        finally:
+            await self._edge.close_a2a()
