@@ -52,6 +52,7 @@ for _source_dir in (ROOT / "gen", ROOT / "services"):
         sys.path.append(str(_source_dir))
 
 import kubernetes_validate  # type: ignore[import-untyped]  # noqa: E402 - ships no type information
+from a2a.types import a2a_pb2  # noqa: E402
 from grpc_health.v1 import health_pb2  # noqa: E402
 from grpc_reflection.v1alpha import reflection_pb2  # noqa: E402
 
@@ -120,6 +121,9 @@ OPEN_PATHS: Final = frozenset(
 # reached from outside through the ingress gateway (its workload and the Istio Gateway share the name).
 DOORS: Final = "edge"
 INGRESS: Final = "hivemesh-ingress"
+# A2A's gRPC binding (its own container port, named so): every method shares the service's prefix.
+A2A_GRPC_PORT_NAME: Final = "grpc-a2a"
+A2A_GRPC_PATH: Final = f"/{a2a_pb2.DESCRIPTOR.services_by_name['A2AService'].full_name}/SendMessage"
 # A door's request may be retried only when it never reached the app: a chat completion or an A2A
 # message that arrived is not idempotent.
 DOOR_RETRY_ON: Final = frozenset({"connect-failure", "refused-stream"})
@@ -1086,14 +1090,23 @@ def check_doors(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
     for source in container.get("envFrom", []):
         env |= config_maps.get(source.get("configMapRef", {}).get("name"), {})
     env |= {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
+    grpc_port = next(
+        (p["containerPort"] for p in container.get("ports", []) if p.get("name") == A2A_GRPC_PORT_NAME), None
+    )
     try:
-        port = EdgeConfig.from_env(env).port
+        config = EdgeConfig.from_env(env)
     except ConfigError as error:
         yield Problem(ref(deployment), str(error))
     else:
-        if port != http_port:
+        if config.port != http_port:
             yield Problem(
-                ref(deployment), f"HIVEMESH_EDGE_PORT is {port}, the container's http port {http_port}"
+                ref(deployment), f"HIVEMESH_EDGE_PORT is {config.port}, the container's http port {http_port}"
+            )
+        if config.a2a_grpc_port != grpc_port:
+            yield Problem(
+                ref(deployment),
+                f"HIVEMESH_EDGE_A2A_GRPC_PORT is {config.a2a_grpc_port}, the container's "
+                f"{A2A_GRPC_PORT_NAME} port {grpc_port}",
             )
     yield from _http_probe_problems(deployment, container, http_port)
 
@@ -1115,15 +1128,20 @@ def check_doors(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
     if len(rules) != 1 or "outlierDetection" not in rules[0]["spec"].get("trafficPolicy", {}):
         yield Problem(f"DestinationRule for {DOORS}", f"expected one for {host}, with outlierDetection")
 
-    yield from _doors_routing(docs, host, _service_port(services, http_port), settings)
-    yield from _doors_admission(docs, namespace, labels, http_port)
+    doors = {path: (http_port, _service_port(services, http_port, "http")) for path in DOOR_PATHS}
+    if grpc_port is not None:
+        doors[A2A_GRPC_PATH] = (grpc_port, _service_port(services, grpc_port, A2A_GRPC_PORT_NAME))
+    yield from _doors_routing(docs, host, {path: port for path, (_, port) in doors.items()}, settings)
+    yield from _doors_admission(docs, namespace, labels, {path: port for path, (port, _) in doors.items()})
 
 
-def _doors_routing(docs: list[Doc], host: str, port: int | None, settings: Settings) -> Iterator[Problem]:
-    """Each door's path goes from the ingress gateway to the edge, on one route, not retried once
-    it reached the edge and not cut before the task deadline."""
+def _doors_routing(
+    docs: list[Doc], host: str, doors: Mapping[str, int | None], settings: Settings
+) -> Iterator[Problem]:
+    """Each door's path goes from the ingress gateway to the edge's Service port for it, on one
+    route, not retried once it reached the edge and not cut before the task deadline."""
     virtual_services = of_kind(docs, "VirtualService")
-    for path in DOOR_PATHS:
+    for path, port in doors.items():
         taken = [(vs, route) for vs in virtual_services if (route := ingress_route(vs, path)) is not None]
         if not taken:
             yield Problem(f"VirtualServices at {INGRESS}", f"no route takes {path} to the edge")
@@ -1164,21 +1182,23 @@ def _doors_routing(docs: list[Doc], host: str, port: int | None, settings: Setti
             )
 
 
-def _service_port(services: list[Doc], http_port: int) -> int | None:
+def _service_port(services: list[Doc], container_port: int, name: str) -> int | None:
     return next(
         (
             p["port"]
             for s in services
             for p in s["spec"].get("ports", [])
-            if p.get("targetPort") in ("http", http_port)
+            if p.get("targetPort") in (name, container_port)
         ),
         None,
     )
 
 
 def _doors_admission(
-    docs: list[Doc], namespace: str | None, labels: Mapping[str, str], http_port: int
+    docs: list[Doc], namespace: str | None, labels: Mapping[str, str], doors: Mapping[str, int]
 ) -> Iterator[Problem]:
+    """The ingress gateway alone reaches each door: its path (AuthorizationPolicy) and its
+    container port (NetworkPolicy)."""
     ingress_principal = f"{TRUST_DOMAIN}/ns/{namespace}/sa/{INGRESS}"
     admitted: set[str] = set()
     for policy in of_kind(docs, "AuthorizationPolicy"):
@@ -1191,14 +1211,14 @@ def _doors_admission(
             continue
         for rule in policy["spec"].get("rules", []):
             patterns = _rule_paths(rule)
-            doors = [p for p in DOOR_PATHS if patterns is None or any(_path_matches(x, p) for x in patterns)]
-            if not doors:
+            paths = [p for p in doors if patterns is None or any(_path_matches(x, p) for x in patterns)]
+            if not paths:
                 continue
             for source in _rule_sources(rule):
                 principals = source.get("principals")
                 if principals is None:
                     yield Problem(
-                        ref(policy), f"admits any workload to {', '.join(doors)}: name the ingress gateway"
+                        ref(policy), f"admits any workload to {', '.join(paths)}: name the ingress gateway"
                     )
                     continue
                 for value in principals:
@@ -1208,12 +1228,19 @@ def _doors_admission(
                             f"admits {value} to the doors; only {ingress_principal} forwards them",
                         )
                     else:
-                        admitted.update(doors)
-    for path in DOOR_PATHS:
+                        admitted.update(paths)
+    for path in doors:
         if path not in admitted:
             yield Problem(
                 f"AuthorizationPolicy for {DOORS}", f"no ALLOW rule admits {ingress_principal} to {path}"
             )
+    for port in sorted(set(doors.values())):
+        yield from _doors_network(docs, namespace, labels, port)
+
+
+def _doors_network(
+    docs: list[Doc], namespace: str | None, labels: Mapping[str, str], port: int
+) -> Iterator[Problem]:
     peers: set[str | None] = set()
     for netpol in of_kind(docs, "NetworkPolicy"):
         selector = netpol["spec"]["podSelector"].get("matchLabels", {})
@@ -1223,19 +1250,17 @@ def _doors_admission(
             continue
         for rule in netpol["spec"].get("ingress", []):
             ports = {p.get("port") for p in rule.get("ports", [])}
-            if ports and http_port not in ports and "http" not in ports:
+            if ports and port not in ports:
                 continue
             for peer in rule.get("from", [{}]) or [{}]:
                 name = app_name(peer.get("podSelector", {}).get("matchLabels"))
                 if not peer or "ipBlock" in peer or "namespaceSelector" in peer or name != INGRESS:
                     yield Problem(
-                        ref(netpol), f"admits more than {INGRESS} to the edge's HTTP port {http_port}: {peer}"
+                        ref(netpol), f"admits more than {INGRESS} to the edge's port {port}: {peer}"
                     )
                 peers.add(name)
     if INGRESS not in peers:
-        yield Problem(
-            f"NetworkPolicy for {DOORS}", f"{INGRESS} is not admitted to the edge's HTTP port {http_port}"
-        )
+        yield Problem(f"NetworkPolicy for {DOORS}", f"{INGRESS} is not admitted to the edge's port {port}")
 
 
 # ------------------------------------------------------------------------------------ canaries

@@ -401,3 +401,16 @@ def test_the_edge_without_a_disruption_budget(broken: Layout) -> None:
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"] != "PodDisruptionBudget"]
     path.write_text(yaml.safe_dump_all(docs))
     assert any("PodDisruptionBudget for edge: none" in p for p in _problems(broken))
+
+
+def test_the_a2a_grpc_port_the_edge_binds_is_not_the_container_port(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/base/services/edge.yaml",
+        'HIVEMESH_EDGE_A2A_GRPC_PORT\n              value: "50056"',
+        'HIVEMESH_EDGE_A2A_GRPC_PORT\n              value: "50057"',
+    )
+    assert any(
+        "Deployment/edge" in p
+        and "HIVEMESH_EDGE_A2A_GRPC_PORT is 50057, the container's grpc-a2a port 50056" in p
+        for p in _problems(broken)
+    )

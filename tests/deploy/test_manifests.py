@@ -14,6 +14,7 @@ from hivemesh.mesh.config import SERVICES
 from hivemesh.mesh.contracts import CONTRACTS, retryable_methods
 from hivemesh.mesh.metrics import Metrics
 from tools.validate_deploy import (
+    A2A_GRPC_PATH,
     ROOT,
     Doc,
     Layout,
@@ -161,7 +162,7 @@ def test_the_http_doors_are_deployed_routed_and_admitted(rendered: list[Doc]) ->
     assert container["readinessProbe"]["httpGet"] == {"path": READINESS_PATH, "port": "http"}
     assert {p["metadata"]["name"] for p in of_kind(rendered, "PodDisruptionBudget")} >= {"edge"}
     # At the ingress every door's path reaches the edge, every gateway method the gateway.
-    for path in DOOR_PATHS:
+    for path in (*DOOR_PATHS, A2A_GRPC_PATH):
         taken = [
             vs["metadata"]["name"] for vs in of_kind(rendered, "VirtualService") if ingress_route(vs, path)
         ]
