@@ -19,7 +19,7 @@ from google.protobuf import json_format
 
 from hivemesh.client import AnswerJoiner, HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
-from hivemesh.edge.app import Edge, EdgeServer, mcp_available
+from hivemesh.edge.app import Edge, EdgeServer, a2a_available, mcp_available
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.loadgen import Closed, Load, Open, Request, gateway_sender, run_load
 from hivemesh.mesh.certs import make_certificates
@@ -96,16 +96,22 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     for name in SERVICES:
         print(f"hivemesh: {name:<8} on {settings.server.host}:{settings.ports[name]}", file=sys.stderr)
     if edge.port is not None:
-        print(f"hivemesh: {'edge':<8} on {_edge_doors(settings.server.host, edge.port)}", file=sys.stderr)
+        print(f"hivemesh: {'edge':<8} on {_edge_doors(settings.server.host, edge)}", file=sys.stderr)
     print('hivemesh: try  hivemesh run "what is 12 * (3 + 4)?"   (Ctrl-C stops the mesh)', file=sys.stderr)
     asyncio.run(_serve(SERVICES, settings, "hivemesh", edge))
     return 0
 
 
-def _edge_doors(host: str, port: int) -> str:
-    base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"  # noqa: S104 - comparison only
+def _edge_doors(host: str, edge: EdgeConfig) -> str:
+    name = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - comparison only
+    base = f"http://{name}:{edge.port}"
     mcp = f"MCP {base}/mcp" if mcp_available() else "MCP off: pip install 'hivemesh[edge]'"
-    return f"{base}  (OpenAI {base}/v1, {mcp})"
+    if not a2a_available():
+        return f"{base}  (OpenAI {base}/v1, {mcp}, A2A off: pip install 'hivemesh[edge]')"
+    a2a = f"A2A {base}/a2a"
+    if edge.a2a_grpc_port:
+        a2a += f" and gRPC {name}:{edge.a2a_grpc_port}"
+    return f"{base}  (OpenAI {base}/v1, {mcp}, {a2a})"
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

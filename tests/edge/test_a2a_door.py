@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
 import httpx
 import pytest
 from a2a.types import a2a_pb2 as a2a
+from a2a.types import a2a_pb2_grpc
 from a2a.utils.constants import TransportProtocol
 
 from hivemesh.edge.config import EdgeConfig
-from hivemesh.mesh.config import ConfigError, Settings
+from hivemesh.mesh import tls as transport
+from hivemesh.mesh.certs import make_certificates
+from hivemesh.mesh.config import ConfigError, Settings, TlsConfig
 from tests.a2a.harness import a2a_client, text_message
 from tests.edge.conftest import ServedEdge, serve_edge
+from tests.support import make_settings
 
 
 async def test_the_edge_serves_a2a_with_a_card_naming_its_own_address(edge: ServedEdge) -> None:
@@ -60,3 +68,31 @@ def test_the_grpc_binding_is_off_unless_configured() -> None:
         EdgeConfig.from_env({"HIVEMESH_EDGE_A2A_GRPC_URL": "https://agents.example.com"})
     with pytest.raises(ConfigError, match="HIVEMESH_EDGE_A2A_GRPC_PORT must be a port number"):
         EdgeConfig.from_env({"HIVEMESH_EDGE_A2A_GRPC_PORT": "grpc"})
+
+
+async def test_with_tls_the_grpc_binding_is_served_and_the_gateway_reached_over_tls(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "certs")
+    cert, key = certs.services["gateway"]
+    settings = replace(make_settings(tmp_path / "data"), tls=TlsConfig(ca=certs.ca, cert=cert, key=key))
+    config = EdgeConfig(port=0, gateway_patience_s=0.5, a2a_grpc_port=0)
+    async with serve_edge(settings, config) as edge, httpx.AsyncClient() as http:
+        card = (await http.get(f"{edge.url}/a2a/.well-known/agent-card.json")).json()
+        grpc_url = {i["protocolBinding"]: i["url"] for i in card["supportedInterfaces"]}["GRPC"]
+        # A client with the CA only, as outside the mesh.
+        client_tls = TlsConfig(ca=certs.ca)
+        async with grpc.aio.secure_channel(
+            grpc_url,
+            transport.channel_credentials(client_tls, require_identity=False),
+            options=transport.channel_options(client_tls),
+        ) as channel:
+            response = await a2a_pb2_grpc.A2AServiceStub(channel).SendMessage(  # type: ignore[no-untyped-call]
+                text_message("what is 12 * (3 + 4)?"), timeout=60
+            )
+        assert response.task.status.state == a2a.TASK_STATE_COMPLETED
+        assert response.task.status.message.parts[0].text == "84"
+        async with grpc.aio.insecure_channel(grpc_url) as plaintext:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await a2a_pb2_grpc.A2AServiceStub(plaintext).GetTask(  # type: ignore[no-untyped-call]
+                    a2a.GetTaskRequest(id=response.task.id), timeout=5
+                )
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -29,6 +29,7 @@ from hivemesh.a2a.handler import ExtendedCard, GatewayRequestHandler
 from hivemesh.a2a.push import PushNotifier, RetryPolicy, UrlValidator
 from hivemesh.a2a.push_store import PushStore
 from hivemesh.a2a.skills import ASK_SKILL, TEXT, CatalogueSkills, SkillSource
+from hivemesh.mesh.config import TlsConfig
 
 REST_PATH = "/rest"
 BEARER_SCHEME = "bearer"
@@ -132,7 +133,8 @@ class A2ADoor:
     one push notifier and its store. ``public_url`` is where clients reach ``app`` (the card names
     it); ``grpc_url``, when set, where a server running ``grpc_servicer`` is. Webhooks must pass
     ``push_url_validator`` (by default: public http(s) addresses only; None admits any). The card's
-    skills come from ``skills``, by default the gateway's live tool catalogue. ``start`` it in the
+    skills come from ``skills``, by default the gateway's live tool catalogue; ``tls``: how the
+    gateway is reached when it listens with TLS. ``start`` it in the
     serving event loop, ``close`` it when its servers have stopped."""
 
     def __init__(
@@ -146,8 +148,9 @@ class A2ADoor:
         grpc_url: str | None = None,
         push_url_validator: UrlValidator | None = validate_push_notification_url,
         push_retry: RetryPolicy | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
-        self._gateway = GrpcTaskGateway(gateway_address)
+        self._gateway = GrpcTaskGateway(gateway_address, tls=tls)
         self._push = PushNotifier(
             self._gateway, push_store, retry=push_retry, url_validator=push_url_validator
         )

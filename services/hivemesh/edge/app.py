@@ -38,6 +38,7 @@ from hivemesh.edge.chat import ChatDoor, error_response
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.edge.errors import HttpError
 from hivemesh.edge.gateway import GatewayLink
+from hivemesh.mesh import tls as transport
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.server import Serving
 
@@ -99,6 +100,7 @@ class Edge:
         self.a2a = a2a_available()
         self.public_url = config.public_url
         self._settings = settings
+        self.tls = settings.tls
         self._a2a_door: Any = None
         if self.a2a:
             routes.append(Mount(A2A_PATH, app=self._a2a_door_app))
@@ -138,6 +140,7 @@ class Edge:
             f"{self.public_url.rstrip('/')}{A2A_PATH}",
             push_store=PushStore.for_settings(self._settings),
             grpc_url=grpc_url,
+            tls=self._settings.tls,
         )
         await door.start()
         self._a2a_door = door
@@ -285,8 +288,17 @@ class EdgeServer:
         from hivemesh.a2a.app import add_a2a_servicer  # noqa: PLC0415 - a2a-sdk is an optional extra
 
         server = grpc.aio.server()
+        address = f"{self._host}:{config.a2a_grpc_port}"
+        tls = self._edge.tls
         try:
-            self.a2a_grpc_port = server.add_insecure_port(f"{self._host}:{config.a2a_grpc_port}")
+            # With HIVEMESH_TLS_*, as the gateway does: TLS, no client certificate required.
+            self.a2a_grpc_port = (
+                server.add_insecure_port(address)
+                if tls is None
+                else server.add_secure_port(
+                    address, transport.server_credentials(tls, require_client_auth=False)
+                )
+            )
         except RuntimeError as exc:
             raise OSError(
                 f"edge: cannot bind {self._host}:{config.a2a_grpc_port} for A2A over gRPC "
