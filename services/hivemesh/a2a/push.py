@@ -80,6 +80,15 @@ def verify(token: str, header: str, body: bytes, *, now: float | None = None) ->
     return hmac.compare_digest(sign(token, timestamp, body), f"t={timestamp},v1={fields.get('v1', '')}")
 
 
+def _refused(error: TaskNotFoundError | InvalidRequestError) -> bool:
+    """Whether the gateway refused the registrant for good: the task is not theirs (any more), or
+    their credentials are not accepted (revoked, expired)."""
+    if isinstance(error, TaskNotFoundError):
+        return True
+    status = error.data.get("status") if isinstance(error.data, dict) else None
+    return status in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+
+
 def _retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
@@ -209,9 +218,12 @@ class PushNotifier:
         except asyncio.CancelledError:
             raise
         except (TaskNotFoundError, InvalidRequestError) as exc:
-            # The registrant's credentials no longer read the task (revoked, expired): give up.
-            log.warning("push notifications for task %s stopped: %s", task_id, exc.message)
-            done = True
+            if _refused(exc):
+                # The registrant's credentials no longer read the task (revoked, expired): give up.
+                log.warning("push notifications for task %s stopped: %s", task_id, exc.message)
+                done = True
+            else:  # over a rate limit, say: tried again later
+                log.warning("push notifications for task %s interrupted: %s", task_id, exc.message)
         except Exception:
             log.exception("push notifications for task %s interrupted; tried again later", task_id)
         finally:
