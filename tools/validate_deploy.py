@@ -23,6 +23,11 @@ strict JSON Schemas in ../shared/schemas/istio, then checks the manifests agains
 - every metric a rollout analysis, an alert (PrometheusRule, structure checked against the Prometheus
   Operator's CRD, with the alerts hivemesh needs) or a Grafana panel queries is exported by the code
   (mesh/metrics.py) with the labels the query uses.
+- the HTTP doors (``hivemesh serve edge``): a Deployment whose HTTP probes ask the edge's own
+  liveness and readiness paths on the port HIVEMESH_EDGE_PORT names, a Service, a
+  PodDisruptionBudget, a DestinationRule, each door's path routed at the ingress to the edge by
+  exactly one VirtualService (never retried once it reached the app), and admitted from the ingress
+  gateway alone by the AuthorizationPolicy and the NetworkPolicy.
 """
 
 from __future__ import annotations
@@ -51,9 +56,12 @@ for _source_dir in (ROOT / "gen", ROOT / "services"):
         sys.path.append(str(_source_dir))
 
 import kubernetes_validate  # type: ignore[import-untyped]  # noqa: E402 - ships no type information
+from a2a.types import a2a_pb2  # noqa: E402
 from grpc_health.v1 import health_pb2  # noqa: E402
 from grpc_reflection.v1alpha import reflection_pb2  # noqa: E402
 
+from hivemesh.edge.app import DOOR_PATHS, LIVENESS_PATH, READINESS_PATH  # noqa: E402
+from hivemesh.edge.config import EdgeConfig  # noqa: E402
 from hivemesh.language.generate.config import pool_config_from_env  # noqa: E402
 from hivemesh.mesh import credentials  # noqa: E402
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings  # noqa: E402
@@ -81,7 +89,7 @@ TRUST_DOMAIN: Final = "cluster.local"
 # called by a workload that is not a hivemesh service (the ingress gateway). Nothing calls the
 # planner: the gateway hands tasks over through the shared task store.
 CALLERS: Final[Mapping[str, frozenset[str]]] = {
-    "gateway": frozenset({"hivemesh-ingress", "hivemesh-eval"}),
+    "gateway": frozenset({"hivemesh-ingress", "hivemesh-eval", "edge"}),
     "planner": frozenset(),
     "language": frozenset({"planner", "memory"}),
     "memory": frozenset({"planner", "tool"}),
@@ -119,6 +127,16 @@ OPEN_PATHS: Final = frozenset(
         for prefix in ("grpc.reflection.v1alpha", "grpc.reflection.v1")
     }
 )
+# The HTTP doors (hivemesh serve edge): not a gRPC service, a stateless HTTP front end of the gateway,
+# reached from outside through the ingress gateway (its workload and the Istio Gateway share the name).
+DOORS: Final = "edge"
+INGRESS: Final = "hivemesh-ingress"
+# A2A's gRPC binding (its own container port, named so): every method shares the service's prefix.
+A2A_GRPC_PORT_NAME: Final = "grpc-a2a"
+A2A_GRPC_PATH: Final = f"/{a2a_pb2.DESCRIPTOR.services_by_name['A2AService'].full_name}/SendMessage"
+# A door's request may be retried only when it never reached the app: a chat completion or an A2A
+# message that arrived is not idempotent.
+DOOR_RETRY_ON: Final = frozenset({"connect-failure", "refused-stream"})
 _CHANNEL_CALL: Final = re.compile(r"channels\.channel\(\s*[\"'](?P<name>[a-z]+)[\"']\s*\)")
 # A module of generated code: hivemesh.<service>.v1[.<module>].
 _GENERATED_MODULE: Final = re.compile(r"^hivemesh\.(?P<service>[a-z]+)\.v1(?:\.(?P<module>\w+))?$")
@@ -997,7 +1015,7 @@ def check_grace_periods(docs: list[Doc], settings: Settings) -> Iterator[Problem
         yield Problem(
             "ConfigMap", "HIVEMESH_IN_MESH must be true: the sidecar retries, the app must not as well"
         )
-    for _, deployment in _hivemesh_workloads(docs):
+    for deployment in [*(d for _, d in _hivemesh_workloads(docs)), *_doors_deployments(docs)]:
         template = deployment["spec"]["template"]
         raw = template["metadata"].get("annotations", {}).get("proxy.istio.io/config")
         proxy = yaml.safe_load(raw) if raw else {}
@@ -1018,6 +1036,263 @@ def check_grace_periods(docs: list[Doc], settings: Settings) -> Iterator[Problem
                 f"terminationGracePeriodSeconds {grace}s, and the grace period must cover both drains "
                 "one after the other",
             )
+
+
+# ---------------------------------------------------------------------------------- the HTTP doors
+
+
+def _doors_deployments(docs: list[Doc]) -> list[Doc]:
+    return [
+        d
+        for d in of_kind(docs, "Deployment")
+        if app_name(d["spec"]["template"]["metadata"].get("labels")) == DOORS
+    ]
+
+
+def _http_probe_problems(deployment: Doc, container: Doc, http_port: int) -> Iterator[Problem]:
+    wanted = {"startupProbe": LIVENESS_PATH, "livenessProbe": LIVENESS_PATH, "readinessProbe": READINESS_PATH}
+    for kind, path in wanted.items():
+        probe = container.get(kind, {}).get("httpGet")
+        if probe is None:
+            yield Problem(ref(deployment), f"{kind} must be an HTTP probe (httpGet {path})")
+            continue
+        if probe.get("path") != path:
+            yield Problem(
+                ref(deployment), f"{kind} asks {probe.get('path')!r}; the edge answers it at {path}"
+            )
+        if probe.get("port") not in ("http", http_port):
+            yield Problem(
+                ref(deployment),
+                f"{kind} probes port {probe.get('port')!r}, the edge serves HTTP on {http_port}",
+            )
+
+
+def _match_applies(match: Doc, path: str) -> bool:
+    """Whether one match of a route takes a request for ``path`` arriving at the ingress gateway."""
+    if "gateways" in match and INGRESS not in match["gateways"]:
+        return False
+    uri = match.get("uri")
+    if uri is None:
+        return True
+    return (
+        ("exact" in uri and uri["exact"] == path)
+        or ("prefix" in uri and path.startswith(uri["prefix"]))
+        or ("regex" in uri and re.fullmatch(uri["regex"], path) is not None)
+    )
+
+
+def ingress_route(vs: Doc, path: str) -> Doc | None:
+    """The route of ``vs`` a request for ``path`` takes at the ingress gateway (None: no route)."""
+    if INGRESS not in vs["spec"].get("gateways", []):
+        return None
+    routes: list[Doc] = vs["spec"].get("http", [])
+    for route in routes:
+        matches = route.get("match")
+        if not matches or any(_match_applies(m, path) for m in matches):
+            return route
+    return None
+
+
+def check_doors(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
+    """The HTTP doors are deployed like a service, routed at the ingress and admitted from it alone."""
+    deployments = _doors_deployments(docs)
+    if len(deployments) != 1:
+        yield Problem(
+            f"Deployment {DOORS}", f"expected one Deployment of the HTTP doors, found {len(deployments)}"
+        )
+        return
+    deployment = deployments[0]
+    namespace = deployment["metadata"].get("namespace")
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"].get("labels", {})
+    container = next((c for c in pod["spec"]["containers"] if c["name"] == DOORS), None)
+    if container is None:
+        yield Problem(ref(deployment), f"no container named {DOORS!r} (the app container)")
+        return
+    if container.get("args") != ["serve", DOORS]:
+        yield Problem(ref(deployment), f"runs {container.get('args')}, not `hivemesh serve {DOORS}`")
+    http_port = next(
+        (p["containerPort"] for p in container.get("ports", []) if p.get("name") == "http"), None
+    )
+    if http_port is None:
+        yield Problem(ref(deployment), "no container port named 'http'")
+        return
+    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in of_kind(docs, "ConfigMap")}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env |= config_maps.get(source.get("configMapRef", {}).get("name"), {})
+    env |= {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
+    grpc_port = next(
+        (p["containerPort"] for p in container.get("ports", []) if p.get("name") == A2A_GRPC_PORT_NAME), None
+    )
+    try:
+        config = EdgeConfig.from_env(env)
+    except ConfigError as error:
+        yield Problem(ref(deployment), str(error))
+    else:
+        if config.port != http_port:
+            yield Problem(
+                ref(deployment), f"HIVEMESH_EDGE_PORT is {config.port}, the container's http port {http_port}"
+            )
+        if config.a2a_grpc_port != grpc_port:
+            yield Problem(
+                ref(deployment),
+                f"HIVEMESH_EDGE_A2A_GRPC_PORT is {config.a2a_grpc_port}, the container's "
+                f"{A2A_GRPC_PORT_NAME} port {grpc_port}",
+            )
+    yield from _http_probe_problems(deployment, container, http_port)
+
+    services = [s for s in of_kind(docs, "Service") if app_name(s["spec"].get("selector")) == DOORS]
+    if not any(
+        p.get("targetPort") in ("http", http_port) for s in services for p in s["spec"].get("ports", [])
+    ):
+        yield Problem(f"Service {DOORS}", f"no Service port targets the edge's HTTP port {http_port}")
+    if not any(
+        p["metadata"].get("namespace") == namespace
+        and all(labels.get(k) == v for k, v in p["spec"].get("selector", {}).get("matchLabels", {}).items())
+        for p in of_kind(docs, "PodDisruptionBudget")
+    ):
+        yield Problem(
+            f"PodDisruptionBudget for {DOORS}", "none: a node drain could take every replica at once"
+        )
+    host = f"{DOORS}.{namespace}.svc.{TRUST_DOMAIN}"
+    rules = [d for d in of_kind(docs, "DestinationRule") if d["spec"].get("host") == host]
+    if len(rules) != 1 or "outlierDetection" not in rules[0]["spec"].get("trafficPolicy", {}):
+        yield Problem(f"DestinationRule for {DOORS}", f"expected one for {host}, with outlierDetection")
+
+    doors = {path: (http_port, _service_port(services, http_port, "http")) for path in DOOR_PATHS}
+    if grpc_port is not None:
+        doors[A2A_GRPC_PATH] = (grpc_port, _service_port(services, grpc_port, A2A_GRPC_PORT_NAME))
+    yield from _doors_routing(docs, host, {path: port for path, (_, port) in doors.items()}, settings)
+    yield from _doors_admission(docs, namespace, labels, {path: port for path, (port, _) in doors.items()})
+
+
+def _doors_routing(
+    docs: list[Doc], host: str, doors: Mapping[str, int | None], settings: Settings
+) -> Iterator[Problem]:
+    """Each door's path goes from the ingress gateway to the edge's Service port for it, on one
+    route, not retried once it reached the edge and not cut before the task deadline."""
+    virtual_services = of_kind(docs, "VirtualService")
+    for path, port in doors.items():
+        taken = [(vs, route) for vs in virtual_services if (route := ingress_route(vs, path)) is not None]
+        if not taken:
+            yield Problem(f"VirtualServices at {INGRESS}", f"no route takes {path} to the edge")
+            continue
+        if len(taken) > 1:
+            yield Problem(
+                f"VirtualServices at {INGRESS}",
+                f"{path} matches routes of {', '.join(ref(vs) for vs, _ in taken)}: Istio merges the "
+                "VirtualServices of one host in an undefined order, so only one may match a door's path",
+            )
+            continue
+        vs, route = taken[0]
+        where = f"{ref(vs)} route {route.get('name', '(unnamed)')!r}"
+        targets = {
+            (d["destination"].get("host"), d["destination"].get("port", {}).get("number"))
+            for d in route.get("route", [])
+        }
+        if targets != {(host, port)}:
+            yield Problem(where, f"sends {path} to {sorted(map(str, targets))}, not to the edge ({host})")
+        retries = route.get("retries")
+        if retries is None:
+            yield Problem(where, f"no retries block: Istio would retry {path} after it reached the edge")
+        elif (
+            retries.get("attempts", 0) > 0
+            and not set(str(retries.get("retryOn", "")).split(",")) <= DOOR_RETRY_ON
+        ):
+            yield Problem(
+                where,
+                f"retryOn {retries.get('retryOn')!r} may repeat a request the edge received: only "
+                f"{','.join(sorted(DOOR_RETRY_ON))}",
+            )
+        timeout = route.get("timeout")
+        if timeout is not None and 0 < seconds(timeout) < settings.task_deadline_s:
+            yield Problem(
+                where,
+                f"route timeout {timeout} cuts streamed answers before the task deadline "
+                f"({settings.task_deadline_s:g}s): use 0s",
+            )
+
+
+def _service_port(services: list[Doc], container_port: int, name: str) -> int | None:
+    return next(
+        (
+            p["port"]
+            for s in services
+            for p in s["spec"].get("ports", [])
+            if p.get("targetPort") in (name, container_port)
+        ),
+        None,
+    )
+
+
+def _doors_admission(
+    docs: list[Doc], namespace: str | None, labels: Mapping[str, str], doors: Mapping[str, int]
+) -> Iterator[Problem]:
+    """The ingress gateway alone reaches each door: its path (AuthorizationPolicy) and its
+    container port (NetworkPolicy)."""
+    ingress_principal = f"{TRUST_DOMAIN}/ns/{namespace}/sa/{INGRESS}"
+    admitted: set[str] = set()
+    for policy in of_kind(docs, "AuthorizationPolicy"):
+        if (
+            policy["metadata"].get("namespace") != namespace
+            or policy["spec"].get("action", "ALLOW") != "ALLOW"
+            or not policy["spec"]
+            or not _selects(policy, labels)
+        ):
+            continue
+        for rule in policy["spec"].get("rules", []):
+            patterns = _rule_paths(rule)
+            paths = [p for p in doors if patterns is None or any(_path_matches(x, p) for x in patterns)]
+            if not paths:
+                continue
+            for source in _rule_sources(rule):
+                principals = source.get("principals")
+                if principals is None:
+                    yield Problem(
+                        ref(policy), f"admits any workload to {', '.join(paths)}: name the ingress gateway"
+                    )
+                    continue
+                for value in principals:
+                    if value != ingress_principal:
+                        yield Problem(
+                            ref(policy),
+                            f"admits {value} to the doors; only {ingress_principal} forwards them",
+                        )
+                    else:
+                        admitted.update(paths)
+    for path in doors:
+        if path not in admitted:
+            yield Problem(
+                f"AuthorizationPolicy for {DOORS}", f"no ALLOW rule admits {ingress_principal} to {path}"
+            )
+    for port in sorted(set(doors.values())):
+        yield from _doors_network(docs, namespace, labels, port)
+
+
+def _doors_network(
+    docs: list[Doc], namespace: str | None, labels: Mapping[str, str], port: int
+) -> Iterator[Problem]:
+    peers: set[str | None] = set()
+    for netpol in of_kind(docs, "NetworkPolicy"):
+        selector = netpol["spec"]["podSelector"].get("matchLabels", {})
+        if netpol["metadata"].get("namespace") != namespace or not all(
+            labels.get(k) == v for k, v in selector.items()
+        ):
+            continue
+        for rule in netpol["spec"].get("ingress", []):
+            ports = {p.get("port") for p in rule.get("ports", [])}
+            if ports and port not in ports:
+                continue
+            for peer in rule.get("from", [{}]) or [{}]:
+                name = app_name(peer.get("podSelector", {}).get("matchLabels"))
+                if not peer or "ipBlock" in peer or "namespaceSelector" in peer or name != INGRESS:
+                    yield Problem(
+                        ref(netpol), f"admits more than {INGRESS} to the edge's port {port}: {peer}"
+                    )
+                peers.add(name)
+    if INGRESS not in peers:
+        yield Problem(f"NetworkPolicy for {DOORS}", f"{INGRESS} is not admitted to the edge's port {port}")
 
 
 # ------------------------------------------------------------------------------------ canaries
@@ -1423,6 +1698,7 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems += check_connection_pools(docs, settings)
     problems += check_grace_periods(docs, settings)
     problems += check_accelerator_pools(docs, config_map(docs))
+    problems += check_doors(docs, settings)
     return problems
 
 
@@ -1467,7 +1743,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(
                 f"ok   {overlay}: schemas, ports, probes, authorization, mesh credential, retries, rollouts, "
-                "pools, grace periods, alerts, dashboards"
+                "pools, grace periods, alerts, dashboards, doors"
             )
     return 1 if failed else 0
 

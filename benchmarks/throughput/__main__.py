@@ -53,8 +53,8 @@ def parse(argv: list[str] | None = None) -> tuple[Options, argparse.Namespace]:
     parser.add_argument(
         "--topologies",
         type=_topologies,
-        default=("floor", "embedded", "distributed"),
-        help="which to run, in this order (default: floor,embedded,distributed)",
+        default=("floor", "embedded", "openai-door", "distributed"),
+        help="which to run, in this order (default: floor,embedded,openai-door,distributed)",
     )
     parser.add_argument("--duration", type=float, help="seconds of load per point (default 10; --quick 1.5)")
     parser.add_argument(

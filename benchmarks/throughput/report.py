@@ -103,6 +103,11 @@ def table(rows: list[Row], options: Options) -> str:
             detail += f"; errors {dict(sorted(row.report.errors.items()))}"
         if row.settle_s:
             detail += f"; queue empty for good {row.settle_s:.1f}s after the point"
+        if row.vs_grpc is not None:
+            detail += (
+                f"; vs the gRPC gateway: {row.vs_grpc:.2f} of its tasks/s, added latency p50 "
+                f"{row.added_p50_ms or 0.0:+.1f} ms, p99 {row.added_p99_ms or 0.0:+.1f} ms"
+            )
         lines.append(f"{'':13}{detail}")
     info = machine()
     lines.append(
@@ -112,7 +117,8 @@ def table(rows: list[Row], options: Options) -> str:
     )
     lines.append(
         "Per process: CPU ms per completed task / resident memory after the point. "
-        "vs floor: tasks/s over the floor's at the same load."
+        "vs floor: tasks/s over the floor's at the same load. openai-door: the embedded mesh driven "
+        "through POST /v1/chat/completions, against the embedded gRPC path at the same load."
     )
     return "\n".join(lines)
 
@@ -134,6 +140,9 @@ def as_json(rows: list[Row], options: Options) -> dict[str, object]:
                 sql_transactions_per_task=row.sql_transactions_per_task,
                 sql_write_operations_per_task=row.sql_write_operations_per_task,
                 vs_floor=row.vs_floor,
+                vs_grpc=row.vs_grpc,
+                added_p50_ms=row.added_p50_ms,
+                added_p99_ms=row.added_p99_ms,
                 settle_s=round(row.settle_s, 2),
             )
         out.append(item)

@@ -81,6 +81,11 @@ class Row:
     sql_write_operations_per_task: float | None = None
     vs_floor: float | None = None
     settle_s: float = 0.0
+    # The OpenAI door against the gRPC path (embedded) at the same load: tasks/s over the gRPC
+    # path's, and the milliseconds it adds to the median and the 99th percentile.
+    vs_grpc: float | None = None
+    added_p50_ms: float | None = None
+    added_p99_ms: float | None = None
 
     @property
     def cpu_ms_per_task(self) -> float | None:
@@ -244,6 +249,9 @@ async def start(name: str, workdir: Path, options: Options, *, seed: int = 0) ->
             _say(f"embedded: {seed:,} finished tasks written to the log in {took:.1f}s")
         async with embedded(workdir) as topology:
             yield topology
+    elif name == "openai-door":
+        async with embedded(workdir, openai_door=True) as topology:
+            yield topology
     elif name == "distributed":
         async with stores(options.redis_url, options.postgres_url) as (database_url, redis_url):
             if seed:
@@ -341,14 +349,27 @@ async def run(options: Options) -> list[Row]:
         if options.growth_tasks > 0:
             growth = Closed(options.growth_clients)
             for name in options.topologies:
-                if name == "floor" or any(r.topology == name and r.skipped for r in rows):
+                if name in ("floor", "openai-door") or any(r.topology == name and r.skipped for r in rows):
                     continue
                 for seed in (0, options.growth_tasks):
                     label = f"{growth.describe()}, log {'empty' if seed == 0 else f'{seed:,}'}"
                     _say(f"{name}: growth check, {label}")
                     rows += await _topology_rows(name, [(growth, label)], options, http, seed=seed)
     _compare_to_floor(rows)
+    _compare_door_to_grpc(rows)
     return rows
+
+
+def _compare_door_to_grpc(rows: list[Row]) -> None:
+    """What the OpenAI door adds to the gRPC path of the same embedded mesh, load by load."""
+    grpc_path = {r.load: r.report for r in rows if r.topology == "embedded" and r.log_tasks is None}
+    for row in rows:
+        base = grpc_path.get(row.load)
+        if row.topology != "openai-door" or row.report is None or base is None:
+            continue
+        row.vs_grpc = row.report.tasks_per_s / base.tasks_per_s if base.tasks_per_s > 0 else None
+        row.added_p50_ms = row.report.p50_ms - base.p50_ms
+        row.added_p99_ms = row.report.p99_ms - base.p99_ms
 
 
 def _compare_to_floor(rows: list[Row]) -> None:

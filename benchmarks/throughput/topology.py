@@ -5,7 +5,10 @@
 - distributed: ``hivemesh serve <service>`` for each service plus a second planner, on a new
   PostgreSQL database and a Redis database the benchmark owns (flushed before and after), with an
   API key, as in staging;
-- floor: the five bare grpc.aio processes of ``benchmarks.throughput.floor``.
+- floor: the five bare grpc.aio processes of ``benchmarks.throughput.floor``;
+- openai-door: the embedded ``hivemesh up`` with its HTTP edge on, every task sent through the
+  OpenAI door (``POST /v1/chat/completions``, not streamed) instead of the gateway's ExecuteTask:
+  beside ``embedded`` in the same run it shows what the door adds.
 
 Every process gets its own free ports (gRPC and Prometheus). The per-tenant rate limit is off
 (``HIVEMESH_RATE_LIMIT=0``): it would cap the load at 50 tasks/s, which is policy, not capacity.
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.serving import stop_processes
@@ -37,7 +41,7 @@ from hivemesh.loadgen import Outcome, Request, Send, gateway_sender
 from hivemesh.mesh.config import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
-TOPOLOGIES = ("embedded", "distributed", "floor")
+TOPOLOGIES = ("embedded", "distributed", "floor", "openai-door")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 START_TIMEOUT_S = 120.0
@@ -201,19 +205,46 @@ def _ports_env(ports: dict[str, int]) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def embedded(workdir: Path) -> AsyncIterator[Topology]:
-    """``hivemesh up`` on the data directory ``workdir / "data"`` (seed it first for a full log)."""
+async def embedded(workdir: Path, *, openai_door: bool = False) -> AsyncIterator[Topology]:
+    """``hivemesh up`` on the data directory ``workdir / "data"`` (seed it first for a full log);
+    with ``openai_door``, its edge on a free port and every task sent through the OpenAI door."""
     ports = {name: free_port() for name in SERVICES}
     metrics = free_port()
     env = {**_base_env(workdir / "data"), **_ports_env(ports), "HIVEMESH_METRICS_PORT": str(metrics)}
     env["HIVEMESH_AUTH"] = "none"
-    env["HIVEMESH_EDGE_PORT"] = "off"  # the gRPC path only
+    edge_port = free_port() if openai_door else None
+    env["HIVEMESH_EDGE_PORT"] = "off" if edge_port is None else str(edge_port)
     spec = _Spec("hivemesh", _hivemesh("up"), env, metrics, tuple(ports.values()))
+    if edge_port is None:
+        async with (
+            HivemeshClient(f"127.0.0.1:{ports['gateway']}") as client,
+            _running("embedded", workdir, [spec], _gateway_sender(client), "default") as topology,
+        ):
+            yield topology
+        return
+    base = f"http://127.0.0.1:{edge_port}"
+    # As many connections as the largest closed loop keeps busy: the door is measured, not a pool.
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     async with (
-        HivemeshClient(f"127.0.0.1:{ports['gateway']}") as client,
-        _running("embedded", workdir, [spec], _gateway_sender(client), "default") as topology,
+        httpx.AsyncClient(base_url=base, limits=limits) as http,
+        _running("openai-door", workdir, [spec], _openai_sender(http), "default") as topology,
     ):
+        await _http_ready(http, topology.processes[0])
         yield topology
+
+
+async def _http_ready(http: httpx.AsyncClient, process: Process) -> None:
+    """Wait until the edge answers its readiness check (it starts after the gRPC servers)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if process.popen.poll() is not None:
+            raise Unavailable(f"{process.label} exited at start: {_reason(process.log)}")
+        if time.monotonic() > deadline:
+            raise Unavailable(f"the edge of {process.label} not ready after {START_TIMEOUT_S:.0f}s")
+        with contextlib.suppress(httpx.HTTPError):
+            if (await http.get("/readyz", timeout=2.0)).status_code == 200:
+                return
+        await asyncio.sleep(0.2)
 
 
 @contextlib.asynccontextmanager
@@ -281,6 +312,34 @@ async def floor_topology(workdir: Path) -> AsyncIterator[Topology]:
 def _gateway_sender(client: HivemeshClient) -> Callable[[float], Send]:
     def make(timeout_s: float) -> Send:
         return gateway_sender(client, timeout_s=timeout_s)
+
+    return make
+
+
+def _openai_sender(http: httpx.AsyncClient) -> Callable[[float], Send]:
+    """Runs each task as one chat completion of the OpenAI door, as the task's user and session."""
+
+    def make(timeout_s: float) -> Send:
+        async def send(request: Request) -> Outcome:
+            body = {"model": "hivemesh", "messages": [{"role": "user", "content": request.text}]}
+            headers = {"x-hivemesh-user": request.user_id, "x-hivemesh-session": request.session_id}
+            try:
+                response = await http.post(
+                    "/v1/chat/completions", json=body, headers=headers, timeout=timeout_s
+                )
+            except httpx.TimeoutException:
+                return Outcome(error="DEADLINE_EXCEEDED")
+            except httpx.HTTPError as exc:
+                return Outcome(error=f"HTTP {type(exc).__name__}")
+            if response.status_code != 200:
+                code = response.json().get("error", {}).get("code") or ""
+                return Outcome(error=f"HTTP {response.status_code} {code}".strip())
+            state = response.headers.get("x-hivemesh-task-state", "")
+            if state != "completed":
+                return Outcome(error=f"TASK_STATE_{state.upper()}")
+            return Outcome(answer=response.json()["choices"][0]["message"]["content"])
+
+        return send
 
     return make
 

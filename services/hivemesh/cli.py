@@ -24,7 +24,7 @@ from hivemesh import terminal
 from hivemesh.client import AnswerJoiner, HivemeshClient, credentials_from_env
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.console.app import CONSOLE_PATH
-from hivemesh.edge.app import Edge, EdgeServer, mcp_available
+from hivemesh.edge.app import Edge, EdgeServer, a2a_available, mcp_available
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.loadgen import Closed, Load, Open, Request, gateway_sender, run_load
 from hivemesh.mesh.certs import make_certificates
@@ -106,22 +106,29 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     for name in SERVICES:
         print(f"hivemesh: {name:<8} on {settings.server.host}:{settings.ports[name]}", file=sys.stderr)
     if edge.port is not None:
-        print(f"hivemesh: {'edge':<8} on {_edge_doors(settings.server.host, edge.port)}", file=sys.stderr)
-        console = f"{_edge_base(settings.server.host, edge.port)}{CONSOLE_PATH}/"
+        print(f"hivemesh: {'edge':<8} on {_edge_doors(settings.server.host, edge)}", file=sys.stderr)
+        console = f"http://{_edge_host(settings.server.host)}:{edge.port}{CONSOLE_PATH}/"
         print(f"hivemesh: {'console':<8} on {console}  (open it in a browser)", file=sys.stderr)
     print('hivemesh: try  hivemesh run "what is 12 * (3 + 4)?"   (Ctrl-C stops the mesh)', file=sys.stderr)
     asyncio.run(_serve(SERVICES, settings, "hivemesh", edge))
     return 0
 
 
-def _edge_base(host: str, port: int) -> str:
-    return f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"  # noqa: S104 - comparison only
+def _edge_host(host: str) -> str:
+    """The name to print for the edge's address: ``localhost`` for a loopback or wildcard bind."""
+    return "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host  # noqa: S104 - comparison only
 
 
-def _edge_doors(host: str, port: int) -> str:
-    base = _edge_base(host, port)
+def _edge_doors(host: str, edge: EdgeConfig) -> str:
+    name = _edge_host(host)
+    base = f"http://{name}:{edge.port}"
     mcp = f"MCP {base}/mcp" if mcp_available() else "MCP off: pip install 'hivemesh[edge]'"
-    return f"{base}  (OpenAI {base}/v1, {mcp})"
+    if not a2a_available():
+        return f"{base}  (OpenAI {base}/v1, {mcp}, A2A off: pip install 'hivemesh[edge]')"
+    a2a = f"A2A {base}/a2a"
+    if edge.a2a_grpc_port:
+        a2a += f" and gRPC {name}:{edge.a2a_grpc_port}"
+    return f"{base}  (OpenAI {base}/v1, {mcp}, {a2a})"
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

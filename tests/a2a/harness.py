@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import httpx
@@ -18,11 +20,13 @@ from a2a.utils.constants import TransportProtocol
 from a2a.utils.push_url_validator import validate_push_notification_url
 from starlette.types import ASGIApp
 
-from hivemesh.a2a.app import a2a_app, a2a_grpc_servicer, add_a2a_servicer
+from hivemesh.a2a.app import A2ADoor, add_a2a_servicer
 from hivemesh.a2a.handler import CURSOR_HEADER
 from hivemesh.a2a.mapping import sequence_of
 from hivemesh.a2a.push import RetryPolicy
-from hivemesh.a2a.skills import SkillSource, general_skill
+from hivemesh.a2a.push_store import PushStore
+from hivemesh.a2a.skills import SkillSource
+from hivemesh.mesh.sql import make_engine, sqlite_url
 
 
 def free_port() -> int:
@@ -68,35 +72,38 @@ async def serve_a2a(
     gateway_address: str,
     *,
     ports: Ports | None = None,
-    skills: SkillSource = general_skill,
+    skills: SkillSource | None = None,
     any_webhook: bool = True,
+    push_db: Path | None = None,
 ) -> AsyncIterator[str]:
-    """Serve the A2A app and its gRPC binding for the gateway at ``gateway_address``; yields the
-    app's URL (its card names the gRPC address). Pass the ``ports`` of a stopped one to serve it
-    again at the same addresses."""
+    """Serve the A2A door (HTTP and its gRPC binding) for the gateway at ``gateway_address``;
+    yields the app's URL (its card names the gRPC address). Pass the ``ports`` and the ``push_db``
+    (the SQLite file of its push registrations) of a stopped one to serve it again as it was."""
     ports = ports or Ports()
     url = f"http://127.0.0.1:{ports.http}"
     grpc_address = f"127.0.0.1:{ports.grpc}"
-    servicer, close = a2a_grpc_servicer(gateway_address)
-    grpc_server = grpc.aio.server()
-    add_a2a_servicer(servicer, grpc_server)
-    grpc_server.add_insecure_port(grpc_address)
-    await grpc_server.start()
-    app = a2a_app(
-        gateway_address,
-        url,
-        skills=skills,
-        grpc_url=grpc_address,
-        push_url_validator=None if any_webhook else validate_push_notification_url,
-        push_retry=FAST_RETRY,
-    )
-    try:
-        async with serve_asgi(app, ports.http) as served:
-            assert served == url
-            yield url
-    finally:
-        await grpc_server.stop(0)
-        await close()
+    with tempfile.TemporaryDirectory() as scratch:
+        door = A2ADoor(
+            gateway_address,
+            url,
+            push_store=PushStore(make_engine(sqlite_url(push_db or Path(scratch) / "a2a.db"))),
+            skills=skills,
+            grpc_url=grpc_address,
+            push_url_validator=None if any_webhook else validate_push_notification_url,
+            push_retry=FAST_RETRY,
+        )
+        await door.start()
+        grpc_server = grpc.aio.server()
+        add_a2a_servicer(door.grpc_servicer(), grpc_server)
+        grpc_server.add_insecure_port(grpc_address)
+        await grpc_server.start()
+        try:
+            async with serve_asgi(door.app, ports.http) as served:
+                assert served == url
+                yield url
+        finally:
+            await grpc_server.stop(0)
+            await door.close()
 
 
 @contextlib.asynccontextmanager

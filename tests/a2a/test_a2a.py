@@ -9,13 +9,13 @@ from typing import cast
 
 import httpx
 import pytest
-from a2a.client import Client
+from a2a.client import A2ACardResolver, Client
 from a2a.types import a2a_pb2 as a2a
 from a2a.utils.constants import TransportProtocol
 from a2a.utils.errors import InvalidRequestError, TaskNotFoundError, UnsupportedOperationError
 
-from hivemesh.a2a.skills import ToolCatalogueSkills
-from hivemesh.mesh.config import Settings
+from hivemesh.client import HivemeshClient
+from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 from tests.a2a.harness import (
     Ports,
     a2a_client,
@@ -25,7 +25,7 @@ from tests.a2a.harness import (
     text_message,
 )
 from tests.gateway.harness import Issuer
-from tests.support import RunningMesh, keys_for, make_settings, mesh_minter, start_mesh
+from tests.support import RunningMesh, keys_for, make_settings, start_mesh
 
 QUESTION = "what is 12 * (3 + 4)?"
 BINDINGS = [TransportProtocol.JSONRPC, TransportProtocol.HTTP_JSON, TransportProtocol.GRPC]
@@ -51,22 +51,56 @@ async def collect(client: Client, request: a2a.SendMessageRequest) -> list[a2a.S
     return [response async for response in client.send_message(request)]
 
 
-async def test_the_agent_card_lists_a_skill_per_tool(mesh: RunningMesh, settings: Settings) -> None:
-    minter = mesh_minter(settings)
-    skills = ToolCatalogueSkills(mesh.bare_client("tool"), lambda: minter.mint("default", "a2a-card"))
+async def test_the_agent_card_lists_a_skill_per_tool(mesh: RunningMesh) -> None:
     async with (
-        serve_a2a(mesh.address("gateway"), skills=skills) as url,
+        serve_a2a(mesh.address("gateway")) as url,
         httpx.AsyncClient() as http,
     ):
         response = await http.get(f"{url}/.well-known/agent-card.json")
         assert response.status_code == 200
         card = response.json()
-        skill_ids = {skill["id"] for skill in card["skills"]}
-        assert {"ask", "tool:calculator", "tool:convert_units", "tool:list_add"} <= skill_ids
         assert card["capabilities"]["streaming"] is True
         bindings = {i["protocolBinding"]: i["url"] for i in card["supportedInterfaces"]}
         assert bindings.keys() == {"JSONRPC", "HTTP+JSON", "GRPC"}
         assert (bindings["JSONRPC"], bindings["HTTP+JSON"]) == (f"{url}/", f"{url}/rest")
+    # The SDK's client reads the same card: the general skill, then the catalogue's tools by name.
+    tools = sorted(spec.name for spec in await mesh_tools(mesh))
+    async with serve_a2a(mesh.address("gateway")) as url, httpx.AsyncClient() as http:
+        resolved = await A2ACardResolver(http, url).get_agent_card()
+    assert [skill.id for skill in resolved.skills] == ["ask", *(f"tool:{name}" for name in tools)]
+    assert {"tool:calculator", "tool:convert_units", "tool:list_add"} <= {s.id for s in resolved.skills}
+    assert resolved.capabilities.extended_agent_card
+
+
+async def test_with_credentials_required_the_tools_are_on_the_extended_card(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVEMESH_AUTH", "required")
+    settings = make_settings(tmp_path / "data")
+    (acme,) = await keys_for(settings, "acme")
+    mesh = await start_mesh(settings)
+    try:
+        async with serve_a2a(mesh.address("gateway")) as url, httpx.AsyncClient() as http:
+            async with a2a_client(url, token=acme, binding=TransportProtocol.JSONRPC) as client:
+                # The public card, read without credentials, names the general skill alone...
+                public = await A2ACardResolver(http, url).get_agent_card()
+                assert [skill.id for skill in public.skills] == ["ask"]
+                assert public.capabilities.extended_agent_card
+                # ... the extended one, read with the caller's key, the live catalogue.
+                extended = await client.get_extended_agent_card(a2a.GetExtendedAgentCardRequest())
+                assert {"ask", "tool:calculator", "tool:list_add"} <= {s.id for s in extended.skills}
+            async with a2a_client(url, binding=TransportProtocol.JSONRPC) as anonymous:
+                with pytest.raises(InvalidRequestError) as refused:
+                    await anonymous.get_extended_agent_card(a2a.GetExtendedAgentCardRequest())
+                assert refused.value.data is not None
+                assert refused.value.data["status"] == "UNAUTHENTICATED"
+    finally:
+        await mesh.stop()
+
+
+async def mesh_tools(mesh: RunningMesh) -> list[ToolSpec]:
+    async with HivemeshClient(mesh.address("gateway")) as client:
+        return await client.list_tools()
 
 
 @pytest.mark.parametrize("binding", BINDINGS)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from a2a.types import a2a_pb2 as a2a
@@ -16,7 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hivemesh.a2a.push import EVENT_ID_HEADER, SIGNATURE_HEADER, sign, verify
-from tests.a2a.harness import a2a_client, serve_a2a, serve_asgi, text_message
+from hivemesh.client import HivemeshClient
+from hivemesh.common.v1.task_pb2 import TaskState
+from tests.a2a.harness import Ports, a2a_client, serve_a2a, serve_asgi, text_message
 from tests.support import RunningMesh
 
 TOKEN = "a-secret-only-the-registrant-and-hivemesh-know"
@@ -109,3 +112,37 @@ async def test_webhooks_get_every_event_at_least_once(mesh: RunningMesh) -> None
     assert set(webhook.tries.values()) == {2}
     assert webhook.forged == 0
     assert webhook.taken[-1][1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+async def test_registrations_survive_a_restart_of_the_door(mesh: RunningMesh, tmp_path: Path) -> None:
+    """A webhook registered with one A2A process gets the events logged while none ran, from the
+    process started after it, each once and in order."""
+    webhook = Webhook()
+    push_db = tmp_path / "a2a.db"
+    ports = Ports()
+    async with serve_asgi(webhook.app) as hook_url:
+        async with (
+            serve_a2a(mesh.address("gateway"), ports=ports, push_db=push_db) as url,
+            a2a_client(url, streaming=False) as client,
+        ):
+            request = text_message("convert 10 miles")
+            request.configuration.task_push_notification_config.url = f"{hook_url}/hook"
+            request.configuration.task_push_notification_config.token = TOKEN
+            [response] = [r async for r in client.send_message(request)]
+            task = response.task
+            assert task.status.state == a2a.TASK_STATE_INPUT_REQUIRED
+            await webhook.until("TASK_STATE_INPUT_REQUIRED")
+        before = len(webhook.taken)
+        # No A2A process runs: the task goes on through the gateway and ends.
+        async with HivemeshClient(mesh.address("gateway")) as gateway:
+            await gateway.answer(task.id, "km")
+            async for _ in gateway.follow(task.id, timeout_s=30):
+                pass
+            assert (await gateway.get(task.id)).state == TaskState.TASK_STATE_COMPLETED
+        assert len(webhook.taken) == before
+        async with serve_a2a(mesh.address("gateway"), ports=ports, push_db=push_db):
+            await webhook.until("TASK_STATE_COMPLETED")
+    ids = [event_id for event_id, _ in webhook.taken]
+    assert len(ids) > before
+    assert ids == [f"{task.id}:{n}" for n in range(2, len(ids) + 2)]
+    assert set(webhook.tries.values()) == {2}

@@ -86,6 +86,32 @@ def test_quick_run_on_the_floor_and_the_embedded_mesh(capsys: pytest.CaptureFixt
     assert all(r["started"] == 8 for r in rows if r["mode"] == "open")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_quick_run_through_the_openai_door_beside_the_grpc_path(capsys: pytest.CaptureFixture[str]) -> None:
+    flags = ["--quick", "--topologies", "embedded,openai-door", "--clients", "2", "--rates", "none"]
+    rows = run_benchmark(capsys, *flags, "--duration", "1", "--growth-tasks", "0", "--quiet")
+    assert [(r["topology"], r["load"]) for r in rows] == [
+        ("embedded", "closed 2"),
+        ("openai-door", "closed 2"),
+    ]
+    grpc_path, door = rows
+    for row in rows:
+        assert "skipped" not in row, row
+        assert row["completed"] > 0, row
+        assert row["errors"] == {}, row
+        assert row["wrong"] == 0, row
+    # The same mesh behind the door: a task makes the same calls and writes the same log.
+    assert 5 < door["rpcs_per_task"] < 8
+    assert door["sql_transactions_per_task"] > 0
+    # Compared in the same run, load for load.
+    # (tasks/s and milliseconds are rounded in the JSON, the comparison is not.)
+    assert door["vs_grpc"] == pytest.approx(door["tasks_per_s"] / grpc_path["tasks_per_s"], rel=0.01)
+    assert door["added_p50_ms"] == pytest.approx(door["p50_ms"] - grpc_path["p50_ms"], abs=0.1)
+    assert door["added_p99_ms"] == pytest.approx(door["p99_ms"] - grpc_path["p99_ms"], abs=0.1)
+    assert grpc_path["vs_grpc"] is None
+
+
 def test_an_unreachable_store_skips_the_topology_and_says_why(capsys: pytest.CaptureFixture[str]) -> None:
     rows = run_benchmark(
         capsys,

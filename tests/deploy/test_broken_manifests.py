@@ -433,3 +433,68 @@ def test_a_pool_address_that_is_no_service(broken: Layout) -> None:
         "the language gpu pool language-gpus.hivemesh.svc.cluster.local is no Service" in p
         for p in _problems(broken)
     )
+
+
+def test_a_catch_all_gateway_route_at_the_ingress_would_shadow_the_doors(broken: Layout) -> None:
+    _edit(
+        broken.root / "istio/services/gateway.yaml",
+        "      match:\n        - gateways: [mesh]\n        - uri:\n"
+        "            prefix: /hivemesh.gateway.v1.GatewayService/\n",
+        "",
+    )
+    problems = _problems(broken)
+    assert any(
+        "/v1/chat/completions matches routes of VirtualService/edge, VirtualService/gateway" in p
+        for p in problems
+    )
+
+
+def test_a_door_probe_on_a_path_the_edge_does_not_serve(broken: Layout) -> None:
+    _edit(broken.root / "k8s/base/services/edge.yaml", "path: /readyz", "path: /ready")
+    assert any(
+        "Deployment/edge" in p and "readinessProbe asks '/ready'; the edge answers it at /readyz" in p
+        for p in _problems(broken)
+    )
+
+
+def test_a_door_retried_after_it_reached_the_edge(broken: Layout) -> None:
+    _edit(broken.root / "istio/services/edge.yaml", "retryOn: connect-failure,refused-stream", "retryOn: 5xx")
+    assert any(
+        "VirtualService/edge route 'doors'" in p and "may repeat a request the edge received" in p
+        for p in _problems(broken)
+    )
+
+
+def test_the_doors_admitted_from_another_workload(broken: Layout) -> None:
+    _edit(
+        broken.root / "istio/authorization.yaml",
+        "              - cluster.local/ns/hivemesh/sa/hivemesh-ingress\n      to:\n        - operation:\n"
+        '            paths: ["/v1/*"',
+        "              - cluster.local/ns/hivemesh/sa/hivemesh-ingress\n"
+        "              - cluster.local/ns/hivemesh/sa/tool\n      to:\n        - operation:\n"
+        '            paths: ["/v1/*"',
+    )
+    assert any(
+        "AuthorizationPolicy/edge" in p and "admits cluster.local/ns/hivemesh/sa/tool to the doors" in p
+        for p in _problems(broken)
+    )
+
+
+def test_the_edge_without_a_disruption_budget(broken: Layout) -> None:
+    path = broken.root / "k8s/base/services/edge.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"] != "PodDisruptionBudget"]
+    path.write_text(yaml.safe_dump_all(docs))
+    assert any("PodDisruptionBudget for edge: none" in p for p in _problems(broken))
+
+
+def test_the_a2a_grpc_port_the_edge_binds_is_not_the_container_port(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/base/services/edge.yaml",
+        'HIVEMESH_EDGE_A2A_GRPC_PORT\n              value: "50056"',
+        'HIVEMESH_EDGE_A2A_GRPC_PORT\n              value: "50057"',
+    )
+    assert any(
+        "Deployment/edge" in p
+        and "HIVEMESH_EDGE_A2A_GRPC_PORT is 50057, the container's grpc-a2a port 50056" in p
+        for p in _problems(broken)
+    )

@@ -9,22 +9,26 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
+from hivemesh.edge.app import DOOR_PATHS, READINESS_PATH
 from hivemesh.mesh.config import SERVICES
 from hivemesh.mesh.contracts import CONTRACTS, retryable_methods
 from hivemesh.mesh.metrics import Metrics
 from tools.validate_deploy import (
+    A2A_GRPC_PATH,
     ROOT,
     Doc,
     Layout,
     callers_in_code,
     check_authorization,
     check_connection_pools,
+    check_doors,
     check_grace_periods,
     check_istio_schemas,
     check_kubernetes_schemas,
     check_probes,
     check_retries,
     check_service_ports,
+    ingress_route,
     of_kind,
     settings_from,
     validate,
@@ -69,7 +73,8 @@ def test_authorization_admits_exactly_the_callers(rendered: list[Doc], layout: L
 def test_retried_methods_are_exactly_the_idempotent_ones(rendered: list[Doc]) -> None:
     assert [str(p) for p in check_retries(rendered, settings_from(rendered))] == []
     retried = set()
-    for vs in of_kind(rendered, "VirtualService"):
+    # The gRPC services' routes (the edge's doors are HTTP paths, checked by check_doors).
+    for vs in [v for v in of_kind(rendered, "VirtualService") if v["metadata"]["name"] in SERVICES]:
         for route in vs["spec"]["http"]:
             if route.get("retries", {}).get("attempts", 0) > 0:
                 retried |= {m["uri"]["exact"] for m in route["match"]}
@@ -172,3 +177,32 @@ def test_containerfile_runs_one_unprivileged_exec_form_process() -> None:
     assert entrypoint is not None
     assert json.loads(entrypoint.group(1))[-1].endswith("hivemesh")
     assert json.loads(re.search(r"^CMD (.+)$", text, re.MULTILINE).group(1))[0] == "serve"  # type: ignore[union-attr]
+
+
+def test_the_http_doors_are_deployed_routed_and_admitted(rendered: list[Doc]) -> None:
+    assert [str(p) for p in check_doors(rendered, settings_from(rendered))] == []
+    (deployment,) = [d for d in of_kind(rendered, "Deployment") if d["metadata"]["name"] == "edge"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["serve", "edge"]
+    assert container["readinessProbe"]["httpGet"] == {"path": READINESS_PATH, "port": "http"}
+    assert {p["metadata"]["name"] for p in of_kind(rendered, "PodDisruptionBudget")} >= {"edge"}
+    # At the ingress every door's path reaches the edge, every gateway method the gateway.
+    for path in (*DOOR_PATHS, A2A_GRPC_PATH):
+        taken = [
+            vs["metadata"]["name"] for vs in of_kind(rendered, "VirtualService") if ingress_route(vs, path)
+        ]
+        assert taken == ["edge"], path
+    (gateway,) = [vs for vs in of_kind(rendered, "VirtualService") if vs["metadata"]["name"] == "gateway"]
+    assert ingress_route(gateway, "/hivemesh.gateway.v1.GatewayService/SubmitTask") is not None
+
+
+def test_the_edge_is_a_documented_caller_of_the_gateway_only(rendered: list[Doc], layout: Layout) -> None:
+    assert [str(p) for p in check_authorization(rendered, callers_in_code(layout.services))] == []
+    admitted = {
+        policy["metadata"]["name"]
+        for policy in of_kind(rendered, "AuthorizationPolicy")
+        for rule in policy["spec"].get("rules", [])
+        for source in rule.get("from", [])
+        if "cluster.local/ns/hivemesh/sa/edge" in source["source"].get("principals", [])
+    }
+    assert admitted == {"gateway"}

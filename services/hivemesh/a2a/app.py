@@ -1,5 +1,5 @@
-"""The A2A front door as an ASGI application (JSON-RPC and HTTP+JSON) and a gRPC servicer, both
-over one ``GatewayRequestHandler``.
+"""The A2A front door (``A2ADoor``) as an ASGI application (JSON-RPC and HTTP+JSON) and a gRPC
+servicer, both over one ``GatewayRequestHandler``.
 
 Routes, relative to where the application is mounted (``public_url``):
 - ``GET /.well-known/agent-card.json``: the Agent Card;
@@ -11,8 +11,7 @@ Routes, relative to where the application is mounted (``public_url``):
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -25,10 +24,12 @@ from a2a.utils.push_url_validator import validate_push_notification_url
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
-from hivemesh.a2a.gateway import GrpcTaskGateway
-from hivemesh.a2a.handler import GatewayRequestHandler
+from hivemesh.a2a.gateway import Credentials, GrpcTaskGateway
+from hivemesh.a2a.handler import ExtendedCard, GatewayRequestHandler
 from hivemesh.a2a.push import PushNotifier, RetryPolicy, UrlValidator
-from hivemesh.a2a.skills import ASK_SKILL, TEXT, SkillSource, general_skill
+from hivemesh.a2a.push_store import PushStore
+from hivemesh.a2a.skills import ASK_SKILL, TEXT, CatalogueSkills, SkillSource
+from hivemesh.mesh.config import TlsConfig
 
 REST_PATH = "/rest"
 BEARER_SCHEME = "bearer"
@@ -74,7 +75,9 @@ def agent_card(
         description=info.description,
         version=info.version,
         supported_interfaces=interfaces,
-        capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=push_notifications),
+        capabilities=a2a.AgentCapabilities(
+            streaming=True, push_notifications=push_notifications, extended_agent_card=True
+        ),
         default_input_modes=[TEXT],
         default_output_modes=[TEXT],
         skills=[ASK_SKILL],
@@ -102,66 +105,74 @@ def agent_card(
     return card
 
 
-def _with_skills(skills: SkillSource) -> object:
-    async def modify(card: a2a.AgentCard) -> a2a.AgentCard:
-        served = a2a.AgentCard()
-        served.CopyFrom(card)
-        del served.skills[:]
-        served.skills.extend(await skills())
-        return served
-
-    return modify
+def _with_skills(card: a2a.AgentCard, skills: Sequence[a2a.AgentSkill]) -> a2a.AgentCard:
+    served = a2a.AgentCard()
+    served.CopyFrom(card)
+    del served.skills[:]
+    served.skills.extend(skills)
+    return served
 
 
-def a2a_app(
-    gateway_address: str,
-    public_url: str,
-    *,
-    skills: SkillSource = general_skill,
-    info: CardInfo | None = None,
-    grpc_url: str | None = None,
-    push_url_validator: UrlValidator | None = validate_push_notification_url,
-    push_retry: RetryPolicy | None = None,
-) -> Starlette:
-    """The A2A application, calling the gateway at ``gateway_address``. ``public_url`` is where
-    clients reach it (the card names it); ``grpc_url``, when set, is the address of a server
-    running ``a2a_grpc_servicer`` for the same gateway. Webhooks must pass
-    ``push_url_validator`` (by default: public http(s) addresses only; None admits any)."""
-    gateway = GrpcTaskGateway(gateway_address)
-    push = PushNotifier(gateway, retry=push_retry, url_validator=push_url_validator)
-    handler = GatewayRequestHandler(gateway, push)
-    card = agent_card(public_url, info or CardInfo(), grpc_url)
-    modify = _with_skills(skills)
-    routes: Sequence[BaseRoute] = [
-        *create_agent_card_routes(card, card_modifier=modify),  # type: ignore[arg-type]
-        *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
-        Mount(REST_PATH, routes=create_rest_routes(handler, enable_v0_3_compat=True)),
-    ]
+def _cards(
+    card: a2a.AgentCard, skills: SkillSource
+) -> tuple[Callable[[a2a.AgentCard], Awaitable[a2a.AgentCard]], ExtendedCard]:
+    """The public card's per-request modifier and the extended card, both with live skills."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await push.close()
-            await gateway.close()
+    async def public(_: a2a.AgentCard) -> a2a.AgentCard:
+        return _with_skills(card, await skills.public())
 
-    return Starlette(routes=list(routes), lifespan=lifespan)
+    async def extended(credentials: Credentials) -> a2a.AgentCard:
+        return _with_skills(card, await skills.for_caller(credentials))
+
+    return public, extended
 
 
-def a2a_grpc_servicer(
-    gateway_address: str, *, push_url_validator: UrlValidator | None = validate_push_notification_url
-) -> tuple[GrpcHandler, Callable[[], Awaitable[None]]]:
-    """The A2A gRPC binding for the gateway at ``gateway_address``, and what to await when the
-    server has stopped. Add it to a server with ``add_a2a_servicer``."""
-    gateway = GrpcTaskGateway(gateway_address)
-    push = PushNotifier(gateway, url_validator=push_url_validator)
+class A2ADoor:
+    """The A2A door for the gateway at ``gateway_address``: the ASGI application (``app``: the
+    card, JSON-RPC, HTTP+JSON) and the gRPC binding (``grpc_servicer``) over one request handler,
+    one push notifier and its store. ``public_url`` is where clients reach ``app`` (the card names
+    it); ``grpc_url``, when set, where a server running ``grpc_servicer`` is. Webhooks must pass
+    ``push_url_validator`` (by default: public http(s) addresses only; None admits any). The card's
+    skills come from ``skills``, by default the gateway's live tool catalogue; ``tls``: how the
+    gateway is reached when it listens with TLS. ``start`` it in the
+    serving event loop, ``close`` it when its servers have stopped."""
 
-    async def close() -> None:
-        await push.close()
-        await gateway.close()
+    def __init__(
+        self,
+        gateway_address: str,
+        public_url: str,
+        *,
+        push_store: PushStore,
+        skills: SkillSource | None = None,
+        info: CardInfo | None = None,
+        grpc_url: str | None = None,
+        push_url_validator: UrlValidator | None = validate_push_notification_url,
+        push_retry: RetryPolicy | None = None,
+        tls: TlsConfig | None = None,
+    ) -> None:
+        self._gateway = GrpcTaskGateway(gateway_address, tls=tls)
+        self._push = PushNotifier(
+            self._gateway, push_store, retry=push_retry, url_validator=push_url_validator
+        )
+        card = agent_card(public_url, info or CardInfo(), grpc_url)
+        public, extended = _cards(card, skills or CatalogueSkills(self._gateway))
+        self._handler = GatewayRequestHandler(self._gateway, self._push, extended_card=extended)
+        routes: Sequence[BaseRoute] = [
+            *create_agent_card_routes(card, card_modifier=public),
+            *create_jsonrpc_routes(self._handler, "/", enable_v0_3_compat=True),
+            Mount(REST_PATH, routes=create_rest_routes(self._handler, enable_v0_3_compat=True)),
+        ]
+        self.app = Starlette(routes=list(routes))
 
-    return GrpcHandler(GatewayRequestHandler(gateway, push)), close
+    def grpc_servicer(self) -> GrpcHandler:
+        return GrpcHandler(self._handler)
+
+    async def start(self) -> None:
+        await self._push.start()
+
+    async def close(self) -> None:
+        await self._push.close()
+        await self._gateway.close()
 
 
 def add_a2a_servicer(servicer: GrpcHandler, server: grpc.aio.Server) -> None:

@@ -24,7 +24,10 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
+from hivemesh.mesh import tls as transport
+from hivemesh.mesh.config import TlsConfig
 from hivemesh.mesh.status import details_of
+from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
 if TYPE_CHECKING:
     from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceAsyncStub
@@ -61,6 +64,10 @@ class TaskGateway(Protocol):
         """The task's events after ``after_sequence`` until it ends or asks a question."""
         ...
 
+    async def tools(self, credentials: Credentials) -> list[ToolSpec]:
+        """The tool catalogue, every page, as the caller may list it."""
+        ...
+
 
 def a2a_error(error: grpc.aio.AioRpcError) -> A2AError:
     """The A2A error for a failed gateway call. The gateway's reason and status travel in the
@@ -94,15 +101,25 @@ class GrpcTaskGateway:
     """``TaskGateway`` over the gateway's gRPC API. The channel is opened on first use, inside the
     serving event loop, so the adapter can be built before there is one."""
 
-    def __init__(self, address: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, address: str, *, timeout_s: float = 30.0, tls: TlsConfig | None = None) -> None:
         self._address = address
         self._timeout_s = timeout_s
+        # The gateway is verified against the CA of ``tls`` (HIVEMESH_TLS_*), as every client does.
+        self._tls = tls
         self._channel: grpc.aio.Channel | None = None
         self._stub: GatewayServiceAsyncStub | None = None
 
     def _gateway(self) -> GatewayServiceAsyncStub:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._address)
+            self._channel = (
+                grpc.aio.insecure_channel(self._address)
+                if self._tls is None
+                else grpc.aio.secure_channel(
+                    self._address,
+                    transport.channel_credentials(self._tls, require_identity=False),
+                    options=transport.channel_options(self._tls),
+                )
+            )
             self._stub = GatewayServiceStub(self._channel)
         return self._stub
 
@@ -149,6 +166,23 @@ class GrpcTaskGateway:
         except grpc.aio.AioRpcError as exc:
             raise a2a_error(exc) from exc
         return response.task
+
+    async def tools(self, credentials: Credentials) -> list[ToolSpec]:
+        specs: list[ToolSpec] = []
+        token = ""
+        while True:
+            try:
+                page: pb.ListToolsResponse = await self._gateway().ListTools(
+                    pb.ListToolsRequest(page_size=1000, page_token=token),
+                    timeout=self._timeout_s,
+                    metadata=credentials,
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise a2a_error(exc) from exc
+            specs.extend(page.tools)
+            token = page.next_page_token
+            if not token:
+                return specs
 
     async def watch(
         self, credentials: Credentials, task_id: str, after_sequence: int

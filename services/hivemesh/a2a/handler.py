@@ -5,7 +5,7 @@ any replica, or one restarted in between, can serve any request."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers.request_handler import RequestHandler, validate_request_params
@@ -65,10 +65,20 @@ def _user(message: a2a.Message) -> str:
     return DEFAULT_USER
 
 
+ExtendedCard = Callable[[Credentials], Awaitable[a2a.AgentCard]]
+
+
 class GatewayRequestHandler(RequestHandler):
-    def __init__(self, gateway: TaskGateway, push: PushNotifier | None = None) -> None:
+    def __init__(
+        self,
+        gateway: TaskGateway,
+        push: PushNotifier | None = None,
+        *,
+        extended_card: ExtendedCard | None = None,
+    ) -> None:
         self._gateway = gateway
         self._push = push
+        self._extended_card = extended_card
 
     def _notifier(self) -> PushNotifier:
         if self._push is None:
@@ -88,7 +98,7 @@ class GatewayRequestHandler(RequestHandler):
         if message.task_id:
             task = await self._gateway.answer(credentials, message.task_id, request_id, text)
             if self._push is not None:
-                self._push.follow(credentials, task.task_id)
+                await self._push.resume(task.task_id)
         else:
             scope = Scope(
                 tenant_id=params.tenant,
@@ -211,4 +221,7 @@ class GatewayRequestHandler(RequestHandler):
     async def on_get_extended_agent_card(
         self, params: a2a.GetExtendedAgentCardRequest, context: ServerCallContext
     ) -> a2a.AgentCard:
-        raise ExtendedAgentCardNotConfiguredError
+        """The card with the skills the caller's credentials may see (the live tool catalogue)."""
+        if self._extended_card is None:
+            raise ExtendedAgentCardNotConfiguredError
+        return await self._extended_card(_credentials(context))

@@ -12,8 +12,13 @@ sent: ``X-Hivemesh-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(token, "<t>."
 receiver recomputes the HMAC over the raw body, compares in constant time and refuses a ``t`` more
 than a few minutes away from its clock (see ``verify``).
 
-Registrations are held in this process's memory, with the credentials they were made with (the
-follower of a task watches it as its registrant): a restart forgets them.
+Registrations are kept in a ``PushStore`` shared by every replica (push_store.py), with the
+credentials they were made with (the deliverer of a task watches it as its registrant) and the
+sequence of the last event delivered to each webhook. One replica at a time delivers a task's
+events, under a lease it renews; when it stops or dies another one (or it, restarted) takes the task
+over after the lease and goes on after the last event delivered: nothing is lost across a restart,
+and an event whose delivery was cut off is sent again. A task that paused for input is looked at
+again every ``recheck_s`` (or at once when it is answered through this door) until it ends.
 """
 
 from __future__ import annotations
@@ -26,17 +31,19 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
 from a2a.types import a2a_pb2 as a2a
-from a2a.utils.errors import InvalidParamsError, TaskNotFoundError
+from a2a.utils.errors import InvalidParamsError, InvalidRequestError, TaskNotFoundError
 from a2a.utils.proto_utils import to_stream_response
 from google.protobuf.json_format import MessageToJson
 
 from hivemesh.a2a.gateway import Credentials, TaskGateway
 from hivemesh.a2a.mapping import Event, Replay, sequence_of
+from hivemesh.a2a.push_store import PushStore, Registration
+from hivemesh.tasks.projection import is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +80,15 @@ def verify(token: str, header: str, body: bytes, *, now: float | None = None) ->
     return hmac.compare_digest(sign(token, timestamp, body), f"t={timestamp},v1={fields.get('v1', '')}")
 
 
+def _refused(error: TaskNotFoundError | InvalidRequestError) -> bool:
+    """Whether the gateway refused the registrant for good: the task is not theirs (any more), or
+    their credentials are not accepted (revoked, expired)."""
+    if isinstance(error, TaskNotFoundError):
+        return True
+    status = error.data.get("status") if isinstance(error.data, dict) else None
+    return status in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+
+
 def _retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
@@ -81,32 +97,50 @@ class PushNotifier:
     def __init__(
         self,
         gateway: TaskGateway,
+        store: PushStore,
         *,
         retry: RetryPolicy | None = None,
         url_validator: UrlValidator | None = None,
+        lease_s: float = 30.0,
+        recheck_s: float = 10.0,
     ) -> None:
         self._gateway = gateway
+        self._store = store
         self._retry = retry or RetryPolicy()
         self._url_validator = url_validator
+        self._lease_s = lease_s
+        self._recheck_s = recheck_s
+        # This replica, as the owner of the leases it takes.
+        self._owner = uuid.uuid4().hex
         self._http: httpx.AsyncClient | None = None
-        # task id -> config id -> config
-        self._configs: dict[str, dict[str, a2a.TaskPushNotificationConfig]] = {}
-        # task id -> (its follower, the credentials it watches with)
-        self._followers: dict[str, tuple[asyncio.Task[None], Credentials]] = {}
-        # task id -> the sequence of the last event delivered (or given up on)
-        self._delivered: dict[str, int] = {}
+        # task id -> the follower delivering its events from here
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._scanner: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the store and take over the deliveries no live replica holds (those of a replica
+        that stopped, this one before a restart among them)."""
+        await self._store.start()
+        self._scanner = asyncio.create_task(self._scan())
 
     async def close(self) -> None:
-        followers = [follower for follower, _ in self._followers.values()]
+        """Stop delivering and hand every task over (its lease released at once)."""
+        running = [t for t in (self._scanner, *self._followers.values()) if t is not None]
+        self._scanner = None
+        followed = list(self._followers)
         self._followers.clear()
-        for follower in followers:
-            follower.cancel()
-        for follower in followers:
+        for task in running:
+            task.cancel()
+        for task in running:
             with contextlib.suppress(asyncio.CancelledError):
-                await follower
+                await task
+        for task_id in followed:
+            with contextlib.suppress(Exception):
+                await self._store.release(self._owner, task_id, done=False, recheck_at=0.0)
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        await self._store.close()
 
     async def register(
         self,
@@ -128,59 +162,97 @@ class PushNotifier:
             raise InvalidParamsError("the push notification url is not a public address", {"field": "url"})
         stored = a2a.TaskPushNotificationConfig()
         stored.CopyFrom(config)
+        stored.task_id = task.task_id
         stored.id = config.id or uuid.uuid4().hex
-        self._configs.setdefault(task.task_id, {})[stored.id] = stored
         start = task.last_sequence if after_sequence is None else after_sequence
-        self._delivered[task.task_id] = min(self._delivered.get(task.task_id, start), start)
-        self.follow(credentials, task.task_id)
+        await self._store.add(Registration(stored, credentials, start))
+        await self.resume(task.task_id)
         return stored
 
-    def follow(self, credentials: Credentials, task_id: str) -> None:
-        """(Re)start delivering the task's events when webhooks are registered for it and no
-        follower runs: after a registration, and when a task that paused for input goes on."""
-        if not self._configs.get(task_id):
-            return
+    async def resume(self, task_id: str) -> None:
+        """Deliver the task's events from here unless a replica does already: after a
+        registration, and when a task that paused for input goes on."""
         running = self._followers.get(task_id)
-        if running is not None and not running[0].done():
+        if running is not None and not running.done():
             return
-        follower = asyncio.create_task(self._follow(credentials, task_id))
-        self._followers[task_id] = (follower, credentials)
+        now = time.time()
+        if await self._store.claim(task_id, self._owner, now, now + self._lease_s):
+            self._followers[task_id] = asyncio.create_task(self._follow(task_id))
 
     async def get(
         self, credentials: Credentials, task_id: str, config_id: str
     ) -> a2a.TaskPushNotificationConfig:
-        await self._gateway.get(credentials, task_id)
-        found = self._configs.get(task_id, {}).get(config_id)
-        if found is None:
-            raise TaskNotFoundError(
-                f"task {task_id} has no push notification config {config_id}", {"configId": config_id}
-            )
-        return found
+        for registration in await self.list(credentials, task_id):
+            if registration.id == config_id:
+                return registration
+        raise TaskNotFoundError(
+            f"task {task_id} has no push notification config {config_id}", {"configId": config_id}
+        )
 
     async def list(self, credentials: Credentials, task_id: str) -> list[a2a.TaskPushNotificationConfig]:
-        await self._gateway.get(credentials, task_id)
-        return list(self._configs.get(task_id, {}).values())
+        task = await self._gateway.get(credentials, task_id)
+        return [registration.config for registration in await self._store.of_task(task.task_id)]
 
     async def delete(self, credentials: Credentials, task_id: str, config_id: str) -> None:
-        await self._gateway.get(credentials, task_id)
-        self._configs.get(task_id, {}).pop(config_id, None)
+        task = await self._gateway.get(credentials, task_id)
+        await self._store.remove(task.task_id, config_id)
 
-    async def _follow(self, credentials: Credentials, task_id: str) -> None:
-        replay = Replay(self._delivered.get(task_id, 0))
+    async def _scan(self) -> None:
+        """Renew the leases of the tasks followed here; take over those no live replica holds."""
+        while True:
+            try:
+                now = time.time()
+                await self._store.renew(self._owner, list(self._followers), now + self._lease_s)
+                for task_id in await self._store.orphaned(now):
+                    await self.resume(task_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("push notifications: the registrations could not be read")
+            await asyncio.sleep(self._lease_s / 3)
+
+    async def _follow(self, task_id: str) -> None:
+        done, recheck_at = False, time.time() + self._recheck_s
         try:
-            async for logged in self._gateway.watch(credentials, task_id, 0):
-                for event in replay.add(logged):
-                    await self._deliver_all(task_id, event)
-                    self._delivered[task_id] = logged.sequence
+            done = await self._deliver_events(task_id)
         except asyncio.CancelledError:
             raise
+        except (TaskNotFoundError, InvalidRequestError) as exc:
+            if _refused(exc):
+                # The registrant's credentials no longer read the task (revoked, expired): give up.
+                log.warning("push notifications for task %s stopped: %s", task_id, exc.message)
+                done = True
+            else:  # over a rate limit, say: tried again later
+                log.warning("push notifications for task %s interrupted: %s", task_id, exc.message)
         except Exception:
-            log.exception("push notifications for task %s stopped", task_id)
+            log.exception("push notifications for task %s interrupted; tried again later", task_id)
+        finally:
+            if self._followers.get(task_id) is asyncio.current_task():
+                del self._followers[task_id]
+        await self._store.release(self._owner, task_id, done=done, recheck_at=recheck_at)
 
-    async def _deliver_all(self, task_id: str, event: Event) -> None:
+    async def _deliver_events(self, task_id: str) -> bool:
+        """Deliver the task's events not delivered yet; whether the task has ended."""
+        registrations = await self._store.of_task(task_id)
+        if not registrations:
+            return True
+        # The newest registrant's credentials: a JWT among them expires last.
+        credentials = registrations[-1].credentials
+        replay = Replay(min(r.delivered for r in registrations))
+        async for logged in self._gateway.watch(credentials, task_id, 0):
+            for event in replay.add(logged):
+                # Read again for each event: a webhook added (or deleted) meanwhile, from any replica.
+                targets = [r for r in await self._store.of_task(task_id) if r.delivered < logged.sequence]
+                await self._deliver_all(task_id, event, [r.config for r in targets])
+                await self._store.delivered(task_id, [r.config.id for r in targets], logged.sequence)
+        return is_terminal((await self._gateway.get(credentials, task_id)).state)
+
+    async def _deliver_all(
+        self, task_id: str, event: Event, configs: Sequence[a2a.TaskPushNotificationConfig]
+    ) -> None:
         body = MessageToJson(to_stream_response(event), indent=None).encode()
         event_id = f"{task_id}:{sequence_of(event)}"
-        for config in list(self._configs.get(task_id, {}).values()):
+        for config in configs:
             await self._deliver(config, body, event_id)
 
     async def _deliver(self, config: a2a.TaskPushNotificationConfig, body: bytes, event_id: str) -> None:

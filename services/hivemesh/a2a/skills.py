@@ -1,10 +1,14 @@
 """The Agent Card's skills: one for the agent as a whole (any request in plain words), then one per
-tool of the live catalogue, read from ToolService.ListTools and cached for ``max_age_s`` (a
-conditional ListTools, answered "unchanged" when nothing changed, renews a copy that aged).
+tool of the live catalogue, read from the gateway's ListTools with a caller's credentials.
 
-ToolService is an internal service: ListTools needs a mesh credential, minted here by ``credential``
-(ListTools answers every tenant alike, so one credential of any tenant serves all callers). A front
-door without the mesh's signing key passes no ToolService, and its card lists the general skill only.
+- The public card (``public``) is read without credentials, as a client that has not yet learnt how
+  to authenticate reads it: when the gateway lets anonymous callers list the tools (``HIVEMESH_AUTH``
+  ``none``, as ``hivemesh up`` runs), it lists them; otherwise it lists the general skill alone. That
+  copy is kept for ``max_age_s``; when the gateway cannot be reached the copy held is served and the
+  next card asks again.
+- The extended card (A2A ``GetExtendedAgentCard``, ``for_caller``) is read with the caller's own
+  credentials each time, so it lists the catalogue for whoever the gateway admits, and a caller it
+  refuses gets the gateway's refusal.
 """
 
 from __future__ import annotations
@@ -12,15 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-import grpc
 from a2a.types import a2a_pb2 as a2a
+from a2a.utils.errors import A2AError, InternalError
 
-from hivemesh.mesh.credentials import CREDENTIAL_HEADER
+from hivemesh.a2a.gateway import Credentials, TaskGateway
 from hivemesh.tool.v1 import tool_service_pb2 as tool
-from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,23 @@ ASK_SKILL = a2a.AgentSkill(
 
 
 class SkillSource(Protocol):
-    async def __call__(self) -> Sequence[a2a.AgentSkill]:
-        """The skills to list on the card now."""
+    async def public(self) -> Sequence[a2a.AgentSkill]:
+        """The skills of the public card (read without credentials)."""
+        ...
+
+    async def for_caller(self, credentials: Credentials) -> Sequence[a2a.AgentSkill]:
+        """The skills of the extended card, as the caller with ``credentials`` may see them."""
         ...
 
 
-async def general_skill() -> Sequence[a2a.AgentSkill]:
-    return (ASK_SKILL,)
+class GeneralSkill:
+    """The general skill alone, on both cards."""
+
+    async def public(self) -> Sequence[a2a.AgentSkill]:
+        return (ASK_SKILL,)
+
+    async def for_caller(self, credentials: Credentials) -> Sequence[a2a.AgentSkill]:
+        return (ASK_SKILL,)
 
 
 def skill_of(spec: tool.ToolSpec) -> a2a.AgentSkill:
@@ -62,54 +75,34 @@ def skill_of(spec: tool.ToolSpec) -> a2a.AgentSkill:
     )
 
 
-class ToolCatalogueSkills:
-    """The general skill plus a skill per tool of ToolService's catalogue. When ToolService cannot
-    be reached, the copy held is served (or the general skill alone) and the next card asks again."""
+def skills_of(specs: Sequence[tool.ToolSpec]) -> tuple[a2a.AgentSkill, ...]:
+    return (ASK_SKILL, *(skill_of(spec) for spec in sorted(specs, key=lambda s: s.name)))
 
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        credential: Callable[[], str],
-        *,
-        max_age_s: float = 30.0,
-        timeout_s: float = 5.0,
-    ) -> None:
-        self._stub = ToolServiceStub(channel)
-        self._credential = credential
+
+class CatalogueSkills:
+    """The general skill plus a skill per tool of the gateway's catalogue (ListTools)."""
+
+    def __init__(self, gateway: TaskGateway, *, max_age_s: float = 30.0) -> None:
+        self._gateway = gateway
         self._max_age_s = max_age_s
-        self._timeout_s = timeout_s
-        self._version = ""
         self._skills: tuple[a2a.AgentSkill, ...] = (ASK_SKILL,)
         self._fetched_at = -max_age_s
         self._lock = asyncio.Lock()
 
-    async def __call__(self) -> Sequence[a2a.AgentSkill]:
+    async def public(self) -> Sequence[a2a.AgentSkill]:
         async with self._lock:
             if time.monotonic() - self._fetched_at >= self._max_age_s:
                 try:
-                    await self._refresh()
-                except grpc.aio.AioRpcError as exc:
-                    log.warning("the tool catalogue could not be read for the agent card: %s", exc.details())
+                    self._skills = skills_of(await self._gateway.tools(()))
+                except InternalError as exc:
+                    # The gateway out of reach: keep the copy held, ask again next time.
+                    log.warning("the tool catalogue could not be read for the agent card: %s", exc.message)
+                    return self._skills
+                except A2AError:
+                    # Refused without credentials: the public card lists the general skill alone.
+                    self._skills = (ASK_SKILL,)
+                self._fetched_at = time.monotonic()
         return self._skills
 
-    async def _refresh(self) -> None:
-        metadata = ((CREDENTIAL_HEADER, self._credential()),)
-        first: tool.ListToolsResponse = await self._stub.ListTools(
-            tool.ListToolsRequest(page_size=1000, cached_catalogue_version=self._version),
-            timeout=self._timeout_s,
-            metadata=metadata,
-        )
-        self._fetched_at = time.monotonic()
-        if first.unchanged:
-            return
-        specs, token = list(first.tools), first.next_page_token
-        while token:
-            page: tool.ListToolsResponse = await self._stub.ListTools(
-                tool.ListToolsRequest(page_size=1000, page_token=token),
-                timeout=self._timeout_s,
-                metadata=metadata,
-            )
-            specs.extend(page.tools)
-            token = page.next_page_token
-        self._version = first.catalogue_version
-        self._skills = (ASK_SKILL, *(skill_of(spec) for spec in sorted(specs, key=lambda s: s.name)))
+    async def for_caller(self, credentials: Credentials) -> Sequence[a2a.AgentSkill]:
+        return skills_of(await self._gateway.tools(credentials))

@@ -24,6 +24,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+import grpc
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -41,6 +42,7 @@ from hivemesh.edge.chat import ChatDoor, error_response
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.edge.errors import HttpError
 from hivemesh.edge.gateway import GatewayLink
+from hivemesh.mesh import tls as transport
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Serving
@@ -51,6 +53,13 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 _ANY = ("0.0.0.0", "::", "[::]")  # noqa: S104 - compared with, not bound
 # Where the A2A door is mounted: its Agent Card is at /a2a/.well-known/agent-card.json.
 A2A_PATH = "/a2a"
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+MCP_PATH = "/mcp"
+# A path of each door, as clients call them (the deployment routes each to the edge).
+DOOR_PATHS = (CHAT_PATH, MODELS_PATH, MCP_PATH, f"{A2A_PATH}/", f"{A2A_PATH}/.well-known/agent-card.json")
 _ERROR_TYPES = {404: "not_found_error", 405: "invalid_request_error"}
 
 
@@ -94,23 +103,25 @@ class Edge:
         self.health = Health(self.gateway)
         chat = ChatDoor(self.gateway, config.model)
         routes: list[BaseRoute] = [
-            Route("/healthz", self.health.live, methods=["GET"]),
-            Route("/readyz", self.health.ready, methods=["GET"]),
-            Route("/v1/models", chat.models, methods=["GET"]),
-            Route("/v1/models/{model:path}", chat.model, methods=["GET"]),
-            Route("/v1/chat/completions", chat.completions, methods=["POST"]),
+            Route(LIVENESS_PATH, self.health.live, methods=["GET"]),
+            Route(READINESS_PATH, self.health.ready, methods=["GET"]),
+            Route(MODELS_PATH, chat.models, methods=["GET"]),
+            Route(MODELS_PATH + "/{model:path}", chat.model, methods=["GET"]),
+            Route(CHAT_PATH, chat.completions, methods=["POST"]),
         ]
         mcp = _mcp_http(self.gateway, config)
         self.mcp = mcp is not None
         if mcp is not None:
-            routes.append(Route("/mcp", mcp))
-        # The A2A door is built when the server starts: its Agent Card names the address it is
-        # reached at, and the gateway of this process may have bound its port only then.
+            routes.append(Route(MCP_PATH, mcp))
+        # The A2A door is built when the server starts (``open_a2a``): its Agent Card names the
+        # addresses it is reached at, and the gateway of this process may have bound its port only then.
         self.a2a = a2a_available()
         self.public_url = config.public_url
-        self._a2a_app: Any = None
+        self._settings = settings
+        self.tls = settings.tls
+        self._a2a_door: Any = None
         if self.a2a:
-            routes.append(Mount(A2A_PATH, app=self._a2a_door))
+            routes.append(Mount(A2A_PATH, app=self._a2a_door_app))
         routes.append(Route(CONSOLE_PATH, _to_console, methods=["GET"]))
         spans = None if settings.trace_file is None else SpanFile(settings.trace_file)
         routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway, self.services, spans)))
@@ -124,10 +135,7 @@ class Edge:
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             await self.gateway.open()
             try:
-                async with (
-                    mcp.manager.run() if mcp is not None else contextlib.nullcontext(),
-                    self._a2a_running(),
-                ):
+                async with mcp.manager.run() if mcp is not None else contextlib.nullcontext():
                     yield
             finally:
                 await self.services.close()
@@ -140,27 +148,37 @@ class Edge:
             exception_handlers={HTTPException: _http_error},
         )
 
-    @contextlib.asynccontextmanager
-    async def _a2a_running(self) -> AsyncIterator[None]:
+    async def open_a2a(self, grpc_url: str | None = None) -> Any:
+        """Build and start the A2A door (None without a2a-sdk); ``grpc_url``: where its gRPC
+        binding is served, for the card. Its push registrations live in the SQL store every
+        replica shares (``HIVEMESH_DATABASE_URL``, else SQLite in the data directory)."""
         if not self.a2a:
-            yield
-            return
-        from hivemesh.a2a.app import a2a_app  # noqa: PLC0415 - a2a-sdk is an optional extra
+            return None
+        from hivemesh.a2a.app import A2ADoor  # noqa: PLC0415 - a2a-sdk is an optional extra
+        from hivemesh.a2a.push_store import PushStore  # noqa: PLC0415
 
-        app = a2a_app(self.gateway.address, f"{self.public_url.rstrip('/')}{A2A_PATH}")
-        async with app.router.lifespan_context(app):
-            self._a2a_app = app
-            try:
-                yield
-            finally:
-                self._a2a_app = None
+        door = A2ADoor(
+            self.gateway.address,
+            f"{self.public_url.rstrip('/')}{A2A_PATH}",
+            push_store=PushStore.for_settings(self._settings),
+            grpc_url=grpc_url,
+            tls=self._settings.tls,
+        )
+        await door.start()
+        self._a2a_door = door
+        return door
 
-    async def _a2a_door(self, scope: Any, receive: Any, send: Any) -> None:
-        app = self._a2a_app
-        if app is None:  # only between the server's start and its lifespan
-            await JSONResponse({"status": "starting"}, status_code=503)(scope, receive, send)
+    async def close_a2a(self) -> None:
+        door, self._a2a_door = self._a2a_door, None
+        if door is not None:
+            await door.close()
+
+    async def _a2a_door_app(self, scope: Any, receive: Any, send: Any) -> None:
+        door = self._a2a_door
+        if door is None:  # only before the server has started, or after it stopped
+            await JSONResponse({"status": "not serving"}, status_code=503)(scope, receive, send)
             return
-        await app(scope, receive, send)
+        await door.app(scope, receive, send)
 
 
 async def _to_console(request: Request) -> Response:
@@ -245,6 +263,9 @@ class EdgeServer:
             )
         )
         self._task: asyncio.Task[None] | None = None
+        self._a2a_grpc: grpc.aio.Server | None = None
+        # The port A2A's gRPC binding is served on (None: not served).
+        self.a2a_grpc_port: int | None = None
 
     async def start(self) -> int:
         if self._local_gateway is not None:
@@ -264,9 +285,14 @@ class EdgeServer:
                 "(set HIVEMESH_EDGE_PORT to a free port, or to off)"
             ) from exc
         self.port = sock.getsockname()[1]
+        host = "localhost" if self._host in _LOOPBACK or self._host in _ANY else self._host
         if not self._edge.public_url:
-            host = "localhost" if self._host in _LOOPBACK or self._host in _ANY else self._host
             self._edge.public_url = f"http://{host}:{self.port}"
+        try:
+            await self._start_a2a(host)
+        except BaseException:
+            sock.close()
+            raise
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
@@ -281,7 +307,39 @@ class EdgeServer:
             ", MCP /mcp" if self._edge.mcp else "",
             f", A2A {A2A_PATH}" if self._edge.a2a else "",
         )
+        if self.a2a_grpc_port is not None:
+            _log.info("edge serving A2A over gRPC on %s:%d", self._host, self.a2a_grpc_port)
         return self.port
+
+    async def _start_a2a(self, card_host: str) -> None:
+        """The A2A door, and its gRPC binding on its own port when one is configured."""
+        config = self._edge.config
+        if not self._edge.a2a or config.a2a_grpc_port is None:
+            await self._edge.open_a2a()
+            return
+        from hivemesh.a2a.app import add_a2a_servicer  # noqa: PLC0415 - a2a-sdk is an optional extra
+
+        server = grpc.aio.server()
+        address = f"{self._host}:{config.a2a_grpc_port}"
+        tls = self._edge.tls
+        try:
+            # With HIVEMESH_TLS_*, as the gateway does: TLS, no client certificate required.
+            self.a2a_grpc_port = (
+                server.add_insecure_port(address)
+                if tls is None
+                else server.add_secure_port(
+                    address, transport.server_credentials(tls, require_client_auth=False)
+                )
+            )
+        except RuntimeError as exc:
+            raise OSError(
+                f"edge: cannot bind {self._host}:{config.a2a_grpc_port} for A2A over gRPC "
+                "(set HIVEMESH_EDGE_A2A_GRPC_PORT to a free port, or to off)"
+            ) from exc
+        door = await self._edge.open_a2a(config.a2a_grpc_url or f"{card_host}:{self.a2a_grpc_port}")
+        add_a2a_servicer(door.grpc_servicer(), server)
+        await server.start()
+        self._a2a_grpc = server
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Readiness goes 503 (for the shutdown delay, so load balancers stop routing here), then
@@ -291,5 +349,11 @@ class EdgeServer:
             return
         if self._shutdown_delay > 0:
             await asyncio.sleep(self._shutdown_delay)
+        grace = self._grace if grace_s is None else grace_s
         self._server.should_exit = True
-        await asyncio.wait_for(self._task, timeout=(self._grace if grace_s is None else grace_s) + 10.0)
+        try:
+            if self._a2a_grpc is not None:
+                await self._a2a_grpc.stop(grace)
+            await asyncio.wait_for(self._task, timeout=grace + 10.0)
+        finally:
+            await self._edge.close_a2a()

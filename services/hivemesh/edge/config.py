@@ -28,6 +28,10 @@ class EdgeConfig:
     gateway_patience_s: float = 5.0
     # Where clients reach the edge (the A2A Agent Card names it); empty: http://<host>:<port>.
     public_url: str = ""
+    # The port of A2A's gRPC binding; None: not served. 0 picks a free port.
+    a2a_grpc_port: int | None = None
+    # Where clients reach that binding (the Agent Card names it); empty: <host>:<port>.
+    a2a_grpc_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EdgeConfig:
@@ -35,6 +39,7 @@ class EdgeConfig:
         reader = EnvReader(e)
         raw_port = reader.text("HIVEMESH_EDGE_PORT", str(DEFAULT_EDGE_PORT)).lower()
         port = None if raw_port in _OFF else reader.port_value("HIVEMESH_EDGE_PORT", raw_port)
+        raw_grpc = reader.text("HIVEMESH_EDGE_A2A_GRPC_PORT", "off").lower()
         model = reader.text("HIVEMESH_EDGE_MODEL", DEFAULT_MODEL)
         if len(model) > 128 or any(c.isspace() for c in model):
             raise ConfigError(f"HIVEMESH_EDGE_MODEL must be a name without spaces, got {model!r}")
@@ -44,6 +49,10 @@ class EdgeConfig:
             model=model,
             gateway_patience_s=reader.seconds("HIVEMESH_EDGE_GATEWAY_PATIENCE", cls.gateway_patience_s),
             public_url=_public_url(reader.text("HIVEMESH_EDGE_PUBLIC_URL", "")),
+            a2a_grpc_port=None
+            if raw_grpc in _OFF
+            else reader.port_value("HIVEMESH_EDGE_A2A_GRPC_PORT", raw_grpc),
+            a2a_grpc_url=_grpc_url(reader.text("HIVEMESH_EDGE_A2A_GRPC_URL", "")),
         )
 
 
@@ -51,3 +60,10 @@ def _public_url(raw: str) -> str:
     if raw and not raw.startswith(("http://", "https://")):
         raise ConfigError(f"HIVEMESH_EDGE_PUBLIC_URL must be an http:// or https:// URL, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _grpc_url(raw: str) -> str:
+    host, _, port = raw.rpartition(":")
+    if raw and (not host or "/" in raw or not port.isdigit()):
+        raise ConfigError(f"HIVEMESH_EDGE_A2A_GRPC_URL must be host:port, got {raw!r}")
+    return raw
