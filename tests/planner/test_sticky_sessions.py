@@ -10,6 +10,7 @@ with ``HIVEMESH_STICKY_SESSIONS=true``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -21,10 +22,13 @@ import pytest
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import TaskEvent, TaskState
+from hivemesh.evaluation import cases
+from hivemesh.evaluation.cli import EXIT_REGRESSED, main
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming
 from hivemesh.mesh.sides import CANARY, SIDE_HEADER, STABLE
+from tests.language.nlu_data import write_router_without
 from tests.support import RunningMesh, make_settings, start_mesh
 
 pytestmark = pytest.mark.slow
@@ -91,8 +95,9 @@ class SideRouter(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # generic o
 class Canary:
     """Both releases of language and tool, each pair behind its SideRouter."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, canary_env: Mapping[str, str] | None = None) -> None:
         self._data_dir = data_dir
+        self._canary_env = dict(canary_env or {})
         self._meshes: list[RunningMesh] = []
         self._servers: list[grpc.aio.Server] = []
         self._channels: list[grpc.aio.Channel] = []
@@ -102,7 +107,8 @@ class Canary:
     async def start(self) -> None:
         sides = {}
         for side, revision in ((STABLE, STABLE_REVISION), (CANARY, CANARY_REVISION)):
-            settings = make_settings(self._data_dir, HIVEMESH_REVISION=revision)
+            env = self._canary_env if side == CANARY else {}
+            settings = make_settings(self._data_dir, HIVEMESH_REVISION=revision, **env)
             mesh = await start_mesh(settings, ["language", "tool"])
             self._meshes.append(mesh)
             sides[side] = mesh
@@ -216,3 +222,37 @@ async def test_without_sticky_sessions_every_call_is_weighted(tmp_path: Path, ca
     understood = answered(canary.routers["language"], lambda name: name == "Understand")
     # No side named: the calls of one conversation reach both releases.
     assert set(understood) == {("", STABLE), ("", CANARY)}
+
+
+async def test_the_eval_gate_of_a_language_canary_runs_on_its_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The candidate language release has a worse router; its Rollout's eval step runs the suite
+    # through the one gateway, once on each side (k8s/base/rollouts/rollouts.yaml).
+    router = await asyncio.to_thread(write_router_without, {"spell"}, tmp_path / "router")
+    canary = Canary(tmp_path / "data", {"HIVEMESH_NLU_MODEL": str(router)})
+    await canary.start()
+    suite = tmp_path / "suite.json"
+    chosen = [c for c in cases.load("default").cases if c.category in {"spelling", "greeting"}]
+    suite.write_text(cases.dumps(chosen), encoding="utf-8")
+    try:
+        mesh = await front(tmp_path, canary, sticky=True)
+        try:
+            gateway = mesh.address("gateway")
+            code = await asyncio.to_thread(
+                main,
+                ["--cases", str(suite), "--target", gateway, "--side", "canary",
+                 "--baseline", gateway, "--baseline-side", "stable", "--p99-factor", "0"],
+            )  # fmt: skip
+        finally:
+            await mesh.stop()
+    finally:
+        await canary.stop()
+    out = capsys.readouterr().out
+    assert code == EXIT_REGRESSED
+    assert "REGRESSED (exit 5):\n  spelling: accuracy 100.0% -> " in out
+    assert "greeting: accuracy" not in out
+    # Every case's calls named their side: the canary's questions all went to the canary.
+    understood = answered(canary.routers["language"], lambda name: name == "Understand")
+    assert set(understood) == {(STABLE, STABLE), (CANARY, CANARY)}
+    assert understood[(CANARY, CANARY)] == understood[(STABLE, STABLE)]

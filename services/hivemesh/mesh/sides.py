@@ -16,6 +16,7 @@ import contextvars
 from collections.abc import Iterator, Mapping
 from typing import Final
 
+from hivemesh.common.v1.task_pb2 import CanarySide
 from hivemesh.mesh.contracts import CONTRACTS
 
 SIDE_HEADER: Final = "x-hivemesh-side"
@@ -25,6 +26,12 @@ SIDES: Final = (STABLE, CANARY)
 # The services whose release decides an answer (the planner's own is the worker's): the ones a
 # session stays on. Memory and the gateway decide nothing a user reads, so their calls are weighted.
 STICKY_SERVICES: Final = ("language", "tool")
+
+# TaskOptions.side -> the side it names (a task that names none follows its session).
+NAMED_SIDES: Final[Mapping[int, str]] = {
+    CanarySide.CANARY_SIDE_STABLE: STABLE,
+    CanarySide.CANARY_SIDE_CANARY: CANARY,
+}
 
 # Short service name -> side, for the calls made inside ``routed``.
 _routed: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(

@@ -59,6 +59,7 @@ class RunRelease:
 
 class Releases(Protocol):
     """The release a run starts on (planner, language and tool parts) and the side of a canary
-    each service's calls go to; ``pinned`` is the release the session's last run recorded."""
+    each service's calls go to: ``side`` when the task names one, else the side of ``pinned`` (the
+    release the session's last run recorded) while it runs."""
 
-    async def current(self, pinned: Release | None = None) -> RunRelease: ...
+    async def current(self, pinned: Release | None = None, *, side: str | None = None) -> RunRelease: ...

@@ -58,13 +58,17 @@ class GrpcReleases:
         self._asked_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def current(self, pinned: Release | None = None) -> RunRelease:
-        """The release a run starts on; ``pinned``: the release its session's last run recorded."""
+    async def current(self, pinned: Release | None = None, *, side: str | None = None) -> RunRelease:
+        """The release a run starts on: on ``side`` when given (a task that names its side), else on
+        the side of ``pinned`` (the release its session's last run recorded) while that runs."""
         known = await self._known()
         if not self._sticky:
             parts = [known[s][STABLE] for s in DECIDING_SERVICES if STABLE in known.get(s, {})]
             return RunRelease(Release(parts=[self._own, *parts]))
         labels = {p.service: p.label for p in pinned.parts} if pinned is not None else {}
+        if side is not None:
+            # The side's own part: outside a canary that side's subset selects the stable pods.
+            labels = {s: known[s][side].label for s in DECIDING_SERVICES if side in known.get(s, {})}
         chosen = await asyncio.gather(
             *(self._side(s, known.get(s, {}), labels.get(s)) for s in DECIDING_SERVICES)
         )

@@ -24,7 +24,7 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import HivemeshError, Unauthenticated, Unavailable
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.mesh.sides import routed
+from hivemesh.mesh.sides import NAMED_SIDES, routed
 from hivemesh.planner.ports import Releases, RunRelease
 from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
 from hivemesh.tasks.config import WORKER_SILENCE_BEATS
@@ -244,18 +244,22 @@ class WorkerPool:
         if self._releases is None:
             return None
         try:
-            pinned = await self._pinned(claim) if self._settings.sticky_sessions else None
-            return await self._releases.current(pinned)
+            if not self._settings.sticky_sessions:
+                return await self._releases.current()
+            task = await self._tasks.get(claim.task_id)
+            if task is None:
+                return await self._releases.current()
+            named = NAMED_SIDES.get(task.options.side)
+            if named is not None:
+                return await self._releases.current(side=named)
+            return await self._releases.current(await self._pinned(task))
         except Exception as exc:
             _log.warning("the release could not be read (%s); the run records none", exc)
             return None
 
-    async def _pinned(self, claim: Claim) -> Release | None:
+    async def _pinned(self, task: Task) -> Release | None:
         """The release the task's session is on: the task's own from an earlier run (a retry, an
         answered question), else the one the session's latest task recorded."""
-        task = await self._tasks.get(claim.task_id)
-        if task is None:
-            return None
         if task.release.parts:
             return task.release
         return await self._tasks.session_release(task.scope)
