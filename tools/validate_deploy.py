@@ -19,7 +19,12 @@ strict JSON Schemas in ../shared/schemas/istio, then checks the manifests agains
 - the methods retried by the VirtualServices are exactly the unary methods the protos declare
   IDEMPOTENT or NO_SIDE_EFFECTS (hivemesh.mesh.contracts);
 - DestinationRule connection pools equal the servers' limits (Settings.from_env on the ConfigMap);
-- shutdown is ordered: app drain < sidecar drain < termination grace period.
+- shutdown is ordered: app drain < sidecar drain < termination grace period;
+- canaries: every hivemesh Deployment rolls through a Rollout with a background analysis whose
+  queries read metrics and labels the code exports; every VirtualService that routes to a canaried
+  host (the ingress gateway's included) is one the Rollout shifts; the gateway, language and tool
+  canaries each have an eval step that reaches them; a call naming its side (x-hivemesh-side) goes
+  to that side's subset for every method, and the planners name it (HIVEMESH_STICKY_SESSIONS).
 """
 
 from __future__ import annotations
@@ -1225,6 +1230,67 @@ def check_ingress_canary(docs: list[Doc]) -> Iterator[Problem]:
             )
 
 
+def _eval_steps(docs: list[Doc], rollout: Doc) -> list[dict[str, str]]:
+    """The arguments of each analysis step of ``rollout`` whose template runs ``hivemesh eval``."""
+    templates = {t["metadata"]["name"]: t for t in of_kind(docs, "AnalysisTemplate")}
+    found = []
+    for step in rollout["spec"].get("strategy", {}).get("canary", {}).get("steps", []):
+        analysis = step.get("analysis")
+        if analysis is None:
+            continue
+        for name in (t["templateName"] for t in analysis.get("templates", [])):
+            template = templates.get(name, {"spec": {}})
+            metrics = template["spec"].get("metrics", [])
+            jobs = [m["provider"]["job"] for m in metrics if "job" in m["provider"]]
+            runs_eval = any(
+                c.get("args", [])[:1] == ["eval"]
+                for job in jobs
+                for c in job["spec"]["template"]["spec"]["containers"]
+            )
+            if runs_eval:
+                defaults = {a["name"]: str(a["value"]) for a in template["spec"]["args"] if "value" in a}
+                given = {a["name"]: str(a.get("value", "")) for a in analysis.get("args", [])}
+                found.append(defaults | given)
+    return found
+
+
+def check_eval_gates(docs: list[Doc]) -> Iterator[Problem]:
+    """The gateway's canary and the canaries of the services a session stays on (language, tool) are
+    each judged by an eval step that reaches that canary, against its stable side: the gateway's
+    through its canaryService, the others through tasks that name their side."""
+    services = {d["metadata"]["name"]: d for d in of_kind(docs, "Service")}
+    for rollout in of_kind(docs, "Rollout"):
+        service = rollout["spec"].get("workloadRef", {}).get("name")
+        if service != EDGE_SERVICE and service not in STICKY_SERVICES:
+            continue
+        canary = rollout["spec"].get("strategy", {}).get("canary", {})
+        steps = _eval_steps(docs, rollout)
+        if service == EDGE_SERVICE:
+            namespaces = {name: svc["metadata"].get("namespace") for name, svc in services.items()}
+            hosts = {
+                key: f"{canary.get(key)}.{namespaces.get(canary.get(key))}"
+                for key in ("canaryService", "stableService")
+            }
+            reaches = [
+                s
+                for s in steps
+                if s.get("target", "").startswith(f"{hosts['canaryService']}.")
+                and s.get("baseline", "").startswith(f"{hosts['stableService']}.")
+            ]
+        else:
+            reaches = [s for s in steps if (s.get("side"), s.get("baseline-side")) == ("canary", "stable")]
+        if not reaches:
+            how = (
+                "--target its canaryService, --baseline its stableService"
+                if service == EDGE_SERVICE
+                else "--side canary against --baseline-side stable"
+            )
+            yield Problem(
+                ref(rollout),
+                f"no eval step judges the {service} canary ({how}): a worse release would take traffic",
+            )
+
+
 def check_sticky_sessions(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
     """Each service a session stays on routes a call that names a side to that side's subset, for
     every method (GetRelease included: the planner asks each side for its release), and the
@@ -1275,6 +1341,7 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems += check_istio_schemas(docs, layout.rollout_schemas, frozenset({ARGO_GROUP}))
     problems += check_rollouts(docs)
     problems += check_ingress_canary(docs)
+    problems += check_eval_gates(docs)
     problems += check_analysis_queries(docs, exported_metrics(layout.services))
     problems += check_service_ports(docs)
     problems += check_probes(docs)

@@ -425,3 +425,25 @@ spec:
         and "Rollout gateway does not shift its weights" in p
         for p in _problems(broken)
     )
+
+
+def test_an_eval_step_that_never_reaches_the_canary(broken: Layout) -> None:
+    text = (broken.root / "k8s/base/rollouts/rollouts.yaml").read_text()
+    head, tail = text.split("  name: tool\n", 1)
+    tail = tail.replace("              - name: side\n                value: canary\n", "", 1)
+    text = head + "  name: tool\n" + tail
+    text = text.replace(
+        "                value: gateway-canary.hivemesh.svc.cluster.local:50051",
+        "                value: gateway.hivemesh.svc.cluster.local:50051",
+    )
+    (broken.root / "k8s/base/rollouts/rollouts.yaml").write_text(text)
+    problems = _problems(broken)
+    assert any(
+        "Rollout/tool" in p and "no eval step judges the tool canary (--side canary against" in p
+        for p in problems
+    )
+    assert any(
+        "Rollout/gateway" in p and "no eval step judges the gateway canary (--target its canaryService" in p
+        for p in problems
+    )
+    assert not any("Rollout/language" in p for p in problems)
