@@ -28,6 +28,7 @@ from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming
 from hivemesh.mesh.sides import CANARY, SIDE_HEADER, STABLE
+from hivemesh.planner.releases import DEFAULT_MAX_AGE_S as RELEASE_MAX_AGE_S
 from tests.language.nlu_data import write_router_without
 from tests.support import RunningMesh, make_settings, start_mesh
 
@@ -46,11 +47,21 @@ class SideRouter(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # generic o
     """Routes every call by its side header, as the VirtualServices do; records what it routed."""
 
     def __init__(self, backends: Mapping[str, grpc.aio.Channel]) -> None:
-        self._backends = backends
+        self._backends = dict(backends)
+        self._releases = dict(backends)  # each release's channel, by the side it started on
         # Per method, so that the calls of one kind alternate whatever else is called between them.
         self._weighted: dict[str, Iterator[str]] = {}
         # (method name, the side the caller named or "", the side that answered)
         self.calls: list[tuple[str, str, str]] = []
+
+    def promote(self) -> None:
+        """The canary's release becomes stable and the old one goes, as at the end of a rollout:
+        both subsets select the canary's pods."""
+        self._backends = {STABLE: self._releases[CANARY], CANARY: self._releases[CANARY]}
+
+    def abort(self) -> None:
+        """The canary goes: both subsets select the stable pods."""
+        self._backends = {STABLE: self._releases[STABLE], CANARY: self._releases[STABLE]}
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
@@ -256,3 +267,22 @@ async def test_the_eval_gate_of_a_language_canary_runs_on_its_side(
     understood = answered(canary.routers["language"], lambda name: name == "Understand")
     assert set(understood) == {(STABLE, STABLE), (CANARY, CANARY)}
     assert understood[(CANARY, CANARY)] == understood[(STABLE, STABLE)]
+
+
+@pytest.mark.parametrize("end", ["promote", "abort"])
+async def test_when_the_canary_ends_every_session_goes_to_the_release_that_remains(
+    tmp_path: Path, canary: Canary, end: str
+) -> None:
+    mesh = await front(tmp_path, canary, sticky=True)
+    try:
+        sessions = [f"s{i}" for i in range(4)]
+        before = [await labels_of_run(mesh, session, 0) for session in sessions]
+        assert {run["language"] for run in before} == {STABLE_REVISION, CANARY_REVISION}
+        for router in canary.routers.values():
+            getattr(router, end)()
+        await asyncio.sleep(RELEASE_MAX_AGE_S + 0.5)  # the planner asks each side again
+        after = [await labels_of_run(mesh, session, 1) for session in sessions]
+    finally:
+        await mesh.stop()
+    remaining = CANARY_REVISION if end == "promote" else STABLE_REVISION
+    assert after == [{"language": remaining, "tool": remaining}] * len(sessions)
