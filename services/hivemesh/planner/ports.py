@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,9 +57,13 @@ class RunRelease:
     sides: Mapping[str, str] = field(default_factory=dict)
 
 
+# Finds the release a task's session is on (None: a new session); asked only when it matters.
+Pinned = Callable[[], Awaitable[Release | None]]
+
+
 class Releases(Protocol):
     """The release a run starts on (planner, language and tool parts) and the side of a canary
-    each service's calls go to: ``side`` when the task names one, else the side of ``pinned`` (the
-    release the session's last run recorded) while it runs."""
+    each service's calls go to: ``side`` when the task names one, else the side of the release
+    ``pinned`` finds (the session's last run's) while it runs."""
 
-    async def current(self, pinned: Release | None = None, *, side: str | None = None) -> RunRelease: ...
+    async def current(self, pinned: Pinned | None = None, *, side: str | None = None) -> RunRelease: ...

@@ -22,7 +22,7 @@ import grpc
 from hivemesh.common.v1.release_pb2 import Release, ReleasePart
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.sides import CANARY, SIDE_HEADER, SIDES, STABLE, STICKY_SERVICES
-from hivemesh.planner.ports import RunRelease
+from hivemesh.planner.ports import Pinned, RunRelease
 from hivemesh.release.v1 import release_service_pb2 as pb
 from hivemesh.release.v1.release_service_pb2_grpc import ReleaseServiceStub
 
@@ -39,6 +39,11 @@ ASK_TIMEOUT_S = 1.0
 
 # service -> side -> the part that side reported
 _Sides = dict[str, dict[str, ReleasePart]]
+
+
+def _canary_runs(reported: dict[str, ReleasePart]) -> bool:
+    stable, canary = reported.get(STABLE), reported.get(CANARY)
+    return stable is not None and canary is not None and stable.label != canary.label
 
 
 class GrpcReleases:
@@ -58,14 +63,18 @@ class GrpcReleases:
         self._asked_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def current(self, pinned: Release | None = None, *, side: str | None = None) -> RunRelease:
+    async def current(self, pinned: Pinned | None = None, *, side: str | None = None) -> RunRelease:
         """The release a run starts on: on ``side`` when given (a task that names its side), else on
-        the side of ``pinned`` (the release its session's last run recorded) while that runs."""
+        the side of the release ``pinned`` finds (its session's last run's) while that runs.
+        ``pinned`` is awaited only while a canary runs: outside one every side is the same."""
         known = await self._known()
         if not self._sticky:
             parts = [known[s][STABLE] for s in DECIDING_SERVICES if STABLE in known.get(s, {})]
             return RunRelease(Release(parts=[self._own, *parts]))
-        labels = {p.service: p.label for p in pinned.parts} if pinned is not None else {}
+        labels: dict[str, str] = {}
+        if pinned is not None and side is None and any(_canary_runs(known.get(s, {})) for s in known):
+            found = await pinned()
+            labels = {p.service: p.label for p in found.parts} if found is not None else {}
         if side is not None:
             # The side's own part: outside a canary that side's subset selects the stable pods.
             labels = {s: known[s][side].label for s in DECIDING_SERVICES if side in known.get(s, {})}

@@ -252,17 +252,20 @@ class WorkerPool:
             named = NAMED_SIDES.get(task.options.side)
             if named is not None:
                 return await self._releases.current(side=named)
-            return await self._releases.current(await self._pinned(task))
+
+            claimed: Task = task
+
+            async def pinned() -> Release | None:
+                """The release the task's session is on: the task's own from an earlier run (a
+                retry, an answered question), else the one the session's latest task recorded."""
+                if claimed.release.parts:
+                    return claimed.release
+                return await self._tasks.session_release(claimed.scope)
+
+            return await self._releases.current(pinned)
         except Exception as exc:
             _log.warning("the release could not be read (%s); the run records none", exc)
             return None
-
-    async def _pinned(self, task: Task) -> Release | None:
-        """The release the task's session is on: the task's own from an earlier run (a retry, an
-        answered question), else the one the session's latest task recorded."""
-        if task.release.parts:
-            return task.release
-        return await self._tasks.session_release(task.scope)
 
     async def _heartbeat(self, task_id: str) -> None:
         interval = max(0.05, self._settings.visibility_timeout_s / 3)
