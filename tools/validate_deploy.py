@@ -1401,7 +1401,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(
                 f"ok   {overlay}: schemas, ports, probes, authorization, mesh credential, retries, rollouts, "
-                "pools, grace periods"
+                "ingress shifting, eval gates, sticky routes, pools, grace periods"
             )
     return 1 if failed else 0
 
