@@ -28,12 +28,18 @@ strict JSON Schemas in ../shared/schemas/istio, then checks the manifests agains
   PodDisruptionBudget, a DestinationRule, each door's path routed at the ingress to the edge by
   exactly one VirtualService (never retried once it reached the app), and admitted from the ingress
   gateway alone by the AuthorizationPolicy and the NetworkPolicy.
+- canaries: every hivemesh Deployment rolls through a Rollout with a background analysis whose
+  queries read metrics and labels the code exports; every VirtualService that routes to a canaried
+  host (the ingress gateway's included) is one the Rollout shifts; the gateway, language and tool
+  canaries each have an eval step that reaches them; a call naming its side (x-hivemesh-side) goes
+  to that side's subset for every method, and the planners name it (HIVEMESH_STICKY_SESSIONS).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import json
 import re
 import shutil
@@ -64,10 +70,12 @@ from hivemesh.edge.app import DOOR_PATHS, LIVENESS_PATH, READINESS_PATH  # noqa:
 from hivemesh.edge.config import EdgeConfig  # noqa: E402
 from hivemesh.language.generate.config import pool_config_from_env  # noqa: E402
 from hivemesh.mesh import credentials  # noqa: E402
+from hivemesh.mesh import release as releases  # noqa: E402
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings  # noqa: E402
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming, retryable_methods  # noqa: E402
 from hivemesh.mesh.language_pools import PoolsConfig  # noqa: E402
 from hivemesh.mesh.server import LIVENESS, READINESS  # noqa: E402
+from hivemesh.mesh.sides import SIDE_HEADER, SIDES, STICKY_SERVICES  # noqa: E402
 
 # Oldest and newest Kubernetes minor versions the manifests must be valid for.
 KUBERNETES_VERSIONS: Final = ("1.31.0", "1.37.0")
@@ -892,25 +900,41 @@ def check_mesh_keys(docs: list[Doc]) -> Iterator[Problem]:
             )
 
 
-def _route_for(routes: list[Doc], path: str) -> Doc | None:
-    """The first HTTP route a gRPC call to ``path`` takes (Istio evaluates routes in order)."""
+def _string_matches(condition: Doc, value: str) -> bool:
+    """An Istio StringMatch (exact, prefix or regex) against ``value``."""
+    if "exact" in condition:
+        return bool(value == condition["exact"])
+    if "prefix" in condition:
+        return value.startswith(str(condition["prefix"]))
+    if "regex" in condition:
+        return re.fullmatch(str(condition["regex"]), value) is not None
+    return False
+
+
+def _route_for(routes: list[Doc], path: str, headers: Mapping[str, str] | None = None) -> Doc | None:
+    """The first HTTP route a gRPC call to ``path`` with ``headers`` takes (Istio evaluates routes
+    in order; the conditions of one match all hold, any of a route's matches will do)."""
+    headers = headers or {}
     for route in routes:
         matches = route.get("match")
         if not matches:
             return route
         for match in matches:
             uri = match.get("uri")
-            if uri is None and set(match) <= {"name"}:
-                return route
-            if uri is None:
+            if uri is not None and not _string_matches(uri, path):
                 continue
-            if ("exact" in uri and uri["exact"] == path) or (
-                "prefix" in uri and path.startswith(uri["prefix"])
-            ):
-                return route
-            if "regex" in uri and re.fullmatch(uri["regex"], path):
+            wanted = match.get("headers", {})
+            if all(name in headers and _string_matches(c, headers[name]) for name, c in wanted.items()):
                 return route
     return None
+
+
+# The requests a VirtualService sees from hivemesh: weighted (no side named) and sticky to each side.
+SIDE_REQUESTS: Final = ({}, *({SIDE_HEADER: side} for side in SIDES))
+
+
+def _requested(headers: Mapping[str, str]) -> str:
+    return f" with {SIDE_HEADER}: {headers[SIDE_HEADER]}" if SIDE_HEADER in headers else ""
 
 
 def check_retries(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
@@ -930,12 +954,16 @@ def check_retries(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
         declared = set(retryable_methods(contract.descriptor))
         for vs in virtual_services:
             routes = vs["spec"].get("http", [])
-            for method in contract.descriptor.methods:
+            checked: set[tuple[int, str]] = set()  # a route and method judged once
+            for method, headers in itertools.product(contract.descriptor.methods, SIDE_REQUESTS):
                 path = f"/{contract.full_name}/{method.name}"
-                route = _route_for(routes, path)
+                route = _route_for(routes, path, headers)
                 if route is None:
-                    yield Problem(ref(vs), f"no route matches {path}")
+                    yield Problem(ref(vs), f"no route matches {path}{_requested(headers)}")
                     continue
+                if (id(route), path) in checked:
+                    continue
+                checked.add((id(route), path))
                 retries = route.get("retries")
                 attempts = ISTIO_DEFAULT_RETRY_ATTEMPTS if retries is None else retries.get("attempts", 0)
                 retried = attempts > 0
@@ -1577,7 +1605,156 @@ def _check_istio_routing(docs: list[Doc], rollout: Doc, istio: Doc) -> Iterator[
                 f"{sorted(map(str, sides))}",
             )
     for name in sorted(set(routes) - set(vs_ref.get("routes", []))):
+        if _is_sticky(routes[name]):
+            if any(d["destination"].get("subset") not in named for d in routes[name].get("route", [])):
+                yield Problem(ref(found[0]), f"sticky route {name!r} sends to a subset that is no side")
+            continue
         yield Problem(ref(rollout), f"does not shift route {name!r}: its calls would never reach the canary")
+    for name in vs_ref.get("routes", []):
+        if name in routes and _is_sticky(routes[name]):
+            yield Problem(
+                ref(rollout),
+                f"shifts the weights of sticky route {name!r}: a session on one side would be moved",
+            )
+
+
+def _is_sticky(route: Doc) -> bool:
+    """A route only calls that name a side take (hivemesh.mesh.sides)."""
+    matches = route.get("match") or []
+    return bool(matches) and all(SIDE_HEADER in m.get("headers", {}) for m in matches)
+
+
+def _shifted_virtual_services(rollout: Doc) -> set[str]:
+    istio = rollout["spec"].get("strategy", {}).get("canary", {}).get("trafficRouting", {}).get("istio", {})
+    refs = [istio["virtualService"]] if "virtualService" in istio else istio.get("virtualServices", [])
+    return {r["name"] for r in refs}
+
+
+def check_ingress_canary(docs: list[Doc]) -> Iterator[Problem]:
+    """Every VirtualService that routes to a service with a canary is one its Rollout shifts, so the
+    canary steps apply to calls from the ingress gateway as much as to calls inside the mesh."""
+    rules = {d["metadata"]["name"]: d for d in of_kind(docs, "DestinationRule")}
+    for rollout in of_kind(docs, "Rollout"):
+        istio = rollout["spec"].get("strategy", {}).get("canary", {}).get("trafficRouting", {}).get("istio")
+        if istio is None or istio.get("destinationRule", {}).get("name") not in rules:
+            continue
+        host = rules[istio["destinationRule"]["name"]]["spec"]["host"]
+        shifted = _shifted_virtual_services(rollout)
+        for vs in of_kind(docs, "VirtualService"):
+            destinations = {
+                d["destination"].get("host") for r in vs["spec"].get("http", []) for d in r.get("route", [])
+            }
+            if host not in destinations or vs["metadata"]["name"] in shifted:
+                continue
+            through = ", ".join(vs["spec"].get("gateways", ["mesh"]))
+            yield Problem(
+                ref(vs),
+                f"routes calls through {through} to {host}, but Rollout {rollout['metadata']['name']} does "
+                "not shift its weights: those calls would never follow the canary steps",
+            )
+
+
+def _eval_steps(docs: list[Doc], rollout: Doc) -> list[dict[str, str]]:
+    """The arguments of each analysis step of ``rollout`` whose template runs ``hivemesh eval``."""
+    templates = {t["metadata"]["name"]: t for t in of_kind(docs, "AnalysisTemplate")}
+    found = []
+    for step in rollout["spec"].get("strategy", {}).get("canary", {}).get("steps", []):
+        analysis = step.get("analysis")
+        if analysis is None:
+            continue
+        for name in (t["templateName"] for t in analysis.get("templates", [])):
+            template = templates.get(name, {"spec": {}})
+            metrics = template["spec"].get("metrics", [])
+            jobs = [m["provider"]["job"] for m in metrics if "job" in m["provider"]]
+            runs_eval = any(
+                c.get("args", [])[:1] == ["eval"]
+                for job in jobs
+                for c in job["spec"]["template"]["spec"]["containers"]
+            )
+            if runs_eval:
+                defaults = {a["name"]: str(a["value"]) for a in template["spec"]["args"] if "value" in a}
+                given = {a["name"]: str(a.get("value", "")) for a in analysis.get("args", [])}
+                found.append(defaults | given)
+    return found
+
+
+def check_eval_gates(docs: list[Doc]) -> Iterator[Problem]:
+    """The gateway's canary and the canaries of the services a session stays on (language, tool) are
+    each judged by an eval step that reaches that canary, against its stable side: the gateway's
+    through its canaryService, the others through tasks that name their side."""
+    services = {d["metadata"]["name"]: d for d in of_kind(docs, "Service")}
+    for rollout in of_kind(docs, "Rollout"):
+        service = rollout["spec"].get("workloadRef", {}).get("name")
+        if service != EDGE_SERVICE and service not in STICKY_SERVICES:
+            continue
+        canary = rollout["spec"].get("strategy", {}).get("canary", {})
+        steps = _eval_steps(docs, rollout)
+        if service == EDGE_SERVICE:
+            namespaces = {name: svc["metadata"].get("namespace") for name, svc in services.items()}
+            hosts = {
+                key: f"{canary.get(key)}.{namespaces.get(canary.get(key))}"
+                for key in ("canaryService", "stableService")
+            }
+            reaches = [
+                s
+                for s in steps
+                if s.get("target", "").startswith(f"{hosts['canaryService']}.")
+                and s.get("baseline", "").startswith(f"{hosts['stableService']}.")
+            ]
+        else:
+            reaches = [s for s in steps if (s.get("side"), s.get("baseline-side")) == ("canary", "stable")]
+        if not reaches:
+            how = (
+                "--target its canaryService, --baseline its stableService"
+                if service == EDGE_SERVICE
+                else "--side canary against --baseline-side stable"
+            )
+            yield Problem(
+                ref(rollout),
+                f"no eval step judges the {service} canary ({how}): a worse release would take traffic",
+            )
+
+
+def check_sticky_sessions(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
+    """Each service a session stays on routes a call that names a side to that side's subset, for
+    every method (GetRelease included: the planner asks each side for its release), and the
+    planners name the sides (HIVEMESH_STICKY_SESSIONS)."""
+    namespaces = {s["metadata"]["name"]: s["metadata"].get("namespace") for s in of_kind(docs, "Service")}
+    rolled = {
+        r["spec"].get("workloadRef", {}).get("name")
+        for r in of_kind(docs, "Rollout")
+        if "istio" in r["spec"].get("strategy", {}).get("canary", {}).get("trafficRouting", {})
+    }
+    for service in STICKY_SERVICES:
+        if service not in rolled:
+            continue
+        if not settings.sticky_sessions:
+            yield Problem(
+                "ConfigMap",
+                f"HIVEMESH_STICKY_SESSIONS must be true: {service} has a canary, and without it the turns "
+                "of a conversation are answered by both releases",
+            )
+        host = f"{service}.{namespaces.get(service)}.svc.{TRUST_DOMAIN}"
+        contract = CONTRACTS[service]
+        paths = [f"/{contract.full_name}/{m.name}" for m in contract.descriptor.methods]
+        paths.append(f"/{releases.SERVICE_NAME}/GetRelease")
+        for vs in of_kind(docs, "VirtualService"):
+            if host not in vs["spec"].get("hosts", []):
+                continue
+            for side in SIDES:
+                for path in paths:
+                    route = _route_for(vs["spec"].get("http", []), path, {SIDE_HEADER: side})
+                    subsets = sorted(
+                        str(d["destination"].get("subset"))
+                        for d in (route or {}).get("route", [])
+                        if d.get("weight", 100) > 0
+                    )
+                    if subsets != [side]:
+                        yield Problem(
+                            ref(vs),
+                            f"a call to {path} with {SIDE_HEADER}: {side} goes to {subsets or 'nothing'}; "
+                            f"it must go to the {side} subset only, so a session stays on its side",
+                        )
 
 
 def _gpu_limit(deployment: Doc) -> bool:
@@ -1684,6 +1861,8 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems += check_analysis_queries(docs, exported)
     problems += check_prometheus_rules(docs, exported)
     problems += check_dashboards(docs, exported)
+    problems += check_ingress_canary(docs)
+    problems += check_eval_gates(docs)
     problems += check_service_ports(docs)
     problems += check_probes(docs)
     problems += check_authorization(docs, callers_in_code(layout.services))
@@ -1699,6 +1878,7 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems += check_grace_periods(docs, settings)
     problems += check_accelerator_pools(docs, config_map(docs))
     problems += check_doors(docs, settings)
+    problems += check_sticky_sessions(docs, settings)
     return problems
 
 
@@ -1743,7 +1923,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(
                 f"ok   {overlay}: schemas, ports, probes, authorization, mesh credential, retries, rollouts, "
-                "pools, grace periods, alerts, dashboards, doors"
+                "ingress shifting, eval gates, sticky routes, pools, grace periods, alerts, dashboards, doors"
             )
     return 1 if failed else 0
 

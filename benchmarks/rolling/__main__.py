@@ -25,13 +25,13 @@ def table(result: Result, options: Options) -> str:
         f"on {options.connections} client connections, grace {options.grace_s:g} s, "
         f"tool calls of {options.tool_work_s:g} s",
         "",
-        "| phase | seconds | sent | completed | failed | tasks/s | p50 | p99 | max |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| phase | seconds | sent | completed | failed | wrong | tasks/s | p50 | p99 | max |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in result.phases:
         lines.append(
-            f"| {p.name} | {p.seconds:.0f} | {p.sent} | {p.completed} | {p.failed} | {p.tasks_per_s:.1f} "
-            f"| {p.p50_ms:.0f} ms | {p.p99_ms:.0f} ms | {p.max_ms:.0f} ms |"
+            f"| {p.name} | {p.seconds:.0f} | {p.sent} | {p.completed} | {p.failed} | {p.wrong} "
+            f"| {p.tasks_per_s:.1f} | {p.p50_ms:.0f} ms | {p.p99_ms:.0f} ms | {p.max_ms:.0f} ms |"
         )
     audit = result.audit
     lines += [
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     audit = result.audit
     clean = (
         not result.failed
+        and not any(p.wrong for p in result.phases)
         and not audit.dead_letters
         and not audit.effects_not_once
         and not audit.stray_effects

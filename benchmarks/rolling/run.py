@@ -84,6 +84,8 @@ class Sent:
     latency_s: float = 0.0
     task_id: str = ""
     error: str = ""
+    # Completed with an answer that is not its own task's (the calculator echoes the expression).
+    wrong: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,10 @@ class Phase:
     sent: int
     completed: int
     failed: int
+    wrong: int
     tasks_per_s: float
     p50_ms: float
+    p95_ms: float
     p99_ms: float
     max_ms: float
 
@@ -124,8 +128,10 @@ def _phase(name: str, sent: list[Sent], seconds: float) -> Phase:
         sent=len(sent),
         completed=len(ok),
         failed=sum(1 for s in sent if s.error),
+        wrong=sum(1 for s in sent if s.wrong),
         tasks_per_s=len(ok) / seconds if seconds > 0 else 0.0,
         p50_ms=percentile(ok, 0.50) * 1000,
+        p95_ms=percentile(ok, 0.95) * 1000,
         p99_ms=percentile(ok, 0.99) * 1000,
         max_ms=(ok[-1] if ok else float("nan")) * 1000,
     )
@@ -149,7 +155,9 @@ async def _send(client: HivemeshClient, options: Options, run: str, sent: Sent) 
         ):
             sent.task_id = sent.task_id or event.task_id
             last = event
-        sent.error = outcome_of(last).error
+        outcome = outcome_of(last)
+        sent.error = outcome.error
+        sent.wrong = not outcome.error and expression(sent.number) not in outcome.answer
     except grpc.aio.AioRpcError as exc:
         details = details_of(exc)
         sent.error = f"{details.code.name} {details.reason}".strip()

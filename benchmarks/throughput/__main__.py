@@ -40,7 +40,16 @@ def _rates(text: str) -> tuple[float, ...]:
     return values
 
 
+def _rate_or_none(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a rate in tasks/s (0: none), got {text!r}")
+    return value
+
+
 def _topologies(text: str) -> tuple[str, ...]:
+    if text.strip() == "none":
+        return ()  # only the rolling rows (--rolling)
     names = tuple(v.strip() for v in text.split(",") if v.strip())
     unknown = [n for n in names if n not in TOPOLOGIES]
     if unknown or not names:
@@ -54,7 +63,10 @@ def parse(argv: list[str] | None = None) -> tuple[Options, argparse.Namespace]:
         "--topologies",
         type=_topologies,
         default=("floor", "embedded", "openai-door", "distributed"),
-        help="which to run, in this order (default: floor,embedded,openai-door,distributed)",
+        help=(
+            "which to run, in this order (default: floor,embedded,openai-door,distributed; "
+            "none: only --rolling)"
+        ),
     )
     parser.add_argument("--duration", type=float, help="seconds of load per point (default 10; --quick 1.5)")
     parser.add_argument(
@@ -74,6 +86,16 @@ def parse(argv: list[str] | None = None) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--growth-clients", type=int, help="closed loop of the growth check (default 32)")
     parser.add_argument(
         "--task-timeout", type=float, default=30.0, help="seconds a task may take (default 30)"
+    )
+    parser.add_argument(
+        "--rolling",
+        type=_rate_or_none,
+        default=0.0,
+        metavar="RATE",
+        help="also rows of a rolling restart: the distributed topology with two replicas of every "
+        "service, every replica restarted in turn under an open loop of RATE tasks/s; p99 during the "
+        "restarts beside p99 without (benchmarks/rolling; the machine's PostgreSQL and Redis). "
+        "0: none (default)",
     )
     parser.add_argument("--quick", action="store_true", help="short points and a small log: a smoke run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -103,6 +125,7 @@ def parse(argv: list[str] | None = None) -> tuple[Options, argparse.Namespace]:
         redis_url=args.redis_url,
         postgres_url=args.postgres_url,
         progress=not args.quiet,
+        rolling_rate=args.rolling,
     )
     return options, args
 

@@ -60,6 +60,17 @@ def _number(value: float | None, digits: int = 1) -> str:
 
 def _cells(row: Row) -> list[str]:
     report = row.report
+    if row.phase is not None:
+        phase = row.phase
+        figures = [phase.tasks_per_s, phase.p50_ms, phase.p95_ms, phase.p99_ms]
+        return [
+            row.topology,
+            row.load,
+            *(_number(f) for f in figures),
+            str(phase.failed),
+            str(phase.wrong),
+            *(["n/a"] * 4),
+        ]
     if report is None:
         return [row.topology, row.load or "-"]
     return [
@@ -94,6 +105,9 @@ def table(rows: list[Row], options: Options) -> str:
     """The table: one line per point, and under it each process's CPU per task and resident memory."""
     lines = [_line([name for name, _w, _a in COLUMNS])]
     for row in rows:
+        if row.phase is not None:
+            lines.append(_line(_cells(row)))
+            continue
         if row.report is None:
             lines.append(_line(_cells(row)) + f"  skipped: {row.skipped}")
             continue
@@ -109,6 +123,7 @@ def table(rows: list[Row], options: Options) -> str:
                 f"{row.added_p50_ms or 0.0:+.1f} ms, p99 {row.added_p99_ms or 0.0:+.1f} ms"
             )
         lines.append(f"{'':13}{detail}")
+    lines += _rolling_summary(rows)
     info = machine()
     lines.append(
         f"\n{options.duration_s:g}s per point; task timeout {options.task_timeout_s:g}s; "
@@ -123,11 +138,30 @@ def table(rows: list[Row], options: Options) -> str:
     return "\n".join(lines)
 
 
+def _rolling_summary(rows: list[Row]) -> list[str]:
+    """Under the rolling rows: the p99 with and without restarts side by side, and the audit."""
+    phases = {r.phase.name: r.phase for r in rows if r.phase is not None}
+    audit = next((r.audit for r in rows if r.audit is not None), None)
+    if "steady" not in phases or "rolling" not in phases or audit is None:
+        return []
+    steady, rolling = phases["steady"], phases["rolling"]
+    return [
+        f"{'':13}rolling restarts: p99 {_number(rolling.p99_ms)} ms during the restarts, "
+        f"{_number(steady.p99_ms)} ms without; {audit['restarts']} replicas replaced "
+        f"({audit['clean_exits']} exited cleanly)",
+        f"{'':13}task log: {audit['tasks_in_log']} tasks {audit['states']}, dead letters "
+        f"{audit['dead_letters']}, completed other than once {audit['completions_not_once']}; tool calls "
+        f"run other than once {audit['effects_not_once']}, runs no task asked for {audit['stray_effects']}",
+    ]
+
+
 def as_json(rows: list[Row], options: Options) -> dict[str, object]:
     out: list[dict[str, object]] = []
     for row in rows:
         item: dict[str, object] = {"topology": row.topology, "load": row.load}
-        if row.report is None:
+        if row.phase is not None:
+            item.update(dataclasses.asdict(row.phase), audit=row.audit)
+        elif row.report is None:
             item["skipped"] = row.skipped
         else:
             item.update(row.report.as_dict())

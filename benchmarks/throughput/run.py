@@ -15,6 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.rolling.run import Options as RollingOptions
+from benchmarks.rolling.run import Phase
+from benchmarks.rolling.run import measure as measure_rolling
 from benchmarks.throughput import probes
 from benchmarks.throughput.seed import seed_log
 from benchmarks.throughput.topology import (
@@ -52,6 +55,8 @@ class Options:
     redis_url: str
     postgres_url: str
     progress: bool = True
+    # Tasks/s of the rolling-restart rows (benchmarks/rolling); 0: no such rows.
+    rolling_rate: float = 0.0
 
     def loads(self) -> list[Load]:
         return [*(Closed(c) for c in self.clients), *(Open(r) for r in self.rates)]
@@ -86,6 +91,9 @@ class Row:
     vs_grpc: float | None = None
     added_p50_ms: float | None = None
     added_p99_ms: float | None = None
+    # A phase of the rolling restart (instead of ``report``), and what its audit found.
+    phase: Phase | None = None
+    audit: dict[str, object] | None = None
 
     @property
     def cpu_ms_per_task(self) -> float | None:
@@ -355,6 +363,8 @@ async def run(options: Options) -> list[Row]:
                     label = f"{growth.describe()}, log {'empty' if seed == 0 else f'{seed:,}'}"
                     _say(f"{name}: growth check, {label}")
                     rows += await _topology_rows(name, [(growth, label)], options, http, seed=seed)
+    if options.rolling_rate > 0:
+        rows += await _rolling_rows(options)
     _compare_to_floor(rows)
     _compare_door_to_grpc(rows)
     return rows
@@ -370,6 +380,38 @@ def _compare_door_to_grpc(rows: list[Row]) -> None:
         row.vs_grpc = row.report.tasks_per_s / base.tasks_per_s if base.tasks_per_s > 0 else None
         row.added_p50_ms = row.report.p50_ms - base.p50_ms
         row.added_p99_ms = row.report.p99_ms - base.p99_ms
+
+
+# The rolling rows' phases, as the table names them.
+ROLLING_PHASES = {"steady": "no restarts", "rolling": "during restarts", "after": "after restarts"}
+
+
+async def _rolling_rows(options: Options) -> list[Row]:
+    """The replicated distributed topology (two replicas of every service sharing its port, on the
+    machine's PostgreSQL and Redis) under an open loop, every replica restarted in turn in the
+    middle of it: one row per phase, so the p99 during the restarts stands beside the p99 without."""
+    rolling = RollingOptions(
+        rate=options.rolling_rate,
+        steady_s=max(options.duration_s, 3.0),
+        tail_s=max(options.duration_s / 2, 2.0),
+        task_timeout_s=options.task_timeout_s,
+        progress=options.progress,
+    )
+    _say(f"rolling: {rolling.rate:g} tasks/s, every replica of every service restarted in turn")
+    with tempfile.TemporaryDirectory(prefix="hivemesh-throughput-rolling-") as directory:
+        try:
+            result = await measure_rolling(Path(directory), rolling)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            return [Row("rolling", "", skipped=f"failed: {type(exc).__name__}: {exc}")]
+    rows = [
+        Row("rolling", f"open {rolling.rate:g}/s, {ROLLING_PHASES[p.name]}", phase=p) for p in result.phases
+    ]
+    audit = dataclasses.asdict(result.audit)
+    audit.update(restarts=len(result.rolled), clean_exits=sum(r.exit_code == 0 for r in result.rolled))
+    for row in rows:
+        row.audit = audit
+    return rows
 
 
 def _compare_to_floor(rows: list[Row]) -> None:

@@ -21,7 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
+from hivemesh.common.v1.task_pb2 import CanarySide, Task, TaskEvent, TaskOptions, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh import tls as transport
@@ -168,12 +168,13 @@ class HivemeshClient:
         deadline_s: float | None = None,
         max_steps: int = 0,
         request_id: str | None = None,
+        side: CanarySide.ValueType = CanarySide.CANARY_SIDE_UNSPECIFIED,
     ) -> tuple[Task, bool]:
         request = pb.SubmitTaskRequest(
             request_id=request_id or uuid.uuid4().hex,
             text=text,
             scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id),
-            options=_options(deadline_s, max_steps),
+            options=_options(deadline_s, max_steps, side),
         )
         response: pb.SubmitTaskResponse = await self._stub.SubmitTask(
             request, timeout=self._timeout, metadata=self._metadata, wait_for_ready=self._wait_for_ready
@@ -192,6 +193,7 @@ class HivemeshClient:
         request_id: str | None = None,
         timeout_s: float | None = None,
         patience_s: float = 30.0,
+        side: CanarySide.ValueType = CanarySide.CANARY_SIDE_UNSPECIFIED,
     ) -> AsyncIterator[TaskEvent]:
         """Submit a task and yield its events until it ends or asks a question, in one call
         (ExecuteTask). ``timeout_s`` bounds the whole stream (None: no bound).
@@ -199,12 +201,13 @@ class HivemeshClient:
         A stream that drops with a resumable code is picked up again for up to ``patience_s``:
         before its first event by executing again with the same request id (the gateway answers
         with the task already submitted and replays it from the start), after it by following the
-        task from the last sequence received. ``patience_s=0`` raises the first error instead."""
+        task from the last sequence received. ``patience_s=0`` raises the first error instead.
+        ``side`` runs it on one side of the canaries of language and tool (``TaskOptions.side``)."""
         request = pb.ExecuteTaskRequest(
             request_id=request_id or uuid.uuid4().hex,
             text=text,
             scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id),
-            options=_options(deadline_s, max_steps),
+            options=_options(deadline_s, max_steps, side),
         )
         ends = None if timeout_s is None else time.monotonic() + timeout_s
         task_id = ""
@@ -409,8 +412,8 @@ class HivemeshClient:
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _options(deadline_s: float | None, max_steps: int) -> TaskOptions:
-    options = TaskOptions(max_steps=max_steps)
+def _options(deadline_s: float | None, max_steps: int, side: CanarySide.ValueType) -> TaskOptions:
+    options = TaskOptions(max_steps=max_steps, side=side)
     if deadline_s is not None:
         options.deadline.CopyFrom(Duration(seconds=int(deadline_s), nanos=int(deadline_s % 1 * 1e9)))
     return options

@@ -35,6 +35,35 @@ def run_benchmark(capsys: pytest.CaptureFixture[str], *flags: str) -> list[dict[
 
 
 @pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.timeout(400)
+def test_rolling_restart_rows_put_the_p99_during_restarts_beside_the_p99_without(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = run_benchmark(
+        capsys, "--quick", "--topologies", "none", "--rolling", "4", "--duration", "1",
+        "--growth-tasks", "0", "--quiet",
+    )  # fmt: skip
+    assert [(r["topology"], r["load"]) for r in rows] == [
+        ("rolling", "open 4/s, no restarts"),
+        ("rolling", "open 4/s, during restarts"),
+        ("rolling", "open 4/s, after restarts"),
+    ]
+    steady, rolling, _after = rows
+    for row in (steady, rolling):
+        assert row["completed"] == row["sent"] > 0, row
+        assert row["failed"] == row["wrong"] == 0, row
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"], row
+    audit = rolling["audit"]
+    # Two replicas of each of the five services, each replaced once and drained cleanly.
+    assert audit["restarts"] == audit["clean_exits"] == 10
+    assert audit["states"] == {"COMPLETED": audit["tasks_in_log"]}
+    assert audit["tasks_in_log"] == sum(r["sent"] for r in rows)
+    assert audit["dead_letters"] == audit["effects_not_once"] == audit["completions_not_once"] == 0
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_quick_run_on_the_floor_and_the_embedded_mesh(capsys: pytest.CaptureFixture[str]) -> None:
     rows = run_benchmark(

@@ -52,7 +52,9 @@ def test_grpc_port_without_app_protocol(broken: Layout) -> None:
 def test_retry_on_a_side_effecting_method(broken: Layout) -> None:
     _edit(
         broken.root / "istio/services/tool.yaml",
+        "    - name: idempotent\n      match:\n        - uri:\n"
         "            exact: /hivemesh.tool.v1.ToolService/ListTools\n",
+        "    - name: idempotent\n      match:\n        - uri:\n"
         "            exact: /hivemesh.tool.v1.ToolService/ListTools\n"
         "        - uri:\n            exact: /hivemesh.tool.v1.ToolService/InvokeTool\n",
     )
@@ -480,6 +482,46 @@ def test_the_doors_admitted_from_another_workload(broken: Layout) -> None:
     )
 
 
+def test_a_sticky_route_to_the_other_side(broken: Layout) -> None:
+    path = broken.root / "istio/services/tool.yaml"
+    head, tail = path.read_text().split("    - name: default-canary\n", 1)
+    path.write_text(
+        head + "    - name: default-canary\n" + tail.replace("subset: canary", "subset: stable", 1)
+    )
+    problems = _problems(broken)
+    assert any(
+        "VirtualService/tool" in p
+        and "/hivemesh.tool.v1.ToolService/InvokeTool with x-hivemesh-side: canary goes to ['stable']" in p
+        for p in problems
+    )
+    # GetRelease too: the planner asks each side for its release through the same routes.
+    assert any(
+        "/hivemesh.release.v1.ReleaseService/GetRelease with x-hivemesh-side: canary" in p for p in problems
+    )
+
+
+def test_planners_that_do_not_name_their_side(broken: Layout) -> None:
+    _edit(
+        broken.root / "k8s/base/kustomization.yaml",
+        "HIVEMESH_STICKY_SESSIONS=true",
+        "HIVEMESH_STICKY_SESSIONS=false",
+    )
+    assert any("HIVEMESH_STICKY_SESSIONS must be true: language has a canary" in p for p in _problems(broken))
+
+
+def test_a_rollout_that_shifts_a_sticky_route(broken: Layout) -> None:
+    text = (broken.root / "k8s/base/rollouts/rollouts.yaml").read_text()
+    head, tail = text.split("  name: tool\n", 1)
+    tail = tail.replace(
+        "              - default\n", "              - default\n              - default-canary\n", 1
+    )
+    (broken.root / "k8s/base/rollouts/rollouts.yaml").write_text(head + "  name: tool\n" + tail)
+    assert any(
+        "Rollout/tool" in p and "shifts the weights of sticky route 'default-canary'" in p
+        for p in _problems(broken)
+    )
+
+
 def test_the_edge_without_a_disruption_budget(broken: Layout) -> None:
     path = broken.root / "k8s/base/services/edge.yaml"
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"] != "PodDisruptionBudget"]
@@ -498,3 +540,59 @@ def test_the_a2a_grpc_port_the_edge_binds_is_not_the_container_port(broken: Layo
         and "HIVEMESH_EDGE_A2A_GRPC_PORT is 50057, the container's grpc-a2a port 50056" in p
         for p in _problems(broken)
     )
+
+
+def test_an_ingress_route_the_canary_does_not_shift(broken: Layout) -> None:
+    # The public edge routed by a VirtualService of its own that Argo Rollouts does not know of:
+    # clients outside the mesh would stay on the stable gateway through the whole canary.
+    (broken.root / "istio/edge.yaml").write_text(
+        (broken.root / "istio/edge.yaml").read_text()
+        + """---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: gateway-public
+spec:
+  hosts: [api.example.com]
+  gateways: [hivemesh-ingress]
+  http:
+    - name: public
+      route:
+        - destination:
+            host: gateway.hivemesh.svc.cluster.local
+            subset: stable
+            port:
+              number: 50051
+      timeout: 60s
+      retries:
+        attempts: 0
+"""
+    )
+    assert any(
+        "VirtualService/gateway-public" in p
+        and "through hivemesh-ingress to gateway.hivemesh.svc.cluster.local" in p
+        and "Rollout gateway does not shift its weights" in p
+        for p in _problems(broken)
+    )
+
+
+def test_an_eval_step_that_never_reaches_the_canary(broken: Layout) -> None:
+    text = (broken.root / "k8s/base/rollouts/rollouts.yaml").read_text()
+    head, tail = text.split("  name: tool\n", 1)
+    tail = tail.replace("              - name: side\n                value: canary\n", "", 1)
+    text = head + "  name: tool\n" + tail
+    text = text.replace(
+        "                value: gateway-canary.hivemesh.svc.cluster.local:50051",
+        "                value: gateway.hivemesh.svc.cluster.local:50051",
+    )
+    (broken.root / "k8s/base/rollouts/rollouts.yaml").write_text(text)
+    problems = _problems(broken)
+    assert any(
+        "Rollout/tool" in p and "no eval step judges the tool canary (--side canary against" in p
+        for p in problems
+    )
+    assert any(
+        "Rollout/gateway" in p and "no eval step judges the gateway canary (--target its canaryService" in p
+        for p in problems
+    )
+    assert not any("Rollout/language" in p for p in problems)

@@ -43,8 +43,9 @@ async def test_a_rolling_restart_of_every_service_loses_fails_and_repeats_nothin
     assert steady.completed > 0
     assert rolling.sent >= options.rate * 5, "too little traffic during the restarts to prove anything"
 
-    # What the clients saw: every task they sent completed.
+    # What the clients saw: every task they sent completed, with its own answer.
     assert result.errors == {}
+    assert [p.wrong for p in result.phases] == [0, 0, 0]
     # What the log and the tool say: each task once, completed once, its tool call run once.
     audit = result.audit
     assert audit.states == {"COMPLETED": result.sent}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 import grpc
 import pytest
 
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.common.v1.task_pb2 import TaskState
+from hivemesh.common.v1.task_pb2 import CanarySide, TaskOptions, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import Settings
@@ -30,6 +30,10 @@ async def gateway(settings: Settings) -> AsyncIterator[Fixture]:
         yield mesh, GatewayServiceStub(mesh.client("gateway"))
     finally:
         await mesh.stop()
+
+
+# A side no client may name: only the enum's values are.
+UNDEFINED_SIDE = cast("CanarySide.ValueType", 7)
 
 
 def submit(
@@ -80,6 +84,12 @@ async def test_submit_is_idempotent_per_request_id(
         (pb.SubmitTaskRequest(request_id="r", text="hi"), "scope"),
         (submit(scope=Scope(user_id="ana")), "scope.session_id"),
         (submit(scope=Scope(user_id="bad user!", session_id="s")), "scope.user_id"),
+        (
+            pb.SubmitTaskRequest(
+                request_id="r", text="hi", scope=SCOPE, options=TaskOptions(side=UNDEFINED_SIDE)
+            ),
+            "options.side",
+        ),
     ],
 )
 async def test_invalid_submit_names_the_field(

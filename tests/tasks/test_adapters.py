@@ -252,3 +252,33 @@ async def test_hundreds_of_concurrent_submits_are_all_accepted(any_tasks: TaskSy
     results = await asyncio.gather(*(any_tasks.submit(new_task(), trace={}) for _ in range(300)))
     assert len({task.task_id for task, _ in results}) == 300
     assert await any_tasks.queue.depth() == 300
+
+
+async def test_the_release_a_session_is_on_is_its_newest_recorded_one(any_tasks: TaskSystem) -> None:
+    async def run_on(session: str, revision: str | None) -> None:
+        task = new_task()
+        task.scope.session_id = session
+        await any_tasks.submit(task, trace={})
+        claim = await any_tasks.queue.claim("w1", 30)
+        assert claim is not None
+        working = TaskEvent()
+        working.state_changed.state = TaskState.TASK_STATE_WORKING
+        if revision is not None:
+            working.state_changed.release.parts.add(service="language", revision=revision, label=revision)
+        await any_tasks.begin_run(claim, "w1", working, runnable=True)
+        await any_tasks.queue.ack(claim.task_id, "w1")
+
+    scope = new_task().scope
+    assert await any_tasks.session_release(scope) is None  # a new session
+    await run_on("s1", "aaa")
+    await run_on("s2", "bbb")  # another conversation of the same user
+    await run_on("s1", None)  # a run that recorded no release
+    found = await any_tasks.session_release(scope)
+    assert found is not None
+    assert [p.label for p in found.parts] == ["aaa"]
+    await run_on("s1", "ccc")
+    found = await any_tasks.session_release(scope)
+    assert found is not None
+    assert [p.label for p in found.parts] == ["ccc"]
+    other = new_task(user="bo").scope  # the same session name of another user
+    assert await any_tasks.session_release(other) is None

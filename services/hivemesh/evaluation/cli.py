@@ -22,12 +22,20 @@ from typing import Any, TextIO
 import grpc
 
 from hivemesh.client import HivemeshClient, credentials_from_env
+from hivemesh.common.v1.task_pb2 import CanarySide
 from hivemesh.evaluation import cases
 from hivemesh.evaluation.gate import GateResult, Thresholds, compare
 from hivemesh.evaluation.report import REPORT_FORMAT, Report, ReportError, read_baseline, summarise
 from hivemesh.evaluation.runner import SuiteRunner
 from hivemesh.mesh.config import ConfigError, Settings, TlsConfig
 from hivemesh.mesh.status import details_of
+
+# --side: the value of TaskOptions.side each case's tasks carry.
+SIDES = {
+    "any": CanarySide.CANARY_SIDE_UNSPECIFIED,
+    "stable": CanarySide.CANARY_SIDE_STABLE,
+    "canary": CanarySide.CANARY_SIDE_CANARY,
+}
 
 EXIT_PASSED = 0
 EXIT_REFUSED = 1
@@ -77,6 +85,19 @@ def parser() -> argparse.ArgumentParser:
     baseline.add_argument(
         "--baseline-report", type=Path, help="a document saved earlier with --json or --report-out"
     )
+    p.add_argument(
+        "--side",
+        choices=tuple(SIDES),
+        default="any",
+        help="run every case on this side of the canaries of language and tool (inside the mesh; "
+        "'any': the side each session lands on) (default %(default)s)",
+    )
+    p.add_argument(
+        "--baseline-side",
+        choices=tuple(SIDES),
+        default="any",
+        help="the same for the --baseline mesh (default %(default)s)",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON document instead of a table")
     p.add_argument("--report-out", type=Path, help="also write the JSON document to this file")
     p.add_argument(
@@ -108,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def _measure(
-    address: str, suite: cases.Suite, args: argparse.Namespace, tls: TlsConfig | None
+    address: str, suite: cases.Suite, args: argparse.Namespace, tls: TlsConfig | None, side: str = "any"
 ) -> Report:
     async with HivemeshClient(
         address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=tls
@@ -122,13 +143,13 @@ async def _measure(
         await client.list(page_size=1)
         started_at = dt.datetime.now(dt.UTC)
         began = time.perf_counter()
-        results = await SuiteRunner(client, task_timeout_s=args.timeout).run(
+        results = await SuiteRunner(client, task_timeout_s=args.timeout, side=SIDES[side]).run(
             suite, concurrency=args.concurrency
         )
         return summarise(
             results,
             suite,
-            address=address,
+            address=address if side == "any" else f"{address} ({side} side)",
             started_at=started_at,
             seconds=time.perf_counter() - began,
             concurrency=args.concurrency,
@@ -139,10 +160,11 @@ async def _evaluate(
     suite: cases.Suite, args: argparse.Namespace, saved: Report | None, tls: TlsConfig | None
 ) -> tuple[Report, Report | None]:
     if args.baseline is None:
-        return await _measure(args.target, suite, args, tls), saved
+        return await _measure(args.target, suite, args, tls, args.side), saved
     # Side by side, so both meshes are measured under the same conditions.
     target, baseline = await asyncio.gather(
-        _measure(args.target, suite, args, tls), _measure(args.baseline, suite, args, tls)
+        _measure(args.target, suite, args, tls, args.side),
+        _measure(args.baseline, suite, args, tls, args.baseline_side),
     )
     return target, baseline
 

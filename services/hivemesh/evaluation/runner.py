@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import grpc
 
 from hivemesh.client import HivemeshClient
-from hivemesh.common.v1.task_pb2 import TaskEvent
+from hivemesh.common.v1.task_pb2 import CanarySide, TaskEvent
 from hivemesh.evaluation.cases import Case, Suite, Turn, judge
 from hivemesh.loadgen import Outcome, outcome_of
 from hivemesh.mesh.status import details_of
@@ -77,8 +77,11 @@ class SuiteRunner:
         task_timeout_s: float = 60.0,
         today: dt.date | None = None,
         run_id: str | None = None,
+        side: CanarySide.ValueType = CanarySide.CANARY_SIDE_UNSPECIFIED,
     ) -> None:
         self._client = client
+        # The side of the canaries of language and tool every case runs on (TaskOptions.side).
+        self._side = side
         self._timeout_s = task_timeout_s
         self._today = today or dt.datetime.now(dt.UTC).date()
         self._run = run_id or uuid.uuid4().hex[:8]
@@ -138,6 +141,7 @@ class SuiteRunner:
                     session_id=turn.session,
                     request_id=request_id,
                     timeout_s=self._timeout_s,
+                    side=self._side,
                 ):
                     last = event
             except grpc.aio.AioRpcError as exc:

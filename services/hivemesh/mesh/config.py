@@ -181,6 +181,9 @@ class Settings:
     mesh_signing_key: Path | None = None
     mesh_jwks: Path | None = None
     mesh_credential_ttl_s: float = 3600.0
+    # Each planner run calls language and tool on the side of a canary its session started on
+    # (hivemesh.mesh.sides); on inside a mesh whose VirtualServices route by x-hivemesh-side.
+    sticky_sessions: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -249,6 +252,7 @@ class Settings:
             mesh_signing_key=_optional_path(reader.optional("HIVEMESH_MESH_SIGNING_KEY")),
             mesh_jwks=_optional_path(reader.optional("HIVEMESH_MESH_JWKS")),
             mesh_credential_ttl_s=reader.seconds("HIVEMESH_MESH_CREDENTIAL_TTL", 3600.0, minimum=10.0),
+            sticky_sessions=reader.boolean("HIVEMESH_STICKY_SESSIONS", default=False),
         )
 
     def with_ports(self, **ports: int) -> Settings:

@@ -46,6 +46,7 @@ from hivemesh.mesh.credentials import (
 )
 from hivemesh.mesh.errors import Code, FieldViolation, HivemeshError, InvalidArgument
 from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.sides import SIDE_HEADER, side_for
 from hivemesh.mesh.status import grpc_code, internal_status, to_status, trailing_metadata
 from hivemesh.mesh.telemetry import current_trace_id, recording
 from hivemesh.mesh.wire import find_flaw
@@ -495,6 +496,9 @@ class _OutboundContext:
         credential = current_credential()
         if credential and CREDENTIAL_HEADER not in metadata:
             metadata.add(CREDENTIAL_HEADER, credential)
+        side = side_for(details.method)
+        if side is not None and SIDE_HEADER not in metadata:
+            metadata.add(SIDE_HEADER, side)
         if self._carry_trace:
             carrier: dict[str, str] = {}
             propagate.inject(carrier)

@@ -55,7 +55,11 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         metrics,
         concurrency=settings.planner_workers,
         name=successor_name(settings, "planner"),
-        releases=GrpcReleases(release.part("planner", settings.server.release, describe), channels),
+        releases=GrpcReleases(
+            release.part("planner", settings.server.release, describe),
+            channels,
+            sticky=settings.sticky_sessions,
+        ),
     )
     planner = Planner(GrpcLanguage(channels, bulkheads["language"], pools), tools, runner())
     servicer = PlannerServicer(planner)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hivemesh.common.v1.release_pb2 import Release
@@ -47,7 +48,22 @@ class EventSink(Protocol):
     async def emit(self, event: TaskEvent) -> TaskEvent: ...
 
 
-class Releases(Protocol):
-    """The release a run starts on (planner, language and tool parts)."""
+@dataclass(frozen=True)
+class RunRelease:
+    """What a run records (``release``) and the side of a canary each service's calls name
+    (``sides``, hivemesh.mesh.sides; empty without sticky sessions: every call is weighted)."""
 
-    async def current(self) -> Release: ...
+    release: Release
+    sides: Mapping[str, str] = field(default_factory=dict)
+
+
+# Finds the release a task's session is on (None: a new session); asked only when it matters.
+Pinned = Callable[[], Awaitable[Release | None]]
+
+
+class Releases(Protocol):
+    """The release a run starts on (planner, language and tool parts) and the side of a canary
+    each service's calls go to: ``side`` when the task names one, else the side of the release
+    ``pinned`` finds (the session's last run's) while it runs."""
+
+    async def current(self, pinned: Pinned | None = None, *, side: str | None = None) -> RunRelease: ...

@@ -24,7 +24,8 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import HivemeshError, Unauthenticated, Unavailable
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.planner.ports import Releases
+from hivemesh.mesh.sides import NAMED_SIDES, routed
+from hivemesh.planner.ports import Releases, RunRelease
 from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
 from hivemesh.tasks.config import WORKER_SILENCE_BEATS
 from hivemesh.tasks.log import TaskTerminal
@@ -200,7 +201,8 @@ class WorkerPool:
         working = TaskEvent()
         working.state_changed.state = TaskState.TASK_STATE_WORKING
         working.state_changed.reason = f"claimed by {self.worker_id} (delivery {claim.delivery_count})"
-        release = await self._release()
+        run_release = await self._release(claim)
+        release = None if run_release is None else run_release.release
         if release is not None:
             working.state_changed.release.CopyFrom(release)
         # Delivered again and again without an outcome, its workers keep dying on it: not run.
@@ -241,19 +243,39 @@ class WorkerPool:
             return
         heartbeat = asyncio.create_task(self._heartbeat(claim.task_id))
         try:
-            with acting_as(start.credential):  # every call of the run acts for the task's user
+            # Every call of the run acts for the task's user, on the sides of a canary its session
+            # is on.
+            with acting_as(start.credential), routed(run_release.sides if run_release else {}):
                 await self._run(claim, task, start.history, start.attempt, release)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _release(self) -> Release | None:
+    async def _release(self, claim: Claim) -> RunRelease | None:
         """The release the run starts on; a run is never held up for want of it."""
         if self._releases is None:
             return None
         try:
-            return await self._releases.current()
+            if not self._settings.sticky_sessions:
+                return await self._releases.current()
+            task = await self._tasks.get(claim.task_id)
+            if task is None:
+                return await self._releases.current()
+            named = NAMED_SIDES.get(task.options.side)
+            if named is not None:
+                return await self._releases.current(side=named)
+
+            claimed: Task = task
+
+            async def pinned() -> Release | None:
+                """The release the task's session is on: the task's own from an earlier run (a
+                retry, an answered question), else the one the session's latest task recorded."""
+                if claimed.release.parts:
+                    return claimed.release
+                return await self._tasks.session_release(claimed.scope)
+
+            return await self._releases.current(pinned)
         except Exception as exc:
             _log.warning("the release could not be read (%s); the run records none", exc)
             return None

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from hivemesh.common.v1.release_pb2 import Release
+from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.tasks.log import Verification
 from hivemesh.tasks.queue import Claim, DeadLetter
@@ -122,6 +124,11 @@ class WorkQueue(Protocol):
         ...
 
     async def get(self, task_id: str) -> Task | None: ...
+
+    async def session_release(self, scope: Scope) -> Release | None:
+        """The release the newest task of ``scope``'s session that recorded one ran on (among the
+        user's most recent tasks), or None: the session is new to this task system."""
+        ...
 
     async def extend(self, task_id: str, worker_id: str, visibility_timeout_s: float) -> bool: ...
 

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy.engine import Connection
 
+from hivemesh.common.v1.release_pb2 import Release
+from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import HivemeshError
@@ -42,6 +44,8 @@ MAX_POLL_INTERVAL_S = 0.5
 REDIS_POLL_INTERVAL_S = 0.25
 # How long the backlog count used for admission (queue full?) is reused.
 BACKLOG_TTL_S = 0.1
+# How many of a user's newest tasks are searched for the release their session is on.
+SESSION_LOOKBACK = 50
 # A task that has not changed for this long and is not on the Redis queue is enqueued again.
 SWEEP_GRACE_S = 5.0
 
@@ -182,6 +186,17 @@ class TaskSystem:
 
     async def verify(self, task_id: str) -> Verification:
         return await self.log.verify(task_id)
+
+    async def session_release(self, scope: Scope) -> Release | None:
+        # The user's newest tasks, by the (tenant, create time) index: a conversation's next turn
+        # follows its last within the user's latest SESSION_LOOKBACK tasks.
+        recent, _ = await self.log.list_tasks(
+            scope.tenant_id, user_id=scope.user_id, page_size=SESSION_LOOKBACK
+        )
+        for task in recent:
+            if task.scope.session_id == scope.session_id and task.release.parts:
+                return task.release
+        return None
 
     async def list_tasks(
         self,

@@ -30,7 +30,7 @@ from hivemesh.common.v1 import release_pb2 as hivemesh_dot_common_dot_v1_dot_rel
 from hivemesh.common.v1 import scope_pb2 as hivemesh_dot_common_dot_v1_dot_scope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhivemesh/common/v1/task.proto\x12\x12hivemesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a hivemesh/common/v1/release.proto\x1a\x1ehivemesh/common/v1/scope.proto\"f\n\x0bTaskOptions\x12;\n\x08\x64\x65\x61\x64line\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationB\x0e\xbaH\x0b\xaa\x01\x08\"\x04\x08\x80\xa3\x05\x32\x00\x12\x1a\n\tmax_steps\x18\x02 \x01(\rB\x07\xbaH\x04*\x02\x18@\"M\n\tTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x04 \x01(\x08\"\xc0\x03\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12(\n\x05scope\x18\x02 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\ninput_text\x18\x04 \x01(\t\x12,\n\x05state\x18\x05 \x01(\x0e\x32\x1d.hivemesh.common.v1.TaskState\x12\x0e\n\x06\x61nswer\x18\x06 \x01(\t\x12,\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskError\x12\x30\n\x07options\x18\x08 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x0b \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\r\x12,\n\x07release\x18\r \x01(\x0b\x32\x1b.hivemesh.common.v1.Release\"\xd5\x06\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12\x36\n\tsubmitted\x18\n \x01(\x0b\x32!.hivemesh.common.v1.TaskSubmittedH\x00\x12=\n\rstate_changed\x18\x0b \x01(\x0b\x32$.hivemesh.common.v1.TaskStateChangedH\x00\x12\x41\n\x11intent_recognized\x18\x0c \x01(\x0b\x32$.hivemesh.common.v1.IntentRecognizedH\x00\x12\x37\n\x0cstep_started\x18\r \x01(\x0b\x32\x1f.hivemesh.common.v1.StepStartedH\x00\x12\x35\n\x0btool_called\x18\x0e \x01(\x0b\x32\x1e.hivemesh.common.v1.ToolCalledH\x00\x12\x35\n\x0btool_result\x18\x0f \x01(\x0b\x32\x1e.hivemesh.common.v1.ToolResultH\x00\x12\x37\n\x0c\x61nswer_delta\x18\x10 \x01(\x0b\x32\x1f.hivemesh.common.v1.AnswerDeltaH\x00\x12,\n\x06notice\x18\x11 \x01(\x0b\x32\x1a.hivemesh.common.v1.NoticeH\x00\x12=\n\x0finput_requested\x18\x12 \x01(\x0b\x32\".hivemesh.common.v1.InputRequestedH\x00\x12;\n\x0einput_received\x18\x13 \x01(\x0b\x32!.hivemesh.common.v1.InputReceivedH\x00\x12\x36\n\tcompleted\x18\x14 \x01(\x0b\x32!.hivemesh.common.v1.TaskCompletedH\x00\x12\x30\n\x06\x66\x61iled\x18\x15 \x01(\x0b\x32\x1e.hivemesh.common.v1.TaskFailedH\x00\x12\x34\n\x08\x63\x61nceled\x18\x16 \x01(\x0b\x32 .hivemesh.common.v1.TaskCanceledH\x00\x42\x06\n\x04kind\"\x93\x01\n\rTaskSubmitted\x12\x12\n\ninput_text\x18\x01 \x01(\t\x12(\n\x05scope\x18\x02 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x30\n\x07options\x18\x03 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"~\n\x10TaskStateChanged\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.hivemesh.common.v1.TaskState\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12,\n\x07release\x18\x03 \x01(\x0b\x32\x1b.hivemesh.common.v1.Release\"L\n\x10IntentRecognized\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0cout_of_scope\x18\x03 \x01(\x08\")\n\x0bStepStarted\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\"r\n\nToolCalled\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x11\n\ttool_name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\x95\x01\n\nToolResult\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x11\n\ttool_name\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x04 \x01(\t\x12,\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskError\"\x1b\n\x0b\x41nswerDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\'\n\x06Notice\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"3\n\x0eInputRequested\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0f\n\x07missing\x18\x02 \x01(\t\"\x1d\n\rInputReceived\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x1f\n\rTaskCompleted\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\":\n\nTaskFailed\x12,\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskError\"\x1e\n\x0cTaskCanceled\x12\x0e\n\x06reason\x18\x01 \x01(\t*\xdb\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14TASK_STATE_SUBMITTED\x10\x01\x12\x16\n\x12TASK_STATE_WORKING\x10\x02\x12\x1d\n\x19TASK_STATE_INPUT_REQUIRED\x10\x03\x12\x18\n\x14TASK_STATE_COMPLETED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x17\n\x13TASK_STATE_CANCELED\x10\x06\x12\x17\n\x13TASK_STATE_REJECTED\x10\x07\x42\x85\x01\n\x1cio.github.hivemesh.common.v1B\tTaskProtoP\x01ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\xaa\x02\x12Hivemesh.Common.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhivemesh/common/v1/task.proto\x12\x12hivemesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a hivemesh/common/v1/release.proto\x1a\x1ehivemesh/common/v1/scope.proto\"\x9e\x01\n\x0bTaskOptions\x12;\n\x08\x64\x65\x61\x64line\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationB\x0e\xbaH\x0b\xaa\x01\x08\"\x04\x08\x80\xa3\x05\x32\x00\x12\x1a\n\tmax_steps\x18\x02 \x01(\rB\x07\xbaH\x04*\x02\x18@\x12\x36\n\x04side\x18\x03 \x01(\x0e\x32\x1e.hivemesh.common.v1.CanarySideB\x08\xbaH\x05\x82\x01\x02\x10\x01\"M\n\tTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x04 \x01(\x08\"\xc0\x03\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12(\n\x05scope\x18\x02 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x12\n\ninput_text\x18\x04 \x01(\t\x12,\n\x05state\x18\x05 \x01(\x0e\x32\x1d.hivemesh.common.v1.TaskState\x12\x0e\n\x06\x61nswer\x18\x06 \x01(\t\x12,\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskError\x12\x30\n\x07options\x18\x08 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x0b \x01(\x03\x12\x10\n\x08\x61ttempts\x18\x0c \x01(\r\x12,\n\x07release\x18\r \x01(\x0b\x32\x1b.hivemesh.common.v1.Release\"\xd5\x06\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\x12\x36\n\tsubmitted\x18\n \x01(\x0b\x32!.hivemesh.common.v1.TaskSubmittedH\x00\x12=\n\rstate_changed\x18\x0b \x01(\x0b\x32$.hivemesh.common.v1.TaskStateChangedH\x00\x12\x41\n\x11intent_recognized\x18\x0c \x01(\x0b\x32$.hivemesh.common.v1.IntentRecognizedH\x00\x12\x37\n\x0cstep_started\x18\r \x01(\x0b\x32\x1f.hivemesh.common.v1.StepStartedH\x00\x12\x35\n\x0btool_called\x18\x0e \x01(\x0b\x32\x1e.hivemesh.common.v1.ToolCalledH\x00\x12\x35\n\x0btool_result\x18\x0f \x01(\x0b\x32\x1e.hivemesh.common.v1.ToolResultH\x00\x12\x37\n\x0c\x61nswer_delta\x18\x10 \x01(\x0b\x32\x1f.hivemesh.common.v1.AnswerDeltaH\x00\x12,\n\x06notice\x18\x11 \x01(\x0b\x32\x1a.hivemesh.common.v1.NoticeH\x00\x12=\n\x0finput_requested\x18\x12 \x01(\x0b\x32\".hivemesh.common.v1.InputRequestedH\x00\x12;\n\x0einput_received\x18\x13 \x01(\x0b\x32!.hivemesh.common.v1.InputReceivedH\x00\x12\x36\n\tcompleted\x18\x14 \x01(\x0b\x32!.hivemesh.common.v1.TaskCompletedH\x00\x12\x30\n\x06\x66\x61iled\x18\x15 \x01(\x0b\x32\x1e.hivemesh.common.v1.TaskFailedH\x00\x12\x34\n\x08\x63\x61nceled\x18\x16 \x01(\x0b\x32 .hivemesh.common.v1.TaskCanceledH\x00\x42\x06\n\x04kind\"\x93\x01\n\rTaskSubmitted\x12\x12\n\ninput_text\x18\x01 \x01(\t\x12(\n\x05scope\x18\x02 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x30\n\x07options\x18\x03 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"~\n\x10TaskStateChanged\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.hivemesh.common.v1.TaskState\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12,\n\x07release\x18\x03 \x01(\x0b\x32\x1b.hivemesh.common.v1.Release\"L\n\x10IntentRecognized\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0cout_of_scope\x18\x03 \x01(\x08\")\n\x0bStepStarted\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\"r\n\nToolCalled\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x11\n\ttool_name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\x95\x01\n\nToolResult\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x11\n\ttool_name\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x04 \x01(\t\x12,\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskError\"\x1b\n\x0b\x41nswerDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\'\n\x06Notice\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"3\n\x0eInputRequested\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0f\n\x07missing\x18\x02 \x01(\t\"\x1d\n\rInputReceived\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x1f\n\rTaskCompleted\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\":\n\nTaskFailed\x12,\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskError\"\x1e\n\x0cTaskCanceled\x12\x0e\n\x06reason\x18\x01 \x01(\t*\xdb\x01\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14TASK_STATE_SUBMITTED\x10\x01\x12\x16\n\x12TASK_STATE_WORKING\x10\x02\x12\x1d\n\x19TASK_STATE_INPUT_REQUIRED\x10\x03\x12\x18\n\x14TASK_STATE_COMPLETED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x17\n\x13TASK_STATE_CANCELED\x10\x06\x12\x17\n\x13TASK_STATE_REJECTED\x10\x07*Y\n\nCanarySide\x12\x1b\n\x17\x43\x41NARY_SIDE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43\x41NARY_SIDE_STABLE\x10\x01\x12\x16\n\x12\x43\x41NARY_SIDE_CANARY\x10\x02\x42\x85\x01\n\x1cio.github.hivemesh.common.v1B\tTaskProtoP\x01ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\xaa\x02\x12Hivemesh.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,40 +42,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKOPTIONS'].fields_by_name['deadline']._serialized_options = b'\272H\013\252\001\010\"\004\010\200\243\0052\000'
   _globals['_TASKOPTIONS'].fields_by_name['max_steps']._loaded_options = None
   _globals['_TASKOPTIONS'].fields_by_name['max_steps']._serialized_options = b'\272H\004*\002\030@'
-  _globals['_TASKSTATE']._serialized_start=2680
-  _globals['_TASKSTATE']._serialized_end=2899
-  _globals['_TASKOPTIONS']._serialized_start=243
-  _globals['_TASKOPTIONS']._serialized_end=345
-  _globals['_TASKERROR']._serialized_start=347
-  _globals['_TASKERROR']._serialized_end=424
-  _globals['_TASK']._serialized_start=427
-  _globals['_TASK']._serialized_end=875
-  _globals['_TASKEVENT']._serialized_start=878
-  _globals['_TASKEVENT']._serialized_end=1731
-  _globals['_TASKSUBMITTED']._serialized_start=1734
-  _globals['_TASKSUBMITTED']._serialized_end=1881
-  _globals['_TASKSTATECHANGED']._serialized_start=1883
-  _globals['_TASKSTATECHANGED']._serialized_end=2009
-  _globals['_INTENTRECOGNIZED']._serialized_start=2011
-  _globals['_INTENTRECOGNIZED']._serialized_end=2087
-  _globals['_STEPSTARTED']._serialized_start=2089
-  _globals['_STEPSTARTED']._serialized_end=2130
-  _globals['_TOOLCALLED']._serialized_start=2132
-  _globals['_TOOLCALLED']._serialized_end=2246
-  _globals['_TOOLRESULT']._serialized_start=2249
-  _globals['_TOOLRESULT']._serialized_end=2398
-  _globals['_ANSWERDELTA']._serialized_start=2400
-  _globals['_ANSWERDELTA']._serialized_end=2427
-  _globals['_NOTICE']._serialized_start=2429
-  _globals['_NOTICE']._serialized_end=2468
-  _globals['_INPUTREQUESTED']._serialized_start=2470
-  _globals['_INPUTREQUESTED']._serialized_end=2521
-  _globals['_INPUTRECEIVED']._serialized_start=2523
-  _globals['_INPUTRECEIVED']._serialized_end=2552
-  _globals['_TASKCOMPLETED']._serialized_start=2554
-  _globals['_TASKCOMPLETED']._serialized_end=2585
-  _globals['_TASKFAILED']._serialized_start=2587
-  _globals['_TASKFAILED']._serialized_end=2645
-  _globals['_TASKCANCELED']._serialized_start=2647
-  _globals['_TASKCANCELED']._serialized_end=2677
+  _globals['_TASKOPTIONS'].fields_by_name['side']._loaded_options = None
+  _globals['_TASKOPTIONS'].fields_by_name['side']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_TASKSTATE']._serialized_start=2737
+  _globals['_TASKSTATE']._serialized_end=2956
+  _globals['_CANARYSIDE']._serialized_start=2958
+  _globals['_CANARYSIDE']._serialized_end=3047
+  _globals['_TASKOPTIONS']._serialized_start=244
+  _globals['_TASKOPTIONS']._serialized_end=402
+  _globals['_TASKERROR']._serialized_start=404
+  _globals['_TASKERROR']._serialized_end=481
+  _globals['_TASK']._serialized_start=484
+  _globals['_TASK']._serialized_end=932
+  _globals['_TASKEVENT']._serialized_start=935
+  _globals['_TASKEVENT']._serialized_end=1788
+  _globals['_TASKSUBMITTED']._serialized_start=1791
+  _globals['_TASKSUBMITTED']._serialized_end=1938
+  _globals['_TASKSTATECHANGED']._serialized_start=1940
+  _globals['_TASKSTATECHANGED']._serialized_end=2066
+  _globals['_INTENTRECOGNIZED']._serialized_start=2068
+  _globals['_INTENTRECOGNIZED']._serialized_end=2144
+  _globals['_STEPSTARTED']._serialized_start=2146
+  _globals['_STEPSTARTED']._serialized_end=2187
+  _globals['_TOOLCALLED']._serialized_start=2189
+  _globals['_TOOLCALLED']._serialized_end=2303
+  _globals['_TOOLRESULT']._serialized_start=2306
+  _globals['_TOOLRESULT']._serialized_end=2455
+  _globals['_ANSWERDELTA']._serialized_start=2457
+  _globals['_ANSWERDELTA']._serialized_end=2484
+  _globals['_NOTICE']._serialized_start=2486
+  _globals['_NOTICE']._serialized_end=2525
+  _globals['_INPUTREQUESTED']._serialized_start=2527
+  _globals['_INPUTREQUESTED']._serialized_end=2578
+  _globals['_INPUTRECEIVED']._serialized_start=2580
+  _globals['_INPUTRECEIVED']._serialized_end=2609
+  _globals['_TASKCOMPLETED']._serialized_start=2611
+  _globals['_TASKCOMPLETED']._serialized_end=2642
+  _globals['_TASKFAILED']._serialized_start=2644
+  _globals['_TASKFAILED']._serialized_end=2702
+  _globals['_TASKCANCELED']._serialized_start=2704
+  _globals['_TASKCANCELED']._serialized_end=2734
 # @@protoc_insertion_point(module_scope)

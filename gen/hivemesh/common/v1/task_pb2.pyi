@@ -66,6 +66,32 @@ TASK_STATE_REJECTED: TaskState.ValueType  # 7
 """Refused before any work was done. Terminal."""
 Global___TaskState: _TypeAlias = TaskState  # noqa: Y015
 
+class _CanarySide:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CanarySideEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CanarySide.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CANARY_SIDE_UNSPECIFIED: _CanarySide.ValueType  # 0
+    """Not chosen: the side the task's session is on, or the traffic weights."""
+    CANARY_SIDE_STABLE: _CanarySide.ValueType  # 1
+    """The release that takes the traffic today."""
+    CANARY_SIDE_CANARY: _CanarySide.ValueType  # 2
+    """The candidate release being rolled out; the stable one when none is."""
+
+class CanarySide(_CanarySide, metaclass=_CanarySideEnumTypeWrapper):
+    """CanarySide is the side of a canary (Argo Rollouts, istio/services/) a run's
+    calls to the services that decide answers (language, tool) go to.
+    """
+
+CANARY_SIDE_UNSPECIFIED: CanarySide.ValueType  # 0
+"""Not chosen: the side the task's session is on, or the traffic weights."""
+CANARY_SIDE_STABLE: CanarySide.ValueType  # 1
+"""The release that takes the traffic today."""
+CANARY_SIDE_CANARY: CanarySide.ValueType  # 2
+"""The candidate release being rolled out; the stable one when none is."""
+Global___CanarySide: _TypeAlias = CanarySide  # noqa: Y015
+
 @_typing.final
 class TaskOptions(_message.Message):
     """TaskOptions bound how much a task may do."""
@@ -74,8 +100,14 @@ class TaskOptions(_message.Message):
 
     DEADLINE_FIELD_NUMBER: _builtins.int
     MAX_STEPS_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
     max_steps: _builtins.int
     """Most plan steps (tool calls) the task may run. Zero means the server's default."""
+    side: Global___CanarySide.ValueType
+    """Runs the task on one side of the canaries of language and tool whatever
+    its session is on, as the eval gate of a canary does (`hivemesh eval
+    --side canary`). Honoured where sticky sessions are on (inside the mesh).
+    """
     @_builtins.property
     def deadline(self) -> _duration_pb2.Duration:
         """Time the task may take from submission to its answer. Zero means the
@@ -87,10 +119,11 @@ class TaskOptions(_message.Message):
         *,
         deadline: _duration_pb2.Duration | None = ...,
         max_steps: _builtins.int = ...,
+        side: Global___CanarySide.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "max_steps", b"max_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "max_steps", b"max_steps", "side", b"side"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
