@@ -11,6 +11,7 @@ from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.bulkhead import Bulkhead
+from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig
 from hivemesh.planner.releases import GrpcReleases
@@ -30,6 +31,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
     # One for the whole process, so that every task shares its copy of the tool catalogue.
     tools = GrpcTools(channels, bulkheads["tool"], PlannerConfig.from_env().tool_catalogue_max_age_s)
+    capabilities = CapabilityCache()
 
     def runner() -> Runner:
         # Channels open lazily, so downstream services may start after the planner.
@@ -38,6 +40,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
             GrpcMemory(channels, bulkheads["memory"]),
             tools,
             use_llm=use_llm,
+            capabilities=capabilities,
         )
 
     def describe(part: ReleasePart) -> None:
@@ -53,7 +56,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         name=successor_name(settings, "planner"),
         releases=GrpcReleases(release.part("planner", settings.server.release, describe), channels),
     )
-    planner = Planner(GrpcLanguage(channels, bulkheads["language"]), tools, runner())
+    planner = Planner(GrpcLanguage(channels, bulkheads["language"]), tools, runner(), capabilities)
     servicer = PlannerServicer(planner)
     return ServiceApp(
         name="planner",

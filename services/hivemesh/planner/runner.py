@@ -19,8 +19,10 @@ from hivemesh.common.v1.content_pb2 import Role
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.language.v1 import language_service_pb2 as lang
 from hivemesh.memory.v1.memory_service_pb2 import Turn
+from hivemesh.mesh import replies
 from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, HivemeshError
 from hivemesh.planner import strategy
+from hivemesh.planner.capabilities import Capabilities, CapabilityCache, phrase
 from hivemesh.planner.ports import EventSink, Language, Memory, Tools
 from hivemesh.tasks.projection import error as task_error
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
@@ -58,16 +60,20 @@ def completed_steps(history: Sequence[TaskEvent]) -> dict[int, TaskEvent]:
     return done
 
 
-def follow_up_text(task: Task, history: Sequence[TaskEvent]) -> str:
-    """The request to run: the original text, extended by the user's answers to questions."""
+def follow_up_text(task: Task, history: Sequence[TaskEvent], tables: Capabilities) -> str:
+    """The request to run: the original text, extended by the user's answers to questions, each
+    joined as the asking tool declares ("convert 5 miles" + "km" -> "convert 5 miles to km")."""
     text = task.input_text
-    missing = ""
+    intent = missing = ""
     for event in history:
         kind = event.WhichOneof("kind")
-        if kind == "input_requested":
+        if kind == "intent_recognized":
+            intent = event.intent_recognized.intent
+        elif kind == "input_requested":
             missing = event.input_requested.missing
         elif kind == "input_received":
-            joiner = " to " if missing in ("to_unit",) else " "
+            joiner = tables.joiner(intent, missing)
+            joiner = f" {joiner} " if joiner else " "
             text = f"{text.rstrip(' ?.!')}{joiner}{event.input_received.text}"
     return text
 
@@ -76,17 +82,21 @@ class Runner:
     """``use_llm`` picks the strategy: the built-in planner, or a function-calling loop in which the
     language service's model chooses the tools (every call still goes through ToolService)."""
 
-    def __init__(self, language: Language, memory: Memory, tools: Tools, *, use_llm: bool = False) -> None:
+    def __init__(
+        self,
+        language: Language,
+        memory: Memory,
+        tools: Tools,
+        *,
+        use_llm: bool = False,
+        capabilities: CapabilityCache | None = None,
+    ) -> None:
         self._language = language
         self._memory = memory
         self._tools = tools
         self._use_llm = use_llm
-
-    async def _emit(self, sink: EventSink, **kind: Any) -> TaskEvent:
-        event = TaskEvent()
-        for name, value in kind.items():
-            getattr(event, name).CopyFrom(value)
-        return await sink.emit(event)
+        # Shared by the runs of a process, so the tables are built once per catalogue.
+        self._capabilities = capabilities or CapabilityCache()
 
     async def _notice(self, sink: EventSink, code: str, message: str) -> None:
         event = TaskEvent()
@@ -95,7 +105,6 @@ class Runner:
         await sink.emit(event)
 
     async def run(self, task: Task, history: Sequence[TaskEvent], sink: EventSink) -> Outcome:
-        text = follow_up_text(task, history)
         context: list[Turn] = []
         try:
             context = await self._memory.get_context(task.scope)
@@ -104,12 +113,15 @@ class Runner:
                 sink, "MEMORY_UNAVAILABLE", f"running without conversation context: {exc.message}"
             )
         try:
-            specs = {spec.name: spec for spec in await self._tools.list_tools()}
+            listed = await self._tools.list_tools()
         except HivemeshError as exc:
             if exc.retryable:
                 raise
-            specs = {}
+            listed = []
             await self._notice(sink, "TOOLS_UNAVAILABLE", exc.message)
+        specs = {spec.name: spec for spec in listed}
+        tables = self._capabilities.tables(listed)
+        text = follow_up_text(task, history, tables)
         if self._use_llm:
             return await self._run_llm(task, text, context, specs, history, sink)
         understanding = await self._language.understand(text, [t.text for t in context], sorted(specs))
@@ -118,7 +130,7 @@ class Runner:
         recognised.intent_recognized.confidence = understanding.confidence
         recognised.intent_recognized.out_of_scope = understanding.out_of_scope
         await sink.emit(recognised)
-        plan = strategy.plan(understanding, specs)
+        plan = strategy.plan(understanding, tables)
         question = plan.question
         if question is not None:
             asked = TaskEvent()
@@ -234,8 +246,9 @@ class Runner:
             )
             await sink.emit(result)
             return lang.ChatMessage(
-                role=Role.ROLE_TOOL, name=step.tool, content=f"Sorry, I couldn't do that: {exc.message}"
+                role=Role.ROLE_TOOL, name=step.tool, content=replies.step_failed(exc.message)
             )
+        display = phrase(step.reply, step.arguments, payload) or display
         result.tool_result.display = display
         result.tool_result.result.CopyFrom(_struct(payload))
         await sink.emit(result)
@@ -249,12 +262,12 @@ class Runner:
         if step.tool == strategy.MEMORY_REMEMBER:
             fact = str(step.arguments["text"])
             memory_id = await self._memory.remember(task.scope, fact, request_id=key)
-            return f"OK, I'll remember that {fact}.", {"memory_id": memory_id}
+            return replies.remembered(fact), {"memory_id": memory_id}
         if step.tool == strategy.MEMORY_RECALL:
             hits = await self._memory.recall(task.scope, str(step.arguments["query"]), top_k=3)
             relevant = [h for h in hits if h.score >= RECALL_MIN_SCORE]
             if not relevant:
-                return "I don't know yet. Tell me and I'll remember it.", {"memories": []}
+                return replies.RECALL_NOTHING, {"memories": []}
             return relevant[0].memory.text, {"memories": [h.memory.text for h in relevant]}
         return await self._invoke(task, step, key)
 
