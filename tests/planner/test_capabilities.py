@@ -77,7 +77,8 @@ def test_each_declared_argument_is_an_argument_of_its_tool_and_required_ones_can
             assert set(serves.arguments) <= properties
             for name in required:
                 fill = serves.arguments.get(name)
-                assert fill is not None and fill.question, f"{item.spec.name}: no question for {name}"
+                assert fill is not None, f"{item.spec.name}: {name} is not declared"
+                assert fill.question, f"{item.spec.name}: no question for {name}"
 
 
 def test_the_intent_tools_table_is_derived_from_the_declarations() -> None:
@@ -152,7 +153,8 @@ def test_the_tables_are_built_once_per_catalogue() -> None:
     assert cache.tables(list(specs)) is first  # the same spec objects: the same tables
     changed = cache.tables([*specs, convert.spec(tip.spec)])
     assert changed is not first
-    assert "tip" in changed.served and "tip" not in first.served
+    assert "tip" in changed.served
+    assert "tip" not in first.served
 
 
 def test_the_first_tool_by_name_serves_an_intent_two_declare() -> None:
