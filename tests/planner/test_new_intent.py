@@ -5,25 +5,39 @@ from the catalogue."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 
 import hivemesh.language.slots
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import TaskEvent
 from hivemesh.language.cli import main as nlu_main
+from hivemesh.language.slots import extract_slots, to_proto
+from hivemesh.language.v1.language_service_pb2 import UnderstandResponse
 from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.config import Settings
+from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
+from hivemesh.planner import strategy
+from hivemesh.planner.bulkhead import Bulkhead as WaitingBulkhead
+from hivemesh.planner.capabilities import CapabilityCache, phrase
+from hivemesh.planner.clients import GrpcTools
 from hivemesh.planner.v1 import planner_service_pb2 as pb
 from hivemesh.planner.v1.planner_service_pb2_grpc import PlannerServiceStub
 from hivemesh.tool.app import build_app
 from hivemesh.tool.config import ToolConfig
+from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 from tests.planner.tip import tip
-from tests.support import RunningMesh, make_settings
+from tests.support import RunningMesh, make_settings, mesh_minter
 from tests.tool.fakes import InMemoryRecords, RecordingScheduler
 
 DATA = Path(hivemesh.language.slots.__file__).parent.parent / "data" / "intents.json"
@@ -111,3 +125,75 @@ async def test_a_new_tool_serves_its_intent_with_no_other_change(mesh: RunningMe
     events = await run(mesh, "how much should I tip")
     [asked] = [e.input_requested for e in events if e.WhichOneof("kind") == "input_requested"]
     assert (asked.missing, asked.question) == ("bill", "How much is the bill?")
+
+
+MCP_SERVER = Path(__file__).parents[1] / "tool" / "mcp_server.py"
+
+
+def understood(text: str, intent: str) -> UnderstandResponse:
+    now = datetime.now(UTC)
+    return UnderstandResponse(
+        text=text, intent=intent, confidence=0.9, slots=to_proto(extract_slots(text, intent, now=now))
+    )
+
+
+async def test_an_mcp_tool_serves_the_intent_its_server_configuration_declares(
+    settings: Settings, tmp_path: Path
+) -> None:
+    declared = {
+        "add": [
+            {
+                "intent": "sum",
+                "arguments": {
+                    "a": {"slot": "number", "question": "Which numbers?"},
+                    "b": {"slot": "number_2", "question": "And the other one?"},
+                },
+                "reply": "{a} plus {b} is {result}.",
+            }
+        ],
+        # Names an argument the tool does not take: offered by name only, no intent.
+        "echo": [{"intent": "shout", "arguments": {"words": {"slot": "number"}}}],
+    }
+    mcp = {"command": sys.executable, "args": [str(MCP_SERVER)], "timeout_s": 5, "intents": declared}
+    servers = tmp_path / "mcp.json"
+    servers.write_text(json.dumps({"servers": {"demo": mcp}}), encoding="utf-8")
+    app = build_app(
+        settings,
+        ChannelFactory(settings),
+        ToolConfig(mcp_servers=servers),
+        records=InMemoryRecords(),
+        scheduler=RecordingScheduler(),
+    )
+    server = MeshServer(app, settings.server, 0, Metrics())
+    await server.start()
+    channels = ChannelFactory(settings, {"tool": f"127.0.0.1:{server.port}"})
+    try:
+        tools = GrpcTools(channels, WaitingBulkhead("tool", 8), catalogue_max_age_s=0)
+        with acting_as(mesh_minter(settings).mint("default", "ana")):
+            tables = CapabilityCache().tables(await until_listed(tools, "demo.add"))
+            assert tables.served["sum"].tool == "demo.add"
+            assert "shout" not in tables.served
+            [step] = strategy.plan(understood("add 2 and 40", "sum"), tables).steps
+            assert (step.tool, step.arguments) == ("demo.add", {"a": 2, "b": 40})
+            response = await tools.invoke(
+                step.tool, step.arguments, idempotency_key="", scope=Scope(), task_id=""
+            )
+            result = json_format.MessageToDict(response.result)
+            assert phrase(step.reply, step.arguments, result) == "2 plus 40 is 42."
+            asked = strategy.plan(understood("add 2", "sum"), tables).question
+            assert asked is not None
+            assert (asked.missing, asked.reply) == ("b", "And the other one?")
+    finally:
+        await channels.close()
+        await server.stop(0.5)
+
+
+async def until_listed(tools: GrpcTools, name: str) -> list[ToolSpec]:
+    """The catalogue once the MCP server's tools are in it (the server starts beside the service)."""
+    deadline = time.monotonic() + 15
+    while True:
+        specs = await tools.list_tools()
+        if name in {spec.name for spec in specs}:
+            return specs
+        assert time.monotonic() < deadline, f"{name} never listed"
+        await asyncio.sleep(0.05)
