@@ -197,3 +197,10 @@ async def until_listed(tools: GrpcTools, name: str) -> list[ToolSpec]:
             return specs
         assert time.monotonic() < deadline, f"{name} never listed"
         await asyncio.sleep(0.05)
+
+
+def test_the_docs_show_the_tip_module_this_test_runs() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "tools.md").read_text(encoding="utf-8")
+    shown = docs.split("# services/hivemesh/tool/builtins/tip.py\n", 1)[1].split("```", 1)[0]
+    module = (Path(__file__).parent / "tip.py").read_text(encoding="utf-8")
+    assert module.split('"""\n\n', 1)[1] == shown
