@@ -22,13 +22,13 @@ from hivemesh.common.v1.task_pb2 import TaskEvent
 from hivemesh.language.cli import main as nlu_main
 from hivemesh.language.slots import extract_slots, to_proto
 from hivemesh.language.v1.language_service_pb2 import UnderstandResponse
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
 from hivemesh.planner import strategy
-from hivemesh.planner.bulkhead import Bulkhead as WaitingBulkhead
 from hivemesh.planner.capabilities import CapabilityCache, phrase
 from hivemesh.planner.clients import GrpcTools
 from hivemesh.planner.v1 import planner_service_pb2 as pb

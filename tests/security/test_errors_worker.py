@@ -17,10 +17,10 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import MESSAGE_LIMIT, Code
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcTools
 from hivemesh.planner.ports import EventSink
 from hivemesh.planner.runner import Outcome, Runner
@@ -95,7 +95,7 @@ async def test_a_tool_refusing_a_huge_value_fails_the_task_once_not_into_the_dea
     async with serve(settings, ["tool"], path) as served:
         tasks = TaskSystem(served.mesh.settings, TaskConfig(sweep_interval_s=0))
         await tasks.start()
-        tools = GrpcTools(served.mesh.channels, Bulkhead("tool", 4))
+        tools = GrpcTools(served.mesh.channels, WaitingBulkhead("tool", 4))
         pool = WorkerPool(
             tasks, lambda: CalculatorStep(tools), served.mesh.settings, Metrics(), concurrency=1
         )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.mesh import release
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig
@@ -28,7 +28,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
     tasks = shared_task_system(settings)
     use_llm = settings.planner_strategy == "llm"
     limit = settings.planner_downstream_concurrency
-    bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
+    bulkheads = {name: WaitingBulkhead(name, limit) for name in ("language", "memory", "tool")}
     # One for the whole process, so that every task shares its copy of the tool catalogue.
     tools = GrpcTools(channels, bulkheads["tool"], PlannerConfig.from_env().tool_catalogue_max_age_s)
     capabilities = CapabilityCache()

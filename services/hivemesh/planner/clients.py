@@ -14,10 +14,10 @@ from hivemesh.language.v1 import language_service_pb2 as lang
 from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.memory.v1 import memory_service_pb2 as mem
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.errors import NotFound, Unavailable
 from hivemesh.mesh.status import domain_errors
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.catalogue import CachedCatalogue, ToolCatalogue
 from hivemesh.planner.config import DEFAULT_TOOL_CATALOGUE_MAX_AGE_S
 from hivemesh.tool.v1 import tool_service_pb2 as tool
@@ -25,7 +25,7 @@ from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 
 
 class GrpcLanguage:
-    def __init__(self, channels: ChannelFactory, bulkhead: Bulkhead) -> None:
+    def __init__(self, channels: ChannelFactory, bulkhead: WaitingBulkhead) -> None:
         self._stub = LanguageServiceStub(channels.channel("language"))
         self._bulkhead = bulkhead
 
@@ -46,7 +46,7 @@ class GrpcLanguage:
 
 
 class GrpcMemory:
-    def __init__(self, channels: ChannelFactory, bulkhead: Bulkhead) -> None:
+    def __init__(self, channels: ChannelFactory, bulkhead: WaitingBulkhead) -> None:
         self._stub = MemoryServiceStub(channels.channel("memory"))
         self._bulkhead = bulkhead
 
@@ -91,7 +91,7 @@ class GrpcTools:
     def __init__(
         self,
         channels: ChannelFactory,
-        bulkhead: Bulkhead,
+        bulkhead: WaitingBulkhead,
         catalogue_max_age_s: float = DEFAULT_TOOL_CATALOGUE_MAX_AGE_S,
     ) -> None:
         self._stub = ToolServiceStub(channels.channel("tool"))
