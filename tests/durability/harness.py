@@ -24,7 +24,7 @@ from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
 from hivemesh.mesh.sql import make_engine, sqlite_url
 from hivemesh.planner.clients import GrpcTools
-from hivemesh.planner.runner import Runner
+from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.projection import is_terminal
@@ -129,7 +129,7 @@ async def worker_pool(
     bulkhead = WaitingBulkhead("tool", 16)
     pool = WorkerPool(
         tasks,
-        lambda: Runner(language(), NoMemory(), GrpcTools(channels, bulkhead)),
+        lambda: BuiltinRunner(language(), NoMemory(), GrpcTools(channels, bulkhead)),
         store.settings,
         Metrics(),
         concurrency=concurrency,

@@ -19,7 +19,7 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.clients import GrpcTools
-from hivemesh.planner.runner import Runner
+from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.system import TaskSystem
 from tests.durability.agent import NoMemory, ScriptedLanguage, StallingLanguage
@@ -33,7 +33,7 @@ async def serve() -> None:
     language = StallingLanguage if os.environ.get("DURABILITY_LANGUAGE") == "stalling" else ScriptedLanguage
     pool = WorkerPool(
         tasks,
-        lambda: Runner(language(), NoMemory(), GrpcTools(channels, tools_bulkhead)),
+        lambda: BuiltinRunner(language(), NoMemory(), GrpcTools(channels, tools_bulkhead)),
         settings,
         Metrics(),
         concurrency=settings.planner_workers,

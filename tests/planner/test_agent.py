@@ -19,7 +19,7 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.planner import strategy
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
-from hivemesh.planner.runner import Runner
+from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.v1 import planner_service_pb2 as pb
 from hivemesh.planner.v1.planner_service_pb2_grpc import PlannerServiceStub
 from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
@@ -113,7 +113,9 @@ class ListSink:
 async def test_compound_steps_run_concurrently(agent: RunningMesh) -> None:
     bulkhead = WaitingBulkhead("test", 8)
     tools = BarrierTools(GrpcTools(agent.channels, bulkhead))
-    runner = Runner(GrpcLanguage(agent.channels, bulkhead), GrpcMemory(agent.channels, bulkhead), tools)
+    runner = BuiltinRunner(
+        GrpcLanguage(agent.channels, bulkhead), GrpcMemory(agent.channels, bulkhead), tools
+    )
     task = Task(
         task_id="compound",
         scope=Scope(tenant_id="default", user_id="ana", session_id="s1"),

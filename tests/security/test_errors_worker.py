@@ -22,8 +22,8 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import MESSAGE_LIMIT, Code
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.clients import GrpcTools
-from hivemesh.planner.ports import EventSink
-from hivemesh.planner.runner import Outcome, Runner
+from hivemesh.planner.ports import EventSink, Outcome
+from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.system import TaskSystem
@@ -40,7 +40,7 @@ SCOPE = Scope(tenant_id="t1", user_id="ana", session_id="s1")
 EXPRESSION = "(" * 8000 + "1" + ")" * 8000
 
 
-class CalculatorStep(Runner):
+class CalculatorStep(BuiltinRunner):
     """A plan of one step, the calculator on the task's text, that must succeed: its failure ends the
     run with the downstream error, as the built-in planner's own failures (a request that needs too
     many steps, a language service refusing the text) do. What becomes of the task is then the

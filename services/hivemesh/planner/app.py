@@ -6,7 +6,7 @@ from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.mesh import release
 from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
-from hivemesh.mesh.config import Settings
+from hivemesh.mesh.config import PlannerStrategy, Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.metrics import Metrics
@@ -14,8 +14,9 @@ from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig
+from hivemesh.planner.ports import Strategy
 from hivemesh.planner.releases import GrpcReleases
-from hivemesh.planner.runner import LLM_PROMPT_VERSION, Runner
+from hivemesh.planner.runner import LLM_PROMPT_VERSION, BuiltinRunner, LlmRunner
 from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
 from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
@@ -26,22 +27,20 @@ from hivemesh.tasks.system import shared_task_system
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     tasks = shared_task_system(settings)
-    use_llm = settings.planner_strategy == "llm"
+    use_llm = PlannerStrategy(settings.planner_strategy) is PlannerStrategy.LLM
     limit = settings.planner_downstream_concurrency
     bulkheads = {name: WaitingBulkhead(name, limit) for name in ("language", "memory", "tool")}
     # One for the whole process, so that every task shares its copy of the tool catalogue.
     tools = GrpcTools(channels, bulkheads["tool"], PlannerConfig.from_env().tool_catalogue_max_age_s)
     capabilities = CapabilityCache()
 
-    def runner() -> Runner:
+    def runner() -> Strategy:
         # Channels open lazily, so downstream services may start after the planner.
-        return Runner(
-            GrpcLanguage(channels, bulkheads["language"]),
-            GrpcMemory(channels, bulkheads["memory"]),
-            tools,
-            use_llm=use_llm,
-            capabilities=capabilities,
-        )
+        language = GrpcLanguage(channels, bulkheads["language"])
+        memory = GrpcMemory(channels, bulkheads["memory"])
+        if use_llm:
+            return LlmRunner(language, memory, tools)
+        return BuiltinRunner(language, memory, tools, capabilities=capabilities)
 
     def describe(part: ReleasePart) -> None:
         if use_llm:

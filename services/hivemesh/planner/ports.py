@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hivemesh.common.v1.release_pb2 import Release
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.common.v1.task_pb2 import TaskEvent
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.language.v1.language_service_pb2 import GenerateRequest, GenerateResponse, UnderstandResponse
 from hivemesh.memory.v1.memory_service_pb2 import MemoryHit, Turn
+from hivemesh.mesh.errors import HivemeshError
 from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
 
 
@@ -51,3 +53,21 @@ class Releases(Protocol):
     """The release a run starts on (planner, language and tool parts)."""
 
     async def current(self) -> Release: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: an answer, a question for the user, or an error."""
+
+    answer: str = ""
+    question: str = ""
+    error: HivemeshError | None = None
+
+
+class Strategy(Protocol):
+    """How a task is run (the built-in planner, or the llm loop): what the workers and RunTask call."""
+
+    async def run(self, task: Task, history: Sequence[TaskEvent], sink: EventSink) -> Outcome:
+        """Run ``task`` to an answer or a question, resuming after the steps in ``history``; every
+        event goes to ``sink`` before anyone is told."""
+        ...

@@ -15,8 +15,8 @@ from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions
 from hivemesh.mesh.errors import HivemeshError, InvalidArgument
 from hivemesh.planner import strategy
 from hivemesh.planner.capabilities import CapabilityCache
-from hivemesh.planner.ports import Language, Tools
-from hivemesh.planner.runner import Runner, failure_of
+from hivemesh.planner.ports import Language, Strategy, Tools
+from hivemesh.planner.runner import failure_of
 from hivemesh.planner.v1 import planner_service_pb2 as pb
 
 
@@ -53,7 +53,7 @@ def _require_user(scope: Scope) -> Scope:
 
 class Planner:
     def __init__(
-        self, language: Language, tools: Tools, runner: Runner, capabilities: CapabilityCache | None = None
+        self, language: Language, tools: Tools, runner: Strategy, capabilities: CapabilityCache | None = None
     ) -> None:
         self._language = language
         self._tools = tools

@@ -24,8 +24,8 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import HivemeshError, Unauthenticated, Unavailable
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.planner.ports import Releases
-from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
+from hivemesh.planner.ports import Outcome, Releases, Strategy
+from hivemesh.planner.runner import deadline_failure, failure_of
 from hivemesh.tasks.config import WORKER_SILENCE_BEATS
 from hivemesh.tasks.log import TaskTerminal
 from hivemesh.tasks.ports import WorkQueue
@@ -62,7 +62,7 @@ class WorkerPool:
     def __init__(
         self,
         tasks: WorkQueue,
-        runner: Callable[[], Runner],
+        runner: Callable[[], Strategy],
         settings: Settings,
         metrics: Metrics,
         *,

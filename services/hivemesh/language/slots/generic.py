@@ -45,9 +45,9 @@ def generic_slots(prepared: str) -> list[SlotValue]:
     return slots
 
 
-_GENERIC_NAME = re.compile(r"percent|number(?:_[2-9])?")
-
-
 def is_generic(name: str) -> bool:
     """Whether ``name`` is one of the generic slots (``percent``, ``number``, ``number_2``...)."""
-    return _GENERIC_NAME.fullmatch(name) is not None
+    if name in ("percent", "number"):
+        return True
+    prefix, _, count = name.partition("_")
+    return prefix == "number" and count.isdigit() and 2 <= int(count) <= MAX_NUMBERS
