@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 
 from hivemesh.language.v1.language_service_pb2 import EmbedRequest
 from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.memory.errors import embedder_unavailable
-from hivemesh.mesh.errors import DeadlineExceeded
+from hivemesh.mesh.errors import DeadlineExceeded, HivemeshError
+from hivemesh.mesh.status import domain_errors
+
+if TYPE_CHECKING:
+    from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceAsyncStub
 
 # Texts per EmbedRequest: well within its 2048 and within one reply of the message limit at any
 # configured dimension up to 2048.
@@ -20,17 +25,25 @@ class LanguageEmbedder:
     def __init__(self, channel: Callable[[], grpc.aio.Channel]) -> None:
         # The channel is opened on first use: the language service may start after memory.
         self._channel = channel
+        self._stub: LanguageServiceAsyncStub | None = None
+
+    @property
+    def stub(self) -> LanguageServiceAsyncStub:
+        if self._stub is None:
+            self._stub = LanguageServiceStub(self._channel())
+        return self._stub
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), MAX_BATCH):
             batch = list(texts[start : start + MAX_BATCH])
             try:
-                response = await LanguageServiceStub(self._channel()).Embed(EmbedRequest(texts=batch))
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    raise DeadlineExceeded("the language service did not embed in time") from exc
-                raise embedder_unavailable(f"language service: {exc.code().name}") from exc
+                with domain_errors():
+                    response = await self.stub.Embed(EmbedRequest(texts=batch))
+            except DeadlineExceeded as exc:
+                raise DeadlineExceeded("the language service did not embed in time") from exc
+            except HivemeshError as exc:
+                raise embedder_unavailable(f"language service: {exc.code.name}") from exc
             if len(response.embeddings) != len(batch):
                 raise embedder_unavailable("language service returned a wrong number of embeddings")
             vectors.extend(list(e.values) for e in response.embeddings)
