@@ -17,6 +17,7 @@ from hivemesh.language.slots import extract_slots, to_proto
 from hivemesh.language.slots.generic import is_generic
 from hivemesh.language.v1.language_service_pb2 import UnderstandResponse
 from hivemesh.mesh import replies
+from hivemesh.mesh.intents import AgentIntent, Intent
 from hivemesh.planner import strategy
 from hivemesh.planner.capabilities import Capabilities, CapabilityCache, builtin_bindings, phrase
 from hivemesh.tool import convert
@@ -26,8 +27,8 @@ from hivemesh.tool.model import Fill, Serves, ToolOutput
 
 DATA = Path(hivemesh.language.slots.__file__).parent.parent / "data" / "intents.json"
 NOW = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
-# Intents the planner answers itself, without a tool.
-PLANNER_INTENTS = {"greeting", "oos", "remember", "recall"}
+# Intents the agent answers itself, without a tool.
+PLANNER_INTENTS = {str(intent) for intent in AgentIntent}
 
 
 def examples() -> dict[str, list[str]]:
@@ -160,7 +161,7 @@ def test_the_tables_are_built_once_per_catalogue() -> None:
 def test_the_first_tool_by_name_serves_an_intent_two_declare() -> None:
     one, two = convert.spec(tip.spec), convert.spec(tip.spec)
     one.name, two.name = "a_tip", "b_tip"
-    assert Capabilities.of([one, two]).served["tip"].tool == "a_tip"
+    assert Capabilities.of([one, two]).served[Intent("tip")].tool == "a_tip"
 
 
 def test_a_result_without_a_field_the_reply_names_falls_back_to_the_display() -> None:

@@ -26,6 +26,7 @@ from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
+from hivemesh.mesh.intents import Intent
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
 from hivemesh.planner import strategy
@@ -171,7 +172,7 @@ async def test_an_mcp_tool_serves_the_intent_its_server_configuration_declares(
         tools = GrpcTools(channels, WaitingBulkhead("tool", 8), catalogue_max_age_s=0)
         with acting_as(mesh_minter(settings).mint("default", "ana")):
             tables = CapabilityCache().tables(await until_listed(tools, "demo.add"))
-            assert tables.served["sum"].tool == "demo.add"
+            assert tables.served[Intent("sum")].tool == "demo.add"
             assert "shout" not in tables.served
             [step] = strategy.plan(understood("add 2 and 40", "sum"), tables).steps
             assert (step.tool, step.arguments) == ("demo.add", {"a": 2, "b": 40})

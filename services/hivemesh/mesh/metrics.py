@@ -10,10 +10,14 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hivemesh.common.v1.release_pb2 import Release
+from hivemesh.common.v1.task_pb2 import TaskState
 from hivemesh.mesh import sql
 from hivemesh.mesh.config import ReleaseConfig
 
 _log = logging.getLogger(__name__)
+
+# The ``state`` label of a task that ended: its state's name without the prefix ("COMPLETED").
+_STATE_LABELS = {value: name.removeprefix("TASK_STATE_") for name, value in TaskState.items()}
 
 
 class _SqlWrites(Collector):
@@ -78,10 +82,11 @@ class Metrics:
         )
         self.registry.register(_SqlWrites())
 
-    def count_task_end(self, state: str, release: Release | None) -> None:
-        self.tasks_total.labels(state).inc()
+    def count_task_end(self, state: TaskState.ValueType, release: Release | None) -> None:
+        label = _STATE_LABELS[state]
+        self.tasks_total.labels(label).inc()
         for part in release.parts if release is not None else ():
-            self.tasks_by_release.labels(part.service, part.label, state).inc()
+            self.tasks_by_release.labels(part.service, part.label, label).inc()
 
     def watch_queue(self, depth: Callable[[], float], dead: Callable[[], float]) -> None:
         """Read queue gauges at scrape time from the given (cheap, cached) callables."""

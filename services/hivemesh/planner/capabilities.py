@@ -20,6 +20,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from hivemesh.mesh.intents import AgentIntent, Intent
 from hivemesh.tool.v1.tool_service_pb2 import (
     SLOT_PART_QUANTITY_UNIT,
     SLOT_PART_QUANTITY_VALUE,
@@ -37,7 +38,7 @@ _INTENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 class Capability:
     """One intent served by one installed tool."""
 
-    intent: str
+    intent: Intent
     tool: str
     binding: IntentBinding
     # Required arguments, in the schema's order, and the JSON type of each argument.
@@ -78,39 +79,43 @@ class Capability:
 class Capabilities:
     """The capability tables of one catalogue."""
 
-    served: Mapping[str, Capability]
+    served: Mapping[Intent, Capability]
     # Intents a built-in serves whose tool the catalogue lacks: intent -> that tool's name.
-    uninstalled: Mapping[str, str]
+    uninstalled: Mapping[Intent, str]
 
     @classmethod
     def of(cls, specs: Iterable[ToolSpec]) -> Capabilities:
-        served: dict[str, Capability] = {}
+        served: dict[Intent, Capability] = {}
         for spec in specs:
             bindings = list(spec.intents) or list(builtin_bindings().get(spec.name, ()))
             for binding in bindings:
                 if not _INTENT.fullmatch(binding.intent):
                     _log.warning("tool %s declares an invalid intent %r; ignored", spec.name, binding.intent)
                     continue
-                if binding.intent in served:
+                intent = Intent(binding.intent)
+                if AgentIntent.of(intent) is not None:
+                    _log.warning("tool %s declares %r, which the agent answers itself", spec.name, intent)
+                    continue
+                if intent in served:
                     # Two tools for one intent: the first by name serves it, so plans are stable.
                     _log.warning(
                         "intent %s is served by %s and %s; %s serves it",
-                        binding.intent,
-                        served[binding.intent].tool,
+                        intent,
+                        served[intent].tool,
                         spec.name,
-                        served[binding.intent].tool,
+                        served[intent].tool,
                     )
                     continue
-                served[binding.intent] = _capability(spec, binding)
+                served[intent] = _capability(spec, binding)
         uninstalled = {
-            binding.intent: name
+            Intent(binding.intent): name
             for name, bindings in builtin_bindings().items()
             for binding in bindings
             if binding.intent not in served
         }
         return cls(served, uninstalled)
 
-    def joiner(self, intent: str, argument: str) -> str:
+    def joiner(self, intent: Intent, argument: str) -> str:
         capability = self.served.get(intent)
         return capability.joiner(argument) if capability is not None else ""
 
@@ -150,7 +155,7 @@ def _capability(spec: ToolSpec, binding: IntentBinding) -> Capability:
         if isinstance(prop, dict)
     }
     return Capability(
-        binding.intent, spec.name, binding, tuple(str(n) for n in schema.get("required", [])), types
+        Intent(binding.intent), spec.name, binding, tuple(str(n) for n in schema.get("required", [])), types
     )
 
 

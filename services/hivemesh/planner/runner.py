@@ -22,6 +22,7 @@ from hivemesh.language.v1 import language_service_pb2 as lang
 from hivemesh.memory.v1.memory_service_pb2 import Turn
 from hivemesh.mesh import replies
 from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, HivemeshError
+from hivemesh.mesh.intents import Intent
 from hivemesh.planner import strategy
 from hivemesh.planner.capabilities import Capabilities, CapabilityCache, phrase
 from hivemesh.planner.ports import EventSink, Language, Memory, Outcome, Tools
@@ -56,11 +57,11 @@ def follow_up_text(task: Task, history: Sequence[TaskEvent], tables: Capabilitie
     """The request to run: the original text, extended by the user's answers to questions, each
     joined as the asking tool declares ("convert 5 miles" + "km" -> "convert 5 miles to km")."""
     text = task.input_text
-    intent = missing = ""
+    intent, missing = Intent(""), ""
     for event in history:
         kind = event.WhichOneof("kind")
         if kind == "intent_recognized":
-            intent = event.intent_recognized.intent
+            intent = Intent(event.intent_recognized.intent)
         elif kind == "input_requested":
             missing = event.input_requested.missing
         elif kind == "input_received":

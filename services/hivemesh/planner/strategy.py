@@ -15,6 +15,7 @@ from typing import Any
 
 from hivemesh.language.v1.language_service_pb2 import Slot, UnderstandResponse
 from hivemesh.mesh import replies
+from hivemesh.mesh.intents import AgentIntent, Intent
 from hivemesh.planner.capabilities import Capabilities, builtin_bindings
 from hivemesh.tool.v1.tool_service_pb2 import IntentBinding, ToolSpec
 
@@ -49,17 +50,17 @@ def slot_values(slots: Sequence[Slot]) -> dict[str, Any]:
     return values
 
 
-def _builtin_intent_tools() -> dict[str, tuple[str, IntentBinding]]:
-    return {b.intent: (tool, b) for tool, bindings in builtin_bindings().items() for b in bindings}
+def _builtin_intent_tools() -> dict[Intent, tuple[str, IntentBinding]]:
+    return {Intent(b.intent): (tool, b) for tool, bindings in builtin_bindings().items() for b in bindings}
 
 
-class _IntentTools(Mapping[str, tuple[str, IntentBinding]]):
+class _IntentTools(Mapping[Intent, tuple[str, IntentBinding]]):
     """The built-in tools' declarations by intent (read from their modules on first use)."""
 
-    def __getitem__(self, intent: str) -> tuple[str, IntentBinding]:
+    def __getitem__(self, intent: Intent) -> tuple[str, IntentBinding]:
         return _builtin_intent_tools()[intent]
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Intent]:
         return iter(_builtin_intent_tools())
 
     def __len__(self) -> int:
@@ -67,7 +68,7 @@ class _IntentTools(Mapping[str, tuple[str, IntentBinding]]):
 
 
 # intent -> (built-in tool, its declaration); the live catalogue's declarations take precedence.
-INTENT_TOOLS: Mapping[str, tuple[str, IntentBinding]] = _IntentTools()
+INTENT_TOOLS: Mapping[Intent, tuple[str, IntentBinding]] = _IntentTools()
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Step:
 class PlannedPart:
     """The plan for one part of a request: steps, or a direct reply, or a question."""
 
-    intent: str
+    intent: Intent
     confidence: float
     out_of_scope: bool
     steps: tuple[Step, ...] = ()
@@ -109,18 +110,19 @@ class Plan:
 
 
 def plan_part(understanding: UnderstandResponse, tables: Capabilities, first_step: int) -> PlannedPart:
-    intent = understanding.intent
+    intent = Intent(understanding.intent)
     base = PlannedPart(intent, understanding.confidence, understanding.out_of_scope)
     text = understanding.text
-    if understanding.out_of_scope or intent in ("oos", ""):
+    own = AgentIntent.of(intent)
+    if understanding.out_of_scope or own is AgentIntent.OUT_OF_SCOPE or not intent:
         return replace(base, reply=replies.OUT_OF_SCOPE)
-    if intent == "greeting":
+    if own is AgentIntent.GREETING:
         return replace(base, reply=replies.GREETING)
     values = slot_values(understanding.slots)
-    if intent == "remember":
+    if own is AgentIntent.REMEMBER:
         fact = str(values.get("fact") or text)
         return replace(base, steps=(Step(first_step, MEMORY_REMEMBER, {"text": fact}),))
-    if intent == "recall":
+    if own is AgentIntent.RECALL:
         query = str(values.get("query") or text)
         return replace(base, steps=(Step(first_step, MEMORY_RECALL, {"query": query}),))
     capability = tables.served.get(intent)

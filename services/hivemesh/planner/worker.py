@@ -288,7 +288,7 @@ class WorkerPool:
         except TaskTerminal:
             return  # canceled just before the end: acknowledged without the completion
         if sink.closing is not None:
-            self._record_end(task, "COMPLETED", release)
+            self._record_end(task, TaskState.TASK_STATE_COMPLETED, release)
 
     async def _watch_cancel(self, task_id: str, run: asyncio.Task[Outcome], canceled: asyncio.Event) -> None:
         """Cancel the in-flight run (and so its outbound calls) once the task is canceled."""
@@ -336,7 +336,7 @@ class WorkerPool:
         except TaskTerminal:
             await self._tasks.ack(task_id, self.worker_id)
             return
-        self._record_end(task or await self._tasks.get(task_id), "FAILED", release)
+        self._record_end(task or await self._tasks.get(task_id), TaskState.TASK_STATE_FAILED, release)
         if exc.retryable:
             await self._tasks.dead_letter(task_id, self.worker_id, f"{exc.reason}: {exc.message}")
         else:
@@ -347,10 +347,10 @@ class WorkerPool:
         failed.attempt = attempt
         with contextlib.suppress(TaskTerminal):
             await self._tasks.record(task.task_id, failed)
-            self._record_end(task, "FAILED", release)
+            self._record_end(task, TaskState.TASK_STATE_FAILED, release)
         await self._tasks.ack(task.task_id, self.worker_id)
 
-    def _record_end(self, task: Task | None, state: str, release: Release | None) -> None:
+    def _record_end(self, task: Task | None, state: TaskState.ValueType, release: Release | None) -> None:
         self._metrics.count_task_end(state, release)
         if task is None:
             return

@@ -18,11 +18,12 @@ from hivemesh.common.v1 import content_pb2
 from hivemesh.language.generate.tokens import count_prompt_tokens, count_tokens
 from hivemesh.language.v1 import language_service_pb2 as pb
 from hivemesh.mesh import replies
+from hivemesh.mesh.intents import AgentIntent
 
 FALLBACK_REPLIES: Final = {
-    "greeting": replies.GREETING,
-    "remember": replies.REMEMBERED,
-    "recall": replies.RECALL_NOTHING,
+    AgentIntent.GREETING: replies.GREETING,
+    AgentIntent.REMEMBER: replies.REMEMBERED,
+    AgentIntent.RECALL: replies.RECALL_NOTHING,
 }
 # Words with the whitespace after them, so the deltas concatenate back to the exact reply.
 _DELTA = re.compile(r"\S+\s*|\s+")
@@ -39,12 +40,13 @@ def _intent_reply(understanding: pb.UnderstandResponse) -> str:
     if understanding.parts:
         return "\n".join(_intent_reply(part) for part in understanding.parts)
     intent = understanding.intent
-    if understanding.out_of_scope or intent == "oos":
+    own = AgentIntent.of(intent)
+    if understanding.out_of_scope or own is AgentIntent.OUT_OF_SCOPE:
         return replies.OUT_OF_SCOPE_SHORT
     if intent in replies.WITHOUT_TOOL:
         return replies.without_tool(intent)
-    if intent in FALLBACK_REPLIES:
-        return FALLBACK_REPLIES[intent]
+    if own in FALLBACK_REPLIES:
+        return FALLBACK_REPLIES[own]
     if not intent:
         return replies.HOW_CAN_I_HELP
     return replies.NO_RESULT

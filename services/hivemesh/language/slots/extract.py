@@ -26,6 +26,7 @@ from hivemesh.language.slots.spacing import squeeze_spaces
 from hivemesh.language.slots.times import find_time
 from hivemesh.language.slots.units import registry
 from hivemesh.language.slots.values import SlotValue
+from hivemesh.mesh.intents import AgentIntent
 
 Reader = Callable[[str, str, datetime], list[SlotValue]]
 
@@ -515,7 +516,7 @@ _READERS: Final[dict[str, Reader]] = {
 
 
 # Intents whose requests carry nothing to read.
-_WITHOUT_SLOTS: Final = frozenset({"greeting", "oos", ""})
+_WITHOUT_SLOTS: Final = frozenset({AgentIntent.GREETING, AgentIntent.OUT_OF_SCOPE, ""})
 
 
 def warm_up() -> None:
