@@ -327,6 +327,16 @@ class EnvReader:
             raise ConfigError(f"{name} must be at least {minimum}, got {value}")
         return value
 
+    def optional_integer(self, name: str) -> int | None:
+        """An integer of any sign, or None when unset."""
+        raw = self.optional(name)
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
     def port(self, name: str, default: int) -> int:
         raw = self.optional(name)
         return default if raw is None else self.port_value(name, raw)
