@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from hivemesh.gateway.config import GatewayConfig
 from hivemesh.mesh.config import ConfigError
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tool.config import ToolConfig
@@ -50,3 +51,12 @@ def test_bad_tool_settings_name_the_variable(env: dict[str, str], message: str) 
 def test_bad_task_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TaskConfig.from_env(env)
+
+
+def test_gateway_settings_take_the_shared_forms() -> None:
+    config = GatewayConfig.from_env({"HIVEMESH_JWT_LEEWAY": "2m", "HIVEMESH_JWT_ISSUER": " issuer "})
+    assert (config.jwt_leeway_s, config.jwt_issuer) == (120.0, "issuer")
+    with pytest.raises(ConfigError, match="HIVEMESH_RATE_LIMIT must be at least 0"):
+        GatewayConfig.from_env({"HIVEMESH_RATE_LIMIT": "-1"})
+    with pytest.raises(ConfigError, match="HIVEMESH_JWT_LEEWAY must be a duration"):
+        GatewayConfig.from_env({"HIVEMESH_JWT_LEEWAY": "a while"})
