@@ -127,14 +127,18 @@ class CapabilityCache:
 
     def __init__(self) -> None:
         self._specs: tuple[ToolSpec, ...] = ()
-        self._tables = Capabilities.of(())
+        self._tables: Capabilities | None = None
 
     def tables(self, specs: Sequence[ToolSpec]) -> Capabilities:
-        held = self._specs
-        if len(held) != len(specs) or any(a is not b for a, b in zip(held, specs, strict=True)):
-            self._tables = Capabilities.of(specs)
+        held, tables = self._specs, self._tables
+        if (
+            tables is None
+            or len(held) != len(specs)
+            or any(a is not b for a, b in zip(held, specs, strict=True))
+        ):
+            tables = self._tables = Capabilities.of(specs)
             self._specs = tuple(specs)  # kept, so that no identity compared is reused
-        return self._tables
+        return tables
 
 
 @functools.cache
