@@ -52,6 +52,10 @@ def generate(out: Path) -> None:
     ]
     subprocess.run([*base, VALIDATE], check=True)
     subprocess.run([*base, f"--grpc_python_out={out}", f"--mypy_grpc_out={out}", *ours], check=True)
+    # The generated code is typed (the .pyi stubs): say so to type checkers of installed hivemesh.
+    packages = [out / "hivemesh", *(p for p in (out / "hivemesh").iterdir() if p.is_dir())]
+    for package in packages:
+        (package / "py.typed").touch()
 
 
 def _files(root: Path) -> set[Path]:

@@ -17,14 +17,14 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.common.v1.task_pb2 import Task
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
 from hivemesh.mesh.sql import make_engine, sqlite_url
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcTools
-from hivemesh.planner.runner import Runner
+from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.projection import is_terminal
@@ -126,10 +126,10 @@ async def worker_pool(
 ) -> AsyncIterator[WorkerPool]:
     """A worker pool in this process (as `hivemesh serve planner` runs one)."""
     channels = ChannelFactory(store.settings)
-    bulkhead = Bulkhead("tool", 16)
+    bulkhead = WaitingBulkhead("tool", 16)
     pool = WorkerPool(
         tasks,
-        lambda: Runner(language(), NoMemory(), GrpcTools(channels, bulkhead)),
+        lambda: BuiltinRunner(language(), NoMemory(), GrpcTools(channels, bulkhead)),
         store.settings,
         Metrics(),
         concurrency=concurrency,

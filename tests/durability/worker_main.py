@@ -14,12 +14,12 @@ import os
 import signal
 import sys
 
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcTools
-from hivemesh.planner.runner import Runner
+from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.system import TaskSystem
 from tests.durability.agent import NoMemory, ScriptedLanguage, StallingLanguage
@@ -29,11 +29,11 @@ async def serve() -> None:
     settings = Settings.from_env()
     channels = ChannelFactory(settings)
     tasks = TaskSystem(settings)
-    tools_bulkhead = Bulkhead("tool", settings.planner_downstream_concurrency)
+    tools_bulkhead = WaitingBulkhead("tool", settings.planner_downstream_concurrency)
     language = StallingLanguage if os.environ.get("DURABILITY_LANGUAGE") == "stalling" else ScriptedLanguage
     pool = WorkerPool(
         tasks,
-        lambda: Runner(language(), NoMemory(), GrpcTools(channels, tools_bulkhead)),
+        lambda: BuiltinRunner(language(), NoMemory(), GrpcTools(channels, tools_bulkhead)),
         settings,
         Metrics(),
         concurrency=settings.planner_workers,

@@ -14,12 +14,12 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.planner import strategy
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
-from hivemesh.planner.runner import Runner
+from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.v1 import planner_service_pb2 as pb
 from hivemesh.planner.v1.planner_service_pb2_grpc import PlannerServiceStub
 from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
@@ -111,9 +111,11 @@ class ListSink:
 
 
 async def test_compound_steps_run_concurrently(agent: RunningMesh) -> None:
-    bulkhead = Bulkhead("test", 8)
+    bulkhead = WaitingBulkhead("test", 8)
     tools = BarrierTools(GrpcTools(agent.channels, bulkhead))
-    runner = Runner(GrpcLanguage(agent.channels, bulkhead), GrpcMemory(agent.channels, bulkhead), tools)
+    runner = BuiltinRunner(
+        GrpcLanguage(agent.channels, bulkhead), GrpcMemory(agent.channels, bulkhead), tools
+    )
     task = Task(
         task_id="compound",
         scope=Scope(tenant_id="default", user_id="ana", session_id="s1"),

@@ -18,13 +18,13 @@ from google.protobuf import json_format
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import NotFound, Unavailable
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcTools
 from hivemesh.planner.config import PlannerConfig
 from hivemesh.planner.v1 import planner_service_pb2 as pb
@@ -117,7 +117,7 @@ async def channels(settings: Settings, tool_server: ToolServer) -> AsyncIterator
 
 
 def planner_tools(channels: ChannelFactory, max_age_s: float) -> GrpcTools:
-    return GrpcTools(channels, Bulkhead("tool", 64), catalogue_max_age_s=max_age_s)
+    return GrpcTools(channels, WaitingBulkhead("tool", 64), catalogue_max_age_s=max_age_s)
 
 
 async def names(tools: GrpcTools) -> set[str]:

@@ -17,13 +17,13 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import MESSAGE_LIMIT, Code
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.clients import GrpcTools
-from hivemesh.planner.ports import EventSink
-from hivemesh.planner.runner import Outcome, Runner
+from hivemesh.planner.ports import EventSink, Outcome
+from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.worker import WorkerPool
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.system import TaskSystem
@@ -40,7 +40,7 @@ SCOPE = Scope(tenant_id="t1", user_id="ana", session_id="s1")
 EXPRESSION = "(" * 8000 + "1" + ")" * 8000
 
 
-class CalculatorStep(Runner):
+class CalculatorStep(BuiltinRunner):
     """A plan of one step, the calculator on the task's text, that must succeed: its failure ends the
     run with the downstream error, as the built-in planner's own failures (a request that needs too
     many steps, a language service refusing the text) do. What becomes of the task is then the
@@ -95,7 +95,7 @@ async def test_a_tool_refusing_a_huge_value_fails_the_task_once_not_into_the_dea
     async with serve(settings, ["tool"], path) as served:
         tasks = TaskSystem(served.mesh.settings, TaskConfig(sweep_interval_s=0))
         await tasks.start()
-        tools = GrpcTools(served.mesh.channels, Bulkhead("tool", 4))
+        tools = GrpcTools(served.mesh.channels, WaitingBulkhead("tool", 4))
         pool = WorkerPool(
             tasks, lambda: CalculatorStep(tools), served.mesh.settings, Metrics(), concurrency=1
         )

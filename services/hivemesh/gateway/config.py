@@ -50,23 +50,8 @@ class GatewayConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
-        e = os.environ if env is None else env
-
-        def text(name: str) -> str | None:
-            return e.get(name, "").strip() or None
-
-        def number(name: str, default: float) -> float:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-            if value < 0:
-                raise ConfigError(f"{name} must not be negative, got {raw!r}")
-            return value
-
+        reader = EnvReader(os.environ if env is None else env)
+        text, number = reader.optional, reader.number
         raw_auth = (text("HIVEMESH_AUTH") or AuthMode.REQUIRED.value).lower()
         try:
             auth = AuthMode(raw_auth)
@@ -76,7 +61,6 @@ class GatewayConfig:
         burst = number("HIVEMESH_RATE_LIMIT_BURST", max(1.0, rate * 2))
         if rate > 0 and burst < 1:
             raise ConfigError("HIVEMESH_RATE_LIMIT_BURST must be at least 1 when rate limiting is on")
-        reader = EnvReader(e)
         in_flight = reader.integer("HIVEMESH_TENANT_MAX_IN_FLIGHT", cls.tenant_max_in_flight, minimum=1)
         streams = reader.integer("HIVEMESH_TENANT_MAX_STREAMS", cls.tenant_max_streams, minimum=1)
         if streams > in_flight:
@@ -91,7 +75,7 @@ class GatewayConfig:
             jwt_audience=text("HIVEMESH_JWT_AUDIENCE"),
             jwt_tenant_claim=text("HIVEMESH_JWT_TENANT_CLAIM") or cls.jwt_tenant_claim,
             jwt_role_claim=text("HIVEMESH_JWT_ROLE_CLAIM") or cls.jwt_role_claim,
-            jwt_leeway_s=number("HIVEMESH_JWT_LEEWAY", cls.jwt_leeway_s),
+            jwt_leeway_s=reader.seconds("HIVEMESH_JWT_LEEWAY", cls.jwt_leeway_s),
             rate_limit_per_s=rate,
             rate_limit_burst=int(burst),
             tenant_max_in_flight=in_flight,

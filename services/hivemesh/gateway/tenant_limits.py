@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 from hivemesh.gateway.service import Caller
-from hivemesh.mesh.bulkhead import Bulkhead
+from hivemesh.mesh.bulkhead import RefusingBulkhead
 from hivemesh.mesh.errors import ResourceExhausted
 
 # What a refused caller is told to wait: a slot comes free when one of its own calls ends.
@@ -29,7 +29,7 @@ class TenantLimits:
         self._max_in_flight = max_in_flight
         self._max_streams = max_streams
         # Tenants with calls open only: (calls, streams).
-        self._open: dict[str, tuple[Bulkhead, Bulkhead]] = {}
+        self._open: dict[str, tuple[RefusingBulkhead, RefusingBulkhead]] = {}
 
     def open_calls(self, tenant_id: str) -> int:
         found = self._open.get(tenant_id)
@@ -44,7 +44,7 @@ class TenantLimits:
             yield
             return
         calls, streams = self._open.setdefault(
-            tenant, (Bulkhead(self._max_in_flight), Bulkhead(self._max_streams))
+            tenant, (RefusingBulkhead(self._max_in_flight), RefusingBulkhead(self._max_streams))
         )
         if stream and not streams.try_enter():
             self._refuse(tenant, calls, STREAMS_EXHAUSTED, "open streams", self._max_streams)
@@ -60,13 +60,13 @@ class TenantLimits:
                 streams.leave()
             self._forget_if_idle(tenant, calls)
 
-    def _forget_if_idle(self, tenant: str, calls: Bulkhead) -> None:
+    def _forget_if_idle(self, tenant: str, calls: RefusingBulkhead) -> None:
         # Every stream is also a call: no call open means nothing open.
         found = self._open.get(tenant)
         if calls.running == 0 and found is not None and found[0] is calls:
             del self._open[tenant]
 
-    def _refuse(self, tenant: str, calls: Bulkhead, reason: str, what: str, limit: int) -> NoReturn:
+    def _refuse(self, tenant: str, calls: RefusingBulkhead, reason: str, what: str, limit: int) -> NoReturn:
         self._forget_if_idle(tenant, calls)
         raise ResourceExhausted(
             f"tenant {tenant} already has its limit of {limit} {what} at this gateway; "

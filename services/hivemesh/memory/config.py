@@ -64,7 +64,7 @@ class MemoryConfig:
         e = os.environ if env is None else env
         r = EnvReader(e)
         d = cls()
-        raw_embedder = e.get("HIVEMESH_MEMORY_EMBEDDER", "").strip().lower() or d.embedder.value
+        raw_embedder = r.text("HIVEMESH_MEMORY_EMBEDDER", d.embedder.value).lower()
         try:
             embedder = EmbedderKind(raw_embedder)
         except ValueError:
@@ -89,7 +89,7 @@ class MemoryConfig:
             optimize_interval_s=r.seconds(
                 "HIVEMESH_MEMORY_OPTIMIZE_INTERVAL", d.optimize_interval_s, minimum=0.01
             ),
-            collection=e.get("HIVEMESH_MEMORY_COLLECTION", "").strip() or d.collection,
+            collection=r.text("HIVEMESH_MEMORY_COLLECTION", d.collection),
             redis_prefix=RedisKeys.from_env(e).memory,
             search_threads=r.integer("HIVEMESH_MEMORY_SEARCH_THREADS", d.search_threads, minimum=0),
             hnsw=HnswSettings(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -13,8 +13,7 @@ from hivemesh.memory.shortterm import ShortTermMemory
 from hivemesh.memory.v1 import memory_service_pb2 as pb
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceServicer
 
-if TYPE_CHECKING:  # grpc's context is not subscriptable at run time
-    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class MemoryServicer(MemoryServiceServicer):

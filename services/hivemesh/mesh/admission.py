@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 
 import grpc
 
-from hivemesh.mesh.bulkhead import Bulkhead
+from hivemesh.mesh.bulkhead import RefusingBulkhead
 from hivemesh.mesh.errors import Code, ResourceExhausted
 from hivemesh.mesh.interceptors import Continuation, Handler
 from hivemesh.mesh.status import grpc_code, to_status, trailing_metadata
@@ -49,7 +49,7 @@ class _Gate:
     """A bulkhead and the words a refused caller reads."""
 
     def __init__(self, limit: int, what: str) -> None:
-        self.slots = Bulkhead(limit)
+        self.slots = RefusingBulkhead(limit)
         self.what = what
 
 

@@ -6,6 +6,7 @@ place that reads the environment, and a bad value fails at start-up naming the v
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,13 @@ SERVICES: Final = ("gateway", "planner", "language", "memory", "tool")
 TLS_FILES: Final = ("HIVEMESH_TLS_CERT", "HIVEMESH_TLS_KEY", "HIVEMESH_TLS_CA")
 DEFAULT_PORTS: Final = {"gateway": 50051, "planner": 50052, "language": 50053, "memory": 50054, "tool": 50055}
 DEFAULT_METRICS_PORT: Final = 9464
+
+
+class PlannerStrategy(enum.StrEnum):
+    """How the planner runs a task (``HIVEMESH_PLANNER_STRATEGY``)."""
+
+    BUILTIN = "builtin"  # intents and slots to the tools that declare them
+    LLM = "llm"  # a function-calling loop through LanguageService.Generate
 
 
 class ConfigError(ValueError):
@@ -155,7 +163,7 @@ class Settings:
     max_steps: int
     planner_workers: int
     # "builtin" plans from intents and slots; "llm" lets the configured model call tools.
-    planner_strategy: str
+    planner_strategy: PlannerStrategy
     # Calls the planner keeps in flight to each downstream service (a bulkhead per service).
     planner_downstream_concurrency: int
     queue_max_depth: int
@@ -229,9 +237,9 @@ class Settings:
             task_deadline_s=reader.seconds("HIVEMESH_TASK_DEADLINE", 60.0, minimum=0.001),
             max_steps=reader.integer("HIVEMESH_MAX_STEPS", 8, minimum=1),
             planner_workers=reader.integer("HIVEMESH_PLANNER_WORKERS", 32, minimum=0),
-            planner_strategy=reader.choice(
-                "HIVEMESH_PLANNER_STRATEGY", "BUILTIN", ("BUILTIN", "LLM")
-            ).lower(),
+            planner_strategy=PlannerStrategy(
+                reader.choice("HIVEMESH_PLANNER_STRATEGY", "BUILTIN", ("BUILTIN", "LLM")).lower()
+            ),
             planner_downstream_concurrency=reader.integer(
                 "HIVEMESH_PLANNER_DOWNSTREAM_CONCURRENCY", 64, minimum=1
             ),
@@ -322,6 +330,16 @@ class EnvReader:
         if value < minimum:
             raise ConfigError(f"{name} must be at least {minimum}, got {value}")
         return value
+
+    def optional_integer(self, name: str) -> int | None:
+        """An integer of any sign, or None when unset."""
+        raw = self.optional(name)
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
     def port(self, name: str, default: int) -> int:
         raw = self.optional(name)

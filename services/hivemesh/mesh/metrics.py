@@ -26,11 +26,20 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hivemesh.common.v1.release_pb2 import Release
+from hivemesh.common.v1.task_pb2 import TaskState
 from hivemesh.mesh import sql
 from hivemesh.mesh.config import ReleaseConfig
 from hivemesh.mesh.telemetry import current_trace_id, recording
 
 _log = logging.getLogger(__name__)
+
+# The ``state`` label of a task that ended: its state's name without the prefix ("COMPLETED").
+_STATE_LABELS = {value: name.removeprefix("TASK_STATE_") for name, value in TaskState.items()}
+
+
+def state_label(state: TaskState.ValueType) -> str:
+    """A task state as the task metrics (and the run's span) name it: ``COMPLETED``."""
+    return _STATE_LABELS[state]
 
 
 class _SqlWrites(Collector):
@@ -138,10 +147,11 @@ class Metrics:
         self._tool_calls: dict[tuple[str, str], Counter] = {}
         self._tool_timers: dict[str, Histogram] = {}
 
-    def count_task_end(self, state: str, release: Release | None) -> None:
-        self.tasks_total.labels(state).inc()
+    def count_task_end(self, state: TaskState.ValueType, release: Release | None) -> None:
+        label = _STATE_LABELS[state]
+        self.tasks_total.labels(label).inc()
         for part in release.parts if release is not None else ():
-            self.tasks_by_release.labels(part.service, part.label, state).inc()
+            self.tasks_by_release.labels(part.service, part.label, label).inc()
 
     def count_tool_call(self, tool: str, outcome: str, seconds: float) -> None:
         # Label lookups take a lock and a dict walk each: the children are cached (tools are few).

@@ -18,6 +18,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from hivemesh.mesh import errors
 from hivemesh.mesh.errors import (
     MESSAGE_LIMIT,
     STATUS_LIMIT,
@@ -167,26 +168,27 @@ def internal_status(message: str) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message=clip(message, MESSAGE_LIMIT))
 
 
+# The domain error of each status code (INVALID_ARGUMENT and RESOURCE_EXHAUSTED carry more).
+_BY_CODE: dict[grpc.StatusCode, type[HivemeshError]] = {
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+    grpc.StatusCode.ABORTED: errors.Aborted,
+    grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+    grpc.StatusCode.OUT_OF_RANGE: errors.OutOfRange,
+    grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
+    grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
+    grpc.StatusCode.CANCELLED: errors.Cancelled,
+    grpc.StatusCode.UNIMPLEMENTED: errors.Unimplemented,
+}
+
+
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HivemeshError:
     """The domain error for a failed downstream call, keeping its code, reason and metadata, so a
     caller decides retryability from the error itself: a client error (INVALID_ARGUMENT, NOT_FOUND,
     OUT_OF_RANGE...) stays one and is never retried. Never raises, whatever the trailers hold."""
-    from hivemesh.mesh import errors  # noqa: PLC0415 - avoids a cycle at import time
-
     details = details_of(error)
-    by_code: dict[grpc.StatusCode, type[HivemeshError]] = {
-        grpc.StatusCode.NOT_FOUND: errors.NotFound,
-        grpc.StatusCode.ALREADY_EXISTS: errors.AlreadyExists,
-        grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-        grpc.StatusCode.ABORTED: errors.Aborted,
-        grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-        grpc.StatusCode.OUT_OF_RANGE: errors.OutOfRange,
-        grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
-        grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceeded,
-        grpc.StatusCode.UNAVAILABLE: errors.Unavailable,
-        grpc.StatusCode.CANCELLED: errors.Cancelled,
-        grpc.StatusCode.UNIMPLEMENTED: errors.Unimplemented,
-    }
     metadata = {**details.metadata, "domain": details.domain} if details.domain else details.metadata
     if details.code == grpc.StatusCode.INVALID_ARGUMENT:
         violations = [errors.FieldViolation(f, d) for f, d in details.field_violations]
@@ -200,7 +202,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> HivemeshError:
             reason=details.reason or None,
             metadata=metadata,
         )
-    kind = by_code.get(details.code, errors.DownstreamError)
+    kind = _BY_CODE.get(details.code, errors.DownstreamError)
     return kind(details.message, reason=details.reason or None, metadata=metadata)
 
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.mesh import release
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
-from hivemesh.mesh.config import Settings
+from hivemesh.mesh.config import PlannerStrategy, Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.language_pools import language_pools
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
-from hivemesh.planner.bulkhead import Bulkhead
+from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig
+from hivemesh.planner.ports import Strategy
 from hivemesh.planner.releases import GrpcReleases
-from hivemesh.planner.runner import LLM_PROMPT_VERSION, Runner
+from hivemesh.planner.runner import LLM_PROMPT_VERSION, BuiltinRunner, LlmRunner
 from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
 from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
@@ -26,23 +28,23 @@ from hivemesh.tasks.system import shared_task_system
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     tasks = shared_task_system(settings)
-    use_llm = settings.planner_strategy == "llm"
+    use_llm = PlannerStrategy(settings.planner_strategy) is PlannerStrategy.LLM
     limit = settings.planner_downstream_concurrency
-    bulkheads = {name: Bulkhead(name, limit) for name in ("language", "memory", "tool")}
+    bulkheads = {name: WaitingBulkhead(name, limit) for name in ("language", "memory", "tool")}
     config = PlannerConfig.from_env()
     # One for the whole process, so that every task shares its copy of the tool catalogue.
     tools = GrpcTools(channels, bulkheads["tool"], config.tool_catalogue_max_age_s)
     # With a GPU pool, one routing state for the process; without, the one language channel.
     pools = language_pools(settings, channels, metrics, "planner")
+    capabilities = CapabilityCache()
 
-    def runner() -> Runner:
+    def runner() -> Strategy:
         # Channels open lazily, so downstream services may start after the planner.
-        return Runner(
-            GrpcLanguage(channels, bulkheads["language"], pools),
-            GrpcMemory(channels, bulkheads["memory"]),
-            tools,
-            use_llm=use_llm,
-        )
+        language = GrpcLanguage(channels, bulkheads["language"], pools)
+        memory = GrpcMemory(channels, bulkheads["memory"])
+        if use_llm:
+            return LlmRunner(language, memory, tools)
+        return BuiltinRunner(language, memory, tools, capabilities=capabilities)
 
     def describe(part: ReleasePart) -> None:
         if use_llm:
@@ -61,7 +63,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
             sticky=settings.sticky_sessions,
         ),
     )
-    planner = Planner(GrpcLanguage(channels, bulkheads["language"], pools), tools, runner())
+    planner = Planner(GrpcLanguage(channels, bulkheads["language"], pools), tools, runner(), capabilities)
     servicer = PlannerServicer(planner)
     return ServiceApp(
         name="planner",

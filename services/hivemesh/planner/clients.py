@@ -14,11 +14,11 @@ from hivemesh.language.v1 import language_service_pb2 as lang
 from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.memory.v1 import memory_service_pb2 as mem
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
+from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.errors import NotFound, Unavailable
 from hivemesh.mesh.language_pools import LanguagePools
 from hivemesh.mesh.status import domain_errors
-from hivemesh.planner.bulkhead import Bulkhead
 from hivemesh.planner.catalogue import CachedCatalogue, ToolCatalogue
 from hivemesh.planner.config import DEFAULT_TOOL_CATALOGUE_MAX_AGE_S
 from hivemesh.tool.v1 import tool_service_pb2 as tool
@@ -30,7 +30,7 @@ class GrpcLanguage:
     each call over the GPU and CPU pools (hivemesh.mesh.language_pools)."""
 
     def __init__(
-        self, channels: ChannelFactory, bulkhead: Bulkhead, pools: LanguagePools | None = None
+        self, channels: ChannelFactory, bulkhead: WaitingBulkhead, pools: LanguagePools | None = None
     ) -> None:
         self._stub = LanguageServiceStub(channels.channel("language")) if pools is None else None
         self._bulkhead = bulkhead
@@ -63,7 +63,7 @@ class GrpcLanguage:
 
 
 class GrpcMemory:
-    def __init__(self, channels: ChannelFactory, bulkhead: Bulkhead) -> None:
+    def __init__(self, channels: ChannelFactory, bulkhead: WaitingBulkhead) -> None:
         self._stub = MemoryServiceStub(channels.channel("memory"))
         self._bulkhead = bulkhead
 
@@ -108,7 +108,7 @@ class GrpcTools:
     def __init__(
         self,
         channels: ChannelFactory,
-        bulkhead: Bulkhead,
+        bulkhead: WaitingBulkhead,
         catalogue_max_age_s: float = DEFAULT_TOOL_CATALOGUE_MAX_AGE_S,
     ) -> None:
         self._stub = ToolServiceStub(channels.channel("tool"))

@@ -8,9 +8,10 @@ from typing import Any, Protocol
 
 from hivemesh.common.v1.release_pb2 import Release
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.common.v1.task_pb2 import TaskEvent
+from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.language.v1.language_service_pb2 import GenerateRequest, GenerateResponse, UnderstandResponse
 from hivemesh.memory.v1.memory_service_pb2 import MemoryHit, Turn
+from hivemesh.mesh.errors import HivemeshError
 from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
 
 
@@ -67,3 +68,21 @@ class Releases(Protocol):
     ``pinned`` finds (the session's last run's) while it runs."""
 
     async def current(self, pinned: Pinned | None = None, *, side: str | None = None) -> RunRelease: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: an answer, a question for the user, or an error."""
+
+    answer: str = ""
+    question: str = ""
+    error: HivemeshError | None = None
+
+
+class Strategy(Protocol):
+    """How a task is run (the built-in planner, or the llm loop): what the workers and RunTask call."""
+
+    async def run(self, task: Task, history: Sequence[TaskEvent], sink: EventSink) -> Outcome:
+        """Run ``task`` to an answer or a question, resuming after the steps in ``history``; every
+        event goes to ``sink`` before anyone is told."""
+        ...

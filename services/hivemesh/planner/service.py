@@ -14,8 +14,9 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions
 from hivemesh.mesh.errors import HivemeshError, InvalidArgument
 from hivemesh.planner import strategy
-from hivemesh.planner.ports import Language, Tools
-from hivemesh.planner.runner import Runner, failure_of
+from hivemesh.planner.capabilities import CapabilityCache
+from hivemesh.planner.ports import Language, Strategy, Tools
+from hivemesh.planner.runner import failure_of
 from hivemesh.planner.v1 import planner_service_pb2 as pb
 
 
@@ -51,16 +52,19 @@ def _require_user(scope: Scope) -> Scope:
 
 
 class Planner:
-    def __init__(self, language: Language, tools: Tools, runner: Runner) -> None:
+    def __init__(
+        self, language: Language, tools: Tools, runner: Strategy, capabilities: CapabilityCache | None = None
+    ) -> None:
         self._language = language
         self._tools = tools
         self._runner = runner
+        self._capabilities = capabilities or CapabilityCache()
 
     async def plan(self, text: str, scope: Scope) -> pb.Plan:
         _require_user(scope)
-        specs = {spec.name: spec for spec in await self._tools.list_tools()}
-        understanding = await self._language.understand(text, [], sorted(specs))
-        planned = strategy.plan(understanding, specs)
+        listed = await self._tools.list_tools()
+        understanding = await self._language.understand(text, [], sorted(spec.name for spec in listed))
+        planned = strategy.plan(understanding, self._capabilities.tables(listed))
         result = pb.Plan(
             intent=understanding.intent,
             confidence=understanding.confidence,

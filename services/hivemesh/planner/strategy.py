@@ -1,38 +1,29 @@
 """The built-in planning strategy: from an understood request to tool steps.
 
-Intent and slots choose the tool and its arguments (checked against the tool's schema before any
-call); compound requests become several independent steps; a missing required argument becomes a
-question; out of scope and "no such tool installed" become honest direct replies.
+Intent and slots choose the tool and its arguments as the tool declares (see capabilities.py), checked
+against the tool's required arguments before any call; compound requests become several independent
+steps; a missing required argument becomes the tool's question; out of scope and "no such tool
+installed" become honest direct replies from the reply catalogue.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from google.protobuf import json_format
-
 from hivemesh.language.v1.language_service_pb2 import Slot, UnderstandResponse
-from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
+from hivemesh.mesh import replies
+from hivemesh.mesh.intents import AgentIntent, Intent
+from hivemesh.planner.capabilities import Capabilities, builtin_bindings
+from hivemesh.tool.v1.tool_service_pb2 import IntentBinding, ToolSpec
 
 MEMORY_REMEMBER = "memory.remember"
 MEMORY_RECALL = "memory.recall"
 
-OUT_OF_SCOPE_REPLY = (
-    "Sorry, that's outside what I can help with. I can calculate, convert units, work with dates and "
-    "times, set timers and reminders, keep lists, roll dice, spell words and remember things for you."
-)
-GREETING_REPLY = "Hello! What can I do for you?"
-
-# Intents people ask for that this agent recognises but ships no tool for.
-KNOWN_WITHOUT_TOOL = {
-    "weather": "weather forecasts",
-    "play_music": "playing music",
-    "book_flight": "booking flights",
-    "send_email": "sending email",
-}
+OUT_OF_SCOPE_REPLY = replies.OUT_OF_SCOPE
+GREETING_REPLY = replies.GREETING
 
 
 def slot_values(slots: Sequence[Slot]) -> dict[str, Any]:
@@ -59,146 +50,25 @@ def slot_values(slots: Sequence[Slot]) -> dict[str, Any]:
     return values
 
 
-def _number(value: Any) -> int | float:
-    as_float = float(value)
-    return int(as_float) if as_float.is_integer() else as_float
+def _builtin_intent_tools() -> dict[Intent, tuple[str, IntentBinding]]:
+    return {Intent(b.intent): (tool, b) for tool, bindings in builtin_bindings().items() for b in bindings}
 
 
-def _calculator(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    # No expression found means nothing to calculate: ask, rather than feed the words to the parser.
-    return {"expression": s["expression"]} if s.get("expression") else {}
+class _IntentTools(Mapping[Intent, tuple[str, IntentBinding]]):
+    """The built-in tools' declarations by intent (read from their modules on first use)."""
+
+    def __getitem__(self, intent: Intent) -> tuple[str, IntentBinding]:
+        return _builtin_intent_tools()[intent]
+
+    def __iter__(self) -> Iterator[Intent]:
+        return iter(_builtin_intent_tools())
+
+    def __len__(self) -> int:
+        return len(_builtin_intent_tools())
 
 
-def _convert(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if "quantity" in s:
-        value, unit = s["quantity"]
-        args["value"], args["from_unit"] = _number(value), unit
-    if "to_unit" in s:
-        args["to_unit"] = s["to_unit"]
-    return args
-
-
-def _iso(value: Any) -> str:
-    return value.isoformat() if isinstance(value, dt.date) else str(value)
-
-
-def _current_time(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    return {"location": s["location"]} if s.get("location") else {}
-
-
-def _weekday(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    return {"date": _iso(s["date"])} if "date" in s else {}
-
-
-def _date_add(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if "date" in s:
-        args["date"] = _iso(s["date"])
-    if "offset_days" in s:
-        args["days"] = int(s["offset_days"])
-    return args
-
-
-def _days_between(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if "start_date" in s:
-        args["start"] = _iso(s["start_date"])
-    if "end_date" in s:
-        args["end"] = _iso(s["end_date"])
-    return args
-
-
-def _timer(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if "duration" in s:
-        args["seconds"] = _number(s["duration"].total_seconds())
-    if s.get("label"):
-        args["label"] = s["label"]
-    return args
-
-
-def _reminder(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if s.get("reminder_text"):
-        args["text"] = s["reminder_text"]
-    if "due" in s:
-        due = s["due"]
-        args["due"] = due.isoformat() if isinstance(due, dt.datetime) else str(due)
-    return args
-
-
-def _list_items(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    args = _list_only(s, text)
-    if s.get("items"):
-        args["items"] = list(s["items"])
-    return args
-
-
-def _list_only(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    return {"list": s["list_name"]} if s.get("list_name") else {}
-
-
-def _dice(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if "sides" in s:
-        args["sides"] = int(s["sides"])
-    if "count" in s:
-        args["count"] = int(s["count"])
-    return args
-
-
-def _nothing(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    return {}
-
-
-def _spell(s: Mapping[str, Any], text: str) -> dict[str, Any]:
-    return {"word": s["word"]} if s.get("word") else {}
-
-
-ArgumentMapper = Callable[[Mapping[str, Any], str], dict[str, Any]]
-
-# intent -> (tool, how slots become its arguments)
-INTENT_TOOLS: dict[str, tuple[str, ArgumentMapper]] = {
-    "calculator": ("calculator", _calculator),
-    "unit_conversion": ("convert_units", _convert),
-    "current_time": ("current_time", _current_time),
-    "weekday": ("weekday", _weekday),
-    "date_arithmetic": ("date_add", _date_add),
-    "days_between": ("days_between", _days_between),
-    "set_timer": ("set_timer", _timer),
-    "set_reminder": ("set_reminder", _reminder),
-    "list_add": ("list_add", _list_items),
-    "list_remove": ("list_remove", _list_items),
-    "list_show": ("list_show", _list_only),
-    "list_clear": ("list_clear", _list_only),
-    "roll_dice": ("roll_dice", _dice),
-    "flip_coin": ("flip_coin", _nothing),
-    "spell": ("spell", _spell),
-}
-
-# The question asked when a required argument is missing.
-QUESTIONS: dict[tuple[str, str], str] = {
-    ("calculator", "expression"): "What would you like me to calculate?",
-    ("convert_units", "value"): "How much should I convert?",
-    ("convert_units", "from_unit"): "Which unit are you converting from?",
-    ("convert_units", "to_unit"): "Which unit should I convert to?",
-    ("weekday", "date"): "Which date do you mean?",
-    ("date_add", "date"): "Starting from which date?",
-    ("date_add", "days"): "How many days should I add or subtract?",
-    ("days_between", "start"): "From which date?",
-    ("days_between", "end"): "Until which date?",
-    ("set_timer", "seconds"): "How long should the timer run?",
-    ("set_reminder", "text"): "What should I remind you about?",
-    ("set_reminder", "due"): "When should I remind you?",
-    ("list_add", "list"): "Which list should I add to?",
-    ("list_add", "items"): "What should I add?",
-    ("list_remove", "list"): "Which list should I remove it from?",
-    ("list_remove", "items"): "What should I remove?",
-    ("list_show", "list"): "Which list do you want to see?",
-    ("list_clear", "list"): "Which list should I clear?",
-    ("spell", "word"): "Which word should I spell?",
-}
+# intent -> (built-in tool, its declaration); the live catalogue's declarations take precedence.
+INTENT_TOOLS: Mapping[Intent, tuple[str, IntentBinding]] = _IntentTools()
 
 
 @dataclass(frozen=True)
@@ -210,13 +80,15 @@ class Step:
     arguments: dict[str, Any]
     depends_on: tuple[int, ...] = ()
     optional: bool = False
+    # How the result reads (the declaration's template); "" for the tool's own display.
+    reply: str = ""
 
 
 @dataclass(frozen=True)
 class PlannedPart:
     """The plan for one part of a request: steps, or a direct reply, or a question."""
 
-    intent: str
+    intent: Intent
     confidence: float
     out_of_scope: bool
     steps: tuple[Step, ...] = ()
@@ -237,62 +109,49 @@ class Plan:
         return next((p for p in self.parts if p.missing), None)
 
 
-def _schema_problem(spec: ToolSpec, arguments: Mapping[str, Any]) -> str | None:
-    """The first required argument that is missing, per the tool's JSON Schema."""
-    schema = json_format.MessageToDict(spec.arguments_schema)
-    for name in schema.get("required", []):
-        if name not in arguments or arguments[name] in ("", None, []):
-            return str(name)
-    return None
-
-
-def plan_part(
-    understanding: UnderstandResponse, tools: Mapping[str, ToolSpec], first_step: int
-) -> PlannedPart:
-    intent = understanding.intent
+def plan_part(understanding: UnderstandResponse, tables: Capabilities, first_step: int) -> PlannedPart:
+    intent = Intent(understanding.intent)
     base = PlannedPart(intent, understanding.confidence, understanding.out_of_scope)
     text = understanding.text
-    if understanding.out_of_scope or intent in ("oos", ""):
-        return replace(base, reply=OUT_OF_SCOPE_REPLY)
-    if intent == "greeting":
-        return replace(base, reply=GREETING_REPLY)
+    own = AgentIntent.of(intent)
+    if understanding.out_of_scope or own is AgentIntent.OUT_OF_SCOPE or not intent:
+        return replace(base, reply=replies.OUT_OF_SCOPE)
+    if own is AgentIntent.GREETING:
+        return replace(base, reply=replies.GREETING)
     values = slot_values(understanding.slots)
-    if intent == "remember":
+    if own is AgentIntent.REMEMBER:
         fact = str(values.get("fact") or text)
         return replace(base, steps=(Step(first_step, MEMORY_REMEMBER, {"text": fact}),))
-    if intent == "recall":
+    if own is AgentIntent.RECALL:
         query = str(values.get("query") or text)
         return replace(base, steps=(Step(first_step, MEMORY_RECALL, {"query": query}),))
-    if intent in KNOWN_WITHOUT_TOOL:
-        return replace(
-            base, reply=f"I understood that, but no tool for {KNOWN_WITHOUT_TOOL[intent]} is installed."
-        )
-    mapping = INTENT_TOOLS.get(intent)
-    if mapping is None:
-        return replace(base, reply=f"I understood that as '{intent}', but no tool for it is installed.")
-    tool_name, mapper = mapping
-    spec = tools.get(tool_name)
-    if spec is None:
-        return replace(
-            base, reply=f"I understood that as '{intent}', but the {tool_name} tool is not installed."
-        )
-    arguments = mapper(values, text)
-    missing = _schema_problem(spec, arguments)
+    capability = tables.served.get(intent)
+    if capability is None:
+        tool = tables.uninstalled.get(intent)
+        reply = replies.tool_not_installed(intent, tool) if tool else replies.without_tool(intent)
+        return replace(base, reply=reply)
+    arguments = capability.arguments(values)
+    missing = capability.missing(arguments)
     if missing is not None:
-        question = QUESTIONS.get((tool_name, missing), f"What is the {missing.replace('_', ' ')}?")
+        question = capability.question(missing) or replies.generic_question(missing)
         return replace(base, reply=question, missing=missing)
-    return replace(base, steps=(Step(first_step, tool_name, arguments),))
+    step = Step(first_step, capability.tool, arguments, reply=capability.binding.reply)
+    return replace(base, steps=(step,))
 
 
-def plan(understanding: UnderstandResponse, tools: Mapping[str, ToolSpec]) -> Plan:
-    """Plan every part of the request; parts are independent, so their steps may run concurrently."""
+def plan(understanding: UnderstandResponse, tools: Mapping[str, ToolSpec] | Capabilities) -> Plan:
+    """Plan every part of the request; parts are independent, so their steps may run concurrently.
+
+    ``tools``: the capability tables of the catalogue (built once per catalogue), or the
+    catalogue's specs by name, whose tables are then built for this call."""
+    tables = tools if isinstance(tools, Capabilities) else Capabilities.of(tools.values())
     parts_in = list(understanding.parts) or [understanding]
     planned: list[PlannedPart] = []
     next_step = 1
     for part in parts_in:
         if not part.text:
             part.text = understanding.text
-        result = plan_part(part, tools, next_step)
+        result = plan_part(part, tables, next_step)
         next_step += len(result.steps)
         planned.append(result)
     return Plan(tuple(planned))

@@ -23,10 +23,10 @@ from hivemesh.mesh import deadlines, genai, telemetry
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import HivemeshError, Unauthenticated, Unavailable
-from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.metrics import Metrics, state_label
 from hivemesh.mesh.sides import NAMED_SIDES, routed
-from hivemesh.planner.ports import Releases, RunRelease
-from hivemesh.planner.runner import Outcome, Runner, deadline_failure, failure_of
+from hivemesh.planner.ports import Outcome, Releases, RunRelease, Strategy
+from hivemesh.planner.runner import deadline_failure, failure_of
 from hivemesh.tasks.config import WORKER_SILENCE_BEATS
 from hivemesh.tasks.log import TaskTerminal
 from hivemesh.tasks.ports import WorkQueue
@@ -64,7 +64,7 @@ class WorkerPool:
     def __init__(
         self,
         tasks: WorkQueue,
-        runner: Callable[[], Runner],
+        runner: Callable[[], Strategy],
         settings: Settings,
         metrics: Metrics,
         *,
@@ -323,7 +323,7 @@ class WorkerPool:
         except TaskTerminal:
             return  # canceled just before the end: acknowledged without the completion
         if sink.closing is not None:
-            self._record_end(task, "COMPLETED", release)
+            self._record_end(task, TaskState.TASK_STATE_COMPLETED, release)
 
     async def _watch_cancel(self, task_id: str, run: asyncio.Task[Outcome], canceled: asyncio.Event) -> None:
         """Cancel the in-flight run (and so its outbound calls) once the task is canceled."""
@@ -372,7 +372,7 @@ class WorkerPool:
         except TaskTerminal:
             await self._tasks.ack(task_id, self.worker_id)
             return
-        self._record_end(task or await self._tasks.get(task_id), "FAILED", release)
+        self._record_end(task or await self._tasks.get(task_id), TaskState.TASK_STATE_FAILED, release)
         if exc.retryable:
             await self._tasks.dead_letter(task_id, self.worker_id, f"{exc.reason}: {exc.message}")
         else:
@@ -384,15 +384,16 @@ class WorkerPool:
         failed.attempt = attempt
         with contextlib.suppress(TaskTerminal):
             await self._tasks.record(task.task_id, failed)
-            self._record_end(task, "FAILED", release)
+            self._record_end(task, TaskState.TASK_STATE_FAILED, release)
         await self._tasks.ack(task.task_id, self.worker_id)
 
-    def _record_end(self, task: Task | None, state: str, release: Release | None) -> None:
-        trace.get_current_span().set_attribute(genai.TASK_STATE, state)
+    def _record_end(self, task: Task | None, state: TaskState.ValueType, release: Release | None) -> None:
+        label = state_label(state)
+        trace.get_current_span().set_attribute(genai.TASK_STATE, label)
         self._metrics.count_task_end(state, release)
         if task is None:
             return
-        self._metrics.task_duration.labels(state, self._metrics.release).observe(
+        self._metrics.task_duration.labels(label, self._metrics.release).observe(
             max(0.0, time.time() - task.create_time.ToNanoseconds() / 1e9)
         )
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hivemesh.mesh.config import DEFAULT_REDIS_PREFIX, ConfigError, RedisKeys
+from hivemesh.mesh.config import DEFAULT_REDIS_PREFIX, EnvReader, RedisKeys
 
 # Missed heartbeats after which a worker pool is declared dead.
 WORKER_SILENCE_BEATS = 5
@@ -29,26 +29,12 @@ class TaskConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TaskConfig:
         e = os.environ if env is None else env
-        prefix = RedisKeys.from_env(e).prefix
-        group = e.get("HIVEMESH_QUEUE_GROUP", "").strip() or cls.consumer_group
-        raw = e.get("HIVEMESH_QUEUE_SWEEP_INTERVAL", "").strip()
-        try:
-            interval = float(raw) if raw else cls.sweep_interval_s
-        except ValueError:
-            raise ConfigError(
-                f"HIVEMESH_QUEUE_SWEEP_INTERVAL must be a number of seconds, got {raw!r}"
-            ) from None
-        if interval < 0:
-            raise ConfigError(f"HIVEMESH_QUEUE_SWEEP_INTERVAL must not be negative, got {raw!r}")
-        raw_beat = e.get("HIVEMESH_WORKER_HEARTBEAT", "").strip()
-        try:
-            beat = float(raw_beat) if raw_beat else cls.worker_heartbeat_s
-        except ValueError:
-            raise ConfigError(
-                f"HIVEMESH_WORKER_HEARTBEAT must be a number of seconds, got {raw_beat!r}"
-            ) from None
-        if not beat > 0:
-            raise ConfigError(f"HIVEMESH_WORKER_HEARTBEAT must be more than 0, got {raw_beat!r}")
+        reader = EnvReader(e)
         return cls(
-            redis_prefix=prefix, consumer_group=group, sweep_interval_s=interval, worker_heartbeat_s=beat
+            redis_prefix=RedisKeys.from_env(e).prefix,
+            consumer_group=reader.text("HIVEMESH_QUEUE_GROUP", cls.consumer_group),
+            sweep_interval_s=reader.seconds("HIVEMESH_QUEUE_SWEEP_INTERVAL", cls.sweep_interval_s),
+            worker_heartbeat_s=reader.seconds(
+                "HIVEMESH_WORKER_HEARTBEAT", cls.worker_heartbeat_s, minimum=0.001
+            ),
         )

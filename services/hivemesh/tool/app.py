@@ -15,6 +15,7 @@ from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Component, ServiceApp
 from hivemesh.mesh.sql import sqlite_url
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tool.builtins import discover
 from hivemesh.tool.config import ToolConfig
 from hivemesh.tool.executor import ExecutionPolicy, Executor
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    scheduler = TaskReminderScheduler(settings)
+    scheduler = TaskReminderScheduler(settings, TaskConfig.from_env())
     app = build_app(settings, channels, ToolConfig.from_env(), scheduler=scheduler, metrics=metrics)
     app.components = [scheduler, *app.components]
     return app

@@ -9,7 +9,7 @@ from google.protobuf import duration_pb2, struct_pb2
 
 from hivemesh.common.v1 import scope_pb2
 from hivemesh.mesh.structs import plain
-from hivemesh.tool.model import Owner, Progress, ToolCall, ToolOutcome, ToolSpec
+from hivemesh.tool.model import Owner, Progress, Serves, SlotPart, ToolCall, ToolOutcome, ToolSpec
 from hivemesh.tool.registry import Page
 from hivemesh.tool.v1 import tool_service_pb2 as pb
 
@@ -32,6 +32,31 @@ def spec(item: ToolSpec) -> pb.ToolSpec:
         timeout=timeout,
         max_concurrency=item.max_concurrency,
         source=item.source,
+        intents=[binding(serves) for serves in item.intents],
+    )
+
+
+_PARTS = {
+    SlotPart.WHOLE: pb.SLOT_PART_UNSPECIFIED,
+    SlotPart.QUANTITY_VALUE: pb.SLOT_PART_QUANTITY_VALUE,
+    SlotPart.QUANTITY_UNIT: pb.SLOT_PART_QUANTITY_UNIT,
+}
+
+
+def binding(serves: Serves) -> pb.IntentBinding:
+    return pb.IntentBinding(
+        intent=serves.intent,
+        arguments=[
+            pb.ArgumentBinding(
+                argument=name,
+                slot=fill.slot,
+                part=_PARTS[fill.part],
+                question=fill.question,
+                answer_joiner=fill.joiner,
+            )
+            for name, fill in serves.arguments.items()
+        ],
+        reply=serves.reply,
     )
 
 

@@ -18,11 +18,12 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from hivemesh.tool.model import JsonObject, ToolContext, ToolOutput, ToolSpec, ToolTarget
+from hivemesh.tool.capability import check_intents
+from hivemesh.tool.model import JsonObject, Serves, ToolContext, ToolOutput, ToolSpec, ToolTarget
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def tool(
     timeout_s: float = 5.0,
     max_concurrency: int = 16,
     cpu_bound: bool = False,
+    serves: Serves | Sequence[Serves] = (),
 ) -> Callable[[ToolFunction], FunctionTool]:
     """Declare a tool; the module that holds it only has to be imported for the registry to find it.
 
@@ -139,6 +141,9 @@ def tool(
     A plain function cannot have side effects: its thread cannot be stopped at the timeout, so the
     effect could land after the call was reported failed and its idempotency key freed, and the
     retry would do it again. Such a tool is ``async def``.
+
+    ``serves``: the intents the tool serves, each with the slots that fill its arguments, the
+    questions for missing ones and how its result reads (see ``Serves``); checked here.
     """
 
     def wrap(function: ToolFunction) -> FunctionTool:
@@ -153,7 +158,9 @@ def tool(
             side_effects=side_effects,
             timeout_s=timeout_s,
             max_concurrency=max_concurrency,
+            intents=(serves,) if isinstance(serves, Serves) else tuple(serves),
         )
+        check_intents(spec)
         return FunctionTool(function, spec, context_param, cpu_bound=cpu_bound)
 
     return wrap

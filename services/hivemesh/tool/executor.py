@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from hivemesh.mesh import deadlines
-from hivemesh.mesh.bulkhead import Bulkhead
+from hivemesh.mesh.bulkhead import RefusingBulkhead
 from hivemesh.mesh.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -89,7 +89,7 @@ class Executor:
         self._deps = deps
         self._store = store
         self._policy = policy or ExecutionPolicy()
-        self._bulkheads: dict[str, Bulkhead] = {}
+        self._bulkheads: dict[str, RefusingBulkhead] = {}
         # Keys running in this process, so local waiters wake at once instead of polling.
         self._running: dict[str, asyncio.Event] = {}
         # Side-effecting keyed calls, kept running when their callers go away.
@@ -230,7 +230,7 @@ class Executor:
         spec = item.spec
         bulkhead = self._bulkheads.get(spec.name)
         if bulkhead is None or bulkhead.limit != spec.max_concurrency:
-            bulkhead = self._bulkheads[spec.name] = Bulkhead(spec.max_concurrency)
+            bulkhead = self._bulkheads[spec.name] = RefusingBulkhead(spec.max_concurrency)
         if not bulkhead.try_enter():
             raise ResourceExhausted(
                 f"{spec.name} is already running its maximum of {spec.max_concurrency} calls",

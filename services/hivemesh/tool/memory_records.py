@@ -11,7 +11,15 @@ from google.protobuf import json_format, struct_pb2
 from hivemesh.common.v1 import scope_pb2
 from hivemesh.memory.v1 import memory_service_pb2 as pb
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
-from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, HivemeshError, Unavailable
+from hivemesh.mesh.errors import (
+    Code,
+    DeadlineExceeded,
+    FailedPrecondition,
+    HivemeshError,
+    NotFound,
+    Unavailable,
+)
+from hivemesh.mesh.status import domain_errors
 from hivemesh.tool.ports import RecordOwner, StoredRecord, VersionConflict
 
 if TYPE_CHECKING:
@@ -32,11 +40,13 @@ class MemoryRecords:
         return self._stub
 
     async def get(self, owner: RecordOwner, kind: str, key: str) -> StoredRecord | None:
+        request = pb.GetRecordRequest(scope=_scope(owner), kind=kind, key=key)
         try:
-            reply = await self.stub.GetRecord(pb.GetRecordRequest(scope=_scope(owner), kind=kind, key=key))
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return None
+            with domain_errors():
+                reply = await self.stub.GetRecord(request)
+        except NotFound:
+            return None
+        except HivemeshError as exc:
             raise _translate(exc, kind, key) from None
         return StoredRecord(json_format.MessageToDict(reply.record.value), reply.record.version)
 
@@ -47,19 +57,20 @@ class MemoryRecords:
             scope=_scope(owner), kind=kind, key=key, value=_struct(value), expected_version=expected_version
         )
         try:
-            reply = await self.stub.PutRecord(request)
-        except grpc.aio.AioRpcError as exc:
+            with domain_errors():
+                reply = await self.stub.PutRecord(request)
+        except HivemeshError as exc:
             raise _translate(exc, kind, key) from None
         return StoredRecord(json_format.MessageToDict(reply.record.value), reply.record.version)
 
     async def delete(self, owner: RecordOwner, kind: str, key: str) -> bool:
+        request = pb.DeleteRecordRequest(scope=_scope(owner), kind=kind, key=key)
         try:
-            reply = await self.stub.DeleteRecord(
-                pb.DeleteRecordRequest(scope=_scope(owner), kind=kind, key=key)
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return False
+            with domain_errors():
+                reply = await self.stub.DeleteRecord(request)
+        except NotFound:
+            return False
+        except HivemeshError as exc:
             raise _translate(exc, kind, key) from None
         return bool(reply.deleted)
 
@@ -74,24 +85,22 @@ def _struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def _translate(exc: grpc.aio.AioRpcError, kind: str, key: str) -> HivemeshError:
-    code = exc.code()
-    if code in (grpc.StatusCode.ABORTED, grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION):
-        return (
-            VersionConflict(kind, key)
-            if code != grpc.StatusCode.FAILED_PRECONDITION
-            else FailedPrecondition(
-                f"memory refused the {kind} record: {exc.details()}",
-                reason="MEMORY_REFUSED",
-                metadata={"kind": kind},
-            )
+def _translate(exc: HivemeshError, kind: str, key: str) -> HivemeshError:
+    """The memory service's refusal as the tool's callers should see it."""
+    if exc.code in (Code.ABORTED, Code.ALREADY_EXISTS):
+        return VersionConflict(kind, key)
+    if exc.code == Code.FAILED_PRECONDITION:
+        return FailedPrecondition(
+            f"memory refused the {kind} record: {exc.message}",
+            reason="MEMORY_REFUSED",
+            metadata={"kind": kind},
         )
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+    if exc.code == Code.DEADLINE_EXCEEDED:
         return DeadlineExceeded("memory did not answer in time", reason="MEMORY_TIMEOUT")
-    if code == grpc.StatusCode.UNAVAILABLE:
+    if exc.code == Code.UNAVAILABLE:
         return Unavailable("the memory service is unavailable", reason="MEMORY_UNAVAILABLE")
     return FailedPrecondition(
-        f"memory refused the {kind} record: {code.name}: {exc.details()}",
+        f"memory refused the {kind} record: {exc.code.name}: {exc.message}",
         reason="MEMORY_REFUSED",
-        metadata={"kind": kind, "code": code.name},
+        metadata={"kind": kind, "code": exc.code.name},
     )

@@ -3,6 +3,7 @@ context a tool runs in. No grpc here: the servicer converts to and from the prot
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,51 @@ _T = TypeVar("_T")
 # A JSON value as json.loads returns it (and as a protobuf Struct carries it).
 Json = Any
 JsonObject = Mapping[str, Json]
+
+
+class SlotPart(enum.Enum):
+    """Which part of a slot's value fills an argument."""
+
+    WHOLE = "whole"  # the value itself (a date as YYYY-MM-DD, a duration in seconds)
+    QUANTITY_VALUE = "quantity_value"  # the number of a quantity ("5" of "5 miles")
+    QUANTITY_UNIT = "quantity_unit"  # the unit of a quantity ("mile" of "5 miles")
+
+
+@dataclass(frozen=True)
+class Fill:
+    """How one argument of a tool is filled when the tool serves an intent.
+
+    ``slot``: the language service's slot that gives the value ("" when the argument is only asked
+    for); ``question``: what to ask when the argument is required and the request did not give it;
+    ``joiner``: the words that join the user's answer onto the request when it is read again ("to"
+    for "convert 5 miles" answered "km").
+    """
+
+    slot: str = ""
+    question: str = ""
+    part: SlotPart = SlotPart.WHOLE
+    joiner: str = ""
+
+
+@dataclass(frozen=True)
+class Serves:
+    """An intent a tool serves: its arguments by name, and how its result reads (a template over
+    the result's fields and the arguments, ``"Tip {tip}, {total} in all"``; "" for the tool's own
+    display)."""
+
+    intent: str
+    arguments: Mapping[str, Fill] = field(default_factory=dict)
+    reply: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "intent": self.intent,
+            "arguments": {
+                name: {"slot": f.slot, "question": f.question, "part": f.part.value, "joiner": f.joiner}
+                for name, f in self.arguments.items()
+            },
+            "reply": self.reply,
+        }
 
 
 @dataclass(frozen=True)
@@ -33,6 +79,8 @@ class ToolSpec:
     max_concurrency: int = 16
     # "builtin" or "mcp:<server>".
     source: str = "builtin"
+    # The intents it serves (see Serves); empty: called by name only.
+    intents: tuple[Serves, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from jsonschema.protocols import Validator
 
 from hivemesh.mesh.errors import InvalidArgument, NotFound
 from hivemesh.tool.arguments import compile_schema
+from hivemesh.tool.capability import check_intents
 from hivemesh.tool.model import Tool, ToolSource, ToolSpec
 
 DEFAULT_PAGE_SIZE = 100
@@ -58,6 +59,7 @@ class Registry:
         if name in self._tools:
             raise ValueError(f"two tools are named {name!r}")
         compile_schema(item.spec.arguments_schema)  # a bad schema fails at start-up, not per call
+        check_intents(item.spec)
         self._tools[name] = item
 
     def add_source(self, source: ToolSource) -> None:
@@ -125,7 +127,7 @@ def catalogue_version(specs: Iterable[ToolSpec]) -> str:
     """128 bits of a SHA-256 over every spec in canonical JSON: equal exactly when the specs are."""
     digest = hashlib.sha256()
     for spec in specs:
-        fields = {
+        fields: dict[str, Any] = {
             "name": spec.name,
             "description": spec.description,
             "arguments_schema": spec.arguments_schema,
@@ -135,6 +137,8 @@ def catalogue_version(specs: Iterable[ToolSpec]) -> str:
             "max_concurrency": spec.max_concurrency,
             "source": spec.source,
         }
+        if spec.intents:  # absent otherwise, so a catalogue without declarations keeps its version
+            fields["intents"] = [serves.as_json() for serves in spec.intents]
         digest.update(json.dumps(fields, sort_keys=True, separators=(",", ":"), default=_plain).encode())
         digest.update(b"\n")
     return digest.hexdigest()[:32]

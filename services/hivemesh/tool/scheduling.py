@@ -31,9 +31,9 @@ class TaskReminderScheduler:
     task that set them when they are due. A reminder set outside any task has nowhere to go and is
     only stored (as its memory record) and logged."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config: TaskConfig) -> None:
         # The tool service only writes reminders: no sweep of the queue from here.
-        self._tasks = shared_task_system(settings, replace(TaskConfig.from_env(), sweep_interval_s=0))
+        self._tasks = shared_task_system(settings, replace(config, sweep_interval_s=0))
 
     async def start(self) -> None:
         await self._tasks.start()

@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from hivemesh.common.v1 import scope_pb2 as hivemesh_dot_common_dot_v1_dot_scope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#hivemesh/tool/v1/tool_service.proto\x12\x10hivemesh.tool.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ehivemesh/common/v1/scope.proto\"\xfb\x01\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x31\n\x10\x61rguments_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\rresult_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cside_effects\x18\x05 \x01(\x08\x12*\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0fmax_concurrency\x18\x07 \x01(\r\x12\x0e\n\x06source\x18\x08 \x01(\t\"\x8c\x01\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12=\n\x18\x63\x61\x63hed_catalogue_version\x18\x03 \x01(\tB\x1b\xbaH\x18r\x16\x18@2\x12^[A-Za-z0-9._:-]*$\"\x85\x01\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x1a.hivemesh.tool.v1.ToolSpec\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x03 \x01(\t\x12\x11\n\tunchanged\x18\x04 \x01(\x08\"\xc6\x01\n\x11InvokeToolRequest\x12\x1d\n\ttool_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x19\n\x07task_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"{\n\x12InvokeToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x12\x19\n\x11\x63\x61talogue_version\x18\x04 \x01(\t\"\xcc\x01\n\x17InvokeToolStreamRequest\x12\x1d\n\ttool_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x19\n\x07task_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"@\n\x0cToolProgress\x12\x10\n\x08progress\x18\x01 \x01(\x01\x12\r\n\x05total\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x8e\x01\n\x18InvokeToolStreamResponse\x12\x32\n\x08progress\x18\x01 \x01(\x0b\x32\x1e.hivemesh.tool.v1.ToolProgressH\x00\x12\x36\n\x06result\x18\x02 \x01(\x0b\x32$.hivemesh.tool.v1.InvokeToolResponseH\x00\x42\x06\n\x04kind2\xae\x02\n\x0bToolService\x12Y\n\tListTools\x12\".hivemesh.tool.v1.ListToolsRequest\x1a#.hivemesh.tool.v1.ListToolsResponse\"\x03\x90\x02\x01\x12W\n\nInvokeTool\x12#.hivemesh.tool.v1.InvokeToolRequest\x1a$.hivemesh.tool.v1.InvokeToolResponse\x12k\n\x10InvokeToolStream\x12).hivemesh.tool.v1.InvokeToolStreamRequest\x1a*.hivemesh.tool.v1.InvokeToolStreamResponse0\x01\x42\x84\x01\n\x1aio.github.hivemesh.tool.v1B\x10ToolServiceProtoP\x01Z?github.com/hivemesh/hivemesh/clients/go/hivemesh/tool/v1;toolv1\xaa\x02\x10Hivemesh.Tool.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#hivemesh/tool/v1/tool_service.proto\x12\x10hivemesh.tool.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ehivemesh/common/v1/scope.proto\"\xb7\x02\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x31\n\x10\x61rguments_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\rresult_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cside_effects\x18\x05 \x01(\x08\x12*\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0fmax_concurrency\x18\x07 \x01(\r\x12\x0e\n\x06source\x18\x08 \x01(\t\x12:\n\x07intents\x18\t \x03(\x0b\x32\x1f.hivemesh.tool.v1.IntentBindingB\x08\xbaH\x05\x92\x01\x02\x10@\"\x96\x01\n\rIntentBinding\x12,\n\x06intent\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x10\x01\x18@2\x11^[a-z][a-z0-9_]*$\x12>\n\targuments\x18\x02 \x03(\x0b\x32!.hivemesh.tool.v1.ArgumentBindingB\x08\xbaH\x05\x92\x01\x02\x10@\x12\x17\n\x05reply\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"\xac\x01\n\x0f\x41rgumentBinding\x12\x1c\n\x08\x61rgument\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x15\n\x04slot\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12(\n\x04part\x18\x03 \x01(\x0e\x32\x1a.hivemesh.tool.v1.SlotPart\x12\x1a\n\x08question\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12\x1e\n\ranswer_joiner\x18\x05 \x01(\tB\x07\xbaH\x04r\x02\x18 \"\x8c\x01\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12=\n\x18\x63\x61\x63hed_catalogue_version\x18\x03 \x01(\tB\x1b\xbaH\x18r\x16\x18@2\x12^[A-Za-z0-9._:-]*$\"\x85\x01\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x1a.hivemesh.tool.v1.ToolSpec\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x19\n\x11\x63\x61talogue_version\x18\x03 \x01(\t\x12\x11\n\tunchanged\x18\x04 \x01(\x08\"\xc6\x01\n\x11InvokeToolRequest\x12\x1d\n\ttool_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x19\n\x07task_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"{\n\x12InvokeToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x12\x19\n\x11\x63\x61talogue_version\x18\x04 \x01(\t\"\xcc\x01\n\x17InvokeToolStreamRequest\x12\x1d\n\ttool_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12!\n\x0fidempotency_key\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\x12(\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.Scope\x12\x19\n\x07task_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\"@\n\x0cToolProgress\x12\x10\n\x08progress\x18\x01 \x01(\x01\x12\r\n\x05total\x18\x02 \x01(\x01\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x8e\x01\n\x18InvokeToolStreamResponse\x12\x32\n\x08progress\x18\x01 \x01(\x0b\x32\x1e.hivemesh.tool.v1.ToolProgressH\x00\x12\x36\n\x06result\x18\x02 \x01(\x0b\x32$.hivemesh.tool.v1.InvokeToolResponseH\x00\x42\x06\n\x04kind*`\n\x08SlotPart\x12\x19\n\x15SLOT_PART_UNSPECIFIED\x10\x00\x12\x1c\n\x18SLOT_PART_QUANTITY_VALUE\x10\x01\x12\x1b\n\x17SLOT_PART_QUANTITY_UNIT\x10\x02\x32\xae\x02\n\x0bToolService\x12Y\n\tListTools\x12\".hivemesh.tool.v1.ListToolsRequest\x1a#.hivemesh.tool.v1.ListToolsResponse\"\x03\x90\x02\x01\x12W\n\nInvokeTool\x12#.hivemesh.tool.v1.InvokeToolRequest\x1a$.hivemesh.tool.v1.InvokeToolResponse\x12k\n\x10InvokeToolStream\x12).hivemesh.tool.v1.InvokeToolStreamRequest\x1a*.hivemesh.tool.v1.InvokeToolStreamResponse0\x01\x42\x84\x01\n\x1aio.github.hivemesh.tool.v1B\x10ToolServiceProtoP\x01Z?github.com/hivemesh/hivemesh/clients/go/hivemesh/tool/v1;toolv1\xaa\x02\x10Hivemesh.Tool.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,22 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hivemesh.tool.v1.tool_servi
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\032io.github.hivemesh.tool.v1B\020ToolServiceProtoP\001Z?github.com/hivemesh/hivemesh/clients/go/hivemesh/tool/v1;toolv1\252\002\020Hivemesh.Tool.V1'
+  _globals['_TOOLSPEC'].fields_by_name['intents']._loaded_options = None
+  _globals['_TOOLSPEC'].fields_by_name['intents']._serialized_options = b'\272H\005\222\001\002\020@'
+  _globals['_INTENTBINDING'].fields_by_name['intent']._loaded_options = None
+  _globals['_INTENTBINDING'].fields_by_name['intent']._serialized_options = b'\272H\031r\027\020\001\030@2\021^[a-z][a-z0-9_]*$'
+  _globals['_INTENTBINDING'].fields_by_name['arguments']._loaded_options = None
+  _globals['_INTENTBINDING'].fields_by_name['arguments']._serialized_options = b'\272H\005\222\001\002\020@'
+  _globals['_INTENTBINDING'].fields_by_name['reply']._loaded_options = None
+  _globals['_INTENTBINDING'].fields_by_name['reply']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_ARGUMENTBINDING'].fields_by_name['argument']._loaded_options = None
+  _globals['_ARGUMENTBINDING'].fields_by_name['argument']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
+  _globals['_ARGUMENTBINDING'].fields_by_name['slot']._loaded_options = None
+  _globals['_ARGUMENTBINDING'].fields_by_name['slot']._serialized_options = b'\272H\004r\002\030@'
+  _globals['_ARGUMENTBINDING'].fields_by_name['question']._loaded_options = None
+  _globals['_ARGUMENTBINDING'].fields_by_name['question']._serialized_options = b'\272H\005r\003\030\200\004'
+  _globals['_ARGUMENTBINDING'].fields_by_name['answer_joiner']._loaded_options = None
+  _globals['_ARGUMENTBINDING'].fields_by_name['answer_joiner']._serialized_options = b'\272H\004r\002\030 '
   _globals['_LISTTOOLSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTTOOLSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\005*\003\030\350\007'
   _globals['_LISTTOOLSREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -56,22 +72,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVOKETOOLSTREAMREQUEST'].fields_by_name['task_id']._serialized_options = b'\272H\005r\003\030\200\001'
   _globals['_TOOLSERVICE'].methods_by_name['ListTools']._loaded_options = None
   _globals['_TOOLSERVICE'].methods_by_name['ListTools']._serialized_options = b'\220\002\001'
+  _globals['_SLOTPART']._serialized_start=1845
+  _globals['_SLOTPART']._serialized_end=1941
   _globals['_TOOLSPEC']._serialized_start=181
-  _globals['_TOOLSPEC']._serialized_end=432
-  _globals['_LISTTOOLSREQUEST']._serialized_start=435
-  _globals['_LISTTOOLSREQUEST']._serialized_end=575
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=578
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=711
-  _globals['_INVOKETOOLREQUEST']._serialized_start=714
-  _globals['_INVOKETOOLREQUEST']._serialized_end=912
-  _globals['_INVOKETOOLRESPONSE']._serialized_start=914
-  _globals['_INVOKETOOLRESPONSE']._serialized_end=1037
-  _globals['_INVOKETOOLSTREAMREQUEST']._serialized_start=1040
-  _globals['_INVOKETOOLSTREAMREQUEST']._serialized_end=1244
-  _globals['_TOOLPROGRESS']._serialized_start=1246
-  _globals['_TOOLPROGRESS']._serialized_end=1310
-  _globals['_INVOKETOOLSTREAMRESPONSE']._serialized_start=1313
-  _globals['_INVOKETOOLSTREAMRESPONSE']._serialized_end=1455
-  _globals['_TOOLSERVICE']._serialized_start=1458
-  _globals['_TOOLSERVICE']._serialized_end=1760
+  _globals['_TOOLSPEC']._serialized_end=492
+  _globals['_INTENTBINDING']._serialized_start=495
+  _globals['_INTENTBINDING']._serialized_end=645
+  _globals['_ARGUMENTBINDING']._serialized_start=648
+  _globals['_ARGUMENTBINDING']._serialized_end=820
+  _globals['_LISTTOOLSREQUEST']._serialized_start=823
+  _globals['_LISTTOOLSREQUEST']._serialized_end=963
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=966
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=1099
+  _globals['_INVOKETOOLREQUEST']._serialized_start=1102
+  _globals['_INVOKETOOLREQUEST']._serialized_end=1300
+  _globals['_INVOKETOOLRESPONSE']._serialized_start=1302
+  _globals['_INVOKETOOLRESPONSE']._serialized_end=1425
+  _globals['_INVOKETOOLSTREAMREQUEST']._serialized_start=1428
+  _globals['_INVOKETOOLSTREAMREQUEST']._serialized_end=1632
+  _globals['_TOOLPROGRESS']._serialized_start=1634
+  _globals['_TOOLPROGRESS']._serialized_end=1698
+  _globals['_INVOKETOOLSTREAMRESPONSE']._serialized_start=1701
+  _globals['_INVOKETOOLSTREAMRESPONSE']._serialized_end=1843
+  _globals['_TOOLSERVICE']._serialized_start=1944
+  _globals['_TOOLSERVICE']._serialized_end=2246
 # @@protoc_insertion_point(module_scope)

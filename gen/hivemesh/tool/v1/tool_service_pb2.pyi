@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from hivemesh.common.v1 import scope_pb2 as _scope_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SlotPart:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SlotPartEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlotPart.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SLOT_PART_UNSPECIFIED: _SlotPart.ValueType  # 0
+    """The whole value (a date as YYYY-MM-DD, a duration in seconds)."""
+    SLOT_PART_QUANTITY_VALUE: _SlotPart.ValueType  # 1
+    """The number of a quantity."""
+    SLOT_PART_QUANTITY_UNIT: _SlotPart.ValueType  # 2
+    """The unit of a quantity."""
+
+class SlotPart(_SlotPart, metaclass=_SlotPartEnumTypeWrapper):
+    """SlotPart picks a part of a slot's value."""
+
+SLOT_PART_UNSPECIFIED: SlotPart.ValueType  # 0
+"""The whole value (a date as YYYY-MM-DD, a duration in seconds)."""
+SLOT_PART_QUANTITY_VALUE: SlotPart.ValueType  # 1
+"""The number of a quantity."""
+SLOT_PART_QUANTITY_UNIT: SlotPart.ValueType  # 2
+"""The unit of a quantity."""
+Global___SlotPart: _TypeAlias = SlotPart  # noqa: Y015
 
 @_typing.final
 class ToolSpec(_message.Message):
@@ -35,6 +60,7 @@ class ToolSpec(_message.Message):
     TIMEOUT_FIELD_NUMBER: _builtins.int
     MAX_CONCURRENCY_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    INTENTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique name, e.g. "calculator"."""
     description: _builtins.str
@@ -57,6 +83,12 @@ class ToolSpec(_message.Message):
     def timeout(self) -> _duration_pb2.Duration:
         """Longest a call may run."""
 
+    @_builtins.property
+    def intents(self) -> _containers.RepeatedCompositeFieldContainer[Global___IntentBinding]:
+        """The intents of the language service this tool serves, for a planner that
+        maps understood requests to tools; empty when it is called by name only.
+        """
+
     def __init__(
         self,
         *,
@@ -68,14 +100,96 @@ class ToolSpec(_message.Message):
         timeout: _duration_pb2.Duration | None = ...,
         max_concurrency: _builtins.int = ...,
         source: _builtins.str = ...,
+        intents: _abc.Iterable[Global___IntentBinding] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["arguments_schema", b"arguments_schema", "result_schema", b"result_schema", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_schema", b"arguments_schema", "description", b"description", "max_concurrency", b"max_concurrency", "name", b"name", "result_schema", b"result_schema", "side_effects", b"side_effects", "source", b"source", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_schema", b"arguments_schema", "description", b"description", "intents", b"intents", "max_concurrency", b"max_concurrency", "name", b"name", "result_schema", b"result_schema", "side_effects", b"side_effects", "source", b"source", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ToolSpec: _TypeAlias = ToolSpec  # noqa: Y015
+
+@_typing.final
+class IntentBinding(_message.Message):
+    """IntentBinding declares how a tool serves one intent: which slots fill its
+    arguments, what to ask for a missing one and how its result reads.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTENT_FIELD_NUMBER: _builtins.int
+    ARGUMENTS_FIELD_NUMBER: _builtins.int
+    REPLY_FIELD_NUMBER: _builtins.int
+    intent: _builtins.str
+    """The intent as the language service names it, e.g. "unit_conversion"."""
+    reply: _builtins.str
+    """How the result reads: a template whose {placeholders} name fields of the
+    result object or arguments, e.g. "Tip {tip}, {total} in all"; empty
+    means the tool's own display.
+    """
+    @_builtins.property
+    def arguments(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArgumentBinding]:
+        """One entry per argument the intent fills or asks for."""
+
+    def __init__(
+        self,
+        *,
+        intent: _builtins.str = ...,
+        arguments: _abc.Iterable[Global___ArgumentBinding] | None = ...,
+        reply: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments", b"arguments", "intent", b"intent", "reply", b"reply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IntentBinding: _TypeAlias = IntentBinding  # noqa: Y015
+
+@_typing.final
+class ArgumentBinding(_message.Message):
+    """ArgumentBinding fills one argument of a tool from a slot, or asks for it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARGUMENT_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    PART_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    ANSWER_JOINER_FIELD_NUMBER: _builtins.int
+    argument: _builtins.str
+    """The argument: a property of the tool's arguments schema."""
+    slot: _builtins.str
+    """The slot of the language service's understanding that fills the
+    argument; empty when the argument is only ever asked for.
+    """
+    part: Global___SlotPart.ValueType
+    """Which part of the slot's value fills the argument."""
+    question: _builtins.str
+    """The question asked when the argument is required and the request did
+    not give it, e.g. "Which unit should I convert to?".
+    """
+    answer_joiner: _builtins.str
+    """Words that join the user's answer to that question onto the request
+    when it is read again, e.g. "to" for "convert 5 miles" + "km".
+    """
+    def __init__(
+        self,
+        *,
+        argument: _builtins.str = ...,
+        slot: _builtins.str = ...,
+        part: Global___SlotPart.ValueType = ...,
+        question: _builtins.str = ...,
+        answer_joiner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_joiner", b"answer_joiner", "argument", b"argument", "part", b"part", "question", b"question", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArgumentBinding: _TypeAlias = ArgumentBinding  # noqa: Y015
 
 @_typing.final
 class ListToolsRequest(_message.Message):

@@ -4,7 +4,8 @@ What it says, in order of precedence:
 1. the planner's own reply, when the conversation ends with an ASSISTANT message that has text;
 2. the tool results after the last USER message: one result is returned exactly as the tool
    displayed it ("84"), several one per line;
-3. otherwise a reply for the understood intent (a greeting, an honest "I can't help with that").
+3. otherwise a reply for the understood intent (a greeting, an honest "I can't help with that"),
+   in the words of the reply catalogue (``hivemesh.mesh.replies``).
 """
 
 from __future__ import annotations
@@ -16,25 +17,14 @@ from typing import Final
 from hivemesh.common.v1 import content_pb2
 from hivemesh.language.generate.tokens import count_prompt_tokens, count_tokens
 from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.mesh import replies
+from hivemesh.mesh.intents import AgentIntent
 
-GREETING: Final = "Hello! How can I help you?"
-CAPABILITIES: Final = (
-    "I can do arithmetic, convert units, tell the time in a city, work with dates, set timers and "
-    "reminders, keep lists, roll dice, flip a coin, spell words and remember things for you."
-)
-OUT_OF_SCOPE: Final = f"Sorry, I can't help with that. {CAPABILITIES}"
-NOT_INSTALLED: Final = {
-    "weather": "check the weather",
-    "play_music": "play music",
-    "book_flight": "book flights",
-    "send_email": "send email",
-}
 FALLBACK_REPLIES: Final = {
-    "greeting": GREETING,
-    "remember": "OK, I'll remember that.",
-    "recall": "I don't have anything saved about that.",
+    AgentIntent.GREETING: replies.GREETING,
+    AgentIntent.REMEMBER: replies.REMEMBERED,
+    AgentIntent.RECALL: replies.RECALL_NOTHING,
 }
-NO_RESULT: Final = "Sorry, I couldn't work that out."
 # Words with the whitespace after them, so the deltas concatenate back to the exact reply.
 _DELTA = re.compile(r"\S+\s*|\s+")
 
@@ -50,15 +40,16 @@ def _intent_reply(understanding: pb.UnderstandResponse) -> str:
     if understanding.parts:
         return "\n".join(_intent_reply(part) for part in understanding.parts)
     intent = understanding.intent
-    if understanding.out_of_scope or intent == "oos":
-        return OUT_OF_SCOPE
-    if intent in NOT_INSTALLED:
-        return f"Sorry, I can't {NOT_INSTALLED[intent]} yet: no tool for that is installed."
-    if intent in FALLBACK_REPLIES:
-        return FALLBACK_REPLIES[intent]
+    own = AgentIntent.of(intent)
+    if understanding.out_of_scope or own is AgentIntent.OUT_OF_SCOPE:
+        return replies.OUT_OF_SCOPE_SHORT
+    if intent in replies.WITHOUT_TOOL:
+        return replies.without_tool(intent)
+    if own in FALLBACK_REPLIES:
+        return FALLBACK_REPLIES[own]
     if not intent:
-        return f"How can I help? {CAPABILITIES}"
-    return NO_RESULT
+        return replies.HOW_CAN_I_HELP
+    return replies.NO_RESULT
 
 
 def compose_reply(request: pb.GenerateRequest) -> str:

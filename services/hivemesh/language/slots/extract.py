@@ -18,6 +18,7 @@ from hivemesh.language.slots.calculator import normalize_expression
 from hivemesh.language.slots.conversion import parse_conversion
 from hivemesh.language.slots.dates import DateMention, find_dates, normalize_ordinals, shift
 from hivemesh.language.slots.durations import find_durations
+from hivemesh.language.slots.generic import generic_slots
 from hivemesh.language.slots.lists import names_only_a_list, parse_list_request, split_items
 from hivemesh.language.slots.numbers import normalize_numbers
 from hivemesh.language.slots.scan import suffix_start
@@ -25,6 +26,7 @@ from hivemesh.language.slots.spacing import squeeze_spaces
 from hivemesh.language.slots.times import find_time
 from hivemesh.language.slots.units import registry
 from hivemesh.language.slots.values import SlotValue
+from hivemesh.mesh.intents import AgentIntent
 
 Reader = Callable[[str, str, datetime], list[SlotValue]]
 
@@ -513,6 +515,10 @@ _READERS: Final[dict[str, Reader]] = {
 }
 
 
+# Intents whose requests carry nothing to read.
+_WITHOUT_SLOTS: Final = frozenset({AgentIntent.GREETING, AgentIntent.OUT_OF_SCOPE, ""})
+
+
 def warm_up() -> None:
     """Build what readers build on first use (pint's unit registry, the time zone names): a tenth
     of a second of work that would otherwise hold up the first request that needs it."""
@@ -523,14 +529,17 @@ def warm_up() -> None:
 def extract_slots(text: str, intent: str, *, now: datetime) -> list[SlotValue]:
     """The slots ``intent`` takes, read from ``text``; relative dates resolve against ``now``.
 
-    ``now`` must be timezone-aware: reminders are due in its zone. Intents without slots
-    (greeting, flip_coin, oos, ...) and unknown intents yield no slots. Runs of white space are
+    ``now`` must be timezone-aware: reminders are due in its zone. Greetings and out-of-scope
+    requests yield no slots; an intent without a reader of its own (one a tool declares) yields the
+    generic slots (see ``generic``). Runs of white space are
     read as one (see ``spacing``), so source texts have single spaces.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    reader = _READERS.get(intent)
-    if reader is None or not text.strip():
+    if intent in _WITHOUT_SLOTS or not text.strip():
         return []
     text = squeeze_spaces(text)
+    reader = _READERS.get(intent)
+    if reader is None:
+        return generic_slots(prepare(text))
     return reader(text, prepare(text), now)

@@ -10,8 +10,9 @@ import grpc
 from hivemesh.language.v1.language_service_pb2 import EmbedRequest, EmbedResponse
 from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceStub
 from hivemesh.memory.errors import embedder_unavailable
-from hivemesh.mesh.errors import DeadlineExceeded
+from hivemesh.mesh.errors import DeadlineExceeded, HivemeshError
 from hivemesh.mesh.language_pools import LanguagePools
+from hivemesh.mesh.status import domain_errors
 
 if TYPE_CHECKING:  # the async stub exists in the type stubs only
     from hivemesh.language.v1.language_service_pb2_grpc import LanguageServiceAsyncStub
@@ -27,6 +28,13 @@ class LanguageEmbedder:
         # pools, calls go over the GPU and CPU pools instead (hivemesh.mesh.language_pools).
         self._channel = channel
         self._pools = pools
+        self._stub: LanguageServiceAsyncStub | None = None
+
+    @property
+    def stub(self) -> LanguageServiceAsyncStub:
+        if self._stub is None:
+            self._stub = LanguageServiceStub(self._channel())
+        return self._stub
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
@@ -34,14 +42,15 @@ class LanguageEmbedder:
             batch = list(texts[start : start + MAX_BATCH])
             try:
                 request = EmbedRequest(texts=batch)
-                if self._pools is None:
-                    response = await LanguageServiceStub(self._channel()).Embed(request)
-                else:
-                    response = await self._pools.unary("Embed", _embed(request))
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    raise DeadlineExceeded("the language service did not embed in time") from exc
-                raise embedder_unavailable(f"language service: {exc.code().name}") from exc
+                with domain_errors():
+                    if self._pools is None:
+                        response = await self.stub.Embed(request)
+                    else:
+                        response = await self._pools.unary("Embed", _embed(request))
+            except DeadlineExceeded as exc:
+                raise DeadlineExceeded("the language service did not embed in time") from exc
+            except HivemeshError as exc:
+                raise embedder_unavailable(f"language service: {exc.code.name}") from exc
             if len(response.embeddings) != len(batch):
                 raise embedder_unavailable("language service returned a wrong number of embeddings")
             vectors.extend(list(e.values) for e in response.embeddings)

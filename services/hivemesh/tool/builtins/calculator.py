@@ -9,7 +9,7 @@ from typing import Annotated, TypedDict
 
 from hivemesh.tool.decorator import Arg, tool
 from hivemesh.tool.expression import evaluate, format_number
-from hivemesh.tool.model import ToolOutput
+from hivemesh.tool.model import Fill, Serves, ToolOutput
 
 
 class CalculatorResult(TypedDict):
@@ -17,7 +17,15 @@ class CalculatorResult(TypedDict):
     expression: str
 
 
-@tool(result=CalculatorResult, timeout_s=2.0, cpu_bound=True)
+@tool(
+    result=CalculatorResult,
+    timeout_s=2.0,
+    cpu_bound=True,
+    serves=Serves(
+        "calculator",
+        {"expression": Fill("expression", question="What would you like me to calculate?")},
+    ),
+)
 def calculator(expression: Annotated[str, Arg(min_length=1, max_length=256)]) -> ToolOutput:
     """Evaluate arithmetic: + - * / % ^, parentheses, unary minus, percentages ("15% of 80",
     "30% off 279", "200 + 10%"), sqrt, round, abs and factorial (n!).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, TypedDict
 
 from hivemesh.tool.decorator import Arg, tool
-from hivemesh.tool.model import ToolContext, ToolOutput
+from hivemesh.tool.model import Fill, Serves, ToolContext, ToolOutput
 
 
 class DiceResult(TypedDict):
@@ -15,7 +15,12 @@ class DiceResult(TypedDict):
     count: int
 
 
-@tool(name="roll_dice", result=DiceResult, timeout_s=1.0)
+@tool(
+    name="roll_dice",
+    result=DiceResult,
+    timeout_s=1.0,
+    serves=Serves("roll_dice", {"sides": Fill("sides"), "count": Fill("count")}),
+)
 def roll_dice(
     context: ToolContext,
     sides: Annotated[int, Arg(minimum=2, maximum=1000)] = 6,
@@ -37,7 +42,7 @@ class CoinResult(TypedDict):
     side: Literal["heads", "tails"]
 
 
-@tool(name="flip_coin", result=CoinResult, timeout_s=1.0)
+@tool(name="flip_coin", result=CoinResult, timeout_s=1.0, serves=Serves("flip_coin"))
 def flip_coin(context: ToolContext) -> ToolOutput:
     """Flip a coin: heads or tails."""
     side = context.deps.random.choice(("heads", "tails"))

@@ -10,7 +10,7 @@ from typing import Annotated, TypedDict
 
 from hivemesh.mesh.errors import InvalidArgument
 from hivemesh.tool.decorator import Arg, tool
-from hivemesh.tool.model import ToolContext, ToolOutput
+from hivemesh.tool.model import Fill, Serves, ToolContext, ToolOutput
 
 DATE = Arg(pattern=r"^\d{4}-\d{2}-\d{2}$", format="date", description="A date, YYYY-MM-DD.")
 MAX_DAYS = 366_000
@@ -106,7 +106,12 @@ class TimeResult(TypedDict):
     utc_offset: str
 
 
-@tool(name="current_time", result=TimeResult, timeout_s=2.0)
+@tool(
+    name="current_time",
+    result=TimeResult,
+    timeout_s=2.0,
+    serves=Serves("current_time", {"location": Fill("location")}),
+)
 def current_time(
     context: ToolContext, location: Annotated[str, Arg(min_length=1, max_length=128)] = "UTC"
 ) -> ToolOutput:
@@ -134,7 +139,11 @@ class WeekdayResult(TypedDict):
     weekday: str
 
 
-@tool(result=WeekdayResult, timeout_s=2.0)
+@tool(
+    result=WeekdayResult,
+    timeout_s=2.0,
+    serves=Serves("weekday", {"date": Fill("date", question="Which date do you mean?")}),
+)
 def weekday(date: Annotated[str, DATE]) -> ToolOutput:
     """The day of the week of a date."""
     day = parse_date("arguments.date", date)
@@ -146,7 +155,18 @@ class DateResult(TypedDict):
     weekday: str
 
 
-@tool(name="date_add", result=DateResult, timeout_s=2.0)
+@tool(
+    name="date_add",
+    result=DateResult,
+    timeout_s=2.0,
+    serves=Serves(
+        "date_arithmetic",
+        {
+            "date": Fill("date", question="Starting from which date?"),
+            "days": Fill("offset_days", question="How many days should I add or subtract?"),
+        },
+    ),
+)
 def date_add(
     date: Annotated[str, DATE],
     days: Annotated[int, Arg(minimum=-MAX_DAYS, maximum=MAX_DAYS)],
@@ -173,7 +193,18 @@ class DaysResult(TypedDict):
     end: str
 
 
-@tool(name="days_between", result=DaysResult, timeout_s=2.0)
+@tool(
+    name="days_between",
+    result=DaysResult,
+    timeout_s=2.0,
+    serves=Serves(
+        "days_between",
+        {
+            "start": Fill("start_date", question="From which date?"),
+            "end": Fill("end_date", question="Until which date?"),
+        },
+    ),
+)
 def days_between(start: Annotated[str, DATE], end: Annotated[str, DATE]) -> ToolOutput:
     """The number of days from one date to another (negative when the end comes first).
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypedDict
 from hivemesh.mesh.errors import Aborted
 from hivemesh.tool.builtins._owner import record_owner
 from hivemesh.tool.decorator import Arg, tool
-from hivemesh.tool.model import ToolContext, ToolOutput
+from hivemesh.tool.model import Fill, Serves, ToolContext, ToolOutput
 from hivemesh.tool.ports import RecordOwner, VersionConflict
 
 LIST_KIND = "list"
@@ -67,7 +67,19 @@ async def _update(context: ToolContext, owner: RecordOwner, key: str, change: Ch
     raise Aborted(f"the {key} list kept changing; try again", reason="LIST_CONTENDED", metadata={"list": key})
 
 
-@tool(name="list_add", result=ListResult, side_effects=True, timeout_s=5.0)
+@tool(
+    name="list_add",
+    result=ListResult,
+    side_effects=True,
+    timeout_s=5.0,
+    serves=Serves(
+        "list_add",
+        {
+            "list": Fill("list_name", question="Which list should I add to?"),
+            "items": Fill("items", question="What should I add?"),
+        },
+    ),
+)
 async def list_add(
     context: ToolContext, list: Annotated[str, LIST_NAME], items: Annotated[list[Item], ITEMS]
 ) -> ToolOutput:
@@ -91,7 +103,19 @@ async def list_add(
     return ToolOutput(dict(result), f"{head}: {', '.join(result['items'])}")
 
 
-@tool(name="list_remove", result=ListResult, side_effects=True, timeout_s=5.0)
+@tool(
+    name="list_remove",
+    result=ListResult,
+    side_effects=True,
+    timeout_s=5.0,
+    serves=Serves(
+        "list_remove",
+        {
+            "list": Fill("list_name", question="Which list should I remove it from?"),
+            "items": Fill("items", question="What should I remove?"),
+        },
+    ),
+)
 async def list_remove(
     context: ToolContext, list: Annotated[str, LIST_NAME], items: Annotated[list[Item], ITEMS]
 ) -> ToolOutput:
@@ -115,7 +139,12 @@ async def list_remove(
     )
 
 
-@tool(name="list_show", result=ListResult, timeout_s=5.0)
+@tool(
+    name="list_show",
+    result=ListResult,
+    timeout_s=5.0,
+    serves=Serves("list_show", {"list": Fill("list_name", question="Which list do you want to see?")}),
+)
 async def list_show(context: ToolContext, list: Annotated[str, LIST_NAME]) -> ToolOutput:
     """Show the items of a list."""
     key = _key(list)
@@ -125,7 +154,13 @@ async def list_show(context: ToolContext, list: Annotated[str, LIST_NAME]) -> To
     return ToolOutput(value, _render(key, items))
 
 
-@tool(name="list_clear", result=ListResult, side_effects=True, timeout_s=5.0)
+@tool(
+    name="list_clear",
+    result=ListResult,
+    side_effects=True,
+    timeout_s=5.0,
+    serves=Serves("list_clear", {"list": Fill("list_name", question="Which list should I clear?")}),
+)
 async def list_clear(context: ToolContext, list: Annotated[str, LIST_NAME]) -> ToolOutput:
     """Remove every item of a list."""
     key = _key(list)

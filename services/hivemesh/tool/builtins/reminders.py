@@ -10,7 +10,7 @@ from typing import Annotated, Literal, TypedDict
 from hivemesh.mesh.errors import InvalidArgument
 from hivemesh.tool.builtins._owner import record_owner
 from hivemesh.tool.decorator import Arg, tool
-from hivemesh.tool.model import ToolContext, ToolOutput
+from hivemesh.tool.model import Fill, Serves, ToolContext, ToolOutput
 from hivemesh.tool.ports import Reminder
 
 REMINDER_KIND = "reminder"
@@ -55,7 +55,16 @@ def describe_duration(seconds: float) -> str:
     return " ".join(parts) or "0 seconds"
 
 
-@tool(name="set_timer", result=ReminderResult, side_effects=True, timeout_s=5.0)
+@tool(
+    name="set_timer",
+    result=ReminderResult,
+    side_effects=True,
+    timeout_s=5.0,
+    serves=Serves(
+        "set_timer",
+        {"seconds": Fill("duration", question="How long should the timer run?"), "label": Fill("label")},
+    ),
+)
 async def set_timer(
     context: ToolContext,
     seconds: Annotated[float, Arg(exclusive_minimum=0, maximum=MAX_TIMER_S)],
@@ -77,7 +86,19 @@ async def set_timer(
     return ToolOutput(_result(reminder), f"Timer set for {describe_duration(seconds)}{suffix}")
 
 
-@tool(name="set_reminder", result=ReminderResult, side_effects=True, timeout_s=5.0)
+@tool(
+    name="set_reminder",
+    result=ReminderResult,
+    side_effects=True,
+    timeout_s=5.0,
+    serves=Serves(
+        "set_reminder",
+        {
+            "text": Fill("reminder_text", question="What should I remind you about?"),
+            "due": Fill("due", question="When should I remind you?"),
+        },
+    ),
+)
 async def set_reminder(
     context: ToolContext,
     text: Annotated[str, Arg(min_length=1, max_length=500)],

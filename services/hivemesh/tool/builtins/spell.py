@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, TypedDict
 
 from hivemesh.tool.decorator import Arg, tool
-from hivemesh.tool.model import ToolOutput
+from hivemesh.tool.model import Fill, Serves, ToolOutput
 
 
 class SpellResult(TypedDict):
@@ -13,7 +13,11 @@ class SpellResult(TypedDict):
     letters: list[str]
 
 
-@tool(result=SpellResult, timeout_s=1.0)
+@tool(
+    result=SpellResult,
+    timeout_s=1.0,
+    serves=Serves("spell", {"word": Fill("word", question="Which word should I spell?")}),
+)
 def spell(word: Annotated[str, Arg(min_length=1, max_length=100, pattern=r"\S")]) -> ToolOutput:
     """Spell a word letter by letter ("cat" -> C-A-T; words of a phrase are kept apart).
 

@@ -19,7 +19,7 @@ import pint
 from hivemesh.mesh.errors import InvalidArgument
 from hivemesh.tool.decorator import Arg, tool
 from hivemesh.tool.expression import format_number
-from hivemesh.tool.model import ToolOutput
+from hivemesh.tool.model import Fill, Serves, SlotPart, ToolOutput
 
 # Words people use that pint reads differently ("C" is the coulomb) or not at all.
 _ALIASES = {
@@ -96,7 +96,22 @@ class ConversionResult(TypedDict):
     from_unit: str
 
 
-@tool(name="convert_units", result=ConversionResult, timeout_s=2.0, cpu_bound=True)
+@tool(
+    name="convert_units",
+    result=ConversionResult,
+    timeout_s=2.0,
+    cpu_bound=True,
+    serves=Serves(
+        "unit_conversion",
+        {
+            "value": Fill("quantity", part=SlotPart.QUANTITY_VALUE, question="How much should I convert?"),
+            "from_unit": Fill(
+                "quantity", part=SlotPart.QUANTITY_UNIT, question="Which unit are you converting from?"
+            ),
+            "to_unit": Fill("to_unit", question="Which unit should I convert to?", joiner="to"),
+        },
+    ),
+)
 def convert_units(
     value: float,
     from_unit: Annotated[str, Arg(min_length=1, max_length=64)],

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from mcp.shared.session import RequestResponder
 from hivemesh.mesh import deadlines
 from hivemesh.mesh.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from hivemesh.tool.arguments import compile_schema
+from hivemesh.tool.capability import check_intents
 from hivemesh.tool.mcpbridge.config import McpServerConfig
 from hivemesh.tool.mcpbridge.stdio import open_stdio
 from hivemesh.tool.model import JsonObject, Tool, ToolContext, ToolOutput, ToolSpec
@@ -290,7 +292,15 @@ class McpServer:
             timeout_s=self.config.timeout_s,
             max_concurrency=self.config.max_concurrency,
             source=f"mcp:{self.name}",
+            intents=self.config.intents.get(tool.name, ()),
         )
+        try:
+            check_intents(spec)
+        except ValueError as exc:
+            # The server's tool no longer fits what the configuration declares for it: it is still
+            # offered by name, and the planner does not map an intent to it.
+            _log.warning("MCP server %s: %s; its intents are ignored", self.name, exc)
+            spec = replace(spec, intents=())
         return McpTool(self, tool.name, spec)
 
 
