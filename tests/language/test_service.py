@@ -48,6 +48,15 @@ async def test_understand_flags_out_of_scope(language: LanguageServiceAsyncStub)
     assert not reply.slots
 
 
+@pytest.mark.parametrize("text", ["asdkj qwe zzz", "qwerty", "lkjh poiu mnbv"])
+async def test_gibberish_is_out_of_scope(language: LanguageServiceAsyncStub, text: str) -> None:
+    reply = await language.Understand(pb.UnderstandRequest(text=text))
+    assert (reply.intent, reply.out_of_scope) == ("oos", True)
+    assert reply.confidence > 0.5
+    hello = await language.Understand(pb.UnderstandRequest(text="helo"))
+    assert (hello.intent, hello.out_of_scope) == ("greeting", False)
+
+
 async def test_compound_request_is_understood_part_by_part(language: LanguageServiceAsyncStub) -> None:
     reply = await language.Understand(
         pb.UnderstandRequest(text="convert 5 miles to km and add eggs to my shopping list")

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from hivemesh.language.slots.units import normalize_unit
+from hivemesh.world.places import zone_of
+from hivemesh.world.units import UNIT_ALIASES, unit_alias
+
+
+@pytest.mark.parametrize(
+    ("place", "zone"),
+    [
+        ("Hanoi", "Asia/Bangkok"),  # GeoNames files Hanoi under Indochina Time's zone
+        ("Cape Town", "Africa/Johannesburg"),
+        ("ho chi minh city", "Asia/Ho_Chi_Minh"),
+        ("Peking", "Asia/Shanghai"),
+        ("Kathmandu", "Asia/Kathmandu"),
+        ("Europe/Paris", "Europe/Paris"),
+        ("paris", "Europe/Paris"),
+        ("Paris, TX", "America/Chicago"),
+        ("London", "Europe/London"),
+        ("London, Canada", "America/Toronto"),
+        ("Portland", "America/Los_Angeles"),
+        ("Portland, Maine", "America/New_York"),
+        ("St. Petersburg", "Europe/Moscow"),
+        ("NYC", "America/New_York"),
+    ],
+)
+def test_cities_resolve_from_the_city_database(place: str, zone: str) -> None:
+    assert zone_of(place) == zone
+
+
+def test_unknown_places_have_no_zone() -> None:
+    assert zone_of("Atlantis") is None  # a town of 80,000 named alone
+    assert zone_of("Atlantis, South Africa") == "Africa/Johannesburg"
+    assert zone_of("asdkj qwe") is None
+    assert zone_of("  ") is None
+
+
+def test_every_alias_names_a_unit_the_language_service_reads() -> None:
+    # The language service reads each alias as its value: the one table, not a copy of it.
+    for alias, name in UNIT_ALIASES.items():
+        assert normalize_unit(alias) == name, alias
+
+
+def test_aliases_are_looked_up_in_any_case_and_spacing() -> None:
+    assert unit_alias("Fl  OZ") == "fluid_ounce"
+    assert unit_alias("KILOS") == "kilogram"
+    assert unit_alias("celcius") == "degree_Celsius"
+    assert unit_alias("nm") is None  # pint's nanometer; the nautical mile is "nmi"
+    assert unit_alias("furlongz") is None
