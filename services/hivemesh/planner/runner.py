@@ -24,6 +24,7 @@ from hivemesh.planner import strategy
 from hivemesh.planner.ports import EventSink, Language, Memory, Tools
 from hivemesh.tasks.projection import error as task_error
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
+from hivemesh.world.zones import server_zone
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +73,16 @@ def follow_up_text(task: Task, history: Sequence[TaskEvent]) -> str:
     return text
 
 
+def in_time_zone(task: Task, zone: str) -> Task:
+    """``task`` with its scope naming ``zone`` (a copy when it named another)."""
+    if task.scope.time_zone == zone:
+        return task
+    placed = Task()
+    placed.CopyFrom(task)
+    placed.scope.time_zone = zone
+    return placed
+
+
 class Runner:
     """``use_llm`` picks the strategy: the built-in planner, or a function-calling loop in which the
     language service's model chooses the tools (every call still goes through ToolService)."""
@@ -97,12 +108,17 @@ class Runner:
     async def run(self, task: Task, history: Sequence[TaskEvent], sink: EventSink) -> Outcome:
         text = follow_up_text(task, history)
         context: list[Turn] = []
+        zone = task.scope.time_zone
         try:
-            context = await self._memory.get_context(task.scope)
+            found = await self._memory.get_context(task.scope)
+            context, zone = found.turns, found.time_zone or zone
         except HivemeshError as exc:
             await self._notice(
                 sink, "MEMORY_UNAVAILABLE", f"running without conversation context: {exc.message}"
             )
+        # From here on the task's scope names the user's zone: the language service reads the
+        # request in it and every tool call carries it.
+        task = in_time_zone(task, zone or server_zone())
         try:
             specs = {spec.name: spec for spec in await self._tools.list_tools()}
         except HivemeshError as exc:
@@ -112,7 +128,9 @@ class Runner:
             await self._notice(sink, "TOOLS_UNAVAILABLE", exc.message)
         if self._use_llm:
             return await self._run_llm(task, text, context, specs, history, sink)
-        understanding = await self._language.understand(text, [t.text for t in context], sorted(specs))
+        understanding = await self._language.understand(
+            text, [t.text for t in context], sorted(specs), task.scope.time_zone
+        )
         recognised = TaskEvent()
         recognised.intent_recognized.intent = understanding.intent
         recognised.intent_recognized.confidence = understanding.confidence

@@ -59,7 +59,7 @@ class Planner:
     async def plan(self, text: str, scope: Scope) -> pb.Plan:
         _require_user(scope)
         specs = {spec.name: spec for spec in await self._tools.list_tools()}
-        understanding = await self._language.understand(text, [], sorted(specs))
+        understanding = await self._language.understand(text, [], sorted(specs), scope.time_zone)
         planned = strategy.plan(understanding, specs)
         result = pb.Plan(
             intent=understanding.intent,

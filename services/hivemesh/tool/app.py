@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -27,9 +28,21 @@ from hivemesh.tool.scheduling import LoggingScheduler, TaskReminderScheduler
 from hivemesh.tool.servicer import ToolServicer
 from hivemesh.tool.stores.sql import SqlIdempotencyStore
 from hivemesh.tool.v1.tool_service_pb2_grpc import add_ToolServiceServicer_to_server
+from hivemesh.world import places
 
 if TYPE_CHECKING:
     from hivemesh.tool.stores.redis import RedisIdempotencyStore
+
+
+class CityIndexWarmUp:
+    """Builds the city index of ``current_time`` in the background at start: a second or two of
+    work that would otherwise fall on the first request naming a city, inside its time limit."""
+
+    async def start(self) -> None:
+        threading.Thread(target=places.warm_up, name="city-index", daemon=True).start()
+
+    async def stop(self, grace_s: float) -> None:
+        """Nothing to stop: the thread only builds a table and ends."""
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
@@ -53,7 +66,7 @@ def build_app(
     """The tool service; ``scheduler`` is where reminders go when due (the task queue's delivery).
     ``sources`` add tool sets that may change while the service runs, as MCP servers' do."""
     registry = Registry([*discover(), *extra_tools], sources)
-    components: list[Component] = []
+    components: list[Component] = [CityIndexWarmUp()]
     store = idempotency_store(settings, config)
     components.append(store)
     if config.mcp_servers is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Final
 
@@ -19,6 +19,7 @@ from hivemesh.language.slots.conversion import parse_conversion
 from hivemesh.language.slots.dates import DateMention, find_dates, normalize_ordinals, shift
 from hivemesh.language.slots.durations import find_durations
 from hivemesh.language.slots.lists import names_only_a_list, parse_list_request, split_items
+from hivemesh.language.slots.movable import warm_up as build_holidays
 from hivemesh.language.slots.numbers import normalize_numbers
 from hivemesh.language.slots.scan import suffix_start
 from hivemesh.language.slots.spacing import squeeze_spaces
@@ -514,10 +515,12 @@ _READERS: Final[dict[str, Reader]] = {
 
 
 def warm_up() -> None:
-    """Build what readers build on first use (pint's unit registry, the time zone names): a tenth
-    of a second of work that would otherwise hold up the first request that needs it."""
+    """Build what readers build on first use (pint's unit registry, the time zone names, this year's
+    and next year's holidays): a tenth of a second of work that would otherwise hold up the first
+    request that needs it."""
     registry()
     _zones()
+    build_holidays(datetime.now(UTC).year)
 
 
 def extract_slots(text: str, intent: str, *, now: datetime) -> list[SlotValue]:

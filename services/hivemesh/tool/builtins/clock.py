@@ -49,15 +49,15 @@ class TimeResult(TypedDict):
 
 
 @tool(name="current_time", result=TimeResult, timeout_s=2.0)
-def current_time(
-    context: ToolContext, location: Annotated[str, Arg(min_length=1, max_length=128)] = "UTC"
-) -> ToolOutput:
+def current_time(context: ToolContext, location: Annotated[str, Arg(max_length=128)] = "") -> ToolOutput:
     """The current date and time in a time zone (IANA name such as "Europe/Paris") or a city.
 
     Args:
-        location: An IANA time zone or a city name; UTC when left out.
+        location: An IANA time zone or a city name; the user's own time zone when left out (UTC
+            when the request names none).
     """
-    zone = resolve_zone(location)
+    zone = resolve_zone(location) if location.strip() else context.zone
+    location = location.strip() or zone.key
     now = context.deps.clock().astimezone(zone)
     offset = now.strftime("%z")
     value: TimeResult = {
