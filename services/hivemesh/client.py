@@ -167,11 +167,13 @@ class HivemeshClient:
         deadline_s: float | None = None,
         max_steps: int = 0,
         request_id: str | None = None,
+        time_zone: str = "",
     ) -> tuple[Task, bool]:
+        """Submit a task; ``time_zone`` (IANA name) is the user's, remembered for their next tasks."""
         request = pb.SubmitTaskRequest(
             request_id=request_id or uuid.uuid4().hex,
             text=text,
-            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id),
+            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id, time_zone=time_zone),
             options=_options(deadline_s, max_steps),
         )
         response: pb.SubmitTaskResponse = await self._stub.SubmitTask(
@@ -191,6 +193,7 @@ class HivemeshClient:
         request_id: str | None = None,
         timeout_s: float | None = None,
         patience_s: float = 30.0,
+        time_zone: str = "",
     ) -> AsyncIterator[TaskEvent]:
         """Submit a task and yield its events until it ends or asks a question, in one call
         (ExecuteTask). ``timeout_s`` bounds the whole stream (None: no bound).
@@ -198,11 +201,12 @@ class HivemeshClient:
         A stream that drops with a resumable code is picked up again for up to ``patience_s``:
         before its first event by executing again with the same request id (the gateway answers
         with the task already submitted and replays it from the start), after it by following the
-        task from the last sequence received. ``patience_s=0`` raises the first error instead."""
+        task from the last sequence received. ``patience_s=0`` raises the first error instead.
+        ``time_zone`` (IANA name) is the user's, remembered for their next tasks."""
         request = pb.ExecuteTaskRequest(
             request_id=request_id or uuid.uuid4().hex,
             text=text,
-            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id),
+            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id, time_zone=time_zone),
             options=_options(deadline_s, max_steps),
         )
         ends = None if timeout_s is None else time.monotonic() + timeout_s

@@ -138,6 +138,7 @@ class SuiteRunner:
                     session_id=turn.session,
                     request_id=request_id,
                     timeout_s=self._timeout_s,
+                    time_zone=turn.time_zone,
                 ):
                     last = event
             except grpc.aio.AioRpcError as exc:
