@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import random
-import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -35,14 +36,21 @@ if TYPE_CHECKING:
 
 
 class CityIndexWarmUp:
-    """Builds the city index of ``current_time`` in the background at start: a second or two of
-    work that would otherwise fall on the first request naming a city, inside its time limit."""
+    """Builds the city index of ``current_time`` at start in a child process: a second or two of
+    work (much of it holding the interpreter lock) that would otherwise fall on the first request
+    naming a city, inside its time limit, and on every call served meanwhile."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
 
     async def start(self) -> None:
-        threading.Thread(target=places.warm_up, name="city-index", daemon=True).start()
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        places.build_elsewhere(self._pool)
 
     async def stop(self, grace_s: float) -> None:
-        """Nothing to stop: the thread only builds a table and ends."""
+        if self._pool is not None:
+            # A build still running is left to finish on its own; lookups then build in process.
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:

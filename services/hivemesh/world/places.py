@@ -8,9 +8,11 @@ Where names collide the most populous city wins, a city's own name counting as t
 against another city's alternate name ("Paris" is in France, "St. Petersburg" in Russia rather than
 Florida); "London, Canada", "Portland, Maine" or "Paris, TX" pick the city in that country or US state.
 
-The city index takes a second or two to build (the data is 16 MB of JSON), so it is built once per
-process, on first use or by ``warm_up`` in the background when a service starts; IANA names are
-answered without it.
+The city index takes a second or two to build (the data is 16 MB of JSON, whose parsing holds the
+interpreter lock for a good part of a second), so a service builds it once, at start, in a child
+process (``build_elsewhere``), and receives it as a compact table; a lookup made before it arrives
+waits for it. Without that (a tool called in a test, a script) the first lookup of a city builds it
+in process. IANA names are answered without it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 import sys
 import threading
 import zoneinfo
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,22 +97,53 @@ def _build() -> _Cities:
     return _Cities(by_name, {key: zone for key, (_, zone) in regional.items()}, regions)
 
 
-_lock = threading.Lock()
-_cities: _Cities | None = None
+class _Index:
+    """The one city index of this process: built here on first use, or handed in once built in a
+    child process; lookups that come while the child works wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cities: _Cities | None = None
+        self._pending: Future[_Cities] | None = None
+
+    def get(self) -> _Cities:
+        pending = self._pending
+        if pending is not None:
+            try:
+                self._set(pending.result())
+            except Exception:  # the child failed or was stopped (CancelledError too): build here instead
+                self._pending = None
+        with self._lock:
+            if self._cities is None:
+                self._cities = _build()
+            return self._cities
+
+    def build_elsewhere(self, pool: Executor) -> Future[_Cities] | None:
+        with self._lock:
+            if self._cities is not None or self._pending is not None:
+                return None
+            self._pending = pool.submit(_build)
+            return self._pending
+
+    def _set(self, cities: _Cities) -> None:
+        with self._lock:
+            if self._cities is None:
+                self._cities = cities
+            self._pending = None
+
+
+_index = _Index()
 
 
 def _city_index() -> _Cities:
-    global _cities  # noqa: PLW0603 - the one index of this process, built once on first use
-    with _lock:
-        if _cities is None:
-            _cities = _build()
-        return _cities
+    return _index.get()
 
 
-def warm_up() -> None:
-    """Build the city index now (in a background thread at start, so no request waits for it)."""
+def build_elsewhere(pool: Executor) -> Future[_Cities] | None:
+    """Start building the city index in ``pool`` (a process pool, so its parsing does not hold this
+    process's interpreter lock); lookups wait for it. None when it is built or being built."""
     _zone_names()
-    _city_index()
+    return _index.build_elsewhere(pool)
 
 
 def zone_of(place: str) -> str | None:
