@@ -232,6 +232,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 tenant_id=args.tenant,
                 deadline_s=args.deadline,
                 request_id=args.request_id,
+                time_zone=args.time_zone,
             )
             after = 0
             if existing:
@@ -485,6 +486,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--deadline", type=float, help="seconds the task may take (default: HIVEMESH_TASK_DEADLINE)"
+    )
+    run.add_argument(
+        "--time-zone",
+        default=os.environ.get("HIVEMESH_TIME_ZONE", ""),
+        help="your IANA time zone, e.g. Europe/Paris, remembered for your later requests "
+        "(default: $HIVEMESH_TIME_ZONE, else the one remembered, else the server's)",
     )
     run.add_argument("--request-id", default=uuid.uuid4().hex, help="idempotency key (default: random)")
     run.add_argument("--quiet", "-q", action="store_true", help="do not print events on stderr")
