@@ -669,7 +669,7 @@ def _timers_and_reminders_wording() -> list[Case]:
         ),
         ("remind me in an hour and a half to move the car", "", r"move the car$"),
         (
-            "don't let me forget to feed the cat tonight",
+            "don't let me forget to feed the cat tomorrow night",
             "Europe/Berlin",
             rf"{day} 20:00 Europe/Berlin: feed the cat$",
         ),

@@ -100,3 +100,23 @@ async def test_an_unknown_zone_is_refused_at_the_gateway(agent: RunningMesh, zon
     assert status.metadata["field"] == "scope.time_zone"
     if reason:
         assert status.reason == reason
+
+
+async def test_a_reminder_on_the_first_monday_of_march(agent: RunningMesh) -> None:
+    events = await execute(
+        agent,
+        "remind me to vote on the first monday of march",
+        Scope(user_id="ada", session_id="s1", time_zone="America/Chicago"),
+    )
+    m = re.search(r"Reminder set for (\d{4}-\d{2}-\d{2}) 09:00 America/Chicago: vote$", answer(events))
+    assert m is not None, answer(events)
+    day = datetime.strptime(m.group(1), "%Y-%m-%d").date()
+    assert (day.month, day.weekday()) == (3, 0)
+    assert day.day <= 7
+
+
+async def test_gibberish_is_out_of_scope(agent: RunningMesh) -> None:
+    events = await execute(agent, "asdkj qwe zzz", Scope(user_id="ana", session_id="s1"))
+    assert answer(events).startswith("Sorry, that's outside")
+    (recognised,) = [e.intent_recognized for e in events if e.WhichOneof("kind") == "intent_recognized"]
+    assert recognised.out_of_scope

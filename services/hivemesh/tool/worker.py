@@ -1,7 +1,8 @@
 """The process that runs ``cpu_bound`` tools: ``python -m hivemesh.tool.worker [module ...]``.
 
-It imports the modules named on its command line (so that its first call does not pay for them),
-says it is ready, then answers one call at a time, each a line of JSON:
+It imports the modules named on its command line and runs the ``warm_up()`` of those that define
+one (so that its first call does not pay for them), says it is ready, then answers one call at a
+time, each a line of JSON:
 
 - in: ``{"module": ..., "tool": ..., "arguments": {...}}``
 - out: ``{"ok": {"value": {...}, "display": ...}}`` or ``{"error": {...}}``
@@ -118,7 +119,12 @@ def answer(request: Mapping[str, Any], tools: dict[ToolTarget, Any]) -> dict[str
 def serve(requests: IO[bytes], answers: IO[bytes], preload: list[str]) -> None:
     for name in preload:
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
+            # What a module builds on first use (pint's unit registry: most of a second) is built
+            # before the worker reports ready, so a first call does not spend its time limit on it.
+            warm_up = getattr(module, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
         except Exception as exc:  # a module that fails here fails its calls, with a clear error
             print(f"hivemesh tool worker: cannot import {name}: {exc}", file=sys.stderr)
     answers.write(b'{"ready": true}\n')

@@ -115,7 +115,7 @@ _LOCATION_BEFORE_TIME = re.compile(
 _NOT_LOCATIONS: Final = frozenset(
     {"it", "the morning", "the afternoon", "the evening", "now", "the moment", "here", "the day",
      "my time zone", "my timezone", "my location", "local time", "current", "the current", "what",
-     "the time", "time", "day", "the world", "me"}
+     "the time", "time", "day", "the world", "me", "the"}
 )  # fmt: skip
 
 

@@ -35,6 +35,11 @@ def unit_registry() -> pint.UnitRegistry[Any]:
     return pint.UnitRegistry()
 
 
+def warm_up() -> None:
+    """Build the registry now: a worker process runs this before it takes calls (see ``worker``)."""
+    unit_registry()
+
+
 class ConversionResult(TypedDict):
     value: float
     unit: str
