@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 from typing import Annotated, Any, TypedDict
 
 import pint
@@ -29,14 +30,23 @@ _PLURALS = {"foot": "feet", "inch": "inches", "century": "centuries", "hertz": "
 _POWERS = {2: "square", 3: "cubic"}
 
 
+_registry_lock = threading.Lock()
+
+
 @functools.cache
-def unit_registry() -> pint.UnitRegistry[Any]:
-    """Built once per process (it takes a few hundred milliseconds), then only read."""
+def _registry() -> pint.UnitRegistry[Any]:
     return pint.UnitRegistry()
 
 
+def unit_registry() -> pint.UnitRegistry[Any]:
+    """Built once per process (it takes a few hundred milliseconds), then only read; a call that
+    comes while ``warm_up`` builds it waits for that one."""
+    with _registry_lock:
+        return _registry()
+
+
 def warm_up() -> None:
-    """Build the registry now: a worker process runs this before it takes calls (see ``worker``)."""
+    """Build the registry now: a worker process runs this in a thread from its start."""
     unit_registry()
 
 
