@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from hivemesh.language.slots.units import normalize_unit
+from hivemesh.mesh.errors import InvalidArgument
+from hivemesh.world import zones
 from hivemesh.world.places import zone_of
 from hivemesh.world.units import UNIT_ALIASES, unit_alias
 
@@ -49,3 +51,24 @@ def test_aliases_are_looked_up_in_any_case_and_spacing() -> None:
     assert unit_alias("celcius") == "degree_Celsius"
     assert unit_alias("nm") is None  # pint's nanometer; the nautical mile is "nmi"
     assert unit_alias("furlongz") is None
+
+
+def test_the_server_zone_is_tz_then_localtime_then_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        monkeypatch.setenv("TZ", ":Asia/Kathmandu")
+        zones.server_zone.cache_clear()
+        assert zones.server_zone() == "Asia/Kathmandu"
+        monkeypatch.setenv("TZ", "Nowhere/Special")
+        zones.server_zone.cache_clear()
+        assert zones.is_zone(zones.server_zone())  # /etc/localtime's zone, or UTC
+    finally:
+        monkeypatch.undo()
+        zones.server_zone.cache_clear()
+
+
+def test_zone_names_are_checked() -> None:
+    zones.check("", "scope.time_zone")
+    assert zones.zone("Europe/Paris", "scope.time_zone").key == "Europe/Paris"
+    with pytest.raises(InvalidArgument) as caught:
+        zones.check("Mars/Olympus_Mons", "scope.time_zone")
+    assert (caught.value.reason, caught.value.metadata["field"]) == ("UNKNOWN_TIME_ZONE", "scope.time_zone")

@@ -17,6 +17,7 @@ from hivemesh.planner import strategy
 from hivemesh.planner.ports import Language, Tools
 from hivemesh.planner.runner import Runner, failure_of
 from hivemesh.planner.v1 import planner_service_pb2 as pb
+from hivemesh.world import zones
 
 
 class StreamSink:
@@ -58,6 +59,7 @@ class Planner:
 
     async def plan(self, text: str, scope: Scope) -> pb.Plan:
         _require_user(scope)
+        zones.check(scope.time_zone, "scope.time_zone")
         specs = {spec.name: spec for spec in await self._tools.list_tools()}
         understanding = await self._language.understand(text, [], sorted(specs), scope.time_zone)
         planned = strategy.plan(understanding, specs)
