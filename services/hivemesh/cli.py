@@ -299,6 +299,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 tenant_id=args.tenant,
                 deadline_s=args.deadline,
                 request_id=args.request_id,
+                time_zone=args.time_zone,
             )
             after = 0
             if existing:
@@ -569,6 +570,43 @@ def _serving_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     stdio.add_argument("--address", help=GATEWAY_ADDRESS_HELP)
 
 
+def _credential_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``certs`` and ``token``: the development CA and certificates, and a mesh credential."""
+    certs = sub.add_parser(
+        "certs",
+        help="make a development CA and a TLS certificate per service",
+        description="Writes ca.pem and ca-key.pem, and <service>.pem and <service>-key.pem for each "
+        "service, signed by that CA, valid as server and client, for the names the service is dialled "
+        "by: its name (and <service>.<namespace>.svc names with --namespace), localhost and 127.0.0.1. "
+        "Keys are readable by their owner only. Existing files are not overwritten without --force.",
+    )
+    certs.add_argument("--out", type=Path, required=True, help="directory to write to (made if missing)")
+    certs.add_argument(
+        "--services",
+        default=",".join(SERVICES),
+        help=f"comma-separated services to issue for (default {','.join(SERVICES)})",
+    )
+    certs.add_argument("--namespace", help="Kubernetes namespace the services run in: adds its names")
+    certs.add_argument("--days", type=_positive_int, default=365, help="validity in days (default 365)")
+    certs.add_argument(
+        "--force", action="store_true", help="replace existing files (the CA too: reissue every service)"
+    )
+
+    token = sub.add_parser(
+        "token",
+        help="print a short-lived mesh credential for calling an internal service (grpcurl -H)",
+        description="Mints a credential with the mesh's signing key (HIVEMESH_MESH_SIGNING_KEY, else the "
+        "data directory's) that lets calls to planner, language, memory and tool act for one tenant "
+        "and user, and prints it as one 'name: value' metadata line.",
+    )
+    token.add_argument("--tenant", required=True, type=_identifier, help="tenant the calls act for")
+    token.add_argument("--user", required=True, type=_identifier, help="user the calls act for")
+    token.add_argument("--task", type=_identifier, help="task the calls belong to (optional)")
+    token.add_argument(
+        "--ttl", default="5m", help="lifetime, such as 90s, 5m or 1h (default 5m, at most 24h)"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hivemesh", description="A production runtime for AI agents.")
     parser.add_argument("--version", action="version", version=f"hivemesh {_version()}")
@@ -616,6 +654,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--deadline", type=float, help="seconds the task may take (default: HIVEMESH_TASK_DEADLINE)"
     )
+    run.add_argument(
+        "--time-zone",
+        default=os.environ.get("HIVEMESH_TIME_ZONE", ""),
+        help="your IANA time zone, e.g. Europe/Paris, remembered for your later requests "
+        "(default: $HIVEMESH_TIME_ZONE, else the one remembered, else the server's)",
+    )
     run.add_argument("--request-id", default=uuid.uuid4().hex, help="idempotency key (default: random)")
     run.add_argument("--quiet", "-q", action="store_true", help="do not print events on stderr")
     client_flags(run)
@@ -649,39 +693,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     client_flags(bench, 60.0, "seconds each task may take from its start (default 60)", connect=False)
 
-    certs = sub.add_parser(
-        "certs",
-        help="make a development CA and a TLS certificate per service",
-        description="Writes ca.pem and ca-key.pem, and <service>.pem and <service>-key.pem for each "
-        "service, signed by that CA, valid as server and client, for the names the service is dialled "
-        "by: its name (and <service>.<namespace>.svc names with --namespace), localhost and 127.0.0.1. "
-        "Keys are readable by their owner only. Existing files are not overwritten without --force.",
-    )
-    certs.add_argument("--out", type=Path, required=True, help="directory to write to (made if missing)")
-    certs.add_argument(
-        "--services",
-        default=",".join(SERVICES),
-        help=f"comma-separated services to issue for (default {','.join(SERVICES)})",
-    )
-    certs.add_argument("--namespace", help="Kubernetes namespace the services run in: adds its names")
-    certs.add_argument("--days", type=_positive_int, default=365, help="validity in days (default 365)")
-    certs.add_argument(
-        "--force", action="store_true", help="replace existing files (the CA too: reissue every service)"
-    )
-
-    token = sub.add_parser(
-        "token",
-        help="print a short-lived mesh credential for calling an internal service (grpcurl -H)",
-        description="Mints a credential with the mesh's signing key (HIVEMESH_MESH_SIGNING_KEY, else the "
-        "data directory's) that lets calls to planner, language, memory and tool act for one tenant "
-        "and user, and prints it as one 'name: value' metadata line.",
-    )
-    token.add_argument("--tenant", required=True, type=_identifier, help="tenant the calls act for")
-    token.add_argument("--user", required=True, type=_identifier, help="user the calls act for")
-    token.add_argument("--task", type=_identifier, help="task the calls belong to (optional)")
-    token.add_argument(
-        "--ttl", default="5m", help="lifetime, such as 90s, 5m or 1h (default 5m, at most 24h)"
-    )
+    _credential_commands(sub)
 
     # Commands with parsers of their own (main hands them their arguments before this parser runs);
     # listed here so that hivemesh --help shows them.

@@ -169,11 +169,13 @@ class HivemeshClient:
         max_steps: int = 0,
         request_id: str | None = None,
         side: CanarySide.ValueType = CanarySide.CANARY_SIDE_UNSPECIFIED,
+        time_zone: str = "",
     ) -> tuple[Task, bool]:
+        """Submit a task; ``time_zone`` (IANA name) is the user's, remembered for their next tasks."""
         request = pb.SubmitTaskRequest(
             request_id=request_id or uuid.uuid4().hex,
             text=text,
-            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id),
+            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id, time_zone=time_zone),
             options=_options(deadline_s, max_steps, side),
         )
         response: pb.SubmitTaskResponse = await self._stub.SubmitTask(
@@ -194,6 +196,7 @@ class HivemeshClient:
         timeout_s: float | None = None,
         patience_s: float = 30.0,
         side: CanarySide.ValueType = CanarySide.CANARY_SIDE_UNSPECIFIED,
+        time_zone: str = "",
     ) -> AsyncIterator[TaskEvent]:
         """Submit a task and yield its events until it ends or asks a question, in one call
         (ExecuteTask). ``timeout_s`` bounds the whole stream (None: no bound).
@@ -202,11 +205,11 @@ class HivemeshClient:
         before its first event by executing again with the same request id (the gateway answers
         with the task already submitted and replays it from the start), after it by following the
         task from the last sequence received. ``patience_s=0`` raises the first error instead.
-        ``side`` runs it on one side of the canaries of language and tool (``TaskOptions.side``)."""
+        ``time_zone`` (IANA name) is the user's, remembered for their next tasks."""
         request = pb.ExecuteTaskRequest(
             request_id=request_id or uuid.uuid4().hex,
             text=text,
-            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id),
+            scope=Scope(tenant_id=tenant_id, user_id=user_id, session_id=session_id, time_zone=time_zone),
             options=_options(deadline_s, max_steps, side),
         )
         ends = None if timeout_s is None else time.monotonic() + timeout_s

@@ -24,6 +24,7 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.errors import Unavailable
 from hivemesh.mesh.server import ServiceApp
+from hivemesh.planner.ports import UserContext
 from hivemesh.tool.decorator import Arg, FunctionTool, tool
 from hivemesh.tool.executor import Executor
 from hivemesh.tool.memory_records import MemoryRecords
@@ -46,7 +47,9 @@ effects = Table(
 class ScriptedLanguage:
     """Understands every request as a calculation of its own text."""
 
-    async def understand(self, text: str, context: Sequence[str], tools: Sequence[str]) -> UnderstandResponse:
+    async def understand(
+        self, text: str, context: Sequence[str], tools: Sequence[str], time_zone: str = ""
+    ) -> UnderstandResponse:
         return UnderstandResponse(
             text=text, intent="calculator", confidence=1.0, slots=[Slot(name="expression", text=text)]
         )
@@ -67,8 +70,8 @@ class StallingLanguage(ScriptedLanguage):
 
 
 class NoMemory:
-    async def get_context(self, scope: Scope) -> list[Turn]:
-        return []
+    async def get_context(self, scope: Scope) -> UserContext:
+        return UserContext([])
 
     async def append_turns(self, scope: Scope, turns: Sequence[Turn], request_id: str) -> None:
         return None

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import grpc
 import numpy as np
@@ -46,6 +48,41 @@ async def test_understand_flags_out_of_scope(language: LanguageServiceAsyncStub)
     assert reply.out_of_scope
     assert reply.intent == "oos"
     assert not reply.slots
+
+
+@pytest.mark.parametrize("text", ["asdkj qwe zzz", "qwerty", "lkjh poiu mnbv"])
+async def test_gibberish_is_out_of_scope(language: LanguageServiceAsyncStub, text: str) -> None:
+    reply = await language.Understand(pb.UnderstandRequest(text=text))
+    assert (reply.intent, reply.out_of_scope) == ("oos", True)
+    assert reply.confidence > 0.5
+    hello = await language.Understand(pb.UnderstandRequest(text="helo"))
+    assert (hello.intent, hello.out_of_scope) == ("greeting", False)
+
+
+async def test_understand_reads_times_in_the_users_zone(language: LanguageServiceAsyncStub) -> None:
+    text = "remind me at 5pm to call mum"
+    tokyo = await language.Understand(pb.UnderstandRequest(text=text, time_zone="Asia/Tokyo"))
+    paris = await language.Understand(pb.UnderstandRequest(text=text, time_zone="Europe/Paris"))
+    dues = {}
+    for name, reply in (("Asia/Tokyo", tokyo), ("Europe/Paris", paris)):
+        (due,) = [s for s in reply.slots if s.name == "due"]
+        local = due.date_time.ToDatetime(tzinfo=ZoneInfo(name))
+        assert (local.hour, local.minute) == (17, 0)
+        dues[name] = local
+    # 5pm in Tokyo is 7 or 8 hours before 5pm in Paris, whichever days they fall on.
+    gap = (dues["Europe/Paris"] - dues["Asia/Tokyo"]) % timedelta(days=1)
+    assert gap in (timedelta(hours=7), timedelta(hours=8))
+
+
+@pytest.mark.parametrize(("zone", "reason"), [("Mars/Olympus_Mons", "UNKNOWN_TIME_ZONE"), ("5pm", "")])
+async def test_understand_refuses_an_unknown_zone(
+    language: LanguageServiceAsyncStub, zone: str, reason: str
+) -> None:
+    status = await rpc_error(language.Understand(pb.UnderstandRequest(text="what day is it", time_zone=zone)))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.metadata["field"] == "time_zone"
+    if reason:
+        assert status.reason == reason
 
 
 async def test_compound_request_is_understood_part_by_part(language: LanguageServiceAsyncStub) -> None:

@@ -253,3 +253,30 @@ async def test_concurrent_adds_to_one_list_never_lose_an_item() -> None:
     )
     shown = await run("list_show", {"list": "todo"}, tool_deps)
     assert sorted(shown.value["items"]) == sorted(f"task {i}" for i in range(10))
+
+
+@pytest.mark.parametrize(
+    ("value", "source", "target", "shown"),
+    [
+        (8, "fl oz", "ml", "236.6 milliliters"),
+        (70, "kilos", "lbs", "154.3 pounds"),
+        (20, "celcius", "fahrenheit", "68 degrees Fahrenheit"),
+        (60, "kilometer_per_hour", "mile_per_hour", "37.28 miles per hour"),
+        (10, "square_foot", "sq m", "0.929 square meters"),
+        (1, "nmi", "km", "1.852 kilometers"),
+    ],
+)
+async def test_convert_units_reads_the_aliases_the_language_service_reads(
+    value: float, source: str, target: str, shown: str
+) -> None:
+    output = await run("convert_units", {"value": value, "from_unit": source, "to_unit": target})
+    assert output.display == shown
+
+
+@pytest.mark.parametrize(
+    ("location", "zone"),
+    [("Hanoi", "Asia/Bangkok"), ("Cape Town", "Africa/Johannesburg"), ("Paris, France", "Europe/Paris")],
+)
+async def test_current_time_finds_cities_missing_from_the_zone_names(location: str, zone: str) -> None:
+    output = await run("current_time", {"location": location})
+    assert output.value["time_zone"] == zone

@@ -58,6 +58,8 @@ class Turn:
     # The agent must ask for more (INPUT_REQUIRED); ``answer`` is the follow-up sent.
     question: bool = False
     answer: str = ""
+    # The user's time zone the request names (IANA, e.g. "Asia/Tokyo"); empty: none named.
+    time_zone: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def _turn_from_json(data: Any, where: str) -> Turn:
         "session": (str,),
         "question": (bool,),
         "answer": (str,),
+        "time_zone": (str,),
     }
     for name, value in data.items():
         kinds = expected_types.get(name)

@@ -142,6 +142,7 @@ class SuiteRunner:
                     request_id=request_id,
                     timeout_s=self._timeout_s,
                     side=self._side,
+                    time_zone=turn.time_zone,
                 ):
                     last = event
             except grpc.aio.AioRpcError as exc:

@@ -35,6 +35,7 @@ from hivemesh.tasks.ports import TaskBook
 from hivemesh.tasks.projection import is_terminal
 from hivemesh.tasks.queue import DeadLetter
 from hivemesh.tool.v1 import tool_service_pb2 as tool
+from hivemesh.world import zones
 
 DEFAULT_TENANT = "default"
 # Lifetime of the credential minted for one direct tool call (a task's lives as long as the task).
@@ -134,6 +135,7 @@ class Gateway:
         for field in ("user_id", "session_id"):
             if not getattr(new.scope, field):
                 raise InvalidArgument.field(f"scope.{field}", "is required")
+        zones.check(new.scope.time_zone, "scope.time_zone")
         scope = Scope()
         scope.CopyFrom(new.scope)
         scope.tenant_id = self._tenant(caller, new.scope.tenant_id)
@@ -270,6 +272,7 @@ class Gateway:
             tenant_id=self._tenant(caller, run.scope.tenant_id),
             user_id=run.scope.user_id,
             session_id=run.scope.session_id,
+            time_zone=run.scope.time_zone,
         )
         request = tool.InvokeToolRequest(
             tool_name=run.tool_name,

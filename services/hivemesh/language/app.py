@@ -32,6 +32,7 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Component, ServiceApp
+from hivemesh.world import zones
 
 # The release names of the router trained from hivemesh's own intents and of the built-in composer.
 BUILTIN_ROUTER = "builtin-intents"
@@ -94,7 +95,12 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         components.append(shadow)
     understander = Understander(classify, read_slots, slots.split_compound, lambda: datetime.now(UTC))
     servicer = LanguageServicer(
-        understander, engine, backend, max_reply_bytes=settings.server.max_message_bytes
+        understander,
+        engine,
+        backend,
+        max_reply_bytes=settings.server.max_message_bytes,
+        # A request that names no time zone is read in this machine's.
+        default_zone=zones.server_zone(),
     )
     router_id = settings.nlu_model.name if settings.nlu_model is not None else BUILTIN_ROUTER
     pool = pool_config_from_env(env)

@@ -12,6 +12,7 @@ from hivemesh.language.understanding import Understander, Understanding
 from hivemesh.language.v1 import language_service_pb2 as pb
 from hivemesh.language.v1 import language_service_pb2_grpc as pb_grpc
 from hivemesh.mesh.errors import InvalidArgument
+from hivemesh.world import zones
 
 
 def understanding_to_proto(result: Understanding) -> pb.UnderstandResponse:
@@ -40,8 +41,10 @@ class LanguageServicer(pb_grpc.LanguageServiceServicer):
         backend: GenerateBackend,
         *,
         max_reply_bytes: int = 4 * 1024 * 1024,
+        default_zone: str = zones.UTC_NAME,
     ) -> None:
         self._understander = understander
+        self._default_zone = default_zone
         self._engine = engine
         self._backend = backend
         self._max_reply_bytes = max_reply_bytes
@@ -51,7 +54,8 @@ class LanguageServicer(pb_grpc.LanguageServiceServicer):
         request: pb.UnderstandRequest,
         context: grpc.aio.ServicerContext[pb.UnderstandRequest, pb.UnderstandResponse],
     ) -> pb.UnderstandResponse:
-        result = await self._understander.understand(request.text, list(request.context))
+        zone = zones.zone(request.time_zone or self._default_zone, "time_zone")
+        result = await self._understander.understand(request.text, list(request.context), zone)
         return understanding_to_proto(result)
 
     async def Embed(

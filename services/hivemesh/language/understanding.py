@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Protocol
 
 from hivemesh.language.nlu.router import Alternative, Prediction
@@ -47,12 +47,16 @@ class Understander:
         self._split = split
         self._clock = clock
 
-    async def understand(self, text: str, context: Sequence[str] = ()) -> Understanding:
+    async def understand(
+        self, text: str, context: Sequence[str] = (), zone: tzinfo | None = None
+    ) -> Understanding:
         """The whole text's understanding; ``parts`` holds each request when it asks for several.
 
-        ``context`` is accepted for follow-ups but not yet used by the router.
+        Dates and times are read in ``zone``, the user's time zone ("at 5pm" is 5pm there, "today"
+        is its date), or in the clock's when None. ``context`` is accepted for follow-ups but not
+        yet used by the router.
         """
-        now = self._clock()
+        now = self._clock() if zone is None else self._clock().astimezone(zone)
         pieces = [p for p in self._split(text) if p.strip()] or [text]
         if len(pieces) == 1:
             return await self._one(text, now)

@@ -17,6 +17,7 @@ from hivemesh.memory.config import EmbedderKind, MemoryConfig
 from hivemesh.memory.hashing import HashingEmbedder
 from hivemesh.memory.knowledge import KnowledgeSettings, LongTermMemory
 from hivemesh.memory.ports import Embedder, VectorIndex
+from hivemesh.memory.profile import TimeZones
 from hivemesh.memory.records import StructuredRecords
 from hivemesh.memory.runtime import Chore, MemoryRuntime
 from hivemesh.memory.schemas import RecordKinds
@@ -79,7 +80,7 @@ def build_with(
     records = StructuredRecords(
         record_store, RecordKinds(), max_value_bytes=config.max_record_bytes, clock=clock
     )
-    servicer = MemoryServicer(short, long, records)
+    servicer = MemoryServicer(short, long, records, TimeZones(records, clock=clock))
 
     async def sweep() -> None:
         await long.sweep()

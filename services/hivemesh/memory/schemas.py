@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 
 from hivemesh.mesh.errors import InvalidArgument, quote
+from hivemesh.world import zones
 
 LIST_SCHEMA: Mapping[str, Any] = {
     "type": "object",
@@ -27,7 +28,11 @@ REMINDER_SCHEMA: Mapping[str, Any] = {
         "fired": {"type": "boolean"},
     },
 }
-PROFILE_SCHEMA: Mapping[str, Any] = {"type": "object"}
+# Profile facts are free-form; a time zone among them must be an IANA name ("Europe/Paris").
+PROFILE_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {"time_zone": {"type": "string", "format": "time-zone"}},
+}
 
 DEFAULT_KINDS: Mapping[str, Mapping[str, Any]] = {
     "list": LIST_SCHEMA,
@@ -47,6 +52,10 @@ def _is_rfc3339(value: object) -> bool:
     return "T" in value.upper() and parsed.tzinfo is not None
 
 
+def _is_time_zone(value: object) -> bool:
+    return not isinstance(value, str) or zones.is_zone(value)
+
+
 def json_path(prefix: str, path: Iterable[str | int]) -> str:
     """``value.items[2]`` from the path of a schema error."""
     out = prefix
@@ -61,6 +70,7 @@ class RecordKinds:
     def __init__(self, kinds: Mapping[str, Mapping[str, Any]] = DEFAULT_KINDS) -> None:
         checker = FormatChecker(formats=())
         checker.checks("date-time")(_is_rfc3339)
+        checker.checks("time-zone")(_is_time_zone)
         self._validators = {
             kind: Draft202012Validator(dict(schema), format_checker=checker) for kind, schema in kinds.items()
         }

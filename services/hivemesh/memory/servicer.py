@@ -8,6 +8,7 @@ import grpc
 
 from hivemesh.memory import convert, scoping
 from hivemesh.memory.knowledge import LongTermMemory
+from hivemesh.memory.profile import TimeZones
 from hivemesh.memory.records import StructuredRecords
 from hivemesh.memory.shortterm import ShortTermMemory
 from hivemesh.memory.v1 import memory_service_pb2 as pb
@@ -17,10 +18,13 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class MemoryServicer(MemoryServiceServicer):
-    def __init__(self, short: ShortTermMemory, long: LongTermMemory, records: StructuredRecords) -> None:
+    def __init__(
+        self, short: ShortTermMemory, long: LongTermMemory, records: StructuredRecords, time_zones: TimeZones
+    ) -> None:
         self._short = short
         self._long = long
         self._records = records
+        self._time_zones = time_zones
 
     async def AppendTurns(self, request: pb.AppendTurnsRequest, context: Context) -> pb.AppendTurnsResponse:
         s = request.scope
@@ -31,7 +35,10 @@ class MemoryServicer(MemoryServiceServicer):
     async def GetContext(self, request: pb.GetContextRequest, context: Context) -> pb.GetContextResponse:
         s = request.scope
         session = scoping.session(s.tenant_id, s.user_id, s.session_id)
-        return convert.context_out(await self._short.context(session, request.max_tokens))
+        zone = await self._time_zones.settle(scoping.owner(s.tenant_id, s.user_id), s.time_zone)
+        reply = convert.context_out(await self._short.context(session, request.max_tokens))
+        reply.time_zone = zone
+        return reply
 
     async def Remember(self, request: pb.RememberRequest, context: Context) -> pb.RememberResponse:
         owner = scoping.owner(request.scope.tenant_id, request.scope.user_id)
@@ -80,6 +87,7 @@ class MemoryServicer(MemoryServiceServicer):
             request.expected_version,
             convert.ttl_of(request.HasField("ttl"), request.ttl),
         )
+        self._time_zones.changed(owner, request.kind, request.key)
         return pb.PutRecordResponse(record=convert.record_out(record))
 
     async def GetRecord(self, request: pb.GetRecordRequest, context: Context) -> pb.GetRecordResponse:
@@ -99,4 +107,6 @@ class MemoryServicer(MemoryServiceServicer):
         self, request: pb.DeleteRecordRequest, context: Context
     ) -> pb.DeleteRecordResponse:
         owner = scoping.owner(request.scope.tenant_id, request.scope.user_id)
-        return pb.DeleteRecordResponse(deleted=await self._records.delete(owner, request.kind, request.key))
+        deleted = await self._records.delete(owner, request.kind, request.key)
+        self._time_zones.changed(owner, request.kind, request.key)
+        return pb.DeleteRecordResponse(deleted=deleted)

@@ -21,6 +21,7 @@ from hivemesh.mesh.language_pools import LanguagePools
 from hivemesh.mesh.status import domain_errors
 from hivemesh.planner.catalogue import CachedCatalogue, ToolCatalogue
 from hivemesh.planner.config import DEFAULT_TOOL_CATALOGUE_MAX_AGE_S
+from hivemesh.planner.ports import UserContext
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 
@@ -37,9 +38,11 @@ class GrpcLanguage:
         self._pools = pools
 
     async def understand(
-        self, text: str, context: Sequence[str], tools: Sequence[str]
+        self, text: str, context: Sequence[str], tools: Sequence[str], time_zone: str = ""
     ) -> lang.UnderstandResponse:
-        request = lang.UnderstandRequest(text=text, context=list(context)[-64:], available_tools=list(tools))
+        request = lang.UnderstandRequest(
+            text=text, context=list(context)[-64:], available_tools=list(tools), time_zone=time_zone
+        )
         response: lang.UnderstandResponse
         async with self._bulkhead.slot():
             with domain_errors():
@@ -67,13 +70,13 @@ class GrpcMemory:
         self._stub = MemoryServiceStub(channels.channel("memory"))
         self._bulkhead = bulkhead
 
-    async def get_context(self, scope: Scope) -> list[mem.Turn]:
+    async def get_context(self, scope: Scope) -> UserContext:
         async with self._bulkhead.slot():
             with domain_errors():
                 response: mem.GetContextResponse = await self._stub.GetContext(
                     mem.GetContextRequest(scope=scope)
                 )
-        return list(response.turns)
+        return UserContext(list(response.turns), response.time_zone)
 
     async def append_turns(self, scope: Scope, turns: Sequence[mem.Turn], request_id: str) -> None:
         request = mem.AppendTurnsRequest(scope=scope, turns=list(turns), request_id=request_id)

@@ -17,14 +17,23 @@ from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
 
 class Language(Protocol):
     async def understand(
-        self, text: str, context: Sequence[str], tools: Sequence[str]
+        self, text: str, context: Sequence[str], tools: Sequence[str], time_zone: str = ""
     ) -> UnderstandResponse: ...
 
     def generate(self, request: GenerateRequest) -> AsyncIterator[GenerateResponse]: ...
 
 
+@dataclass(frozen=True)
+class UserContext:
+    """What memory knows of the user for a task: recent turns, and the user's time zone (the
+    scope's, else the one their profile remembers; empty when neither names one)."""
+
+    turns: list[Turn]
+    time_zone: str = ""
+
+
 class Memory(Protocol):
-    async def get_context(self, scope: Scope) -> list[Turn]: ...
+    async def get_context(self, scope: Scope) -> UserContext: ...
 
     async def append_turns(self, scope: Scope, turns: Sequence[Turn], request_id: str) -> None: ...
 

@@ -30,6 +30,7 @@ from hivemesh.planner.capabilities import Capabilities, CapabilityCache, phrase
 from hivemesh.planner.ports import EventSink, Language, Memory, Outcome, Tools
 from hivemesh.tasks.projection import error as task_error
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
+from hivemesh.world.zones import server_zone
 
 _log = logging.getLogger(__name__)
 
@@ -73,6 +74,16 @@ def follow_up_text(task: Task, history: Sequence[TaskEvent], tables: Capabilitie
     return text
 
 
+def in_time_zone(task: Task, zone: str) -> Task:
+    """``task`` with its scope naming ``zone`` (a copy when it named another)."""
+    if task.scope.time_zone == zone:
+        return task
+    placed = Task()
+    placed.CopyFrom(task)
+    placed.scope.time_zone = zone
+    return placed
+
+
 # The tokens of the current run's model calls (input, output): they end up as the
 # ``gen_ai.usage.*`` attributes of the run's span. Set at the start of each run, so runs that share a
 # runner (and each other's tasks) count apart.
@@ -107,14 +118,20 @@ class _Run:
         event.notice.message = message
         await sink.emit(event)
 
-    async def _context(self, task: Task, sink: EventSink) -> list[Turn]:
+    async def _context(self, task: Task, sink: EventSink) -> tuple[list[Turn], Task]:
+        """The conversation so far, and ``task`` with its scope naming the user's time zone (the one
+        memory remembers, else the request's, else the server's): from here on the language service
+        reads the request in it and every tool call carries it."""
+        context: list[Turn] = []
+        zone = task.scope.time_zone
         try:
-            return await self._memory.get_context(task.scope)
+            found = await self._memory.get_context(task.scope)
+            context, zone = list(found.turns), found.time_zone or zone
         except HivemeshError as exc:
             await self._notice(
                 sink, "MEMORY_UNAVAILABLE", f"running without conversation context: {exc.message}"
             )
-            return []
+        return context, in_time_zone(task, zone or server_zone())
 
     async def _catalogue(self, sink: EventSink) -> list[ToolSpec]:
         try:
@@ -234,12 +251,12 @@ class BuiltinRunner(_Run):
 
     async def run(self, task: Task, history: Sequence[TaskEvent], sink: EventSink) -> Outcome:
         self._start_counting()
-        context = await self._context(task, sink)
+        context, task = await self._context(task, sink)
         listed = await self._catalogue(sink)
         tables = self._capabilities.tables(listed)
         text = follow_up_text(task, history, tables)
         understanding = await self._language.understand(
-            text, [t.text for t in context], sorted(spec.name for spec in listed)
+            text, [t.text for t in context], sorted(spec.name for spec in listed), task.scope.time_zone
         )
         recognised = TaskEvent()
         recognised.intent_recognized.intent = understanding.intent
@@ -297,7 +314,7 @@ class LlmRunner(_Run):
     async def run(self, task: Task, history: Sequence[TaskEvent], sink: EventSink) -> Outcome:
         """Let the model call tools until it answers, within max_steps and the task's deadline."""
         self._start_counting()
-        context = await self._context(task, sink)
+        context, task = await self._context(task, sink)
         specs = await self._catalogue(sink)
         text = follow_up_text(task, history)
         roles = {Role.ROLE_USER: Role.ROLE_USER, Role.ROLE_ASSISTANT: Role.ROLE_ASSISTANT}

@@ -18,6 +18,7 @@ from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.ports import Language, Strategy, Tools
 from hivemesh.planner.runner import failure_of
 from hivemesh.planner.v1 import planner_service_pb2 as pb
+from hivemesh.world import zones
 
 
 class StreamSink:
@@ -62,8 +63,11 @@ class Planner:
 
     async def plan(self, text: str, scope: Scope) -> pb.Plan:
         _require_user(scope)
+        zones.check(scope.time_zone, "scope.time_zone")
         listed = await self._tools.list_tools()
-        understanding = await self._language.understand(text, [], sorted(spec.name for spec in listed))
+        understanding = await self._language.understand(
+            text, [], sorted(spec.name for spec in listed), scope.time_zone
+        )
         planned = strategy.plan(understanding, self._capabilities.tables(listed))
         result = pb.Plan(
             intent=understanding.intent,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -28,9 +30,28 @@ from hivemesh.tool.scheduling import LoggingScheduler, TaskReminderScheduler
 from hivemesh.tool.servicer import ToolServicer
 from hivemesh.tool.stores.sql import SqlIdempotencyStore
 from hivemesh.tool.v1.tool_service_pb2_grpc import add_ToolServiceServicer_to_server
+from hivemesh.world import places
 
 if TYPE_CHECKING:
     from hivemesh.tool.stores.redis import RedisIdempotencyStore
+
+
+class CityIndexWarmUp:
+    """Builds the city index of ``current_time`` at start in a child process: a second or two of
+    work (much of it holding the interpreter lock) that would otherwise fall on the first request
+    naming a city, inside its time limit, and on every call served meanwhile."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def start(self) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        places.build_elsewhere(self._pool)
+
+    async def stop(self, grace_s: float) -> None:
+        if self._pool is not None:
+            # A build still running is left to finish on its own; lookups then build in process.
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
@@ -56,7 +77,7 @@ def build_app(
     ``sources`` add tool sets that may change while the service runs, as MCP servers' do; calls
     are counted and timed per tool in ``metrics``."""
     registry = Registry([*discover(), *extra_tools], sources)
-    components: list[Component] = []
+    components: list[Component] = [CityIndexWarmUp()]
     store = idempotency_store(settings, config)
     components.append(store)
     if config.mcp_servers is not None:

@@ -12,6 +12,7 @@ from hivemesh.mesh.structs import plain
 from hivemesh.tool.model import Owner, Progress, Serves, SlotPart, ToolCall, ToolOutcome, ToolSpec
 from hivemesh.tool.registry import Page
 from hivemesh.tool.v1 import tool_service_pb2 as pb
+from hivemesh.world import zones
 
 
 def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -74,12 +75,14 @@ def owner(scope: scope_pb2.Scope) -> Owner:
 
 
 def call(request: pb.InvokeToolRequest | pb.InvokeToolStreamRequest) -> ToolCall:
+    zones.check(request.scope.time_zone, "scope.time_zone")
     return ToolCall(
         tool_name=request.tool_name,
         arguments=plain(request.arguments),
         idempotency_key=request.idempotency_key,
         owner=owner(request.scope),
         task_id=request.task_id,
+        time_zone=request.scope.time_zone,
     )
 
 

@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 from hivemesh.tool.ports import RecordStore, ReminderScheduler
+from hivemesh.world import zones
 
 _T = TypeVar("_T")
 
@@ -109,6 +111,8 @@ class ToolCall:
     idempotency_key: str = ""
     owner: Owner = field(default_factory=Owner)
     task_id: str = ""
+    # The user's time zone (IANA name) from the request's scope; empty when it names none.
+    time_zone: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,11 @@ class ToolContext:
     @property
     def owner(self) -> Owner:
         return self.call.owner
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The user's time zone, for the times a tool reads or shows; UTC when the call names none."""
+        return zones.zone(self.call.time_zone or zones.UTC_NAME, "scope.time_zone")
 
     async def progress(self, progress: float, total: float = 0.0, message: str = "") -> None:
         """Report progress; InvokeToolStream forwards it to the caller."""

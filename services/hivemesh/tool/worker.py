@@ -1,7 +1,8 @@
 """The process that runs ``cpu_bound`` tools: ``python -m hivemesh.tool.worker [module ...]``.
 
 It imports the modules named on its command line (so that its first call does not pay for them),
-says it is ready, then answers one call at a time, each a line of JSON:
+says it is ready, runs the ``warm_up()`` of those that define one in a thread, and answers one call
+at a time, each a line of JSON:
 
 - in: ``{"module": ..., "tool": ..., "arguments": {...}}``
 - out: ``{"ok": {"value": {...}, "display": ...}}`` or ``{"error": {...}}``
@@ -19,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Mapping
 from typing import IO, Any
@@ -115,14 +117,30 @@ def answer(request: Mapping[str, Any], tools: dict[ToolTarget, Any]) -> dict[str
         return {"error": encode_error(exc)}
 
 
+def _warm(warm_ups: list[Any]) -> None:
+    for warm_up in warm_ups:
+        try:
+            warm_up()
+        except Exception as exc:  # the call that needs it then fails with the error itself
+            print(f"hivemesh tool worker: warm-up failed: {exc}", file=sys.stderr)
+
+
 def serve(requests: IO[bytes], answers: IO[bytes], preload: list[str]) -> None:
+    warm_ups = []
     for name in preload:
         try:
-            importlib.import_module(name)
+            warm_up = getattr(importlib.import_module(name), "warm_up", None)
         except Exception as exc:  # a module that fails here fails its calls, with a clear error
             print(f"hivemesh tool worker: cannot import {name}: {exc}", file=sys.stderr)
+            continue
+        if callable(warm_up):
+            warm_ups.append(warm_up)
     answers.write(b'{"ready": true}\n')
     answers.flush()
+    # What a module builds on first use (pint's unit registry: most of a second) is built from the
+    # start, beside the calls: a first call that needs it waits for less of it, and calls that do
+    # not need it (the calculator) do not wait for it at all.
+    threading.Thread(target=_warm, args=(warm_ups,), name="warm-up", daemon=True).start()
     tools: dict[ToolTarget, Any] = {}
     for line in requests:
         reply = answer(json.loads(line), tools)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ehivemesh/common/v1/scope.proto\x12\x12hivemesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\"\xc4\x01\n\x05Scope\x12=\n\ttenant_id\x18\x01 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$\x12<\n\x07user_id\x18\x02 \x01(\tB+\xbaH(r&\x18\x80\x01\x32!^([A-Za-z0-9][A-Za-z0-9._:@-]*)?$\x12>\n\nsession_id\x18\x03 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$B\x86\x01\n\x1cio.github.hivemesh.common.v1B\nScopeProtoP\x01ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\xaa\x02\x12Hivemesh.Common.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ehivemesh/common/v1/scope.proto\x12\x12hivemesh.common.v1\x1a\x1b\x62uf/validate/validate.proto\"\x91\x02\n\x05Scope\x12=\n\ttenant_id\x18\x01 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$\x12<\n\x07user_id\x18\x02 \x01(\tB+\xbaH(r&\x18\x80\x01\x32!^([A-Za-z0-9][A-Za-z0-9._:@-]*)?$\x12>\n\nsession_id\x18\x03 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$\x12K\n\ttime_zone\x18\x04 \x01(\tB8\xbaH5r3\x18@2/^([A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*)?$B\x86\x01\n\x1cio.github.hivemesh.common.v1B\nScopeProtoP\x01ZCgithub.com/hivemesh/hivemesh/clients/go/hivemesh/common/v1;commonv1\xaa\x02\x12Hivemesh.Common.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOPE'].fields_by_name['user_id']._serialized_options = b'\272H(r&\030\200\0012!^([A-Za-z0-9][A-Za-z0-9._:@-]*)?$'
   _globals['_SCOPE'].fields_by_name['session_id']._loaded_options = None
   _globals['_SCOPE'].fields_by_name['session_id']._serialized_options = b'\272H\'r%\030\200\0012 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$'
+  _globals['_SCOPE'].fields_by_name['time_zone']._loaded_options = None
+  _globals['_SCOPE'].fields_by_name['time_zone']._serialized_options = b'\272H5r3\030@2/^([A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*)?$'
   _globals['_SCOPE']._serialized_start=84
-  _globals['_SCOPE']._serialized_end=280
+  _globals['_SCOPE']._serialized_end=357
 # @@protoc_insertion_point(module_scope)

@@ -27,6 +27,7 @@ class Scope(_message.Message):
     TENANT_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     """Tenant that owns the data. Servers that authenticate callers take the
     tenant from the credentials; a value given here must then match it.
@@ -35,16 +36,23 @@ class Scope(_message.Message):
     """End user on whose behalf the agent acts."""
     session_id: _builtins.str
     """Conversation within the user; turns of short-term memory are kept per session."""
+    time_zone: _builtins.str
+    """The user's time zone, an IANA name such as "Europe/Paris": the dates and times the user
+    writes are read in it and those the agent answers with are written in it. A request that names
+    one has it remembered in the user's profile; left empty, the remembered one applies, else the
+    server's own zone.
+    """
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
         user_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "tenant_id", b"tenant_id", "time_zone", b"time_zone", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -64,8 +64,13 @@ class UnderstandRequest(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
     AVAILABLE_TOOLS_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The request in plain words."""
+    time_zone: _builtins.str
+    """The user's time zone (IANA name, e.g. "America/New_York"): relative dates, times of day and
+    reminders are read in it. Empty: the server's own zone.
+    """
     @_builtins.property
     def context(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Recent turns of the conversation, oldest first, to resolve follow-ups."""
@@ -80,10 +85,11 @@ class UnderstandRequest(_message.Message):
         text: _builtins.str = ...,
         context: _abc.Iterable[_builtins.str] | None = ...,
         available_tools: _abc.Iterable[_builtins.str] | None = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_tools", b"available_tools", "context", b"context", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_tools", b"available_tools", "context", b"context", "text", b"text", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

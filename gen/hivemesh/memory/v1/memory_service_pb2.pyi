@@ -152,10 +152,15 @@ class GetContextResponse(_message.Message):
     TURNS_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
     TOKEN_COUNT_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     truncated: _builtins.bool
     """True when older turns were left out to fit the budget."""
     token_count: _builtins.int
     """Estimated tokens of the returned turns."""
+    time_zone: _builtins.str
+    """The user's time zone: the request scope's when it names one (then remembered in the user's
+    profile record), else the one the profile remembers; empty when neither has one.
+    """
     @_builtins.property
     def turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
         """The turns that fit, oldest first."""
@@ -166,10 +171,11 @@ class GetContextResponse(_message.Message):
         turns: _abc.Iterable[Global___Turn] | None = ...,
         truncated: _builtins.bool = ...,
         token_count: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["token_count", b"token_count", "truncated", b"truncated", "turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["time_zone", b"time_zone", "token_count", b"token_count", "truncated", b"truncated", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,9 @@ number cannot be a month (``25/12/2026``) they are read day first. Dotted dates 
 read day first, as they are written where that form is used.
 Relative: ``today``, ``tomorrow``, ``yesterday``, ``the day after tomorrow``, ``next Friday``,
 ``in 3 weeks``, ``10 days ago``, ``next month``.
+Of a month: ``the first Monday of March``, ``the last Friday of the month``, ``the end of the month``,
+``the last day of February``. Holidays that move: ``Thanksgiving``, ``Easter``, ``Labor Day`` (see
+``movable``).
 
 A date written without a year takes the year of another date written with one in the same request
 (``between March 1 and April 15 2026``); otherwise its next occurrence from today, or its last one
@@ -18,9 +21,13 @@ from __future__ import annotations
 import bisect
 import calendar
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Final
+
+from hivemesh.language.slots.movable import NAMES as MOVABLE_HOLIDAYS
+from hivemesh.language.slots.movable import holiday_date
 
 MONTHS: Final = {
     "jan": 1, "january": 1, "feb": 2, "february": 2, "febuary": 2, "mar": 3, "march": 3, "apr": 4,
@@ -59,7 +66,34 @@ _COMPOUND_ORDINAL = re.compile(rf"\b(twenty|thirty)[\s-]+({_ORDINAL_WORD})\b", r
 _ORDINAL_AFTER = re.compile(rf"\b((?:the|{_MONTH_NAMES})\.?\s+)({_ORDINAL_WORD})\b", re.IGNORECASE)
 _ORDINAL_BEFORE = re.compile(rf"\b({_ORDINAL_WORD})(?=\s+(?:of\s+)?(?:{_MONTH_NAMES})\b)", re.IGNORECASE)
 
+_WEEKDAY_WORDS = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|tues|weds|thurs"
+_NTH: Final = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "last": -1, **ORDINALS}
+# "month", "the month", "this month", "next month", or a month's name (with an optional year).
+_OF_MONTH = rf"(?:the\s+)?(?:(?P<rel>this|next|last)\s+month|month|{_MONTH}{_YEAR})"
+
 _PATTERNS: Final = (
+    (
+        "nth_weekday",
+        re.compile(
+            r"\b(?:the\s+)?(?P<nth>1st|2nd|3rd|4th|5th|first|second|third|fourth|fifth|last)\s+"
+            rf"(?P<weekday>{_WEEKDAY_WORDS})\s+(?:of|in)\s+{_OF_MONTH}(?![a-z])",
+            re.I,
+        ),
+    ),
+    (
+        "month_end",
+        re.compile(rf"\b(?:the\s+)?(?:very\s+)?(?:end|last\s+day)\s+of\s+{_OF_MONTH}(?![a-z])", re.I),
+    ),
+    (
+        "movable",
+        re.compile(
+            r"\b(?P<movable>"
+            + "|".join(re.escape(h) for h in sorted(MOVABLE_HOLIDAYS, key=len, reverse=True))
+            + r")(?![a-z])"
+            + _YEAR,
+            re.I,
+        ),
+    ),
     ("iso", re.compile(r"\b(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})\b")),
     ("slash", re.compile(r"(?<![\d/])(?P<a>\d{1,2})/(?P<b>\d{1,2})(?:/(?P<year>\d{4}|\d{2}))?(?![\d/])")),
     ("dotted", re.compile(r"(?<![\d.])(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})(?![\d.])")),
@@ -176,9 +210,74 @@ def _weekday(today: date, weekday: int, which: str | None, prefer_past: bool) ->
     return today + timedelta(days=ahead)
 
 
+def nth_weekday(year: int, month: int, weekday: int, nth: int) -> date | None:
+    """The ``nth`` (1 to 5, or -1 for the last) ``weekday`` of a month; None when it has no 5th."""
+    days = [
+        d
+        for d in range(1, calendar.monthrange(year, month)[1] + 1)
+        if date(year, month, d).weekday() == weekday
+    ]
+    index = nth - 1 if nth > 0 else nth
+    return date(year, month, days[index]) if -len(days) <= index < len(days) else None
+
+
+def _month_end(year: int, month: int) -> date:
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _occurrence(make: Callable[[int], date | None], today: date, prefer_past: bool) -> date | None:
+    """The next date ``make(year)`` gives from today on (the last one up to today when ``prefer_past``)."""
+    for years in range(6):
+        year = today.year - years if prefer_past else today.year + years
+        if not 1 <= year <= 9999:
+            return None
+        found = make(year)
+        if found is not None and (found <= today if prefer_past else found >= today):
+            return found
+    return None
+
+
+def _of_month(
+    groups: dict[str, str | None], today: date, prefer_past: bool, day_of: Callable[[int, int], date | None]
+) -> date | None:
+    """``day_of(year, month)`` for the month a match names: this, next or last month, a named
+    month (its next occurrence unless the year is given), or "the month" (this one, or the next
+    when the day has passed)."""
+    rel, raw_month, year = (groups.get("rel") or "").lower(), groups.get("month"), _year(groups.get("year"))
+    if raw_month is not None:
+        month = MONTHS[raw_month.lower().rstrip(".")]
+        if year is not None:
+            return day_of(year, month)
+        return _occurrence(lambda y: day_of(y, month), today, prefer_past)
+    this = date(today.year, today.month, 1)
+    if rel in ("next", "last"):
+        first = add_months(this, 1 if rel == "next" else -1)
+        return day_of(first.year, first.month)
+    found = day_of(this.year, this.month)
+    if rel == "" and (found is None or found < today):
+        following = add_months(this, 1)
+        return day_of(following.year, following.month)
+    return found
+
+
 def _resolve(kind: str, m: re.Match[str], today: date, prefer_past: bool) -> tuple[date, bool] | None:
     """(date, explicit_year) for one match; a date without a year is resolved later."""
     groups = m.groupdict()
+    if kind == "nth_weekday":
+        nth, weekday = _NTH[groups["nth"].lower()], WEEKDAYS[groups["weekday"].lower()]
+        found = _of_month(groups, today, prefer_past, lambda y, mo: nth_weekday(y, mo, weekday, nth))
+        return None if found is None else (found, True)
+    if kind == "month_end":
+        found = _of_month(groups, today, prefer_past, _month_end)
+        return None if found is None else (found, True)
+    if kind == "movable":
+        name, year = groups["movable"], _year(groups.get("year"))
+        found = (
+            holiday_date(name, year)
+            if year is not None
+            else _occurrence(lambda y: holiday_date(name, y), today, prefer_past)
+        )
+        return None if found is None else (found, True)
     if kind in ("iso", "dotted", "month_day", "day_month", "holiday", "slash"):
         year = _year(groups.get("year"))
         if kind == "slash":
@@ -251,10 +350,16 @@ def _year_for(
 def find_dates(text: str, today: date, *, prefer_past: bool = False) -> list[DateMention]:
     """Every date in ``text`` in the order written; overlapping forms keep the longest."""
     found: list[DateMention] = []
+    # "the fifth Monday of February" names no date: its words then name none either ("Monday").
+    void: list[tuple[int, int]] = []
     for kind, pattern in _PATTERNS:
         for m in pattern.finditer(text):
+            if any(start <= m.start() < end for start, end in void):
+                continue
             resolved = _resolve(kind, m, today, prefer_past)
             if resolved is None:
+                if kind == "nth_weekday":
+                    void.append(m.span())
                 continue
             value, explicit = resolved
             found.append(DateMention(value, m.start(), m.end(), m.group().strip(), kind, explicit))

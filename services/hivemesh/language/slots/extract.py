@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Final
 
@@ -20,6 +20,7 @@ from hivemesh.language.slots.dates import DateMention, find_dates, normalize_ord
 from hivemesh.language.slots.durations import find_durations
 from hivemesh.language.slots.generic import generic_slots
 from hivemesh.language.slots.lists import names_only_a_list, parse_list_request, split_items
+from hivemesh.language.slots.movable import warm_up as build_holidays
 from hivemesh.language.slots.numbers import normalize_numbers
 from hivemesh.language.slots.scan import suffix_start
 from hivemesh.language.slots.spacing import squeeze_spaces
@@ -116,7 +117,7 @@ _LOCATION_BEFORE_TIME = re.compile(
 _NOT_LOCATIONS: Final = frozenset(
     {"it", "the morning", "the afternoon", "the evening", "now", "the moment", "here", "the day",
      "my time zone", "my timezone", "my location", "local time", "current", "the current", "what",
-     "the time", "time", "day", "the world", "me"}
+     "the time", "time", "day", "the world", "me", "the"}
 )  # fmt: skip
 
 
@@ -520,10 +521,12 @@ _WITHOUT_SLOTS: Final = frozenset({AgentIntent.GREETING, AgentIntent.OUT_OF_SCOP
 
 
 def warm_up() -> None:
-    """Build what readers build on first use (pint's unit registry, the time zone names): a tenth
-    of a second of work that would otherwise hold up the first request that needs it."""
+    """Build what readers build on first use (pint's unit registry, the time zone names, this year's
+    and next year's holidays): a tenth of a second of work that would otherwise hold up the first
+    request that needs it."""
     registry()
     _zones()
+    build_holidays(datetime.now(UTC).year)
 
 
 def extract_slots(text: str, intent: str, *, now: datetime) -> list[SlotValue]:

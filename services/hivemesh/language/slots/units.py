@@ -1,6 +1,7 @@
 """Unit words as people type them, normalised to pint unit names (``"klometers"`` -> ``kilometer``).
 
-Order of trust: a table of everyday synonyms pint does not know (``"sq ft"``, ``"celcius"``), then
+Order of trust: the shared table of everyday aliases pint does not know (``"sq ft"``, ``"celcius"``,
+``hivemesh.world.units``, which the tool's ``convert_units`` reads too), then
 pint's own parser (plurals, prefixes, symbols), then a fuzzy match against known spellings for typos.
 A candidate is accepted only when pint can build it, so the tool that converts never sees a name
 it cannot parse.
@@ -15,56 +16,7 @@ from typing import Any, Final
 
 import pint
 
-# Written forms pint does not parse, or parses into something a person did not mean ("a" is annum).
-SYNONYMS: Final = {
-    "°f": "degree_Fahrenheit", "f": "degree_Fahrenheit", "deg f": "degree_Fahrenheit",
-    "degf": "degree_Fahrenheit", "fahrenheit": "degree_Fahrenheit", "farenheit": "degree_Fahrenheit",
-    "fahrenheight": "degree_Fahrenheit", "faranheit": "degree_Fahrenheit",
-    "°c": "degree_Celsius", "c": "degree_Celsius", "deg c": "degree_Celsius", "degc": "degree_Celsius",
-    "celsius": "degree_Celsius", "celcius": "degree_Celsius", "celsius degrees": "degree_Celsius",
-    "centigrade": "degree_Celsius", "°k": "kelvin", "k": "kelvin", "kelvins": "kelvin",
-    "mph": "mile_per_hour", "miles per hour": "mile_per_hour", "miles an hour": "mile_per_hour",
-    "kph": "kilometer_per_hour", "kmh": "kilometer_per_hour", "km/h": "kilometer_per_hour",
-    "kmph": "kilometer_per_hour", "km per hour": "kilometer_per_hour",
-    "kilometers per hour": "kilometer_per_hour", "kilometres per hour": "kilometer_per_hour",
-    "kilometers an hour": "kilometer_per_hour", "m/s": "meter_per_second",
-    "meters per second": "meter_per_second", "metres per second": "meter_per_second",
-    "sq ft": "square_foot", "sqft": "square_foot", "square feet": "square_foot",
-    "square foot": "square_foot", "ft2": "square_foot", "ft²": "square_foot",
-    "sq m": "square_meter", "square meters": "square_meter", "square metres": "square_meter",
-    "square meter": "square_meter", "m2": "square_meter", "m²": "square_meter",
-    "sq km": "square_kilometer", "square kilometers": "square_kilometer",
-    "square kilometres": "square_kilometer", "km2": "square_kilometer", "km²": "square_kilometer",
-    "sq mi": "square_mile", "square miles": "square_mile", "square mile": "square_mile",
-    "sq in": "square_inch", "square inches": "square_inch", "square inch": "square_inch",
-    "sq yd": "square_yard", "square yards": "square_yard", "square yard": "square_yard",
-    "cubic feet": "cubic_foot", "cubic foot": "cubic_foot", "cubic meters": "cubic_meter",
-    "cubic metres": "cubic_meter", "cubic meter": "cubic_meter", "cubic inches": "cubic_inch",
-    "fl oz": "fluid_ounce", "floz": "fluid_ounce", "fluid ounces": "fluid_ounce",
-    "fluid ounce": "fluid_ounce", "fl. oz": "fluid_ounce", "fl. oz.": "fluid_ounce",
-    "tbsp": "tablespoon", "tbs": "tablespoon", "tsp": "teaspoon", "gb": "gigabyte", "mb": "megabyte",
-    "kb": "kilobyte", "tb": "terabyte", "pb": "petabyte", "gib": "gibibyte", "mib": "mebibyte",
-    "kib": "kibibyte", "tib": "tebibyte", "gigs": "gigabyte", "gig": "gigabyte", "megs": "megabyte",
-    "lbs": "pound", "lb": "pound", "ibs": "pound", "stones": "stone", "st": "stone",
-    "kgs": "kilogram", "kilo": "kilogram", "kilos": "kilogram", "gr": "gram", "grams": "gram",
-    "mins": "minute", "min": "minute", "hrs": "hour", "hr": "hour", "secs": "second", "sec": "second",
-    "yrs": "year", "yr": "year", "wk": "week", "wks": "week",
-    "in": "inch", "ins": "inch", '"': "inch", "''": "inch", "'": "foot", "ft": "foot",
-    "litre": "liter", "litres": "liter", "ltr": "liter", "l": "liter", "ml": "milliliter",
-    "millilitres": "milliliter", "millilitre": "milliliter", "cl": "centiliter",
-    "metre": "meter", "metres": "meter", "kilometre": "kilometer", "kilometres": "kilometer",
-    "centimetre": "centimeter", "centimetres": "centimeter", "millimetre": "millimeter",
-    "millimetres": "millimeter", "klicks": "kilometer", "nautical miles": "nautical_mile",
-    "nautical mile": "nautical_mile", "nm": "nautical_mile", "knots": "knot", "kt": "knot",
-    "us gallons": "gallon", "gallons": "gallon", "gal": "gallon", "imperial gallons": "imperial_gallon",
-    "imperial gallon": "imperial_gallon", "pints": "pint", "pt": "pint", "quarts": "quart",
-    "qt": "quart", "cups": "cup", "horsepower": "horsepower", "hp": "horsepower",
-    "kwh": "kilowatt_hour", "kilowatt hours": "kilowatt_hour", "kilowatt hour": "kilowatt_hour",
-    "calories": "kilocalorie", "calorie": "kilocalorie", "kcal": "kilocalorie", "cal": "kilocalorie",
-    "btu": "british_thermal_unit", "psi": "psi", "atm": "atmosphere", "bar": "bar",
-    "light years": "light_year", "light year": "light_year", "ly": "light_year",
-    "microns": "micrometer", "micron": "micrometer",
-}  # fmt: skip
+from hivemesh.world.units import UNIT_ALIASES
 
 # Everyday words pint would read as units ("at" is a technical atmosphere, "me" a charge).
 _NOT_UNITS: Final = frozenset(
@@ -87,7 +39,7 @@ _COMMON: Final = (
     "hertz", "kilohertz", "megahertz", "gigahertz", "volts", "amperes", "ohms", "decibels",
     "centuries", "decades", "nanometers", "fortnights",
 )  # fmt: skip
-_FUZZY_VOCABULARY: Final = tuple(sorted({*SYNONYMS, *_COMMON}))
+_FUZZY_VOCABULARY: Final = tuple(sorted({*UNIT_ALIASES, *_COMMON}))
 
 # Dropped before a unit: "degrees Celsius", "square" is kept because it changes the unit.
 _FILLER = re.compile(r"^(?:degrees?|deg)\s+(?=\S)", re.IGNORECASE)
@@ -120,8 +72,8 @@ def normalize_unit(text: str, *, fuzzy: bool = True) -> str | None:
     if not raw:
         return None
     lowered = raw.lower()
-    if lowered in SYNONYMS:
-        return SYNONYMS[lowered]
+    if lowered in UNIT_ALIASES:
+        return UNIT_ALIASES[lowered]
     if lowered in _NOT_UNITS:
         return None
     stripped = _FILLER.sub("", lowered)

@@ -3,7 +3,6 @@ days between two dates."""
 
 from __future__ import annotations
 
-import functools
 import zoneinfo
 from datetime import date, timedelta
 from typing import Annotated, TypedDict
@@ -11,75 +10,18 @@ from typing import Annotated, TypedDict
 from hivemesh.mesh.errors import InvalidArgument
 from hivemesh.tool.decorator import Arg, tool
 from hivemesh.tool.model import Fill, Serves, ToolContext, ToolOutput
+from hivemesh.world.places import zone_of
 
 DATE = Arg(pattern=r"^\d{4}-\d{2}-\d{2}$", format="date", description="A date, YYYY-MM-DD.")
 MAX_DAYS = 366_000
 
-# Cities people ask about that are not the name of their time zone.
-_CITIES = {
-    "san francisco": "America/Los_Angeles",
-    "sf": "America/Los_Angeles",
-    "la": "America/Los_Angeles",
-    "seattle": "America/Los_Angeles",
-    "las vegas": "America/Los_Angeles",
-    "portland": "America/Los_Angeles",
-    "nyc": "America/New_York",
-    "washington": "America/New_York",
-    "washington dc": "America/New_York",
-    "boston": "America/New_York",
-    "miami": "America/New_York",
-    "atlanta": "America/New_York",
-    "philadelphia": "America/New_York",
-    "dallas": "America/Chicago",
-    "houston": "America/Chicago",
-    "austin": "America/Chicago",
-    "montreal": "America/Toronto",
-    "ottawa": "America/Toronto",
-    "beijing": "Asia/Shanghai",
-    "shenzhen": "Asia/Shanghai",
-    "mumbai": "Asia/Kolkata",
-    "bombay": "Asia/Kolkata",
-    "delhi": "Asia/Kolkata",
-    "new delhi": "Asia/Kolkata",
-    "bangalore": "Asia/Kolkata",
-    "bengaluru": "Asia/Kolkata",
-    "osaka": "Asia/Tokyo",
-    "kyoto": "Asia/Tokyo",
-    "barcelona": "Europe/Madrid",
-    "munich": "Europe/Berlin",
-    "frankfurt": "Europe/Berlin",
-    "hamburg": "Europe/Berlin",
-    "milan": "Europe/Rome",
-    "geneva": "Europe/Zurich",
-    "manchester": "Europe/London",
-    "edinburgh": "Europe/London",
-    "st petersburg": "Europe/Moscow",
-    "rio de janeiro": "America/Sao_Paulo",
-    "melbourne": "Australia/Melbourne",
-    "hong kong": "Asia/Hong_Kong",
-    "tel aviv": "Asia/Jerusalem",
-}
 
-
-@functools.cache
-def _zone_index() -> dict[str, str]:
-    """Lower-cased IANA names and their last part ("paris", "new york") -> zone name."""
-    index: dict[str, str] = {}
-    for name in sorted(zoneinfo.available_timezones()):
-        index[name.lower()] = name
-        city = name.rsplit("/", 1)[-1].replace("_", " ").lower()
-        if "/" in name:
-            index.setdefault(city, name)
-    index.update(_CITIES)
-    return index
-
-
-def resolve_zone(location: str) -> zoneinfo.ZoneInfo:
-    key = " ".join(location.replace(",", " ").split()).lower()
-    name = _zone_index().get(key) or _zone_index().get(key.split(" ")[0] if " " in key else "")
+def resolve_zone(location: str, field: str = "arguments.location") -> zoneinfo.ZoneInfo:
+    """The zone of an IANA name or a city (any city of 15,000 people or more, see ``world.places``)."""
+    name = zone_of(location)
     if name is None:
         raise InvalidArgument.field(
-            "arguments.location", f"unknown time zone or city {location!r}", reason="UNKNOWN_LOCATION"
+            field, f"unknown time zone or city {location!r}", reason="UNKNOWN_LOCATION"
         )
     return zoneinfo.ZoneInfo(name)
 
@@ -112,15 +54,15 @@ class TimeResult(TypedDict):
     timeout_s=2.0,
     serves=Serves("current_time", {"location": Fill("location")}),
 )
-def current_time(
-    context: ToolContext, location: Annotated[str, Arg(min_length=1, max_length=128)] = "UTC"
-) -> ToolOutput:
+def current_time(context: ToolContext, location: Annotated[str, Arg(max_length=128)] = "") -> ToolOutput:
     """The current date and time in a time zone (IANA name such as "Europe/Paris") or a city.
 
     Args:
-        location: An IANA time zone or a city name; UTC when left out.
+        location: An IANA time zone or a city name; the user's own time zone when left out (UTC
+            when the request names none).
     """
-    zone = resolve_zone(location)
+    zone = resolve_zone(location) if location.strip() else context.zone
+    location = location.strip() or zone.key
     now = context.deps.clock().astimezone(zone)
     offset = now.strftime("%z")
     value: TimeResult = {

@@ -117,8 +117,11 @@ async def set_reminder(
         _reminder_id(context), "reminder", text.strip(), when, context.call.task_id, record_owner(context)
     )
     await _store_and_schedule(context, reminder)
-    shown = when.astimezone(UTC)
-    return ToolOutput(_result(reminder), f"Reminder set for {shown:%Y-%m-%d %H:%M} UTC: {reminder.text}")
+    # Shown in the user's time zone: "at 5pm" reads back as 17:00, not as the hour in UTC.
+    shown = when.astimezone(context.zone)
+    return ToolOutput(
+        _result(reminder), f"Reminder set for {shown:%Y-%m-%d %H:%M} {context.zone.key}: {reminder.text}"
+    )
 
 
 def _parse_due(text: str) -> datetime:

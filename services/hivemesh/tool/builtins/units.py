@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 from typing import Annotated, Any, TypedDict
 
 import pint
@@ -20,62 +21,8 @@ from hivemesh.mesh.errors import InvalidArgument
 from hivemesh.tool.decorator import Arg, tool
 from hivemesh.tool.expression import format_number
 from hivemesh.tool.model import Fill, Serves, SlotPart, ToolOutput
+from hivemesh.world.units import unit_alias
 
-# Words people use that pint reads differently ("C" is the coulomb) or not at all.
-_ALIASES = {
-    "c": "degC",
-    "°c": "degC",
-    "celsius": "degC",
-    "centigrade": "degC",
-    "degrees celsius": "degC",
-    "f": "degF",
-    "°f": "degF",
-    "fahrenheit": "degF",
-    "degrees fahrenheit": "degF",
-    "k": "kelvin",
-    "kelvins": "kelvin",
-    "kph": "km/h",
-    "kmh": "km/h",
-    "kmph": "km/h",
-    "mph": "mile/hour",
-    "knots": "knot",
-    "lbs": "pound",
-    "lb": "pound",
-    "stone": "stone",
-    "st": "stone",
-    "sq m": "m**2",
-    "sqm": "m**2",
-    "m2": "m**2",
-    "sq km": "km**2",
-    "km2": "km**2",
-    "sq ft": "ft**2",
-    "sqft": "ft**2",
-    "ft2": "ft**2",
-    "sq mi": "mi**2",
-    "sq yd": "yd**2",
-    "cc": "cm**3",
-    "litres": "liter",
-    "litre": "liter",
-    "l": "liter",
-    "ml": "milliliter",
-    "b": "byte",
-    "bytes": "byte",
-    "kb": "kilobyte",
-    "mb": "megabyte",
-    "gb": "gigabyte",
-    "tb": "terabyte",
-    "pb": "petabyte",
-    "kib": "kibibyte",
-    "mib": "mebibyte",
-    "gib": "gibibyte",
-    "tib": "tebibyte",
-    "hr": "hour",
-    "hrs": "hour",
-    "min": "minute",
-    "mins": "minute",
-    "sec": "second",
-    "secs": "second",
-}
 _NAME = r"[A-Za-z\u00b0\u00b5\u03bc\u03a9\u2126_][A-Za-z0-9\u00b0\u00b5\u03bc\u03a9\u2126_]*"
 _POWER = r"(?:\s*(?:\*\*|\^)\s*-?\d{1,2})?"
 _UNIT = re.compile(rf"{_NAME}{_POWER}(?:(?:\s*[*/]\s*|\s+){_NAME}{_POWER})*")
@@ -83,10 +30,24 @@ _PLURALS = {"foot": "feet", "inch": "inches", "century": "centuries", "hertz": "
 _POWERS = {2: "square", 3: "cubic"}
 
 
+_registry_lock = threading.Lock()
+
+
 @functools.cache
-def unit_registry() -> pint.UnitRegistry[Any]:
-    """Built once per process (it takes a few hundred milliseconds), then only read."""
+def _registry() -> pint.UnitRegistry[Any]:
     return pint.UnitRegistry()
+
+
+def unit_registry() -> pint.UnitRegistry[Any]:
+    """Built once per process (it takes a few hundred milliseconds), then only read; a call that
+    comes while ``warm_up`` builds it waits for that one."""
+    with _registry_lock:
+        return _registry()
+
+
+def warm_up() -> None:
+    """Build the registry now: a worker process runs this in a thread from its start."""
+    unit_registry()
 
 
 class ConversionResult(TypedDict):
@@ -156,9 +117,13 @@ def convert_units(
 
 def _parse(field: str, text: str) -> Any:
     cleaned = re.sub(r"\s+", " ", text.strip())
-    name = _ALIASES.get(cleaned.lower(), cleaned)
-    # pint reads "square meter" but not the identifier form "square_meter" that callers also send.
-    candidates = [name, re.sub(r"^(square|cubic)_", r"\1 ", name)]
+    # The aliases the language service reads units by ("fl oz", "kilos", "celcius"), so a model
+    # that fills these arguments from the user's words is understood as the built-in planner is.
+    name = unit_alias(cleaned) or cleaned
+    # pint reads "square meter" and "kilometer/hour" but not the identifier forms "square_meter" and
+    # "kilometer_per_hour" that the language service and callers send.
+    spelled = re.sub(r"^(square|cubic)_", r"\1 ", name.replace("_per_", "/"))
+    candidates = [name.replace("_per_", "/"), spelled, name]
     for candidate in candidates:
         parsed = _parse_units(candidate) if _UNIT.fullmatch(candidate) else None
         if parsed is not None:
