@@ -207,8 +207,11 @@ class _Run:
         )
         return response.display, json_format.MessageToDict(response.result)
 
-    async def _stream_answer(self, request: lang.GenerateRequest, sink: EventSink) -> list[str]:
-        """Generate the answer, recording each piece of text as an answer delta."""
+    async def _stream_answer(
+        self, request: lang.GenerateRequest, sink: EventSink, calls: list[lang.ToolCall] | None = None
+    ) -> list[str]:
+        """Generate the answer, recording each piece of text as an answer delta (and collecting the
+        tool calls the model asks for into ``calls``)."""
         chunks: list[str] = []
         async for piece in self._language.generate(request):
             kind = piece.WhichOneof("kind")
@@ -217,6 +220,8 @@ class _Run:
                 delta = TaskEvent()
                 delta.answer_delta.text = piece.text_delta
                 await sink.emit(delta)
+            elif kind == "tool_call" and calls is not None:
+                calls.append(piece.tool_call)
             elif kind == "usage":
                 self._count(piece)
         return chunks
@@ -328,20 +333,9 @@ class LlmRunner(_Run):
         max_steps = task.options.max_steps or 8
         step_number = 0
         for _round in range(max_steps + 1):
-            chunks: list[str] = []
             calls: list[lang.ToolCall] = []
             request = lang.GenerateRequest(messages=messages, tools=functions, session_id=_session_of(task))
-            async for piece in self._language.generate(request):
-                kind = piece.WhichOneof("kind")
-                if kind == "text_delta":
-                    chunks.append(piece.text_delta)
-                    delta = TaskEvent()
-                    delta.answer_delta.text = piece.text_delta
-                    await sink.emit(delta)
-                elif kind == "tool_call":
-                    calls.append(piece.tool_call)
-                elif kind == "usage":
-                    self._count(piece)
+            chunks = await self._stream_answer(request, sink, calls)
             if not calls:
                 return await self._finish(task, text, "".join(chunks).strip(), sink)
             if step_number + len(calls) > max_steps:

@@ -274,15 +274,8 @@ class TaskLog:
                 metadata={"task_id": task_id, "state": TaskState.Name(current.state)},
             )
         stamp = time.time()
-        stored = TaskEvent()
-        stored.CopyFrom(event)
-        stored.task_id = task_id
-        stored.sequence = current.last_sequence + 1
-        stored.time.CopyFrom(_timestamp(stamp))
-        after = apply(current, stored)
         prev = locked[1] or _previous_hash(conn, task_id, current.last_sequence)
-        payload = stored.SerializeToString(deterministic=True)
-        new_hash = chain_hash(prev, payload)
+        stored, after, payload, new_hash = _next(task_id, current, event, stamp, prev)
         _INSERT_EVENT.run(
             conn,
             {
@@ -330,14 +323,7 @@ class TaskLog:
         if is_terminal(current.state) and not allow_after_end:
             return None  # the locking path raises TaskTerminal with the log's own word on it
         stamp = time.time()
-        stored = TaskEvent()
-        stored.CopyFrom(event)
-        stored.task_id = task_id
-        stored.sequence = current.last_sequence + 1
-        stored.time.CopyFrom(_timestamp(stamp))
-        after = apply(current, stored)
-        payload = stored.SerializeToString(deterministic=True)
-        new_hash = chain_hash(prev, payload)
+        stored, after, payload, new_hash = _next(task_id, current, event, stamp, prev)
         moved = _APPEND_AT_HEAD.run(
             conn,
             {
@@ -593,6 +579,20 @@ class _Heads:
 
     def forget(self, task_id: str) -> None:
         self._heads.pop(task_id, None)
+
+
+def _next(
+    task_id: str, current: Task, event: TaskEvent, stamp: float, prev_hash: str
+) -> tuple[TaskEvent, Task, bytes, str]:
+    """The event that follows ``current`` (numbered, timed), the task after it, its bytes as the log
+    stores them and its link of the hash chain."""
+    stored = TaskEvent()
+    stored.CopyFrom(event)
+    stored.task_id = task_id
+    stored.sequence = current.last_sequence + 1
+    stored.time.CopyFrom(_timestamp(stamp))
+    payload = stored.SerializeToString(deterministic=True)
+    return stored, apply(current, stored), payload, chain_hash(prev_hash, payload)
 
 
 def _previous_hash(conn: Connection, task_id: str, sequence: int) -> str:
