@@ -96,7 +96,11 @@ def build_with(
         name="memory",
         guard=guard_for(settings, "memory"),
         register=lambda server: add_MemoryServiceServicer_to_server(servicer, server),
-        components=[MemoryRuntime(sql, index, turn_store, chores, dispose_engine=own_engine)],
+        components=[
+            MemoryRuntime(
+                sql, index, turn_store, chores, dispose_engine=own_engine, closing=[record_store.close]
+            )
+        ],
     )
 
 

@@ -41,8 +41,11 @@ class MemoryRuntime:
         chores: Sequence[Chore],
         *,
         dispose_engine: bool = True,
+        closing: Sequence[Callable[[], None]] = (),
     ) -> None:
         self._engine = engine
+        # Closed at stop, before the engine is disposed of (the record store's reader).
+        self._closing = closing
         self._index = index
         self._turns = turns
         self._chores = chores
@@ -63,6 +66,8 @@ class MemoryRuntime:
         self._tasks = []
         await self._index.close()
         await self._turns.close()
+        for close in self._closing:
+            close()
         if self._dispose_engine:
             await self._engine.dispose()
 

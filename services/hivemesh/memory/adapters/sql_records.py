@@ -13,6 +13,7 @@ from hivemesh.memory.adapters.tables import records
 from hivemesh.memory.errors import record_version_mismatch
 from hivemesh.memory.model import Owner, Record
 from hivemesh.memory.records import CREATE_ONLY, UNCONDITIONAL
+from hivemesh.mesh.sql import Reader, Statement
 
 # An unconditional put that races another writer creating the same key retries this often.
 _ATTEMPTS = 5
@@ -43,9 +44,48 @@ def _record(row: sa.Row[Any]) -> Record:
     )
 
 
+# A read by key, the path of every GetContext (the user's profile): built once, and on SQLite run
+# inline on the reader's own connection (see ``Reader``), columns in ``_record_at``'s order.
+_GET = Statement(
+    sa.select(
+        records.c.tenant_id,
+        records.c.user_id,
+        records.c.kind,
+        records.c.key,
+        records.c.value,
+        records.c.version,
+        records.c.update_time,
+        records.c.expire_at,
+    ).where(
+        records.c.tenant_id == sa.bindparam("tenant_id"),
+        records.c.user_id == sa.bindparam("user_id"),
+        records.c.kind == sa.bindparam("kind"),
+        records.c.key == sa.bindparam("key"),
+        sa.or_(records.c.expire_at.is_(None), records.c.expire_at > sa.bindparam("now")),
+    )
+)
+
+
+def _record_at(row: Any) -> Record:
+    return Record(
+        owner=Owner(row[0], row[1]),
+        kind=row[2],
+        key=row[3],
+        value=json.loads(row[4]),
+        version=int(row[5]),
+        update_time=row[6],
+        expire_time=row[7],
+    )
+
+
 class SqlRecordStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._reads = Reader(engine)
+
+    def close(self) -> None:
+        """Close the reader's connection (the engine belongs to the app)."""
+        self._reads.close()
 
     async def put(
         self,
@@ -110,9 +150,15 @@ class SqlRecordStore:
         return _record(row)
 
     async def get(self, owner: Owner, kind: str, key: str, now: float) -> Record | None:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(records).where(_key(owner, kind, key), _live(now)))).first()
-        return None if row is None else _record(row)
+        params = {
+            "tenant_id": owner.tenant_id,
+            "user_id": owner.user_id,
+            "kind": kind,
+            "key": key,
+            "now": now,
+        }
+        row = await self._reads.run(lambda conn: _GET.run(conn, params).fetchone())
+        return None if row is None else _record_at(row)
 
     async def list(self, owner: Owner, kind: str, after_key: str, limit: int, now: float) -> list[Record]:
         async with self._engine.connect() as conn:
