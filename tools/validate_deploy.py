@@ -605,6 +605,19 @@ def _path_matches(pattern: str, path: str) -> bool:
     return path == pattern
 
 
+def _allowing(policies: Iterable[Doc], namespace: str | None, labels: Mapping[str, str]) -> Iterator[Doc]:
+    """The ALLOW AuthorizationPolicies of ``namespace`` with rules that apply to a workload
+    labelled ``labels``."""
+    for policy in policies:
+        if (
+            policy["metadata"].get("namespace") == namespace
+            and policy["spec"].get("action", "ALLOW") == "ALLOW"
+            and policy["spec"]
+            and _selects(policy, labels)
+        ):
+            yield policy
+
+
 def _rule_paths(rule: Doc) -> list[str] | None:
     """The path patterns a rule's `to` admits; None: every path (no `to`, or an operation without paths)."""
     operations = [entry.get("operation", {}) for entry in rule.get("to", [])]
@@ -638,14 +651,7 @@ def check_method_authorization(
         methods = {f"/{contract.full_name}/{m.name}" for m in contract.descriptor.methods}
         internal = service in INTERNAL_SERVICES
         admitted: dict[str, set[str]] = {}
-        for policy in policies:
-            if (
-                policy["metadata"].get("namespace") != namespace
-                or policy["spec"].get("action", "ALLOW") != "ALLOW"
-                or not policy["spec"]
-                or not _selects(policy, labels)
-            ):
-                continue
+        for policy in _allowing(policies, namespace, labels):
             for rule in policy["spec"].get("rules", []):
                 patterns = _rule_paths(rule)
                 for pattern in patterns or []:
@@ -1261,14 +1267,7 @@ def _doors_admission(
     container port (NetworkPolicy)."""
     ingress_principal = f"{TRUST_DOMAIN}/ns/{namespace}/sa/{INGRESS}"
     admitted: set[str] = set()
-    for policy in of_kind(docs, "AuthorizationPolicy"):
-        if (
-            policy["metadata"].get("namespace") != namespace
-            or policy["spec"].get("action", "ALLOW") != "ALLOW"
-            or not policy["spec"]
-            or not _selects(policy, labels)
-        ):
-            continue
+    for policy in _allowing(of_kind(docs, "AuthorizationPolicy"), namespace, labels):
         for rule in policy["spec"].get("rules", []):
             patterns = _rule_paths(rule)
             paths = [p for p in doors if patterns is None or any(_path_matches(x, p) for x in patterns)]
