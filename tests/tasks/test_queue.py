@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
+from hivemesh.mesh.sql import transactions_committed
 from hivemesh.tasks import schema
 from hivemesh.tasks.queue import backoff
 from hivemesh.tasks.system import TaskSystem
@@ -71,3 +72,18 @@ def test_backoff_is_bounded_and_grows() -> None:
     assert all(0 <= backoff(1) <= 0.5 for _ in range(100))
     assert all(0 <= backoff(10, cap_s=30) <= 30 for _ in range(100))
     assert max(backoff(5) for _ in range(200)) > 0.5
+
+
+async def test_a_claim_on_an_empty_queue_takes_no_write_transaction(tasks: TaskSystem) -> None:
+    before = transactions_committed()
+    assert await tasks.queue.claim("w1", 30) is None
+    assert transactions_committed() == before
+    task, _ = await tasks.log.submit(new_task(), trace={}, now=0)
+    before = transactions_committed()
+    claim = await tasks.queue.claim("w1", 30)
+    assert claim is not None
+    assert claim.task_id == task.task_id
+    assert transactions_committed() == before + 1
+    # Leased: the next claim finds nothing ready, again without writing.
+    assert await tasks.queue.claim("w2", 30) is None
+    assert transactions_committed() == before + 1

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Float, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import Float, Select, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -114,11 +114,11 @@ def _release(conn: Connection, worker_ids: list[str]) -> int:
     return int(released)
 
 
-def _claim_statement(*, skip_locked: bool) -> Update:
-    """Claim the oldest ready task (built once; ``now``, ``worker`` and ``until`` are bound)."""
+def _ready_statement() -> Select[tuple[str]]:
+    """The oldest task ready to be claimed (``now`` bound at execution)."""
     q = schema.queue.c
     now: BindParameter[float] = bindparam("now", type_=Float)
-    ready = (
+    return (
         select(q.task_id)
         .where(
             and_(
@@ -130,6 +130,12 @@ def _claim_statement(*, skip_locked: bool) -> Update:
         .order_by(q.available_at)
         .limit(1)
     )
+
+
+def _claim_statement(*, skip_locked: bool) -> Update:
+    """Claim the oldest ready task (built once; ``now``, ``worker`` and ``until`` are bound)."""
+    q = schema.queue.c
+    ready = _ready_statement()
     if skip_locked:
         ready = ready.with_for_update(skip_locked=True)
     return (
@@ -144,6 +150,9 @@ def _claim_statement(*, skip_locked: bool) -> Update:
     )
 
 
+# Read first, so that a worker finding the queue empty (the claim after the last ready task, and
+# every poll of an idle queue) takes no write transaction.
+_READY = Statement(_ready_statement())
 _CLAIM_SQLITE = Statement(_claim_statement(skip_locked=False))
 _CLAIM_LOCKING = Statement(_claim_statement(skip_locked=True))
 _ACK = Statement(
@@ -173,6 +182,8 @@ class SqlTaskQueue:
     async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None:
         now = time.time()
         statement = _CLAIM_SQLITE if is_sqlite(self._engine) else _CLAIM_LOCKING
+        if await self._reads.run(lambda conn: _READY.run(conn, {"now": now}).fetchone()) is None:
+            return None
         params = {"now": now, "worker": worker_id, "until": now + visibility_timeout_s}
         row = await self._writer.run(lambda conn: statement.run(conn, params).fetchone())
         if row is None:

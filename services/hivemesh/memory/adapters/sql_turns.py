@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.memory.adapters.tables import sessions, turn_requests, turns
 from hivemesh.memory.model import SessionKey, Turn
-from hivemesh.mesh.sql import Statement, Writer
+from hivemesh.mesh.sql import Reader, Statement, Writer
 
 
 def _bound(table: sa.Table) -> sa.ColumnElement[bool]:
@@ -47,6 +47,12 @@ _ADD_TURN = Statement(
     turns.insert(), columns=("tenant_id", "user_id", "session_id", "role", "text", "time", "task_id")
 )
 _TOUCH = Statement(sessions.update().where(_bound(sessions)).values(expire_at=sa.bindparam("s_expire_at")))
+# Refreshes a session still alive (one that expired since it was read stays expired).
+_REFRESH = Statement(
+    sessions.update()
+    .where(_bound(sessions), sessions.c.expire_at > sa.bindparam("s_now"))
+    .values(expire_at=sa.bindparam("s_expire_at"))
+)
 _OPEN = Statement(
     sessions.insert().values(
         tenant_id=sa.bindparam("s_tenant"),
@@ -78,12 +84,21 @@ _TRIM = Statement(
 )
 
 
+# A read refreshes its session's time to live only when that moves the expiry by more than this
+# (or a tenth of the time to live, if shorter): reading a conversation every turn then writes at
+# most once a minute, and an append refreshes it anyway.
+REFRESH_SLACK_S = 60.0
+
+
 class SqlTurnStore:
-    """Every operation is one transaction through a group-commit ``Writer``: concurrent appends
-    and reads of many sessions share transactions (each still sees the ones before it)."""
+    """Appends are one transaction each through a group-commit ``Writer``: concurrent appends of
+    many sessions share transactions (each still sees the ones before it). Reads run on a
+    ``Reader`` and never take the write lock; a read writes only to refresh a live session's time
+    to live (see ``REFRESH_SLACK_S``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._writer = Writer(engine)
+        self._reads = Reader(engine)
 
     async def append(
         self, session: SessionKey, new: Sequence[Turn], request_id: str, *, cap: int, ttl_s: float, now: float
@@ -114,15 +129,23 @@ class SqlTurnStore:
         return await self._writer.run(write)
 
     async def recent(self, session: SessionKey, *, limit: int, ttl_s: float, now: float) -> list[Turn]:
-        def read(conn: Connection) -> list[Turn]:
-            if self._drop_if_expired(conn, session, now):
-                return []
-            rows = _RECENT.run(conn, {**_key(session), "s_limit": limit}).fetchall()
-            if rows:
-                self._touch(conn, session, now + ttl_s)
-            return [Turn(role, text, time, task_id) for role, text, time, task_id in reversed(rows)]
+        key = _key(session)
 
-        return await self._writer.run(read)
+        def read(conn: Connection) -> tuple[float, list[Turn]]:
+            row = _EXPIRE_AT.run(conn, key).fetchone()
+            if row is None or row[0] <= now:
+                # Unknown or expired: nothing to show. An expired session's rows are dropped by the
+                # next append to it or by the sweep.
+                return 0.0, []
+            rows = _RECENT.run(conn, {**key, "s_limit": limit}).fetchall()
+            found = [Turn(role, text, time, task_id) for role, text, time, task_id in reversed(rows)]
+            return float(row[0]), found
+
+        expire_at, found = await self._reads.run(read)
+        if found and expire_at < now + ttl_s - min(REFRESH_SLACK_S, ttl_s / 10):
+            refreshed = {**key, "s_now": now, "s_expire_at": now + ttl_s}
+            await self._writer.run(lambda conn: _REFRESH.run(conn, refreshed).rowcount)
+        return found
 
     async def sweep(self, now: float) -> int:
         """Delete sessions whose time to live ran out; returns how many."""
@@ -143,6 +166,7 @@ class SqlTurnStore:
     async def close(self) -> None:
         """Finish queued writes; the engine belongs to the app, which disposes of it."""
         await self._writer.close()
+        self._reads.close()
 
     def _drop_if_expired(self, conn: Connection, session: SessionKey, now: float) -> bool:
         row = _EXPIRE_AT.run(conn, _key(session)).fetchone()
