@@ -38,24 +38,88 @@ _log = logging.getLogger(__name__)
 _SERVICE_NAME = telemetry.service_name("planner")
 
 
+# How long a run's event may wait to be recorded with the events after it: a run's events then
+# reach the log in a few transactions instead of one each, and a watcher hears of each event at
+# most this much later.
+EVENT_HOLD_S = 0.05
+
+
 class LogSink:
     """Appends a run's events to the task log, each numbered with the run's attempt, so a watcher
-    can tell a superseded run's answer from the current one's. The run's closing ``completed`` event
-    is held back and recorded with the claim's acknowledgement, in one step
-    (``WorkQueue.finish_run``)."""
+    can tell a superseded run's answer from the current one's.
+
+    An event waits up to ``EVENT_HOLD_S`` for the ones after it and they are recorded together, in
+    order, in one transaction; the run's closing ``completed`` event, and whatever still waits, is
+    recorded with the claim's acknowledgement (``WorkQueue.finish_run``). Nobody hears of an event
+    before it is recorded, so one that a crash loses was never seen: the next run does its step
+    again (a tool call with the same idempotency key, which the tool service answers once)."""
 
     def __init__(self, tasks: WorkQueue, task_id: str, attempt: int) -> None:
         self._tasks = tasks
         self._task_id = task_id
         self._attempt = attempt
         self.closing: TaskEvent | None = None
+        self._waiting: list[TaskEvent] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._writing: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
 
     async def emit(self, event: TaskEvent) -> TaskEvent:
+        if self._failure is not None:
+            raise self._failure
         event.attempt = self._attempt
         if event.WhichOneof("kind") == "completed":
             self.closing = event
             return event
-        return await self._tasks.record(self._task_id, event)
+        self._waiting.append(event)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(EVENT_HOLD_S, self._write_soon)
+        return event
+
+    def waiting(self) -> list[TaskEvent]:
+        """The events not recorded yet, for ``finish_run``; the sink holds none afterwards."""
+        self._cancel_timer()
+        waiting, self._waiting = self._waiting, []
+        return waiting
+
+    async def flush(self) -> None:
+        """Record the events still waiting (a run that failed: before its failure is recorded)."""
+        if self._writing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._writing)
+        if self._failure is not None:
+            raise self._failure
+        waiting = self.waiting()
+        if waiting:
+            await self._tasks.record_all(self._task_id, waiting)
+
+    async def settled(self) -> None:
+        """Wait for a write under way; raise what an earlier one failed with."""
+        if self._writing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._writing)
+        if self._failure is not None:
+            raise self._failure
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _write_soon(self) -> None:
+        self._timer = None
+        if self._writing is not None and not self._writing.done():
+            self._timer = asyncio.get_running_loop().call_later(EVENT_HOLD_S, self._write_soon)
+            return
+        waiting, self._waiting = self._waiting, []
+        if waiting:
+            self._writing = asyncio.create_task(self._write(waiting), name=f"events-{self._task_id}")
+
+    async def _write(self, events: list[TaskEvent]) -> None:
+        try:
+            await self._tasks.record_all(self._task_id, events)
+        except Exception as exc:  # the run hears of it at its next event or at its end
+            self._failure = exc
 
 
 class WorkerPool:
@@ -302,28 +366,47 @@ class WorkerPool:
         try:
             with deadlines.deadline(max(0.0, left)):
                 await asyncio.wait_for(run, timeout=max(0.001, left))
+            await sink.settled()
         except TimeoutError:
+            await self._flush_before_failure(sink)
             await self._fail(task, deadline_failure(deadline_s), attempt, release)
             return
         except TaskTerminal:
+            sink.waiting()
             await self._tasks.ack(task.task_id, self.worker_id)  # canceled while running
             return
         except asyncio.CancelledError:
+            sink.waiting()
             if not canceled.is_set():
                 raise  # the worker itself is stopping
             await self._tasks.ack(task.task_id, self.worker_id)  # stopped by a cancel request
             return
         except HivemeshError as exc:
+            await self._flush_before_failure(sink)
             await self._failed_attempt(claim, task, exc, attempt=attempt, release=release)
             return
+        except BaseException:
+            sink.waiting()
+            raise
         finally:
             watcher.cancel()
         try:
-            await self._tasks.finish_run(task.task_id, self.worker_id, sink.closing)
+            await self._tasks.finish_run(task.task_id, self.worker_id, sink.closing, earlier=sink.waiting())
         except TaskTerminal:
             return  # canceled just before the end: acknowledged without the completion
         if sink.closing is not None:
             self._record_end(task, TaskState.TASK_STATE_COMPLETED, release)
+
+    @staticmethod
+    async def _flush_before_failure(sink: LogSink) -> None:
+        """Record what the failed run did before its failure is; the failure is recorded even when
+        this cannot be (the events are then lost, as they would be in a crash, and unseen)."""
+        try:
+            await sink.flush()
+        except Exception as exc:
+            _log.warning("the events of a failed run were not recorded (%s)", exc)
+        finally:
+            sink.waiting()
 
     async def _watch_cancel(self, task_id: str, run: asyncio.Task[Outcome], canceled: asyncio.Event) -> None:
         """Cancel the in-flight run (and so its outbound calls) once the task is canceled."""

@@ -194,6 +194,18 @@ class TaskLog:
         self.published(stored, requeued=requeue)
         return stored, after
 
+    async def append_all(self, task_id: str, events: Sequence[TaskEvent]) -> list[TaskEvent]:
+        """Append ``events`` in order in one transaction (see ``append``); watchers hear of them
+        once it has committed. Raises TaskTerminal, appending none, if the task has ended."""
+
+        def record(conn: Connection) -> list[TaskEvent]:
+            return [self.append_in(conn, task_id, event)[0] for event in events]
+
+        stored = await self._writer.run(record) if events else []
+        for event in stored:
+            self.published(event)
+        return stored
+
     def published(self, event: TaskEvent, *, requeued: bool = False) -> None:
         """Tell watchers of an event that has just been committed (never before): it is kept in
         memory for this process's watchers, and their wake-ups go out."""

@@ -118,9 +118,22 @@ class WorkQueue(Protocol):
         """Append an event of a run (raises ``TaskTerminal`` once the task has ended)."""
         ...
 
-    async def finish_run(self, task_id: str, worker_id: str, last: TaskEvent | None = None) -> None:
-        """Record the run's last event, if any, and acknowledge the claim, in one step where the
-        adapters allow (the event is always recorded before the acknowledgement)."""
+    async def record_all(self, task_id: str, events: Sequence[TaskEvent]) -> list[TaskEvent]:
+        """Append events of a run, in order, in one transaction (raises ``TaskTerminal`` once the
+        task has ended, recording none of them)."""
+        ...
+
+    async def finish_run(
+        self,
+        task_id: str,
+        worker_id: str,
+        last: TaskEvent | None = None,
+        *,
+        earlier: Sequence[TaskEvent] = (),
+    ) -> None:
+        """Record the run's events not yet recorded (``earlier``, then ``last``) and acknowledge the
+        claim, in one step where the adapters allow (the events are always recorded before the
+        acknowledgement)."""
         ...
 
     async def get(self, task_id: str) -> Task | None: ...

@@ -311,14 +311,25 @@ class TaskSystem:
         stored, _ = await self.log.append(task_id, event)
         return stored
 
-    async def finish_run(self, task_id: str, worker_id: str, last: TaskEvent | None = None) -> None:
+    async def record_all(self, task_id: str, events: Sequence[TaskEvent]) -> list[TaskEvent]:
+        return await self.log.append_all(task_id, events)
+
+    async def finish_run(
+        self,
+        task_id: str,
+        worker_id: str,
+        last: TaskEvent | None = None,
+        *,
+        earlier: Sequence[TaskEvent] = (),
+    ) -> None:
         sql_queue = self.sql_queue
-        if last is None:
+        events = [*earlier, *([] if last is None else [last])]
+        if not events:
             await self.queue.ack(task_id, worker_id)
             return
 
-        def record(conn: Connection) -> TaskEvent:
-            stored, _ = self.log.append_in(conn, task_id, last)
+        def record(conn: Connection) -> list[TaskEvent]:
+            stored = [self.log.append_in(conn, task_id, event)[0] for event in events]
             if sql_queue is not None:
                 sql_queue.ack_in(conn, task_id, worker_id)
             return stored
@@ -328,7 +339,8 @@ class TaskSystem:
         except TaskTerminal:
             await self.queue.ack(task_id, worker_id)
             raise
-        self.log.published(stored)
+        for event in stored:
+            self.log.published(event)
         if sql_queue is None:
             await self.queue.ack(task_id, worker_id)
 
