@@ -10,15 +10,13 @@
 #                                     pulled, else localhost/hivemesh-python-base:bookworm, built here
 #                                     once from a Debian root filesystem (debootstrap, needs root)
 #   HIVEMESH_DEBIAN_MIRROR=<url>      debootstrap's mirror (default http://deb.debian.org/debian)
-#   HIVEMESH_OCI_RUNTIME=<name>       podman's OCI runtime (default runc when installed, else podman's own)
+#   CONTAINERS_CONF=<file>            podman's settings (default scripts/containers.conf: runc, and
+#                                     explicit ulimits within a restricted host's hard limits)
 #   HIVEMESH_BUILD_CA_BUNDLE=<file>   CA bundle pip trusts in the build (default $PIP_CERT, $SSL_CERT_FILE,
 #                                     else the host's /etc/ssl/certs/ca-certificates.crt), passed as a build
 #                                     secret: it is never stored in a layer
 #
-# Where podman's default runtime (crun) cannot create containers, Debian's runc can:
-# `apt-get install podman runc`. Containers also get explicit file and process limits
-# (HIVEMESH_ULIMITS, default nofile and nproc 1024): podman otherwise asks for limits above a
-# restricted host's hard limits and the runtime refuses to start the container.
+# Needs podman and Debian's runc (`apt-get install podman runc`); see scripts/containers.conf for why.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,10 +29,7 @@ log() { printf '[build-image] %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
 command -v podman >/dev/null || die "podman is needed (apt-get install podman runc)"
-PODMAN=(podman)
-RUNTIME=${HIVEMESH_OCI_RUNTIME:-$(command -v runc || true)}
-[[ -n $RUNTIME ]] && PODMAN+=(--runtime "$RUNTIME")
-read -r -a ULIMITS <<<"${HIVEMESH_ULIMITS:---ulimit nofile=1024:1024 --ulimit nproc=1024:1024}"
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$ROOT/scripts/containers.conf}
 
 base_image() {
   if [[ -n ${HIVEMESH_PYTHON_IMAGE:-} ]]; then
@@ -68,8 +63,8 @@ BASE=$(base_image)
 CA_BUNDLE=${HIVEMESH_BUILD_CA_BUNDLE:-${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}}
 SECRET=()
 [[ -s $CA_BUNDLE ]] && SECRET=(--secret "id=ca-bundle,src=$CA_BUNDLE")
-log "building $IMAGE on $BASE${RUNTIME:+ (runtime $RUNTIME)}"
+log "building $IMAGE on $BASE (podman settings: $CONTAINERS_CONF)"
 # --network=host: the build stage installs the dependencies from PyPI.
-"${PODMAN[@]}" build "${ULIMITS[@]}" --network=host "${SECRET[@]}" \
+podman build --network=host "${SECRET[@]}" \
   --build-arg "PYTHON_IMAGE=$BASE" -f "$ROOT/Containerfile" -t "$IMAGE" "$ROOT"
 log "built $IMAGE"

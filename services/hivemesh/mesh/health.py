@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 Headers = tuple[tuple[str, str], ...]
 _Status = health_pb2.HealthCheckResponse
+_UNKNOWN: int = _Status.SERVICE_UNKNOWN
 
 
 class Health(health_pb2_grpc.HealthServicer):  # type: ignore[misc] # grpc_health ships no type hints
@@ -56,11 +57,14 @@ class Health(health_pb2_grpc.HealthServicer):  # type: ignore[misc] # grpc_healt
             if status != sent:
                 sent = status
                 yield _Status(status=status)
-            async with self._changed:
-                await self._changed.wait_for(lambda: self._status_of(request.service) != sent)
+            await self._until_changed(request.service, status)
 
     def _status_of(self, name: str) -> int:
-        return self._statuses.get(name, _Status.SERVICE_UNKNOWN)
+        return self._statuses.get(name, _UNKNOWN)
+
+    async def _until_changed(self, name: str, status: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._status_of(name) != status)
 
     async def _update(self, name: str, status: int) -> None:
         async with self._changed:
