@@ -100,7 +100,8 @@ def image() -> str:
     """The image, built from this checkout (podman's layer cache makes an unchanged rebuild quick)."""
     if os.geteuid() != 0:
         pytest.fail(
-            "the image check runs rootful podman (and debootstrap when no base image can be pulled): run it as root"
+            "the image check runs rootful podman (and debootstrap when no base image can be pulled): "
+            "run it as root"
         )
     built = subprocess.run(
         [str(ROOT / "scripts" / "build-image.sh")],
