@@ -5,6 +5,8 @@
 #   scripts/build-image.sh
 #
 #   HIVEMESH_IMAGE=<tag>              image to build (default localhost/hivemesh:dev)
+#   HIVEMESH_IMAGE_EXTRAS=<extras>    the package's extras installed (default distributed,edge; the GPU
+#                                     pool's image adds minilm: torch with CUDA and the MiniLM encoder)
 #   HIVEMESH_PYTHON_IMAGE=<ref>       base image of both stages (Debian-based, python3.11 + venv).
 #                                     Unset: docker.io/library/python:3.11-slim-bookworm when it can be
 #                                     pulled, else localhost/hivemesh-python-base:bookworm, built here
@@ -66,5 +68,5 @@ SECRET=()
 log "building $IMAGE on $BASE (podman settings: $CONTAINERS_CONF)"
 # --network=host: the build stage installs the dependencies from PyPI.
 podman build --network=host "${SECRET[@]}" \
-  --build-arg "PYTHON_IMAGE=$BASE" -f "$ROOT/Containerfile" -t "$IMAGE" "$ROOT"
+  --build-arg "PYTHON_IMAGE=$BASE" --build-arg "HIVEMESH_EXTRAS=${HIVEMESH_IMAGE_EXTRAS:-distributed,edge}" -f "$ROOT/Containerfile" -t "$IMAGE" "$ROOT"
 log "built $IMAGE"
