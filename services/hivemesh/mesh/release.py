@@ -37,6 +37,31 @@ def part(service: str, release: ReleaseConfig, describe: Describe | None = None)
     return result
 
 
+# The response headers of every Health answer of a service whose part reports a runtime (the
+# language service), so a probe or ``grpcurl -v ... grpc.health.v1.Health/Check`` shows what the
+# replica computes on without a second call.
+RUNTIME_HEADERS = (
+    "hivemesh-device",
+    "hivemesh-models",
+    "hivemesh-batch-capacity",
+    "hivemesh-heavy-methods",
+)
+
+
+def runtime_headers(described: ReleasePart) -> tuple[tuple[str, str], ...]:
+    """``described.runtime`` as metadata (lists comma-separated); none when it reports no runtime."""
+    if not described.HasField("runtime"):
+        return ()
+    runtime = described.runtime
+    values = (
+        runtime.device,
+        ",".join(runtime.models),
+        str(runtime.batch_capacity),
+        ",".join(runtime.heavy_methods),
+    )
+    return tuple(zip(RUNTIME_HEADERS, values, strict=True))
+
+
 def sha256_of(chunks: Iterable[bytes]) -> str:
     digest = hashlib.sha256()
     for chunk in chunks:

@@ -19,7 +19,6 @@ from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from hivemesh.mesh import release as releases
@@ -28,6 +27,7 @@ from hivemesh.mesh.admission import ServerAdmission
 from hivemesh.mesh.config import ServerConfig, TlsConfig
 from hivemesh.mesh.contracts import CONTRACTS
 from hivemesh.mesh.credentials import CredentialGuard
+from hivemesh.mesh.health import Health
 from hivemesh.mesh.interceptors import Screen, server_interceptors
 from hivemesh.mesh.local_endpoint import LocalEndpoint
 from hivemesh.mesh.metrics import Metrics
@@ -102,7 +102,9 @@ class MeshServer:
             None if tls is None else transport.server_credentials(tls, require_client_auth=not app.public)
         )
         self.contract = CONTRACTS[app.name]
-        self.health = HealthServicer()
+        self.health = Health(
+            lambda: releases.runtime_headers(releases.part(app.name, config.release, app.describe))
+        )
         interceptors = server_interceptors(
             f"hivemesh.{app.name}", metrics, app.guard, app.screen, service=app.name
         )
