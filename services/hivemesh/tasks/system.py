@@ -79,6 +79,10 @@ _SharedKey = tuple[str, str | None, TaskConfig]
 _SHARED: dict[_SharedKey, TaskSystem] = {}
 
 
+# The events after which a task runs no more (a timer's event may still be appended later).
+_ENDS = frozenset({"completed", "failed", "canceled"})
+
+
 class TaskSystem:
     """The task log, the queue and the wake-ups, opened on start and closed on stop. It is the
     gateway's ``TaskBook`` and a planner's ``WorkQueue`` (``hivemesh.tasks.ports``)."""
@@ -422,13 +426,25 @@ class TaskSystem:
         or, for events this process has just committed, from memory, where a batch is used only if
         it follows on from the last event given."""
         last = after_sequence
-        batch = await self.log.read(task_id, last)
+        # From memory when this process holds the events (it has just submitted the task, or heard
+        # of them): a batch there follows on from ``last`` with no gap, like one read from the log.
+        batch = self.log.recent(task_id, last)
+        live = bool(batch)
+        if not live:
+            batch = await self.log.read(task_id, last)
         poll_s = self.poll_interval_s
         while True:
             for event in batch:
                 last = event.sequence
                 yield event
-                if ends_watch(event) and await self._still_paused(task_id, event.sequence):
+                if not ends_watch(event):
+                    continue
+                # The task's end, just heard of and the newest event known here, needs no read of
+                # the log to confirm it; a question (which an answer may follow) or an end read
+                # back from the log (which a later timer's event may follow) does.
+                if live and event is batch[-1] and event.WhichOneof("kind") in _ENDS:
+                    return
+                if await self._still_paused(task_id, event.sequence):
                     return
             if batch:
                 poll_s = self.poll_interval_s
@@ -442,4 +458,7 @@ class TaskSystem:
             batch = self.log.recent(task_id, last)
             if not batch:
                 await self.notifier.wait(task_id, poll_s)
-                batch = self.log.recent(task_id, last) or await self.log.read(task_id, last)
+                batch = self.log.recent(task_id, last)
+            live = bool(batch)
+            if not live:
+                batch = await self.log.read(task_id, last)
