@@ -25,6 +25,7 @@ from hivemesh.common.v1.task_pb2 import CanarySide, Task, TaskEvent, TaskOptions
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh import tls as transport
+from hivemesh.mesh.client_tracing import trace_interceptors
 from hivemesh.mesh.config import TlsConfig
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
@@ -106,7 +107,9 @@ class HivemeshClient:
     ``for_caller`` gives a client that shares this one's channel and sends other credentials: one
     channel serves every caller of a front end. Clients in one process share one connection to an
     address; ``own_connection`` gives this one a connection of its own, as a client in another
-    process has (gateway replicas behind one address each serve whole connections)."""
+    process has (gateway replicas behind one address each serve whole connections). With
+    ``carry_trace`` every call continues the current OpenTelemetry trace (and is a CLIENT span of
+    it when the process records spans)."""
 
     def __init__(
         self,
@@ -117,15 +120,18 @@ class HivemeshClient:
         tls: TlsConfig | None = None,
         wait_for_ready: bool = True,
         own_connection: bool = False,
+        carry_trace: bool = False,
     ) -> None:
         options: list[tuple[str, object]] = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
+        interceptors = trace_interceptors() if carry_trace else None
         self._channel = (
-            grpc.aio.insecure_channel(address, options=options)
+            grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
             if tls is None
             else grpc.aio.secure_channel(
                 address,
                 transport.channel_credentials(tls, require_identity=False),
                 options=[*options, *transport.channel_options(tls)],
+                interceptors=interceptors,
             )
         )
         self._stub = GatewayServiceStub(self._channel)
