@@ -8,6 +8,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -164,6 +165,25 @@ async def test_the_service_map_reads_health_and_rpc_counters(api: httpx.AsyncCli
     assert bounds[-1] is None
     assert bounds[:-1] == sorted(bounds[:-1])
     assert invoked["buckets"][-1][1] >= 1
+
+
+def tool_figures(figures: dict[str, Any], tool: str) -> tuple[float, float, float]:
+    """(calls that succeeded, observations of the duration, seconds observed) of ``tool``."""
+    calls = sum(r["count"] for r in figures["tools"] if r["tool"] == tool and r["outcome"] == "OK")
+    timing = next((d for d in figures["tool_durations"] if d["tool"] == tool), None)
+    if timing is None:
+        return calls, 0.0, 0.0
+    assert timing["buckets"][-1] == [None, timing["count"]]
+    return calls, timing["count"], timing["sum"]
+
+
+async def test_the_tool_catalogue_reads_each_tools_calls_and_latency(api: httpx.AsyncClient) -> None:
+    before = tool_figures((await api.get("/metrics")).json(), "calculator")
+    await run(api, "what is 9 * 9?", "counter")
+    after = tool_figures((await api.get("/metrics")).json(), "calculator")
+    assert after[0] - before[0] == 1
+    assert after[1] - before[1] == 1
+    assert after[2] > before[2]
 
 
 async def test_without_a_trace_file_a_task_has_no_trace(api: httpx.AsyncClient) -> None:

@@ -610,9 +610,70 @@ function deadLettersView(view) {
 
 // ---- tools ----
 
+// What the figures of one tool say between two snapshots of the metrics (the first may be null:
+// since the process started): calls, those that failed, calls/s, mean and p99 (seconds).
+function toolFigures(name, first, last) {
+  const count = (snapshot, ok) => (snapshot ? snapshot.tools : [])
+    .filter((r) => r.tool === name && (ok === undefined || (r.outcome === "OK") === ok))
+    .reduce((sum, r) => sum + r.count, 0);
+  const timing = (snapshot) => (snapshot ? snapshot.tool_durations : []).find((d) => d.tool === name);
+  const calls = count(last) - count(first);
+  const failed = count(last, false) - count(first, false);
+  const [now, then] = [timing(last), timing(first)];
+  const seconds = first ? Math.max(last.time - first.time, 1e-9) : null;
+  const observed = now ? now.count - (then ? then.count : 0) : 0;
+  return {
+    calls,
+    failed,
+    rate: seconds === null ? null : calls / seconds,
+    mean: observed > 0 ? (now.sum - (then ? then.sum : 0)) / observed : null,
+    p99: now ? quantile(bucketDelta(now.buckets, then && then.buckets), 0.99) : null,
+  };
+}
+
 function toolsView(view) {
   const list = el("div", { id: "tools" });
-  view.append(el("h1", {}, "Tools"), list);
+  const note = el("p", { class: "muted", id: "tools-note" });
+  view.append(el("h1", {}, "Tools"), note, list);
+  const figures = new Map();
+  const snapshots = [];
+
+  function showFigures() {
+    const first = snapshots[0];
+    const last = snapshots[snapshots.length - 1];
+    if (!last) return;
+    if (!last.available) {
+      note.textContent = "The tool service runs in another process: its call rate and latency are on its own /metrics (hivemesh_tool_calls_total, hivemesh_tool_duration_seconds).";
+      for (const box of figures.values()) box.replaceChildren();
+      return;
+    }
+    const windowed = first !== last;
+    note.textContent = windowed
+      ? `Calls since the tool service started, and their rate and p99 over the last ${Math.round(last.time - first.time)} s.`
+      : "Calls since the tool service started; the rate over time appears after the next refresh.";
+    for (const [name, box] of figures) {
+      const all = toolFigures(name, null, last);
+      const recent = windowed ? toolFigures(name, first, last) : null;
+      box.dataset.calls = String(all.calls);
+      box.dataset.failed = String(all.failed);
+      box.replaceChildren(
+        el("span", { class: "calls" }, `${all.calls} call${all.calls === 1 ? "" : "s"}${all.failed ? ` (${all.failed} failed)` : ""}`),
+        el("span", { class: "latency" }, `mean ${milliseconds(all.mean)} · p99 ${milliseconds(all.p99)}`),
+        el("span", { class: "rate" }, recent ? `${recent.rate.toFixed(2)}/s · p99 ${milliseconds(recent.p99)} lately` : "measuring…"));
+    }
+  }
+
+  async function refresh() {
+    try {
+      const metrics = await api("metrics");
+      snapshots.push(metrics);
+      while (snapshots.length > 2 && metrics.time - snapshots[1].time >= WINDOW_S) snapshots.shift();
+      showFigures();
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+
   (async () => {
     try {
       const { tools } = await api("tools");
@@ -622,19 +683,25 @@ function toolsView(view) {
         if (tool.source) facts.push(`from ${tool.source}`);
         if (tool.timeout) facts.push(`timeout ${tool.timeout}`);
         if (tool.max_concurrency) facts.push(`at most ${tool.max_concurrency} at once`);
+        const box = el("p", { class: "tool-figures mono" });
+        figures.set(tool.name, box);
         return el("section", { class: "panel tool", "data-tool": tool.name },
           el("h2", { class: "mono" }, tool.name),
           el("p", {}, tool.description || ""),
           facts.length ? el("p", { class: "muted" }, facts.join(" · ")) : null,
+          box,
           el("div", { class: "schemas" },
             el("div", {}, el("strong", {}, "Arguments"), el("pre", {}, json(tool.arguments_schema))),
             el("div", {}, el("strong", {}, "Result"), el("pre", {}, json(tool.result_schema)))));
       }));
+      showFigures();
     } catch (error) {
       flash(explain(error));
     }
   })();
-  return () => {};
+  refresh();
+  const timer = setInterval(refresh, MAP_REFRESH_MS);
+  return () => clearInterval(timer);
 }
 
 // ---- the service map ----
@@ -672,6 +739,41 @@ function svg(tag, attrs, ...children) {
   return node;
 }
 
+// The q-quantile (seconds) of the observations of cumulative histogram buckets (a Map from upper
+// bound to count; the last bound is Infinity), linear within a bucket; null without observations.
+function quantile(merged, q) {
+  const bounds = [...merged.keys()].sort((a, b) => a - b);
+  const observed = bounds.length ? merged.get(Infinity) || merged.get(bounds[bounds.length - 1]) : 0;
+  if (!(observed > 0)) return null;
+  const target = observed * q;
+  let lower = 0;
+  let below = 0;
+  for (const bound of bounds) {
+    const count = merged.get(bound);
+    if (count >= target) {
+      // The last (unbounded) bucket answers its lower bound.
+      return bound === Infinity ? lower : lower + (bound - lower) * ((target - below) / Math.max(count - below, 1e-9));
+    }
+    lower = bound;
+    below = count;
+  }
+  return null;
+}
+
+// Buckets of a later snapshot minus those of an earlier one (missing: none), as a Map.
+function bucketDelta(buckets, earlier, into) {
+  const merged = into || new Map();
+  buckets.forEach(([le, count], i) => {
+    const bound = le === null ? Infinity : le;
+    merged.set(bound, (merged.get(bound) || 0) + count - (earlier && earlier[i] ? earlier[i][1] : 0));
+  });
+  return merged;
+}
+
+function milliseconds(seconds) {
+  return seconds === null ? "–" : `${(seconds * 1000).toFixed(seconds < 0.01 ? 1 : 0)} ms`;
+}
+
 // Requests/s, error share and p99 (seconds) of the calls an edge counts, between two snapshots.
 function edgeFigures(edge, first, last) {
   const picks = (row) => row.service === edge.service && (!edge.methods || edge.methods.includes(row.method));
@@ -687,30 +789,9 @@ function edgeFigures(edge, first, last) {
   const earlier = new Map(first.durations.filter(picks).map((d) => [`${d.service}/${d.method}`, d.buckets]));
   const merged = new Map();
   for (const row of last.durations.filter((d) => picks(d) && !STREAMS.includes(d.method))) {
-    const old = earlier.get(`${row.service}/${row.method}`) || [];
-    row.buckets.forEach(([le, count], i) => {
-      const bound = le === null ? Infinity : le;
-      merged.set(bound, (merged.get(bound) || 0) + count - (old[i] ? old[i][1] : 0));
-    });
+    bucketDelta(row.buckets, earlier.get(`${row.service}/${row.method}`), merged);
   }
-  const bounds = [...merged.keys()].sort((a, b) => a - b);
-  const observed = bounds.length ? merged.get(Infinity) || merged.get(bounds[bounds.length - 1]) : 0;
-  let p99 = null;
-  if (observed > 0) {
-    const target = observed * 0.99;
-    let lower = 0;
-    let below = 0;
-    for (const bound of bounds) {
-      const count = merged.get(bound);
-      if (count >= target) {
-        // Linear within the bucket; the last (unbounded) bucket answers its lower bound.
-        p99 = bound === Infinity ? lower : lower + (bound - lower) * ((target - below) / Math.max(count - below, 1e-9));
-        break;
-      }
-      lower = bound;
-      below = count;
-    }
-  }
+  const p99 = quantile(merged, 0.99);
   const seconds = Math.max(last.time - first.time, 1e-9);
   return { rate: total / seconds, errors: total ? errors / total : 0, p99, total };
 }
@@ -744,7 +825,7 @@ function servicesView(view) {
       if (!edge.queue) {
         if (first && last && last.available && first !== last) {
           const f = edgeFigures(edge, first, last);
-          label = [`${f.rate.toFixed(1)}/s · ${(f.errors * 100).toFixed(1)}% err`, `p99 ${f.p99 === null ? "–" : `${(f.p99 * 1000).toFixed(f.p99 < 0.01 ? 1 : 0)} ms`}`];
+          label = [`${f.rate.toFixed(1)}/s · ${(f.errors * 100).toFixed(1)}% err`, `p99 ${milliseconds(f.p99)}`];
           state = f.total === 0 ? "quiet" : f.errors > 0.05 ? "bad" : "ok";
         } else {
           label = [last && !last.available ? "no figures here" : "measuring…", ""];
