@@ -386,6 +386,16 @@ class HivemeshClient:
             if not token:
                 return tools
 
+    async def memory_usage(self, *, tenant_id: str = "", user_id: str = "") -> pb.GetMemoryUsageResponse:
+        """What memory holds for the caller's tenant (``tenant_id`` another one, without
+        authentication) or one user of it, layer by layer: counts only."""
+        response: pb.GetMemoryUsageResponse = await self._stub.GetMemoryUsage(
+            pb.GetMemoryUsageRequest(tenant_id=tenant_id, user_id=user_id),
+            timeout=self._timeout,
+            metadata=self._metadata,
+        )
+        return response
+
     async def invoke_tool(
         self,
         name: str,

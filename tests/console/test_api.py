@@ -186,6 +186,36 @@ async def test_the_tool_catalogue_reads_each_tools_calls_and_latency(api: httpx.
     assert after[2] > before[2]
 
 
+def layer(found: dict[str, Any], name: str) -> dict[str, Any]:
+    (entry,) = [entry for entry in found["layers"] if entry["layer"] == name]
+    return entry
+
+
+async def test_memory_counts_each_layer_for_a_tenant_or_one_user(api: httpx.AsyncClient) -> None:
+    before = (await api.get("/memory", params={"user": "rememberer"})).json()
+    assert before["tenant"] == "default"
+    assert [(e["layer"], e["store"], e["items"]) for e in before["layers"]] == [
+        ("short_term", "sqlite", 0),
+        ("long_term", "qdrant-edge", 0),
+        ("structured", "sqlite", 0),
+    ]
+    assert before["sessions"] == 0
+    await run(api, "what is 3 + 4?", "rememberer")
+    after = (await api.get("/memory", params={"user": "rememberer"})).json()
+    # The task's question and answer, in its session.
+    assert layer(after, "short_term")["items"] == 2
+    assert after["sessions"] == 1
+    tenant = (await api.get("/memory")).json()
+    assert layer(tenant, "short_term")["items"] >= 2
+    assert tenant["sessions"] >= 1
+    # Without authentication another tenant may be named; it holds nothing here.
+    other = (await api.get("/memory", params={"tenant": "initech"})).json()
+    assert (other["tenant"], [e["items"] for e in other["layers"]]) == ("initech", [0, 0, 0])
+    for params, param in (({"tenant": "no spaces"}, "tenant"), ({"user": "a/b"}, "user")):
+        bad = await api.get("/memory", params=params)
+        assert (bad.status_code, bad.json()["error"]["param"]) == (400, param)
+
+
 async def test_without_a_trace_file_a_task_has_no_trace(api: httpx.AsyncClient) -> None:
     task_id = await run(api, "what is 1 + 1?", "tracer")
     found = (await api.get(f"/tasks/{task_id}/trace")).json()
@@ -298,3 +328,13 @@ async def test_the_callers_credential_decides_what_the_console_shows(
         assert (refused.status_code, refused.json()["error"]["code"]) == (403, "read_only_credential")
         purge = await api.post("/dead-letters/purge", json={"all": True}, headers=as_viewer)
         assert purge.status_code == 403
+        # Memory's counts: each credential's own tenant (a viewer's included), never another's.
+        ours = (await api.get("/memory", headers=as_viewer)).json()
+        assert ours["tenant"] == "acme"
+        assert layer(ours, "short_term")["items"] >= 2  # the task's question and answer
+        theirs = (await api.get("/memory", headers=as_globex)).json()
+        assert theirs["tenant"] == "globex"
+        assert [entry["items"] for entry in theirs["layers"]] == [0, 0, 0]
+        foreign = await api.get("/memory", params={"tenant": "acme"}, headers=as_globex)
+        assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "tenant_mismatch")
+        assert (await api.get("/memory")).status_code == 401

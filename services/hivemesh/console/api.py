@@ -16,7 +16,9 @@ authentication), never the console's. Nothing is kept between requests.
   ``POST /api/dead-letters/purge`` (``task_id``, or ``all``: true);
 - ``GET  /api/tasks/{id}/trace``: the spans of the task's trace, read back from
   ``HIVEMESH_TRACE_FILE`` (traces.py);
-- ``GET  /api/tools``: the catalogue with its JSON Schemas.
+- ``GET  /api/tools``: the catalogue with its JSON Schemas;
+- ``GET  /api/memory``: what memory holds for the caller's tenant (``tenant``: another one, only
+  without authentication; ``user``: one user of it), layer by layer: counts, never content.
 
 Errors are ``{"error": {"message", "type", "param", "code"}}`` with the gateway's status mapped to
 HTTP as the other doors map it (bad input 400 naming the parameter, 401, 404, 429, 503).
@@ -180,6 +182,7 @@ class ConsoleApi:
             Route("/api/dead-letters/{task_id}", _answers(self.dead_letter), methods=["GET"]),
             Route("/api/dead-letters/{task_id}/replay", _answers(self.replay), methods=["POST"]),
             Route("/api/tools", _answers(self.tools), methods=["GET"]),
+            Route("/api/memory", _answers(self.memory), methods=["GET"]),
             Route("/api/health", _answers(self.health), methods=["GET"]),
         ]
 
@@ -335,6 +338,25 @@ class ConsoleApi:
     async def tools(self, request: Request) -> Response:
         tools = await self._client(request).list_tools()
         return JSONResponse({"tools": [as_json(t) for t in tools]})
+
+    async def memory(self, request: Request) -> Response:
+        found = await self._client(request).memory_usage(
+            tenant_id=request.query_params.get("tenant", "").strip(),
+            user_id=request.query_params.get("user", "").strip(),
+        )
+        # Counts as numbers (the JSON mapping writes 64-bit integers as strings), zeros included.
+        usage = found.usage
+        return JSONResponse(
+            {
+                "tenant": found.tenant_id,
+                "layers": [
+                    {"layer": "short_term", "store": usage.short_term.store, "items": usage.short_term.items},
+                    {"layer": "long_term", "store": usage.long_term.store, "items": usage.long_term.items},
+                    {"layer": "structured", "store": usage.structured.store, "items": usage.structured.items},
+                ],
+                "sessions": usage.sessions,
+            }
+        )
 
     async def health(self, request: Request) -> Response:
         ready = await self._gateway.ready()

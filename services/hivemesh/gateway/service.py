@@ -19,6 +19,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
+from hivemesh.memory.v1 import memory_service_pb2 as memory
 from hivemesh.mesh import telemetry
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import Minter, acting_as
@@ -89,6 +90,12 @@ class ToolPort(Protocol):
     async def invoke(self, request: tool.InvokeToolRequest) -> tool.InvokeToolResponse: ...
 
 
+class MemoryPort(Protocol):
+    """MemoryService, as the gateway needs it: counts only; calls carry the caller's credential."""
+
+    async def count(self, tenant_id: str, user_id: str) -> memory.MemoryUsage: ...
+
+
 class Gateway:
     def __init__(
         self,
@@ -96,12 +103,14 @@ class Gateway:
         settings: Settings,
         minter: Minter | None = None,
         tools: ToolPort | None = None,
+        memory: MemoryPort | None = None,
     ) -> None:
         self._tasks = tasks
         self._settings = settings
         # Signs the credential each task's runs act with inside the mesh (none when that is off).
         self._minter = minter
         self._tools = tools
+        self._memory = memory
         # Submits admitted and not yet queued: ``backlog()`` does not count them yet.
         self._admitting = 0
 
@@ -260,6 +269,20 @@ class Gateway:
         with acting_as(self._call_credential(self._tenant(caller, ""), "")):
             page = await tools.list_tools(page_size, page_token)
         return builtins.list(page.tools), page.next_page_token
+
+    async def memory_usage(
+        self, caller: Caller, tenant_id: str, user_id: str
+    ) -> tuple[str, memory.MemoryUsage]:
+        """The counts of a tenant's memory, layer by layer (the caller's own tenant when
+        authenticated), read with a credential of that tenant and no user, so one user's or the
+        whole tenant's may be counted. Counts only: no content leaves memory this way."""
+        if self._memory is None:
+            raise Unimplemented(
+                "this gateway is not connected to the memory service", reason="NO_MEMORY_SERVICE"
+            )
+        tenant = self._tenant(caller, tenant_id, "tenant_id")
+        with acting_as(self._call_credential(tenant, "")):
+            return tenant, await self._memory.count(tenant, user_id)
 
     async def invoke_tool(self, caller: Caller, run: ToolRun) -> tool.InvokeToolResponse:
         """Run one tool through ToolService as the caller's tenant and the scope's user; the request

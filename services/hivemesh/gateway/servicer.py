@@ -152,3 +152,10 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         async with self._caller(context) as caller:
             result = await self._gateway.invoke_tool(caller, run)
         return pb.InvokeToolResponse(result=result.result, display=result.display, replayed=result.replayed)
+
+    async def GetMemoryUsage(
+        self, request: pb.GetMemoryUsageRequest, context: Context
+    ) -> pb.GetMemoryUsageResponse:
+        async with self._caller(context) as caller:
+            tenant, usage = await self._gateway.memory_usage(caller, request.tenant_id, request.user_id)
+        return pb.GetMemoryUsageResponse(tenant_id=tenant, usage=usage)

@@ -27,10 +27,11 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from hivemesh.common.v1 import scope_pb2 as hivemesh_dot_common_dot_v1_dot_scope__pb2
 from hivemesh.common.v1 import task_pb2 as hivemesh_dot_common_dot_v1_dot_task__pb2
+from hivemesh.memory.v1 import memory_service_pb2 as hivemesh_dot_memory_dot_v1_dot_memory__service__pb2
 from hivemesh.tool.v1 import tool_service_pb2 as hivemesh_dot_tool_dot_v1_dot_tool__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)hivemesh/gateway/v1/gateway_service.proto\x12\x13hivemesh.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehivemesh/common/v1/scope.proto\x1a\x1dhivemesh/common/v1/task.proto\x1a#hivemesh/tool/v1/tool_service.proto\"\xb2\x01\n\x11SubmitTaskRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x30\n\x05scope\x18\x03 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\x12\x30\n\x07options\x18\x04 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\"N\n\x12SubmitTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x10\n\x08\x65xisting\x18\x02 \x01(\x08\"\xb3\x01\n\x12\x45xecuteTaskRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x30\n\x05scope\x18\x03 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\x12\x30\n\x07options\x18\x04 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\"C\n\x13\x45xecuteTaskResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskEvent\"-\n\x0eGetTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"9\n\x0fGetTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"\xce\x02\n\x10ListTasksRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12>\n\x06states\x18\x03 \x03(\x0e\x32\x1d.hivemesh.common.v1.TaskStateB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x07user_id\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12=\n\ttenant_id\x18\x07 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$\"U\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11\x43\x61ncelTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"<\n\x12\x43\x61ncelTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"P\n\x10WatchTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"A\n\x11WatchTaskResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskEvent\"m\n\x13\x43ontinueTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\nrequest_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\">\n\x14\x43ontinueTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"0\n\x11VerifyTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"X\n\x12VerifyTaskResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x03\x12\x11\n\tbroken_at\x18\x03 \x01(\x03\x12\x0f\n\x07problem\x18\x04 \x01(\t\"`\n\nDeadLetter\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x16\n\x0e\x64\x65livery_count\x18\x02 \x01(\r\x12\x12\n\nlast_error\x18\x03 \x01(\t\"S\n\x16ListDeadLettersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"i\n\x17ListDeadLettersResponse\x12\x35\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1f.hivemesh.gateway.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"3\n\x14GetDeadLetterRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"M\n\x15GetDeadLetterResponse\x12\x34\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32\x1f.hivemesh.gateway.v1.DeadLetter\"V\n\x17ReplayDeadLetterRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\nrequest_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"B\n\x18ReplayDeadLetterResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"\x81\x01\n\x17PurgeDeadLettersRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1d\n\x07task_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01H\x00\x12\x16\n\x03\x61ll\x18\x03 \x01(\x08\x42\x07\xbaH\x04j\x02\x08\x01H\x00\x42\x0f\n\x06target\x12\x05\xbaH\x02\x08\x01\"0\n\x18PurgeDeadLettersResponse\x12\x14\n\x0cpurged_count\x18\x01 \x01(\r\"M\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"W\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x1a.hivemesh.tool.v1.ToolSpec\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\x11InvokeToolRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1d\n\ttool_name\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\"`\n\x12InvokeToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x32\xba\x0b\n\x0eGatewayService\x12\x62\n\nSubmitTask\x12&.hivemesh.gateway.v1.SubmitTaskRequest\x1a\'.hivemesh.gateway.v1.SubmitTaskResponse\"\x03\x90\x02\x02\x12\x62\n\x0b\x45xecuteTask\x12\'.hivemesh.gateway.v1.ExecuteTaskRequest\x1a(.hivemesh.gateway.v1.ExecuteTaskResponse0\x01\x12Y\n\x07GetTask\x12#.hivemesh.gateway.v1.GetTaskRequest\x1a$.hivemesh.gateway.v1.GetTaskResponse\"\x03\x90\x02\x01\x12_\n\tListTasks\x12%.hivemesh.gateway.v1.ListTasksRequest\x1a&.hivemesh.gateway.v1.ListTasksResponse\"\x03\x90\x02\x01\x12\x62\n\nCancelTask\x12&.hivemesh.gateway.v1.CancelTaskRequest\x1a\'.hivemesh.gateway.v1.CancelTaskResponse\"\x03\x90\x02\x02\x12\x61\n\tWatchTask\x12%.hivemesh.gateway.v1.WatchTaskRequest\x1a&.hivemesh.gateway.v1.WatchTaskResponse\"\x03\x90\x02\x01\x30\x01\x12h\n\x0c\x43ontinueTask\x12(.hivemesh.gateway.v1.ContinueTaskRequest\x1a).hivemesh.gateway.v1.ContinueTaskResponse\"\x03\x90\x02\x02\x12\x62\n\nVerifyTask\x12&.hivemesh.gateway.v1.VerifyTaskRequest\x1a\'.hivemesh.gateway.v1.VerifyTaskResponse\"\x03\x90\x02\x01\x12q\n\x0fListDeadLetters\x12+.hivemesh.gateway.v1.ListDeadLettersRequest\x1a,.hivemesh.gateway.v1.ListDeadLettersResponse\"\x03\x90\x02\x01\x12k\n\rGetDeadLetter\x12).hivemesh.gateway.v1.GetDeadLetterRequest\x1a*.hivemesh.gateway.v1.GetDeadLetterResponse\"\x03\x90\x02\x01\x12t\n\x10ReplayDeadLetter\x12,.hivemesh.gateway.v1.ReplayDeadLetterRequest\x1a-.hivemesh.gateway.v1.ReplayDeadLetterResponse\"\x03\x90\x02\x02\x12t\n\x10PurgeDeadLetters\x12,.hivemesh.gateway.v1.PurgeDeadLettersRequest\x1a-.hivemesh.gateway.v1.PurgeDeadLettersResponse\"\x03\x90\x02\x02\x12_\n\tListTools\x12%.hivemesh.gateway.v1.ListToolsRequest\x1a&.hivemesh.gateway.v1.ListToolsResponse\"\x03\x90\x02\x01\x12\x62\n\nInvokeTool\x12&.hivemesh.gateway.v1.InvokeToolRequest\x1a\'.hivemesh.gateway.v1.InvokeToolResponse\"\x03\x90\x02\x02\x42\x93\x01\n\x1dio.github.hivemesh.gateway.v1B\x13GatewayServiceProtoP\x01ZEgithub.com/hivemesh/hivemesh/clients/go/hivemesh/gateway/v1;gatewayv1\xaa\x02\x13Hivemesh.Gateway.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)hivemesh/gateway/v1/gateway_service.proto\x12\x13hivemesh.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ehivemesh/common/v1/scope.proto\x1a\x1dhivemesh/common/v1/task.proto\x1a\'hivemesh/memory/v1/memory_service.proto\x1a#hivemesh/tool/v1/tool_service.proto\"\xb2\x01\n\x11SubmitTaskRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x30\n\x05scope\x18\x03 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\x12\x30\n\x07options\x18\x04 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\"N\n\x12SubmitTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x10\n\x08\x65xisting\x18\x02 \x01(\x08\"\xb3\x01\n\x12\x45xecuteTaskRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x30\n\x05scope\x18\x03 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\x12\x30\n\x07options\x18\x04 \x01(\x0b\x32\x1f.hivemesh.common.v1.TaskOptions\"C\n\x13\x45xecuteTaskResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskEvent\"-\n\x0eGetTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"9\n\x0fGetTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"\xce\x02\n\x10ListTasksRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12>\n\x06states\x18\x03 \x03(\x0e\x32\x1d.hivemesh.common.v1.TaskStateB\x0f\xbaH\x0c\x92\x01\t\"\x07\x82\x01\x04\x10\x01 \x00\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x07user_id\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12=\n\ttenant_id\x18\x07 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$\"U\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x11\x43\x61ncelTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"<\n\x12\x43\x61ncelTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"P\n\x10WatchTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"A\n\x11WatchTaskResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.hivemesh.common.v1.TaskEvent\"m\n\x13\x43ontinueTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\nrequest_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x19\n\x04text\x18\x03 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\">\n\x14\x43ontinueTaskResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"0\n\x11VerifyTaskRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"X\n\x12VerifyTaskResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x03\x12\x11\n\tbroken_at\x18\x03 \x01(\x03\x12\x0f\n\x07problem\x18\x04 \x01(\t\"`\n\nDeadLetter\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\x12\x16\n\x0e\x64\x65livery_count\x18\x02 \x01(\r\x12\x12\n\nlast_error\x18\x03 \x01(\t\"S\n\x16ListDeadLettersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"i\n\x17ListDeadLettersResponse\x12\x35\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1f.hivemesh.gateway.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"3\n\x14GetDeadLetterRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"M\n\x15GetDeadLetterResponse\x12\x34\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32\x1f.hivemesh.gateway.v1.DeadLetter\"V\n\x17ReplayDeadLetterRequest\x12\x1b\n\x07task_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1e\n\nrequest_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"B\n\x18ReplayDeadLetterResponse\x12&\n\x04task\x18\x01 \x01(\x0b\x32\x18.hivemesh.common.v1.Task\"\x81\x01\n\x17PurgeDeadLettersRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1d\n\x07task_id\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01H\x00\x12\x16\n\x03\x61ll\x18\x03 \x01(\x08\x42\x07\xbaH\x04j\x02\x08\x01H\x00\x42\x0f\n\x06target\x12\x05\xbaH\x02\x08\x01\"0\n\x18PurgeDeadLettersResponse\x12\x14\n\x0cpurged_count\x18\x01 \x01(\r\"M\n\x10ListToolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\rB\x08\xbaH\x05*\x03\x18\xe8\x07\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"W\n\x11ListToolsResponse\x12)\n\x05tools\x18\x01 \x03(\x0b\x32\x1a.hivemesh.tool.v1.ToolSpec\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb0\x01\n\x11InvokeToolRequest\x12\x1e\n\nrequest_id\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x1d\n\ttool_name\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x05scope\x18\x04 \x01(\x0b\x32\x19.hivemesh.common.v1.ScopeB\x06\xbaH\x03\xc8\x01\x01\"`\n\x12InvokeToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64isplay\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\x94\x01\n\x15GetMemoryUsageRequest\x12=\n\ttenant_id\x18\x01 \x01(\tB*\xbaH\'r%\x18\x80\x01\x32 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$\x12<\n\x07user_id\x18\x02 \x01(\tB+\xbaH(r&\x18\x80\x01\x32!^([A-Za-z0-9][A-Za-z0-9._:@-]*)?$\"[\n\x16GetMemoryUsageResponse\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12.\n\x05usage\x18\x02 \x01(\x0b\x32\x1f.hivemesh.memory.v1.MemoryUsage2\xaa\x0c\n\x0eGatewayService\x12\x62\n\nSubmitTask\x12&.hivemesh.gateway.v1.SubmitTaskRequest\x1a\'.hivemesh.gateway.v1.SubmitTaskResponse\"\x03\x90\x02\x02\x12\x62\n\x0b\x45xecuteTask\x12\'.hivemesh.gateway.v1.ExecuteTaskRequest\x1a(.hivemesh.gateway.v1.ExecuteTaskResponse0\x01\x12Y\n\x07GetTask\x12#.hivemesh.gateway.v1.GetTaskRequest\x1a$.hivemesh.gateway.v1.GetTaskResponse\"\x03\x90\x02\x01\x12_\n\tListTasks\x12%.hivemesh.gateway.v1.ListTasksRequest\x1a&.hivemesh.gateway.v1.ListTasksResponse\"\x03\x90\x02\x01\x12\x62\n\nCancelTask\x12&.hivemesh.gateway.v1.CancelTaskRequest\x1a\'.hivemesh.gateway.v1.CancelTaskResponse\"\x03\x90\x02\x02\x12\x61\n\tWatchTask\x12%.hivemesh.gateway.v1.WatchTaskRequest\x1a&.hivemesh.gateway.v1.WatchTaskResponse\"\x03\x90\x02\x01\x30\x01\x12h\n\x0c\x43ontinueTask\x12(.hivemesh.gateway.v1.ContinueTaskRequest\x1a).hivemesh.gateway.v1.ContinueTaskResponse\"\x03\x90\x02\x02\x12\x62\n\nVerifyTask\x12&.hivemesh.gateway.v1.VerifyTaskRequest\x1a\'.hivemesh.gateway.v1.VerifyTaskResponse\"\x03\x90\x02\x01\x12q\n\x0fListDeadLetters\x12+.hivemesh.gateway.v1.ListDeadLettersRequest\x1a,.hivemesh.gateway.v1.ListDeadLettersResponse\"\x03\x90\x02\x01\x12k\n\rGetDeadLetter\x12).hivemesh.gateway.v1.GetDeadLetterRequest\x1a*.hivemesh.gateway.v1.GetDeadLetterResponse\"\x03\x90\x02\x01\x12t\n\x10ReplayDeadLetter\x12,.hivemesh.gateway.v1.ReplayDeadLetterRequest\x1a-.hivemesh.gateway.v1.ReplayDeadLetterResponse\"\x03\x90\x02\x02\x12t\n\x10PurgeDeadLetters\x12,.hivemesh.gateway.v1.PurgeDeadLettersRequest\x1a-.hivemesh.gateway.v1.PurgeDeadLettersResponse\"\x03\x90\x02\x02\x12_\n\tListTools\x12%.hivemesh.gateway.v1.ListToolsRequest\x1a&.hivemesh.gateway.v1.ListToolsResponse\"\x03\x90\x02\x01\x12\x62\n\nInvokeTool\x12&.hivemesh.gateway.v1.InvokeToolRequest\x1a\'.hivemesh.gateway.v1.InvokeToolResponse\"\x03\x90\x02\x02\x12n\n\x0eGetMemoryUsage\x12*.hivemesh.gateway.v1.GetMemoryUsageRequest\x1a+.hivemesh.gateway.v1.GetMemoryUsageResponse\"\x03\x90\x02\x01\x42\x93\x01\n\x1dio.github.hivemesh.gateway.v1B\x13GatewayServiceProtoP\x01ZEgithub.com/hivemesh/hivemesh/clients/go/hivemesh/gateway/v1;gatewayv1\xaa\x02\x13Hivemesh.Gateway.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -106,6 +107,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVOKETOOLREQUEST'].fields_by_name['tool_name']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
   _globals['_INVOKETOOLREQUEST'].fields_by_name['scope']._loaded_options = None
   _globals['_INVOKETOOLREQUEST'].fields_by_name['scope']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_GETMEMORYUSAGEREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_GETMEMORYUSAGEREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\272H\'r%\030\200\0012 ^([A-Za-z0-9][A-Za-z0-9._:-]*)?$'
+  _globals['_GETMEMORYUSAGEREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETMEMORYUSAGEREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H(r&\030\200\0012!^([A-Za-z0-9][A-Za-z0-9._:@-]*)?$'
   _globals['_GATEWAYSERVICE'].methods_by_name['SubmitTask']._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['SubmitTask']._serialized_options = b'\220\002\002'
   _globals['_GATEWAYSERVICE'].methods_by_name['GetTask']._loaded_options = None
@@ -132,64 +137,70 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GATEWAYSERVICE'].methods_by_name['ListTools']._serialized_options = b'\220\002\001'
   _globals['_GATEWAYSERVICE'].methods_by_name['InvokeTool']._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['InvokeTool']._serialized_options = b'\220\002\002'
-  _globals['_SUBMITTASKREQUEST']._serialized_start=259
-  _globals['_SUBMITTASKREQUEST']._serialized_end=437
-  _globals['_SUBMITTASKRESPONSE']._serialized_start=439
-  _globals['_SUBMITTASKRESPONSE']._serialized_end=517
-  _globals['_EXECUTETASKREQUEST']._serialized_start=520
-  _globals['_EXECUTETASKREQUEST']._serialized_end=699
-  _globals['_EXECUTETASKRESPONSE']._serialized_start=701
-  _globals['_EXECUTETASKRESPONSE']._serialized_end=768
-  _globals['_GETTASKREQUEST']._serialized_start=770
-  _globals['_GETTASKREQUEST']._serialized_end=815
-  _globals['_GETTASKRESPONSE']._serialized_start=817
-  _globals['_GETTASKRESPONSE']._serialized_end=874
-  _globals['_LISTTASKSREQUEST']._serialized_start=877
-  _globals['_LISTTASKSREQUEST']._serialized_end=1211
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1213
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1298
-  _globals['_CANCELTASKREQUEST']._serialized_start=1300
-  _globals['_CANCELTASKREQUEST']._serialized_end=1374
-  _globals['_CANCELTASKRESPONSE']._serialized_start=1376
-  _globals['_CANCELTASKRESPONSE']._serialized_end=1436
-  _globals['_WATCHTASKREQUEST']._serialized_start=1438
-  _globals['_WATCHTASKREQUEST']._serialized_end=1518
-  _globals['_WATCHTASKRESPONSE']._serialized_start=1520
-  _globals['_WATCHTASKRESPONSE']._serialized_end=1585
-  _globals['_CONTINUETASKREQUEST']._serialized_start=1587
-  _globals['_CONTINUETASKREQUEST']._serialized_end=1696
-  _globals['_CONTINUETASKRESPONSE']._serialized_start=1698
-  _globals['_CONTINUETASKRESPONSE']._serialized_end=1760
-  _globals['_VERIFYTASKREQUEST']._serialized_start=1762
-  _globals['_VERIFYTASKREQUEST']._serialized_end=1810
-  _globals['_VERIFYTASKRESPONSE']._serialized_start=1812
-  _globals['_VERIFYTASKRESPONSE']._serialized_end=1900
-  _globals['_DEADLETTER']._serialized_start=1902
-  _globals['_DEADLETTER']._serialized_end=1998
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=2000
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2083
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2085
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2190
-  _globals['_GETDEADLETTERREQUEST']._serialized_start=2192
-  _globals['_GETDEADLETTERREQUEST']._serialized_end=2243
-  _globals['_GETDEADLETTERRESPONSE']._serialized_start=2245
-  _globals['_GETDEADLETTERRESPONSE']._serialized_end=2322
-  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=2324
-  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=2410
-  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=2412
-  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=2478
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=2481
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=2610
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=2612
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=2660
-  _globals['_LISTTOOLSREQUEST']._serialized_start=2662
-  _globals['_LISTTOOLSREQUEST']._serialized_end=2739
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=2741
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=2828
-  _globals['_INVOKETOOLREQUEST']._serialized_start=2831
-  _globals['_INVOKETOOLREQUEST']._serialized_end=3007
-  _globals['_INVOKETOOLRESPONSE']._serialized_start=3009
-  _globals['_INVOKETOOLRESPONSE']._serialized_end=3105
-  _globals['_GATEWAYSERVICE']._serialized_start=3108
-  _globals['_GATEWAYSERVICE']._serialized_end=4574
+  _globals['_GATEWAYSERVICE'].methods_by_name['GetMemoryUsage']._loaded_options = None
+  _globals['_GATEWAYSERVICE'].methods_by_name['GetMemoryUsage']._serialized_options = b'\220\002\001'
+  _globals['_SUBMITTASKREQUEST']._serialized_start=300
+  _globals['_SUBMITTASKREQUEST']._serialized_end=478
+  _globals['_SUBMITTASKRESPONSE']._serialized_start=480
+  _globals['_SUBMITTASKRESPONSE']._serialized_end=558
+  _globals['_EXECUTETASKREQUEST']._serialized_start=561
+  _globals['_EXECUTETASKREQUEST']._serialized_end=740
+  _globals['_EXECUTETASKRESPONSE']._serialized_start=742
+  _globals['_EXECUTETASKRESPONSE']._serialized_end=809
+  _globals['_GETTASKREQUEST']._serialized_start=811
+  _globals['_GETTASKREQUEST']._serialized_end=856
+  _globals['_GETTASKRESPONSE']._serialized_start=858
+  _globals['_GETTASKRESPONSE']._serialized_end=915
+  _globals['_LISTTASKSREQUEST']._serialized_start=918
+  _globals['_LISTTASKSREQUEST']._serialized_end=1252
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1254
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1339
+  _globals['_CANCELTASKREQUEST']._serialized_start=1341
+  _globals['_CANCELTASKREQUEST']._serialized_end=1415
+  _globals['_CANCELTASKRESPONSE']._serialized_start=1417
+  _globals['_CANCELTASKRESPONSE']._serialized_end=1477
+  _globals['_WATCHTASKREQUEST']._serialized_start=1479
+  _globals['_WATCHTASKREQUEST']._serialized_end=1559
+  _globals['_WATCHTASKRESPONSE']._serialized_start=1561
+  _globals['_WATCHTASKRESPONSE']._serialized_end=1626
+  _globals['_CONTINUETASKREQUEST']._serialized_start=1628
+  _globals['_CONTINUETASKREQUEST']._serialized_end=1737
+  _globals['_CONTINUETASKRESPONSE']._serialized_start=1739
+  _globals['_CONTINUETASKRESPONSE']._serialized_end=1801
+  _globals['_VERIFYTASKREQUEST']._serialized_start=1803
+  _globals['_VERIFYTASKREQUEST']._serialized_end=1851
+  _globals['_VERIFYTASKRESPONSE']._serialized_start=1853
+  _globals['_VERIFYTASKRESPONSE']._serialized_end=1941
+  _globals['_DEADLETTER']._serialized_start=1943
+  _globals['_DEADLETTER']._serialized_end=2039
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=2041
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2124
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2126
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2231
+  _globals['_GETDEADLETTERREQUEST']._serialized_start=2233
+  _globals['_GETDEADLETTERREQUEST']._serialized_end=2284
+  _globals['_GETDEADLETTERRESPONSE']._serialized_start=2286
+  _globals['_GETDEADLETTERRESPONSE']._serialized_end=2363
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=2365
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=2451
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=2453
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=2519
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=2522
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=2651
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=2653
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=2701
+  _globals['_LISTTOOLSREQUEST']._serialized_start=2703
+  _globals['_LISTTOOLSREQUEST']._serialized_end=2780
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=2782
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=2869
+  _globals['_INVOKETOOLREQUEST']._serialized_start=2872
+  _globals['_INVOKETOOLREQUEST']._serialized_end=3048
+  _globals['_INVOKETOOLRESPONSE']._serialized_start=3050
+  _globals['_INVOKETOOLRESPONSE']._serialized_end=3146
+  _globals['_GETMEMORYUSAGEREQUEST']._serialized_start=3149
+  _globals['_GETMEMORYUSAGEREQUEST']._serialized_end=3297
+  _globals['_GETMEMORYUSAGERESPONSE']._serialized_start=3299
+  _globals['_GETMEMORYUSAGERESPONSE']._serialized_end=3390
+  _globals['_GATEWAYSERVICE']._serialized_start=3393
+  _globals['_GATEWAYSERVICE']._serialized_end=4971
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from hivemesh.common.v1 import scope_pb2 as _scope_pb2
 from hivemesh.common.v1 import task_pb2 as _task_pb2
+from hivemesh.memory.v1 import memory_service_pb2 as _memory_service_pb2
 from hivemesh.tool.v1 import tool_service_pb2 as _tool_service_pb2
 import builtins as _builtins
 import sys
@@ -851,3 +852,60 @@ class InvokeToolResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InvokeToolResponse: _TypeAlias = InvokeToolResponse  # noqa: Y015
+
+@_typing.final
+class GetMemoryUsageRequest(_message.Message):
+    """GetMemoryUsageRequest names whose memory to count."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant; empty means the caller's. A gateway that authenticates callers
+    refuses another tenant than the credentials' one (PERMISSION_DENIED);
+    without authentication any tenant may be named.
+    """
+    user_id: _builtins.str
+    """One user of the tenant; empty means every user."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemoryUsageRequest: _TypeAlias = GetMemoryUsageRequest  # noqa: Y015
+
+@_typing.final
+class GetMemoryUsageResponse(_message.Message):
+    """GetMemoryUsageResponse is the count of one tenant's memory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    """The tenant counted."""
+    @_builtins.property
+    def usage(self) -> _memory_service_pb2.MemoryUsage:
+        """The counts, layer by layer."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        usage: _memory_service_pb2.MemoryUsage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_id", b"tenant_id", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemoryUsageResponse: _TypeAlias = GetMemoryUsageResponse  # noqa: Y015

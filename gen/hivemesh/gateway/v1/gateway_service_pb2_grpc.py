@@ -106,6 +106,11 @@ class GatewayServiceStub:
                 request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.SerializeToString,
                 response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.FromString,
                 _registered_method=True)
+        self.GetMemoryUsage = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/GetMemoryUsage',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -225,6 +230,15 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMemoryUsage(self, request, context):
+        """GetMemoryUsage counts what memory holds for a tenant, layer by layer
+        (MemoryService.CountMemory, called for the caller's tenant): numbers only,
+        never any content.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -297,6 +311,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.InvokeTool,
                     request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.FromString,
                     response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.SerializeToString,
+            ),
+            'GetMemoryUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemoryUsage,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -679,6 +698,33 @@ class GatewayService:
             '/hivemesh.gateway.v1.GatewayService/InvokeTool',
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.SerializeToString,
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemoryUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/GetMemoryUsage',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -85,6 +85,11 @@ class GatewayServiceStub:
     idempotency apply. A request_id already used by the same tenant for the same
     call returns the first result without running the tool again.
     """
+    GetMemoryUsage: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetMemoryUsageRequest, _gateway_service_pb2.GetMemoryUsageResponse]
+    """GetMemoryUsage counts what memory holds for a tenant, layer by layer
+    (MemoryService.CountMemory, called for the caller's tenant): numbers only,
+    never any content.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -142,6 +147,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     tenant and the scope's user, so the tool's argument validation, limits and
     idempotency apply. A request_id already used by the same tenant for the same
     call returns the first result without running the tool again.
+    """
+    GetMemoryUsage: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetMemoryUsageRequest, _gateway_service_pb2.GetMemoryUsageResponse]  # type: ignore[assignment]
+    """GetMemoryUsage counts what memory holds for a tenant, layer by layer
+    (MemoryService.CountMemory, called for the caller's tenant): numbers only,
+    never any content.
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -281,6 +291,17 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         tenant and the scope's user, so the tool's argument validation, limits and
         idempotency apply. A request_id already used by the same tenant for the same
         call returns the first result without running the tool again.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMemoryUsage(
+        self,
+        request: _gateway_service_pb2.GetMemoryUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.GetMemoryUsageResponse, _abc.Awaitable[_gateway_service_pb2.GetMemoryUsageResponse]]:
+        """GetMemoryUsage counts what memory holds for a tenant, layer by layer
+        (MemoryService.CountMemory, called for the caller's tenant): numbers only,
+        never any content.
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -704,6 +704,54 @@ function toolsView(view) {
   return () => clearInterval(timer);
 }
 
+// ---- memory ----
+
+const LAYERS = {
+  short_term: ["Short-term", "turns of live sessions"],
+  long_term: ["Long-term", "memories, one vector each"],
+  structured: ["Structured", "records"],
+};
+
+function memoryView(view, query) {
+  const form = el("form", { class: "inline", id: "memory-form" },
+    el("label", {}, "Tenant", el("input", { type: "text", name: "tenant", value: query.get("tenant") || "", placeholder: "yours" })),
+    el("label", {}, "User", el("input", { type: "text", name: "user", value: query.get("user") || "", placeholder: "every user" })),
+    el("button", { type: "submit" }, "Count"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = new URLSearchParams();
+    for (const [name, value] of new FormData(form).entries()) if (value) params.set(name, value);
+    location.hash = `#/memory?${params}`;
+  });
+  const title = el("h2", { id: "memory-tenant" });
+  const rows = el("tbody", { id: "memory-rows" });
+  view.append(
+    el("h1", {}, "Memory"),
+    el("p", { class: "muted" }, "What each layer of memory holds for a tenant, or one user of it: counts only, never content. A credential counts its own tenant; another tenant can be named only when the gateway does not authenticate."),
+    el("section", { class: "panel" }, form),
+    title,
+    el("table", {}, el("thead", {}, el("tr", {}, ["Layer", "Store", "Items", ""].map((h) => el("th", {}, h)))), rows));
+  (async () => {
+    try {
+      const params = new URLSearchParams();
+      if (query.get("tenant")) params.set("tenant", query.get("tenant"));
+      if (query.get("user")) params.set("user", query.get("user"));
+      const found = await api(`memory?${params}`);
+      title.textContent = `Tenant ${found.tenant}${query.get("user") ? `, user ${query.get("user")}` : ""}`;
+      rows.replaceChildren(...found.layers.map((layer) => {
+        const [name, unit] = LAYERS[layer.layer] || [layer.layer, "items"];
+        const note = layer.layer === "short_term" ? `${unit} (${found.sessions} session${found.sessions === 1 ? "" : "s"})` : unit;
+        return el("tr", { "data-layer": layer.layer, "data-items": layer.items },
+          el("td", {}, name), el("td", { class: "mono" }, layer.store),
+          el("td", { class: "mono count" }, layer.items), el("td", { class: "muted" }, note));
+      }));
+    } catch (error) {
+      flash(explain(error));
+    }
+  })();
+  return () => {};
+}
+
 // ---- the service map ----
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -891,6 +939,7 @@ function route() {
   if (parts[0] === "tasks" && parts[1]) stopView = taskView(view, parts[1]);
   else if (parts[0] === "dead-letters") stopView = deadLettersView(view);
   else if (parts[0] === "tools") stopView = toolsView(view);
+  else if (parts[0] === "memory") stopView = memoryView(view, query);
   else if (parts[0] === "services") stopView = servicesView(view);
   else stopView = tasksView(view, query);
 }
