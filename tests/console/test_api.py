@@ -188,6 +188,7 @@ async def test_the_tool_catalogue_reads_each_tools_calls_and_latency(api: httpx.
 
 def layer(found: dict[str, Any], name: str) -> dict[str, Any]:
     (entry,) = [entry for entry in found["layers"] if entry["layer"] == name]
+    assert isinstance(entry, dict)
     return entry
 
 
