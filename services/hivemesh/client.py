@@ -9,7 +9,7 @@ import copy
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -308,6 +308,35 @@ class HivemeshClient:
             metadata=self._metadata,
         )
         return list(response.tasks), response.next_page_token
+
+    async def watch_tasks(
+        self,
+        *,
+        page_size: int = 50,
+        user_id: str = "",
+        states: Iterable[TaskState.ValueType] = (),
+        created_after: Timestamp | None = None,
+        created_before: Timestamp | None = None,
+        tenant_id: str = "",
+    ) -> AsyncGenerator[builtins.list[Task], None]:
+        """The newest page of tasks (``list``'s filters), at once and again whenever it changes,
+        until the caller stops reading (no deadline: the watch lasts as long as it is wanted)."""
+        call = self._stub.WatchTasks(
+            pb.WatchTasksRequest(
+                page_size=page_size,
+                user_id=user_id,
+                states=list(states),
+                created_after=created_after,
+                created_before=created_before,
+                tenant_id=tenant_id,
+            ),
+            metadata=self._metadata,
+        )
+        try:
+            async for response in call:
+                yield builtins.list(response.tasks)
+        finally:
+            call.cancel()
 
     async def cancel(self, task_id: str, reason: str = "") -> Task:
         response: pb.CancelTaskResponse = await self._stub.CancelTask(

@@ -4,6 +4,7 @@ stream resumes after a sequence number, and the text filter reads on across the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -95,6 +96,41 @@ async def test_a_task_streams_its_events_and_resumes_after_a_sequence(api: httpx
     task = (await api.get(f"/tasks/{task_id}")).json()["task"]
     assert task["state"] == "TASK_STATE_COMPLETED"
     assert task["answer"] == "84"
+
+
+async def next_event(lines: AsyncIterator[str]) -> tuple[str, dict[str, Any]]:
+    """The next server-sent event (name, data) read from ``lines``, comments skipped."""
+    name, data = "message", ""
+    async for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+        elif not line and data:
+            found = json.loads(data)
+            assert isinstance(found, dict)
+            return name, found
+    raise AssertionError("the stream ended")
+
+
+async def test_the_task_list_follows_changes_live(api: httpx.AsyncClient) -> None:
+    async with api.stream("GET", "/tasks/live", params={"user": "lister"}) as live:
+        assert live.status_code == 200
+        assert live.headers["content-type"].startswith("text/event-stream")
+        lines = live.aiter_lines()
+        assert await asyncio.wait_for(next_event(lines), 20) == ("tasks", {"tasks": [], "scanned": 0})
+        made = await api.post("/tasks", json={"text": "what is 5 + 5?", "user": "lister"})
+        task_id = made.json()["task"]["task_id"]
+        # The page is sent again as the task is submitted, runs and completes.
+        states: list[str] = []
+        while states[-1:] != ["TASK_STATE_COMPLETED"]:
+            name, page = await asyncio.wait_for(next_event(lines), 20)
+            assert name == "tasks"
+            assert [t["task_id"] for t in page["tasks"]] == [task_id]
+            states.append(page["tasks"][0]["state"])
+        assert len(states) == len(set(states))  # each page differs from the one before
+    bad = await api.get("/tasks/live", params={"state": "finished"})
+    assert (bad.status_code, bad.json()["error"]["param"]) == (400, "state")
 
 
 async def test_the_text_filter_reads_on_across_pages(api: httpx.AsyncClient) -> None:
@@ -336,6 +372,8 @@ async def test_the_callers_credential_decides_what_the_console_shows(
         theirs = (await api.get("/memory", headers=as_globex)).json()
         assert theirs["tenant"] == "globex"
         assert [entry["items"] for entry in theirs["layers"]] == [0, 0, 0]
+        other_list = await api.get("/tasks/live", params={"tenant": "acme"}, headers=as_globex)
+        assert (other_list.status_code, other_list.json()["error"]["code"]) == (403, "tenant_mismatch")
         foreign = await api.get("/memory", params={"tenant": "acme"}, headers=as_globex)
         assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "tenant_mismatch")
         assert (await api.get("/memory")).status_code == 401

@@ -6,6 +6,7 @@ another tenant is reported as not found, never as forbidden, so ids leak nothing
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import json
@@ -41,6 +42,10 @@ from hivemesh.world import zones
 DEFAULT_TENANT = "default"
 # Lifetime of the credential minted for one direct tool call (a task's lives as long as the task).
 TOOL_CALL_CREDENTIAL_TTL_S = 300.0
+# A watch of the task list looks again when told that some task changed, after letting a burst of
+# events (a task streaming its answer) settle; and at least this often, in case a wake-up was lost.
+WATCH_SETTLE_S = 0.2
+WATCH_LOOK_S = 5.0
 # A direct call's request id becomes the tool's idempotency key under this prefix, apart from the
 # keys of tasks' steps (``<task id>:<step>``).
 TOOL_CALL_KEY_PREFIX = "call:"
@@ -209,6 +214,38 @@ class Gateway:
             page_size=page_size or 50,
             page_token=page_token,
         )
+
+    async def watch_tasks(
+        self,
+        caller: Caller,
+        *,
+        user_id: str,
+        states: Sequence[int],
+        created_after: float | None,
+        created_before: float | None,
+        page_size: int,
+        tenant_id: str = "",
+    ) -> AsyncIterator[builtins.list[Task]]:
+        """The newest page of the tenant's tasks, at once and then whenever it changes. The task
+        system says when some task may have changed (of any tenant: a hint); the page is then read
+        again and handed on only if it differs."""
+        tenant = self._tenant(caller, tenant_id, "tenant_id")
+        shown: builtins.list[bytes] | None = None
+        while True:
+            tasks, _ = await self._tasks.list_tasks(
+                tenant,
+                user_id=user_id,
+                states=states,
+                created_after=created_after,
+                created_before=created_before,
+                page_size=page_size or 50,
+            )
+            seen = [t.SerializeToString(deterministic=True) for t in tasks]
+            if seen != shown:
+                shown = seen
+                yield tasks
+            await self._tasks.wait_for_change(WATCH_LOOK_S)
+            await asyncio.sleep(WATCH_SETTLE_S)
 
     async def cancel(self, caller: Caller, task_id: str, reason: str) -> Task:
         caller.may_change("canceling a task")

@@ -45,6 +45,11 @@ class GatewayServiceStub:
     """GetTask returns a task by id."""
     ListTasks: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListTasksRequest, _gateway_service_pb2.ListTasksResponse]
     """ListTasks pages through the caller's tasks, newest first."""
+    WatchTasks: _grpc.UnaryStreamMultiCallable[_gateway_service_pb2.WatchTasksRequest, _gateway_service_pb2.WatchTasksResponse]
+    """WatchTasks streams the newest page of the caller's tasks (ListTasks'
+    filters, first page): once at once, then again whenever a task on it, or
+    a new one, changes it. The stream lasts until the caller ends it.
+    """
     CancelTask: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.CancelTaskRequest, _gateway_service_pb2.CancelTaskResponse]
     """CancelTask asks a task to stop; canceling a finished task changes nothing."""
     WatchTask: _grpc.UnaryStreamMultiCallable[_gateway_service_pb2.WatchTaskRequest, _gateway_service_pb2.WatchTaskResponse]
@@ -108,6 +113,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """GetTask returns a task by id."""
     ListTasks: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListTasksRequest, _gateway_service_pb2.ListTasksResponse]  # type: ignore[assignment]
     """ListTasks pages through the caller's tasks, newest first."""
+    WatchTasks: _aio.UnaryStreamMultiCallable[_gateway_service_pb2.WatchTasksRequest, _gateway_service_pb2.WatchTasksResponse]  # type: ignore[assignment]
+    """WatchTasks streams the newest page of the caller's tasks (ListTasks'
+    filters, first page): once at once, then again whenever a task on it, or
+    a new one, changes it. The stream lasts until the caller ends it.
+    """
     CancelTask: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.CancelTaskRequest, _gateway_service_pb2.CancelTaskResponse]  # type: ignore[assignment]
     """CancelTask asks a task to stop; canceling a finished task changes nothing."""
     WatchTask: _aio.UnaryStreamMultiCallable[_gateway_service_pb2.WatchTaskRequest, _gateway_service_pb2.WatchTaskResponse]  # type: ignore[assignment]
@@ -192,6 +202,17 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.ListTasksResponse, _abc.Awaitable[_gateway_service_pb2.ListTasksResponse]]:
         """ListTasks pages through the caller's tasks, newest first."""
+
+    @_abc_1.abstractmethod
+    def WatchTasks(
+        self,
+        request: _gateway_service_pb2.WatchTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_gateway_service_pb2.WatchTasksResponse], _abc.AsyncIterator[_gateway_service_pb2.WatchTasksResponse]]:
+        """WatchTasks streams the newest page of the caller's tasks (ListTasks'
+        filters, first page): once at once, then again whenever a task on it, or
+        a new one, changes it. The stream lasts until the caller ends it.
+        """
 
     @_abc_1.abstractmethod
     def CancelTask(

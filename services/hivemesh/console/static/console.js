@@ -6,7 +6,8 @@
 const TERMINAL = new Set(["TASK_STATE_COMPLETED", "TASK_STATE_FAILED", "TASK_STATE_CANCELED", "TASK_STATE_REJECTED"]);
 const STATES = ["submitted", "working", "input_required", "completed", "failed", "canceled", "rejected"];
 const CREDENTIAL_KEY = "hivemesh.console.credential";
-const LIST_REFRESH_MS = 2000;
+// How long a broken stream of the task list waits before it is opened again.
+const LIST_RECONNECT_MS = 1000;
 
 let stopView = () => {};
 
@@ -191,8 +192,9 @@ function tasksView(view, query) {
   const body = el("tbody", { id: "task-rows" });
   const more = el("button", { type: "button", hidden: true }, "More");
   const note = el("p", { class: "muted" });
+  const live = el("span", { class: "live", id: "list-live" });
   view.append(
-    el("h1", {}, "Tasks"),
+    el("h1", {}, "Tasks ", live),
     el("section", { class: "panel" }, run),
     el("section", { class: "panel" }, filterForm),
     el("table", {}, el("thead", {}, el("tr", {}, ["Task", "State", "Tenant", "User", "Session", "Created", "Request"].map((h) => el("th", {}, h)))), body),
@@ -224,22 +226,11 @@ function tasksView(view, query) {
   let nextToken = "";
   let extraRows = [];
   async function load(token) {
-    const page = await api(`tasks?${params(token)}`);
-    return page;
+    return api(`tasks?${params(token)}`);
   }
-  async function refresh() {
-    try {
-      const page = await load("");
-      body.replaceChildren(...page.tasks.map(row), ...extraRows);
-      if (!extraRows.length) {
-        nextToken = page.next_page_token;
-        more.hidden = !nextToken;
-      }
-      note.textContent = page.tasks.length ? "" : (filters.q ? `No match among the ${page.scanned} newest tasks read.` : "No tasks yet.");
-      flash("");
-    } catch (error) {
-      flash(explain(error));
-    }
+  function show(page) {
+    body.replaceChildren(...page.tasks.map(row), ...extraRows);
+    note.textContent = page.tasks.length ? "" : (filters.q ? `No match among the ${page.scanned} newest tasks read.` : "No tasks yet.");
   }
   more.addEventListener("click", async () => {
     try {
@@ -253,10 +244,44 @@ function tasksView(view, query) {
       flash(explain(error));
     }
   });
-  refresh();
-  // The newest page refreshes while it is shown.
-  const timer = setInterval(refresh, LIST_REFRESH_MS);
-  return () => clearInterval(timer);
+
+  // The newest page follows the gateway's changes as they happen (server-sent events); a stream
+  // that breaks is opened again, a refusal is shown and not retried.
+  const controller = new AbortController();
+  async function follow() {
+    try {
+      const page = await load("");
+      show(page);
+      nextToken = page.next_page_token;
+      more.hidden = !nextToken;
+    } catch (error) {
+      flash(explain(error));
+      return;
+    }
+    while (!controller.signal.aborted) {
+      try {
+        await readEvents(`tasks/live?${params("")}`, (name, data) => {
+          if (name === "tasks") {
+            live.textContent = "live";
+            live.classList.add("on");
+            show(data);
+          } else if (name === "error") {
+            flash(data.error ? data.error.message : "the task list's stream failed");
+          }
+        }, controller.signal);
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        flash(explain(error));
+        if (error.status && error.status < 500 && error.status !== 429) return;
+      } finally {
+        live.textContent = "";
+        live.classList.remove("on");
+      }
+      await new Promise((resolve) => setTimeout(resolve, LIST_RECONNECT_MS));
+    }
+  }
+  follow();
+  return () => controller.abort();
 }
 
 // ---- one task ----
@@ -769,8 +794,9 @@ const NODES = {
 // The calls between services, each counted by the service that answers them (the methods listed,
 // or all of its service's). ToolService's figures include the gateway's own ListTools and
 // InvokeTool; the gateway hands tasks to the planner through the task queue, not an RPC. Streams
-// that last as long as a task (WatchTask, ExecuteTask) count as requests but not in the p99.
-const STREAMS = ["WatchTask", "ExecuteTask"];
+// that last as long as a task or a watch (WatchTask, WatchTasks, ExecuteTask) count as requests
+// but not in the p99.
+const STREAMS = ["WatchTask", "WatchTasks", "ExecuteTask"];
 const EDGES = [
   { from: "clients", to: "gateway", service: "hivemesh.gateway.v1.GatewayService" },
   { from: "gateway", to: "planner", queue: true },
@@ -901,7 +927,7 @@ function servicesView(view) {
     if (last && !last.available) {
       note.textContent = "The services run in other processes: their figures are on their own /metrics (HIVEMESH_METRICS_PORT).";
     } else if (first && last && first !== last) {
-      note.textContent = `Each call counted by the service that answers it, over the last ${Math.round(last.time - first.time)} s. The planner takes tasks from the queue; ToolService's figures include the gateway's ListTools and InvokeTool; the p99 leaves out WatchTask and ExecuteTask, which last as long as their task.`;
+      note.textContent = `Each call counted by the service that answers it, over the last ${Math.round(last.time - first.time)} s. The planner takes tasks from the queue; ToolService's figures include the gateway's ListTools and InvokeTool; the p99 leaves out WatchTask, WatchTasks and ExecuteTask, which last as long as what they watch.`;
     } else {
       note.textContent = "Measuring: figures appear after the next refresh.";
     }
