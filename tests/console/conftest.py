@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
 from hivemesh.mesh.config import Settings
@@ -32,8 +33,10 @@ def screenshots(tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the tests of a module (each opens its own page): starting it
+    costs a second or two. A module using it runs its tests in one event loop, the browser's."""
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
     async with async_playwright() as playwright:

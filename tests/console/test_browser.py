@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
 from hivemesh.edge.config import EdgeConfig
@@ -20,7 +21,8 @@ from tests.console.conftest import Up
 from tests.edge.conftest import ServedEdge, serve_edge
 from tests.support import make_settings
 
-pytestmark = pytest.mark.slow
+# One browser for the module's tests (conftest.browser), so they share its event loop.
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 # Long enough for a task on a loaded 2-core machine; a finished page answers far sooner.
 WAIT_MS = 20_000
 expect.set_options(timeout=WAIT_MS)
@@ -47,11 +49,18 @@ async def test_a_task_runs_appears_and_finishes_with_its_timeline_and_trace(
 ) -> None:
     # hivemesh up says where the console is (it opens without credentials on loopback).
     assert "console  on http://localhost:0/console/" in hivemesh_up.output.read_text()
+    # A second page shows the task list while the task runs: it follows the change live.
+    watching = await open_page(browser, hivemesh_up.url)
+    await expect(watching.locator("#list-live")).to_have_text("live")
+    await expect(watching.locator("#task-rows tr")).to_have_count(0)
     page = await open_page(browser, hivemesh_up.url)
     task_id = await run_task(page, "what is 12 * (3 + 4)?")
     # Live: the page follows the task's events until it ends.
     await expect(page.locator("h1 .state")).to_have_attribute("data-state", "completed")
     await expect(page.locator("#answer")).to_have_text("84")
+    listed = watching.locator(f'#task-rows tr[data-task-id="{task_id}"]')
+    await expect(listed.locator(".state")).to_have_text("completed")
+    await watching.close()
     called = page.locator("#timeline tr[data-kind=tool_called]")
     await expect(called).to_contain_text("calculator")
     await expect(called.locator("pre")).to_contain_text('"expression"')
@@ -121,7 +130,23 @@ async def test_a_task_runs_appears_and_finishes_with_its_timeline_and_trace(
     await page.click("header nav a[data-nav=tools]")
     calculator = page.locator('section[data-tool="calculator"]')
     await expect(calculator.locator("pre").first).to_contain_text('"expression"')
+    # Its calls as the tool service counted them: the one of the first task.
+    figures = calculator.locator(".tool-figures")
+    await expect(figures).to_have_attribute("data-calls", "1")
+    await expect(figures.locator(".calls")).to_have_text("1 call")
+    await expect(figures.locator(".latency")).to_have_text(re.compile(r"^mean [0-9.]+ ms · p99 [0-9.]+ ms$"))
+    await expect(figures.locator(".rate")).to_have_text(re.compile(r"^[0-9.]+/s · p99 .+ lately$"))
     await page.screenshot(path=screenshots / "tools.png", full_page=True)
+
+    # Memory: the tenant's counts per layer (the tasks' questions and answers are short-term turns).
+    await page.click("header nav a[data-nav=memory]")
+    await expect(page.locator("#memory-tenant")).to_have_text("Tenant default")
+    short_term = page.locator('#memory-rows tr[data-layer="short_term"]')
+    await expect(short_term).to_contain_text("sqlite")
+    assert int(await short_term.get_attribute("data-items") or 0) >= 2
+    await expect(page.locator('#memory-rows tr[data-layer="long_term"]')).to_contain_text("qdrant-edge")
+    await expect(page.locator('#memory-rows tr[data-layer="structured"]')).to_contain_text("sqlite")
+    await page.screenshot(path=screenshots / "memory.png", full_page=True)
 
     # The service map: every service healthy, and the calls of a task run while it is shown.
     await page.click("header nav a[data-nav=services]")
@@ -151,7 +176,7 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def edge_without_tools(tmp_path: Path) -> AsyncIterator[ServedEdge]:
     """A mesh whose tool service is down (its address answers nothing) and that gives a task one
     attempt: a task that needs a tool fails retryably and becomes a dead letter."""
