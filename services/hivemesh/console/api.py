@@ -311,7 +311,8 @@ class ConsoleApi:
                 {
                     "available": False,
                     "spans": [],
-                    "reason": "spans are not written to a file (HIVEMESH_TRACE_FILE)",
+                    "reason": "spans are not written to a file here (HIVEMESH_TRACE_FILE); spans "
+                    "exported over OTLP are in the collector's backend, by hivemesh.task.id",
                 }
             )
         found = await self._spans.trace_of(task_id)
