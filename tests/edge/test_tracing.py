@@ -5,6 +5,7 @@ gateway calls it makes are its children in the same trace."""
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from hivemesh.edge.app import Edge, EdgeServer
+from hivemesh.edge.config import EdgeConfig
 from hivemesh.mesh import telemetry
 from tests.edge.conftest import ServedEdge, serve_edge
 from tests.support import make_settings
@@ -114,3 +117,32 @@ async def test_a_request_continues_its_callers_trace_and_refusals_have_spans_too
     assert attributes(unrouted)["http.response.status_code"] == 404
     assert attributes(unrouted)["url.path"] == "/no/such/door"
     assert "http.route" not in attributes(unrouted)
+
+
+async def test_a_server_error_marks_the_span_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVEMESH_AUTH", "none")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"  # nothing listens there once closed
+    exporter = InMemorySpanExporter()
+    with telemetry.recording_to(exporter):
+        # An edge whose gateway is down: the console's API answers 503.
+        front = Edge(
+            make_settings(tmp_path / "data"),
+            EdgeConfig(port=0, gateway_patience_s=0.2),
+            gateway_address=closed,
+        )
+        server = EdgeServer(front, "127.0.0.1", 0, grace_s=1.0)
+        port = await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                down = await http.get("/console/api/tasks")
+        finally:
+            await server.stop(1.0)
+    assert down.status_code == 503
+    (failed,) = servers(exporter.get_finished_spans(), "GET /console/api/tasks")
+    assert failed.status.status_code == StatusCode.ERROR
+    assert attributes(failed)["http.response.status_code"] == 503
+    assert attributes(failed)["error.type"] == "503"
