@@ -8,11 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 
 import grpc
 import pytest
 
+from hivemesh.cli import EXIT_UNAVAILABLE
 from hivemesh.client import HivemeshClient
 from tests.support import RunningMesh
 
@@ -106,17 +108,34 @@ async def test_bench_closed_loop_prints_a_summary(mesh: RunningMesh) -> None:
     assert completed >= 2
 
 
-async def test_bench_counts_errors_and_fails_when_nothing_completes() -> None:
+async def test_bench_against_a_gateway_that_is_down_fails_at_once_naming_the_address() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    result = await bench(
-        "--address", f"127.0.0.1:{port}", "--rate", "4", "--duration", "0.5", "--timeout", "0.5", "--json"
-    )
-    assert result.returncode == 1
+        port = s.getsockname()[1]  # nothing listens there
+    started = time.monotonic()
+    result = await bench("--address", f"127.0.0.1:{port}", "--rate", "4", "--duration", "5", "--json")
+    elapsed = time.monotonic() - started
+    assert result.returncode == EXIT_UNAVAILABLE, result.stderr
+    assert f"cannot reach the gateway at 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    # The connect timeout (1.5 s) and the start of a Python process, not the 5 s of load.
+    assert elapsed < 4.5
+
+
+async def test_bench_counts_errors_and_fails_when_nothing_completes() -> None:
+    # A gRPC server that answers every call UNIMPLEMENTED: connected, yet no task completes.
+    server = grpc.aio.server()
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        result = await bench("--address", f"127.0.0.1:{port}", "--rate", "4", "--duration", "0.5", "--json")
+    finally:
+        await server.stop(None)
+    assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert report["completed"] == 0
-    assert report["errors"] == {"DEADLINE_EXCEEDED": 2}
+    assert report["errors"] == {"UNIMPLEMENTED": 2}
 
 
 @pytest.mark.parametrize(

@@ -269,20 +269,17 @@ class GatewayUnreachable(Exception):
 
 
 @contextlib.asynccontextmanager
-async def _gateway(
-    args: argparse.Namespace, settings: Settings, *, connect: bool = True
-) -> AsyncIterator[HivemeshClient]:
-    """A client of the gateway, connected (with ``connect``): a gateway that is down is reported
-    within ``--connect-timeout`` rather than at the end of the first call's timeout."""
+async def _gateway(args: argparse.Namespace, settings: Settings) -> AsyncIterator[HivemeshClient]:
+    """A client of the gateway, connected: a gateway that is down is reported within
+    ``--connect-timeout`` rather than at the end of the first call's timeout."""
     address = args.address or settings.addresses["gateway"]
     async with HivemeshClient(
         address, metadata=credentials_from_env(), timeout_s=args.timeout, tls=settings.tls
     ) as client:
-        if connect:
-            try:
-                await client.ready(args.connect_timeout)
-            except TimeoutError:
-                raise GatewayUnreachable(address, args.connect_timeout) from None
+        try:
+            await client.ready(args.connect_timeout)
+        except TimeoutError:
+            raise GatewayUnreachable(address, args.connect_timeout) from None
         yield client
 
 
@@ -455,8 +452,9 @@ async def _bench(args: argparse.Namespace, settings: Settings) -> int:
             prompts[number % len(prompts)], user_id=f"bench-{run}-{number % 16}", session_id=f"s{number}"
         )
 
-    # A load test counts a gateway that does not answer as errors, like any other failure.
-    async with _gateway(args, settings, connect=False) as client:
+    # A gateway that is down is reported before the load starts (exit 4, as ``run`` does); one
+    # that stops answering during the load counts its failures as errors, like any other.
+    async with _gateway(args, settings) as client:
         report = await run_load(
             gateway_sender(client, timeout_s=args.timeout),
             workload,
@@ -618,19 +616,15 @@ def _parser() -> argparse.ArgumentParser:
         p: argparse.ArgumentParser,
         timeout_s: float = 30.0,
         timeout_help: str = "seconds for each unary call",
-        *,
-        connect: bool = True,
     ) -> None:
         p.add_argument("--address", help=GATEWAY_ADDRESS_HELP)
         p.add_argument("--timeout", type=float, default=timeout_s, help=timeout_help)
-        if connect:
-            p.add_argument(
-                "--connect-timeout",
-                type=_positive_float,
-                default=CONNECT_TIMEOUT_S,
-                help="seconds to wait for the gateway to accept the connection "
-                f"(default {CONNECT_TIMEOUT_S:g})",
-            )
+        p.add_argument(
+            "--connect-timeout",
+            type=_positive_float,
+            default=CONNECT_TIMEOUT_S,
+            help=f"seconds to wait for the gateway to accept the connection (default {CONNECT_TIMEOUT_S:g})",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     run = sub.add_parser("run", help="send a request in plain words and print the answer")
@@ -691,7 +685,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", "-t", type=_positive_float, default=10.0, help="seconds of load")
     bench.add_argument("--prompt", action="append", help="request text (repeatable; default: a calculation)")
     bench.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
-    client_flags(bench, 60.0, "seconds each task may take from its start (default 60)", connect=False)
+    client_flags(bench, 60.0, "seconds each task may take from its start (default 60)")
 
     _credential_commands(sub)
 

@@ -9,7 +9,7 @@ import copy
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +25,7 @@ from hivemesh.common.v1.task_pb2 import CanarySide, Task, TaskEvent, TaskOptions
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh import tls as transport
+from hivemesh.mesh.client_tracing import trace_interceptors
 from hivemesh.mesh.config import TlsConfig
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
@@ -106,7 +107,9 @@ class HivemeshClient:
     ``for_caller`` gives a client that shares this one's channel and sends other credentials: one
     channel serves every caller of a front end. Clients in one process share one connection to an
     address; ``own_connection`` gives this one a connection of its own, as a client in another
-    process has (gateway replicas behind one address each serve whole connections)."""
+    process has (gateway replicas behind one address each serve whole connections). With
+    ``carry_trace`` every call continues the current OpenTelemetry trace (and is a CLIENT span of
+    it when the process records spans)."""
 
     def __init__(
         self,
@@ -117,15 +120,18 @@ class HivemeshClient:
         tls: TlsConfig | None = None,
         wait_for_ready: bool = True,
         own_connection: bool = False,
+        carry_trace: bool = False,
     ) -> None:
         options: list[tuple[str, object]] = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
+        interceptors = trace_interceptors() if carry_trace else None
         self._channel = (
-            grpc.aio.insecure_channel(address, options=options)
+            grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
             if tls is None
             else grpc.aio.secure_channel(
                 address,
                 transport.channel_credentials(tls, require_identity=False),
                 options=[*options, *transport.channel_options(tls)],
+                interceptors=interceptors,
             )
         )
         self._stub = GatewayServiceStub(self._channel)
@@ -303,6 +309,35 @@ class HivemeshClient:
         )
         return list(response.tasks), response.next_page_token
 
+    async def watch_tasks(
+        self,
+        *,
+        page_size: int = 50,
+        user_id: str = "",
+        states: Iterable[TaskState.ValueType] = (),
+        created_after: Timestamp | None = None,
+        created_before: Timestamp | None = None,
+        tenant_id: str = "",
+    ) -> AsyncGenerator[builtins.list[Task], None]:
+        """The newest page of tasks (``list``'s filters), at once and again whenever it changes,
+        until the caller stops reading (no deadline: the watch lasts as long as it is wanted)."""
+        call = self._stub.WatchTasks(
+            pb.WatchTasksRequest(
+                page_size=page_size,
+                user_id=user_id,
+                states=list(states),
+                created_after=created_after,
+                created_before=created_before,
+                tenant_id=tenant_id,
+            ),
+            metadata=self._metadata,
+        )
+        try:
+            async for response in call:
+                yield builtins.list(response.tasks)
+        finally:
+            call.cancel()
+
     async def cancel(self, task_id: str, reason: str = "") -> Task:
         response: pb.CancelTaskResponse = await self._stub.CancelTask(
             pb.CancelTaskRequest(task_id=task_id, reason=reason),
@@ -379,6 +414,16 @@ class HivemeshClient:
             token = response.next_page_token
             if not token:
                 return tools
+
+    async def memory_usage(self, *, tenant_id: str = "", user_id: str = "") -> pb.GetMemoryUsageResponse:
+        """What memory holds for the caller's tenant (``tenant_id`` another one, without
+        authentication) or one user of it, layer by layer: counts only."""
+        response: pb.GetMemoryUsageResponse = await self._stub.GetMemoryUsage(
+            pb.GetMemoryUsageRequest(tenant_id=tenant_id, user_id=user_id),
+            timeout=self._timeout,
+            metadata=self._metadata,
+        )
+        return response
 
     async def invoke_tool(
         self,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 
 from hivemesh.mesh.config import Settings
@@ -32,8 +33,10 @@ def screenshots(tmp_path: Path) -> Path:
     return target
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the tests of a module (each opens its own page): starting it
+    costs a second or two. A module using it runs its tests in one event loop, the browser's."""
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
     async with async_playwright() as playwright:
@@ -63,14 +66,34 @@ class Up:
     trace_file: Path
 
 
-@pytest.fixture
-def hivemesh_up(tmp_path: Path) -> Iterator[Up]:
+class Booting:
+    """``hivemesh up`` started in its own process and not yet waited for: it boots while other
+    tests run (it takes seconds), and ``ready`` waits until its edge serves."""
+
+    def __init__(self, process: subprocess.Popen[bytes], output: Path, trace_file: Path) -> None:
+        self.process = process
+        self._output = output
+        self._trace_file = trace_file
+
+    def ready(self, timeout_s: float = 90.0) -> Up:
+        deadline = time.monotonic() + timeout_s
+        pattern = r"edge serving HTTP on 127\.0\.0\.1:(\d+)"
+        while (found := re.search(pattern, self._output.read_text())) is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"hivemesh up did not start:\n{self._output.read_text()}")
+            time.sleep(0.1)
+        return Up(f"http://127.0.0.1:{found.group(1)}", self._output, self._trace_file)
+
+
+@pytest.fixture(scope="module")
+def booting_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booting]:
     """``hivemesh up`` as a user starts it, on free ports, writing its spans to a file."""
-    output = tmp_path / "up.log"
-    trace_file = tmp_path / "spans.jsonl"
+    directory = tmp_path_factory.mktemp("up")
+    output = directory / "up.log"
+    trace_file = directory / "spans.jsonl"
     env = {
         **os.environ,
-        "HIVEMESH_DATA_DIR": str(tmp_path / "data"),
+        "HIVEMESH_DATA_DIR": str(directory / "data"),
         "HIVEMESH_METRICS_PORT": "off",
         "HIVEMESH_EDGE_PORT": "0",
         "HIVEMESH_TRACE_FILE": str(trace_file),
@@ -82,12 +105,7 @@ def hivemesh_up(tmp_path: Path) -> Iterator[Up]:
             [sys.executable, "-m", "hivemesh.cli", "up"], env=env, stderr=sink, stdout=sink
         )
     try:
-        deadline = time.monotonic() + 90
-        while (found := re.search(r"edge serving HTTP on 127\.0\.0\.1:(\d+)", output.read_text())) is None:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"hivemesh up did not start:\n{output.read_text()}")
-            time.sleep(0.1)
-        yield Up(f"http://127.0.0.1:{found.group(1)}", output, trace_file)
+        yield Booting(process, output, trace_file)
     finally:
         process.terminate()
         try:
@@ -95,3 +113,9 @@ def hivemesh_up(tmp_path: Path) -> Iterator[Up]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def hivemesh_up(booting_up: Booting) -> Up:
+    """``hivemesh up``, serving (see ``booting_up``)."""
+    return booting_up.ready()

@@ -4,10 +4,12 @@ stream resumes after a sequence number, and the text filter reads on across the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -96,6 +98,41 @@ async def test_a_task_streams_its_events_and_resumes_after_a_sequence(api: httpx
     assert task["answer"] == "84"
 
 
+async def next_event(lines: AsyncIterator[str]) -> tuple[str, dict[str, Any]]:
+    """The next server-sent event (name, data) read from ``lines``, comments skipped."""
+    name, data = "message", ""
+    async for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+        elif not line and data:
+            found = json.loads(data)
+            assert isinstance(found, dict)
+            return name, found
+    raise AssertionError("the stream ended")
+
+
+async def test_the_task_list_follows_changes_live(api: httpx.AsyncClient) -> None:
+    async with api.stream("GET", "/tasks/live", params={"user": "lister"}) as live:
+        assert live.status_code == 200
+        assert live.headers["content-type"].startswith("text/event-stream")
+        lines = live.aiter_lines()
+        assert await asyncio.wait_for(next_event(lines), 20) == ("tasks", {"tasks": [], "scanned": 0})
+        made = await api.post("/tasks", json={"text": "what is 5 + 5?", "user": "lister"})
+        task_id = made.json()["task"]["task_id"]
+        # The page is sent again as the task is submitted, runs and completes.
+        states: list[str] = []
+        while states[-1:] != ["TASK_STATE_COMPLETED"]:
+            name, page = await asyncio.wait_for(next_event(lines), 20)
+            assert name == "tasks"
+            assert [t["task_id"] for t in page["tasks"]] == [task_id]
+            states.append(page["tasks"][0]["state"])
+        assert len(states) == len(set(states))  # each page differs from the one before
+    bad = await api.get("/tasks/live", params={"state": "finished"})
+    assert (bad.status_code, bad.json()["error"]["param"]) == (400, "state")
+
+
 async def test_the_text_filter_reads_on_across_pages(api: httpx.AsyncClient) -> None:
     mine = {"user": "filter"}
     wanted = await run(api, "convert 5 miles to km", "filter")
@@ -164,6 +201,56 @@ async def test_the_service_map_reads_health_and_rpc_counters(api: httpx.AsyncCli
     assert bounds[-1] is None
     assert bounds[:-1] == sorted(bounds[:-1])
     assert invoked["buckets"][-1][1] >= 1
+
+
+def tool_figures(figures: dict[str, Any], tool: str) -> tuple[float, float, float]:
+    """(calls that succeeded, observations of the duration, seconds observed) of ``tool``."""
+    calls = sum(r["count"] for r in figures["tools"] if r["tool"] == tool and r["outcome"] == "OK")
+    timing = next((d for d in figures["tool_durations"] if d["tool"] == tool), None)
+    if timing is None:
+        return calls, 0.0, 0.0
+    assert timing["buckets"][-1] == [None, timing["count"]]
+    return calls, timing["count"], timing["sum"]
+
+
+async def test_the_tool_catalogue_reads_each_tools_calls_and_latency(api: httpx.AsyncClient) -> None:
+    before = tool_figures((await api.get("/metrics")).json(), "calculator")
+    await run(api, "what is 9 * 9?", "counter")
+    after = tool_figures((await api.get("/metrics")).json(), "calculator")
+    assert after[0] - before[0] == 1
+    assert after[1] - before[1] == 1
+    assert after[2] > before[2]
+
+
+def layer(found: dict[str, Any], name: str) -> dict[str, Any]:
+    (entry,) = [entry for entry in found["layers"] if entry["layer"] == name]
+    assert isinstance(entry, dict)
+    return entry
+
+
+async def test_memory_counts_each_layer_for_a_tenant_or_one_user(api: httpx.AsyncClient) -> None:
+    before = (await api.get("/memory", params={"user": "rememberer"})).json()
+    assert before["tenant"] == "default"
+    assert [(e["layer"], e["store"], e["items"]) for e in before["layers"]] == [
+        ("short_term", "sqlite", 0),
+        ("long_term", "qdrant-edge", 0),
+        ("structured", "sqlite", 0),
+    ]
+    assert before["sessions"] == 0
+    await run(api, "what is 3 + 4?", "rememberer")
+    after = (await api.get("/memory", params={"user": "rememberer"})).json()
+    # The task's question and answer, in its session.
+    assert layer(after, "short_term")["items"] == 2
+    assert after["sessions"] == 1
+    tenant = (await api.get("/memory")).json()
+    assert layer(tenant, "short_term")["items"] >= 2
+    assert tenant["sessions"] >= 1
+    # Without authentication another tenant may be named; it holds nothing here.
+    other = (await api.get("/memory", params={"tenant": "initech"})).json()
+    assert (other["tenant"], [e["items"] for e in other["layers"]]) == ("initech", [0, 0, 0])
+    for params, param in (({"tenant": "no spaces"}, "tenant"), ({"user": "a/b"}, "user")):
+        bad = await api.get("/memory", params=params)
+        assert (bad.status_code, bad.json()["error"]["param"]) == (400, param)
 
 
 async def test_without_a_trace_file_a_task_has_no_trace(api: httpx.AsyncClient) -> None:
@@ -278,3 +365,15 @@ async def test_the_callers_credential_decides_what_the_console_shows(
         assert (refused.status_code, refused.json()["error"]["code"]) == (403, "read_only_credential")
         purge = await api.post("/dead-letters/purge", json={"all": True}, headers=as_viewer)
         assert purge.status_code == 403
+        # Memory's counts: each credential's own tenant (a viewer's included), never another's.
+        ours = (await api.get("/memory", headers=as_viewer)).json()
+        assert ours["tenant"] == "acme"
+        assert layer(ours, "short_term")["items"] >= 2  # the task's question and answer
+        theirs = (await api.get("/memory", headers=as_globex)).json()
+        assert theirs["tenant"] == "globex"
+        assert [entry["items"] for entry in theirs["layers"]] == [0, 0, 0]
+        other_list = await api.get("/tasks/live", params={"tenant": "acme"}, headers=as_globex)
+        assert (other_list.status_code, other_list.json()["error"]["code"]) == (403, "tenant_mismatch")
+        foreign = await api.get("/memory", params={"tenant": "acme"}, headers=as_globex)
+        assert (foreign.status_code, foreign.json()["error"]["code"]) == (403, "tenant_mismatch")
+        assert (await api.get("/memory")).status_code == 401

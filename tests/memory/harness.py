@@ -21,6 +21,7 @@ from hivemesh.memory.config import EmbedderKind, MemoryConfig
 from hivemesh.memory.ports import VectorIndex
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceStub
 from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import MeshServer
 from tests.support import credentialed_channel, make_settings
@@ -56,6 +57,7 @@ class MemoryUnderTest:
     stub: MemoryServiceAsyncStub
     clock: Clock
     server: MeshServer
+    settings: Settings
 
 
 @asynccontextmanager
@@ -116,7 +118,7 @@ async def memory_service(
         await server.start()
         channel = credentialed_channel(f"127.0.0.1:{server.port}", settings)
         try:
-            yield MemoryUnderTest(MemoryServiceStub(channel), clock, server)
+            yield MemoryUnderTest(MemoryServiceStub(channel), clock, server, settings)
         finally:
             await channel.close(None)
             await server.stop(1.0)

@@ -7,6 +7,8 @@ authentication), never the console's. Nothing is kept between requests.
   ``after`` / ``before`` (ISO 8601 creation times) and ``q`` (text the request
   contains, case-insensitive: the console pages through the gateway's list until it has a page of
   matches or has read ``SCAN_LIMIT`` tasks, and hands back the token to read on from);
+- ``GET  /api/tasks/live``: server-sent ``tasks`` events, the newest page with the same filters,
+  at once and whenever it changes (the gateway's WatchTasks), so the list needs no polling;
 - ``POST /api/tasks``: submit a task (``text``, ``user``, ``session``, ``tenant``);
 - ``GET  /api/tasks/{id}``, ``POST /api/tasks/{id}/cancel``, ``POST /api/tasks/{id}/answer``,
   ``POST /api/tasks/{id}/verify`` (the hash chain of its log: ``intact``, ``events``, ``broken_at``);
@@ -16,7 +18,9 @@ authentication), never the console's. Nothing is kept between requests.
   ``POST /api/dead-letters/purge`` (``task_id``, or ``all``: true);
 - ``GET  /api/tasks/{id}/trace``: the spans of the task's trace, read back from
   ``HIVEMESH_TRACE_FILE`` (traces.py);
-- ``GET  /api/tools``: the catalogue with its JSON Schemas.
+- ``GET  /api/tools``: the catalogue with its JSON Schemas;
+- ``GET  /api/memory``: what memory holds for the caller's tenant (``tenant``: another one, only
+  without authentication; ``user``: one user of it), layer by layer: counts, never content.
 
 Errors are ``{"error": {"message", "type", "param", "code"}}`` with the gateway's status mapped to
 HTTP as the other doors map it (bad input 400 naming the parameter, 401, 404, 429, 503).
@@ -42,7 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hivemesh.client import HivemeshClient
-from hivemesh.common.v1.task_pb2 import TaskState
+from hivemesh.common.v1.task_pb2 import Task, TaskState
 from hivemesh.console.traces import SpanFile
 from hivemesh.edge.callers import caller_from_headers
 from hivemesh.edge.errors import HttpError, bad_request, from_rpc_error
@@ -129,6 +133,22 @@ def _page_size(raw: str | None) -> int:
     return int(raw)
 
 
+def _filters(query: Mapping[str, str]) -> dict[str, Any]:
+    """The gateway's filters of a task list, from the console's parameters."""
+    return {
+        "states": _states(query.get("state", "")),
+        "created_after": _time(query["after"], "after") if query.get("after") else None,
+        "created_before": _time(query["before"], "before") if query.get("before") else None,
+        "user_id": query.get("user", "").strip(),
+        "tenant_id": query.get("tenant", "").strip(),
+    }
+
+
+def _matches(task: Task, text: str) -> bool:
+    """Whether ``task``'s request contains ``text`` (already case-folded; empty: every task)."""
+    return not text or text in task.input_text.casefold()
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     """The body of a request that changes something: a JSON object, sent as JSON."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
@@ -169,6 +189,7 @@ class ConsoleApi:
         return [
             Route("/api/tasks", _answers(self.list_tasks), methods=["GET"]),
             Route("/api/tasks", _answers(self.submit), methods=["POST"]),
+            Route("/api/tasks/live", _answers(self.live_tasks), methods=["GET"]),
             Route("/api/tasks/{task_id}", _answers(self.get_task), methods=["GET"]),
             Route("/api/tasks/{task_id}/events", _answers(self.events), methods=["GET"]),
             Route("/api/tasks/{task_id}/cancel", _answers(self.cancel), methods=["POST"]),
@@ -180,6 +201,7 @@ class ConsoleApi:
             Route("/api/dead-letters/{task_id}", _answers(self.dead_letter), methods=["GET"]),
             Route("/api/dead-letters/{task_id}/replay", _answers(self.replay), methods=["POST"]),
             Route("/api/tools", _answers(self.tools), methods=["GET"]),
+            Route("/api/memory", _answers(self.memory), methods=["GET"]),
             Route("/api/health", _answers(self.health), methods=["GET"]),
         ]
 
@@ -189,11 +211,7 @@ class ConsoleApi:
     async def list_tasks(self, request: Request) -> Response:
         query = request.query_params
         size = _page_size(query.get("page_size"))
-        states = _states(query.get("state", ""))
-        after = _time(query["after"], "after") if query.get("after") else None
-        before = _time(query["before"], "before") if query.get("before") else None
-        user = query.get("user", "").strip()
-        tenant = query.get("tenant", "").strip()
+        filters = _filters(query)
         text = query.get("q", "").strip().casefold()
         token = query.get("page_token", "")
         client = self._client(request)
@@ -203,20 +221,46 @@ class ConsoleApi:
             # Without a text filter one page of the gateway's is the answer; with one, pages are
             # read until enough tasks match (the last page may overshoot: its extra matches are
             # kept, not dropped, so paging on from its token loses none).
-            tasks, token = await client.list(
-                page_size=size,
-                page_token=token,
-                user_id=user,
-                states=states,
-                created_after=after,
-                created_before=before,
-                tenant_id=tenant,
-            )
+            tasks, token = await client.list(page_size=size, page_token=token, **filters)
             scanned += len(tasks)
-            found.extend(as_json(t) for t in tasks if not text or text in t.input_text.casefold())
+            found.extend(as_json(t) for t in tasks if _matches(t, text))
             if not text or not token or len(found) >= size or scanned >= SCAN_LIMIT:
                 break
         return JSONResponse({"tasks": found, "next_page_token": token, "scanned": scanned})
+
+    async def live_tasks(self, request: Request) -> Response:
+        """Server-sent ``tasks`` events: the newest page (the list's filters; ``q`` keeps the
+        matches among it), at once and again whenever it changes (WatchTasks)."""
+        query = request.query_params
+        size = _page_size(query.get("page_size"))
+        filters = _filters(query)
+        text = query.get("q", "").strip().casefold()
+        client = self._client(request)
+        watch = client.watch_tasks(page_size=size, **filters)
+        # The first page is read before the response starts, so a refusal (bad credentials,
+        # another tenant) is an HTTP error, not a stream that ends at once.
+        try:
+            first = await anext(watch)
+        except BaseException:
+            await watch.aclose()
+            raise
+
+        def event(tasks: list[Task]) -> ServerSentEvent:
+            shown = [as_json(t) for t in tasks if _matches(t, text)]
+            return ServerSentEvent(data=json.dumps({"tasks": shown, "scanned": len(tasks)}), event="tasks")
+
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            try:
+                yield event(first)
+                async for tasks in watch:
+                    yield event(tasks)
+            except grpc.aio.AioRpcError as exc:
+                yield ServerSentEvent(data=json.dumps(from_rpc_error(exc, _PARAMS).body()), event="error")
+            finally:
+                await watch.aclose()
+            yield ServerSentEvent(data="{}", event="end")
+
+        return EventSourceResponse(stream(), ping=_PING_S)
 
     async def submit(self, request: Request) -> Response:
         body = await _json_body(request)
@@ -267,7 +311,8 @@ class ConsoleApi:
                 {
                     "available": False,
                     "spans": [],
-                    "reason": "spans are not written to a file (HIVEMESH_TRACE_FILE)",
+                    "reason": "spans are not written to a file here (HIVEMESH_TRACE_FILE); spans "
+                    "exported over OTLP are in the collector's backend, by hivemesh.task.id",
                 }
             )
         found = await self._spans.trace_of(task_id)
@@ -335,6 +380,25 @@ class ConsoleApi:
     async def tools(self, request: Request) -> Response:
         tools = await self._client(request).list_tools()
         return JSONResponse({"tools": [as_json(t) for t in tools]})
+
+    async def memory(self, request: Request) -> Response:
+        found = await self._client(request).memory_usage(
+            tenant_id=request.query_params.get("tenant", "").strip(),
+            user_id=request.query_params.get("user", "").strip(),
+        )
+        # Counts as numbers (the JSON mapping writes 64-bit integers as strings), zeros included.
+        usage = found.usage
+        return JSONResponse(
+            {
+                "tenant": found.tenant_id,
+                "layers": [
+                    {"layer": "short_term", "store": usage.short_term.store, "items": usage.short_term.items},
+                    {"layer": "long_term", "store": usage.long_term.store, "items": usage.long_term.items},
+                    {"layer": "structured", "store": usage.structured.store, "items": usage.structured.items},
+                ],
+                "sessions": usage.sessions,
+            }
+        )
 
     async def health(self, request: Request) -> Response:
         ready = await self._gateway.ready()

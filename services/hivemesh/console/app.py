@@ -1,7 +1,8 @@
 """The web console: a page an operator opens in a browser to watch and act on the mesh's tasks,
-dead letters and tools. The edge mounts it at ``/console`` (so ``hivemesh up`` and ``hivemesh serve
-edge`` serve it), and it is as stateless as the edge's other doors: the page's script calls the
-JSON API (api.py) with the operator's credential, and the API calls the gateway with it.
+dead letters and tools, and to see what memory holds. The edge mounts it at ``/console`` (so
+``hivemesh up`` and ``hivemesh serve edge`` serve it), and it is as stateless as the edge's other
+doors: the page's script calls the JSON API (api.py) with the operator's credential, and the API
+calls the gateway with it.
 
 The page is plain HTML, CSS and JavaScript shipped in ``static/`` (no framework, nothing fetched
 from elsewhere at run time), so it works offline. Static files are served with a strict

@@ -1,6 +1,6 @@
-"""What the console's service map reads: the health of each service (``grpc.health.v1``, which
-needs no credential) and, when the console runs in the process of the services (``hivemesh up``),
-the counters of the RPCs they answered.
+"""What the console's service map and tool catalogue read: the health of each service
+(``grpc.health.v1``, which needs no credential) and, when the console runs in the process of the
+services (``hivemesh up``), the counters of the RPCs they answered and of the tool calls they ran.
 
 The console keeps no history: ``GET /api/metrics`` returns the counters as they are now, and the
 page computes requests/s, error rate and p99 over the last minute from the snapshots it took.
@@ -12,10 +12,11 @@ import asyncio
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -86,37 +87,89 @@ class ServiceMap:
         return JSONResponse({"services": list(found)})
 
     async def metrics(self, request: Request) -> Response:
-        """The RPC counters now: requests by service, method and status code, and the duration
-        histogram's cumulative buckets by service and method."""
+        """The counters now: RPCs by service, method and status code, and their duration
+        histogram's cumulative buckets by service and method; tool calls by tool and outcome, and
+        their duration histogram by tool (with its sum, for the mean since the process started)."""
         if self._metrics is None:
-            return JSONResponse({"available": False, "time": time.time(), "requests": [], "durations": []})
-        requests: list[dict[str, Any]] = []
-        for family in self._metrics.rpc_total.collect():
-            requests.extend(
+            return JSONResponse(
                 {
-                    "service": sample.labels["grpc_service"],
-                    "method": sample.labels["grpc_method"],
-                    "code": sample.labels["grpc_code"],
-                    "count": sample.value,
+                    "available": False,
+                    "time": time.time(),
+                    "requests": [],
+                    "durations": [],
+                    "tools": [],
+                    "tool_durations": [],
                 }
-                for sample in family.samples
-                if sample.name.endswith("_total")
             )
-        buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        for family in self._metrics.rpc_duration.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_bucket"):
-                    key = (sample.labels["grpc_service"], sample.labels["grpc_method"])
-                    buckets.setdefault(key, []).append((float(sample.labels["le"]), sample.value))
-        # The last bucket's bound is +Inf, which JSON cannot say: null.
-        durations = [
+        requests = [
             {
-                "service": service,
-                "method": method,
-                "buckets": [[None if math.isinf(le) else le, count] for le, count in sorted(found)],
+                "service": labels["grpc_service"],
+                "method": labels["grpc_method"],
+                "code": labels["grpc_code"],
+                "count": value,
             }
-            for (service, method), found in buckets.items()
+            for labels, value in _counts(self._metrics.rpc_total)
+        ]
+        durations = [
+            {"service": key[0], "method": key[1], "buckets": found.buckets}
+            for key, found in _histograms(self._metrics.rpc_duration, "grpc_service", "grpc_method").items()
+        ]
+        tools = [
+            {"tool": labels["tool"], "outcome": labels["outcome"], "count": value}
+            for labels, value in _counts(self._metrics.tool_calls)
+        ]
+        tool_durations = [
+            {"tool": key[0], "buckets": found.buckets, "sum": found.total, "count": found.count}
+            for key, found in _histograms(self._metrics.tool_duration, "tool").items()
         ]
         return JSONResponse(
-            {"available": True, "time": time.time(), "requests": requests, "durations": durations}
+            {
+                "available": True,
+                "time": time.time(),
+                "requests": requests,
+                "durations": durations,
+                "tools": tools,
+                "tool_durations": tool_durations,
+            }
         )
+
+
+def _counts(counter: Counter) -> list[tuple[dict[str, str], float]]:
+    """Each labelled child of ``counter``: its labels and its count."""
+    return [
+        (sample.labels, sample.value)
+        for family in counter.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    ]
+
+
+@dataclass
+class _Histogram:
+    # Cumulative buckets, [upper bound, count]; the last bound is +Inf, which JSON cannot say: None.
+    buckets: list[list[float | None]] = field(default_factory=list)
+    # Seconds observed in all, and how many observations.
+    total: float = 0.0
+    count: float = 0.0
+
+
+def _histograms(histogram: Histogram, *names: str) -> dict[tuple[str, ...], _Histogram]:
+    """The children of ``histogram`` by the values of the labels ``names`` (children that differ
+    only in other labels, such as the release, are added up)."""
+    found: dict[tuple[str, ...], _Histogram] = {}
+    bounds: dict[tuple[str, ...], dict[float, float]] = {}
+    for family in histogram.collect():
+        for sample in family.samples:
+            key = tuple(sample.labels[name] for name in names)
+            into = found.setdefault(key, _Histogram())
+            if sample.name.endswith("_bucket"):
+                le = float(sample.labels["le"])
+                counts = bounds.setdefault(key, {})
+                counts[le] = counts.get(le, 0.0) + sample.value
+            elif sample.name.endswith("_sum"):
+                into.total += sample.value
+            elif sample.name.endswith("_count"):
+                into.count += sample.value
+    for key, counts in bounds.items():
+        found[key].buckets = [[None if math.isinf(le) else le, n] for le, n in sorted(counts.items())]
+    return found

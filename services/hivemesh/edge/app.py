@@ -7,6 +7,8 @@
 - ``/healthz``: liveness (the process answers); ``/readyz``: readiness (the gateway answers its
   health check, and the edge is not shutting down).
 
+Every request is an HTTP SERVER span (tracing.py) whose children are the gateway calls made for it.
+
 The edge keeps nothing between requests: every door turns a request into calls of the gateway with
 the caller's own credentials, so it scales and fails like any stateless front end. Every request
 body is bounded (``HIVEMESH_EDGE_MAX_BODY_BYTES``). Bound to a loopback address (a laptop), the edge
@@ -42,6 +44,7 @@ from hivemesh.edge.chat import ChatDoor, error_response
 from hivemesh.edge.config import EdgeConfig
 from hivemesh.edge.errors import HttpError
 from hivemesh.edge.gateway import GatewayLink
+from hivemesh.edge.tracing import HttpSpans
 from hivemesh.mesh import tls as transport
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
@@ -130,6 +133,8 @@ class Edge:
             middleware.insert(
                 0, Middleware(TrustedHostMiddleware, allowed_hosts=["localhost", "127.0.0.1", "[::1]"])
             )
+        # Outermost: every request has its span, a refused one included.
+        middleware.insert(0, Middleware(HttpSpans))
 
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:

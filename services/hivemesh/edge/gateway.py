@@ -29,6 +29,8 @@ class GatewayLink:
             timeout_s=self._settings.default_call_timeout_s,
             tls=self._settings.tls,
             wait_for_ready=False,
+            # Each call continues the trace of the HTTP request it answers (edge/tracing.py).
+            carry_trace=True,
         )
 
     async def close(self) -> None:

@@ -1,5 +1,6 @@
 """Wiring of the gateway service: task system, API keys, JWT verification, rate limits, the
-failure budget per peer, the limits per tenant and the tool service for tools called directly."""
+failure budget per peer, the limits per tenant, the tool service for tools called directly and
+memory for its counts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hivemesh.gateway.config import AuthMode, GatewayConfig
 from hivemesh.gateway.failures import FailureBudget, ScreenedKeys
 from hivemesh.gateway.jwt_auth import JwtVerifier
 from hivemesh.gateway.keys import ApiKeyStore
+from hivemesh.gateway.memory import GrpcMemory
 from hivemesh.gateway.ratelimit import InProcessTokenBucket, RateLimiter, RedisTokenBucket
 from hivemesh.gateway.service import Gateway
 from hivemesh.gateway.servicer import GatewayServicer
@@ -52,8 +54,8 @@ def build_app(
     channels: ChannelFactory | None = None,
 ) -> ServiceApp:
     """The gateway; ``keys``: the API key store to use instead of the one ``settings`` names;
-    ``channels``: where the tool service is, for tools called directly (without it ListTools and
-    InvokeTool answer UNIMPLEMENTED)."""
+    ``channels``: where the tool and memory services are, for tools called directly and the counts
+    of a tenant's memory (without it ListTools, InvokeTool and GetMemoryUsage answer UNIMPLEMENTED)."""
     server_limit = settings.server.max_concurrent_rpcs
     if config.tenant_max_in_flight >= server_limit:
         raise ConfigError(
@@ -104,7 +106,8 @@ def build_app(
     )
     limits = TenantLimits(config.tenant_max_in_flight, config.tenant_max_streams)
     tools = GrpcTools(channels) if channels is not None else None
-    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings), tools), auth, limits)
+    memory = GrpcMemory(channels) if channels is not None else None
+    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings), tools, memory), auth, limits)
     return ServiceApp(
         name="gateway",
         # Garbage costs what a call without credentials costs, before anyone can authenticate it.

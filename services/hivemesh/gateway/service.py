@@ -6,6 +6,7 @@ another tenant is reported as not found, never as forbidden, so ids leak nothing
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import json
@@ -19,6 +20,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
+from hivemesh.memory.v1 import memory_service_pb2 as memory
 from hivemesh.mesh import telemetry
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import Minter, acting_as
@@ -40,6 +42,10 @@ from hivemesh.world import zones
 DEFAULT_TENANT = "default"
 # Lifetime of the credential minted for one direct tool call (a task's lives as long as the task).
 TOOL_CALL_CREDENTIAL_TTL_S = 300.0
+# A watch of the task list looks again when told that some task changed, after letting a burst of
+# events (a task streaming its answer) settle; and at least this often, in case a wake-up was lost.
+WATCH_SETTLE_S = 0.2
+WATCH_LOOK_S = 5.0
 # A direct call's request id becomes the tool's idempotency key under this prefix, apart from the
 # keys of tasks' steps (``<task id>:<step>``).
 TOOL_CALL_KEY_PREFIX = "call:"
@@ -89,6 +95,12 @@ class ToolPort(Protocol):
     async def invoke(self, request: tool.InvokeToolRequest) -> tool.InvokeToolResponse: ...
 
 
+class MemoryPort(Protocol):
+    """MemoryService, as the gateway needs it: counts only; calls carry the caller's credential."""
+
+    async def count(self, tenant_id: str, user_id: str) -> memory.MemoryUsage: ...
+
+
 class Gateway:
     def __init__(
         self,
@@ -96,12 +108,14 @@ class Gateway:
         settings: Settings,
         minter: Minter | None = None,
         tools: ToolPort | None = None,
+        memory: MemoryPort | None = None,
     ) -> None:
         self._tasks = tasks
         self._settings = settings
         # Signs the credential each task's runs act with inside the mesh (none when that is off).
         self._minter = minter
         self._tools = tools
+        self._memory = memory
         # Submits admitted and not yet queued: ``backlog()`` does not count them yet.
         self._admitting = 0
 
@@ -201,6 +215,38 @@ class Gateway:
             page_token=page_token,
         )
 
+    async def watch_tasks(
+        self,
+        caller: Caller,
+        *,
+        user_id: str,
+        states: Sequence[int],
+        created_after: float | None,
+        created_before: float | None,
+        page_size: int,
+        tenant_id: str = "",
+    ) -> AsyncIterator[builtins.list[Task]]:
+        """The newest page of the tenant's tasks, at once and then whenever it changes. The task
+        system says when some task may have changed (of any tenant: a hint); the page is then read
+        again and handed on only if it differs."""
+        tenant = self._tenant(caller, tenant_id, "tenant_id")
+        shown: builtins.list[bytes] | None = None
+        while True:
+            tasks, _ = await self._tasks.list_tasks(
+                tenant,
+                user_id=user_id,
+                states=states,
+                created_after=created_after,
+                created_before=created_before,
+                page_size=page_size or 50,
+            )
+            seen = [t.SerializeToString(deterministic=True) for t in tasks]
+            if seen != shown:
+                shown = seen
+                yield tasks
+            await self._tasks.wait_for_change(WATCH_LOOK_S)
+            await asyncio.sleep(WATCH_SETTLE_S)
+
     async def cancel(self, caller: Caller, task_id: str, reason: str) -> Task:
         caller.may_change("canceling a task")
         task = await self.get(caller, task_id)
@@ -260,6 +306,20 @@ class Gateway:
         with acting_as(self._call_credential(self._tenant(caller, ""), "")):
             page = await tools.list_tools(page_size, page_token)
         return builtins.list(page.tools), page.next_page_token
+
+    async def memory_usage(
+        self, caller: Caller, tenant_id: str, user_id: str
+    ) -> tuple[str, memory.MemoryUsage]:
+        """The counts of a tenant's memory, layer by layer (the caller's own tenant when
+        authenticated), read with a credential of that tenant and no user, so one user's or the
+        whole tenant's may be counted. Counts only: no content leaves memory this way."""
+        if self._memory is None:
+            raise Unimplemented(
+                "this gateway is not connected to the memory service", reason="NO_MEMORY_SERVICE"
+            )
+        tenant = self._tenant(caller, tenant_id, "tenant_id")
+        with acting_as(self._call_credential(tenant, "")):
+            return tenant, await self._memory.count(tenant, user_id)
 
     async def invoke_tool(self, caller: Caller, run: ToolRun) -> tool.InvokeToolResponse:
         """Run one tool through ToolService as the caller's tenant and the scope's user; the request

@@ -19,7 +19,9 @@ from hivemesh.mesh.inputs import timestamp_seconds
 Context = grpc.aio.ServicerContext[object, object]
 
 
-def _instant(request: pb.ListTasksRequest, field: Literal["created_after", "created_before"]) -> float | None:
+def _instant(
+    request: pb.ListTasksRequest | pb.WatchTasksRequest, field: Literal["created_after", "created_before"]
+) -> float | None:
     """Seconds since the epoch of ``field``, None when unset."""
     return timestamp_seconds(getattr(request, field), field) if request.HasField(field) else None
 
@@ -78,6 +80,21 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 tenant_id=request.tenant_id,
             )
         return pb.ListTasksResponse(tasks=tasks, next_page_token=token)
+
+    async def WatchTasks(
+        self, request: pb.WatchTasksRequest, context: Context
+    ) -> AsyncIterator[pb.WatchTasksResponse]:
+        async with self._caller(context, stream=True) as caller:
+            async for tasks in self._gateway.watch_tasks(
+                caller,
+                user_id=request.user_id,
+                states=list(request.states),
+                created_after=_instant(request, "created_after"),
+                created_before=_instant(request, "created_before"),
+                page_size=request.page_size,
+                tenant_id=request.tenant_id,
+            ):
+                yield pb.WatchTasksResponse(tasks=tasks)
 
     async def CancelTask(self, request: pb.CancelTaskRequest, context: Context) -> pb.CancelTaskResponse:
         async with self._caller(context) as caller:
@@ -152,3 +169,10 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         async with self._caller(context) as caller:
             result = await self._gateway.invoke_tool(caller, run)
         return pb.InvokeToolResponse(result=result.result, display=result.display, replayed=result.replayed)
+
+    async def GetMemoryUsage(
+        self, request: pb.GetMemoryUsageRequest, context: Context
+    ) -> pb.GetMemoryUsageResponse:
+        async with self._caller(context) as caller:
+            tenant, usage = await self._gateway.memory_usage(caller, request.tenant_id, request.user_id)
+        return pb.GetMemoryUsageResponse(tenant_id=tenant, usage=usage)

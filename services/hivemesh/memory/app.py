@@ -23,6 +23,7 @@ from hivemesh.memory.runtime import Chore, MemoryRuntime
 from hivemesh.memory.schemas import RecordKinds
 from hivemesh.memory.servicer import MemoryServicer
 from hivemesh.memory.shortterm import ShortTermMemory, TurnStore
+from hivemesh.memory.usage import Layer, MemoryUsage
 from hivemesh.memory.v1.memory_service_pb2_grpc import add_MemoryServiceServicer_to_server
 from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
@@ -62,8 +63,9 @@ def build_with(
     sql = engine or make_engine(settings.database_url or sqlite_url(settings.data_dir / "memory.db"))
     turn_store = _turn_store(settings, config, sql)
     index = index or _index(settings, config)
+    ledger = SqlLedger(sql)
     long = LongTermMemory(
-        SqlLedger(sql),
+        ledger,
         index,
         embedder or _embedder(config, channels),
         KnowledgeSettings(dedup_threshold=config.dedup_threshold),
@@ -80,7 +82,15 @@ def build_with(
     records = StructuredRecords(
         record_store, RecordKinds(), max_value_bytes=config.max_record_bytes, clock=clock
     )
-    servicer = MemoryServicer(short, long, records, TimeZones(records, clock=clock))
+    ledger_store = sql.dialect.name
+    usage = MemoryUsage(
+        Layer("redis" if settings.redis_url is not None else ledger_store, turn_store),
+        # Each memory is one vector of the index; the ledger beside it is what is counted.
+        Layer(index.store, ledger),
+        Layer(ledger_store, record_store),
+        clock,
+    )
+    servicer = MemoryServicer(short, long, records, TimeZones(records, clock=clock), usage)
 
     async def sweep() -> None:
         await long.sweep()

@@ -9,6 +9,7 @@ from google.protobuf.json_format import MessageToDict
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.memory.model import Context, Hit, Memory, MemoryChange, Query, Record, Turn
+from hivemesh.memory.usage import LayerUsage, Usage
 from hivemesh.memory.v1 import memory_service_pb2 as pb
 from hivemesh.mesh import inputs
 
@@ -111,3 +112,16 @@ def record_out(record: Record) -> pb.Record:
     if record.expire_time is not None:
         message.expire_time.CopyFrom(timestamp(record.expire_time))
     return message
+
+
+def _layer_out(layer: LayerUsage) -> pb.MemoryLayerUsage:
+    return pb.MemoryLayerUsage(store=layer.store, items=layer.items)
+
+
+def usage_out(usage: Usage) -> pb.MemoryUsage:
+    return pb.MemoryUsage(
+        short_term=_layer_out(usage.short_term),
+        sessions=usage.sessions,
+        long_term=_layer_out(usage.long_term),
+        structured=_layer_out(usage.structured),
+    )

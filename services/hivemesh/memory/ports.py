@@ -26,6 +26,11 @@ class VectorIndex(Protocol):
         """Length of the stored vectors, or None before the collection exists."""
         ...
 
+    @property
+    def store(self) -> str:
+        """What keeps the vectors: "qdrant" (a server) or "qdrant-edge" (the engine in-process)."""
+        ...
+
     async def open(self) -> None: ...
 
     async def ensure(self, dimensions: int) -> None:

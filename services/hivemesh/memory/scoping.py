@@ -21,3 +21,15 @@ def session(tenant_id: str, user_id: str, session_id: str) -> SessionKey:
     if not session_id:
         raise InvalidArgument.field("scope.session_id", "is required", reason="SCOPE_REQUIRED")
     return SessionKey(who.tenant_id, who.user_id, session_id)
+
+
+def counted(tenant_id: str, session_id: str) -> str:
+    """A count of memory covers a tenant (or a user of it), never one session: the tenant is
+    required and the session must be empty."""
+    if not tenant_id:
+        raise InvalidArgument.field("scope.tenant_id", "is required", reason="SCOPE_REQUIRED")
+    if session_id:
+        raise InvalidArgument.field(
+            "scope.session_id", "must be empty: a count covers a tenant or one user of it"
+        )
+    return tenant_id

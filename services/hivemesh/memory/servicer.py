@@ -11,6 +11,7 @@ from hivemesh.memory.knowledge import LongTermMemory
 from hivemesh.memory.profile import TimeZones
 from hivemesh.memory.records import StructuredRecords
 from hivemesh.memory.shortterm import ShortTermMemory
+from hivemesh.memory.usage import MemoryUsage
 from hivemesh.memory.v1 import memory_service_pb2 as pb
 from hivemesh.memory.v1.memory_service_pb2_grpc import MemoryServiceServicer
 
@@ -19,12 +20,18 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 class MemoryServicer(MemoryServiceServicer):
     def __init__(
-        self, short: ShortTermMemory, long: LongTermMemory, records: StructuredRecords, time_zones: TimeZones
+        self,
+        short: ShortTermMemory,
+        long: LongTermMemory,
+        records: StructuredRecords,
+        time_zones: TimeZones,
+        usage: MemoryUsage,
     ) -> None:
         self._short = short
         self._long = long
         self._records = records
         self._time_zones = time_zones
+        self._usage = usage
 
     async def AppendTurns(self, request: pb.AppendTurnsRequest, context: Context) -> pb.AppendTurnsResponse:
         s = request.scope
@@ -110,3 +117,8 @@ class MemoryServicer(MemoryServiceServicer):
         deleted = await self._records.delete(owner, request.kind, request.key)
         self._time_zones.changed(owner, request.kind, request.key)
         return pb.DeleteRecordResponse(deleted=deleted)
+
+    async def CountMemory(self, request: pb.CountMemoryRequest, context: Context) -> pb.CountMemoryResponse:
+        s = request.scope
+        usage = await self._usage.count(scoping.counted(s.tenant_id, s.session_id), s.user_id)
+        return pb.CountMemoryResponse(usage=convert.usage_out(usage))

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from hivemesh.memory.model import Context, SessionKey, Turn
 from hivemesh.memory.tokens import fit
+from hivemesh.memory.usage import Tally
 
 
 class TurnStore(Protocol):
@@ -27,6 +28,10 @@ class TurnStore(Protocol):
 
     async def recent(self, session: SessionKey, *, limit: int, ttl_s: float, now: float) -> list[Turn]:
         """Up to ``limit`` newest turns, oldest first; refreshes the session's time to live."""
+        ...
+
+    async def tally(self, tenant_id: str, user_id: str, now: float) -> Tally:
+        """Live sessions of the tenant (of one user of it when ``user_id`` is given), and their turns."""
         ...
 
     async def close(self) -> None: ...

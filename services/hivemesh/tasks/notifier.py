@@ -8,6 +8,9 @@ import contextlib
 from typing import Protocol
 
 QUEUE_TOPIC = "__queue__"
+# Told of every notification in this process (those heard from other processes included): a
+# watcher of many tasks waits on it and looks again.
+ANY_TOPIC = "__any__"
 
 
 def ending_topic(task_id: str) -> str:
@@ -36,6 +39,9 @@ class InProcessNotifier:
         event = self._events.pop(topic, None)
         if event is not None:
             event.set()
+        anyone = self._events.pop(ANY_TOPIC, None)
+        if anyone is not None:
+            anyone.set()
 
     def share(self, topic: str, event: bytes) -> None:
         self.notify(topic)  # one process: its watchers read the event from its own log's memory

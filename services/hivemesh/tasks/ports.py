@@ -73,6 +73,11 @@ class TaskBook(Protocol):
         """The task's events after ``after_sequence``, then live ones until it ends or waits."""
         ...
 
+    async def wait_for_change(self, timeout_s: float) -> None:
+        """Return when some task may have changed (any task of any tenant: a hint to look
+        again, not a promise), or after ``timeout_s``."""
+        ...
+
     async def cancel(self, task_id: str, reason: str) -> Task:
         """Record the cancellation (raises ``TaskTerminal`` once the task has ended); a task that
         was only queued leaves the queue in the same step."""

@@ -26,7 +26,7 @@ from hivemesh.mesh.errors import HivemeshError
 from hivemesh.mesh.sql import Reader, Writer, make_engine, settle, sqlite_url
 from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.log import TaskLog, TaskTerminal, Verification
-from hivemesh.tasks.notifier import QUEUE_TOPIC, InProcessNotifier, Notifier, ending_topic
+from hivemesh.tasks.notifier import ANY_TOPIC, QUEUE_TOPIC, InProcessNotifier, Notifier, ending_topic
 from hivemesh.tasks.ports import Start
 from hivemesh.tasks.projection import ends_watch, is_terminal
 from hivemesh.tasks.queue import Claim, DeadLetter, SqlTaskQueue, TaskQueue
@@ -377,6 +377,9 @@ class TaskSystem:
 
     async def wait_for_end(self, task_id: str, timeout_s: float) -> None:
         await self.notifier.wait(ending_topic(task_id), timeout_s)
+
+    async def wait_for_change(self, timeout_s: float) -> None:
+        await self.notifier.wait(ANY_TOPIC, timeout_s)
 
     # ---- the queue's upkeep -------------------------------------------------------------------
 

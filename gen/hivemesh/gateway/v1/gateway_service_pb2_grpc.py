@@ -56,6 +56,11 @@ class GatewayServiceStub:
                 request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListTasksResponse.FromString,
                 _registered_method=True)
+        self.WatchTasks = channel.unary_stream(
+                '/hivemesh.gateway.v1.GatewayService/WatchTasks',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.WatchTasksRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.WatchTasksResponse.FromString,
+                _registered_method=True)
         self.CancelTask = channel.unary_unary(
                 '/hivemesh.gateway.v1.GatewayService/CancelTask',
                 request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.CancelTaskRequest.SerializeToString,
@@ -106,6 +111,11 @@ class GatewayServiceStub:
                 request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.SerializeToString,
                 response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.FromString,
                 _registered_method=True)
+        self.GetMemoryUsage = channel.unary_unary(
+                '/hivemesh.gateway.v1.GatewayService/GetMemoryUsage',
+                request_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -137,6 +147,15 @@ class GatewayServiceServicer:
 
     def ListTasks(self, request, context):
         """ListTasks pages through the caller's tasks, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTasks(self, request, context):
+        """WatchTasks streams the newest page of the caller's tasks (ListTasks'
+        filters, first page): once at once, then again whenever a task on it, or
+        a new one, changes it. The stream lasts until the caller ends it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,6 +244,15 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMemoryUsage(self, request, context):
+        """GetMemoryUsage counts what memory holds for a tenant, layer by layer
+        (MemoryService.CountMemory, called for the caller's tenant): numbers only,
+        never any content.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +275,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListTasks,
                     request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListTasksRequest.FromString,
                     response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'WatchTasks': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTasks,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.WatchTasksRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.WatchTasksResponse.SerializeToString,
             ),
             'CancelTask': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelTask,
@@ -297,6 +330,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.InvokeTool,
                     request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.FromString,
                     response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.SerializeToString,
+            ),
+            'GetMemoryUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemoryUsage,
+                    request_deserializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageRequest.FromString,
+                    response_serializer=hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -409,6 +447,33 @@ class GatewayService:
             '/hivemesh.gateway.v1.GatewayService/ListTasks',
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListTasksRequest.SerializeToString,
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/WatchTasks',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.WatchTasksRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.WatchTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -679,6 +744,33 @@ class GatewayService:
             '/hivemesh.gateway.v1.GatewayService/InvokeTool',
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolRequest.SerializeToString,
             hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.InvokeToolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemoryUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.gateway.v1.GatewayService/GetMemoryUsage',
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageRequest.SerializeToString,
+            hivemesh_dot_gateway_dot_v1_dot_gateway__service__pb2.GetMemoryUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

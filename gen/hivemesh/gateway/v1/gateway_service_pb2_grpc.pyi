@@ -45,6 +45,11 @@ class GatewayServiceStub:
     """GetTask returns a task by id."""
     ListTasks: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ListTasksRequest, _gateway_service_pb2.ListTasksResponse]
     """ListTasks pages through the caller's tasks, newest first."""
+    WatchTasks: _grpc.UnaryStreamMultiCallable[_gateway_service_pb2.WatchTasksRequest, _gateway_service_pb2.WatchTasksResponse]
+    """WatchTasks streams the newest page of the caller's tasks (ListTasks'
+    filters, first page): once at once, then again whenever a task on it, or
+    a new one, changes it. The stream lasts until the caller ends it.
+    """
     CancelTask: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.CancelTaskRequest, _gateway_service_pb2.CancelTaskResponse]
     """CancelTask asks a task to stop; canceling a finished task changes nothing."""
     WatchTask: _grpc.UnaryStreamMultiCallable[_gateway_service_pb2.WatchTaskRequest, _gateway_service_pb2.WatchTaskResponse]
@@ -85,6 +90,11 @@ class GatewayServiceStub:
     idempotency apply. A request_id already used by the same tenant for the same
     call returns the first result without running the tool again.
     """
+    GetMemoryUsage: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetMemoryUsageRequest, _gateway_service_pb2.GetMemoryUsageResponse]
+    """GetMemoryUsage counts what memory holds for a tenant, layer by layer
+    (MemoryService.CountMemory, called for the caller's tenant): numbers only,
+    never any content.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -103,6 +113,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """GetTask returns a task by id."""
     ListTasks: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ListTasksRequest, _gateway_service_pb2.ListTasksResponse]  # type: ignore[assignment]
     """ListTasks pages through the caller's tasks, newest first."""
+    WatchTasks: _aio.UnaryStreamMultiCallable[_gateway_service_pb2.WatchTasksRequest, _gateway_service_pb2.WatchTasksResponse]  # type: ignore[assignment]
+    """WatchTasks streams the newest page of the caller's tasks (ListTasks'
+    filters, first page): once at once, then again whenever a task on it, or
+    a new one, changes it. The stream lasts until the caller ends it.
+    """
     CancelTask: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.CancelTaskRequest, _gateway_service_pb2.CancelTaskResponse]  # type: ignore[assignment]
     """CancelTask asks a task to stop; canceling a finished task changes nothing."""
     WatchTask: _aio.UnaryStreamMultiCallable[_gateway_service_pb2.WatchTaskRequest, _gateway_service_pb2.WatchTaskResponse]  # type: ignore[assignment]
@@ -143,6 +158,11 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     idempotency apply. A request_id already used by the same tenant for the same
     call returns the first result without running the tool again.
     """
+    GetMemoryUsage: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetMemoryUsageRequest, _gateway_service_pb2.GetMemoryUsageResponse]  # type: ignore[assignment]
+    """GetMemoryUsage counts what memory holds for a tenant, layer by layer
+    (MemoryService.CountMemory, called for the caller's tenant): numbers only,
+    never any content.
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService is the public edge of the mesh: it authenticates callers,
@@ -182,6 +202,17 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.ListTasksResponse, _abc.Awaitable[_gateway_service_pb2.ListTasksResponse]]:
         """ListTasks pages through the caller's tasks, newest first."""
+
+    @_abc_1.abstractmethod
+    def WatchTasks(
+        self,
+        request: _gateway_service_pb2.WatchTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_gateway_service_pb2.WatchTasksResponse], _abc.AsyncIterator[_gateway_service_pb2.WatchTasksResponse]]:
+        """WatchTasks streams the newest page of the caller's tasks (ListTasks'
+        filters, first page): once at once, then again whenever a task on it, or
+        a new one, changes it. The stream lasts until the caller ends it.
+        """
 
     @_abc_1.abstractmethod
     def CancelTask(
@@ -281,6 +312,17 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         tenant and the scope's user, so the tool's argument validation, limits and
         idempotency apply. A request_id already used by the same tenant for the same
         call returns the first result without running the tool again.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMemoryUsage(
+        self,
+        request: _gateway_service_pb2.GetMemoryUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_service_pb2.GetMemoryUsageResponse, _abc.Awaitable[_gateway_service_pb2.GetMemoryUsageResponse]]:
+        """GetMemoryUsage counts what memory holds for a tenant, layer by layer
+        (MemoryService.CountMemory, called for the caller's tenant): numbers only,
+        never any content.
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

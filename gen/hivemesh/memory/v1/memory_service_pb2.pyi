@@ -1074,3 +1074,123 @@ class DeleteRecordResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteRecordResponse: _TypeAlias = DeleteRecordResponse  # noqa: Y015
+
+@_typing.final
+class CountMemoryRequest(_message.Message):
+    """CountMemoryRequest names whose memory to count."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def scope(self) -> _scope_pb2.Scope:
+        """Whose memory: the tenant is required; an empty user_id counts every user
+        of the tenant. The session is not used and must be empty.
+        """
+
+    def __init__(
+        self,
+        *,
+        scope: _scope_pb2.Scope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountMemoryRequest: _TypeAlias = CountMemoryRequest  # noqa: Y015
+
+@_typing.final
+class MemoryLayerUsage(_message.Message):
+    """MemoryLayerUsage is what one layer of memory holds for the scope counted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    store: _builtins.str
+    """The store that holds the layer here: "redis", "sqlite", "postgresql",
+    "qdrant" (a Qdrant server) or "qdrant-edge" (the engine in-process).
+    """
+    items: _builtins.int
+    """Items the layer holds, expired ones left out: turns (short-term),
+    memories of one vector each (long-term) or records (structured).
+    """
+    def __init__(
+        self,
+        *,
+        store: _builtins.str = ...,
+        items: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "store", b"store"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoryLayerUsage: _TypeAlias = MemoryLayerUsage  # noqa: Y015
+
+@_typing.final
+class MemoryUsage(_message.Message):
+    """MemoryUsage counts each layer of memory for a tenant or one user of it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHORT_TERM_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    LONG_TERM_FIELD_NUMBER: _builtins.int
+    STRUCTURED_FIELD_NUMBER: _builtins.int
+    sessions: _builtins.int
+    """Sessions with turns in short-term memory."""
+    @_builtins.property
+    def short_term(self) -> Global___MemoryLayerUsage:
+        """Short-term memory: the turns of live sessions."""
+
+    @_builtins.property
+    def long_term(self) -> Global___MemoryLayerUsage:
+        """Long-term memory: memories searched by meaning."""
+
+    @_builtins.property
+    def structured(self) -> Global___MemoryLayerUsage:
+        """Structured records."""
+
+    def __init__(
+        self,
+        *,
+        short_term: Global___MemoryLayerUsage | None = ...,
+        sessions: _builtins.int = ...,
+        long_term: Global___MemoryLayerUsage | None = ...,
+        structured: Global___MemoryLayerUsage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["long_term", b"long_term", "short_term", b"short_term", "structured", b"structured"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["long_term", b"long_term", "sessions", b"sessions", "short_term", b"short_term", "structured", b"structured"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoryUsage: _TypeAlias = MemoryUsage  # noqa: Y015
+
+@_typing.final
+class CountMemoryResponse(_message.Message):
+    """CountMemoryResponse is the count."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def usage(self) -> Global___MemoryUsage:
+        """The counts, layer by layer."""
+
+    def __init__(
+        self,
+        *,
+        usage: Global___MemoryUsage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountMemoryResponse: _TypeAlias = CountMemoryResponse  # noqa: Y015

@@ -92,6 +92,11 @@ class MemoryServiceStub:
                 request_serializer=hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.DeleteRecordRequest.SerializeToString,
                 response_deserializer=hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.DeleteRecordResponse.FromString,
                 _registered_method=True)
+        self.CountMemory = channel.unary_unary(
+                '/hivemesh.memory.v1.MemoryService/CountMemory',
+                request_serializer=hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.CountMemoryRequest.SerializeToString,
+                response_deserializer=hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.CountMemoryResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -177,6 +182,14 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountMemory(self, request, context):
+        """CountMemory counts what each layer holds for a tenant, or for one user of
+        it: numbers only, never any content.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -234,6 +247,11 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.DeleteRecord,
                     request_deserializer=hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.DeleteRecordRequest.FromString,
                     response_serializer=hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.DeleteRecordResponse.SerializeToString,
+            ),
+            'CountMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountMemory,
+                    request_deserializer=hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.CountMemoryRequest.FromString,
+                    response_serializer=hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.CountMemoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -536,6 +554,33 @@ class MemoryService:
             '/hivemesh.memory.v1.MemoryService/DeleteRecord',
             hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.DeleteRecordRequest.SerializeToString,
             hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.DeleteRecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hivemesh.memory.v1.MemoryService/CountMemory',
+            hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.CountMemoryRequest.SerializeToString,
+            hivemesh_dot_memory_dot_v1_dot_memory__service__pb2.CountMemoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

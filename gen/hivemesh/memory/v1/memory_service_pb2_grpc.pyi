@@ -58,6 +58,10 @@ class MemoryServiceStub:
     """ListRecords pages through the records of one kind."""
     DeleteRecord: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteRecordRequest, _memory_service_pb2.DeleteRecordResponse]
     """DeleteRecord deletes a structured record."""
+    CountMemory: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.CountMemoryRequest, _memory_service_pb2.CountMemoryResponse]
+    """CountMemory counts what each layer holds for a tenant, or for one user of
+    it: numbers only, never any content.
+    """
 
 @_typing.type_check_only
 class MemoryServiceAsyncStub(MemoryServiceStub):
@@ -89,6 +93,10 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     """ListRecords pages through the records of one kind."""
     DeleteRecord: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteRecordRequest, _memory_service_pb2.DeleteRecordResponse]  # type: ignore[assignment]
     """DeleteRecord deletes a structured record."""
+    CountMemory: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.CountMemoryRequest, _memory_service_pb2.CountMemoryResponse]  # type: ignore[assignment]
+    """CountMemory counts what each layer holds for a tenant, or for one user of
+    it: numbers only, never any content.
+    """
 
 class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """MemoryService keeps what an agent knows, in three layers: short-term turns
@@ -183,5 +191,15 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.DeleteRecordResponse, _abc.Awaitable[_memory_service_pb2.DeleteRecordResponse]]:
         """DeleteRecord deletes a structured record."""
+
+    @_abc_1.abstractmethod
+    def CountMemory(
+        self,
+        request: _memory_service_pb2.CountMemoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.CountMemoryResponse, _abc.Awaitable[_memory_service_pb2.CountMemoryResponse]]:
+        """CountMemory counts what each layer holds for a tenant, or for one user of
+        it: numbers only, never any content.
+        """
 
 def add_MemoryServiceServicer_to_server(servicer: MemoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

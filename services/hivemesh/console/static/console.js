@@ -6,7 +6,8 @@
 const TERMINAL = new Set(["TASK_STATE_COMPLETED", "TASK_STATE_FAILED", "TASK_STATE_CANCELED", "TASK_STATE_REJECTED"]);
 const STATES = ["submitted", "working", "input_required", "completed", "failed", "canceled", "rejected"];
 const CREDENTIAL_KEY = "hivemesh.console.credential";
-const LIST_REFRESH_MS = 2000;
+// How long a broken stream of the task list waits before it is opened again.
+const LIST_RECONNECT_MS = 1000;
 
 let stopView = () => {};
 
@@ -191,8 +192,9 @@ function tasksView(view, query) {
   const body = el("tbody", { id: "task-rows" });
   const more = el("button", { type: "button", hidden: true }, "More");
   const note = el("p", { class: "muted" });
+  const live = el("span", { class: "live", id: "list-live" });
   view.append(
-    el("h1", {}, "Tasks"),
+    el("h1", {}, "Tasks ", live),
     el("section", { class: "panel" }, run),
     el("section", { class: "panel" }, filterForm),
     el("table", {}, el("thead", {}, el("tr", {}, ["Task", "State", "Tenant", "User", "Session", "Created", "Request"].map((h) => el("th", {}, h)))), body),
@@ -224,22 +226,11 @@ function tasksView(view, query) {
   let nextToken = "";
   let extraRows = [];
   async function load(token) {
-    const page = await api(`tasks?${params(token)}`);
-    return page;
+    return api(`tasks?${params(token)}`);
   }
-  async function refresh() {
-    try {
-      const page = await load("");
-      body.replaceChildren(...page.tasks.map(row), ...extraRows);
-      if (!extraRows.length) {
-        nextToken = page.next_page_token;
-        more.hidden = !nextToken;
-      }
-      note.textContent = page.tasks.length ? "" : (filters.q ? `No match among the ${page.scanned} newest tasks read.` : "No tasks yet.");
-      flash("");
-    } catch (error) {
-      flash(explain(error));
-    }
+  function show(page) {
+    body.replaceChildren(...page.tasks.map(row), ...extraRows);
+    note.textContent = page.tasks.length ? "" : (filters.q ? `No match among the ${page.scanned} newest tasks read.` : "No tasks yet.");
   }
   more.addEventListener("click", async () => {
     try {
@@ -253,10 +244,44 @@ function tasksView(view, query) {
       flash(explain(error));
     }
   });
-  refresh();
-  // The newest page refreshes while it is shown.
-  const timer = setInterval(refresh, LIST_REFRESH_MS);
-  return () => clearInterval(timer);
+
+  // The newest page follows the gateway's changes as they happen (server-sent events); a stream
+  // that breaks is opened again, a refusal is shown and not retried.
+  const controller = new AbortController();
+  async function follow() {
+    try {
+      const page = await load("");
+      show(page);
+      nextToken = page.next_page_token;
+      more.hidden = !nextToken;
+    } catch (error) {
+      flash(explain(error));
+      return;
+    }
+    while (!controller.signal.aborted) {
+      try {
+        await readEvents(`tasks/live?${params("")}`, (name, data) => {
+          if (name === "tasks") {
+            live.textContent = "live";
+            live.classList.add("on");
+            show(data);
+          } else if (name === "error") {
+            flash(data.error ? data.error.message : "the task list's stream failed");
+          }
+        }, controller.signal);
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        flash(explain(error));
+        if (error.status && error.status < 500 && error.status !== 429) return;
+      } finally {
+        live.textContent = "";
+        live.classList.remove("on");
+      }
+      await new Promise((resolve) => setTimeout(resolve, LIST_RECONNECT_MS));
+    }
+  }
+  follow();
+  return () => controller.abort();
 }
 
 // ---- one task ----
@@ -610,9 +635,70 @@ function deadLettersView(view) {
 
 // ---- tools ----
 
+// What the figures of one tool say between two snapshots of the metrics (the first may be null:
+// since the process started): calls, those that failed, calls/s, mean and p99 (seconds).
+function toolFigures(name, first, last) {
+  const count = (snapshot, ok) => (snapshot ? snapshot.tools : [])
+    .filter((r) => r.tool === name && (ok === undefined || (r.outcome === "OK") === ok))
+    .reduce((sum, r) => sum + r.count, 0);
+  const timing = (snapshot) => (snapshot ? snapshot.tool_durations : []).find((d) => d.tool === name);
+  const calls = count(last) - count(first);
+  const failed = count(last, false) - count(first, false);
+  const [now, then] = [timing(last), timing(first)];
+  const seconds = first ? Math.max(last.time - first.time, 1e-9) : null;
+  const observed = now ? now.count - (then ? then.count : 0) : 0;
+  return {
+    calls,
+    failed,
+    rate: seconds === null ? null : calls / seconds,
+    mean: observed > 0 ? (now.sum - (then ? then.sum : 0)) / observed : null,
+    p99: now ? quantile(bucketDelta(now.buckets, then && then.buckets), 0.99) : null,
+  };
+}
+
 function toolsView(view) {
   const list = el("div", { id: "tools" });
-  view.append(el("h1", {}, "Tools"), list);
+  const note = el("p", { class: "muted", id: "tools-note" });
+  view.append(el("h1", {}, "Tools"), note, list);
+  const figures = new Map();
+  const snapshots = [];
+
+  function showFigures() {
+    const first = snapshots[0];
+    const last = snapshots[snapshots.length - 1];
+    if (!last) return;
+    if (!last.available) {
+      note.textContent = "The tool service runs in another process: its call rate and latency are on its own /metrics (hivemesh_tool_calls_total, hivemesh_tool_duration_seconds).";
+      for (const box of figures.values()) box.replaceChildren();
+      return;
+    }
+    const windowed = first !== last;
+    note.textContent = windowed
+      ? `Calls since the tool service started, and their rate and p99 over the last ${Math.round(last.time - first.time)} s.`
+      : "Calls since the tool service started; the rate over time appears after the next refresh.";
+    for (const [name, box] of figures) {
+      const all = toolFigures(name, null, last);
+      const recent = windowed ? toolFigures(name, first, last) : null;
+      box.dataset.calls = String(all.calls);
+      box.dataset.failed = String(all.failed);
+      box.replaceChildren(
+        el("span", { class: "calls" }, `${all.calls} call${all.calls === 1 ? "" : "s"}${all.failed ? ` (${all.failed} failed)` : ""}`),
+        el("span", { class: "latency" }, `mean ${milliseconds(all.mean)} · p99 ${milliseconds(all.p99)}`),
+        el("span", { class: "rate" }, recent ? `${recent.rate.toFixed(2)}/s · p99 ${milliseconds(recent.p99)} lately` : "measuring…"));
+    }
+  }
+
+  async function refresh() {
+    try {
+      const metrics = await api("metrics");
+      snapshots.push(metrics);
+      while (snapshots.length > 2 && metrics.time - snapshots[1].time >= WINDOW_S) snapshots.shift();
+      showFigures();
+    } catch (error) {
+      flash(explain(error));
+    }
+  }
+
   (async () => {
     try {
       const { tools } = await api("tools");
@@ -622,13 +708,67 @@ function toolsView(view) {
         if (tool.source) facts.push(`from ${tool.source}`);
         if (tool.timeout) facts.push(`timeout ${tool.timeout}`);
         if (tool.max_concurrency) facts.push(`at most ${tool.max_concurrency} at once`);
+        const box = el("p", { class: "tool-figures mono" });
+        figures.set(tool.name, box);
         return el("section", { class: "panel tool", "data-tool": tool.name },
           el("h2", { class: "mono" }, tool.name),
           el("p", {}, tool.description || ""),
           facts.length ? el("p", { class: "muted" }, facts.join(" · ")) : null,
+          box,
           el("div", { class: "schemas" },
             el("div", {}, el("strong", {}, "Arguments"), el("pre", {}, json(tool.arguments_schema))),
             el("div", {}, el("strong", {}, "Result"), el("pre", {}, json(tool.result_schema)))));
+      }));
+      showFigures();
+    } catch (error) {
+      flash(explain(error));
+    }
+  })();
+  refresh();
+  const timer = setInterval(refresh, MAP_REFRESH_MS);
+  return () => clearInterval(timer);
+}
+
+// ---- memory ----
+
+const LAYERS = {
+  short_term: ["Short-term", "turns of live sessions"],
+  long_term: ["Long-term", "memories, one vector each"],
+  structured: ["Structured", "records"],
+};
+
+function memoryView(view, query) {
+  const form = el("form", { class: "inline", id: "memory-form" },
+    el("label", {}, "Tenant", el("input", { type: "text", name: "tenant", value: query.get("tenant") || "", placeholder: "yours" })),
+    el("label", {}, "User", el("input", { type: "text", name: "user", value: query.get("user") || "", placeholder: "every user" })),
+    el("button", { type: "submit" }, "Count"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = new URLSearchParams();
+    for (const [name, value] of new FormData(form).entries()) if (value) params.set(name, value);
+    location.hash = `#/memory?${params}`;
+  });
+  const title = el("h2", { id: "memory-tenant" });
+  const rows = el("tbody", { id: "memory-rows" });
+  view.append(
+    el("h1", {}, "Memory"),
+    el("p", { class: "muted" }, "What each layer of memory holds for a tenant, or one user of it: counts only, never content. A credential counts its own tenant; another tenant can be named only when the gateway does not authenticate."),
+    el("section", { class: "panel" }, form),
+    title,
+    el("table", {}, el("thead", {}, el("tr", {}, ["Layer", "Store", "Items", ""].map((h) => el("th", {}, h)))), rows));
+  (async () => {
+    try {
+      const params = new URLSearchParams();
+      if (query.get("tenant")) params.set("tenant", query.get("tenant"));
+      if (query.get("user")) params.set("user", query.get("user"));
+      const found = await api(`memory?${params}`);
+      title.textContent = `Tenant ${found.tenant}${query.get("user") ? `, user ${query.get("user")}` : ""}`;
+      rows.replaceChildren(...found.layers.map((layer) => {
+        const [name, unit] = LAYERS[layer.layer] || [layer.layer, "items"];
+        const note = layer.layer === "short_term" ? `${unit} (${found.sessions} session${found.sessions === 1 ? "" : "s"})` : unit;
+        return el("tr", { "data-layer": layer.layer, "data-items": layer.items },
+          el("td", {}, name), el("td", { class: "mono" }, layer.store),
+          el("td", { class: "mono count" }, layer.items), el("td", { class: "muted" }, note));
       }));
     } catch (error) {
       flash(explain(error));
@@ -654,8 +794,9 @@ const NODES = {
 // The calls between services, each counted by the service that answers them (the methods listed,
 // or all of its service's). ToolService's figures include the gateway's own ListTools and
 // InvokeTool; the gateway hands tasks to the planner through the task queue, not an RPC. Streams
-// that last as long as a task (WatchTask, ExecuteTask) count as requests but not in the p99.
-const STREAMS = ["WatchTask", "ExecuteTask"];
+// that last as long as a task or a watch (WatchTask, WatchTasks, ExecuteTask) count as requests
+// but not in the p99.
+const STREAMS = ["WatchTask", "WatchTasks", "ExecuteTask"];
 const EDGES = [
   { from: "clients", to: "gateway", service: "hivemesh.gateway.v1.GatewayService" },
   { from: "gateway", to: "planner", queue: true },
@@ -670,6 +811,41 @@ function svg(tag, attrs, ...children) {
   for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
   for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   return node;
+}
+
+// The q-quantile (seconds) of the observations of cumulative histogram buckets (a Map from upper
+// bound to count; the last bound is Infinity), linear within a bucket; null without observations.
+function quantile(merged, q) {
+  const bounds = [...merged.keys()].sort((a, b) => a - b);
+  const observed = bounds.length ? merged.get(Infinity) || merged.get(bounds[bounds.length - 1]) : 0;
+  if (!(observed > 0)) return null;
+  const target = observed * q;
+  let lower = 0;
+  let below = 0;
+  for (const bound of bounds) {
+    const count = merged.get(bound);
+    if (count >= target) {
+      // The last (unbounded) bucket answers its lower bound.
+      return bound === Infinity ? lower : lower + (bound - lower) * ((target - below) / Math.max(count - below, 1e-9));
+    }
+    lower = bound;
+    below = count;
+  }
+  return null;
+}
+
+// Buckets of a later snapshot minus those of an earlier one (missing: none), as a Map.
+function bucketDelta(buckets, earlier, into) {
+  const merged = into || new Map();
+  buckets.forEach(([le, count], i) => {
+    const bound = le === null ? Infinity : le;
+    merged.set(bound, (merged.get(bound) || 0) + count - (earlier && earlier[i] ? earlier[i][1] : 0));
+  });
+  return merged;
+}
+
+function milliseconds(seconds) {
+  return seconds === null ? "–" : `${(seconds * 1000).toFixed(seconds < 0.01 ? 1 : 0)} ms`;
 }
 
 // Requests/s, error share and p99 (seconds) of the calls an edge counts, between two snapshots.
@@ -687,30 +863,9 @@ function edgeFigures(edge, first, last) {
   const earlier = new Map(first.durations.filter(picks).map((d) => [`${d.service}/${d.method}`, d.buckets]));
   const merged = new Map();
   for (const row of last.durations.filter((d) => picks(d) && !STREAMS.includes(d.method))) {
-    const old = earlier.get(`${row.service}/${row.method}`) || [];
-    row.buckets.forEach(([le, count], i) => {
-      const bound = le === null ? Infinity : le;
-      merged.set(bound, (merged.get(bound) || 0) + count - (old[i] ? old[i][1] : 0));
-    });
+    bucketDelta(row.buckets, earlier.get(`${row.service}/${row.method}`), merged);
   }
-  const bounds = [...merged.keys()].sort((a, b) => a - b);
-  const observed = bounds.length ? merged.get(Infinity) || merged.get(bounds[bounds.length - 1]) : 0;
-  let p99 = null;
-  if (observed > 0) {
-    const target = observed * 0.99;
-    let lower = 0;
-    let below = 0;
-    for (const bound of bounds) {
-      const count = merged.get(bound);
-      if (count >= target) {
-        // Linear within the bucket; the last (unbounded) bucket answers its lower bound.
-        p99 = bound === Infinity ? lower : lower + (bound - lower) * ((target - below) / Math.max(count - below, 1e-9));
-        break;
-      }
-      lower = bound;
-      below = count;
-    }
-  }
+  const p99 = quantile(merged, 0.99);
   const seconds = Math.max(last.time - first.time, 1e-9);
   return { rate: total / seconds, errors: total ? errors / total : 0, p99, total };
 }
@@ -744,7 +899,7 @@ function servicesView(view) {
       if (!edge.queue) {
         if (first && last && last.available && first !== last) {
           const f = edgeFigures(edge, first, last);
-          label = [`${f.rate.toFixed(1)}/s · ${(f.errors * 100).toFixed(1)}% err`, `p99 ${f.p99 === null ? "–" : `${(f.p99 * 1000).toFixed(f.p99 < 0.01 ? 1 : 0)} ms`}`];
+          label = [`${f.rate.toFixed(1)}/s · ${(f.errors * 100).toFixed(1)}% err`, `p99 ${milliseconds(f.p99)}`];
           state = f.total === 0 ? "quiet" : f.errors > 0.05 ? "bad" : "ok";
         } else {
           label = [last && !last.available ? "no figures here" : "measuring…", ""];
@@ -772,7 +927,7 @@ function servicesView(view) {
     if (last && !last.available) {
       note.textContent = "The services run in other processes: their figures are on their own /metrics (HIVEMESH_METRICS_PORT).";
     } else if (first && last && first !== last) {
-      note.textContent = `Each call counted by the service that answers it, over the last ${Math.round(last.time - first.time)} s. The planner takes tasks from the queue; ToolService's figures include the gateway's ListTools and InvokeTool; the p99 leaves out WatchTask and ExecuteTask, which last as long as their task.`;
+      note.textContent = `Each call counted by the service that answers it, over the last ${Math.round(last.time - first.time)} s. The planner takes tasks from the queue; ToolService's figures include the gateway's ListTools and InvokeTool; the p99 leaves out WatchTask, WatchTasks and ExecuteTask, which last as long as what they watch.`;
     } else {
       note.textContent = "Measuring: figures appear after the next refresh.";
     }
@@ -810,6 +965,7 @@ function route() {
   if (parts[0] === "tasks" && parts[1]) stopView = taskView(view, parts[1]);
   else if (parts[0] === "dead-letters") stopView = deadLettersView(view);
   else if (parts[0] === "tools") stopView = toolsView(view);
+  else if (parts[0] === "memory") stopView = memoryView(view, query);
   else if (parts[0] === "services") stopView = servicesView(view);
   else stopView = tasksView(view, query);
 }

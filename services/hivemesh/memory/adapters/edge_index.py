@@ -88,6 +88,10 @@ class EdgeIndex:
         self._builds = 0
 
     @property
+    def store(self) -> str:
+        return "qdrant-edge"
+
+    @property
     def dimensions(self) -> int | None:
         return self._dimensions
 

@@ -29,6 +29,10 @@ class QdrantIndex:
         self._dimensions: int | None = None
 
     @property
+    def store(self) -> str:
+        return "qdrant"
+
+    @property
     def dimensions(self) -> int | None:
         return self._dimensions
 

@@ -7,11 +7,18 @@ different sessions never share a key.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
 from hivemesh.memory.model import SessionKey, Turn
+from hivemesh.memory.usage import Tally
+
+
+def _glob(text: str) -> str:
+    """``text`` matched literally in a SCAN pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 class RedisTurnStore:
@@ -54,6 +61,20 @@ class RedisTurnStore:
             data = json.loads(item)
             turns.append(Turn(int(data["r"]), str(data["x"]), float(data["t"]), str(data["k"])))
         return turns
+
+    async def tally(self, tenant_id: str, user_id: str, now: float) -> Tally:
+        """Sessions of the tenant (or of one user of it) with turns, and their turns: Redis drops a
+        session when its time to live runs out, so every key found is live."""
+        pattern = f"{_glob(self._prefix)}turns/{_glob(tenant_id)}/{_glob(user_id) if user_id else '*'}/*"
+        keys = [key async for key in self._redis.scan_iter(match=pattern, count=1000)]
+        if not keys:
+            return Tally(0, 0)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.llen(key)
+            lengths = await pipe.execute()
+        live = [int(n) for n in lengths if n]
+        return Tally(sum(live), len(live))
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hivemesh.memory.adapters.tables import changes, items
 from hivemesh.memory.model import ChangeAction, Memory, MemoryChange, Owner
+from hivemesh.memory.usage import Tally
 from hivemesh.mesh.errors import Aborted
 
 
@@ -157,6 +158,18 @@ class SqlLedger:
                     await self._record(conn, gone, action, "", now, "", version=gone.version + 1)
                     removed.append(gone.memory_id)
             return removed
+
+    async def tally(self, tenant_id: str, user_id: str, now: float) -> Tally:
+        """The tenant's unexpired memories (one user's when ``user_id`` is given): each is one
+        vector of the index."""
+        where = [items.c.tenant_id == tenant_id, sa.or_(items.c.expire_at.is_(None), items.c.expire_at > now)]
+        if user_id:
+            where.append(items.c.user_id == user_id)
+        async with self._engine.connect() as conn:
+            found = (
+                await conn.execute(sa.select(sa.func.count()).select_from(items).where(*where))
+            ).scalar_one()
+        return Tally(int(found))
 
     async def history(self, owner: Owner, memory_id: str) -> list[MemoryChange]:
         async with self._engine.connect() as conn:

@@ -13,6 +13,7 @@ from hivemesh.memory.adapters.tables import records
 from hivemesh.memory.errors import record_version_mismatch
 from hivemesh.memory.model import Owner, Record
 from hivemesh.memory.records import CREATE_ONLY, UNCONDITIONAL
+from hivemesh.memory.usage import Tally
 from hivemesh.mesh.sql import Reader, Statement
 
 # An unconditional put that races another writer creating the same key retries this often.
@@ -183,6 +184,17 @@ class SqlRecordStore:
             deleted = await conn.execute(records.delete().where(_key(owner, kind, key), _live(now)))
             await conn.execute(records.delete().where(_key(owner, kind, key)))
         return deleted.rowcount == 1
+
+    async def tally(self, tenant_id: str, user_id: str, now: float) -> Tally:
+        """The tenant's live records (one user's when ``user_id`` is given)."""
+        where = [records.c.tenant_id == tenant_id, _live(now)]
+        if user_id:
+            where.append(records.c.user_id == user_id)
+        async with self._engine.connect() as conn:
+            found = (
+                await conn.execute(sa.select(sa.func.count()).select_from(records).where(*where))
+            ).scalar_one()
+        return Tally(int(found))
 
     async def sweep(self, now: float) -> int:
         async with self._engine.begin() as conn:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hivemesh.memory.adapters.tables import sessions, turn_requests, turns
 from hivemesh.memory.model import SessionKey, Turn
+from hivemesh.memory.usage import Tally
 from hivemesh.mesh.sql import Reader, Statement, Writer
 
 
@@ -162,6 +163,29 @@ class SqlTurnStore:
             return len(expired)
 
         return await self._writer.run(write)
+
+    async def tally(self, tenant_id: str, user_id: str, now: float) -> Tally:
+        """Live sessions of the tenant (or of one user of it) and their turns."""
+        live = [sessions.c.tenant_id == tenant_id, sessions.c.expire_at > now]
+        if user_id:
+            live.append(sessions.c.user_id == user_id)
+        of_live_session = turns.join(
+            sessions,
+            sa.and_(
+                turns.c.tenant_id == sessions.c.tenant_id,
+                turns.c.user_id == sessions.c.user_id,
+                turns.c.session_id == sessions.c.session_id,
+            ),
+        )
+
+        def read(conn: Connection) -> Tally:
+            found = conn.execute(sa.select(sa.func.count()).select_from(sessions).where(*live)).scalar_one()
+            said = conn.execute(
+                sa.select(sa.func.count()).select_from(of_live_session).where(*live)
+            ).scalar_one()
+            return Tally(int(said), int(found))
+
+        return await self._writer.run(read)
 
     async def close(self) -> None:
         """Finish queued writes; the engine belongs to the app, which disposes of it."""
