@@ -1787,9 +1787,30 @@ def _service_at(docs: list[Doc], host: str) -> Doc | None:
     )
 
 
+def _check_gpu_images(docs: list[Doc]) -> Iterator[Problem]:
+    """A language container that asks for CUDA runs an image other than the services' default one,
+    which has no torch (the gateway's image is the default one)."""
+    default_images = {
+        c.get("image")
+        for d in of_kind(docs, "Deployment")
+        if app_name(d["spec"]["template"]["metadata"].get("labels")) == "gateway"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    for deployment in of_kind(docs, "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            env = {e.get("name"): e.get("value") for e in container.get("env", [])}
+            if env.get("HIVEMESH_LANGUAGE_DEVICE") == "cuda" and container.get("image") in default_images:
+                yield Problem(
+                    ref(deployment),
+                    f"container {container.get('name')} asks for CUDA but runs the default image "
+                    f"{container.get('image')}, which has no torch (build the GPU image, docs/deploy.md)",
+                )
+
+
 def check_accelerator_pools(docs: list[Doc], config: Mapping[str, str]) -> Iterator[Problem]:
     """GPU workloads land on GPU nodes; the language pools and the model servers the ConfigMap names
     are Services selecting the right pods, disjoint, each with outlier detection."""
+    yield from _check_gpu_images(docs)
     for deployment in of_kind(docs, "Deployment"):
         if not _gpu_limit(deployment):
             continue

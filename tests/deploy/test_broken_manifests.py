@@ -387,6 +387,14 @@ def test_deployment_without_a_rollout(broken: Layout) -> None:
     assert any("Deployment/language" in p and "no Rollout takes its template" in p for p in _problems(broken))
 
 
+def test_a_gpu_pool_on_the_default_image(broken: Layout) -> None:
+    _edit(broken.root / "k8s/overlays/prod/language-gpu.yaml", "image: hivemesh-gpu\n", "image: hivemesh\n")
+    assert any(
+        "Deployment/language-gpu" in p and "asks for CUDA but runs the default image" in p
+        for p in _problems(broken)
+    )
+
+
 def test_a_gpu_pool_without_gpu_node_placement(broken: Layout) -> None:
     _edit(
         broken.root / "k8s/overlays/prod/language-gpu.yaml",
