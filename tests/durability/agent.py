@@ -48,7 +48,12 @@ class ScriptedLanguage:
     """Understands every request as a calculation of its own text."""
 
     async def understand(
-        self, text: str, context: Sequence[str], tools: Sequence[str], time_zone: str = ""
+        self,
+        text: str,
+        context: Sequence[str],
+        tools: Sequence[str],
+        time_zone: str = "",
+        intents: Sequence[str] = (),
     ) -> UnderstandResponse:
         return UnderstandResponse(
             text=text, intent="calculator", confidence=1.0, slots=[Slot(name="expression", text=text)]

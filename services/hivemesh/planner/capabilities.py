@@ -115,6 +115,11 @@ class Capabilities:
         }
         return cls(served, uninstalled)
 
+    @property
+    def intents(self) -> list[str]:
+        """The intents the catalogue's tools serve, sorted (what Understand is told is installed)."""
+        return sorted(self.served)
+
     def joiner(self, intent: Intent, argument: str) -> str:
         capability = self.served.get(intent)
         return capability.joiner(argument) if capability is not None else ""
