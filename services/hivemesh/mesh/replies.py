@@ -42,11 +42,6 @@ def without_tool(intent: str) -> str:
     return f"I understood that as '{intent}', but no tool for it is installed."
 
 
-def tool_not_installed(intent: str, tool: str) -> str:
-    """A request whose tool is declared (a built-in) but not in the catalogue."""
-    return f"I understood that as '{intent}', but the {tool} tool is not installed."
-
-
 def remembered(fact: str) -> str:
     return f"OK, I'll remember that {fact}."
 
