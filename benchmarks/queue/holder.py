@@ -6,12 +6,13 @@ import asyncio
 import sys
 
 from hivemesh.mesh.config import Settings
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.system import TaskSystem
 
 
 async def hold() -> None:
     settings = Settings.from_env()
-    tasks = TaskSystem(settings)
+    tasks = TaskSystem(settings, TaskConfig.from_env())
     await tasks.start()
     worker, lease = "doomed-worker", settings.visibility_timeout_s
     while (claim := await tasks.queue.claim(worker, lease)) is None:  # noqa: ASYNC110 - a worker polls

@@ -21,6 +21,7 @@ from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.clients import GrpcTools
 from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.worker import WorkerPool
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.system import TaskSystem
 from tests.durability.agent import NoMemory, ScriptedLanguage, StallingLanguage
 
@@ -28,7 +29,7 @@ from tests.durability.agent import NoMemory, ScriptedLanguage, StallingLanguage
 async def serve() -> None:
     settings = Settings.from_env()
     channels = ChannelFactory(settings)
-    tasks = TaskSystem(settings)
+    tasks = TaskSystem(settings, TaskConfig.from_env())
     tools_bulkhead = WaitingBulkhead("tool", settings.planner_downstream_concurrency)
     language = StallingLanguage if os.environ.get("DURABILITY_LANGUAGE") == "stalling" else ScriptedLanguage
     pool = WorkerPool(

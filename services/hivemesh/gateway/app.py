@@ -23,6 +23,7 @@ from hivemesh.mesh.credentials import minter_for
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.gauges import QueueGauges
 from hivemesh.tasks.system import shared_task_system
 
@@ -60,7 +61,7 @@ def build_app(
             f"HIVEMESH_TENANT_MAX_IN_FLIGHT ({config.tenant_max_in_flight}) must be below "
             f"HIVEMESH_MAX_CONCURRENT_RPCS ({server_limit}), or one tenant could take every slot"
         )
-    tasks = shared_task_system(settings)
+    tasks = shared_task_system(settings, TaskConfig.from_env())
     keys = key_store(settings) if keys is None else keys
     tokens = (
         JwtVerifier(

@@ -145,6 +145,39 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class TracingConfig:
+    """Where this process's spans go: a JSON-lines file and/or an OTLP collector."""
+
+    # HIVEMESH_TRACE_FILE: spans appended as JSON lines; None: no file.
+    file: Path | None = None
+    # The OTLP protocol when the standard OTEL_* variables ask for export ("grpc" or
+    # "http/protobuf", or another value, which is refused with a warning); None: no export. The
+    # exporter itself reads the endpoint, headers, certificate, compression and timeout variables.
+    otlp_protocol: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TracingConfig:
+        return cls(_optional_path(EnvReader(env).optional("HIVEMESH_TRACE_FILE")), otlp_protocol(env))
+
+
+def otlp_protocol(env: Mapping[str, str]) -> str | None:
+    """The OTLP protocol the standard variables ask for, or None when they ask for no export.
+
+    ``OTEL_TRACES_EXPORTER=otlp`` or an ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` turns it on (and
+    ``OTEL_TRACES_EXPORTER=none`` or ``OTEL_SDK_DISABLED=true`` off); ``OTEL_EXPORTER_OTLP_[TRACES_]
+    PROTOCOL`` picks the protocol, ``grpc`` by default."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    chosen = {e.strip().lower() for e in env.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if "otlp" not in chosen and not (endpoint and not chosen - {"otlp"} and "none" not in chosen):
+        return None
+    return (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+    ).strip()
+
+
+@dataclass(frozen=True)
 class Settings:
     """All hivemesh settings. Build with ``Settings.from_env()``; tests use ``dataclasses.replace``."""
 
@@ -178,7 +211,6 @@ class Settings:
     database_url: str | None
     qdrant_url: str | None
     nlu_model: Path | None
-    trace_file: Path | None
     log_level: str
     log_json: bool
     # None: plaintext gRPC (inside Istio the sidecars encrypt).
@@ -192,6 +224,11 @@ class Settings:
     # Each planner run calls language and tool on the side of a canary its session started on
     # (hivemesh.mesh.sides); on inside a mesh whose VirtualServices route by x-hivemesh-side.
     sticky_sessions: bool = False
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+
+    @property
+    def trace_file(self) -> Path | None:
+        return self.tracing.file
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -252,7 +289,6 @@ class Settings:
             database_url=reader.optional("HIVEMESH_DATABASE_URL"),
             qdrant_url=reader.optional("HIVEMESH_QDRANT_URL"),
             nlu_model=_optional_path(reader.optional("HIVEMESH_NLU_MODEL")),
-            trace_file=_optional_path(reader.optional("HIVEMESH_TRACE_FILE")),
             log_level=reader.choice("HIVEMESH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_json=reader.boolean("HIVEMESH_LOG_JSON", default=False),
             tls=_tls(reader),
@@ -261,6 +297,7 @@ class Settings:
             mesh_jwks=_optional_path(reader.optional("HIVEMESH_MESH_JWKS")),
             mesh_credential_ttl_s=reader.seconds("HIVEMESH_MESH_CREDENTIAL_TTL", 3600.0, minimum=10.0),
             sticky_sessions=reader.boolean("HIVEMESH_STICKY_SESSIONS", default=False),
+            tracing=TracingConfig.from_env(e),
         )
 
     def with_ports(self, **ports: int) -> Settings:

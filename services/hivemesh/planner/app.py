@@ -22,12 +22,13 @@ from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
 from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
 from hivemesh.planner.worker import WorkerPool
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.reminders import ReminderDispatcher
 from hivemesh.tasks.system import shared_task_system
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    tasks = shared_task_system(settings)
+    tasks = shared_task_system(settings, TaskConfig.from_env())
     use_llm = PlannerStrategy(settings.planner_strategy) is PlannerStrategy.LLM
     limit = settings.planner_downstream_concurrency
     bulkheads = {name: WaitingBulkhead(name, limit) for name in ("language", "memory", "tool")}
