@@ -55,7 +55,6 @@ class Stores:
             "HIVEMESH_VISIBILITY_TIMEOUT": str(self.settings.visibility_timeout_s),
             "HIVEMESH_MAX_ATTEMPTS": str(self.settings.max_attempts),
             "HIVEMESH_TASK_DEADLINE": str(self.settings.task_deadline_s),
-            "HIVEMESH_PLANNER_WORKERS": str(self.settings.planner_workers),
             "HIVEMESH_TOOL_ADDR": self.settings.addresses["tool"],
             # The test's own import path after the repository's, so the worker runs the same code.
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),

@@ -20,7 +20,7 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import TaskEvent, TaskOptions
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
-from hivemesh.mesh.config import PlannerStrategy, Settings
+from hivemesh.mesh.config import Settings
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 from tests.support import RunningMesh, start_mesh
@@ -140,7 +140,8 @@ async def llm_mesh(
     monkeypatch.setenv("HIVEMESH_LLM_BASE_URL", model.url)
     monkeypatch.setenv("HIVEMESH_LLM_MODEL", "fake-model")
     monkeypatch.setenv("HIVEMESH_LLM_TIMEOUT", "10")
-    mesh = await start_mesh(replace(settings, planner_strategy=PlannerStrategy.LLM, **changes))
+    monkeypatch.setenv("HIVEMESH_PLANNER_STRATEGY", "llm")
+    mesh = await start_mesh(replace(settings, **changes))
     try:
         yield mesh
     finally:

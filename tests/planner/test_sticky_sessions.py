@@ -160,11 +160,12 @@ async def canary(tmp_path: Path) -> AsyncIterator[Canary]:
 async def front(tmp_path: Path, canary: Canary, sticky: bool) -> RunningMesh:
     settings = make_settings(
         tmp_path / "data",
-        HIVEMESH_STICKY_SESSIONS="true" if sticky else "false",
         HIVEMESH_LANGUAGE_ADDR=canary.addresses["language"],
         HIVEMESH_TOOL_ADDR=canary.addresses["tool"],
     )
-    return await start_mesh(settings, ["gateway", "planner", "memory"])
+    with pytest.MonkeyPatch.context() as env:  # the planner reads its own settings as it is built
+        env.setenv("HIVEMESH_STICKY_SESSIONS", "true" if sticky else "false")
+        return await start_mesh(settings, ["gateway", "planner", "memory"])
 
 
 async def labels_of_run(mesh: RunningMesh, session: str, turn: int) -> dict[str, str]:

@@ -1,12 +1,13 @@
 """Typed, frozen configuration read once from ``HIVEMESH_*`` environment variables.
 
-Every setting is documented in the README's configuration table; ``Settings.from_env`` is the only
-place that reads the environment, and a bad value fails at start-up naming the variable.
+Every setting is documented in the README's configuration table. ``Settings`` holds what several
+services share; each service's own knobs are in its own frozen config (``PlannerConfig``,
+``ToolConfig``, ``GatewayConfig``, ``TaskConfig``, ...), read with the same ``EnvReader`` once when the
+service is built. A bad value fails at start-up naming the variable.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -19,13 +20,6 @@ SERVICES: Final = ("gateway", "planner", "language", "memory", "tool")
 TLS_FILES: Final = ("HIVEMESH_TLS_CERT", "HIVEMESH_TLS_KEY", "HIVEMESH_TLS_CA")
 DEFAULT_PORTS: Final = {"gateway": 50051, "planner": 50052, "language": 50053, "memory": 50054, "tool": 50055}
 DEFAULT_METRICS_PORT: Final = 9464
-
-
-class PlannerStrategy(enum.StrEnum):
-    """How the planner runs a task (``HIVEMESH_PLANNER_STRATEGY``)."""
-
-    BUILTIN = "builtin"  # intents and slots to the tools that declare them
-    LLM = "llm"  # a function-calling loop through LanguageService.Generate
 
 
 class ConfigError(ValueError):
@@ -194,11 +188,6 @@ class Settings:
     deadline_margin_s: float
     task_deadline_s: float
     max_steps: int
-    planner_workers: int
-    # "builtin" plans from intents and slots; "llm" lets the configured model call tools.
-    planner_strategy: PlannerStrategy
-    # Calls the planner keeps in flight to each downstream service (a bulkhead per service).
-    planner_downstream_concurrency: int
     queue_max_depth: int
     max_attempts: int
     visibility_timeout_s: float
@@ -221,9 +210,6 @@ class Settings:
     mesh_signing_key: Path | None = None
     mesh_jwks: Path | None = None
     mesh_credential_ttl_s: float = 3600.0
-    # Each planner run calls language and tool on the side of a canary its session started on
-    # (hivemesh.mesh.sides); on inside a mesh whose VirtualServices route by x-hivemesh-side.
-    sticky_sessions: bool = False
     tracing: TracingConfig = field(default_factory=TracingConfig)
 
     @property
@@ -273,13 +259,6 @@ class Settings:
             deadline_margin_s=reader.seconds("HIVEMESH_DEADLINE_MARGIN", 0.005),
             task_deadline_s=reader.seconds("HIVEMESH_TASK_DEADLINE", 60.0, minimum=0.001),
             max_steps=reader.integer("HIVEMESH_MAX_STEPS", 8, minimum=1),
-            planner_workers=reader.integer("HIVEMESH_PLANNER_WORKERS", 32, minimum=0),
-            planner_strategy=PlannerStrategy(
-                reader.choice("HIVEMESH_PLANNER_STRATEGY", "BUILTIN", ("BUILTIN", "LLM")).lower()
-            ),
-            planner_downstream_concurrency=reader.integer(
-                "HIVEMESH_PLANNER_DOWNSTREAM_CONCURRENCY", 64, minimum=1
-            ),
             queue_max_depth=reader.integer("HIVEMESH_QUEUE_MAX_DEPTH", 10000, minimum=1),
             max_attempts=reader.integer("HIVEMESH_MAX_ATTEMPTS", 3, minimum=1),
             visibility_timeout_s=reader.seconds("HIVEMESH_VISIBILITY_TIMEOUT", 120.0, minimum=0.1),
@@ -296,7 +275,6 @@ class Settings:
             mesh_signing_key=_optional_path(reader.optional("HIVEMESH_MESH_SIGNING_KEY")),
             mesh_jwks=_optional_path(reader.optional("HIVEMESH_MESH_JWKS")),
             mesh_credential_ttl_s=reader.seconds("HIVEMESH_MESH_CREDENTIAL_TTL", 3600.0, minimum=10.0),
-            sticky_sessions=reader.boolean("HIVEMESH_STICKY_SESSIONS", default=False),
             tracing=TracingConfig.from_env(e),
         )
 

@@ -71,12 +71,15 @@ class WorkerPool:
         concurrency: int,
         name: str | None = None,
         releases: Releases | None = None,
+        sticky: bool = False,
     ) -> None:
         self._tasks = tasks
         self._runner = runner
         self._settings = settings
         self._metrics = metrics
         self._releases = releases
+        # Runs call on the side of a canary their session started on (``PlannerConfig.sticky_sessions``).
+        self._sticky = sticky
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
@@ -257,7 +260,7 @@ class WorkerPool:
         if self._releases is None:
             return None
         try:
-            if not self._settings.sticky_sessions:
+            if not self._sticky:
                 return await self._releases.current()
             task = await self._tasks.get(claim.task_id)
             if task is None:
