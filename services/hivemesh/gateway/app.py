@@ -105,7 +105,8 @@ def build_app(
     )
     limits = TenantLimits(config.tenant_max_in_flight, config.tenant_max_streams)
     tools = GrpcTools(channels) if channels is not None else None
-    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings), tools), auth, limits)
+    gateway = Gateway(tasks, settings, minter_for(settings), tools, queue_max_depth=config.queue_max_depth)
+    servicer = GatewayServicer(gateway, auth, limits)
     return ServiceApp(
         name="gateway",
         # Garbage costs what a call without credentials costs, before anyone can authenticate it.

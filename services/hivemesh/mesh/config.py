@@ -188,7 +188,6 @@ class Settings:
     deadline_margin_s: float
     task_deadline_s: float
     max_steps: int
-    queue_max_depth: int
     max_attempts: int
     visibility_timeout_s: float
     # Inside a service mesh the sidecar retries; the in-process retry policy is then turned off.
@@ -259,7 +258,6 @@ class Settings:
             deadline_margin_s=reader.seconds("HIVEMESH_DEADLINE_MARGIN", 0.005),
             task_deadline_s=reader.seconds("HIVEMESH_TASK_DEADLINE", 60.0, minimum=0.001),
             max_steps=reader.integer("HIVEMESH_MAX_STEPS", 8, minimum=1),
-            queue_max_depth=reader.integer("HIVEMESH_QUEUE_MAX_DEPTH", 10000, minimum=1),
             max_attempts=reader.integer("HIVEMESH_MAX_ATTEMPTS", 3, minimum=1),
             visibility_timeout_s=reader.seconds("HIVEMESH_VISIBILITY_TIMEOUT", 120.0, minimum=0.1),
             in_mesh=reader.boolean("HIVEMESH_IN_MESH", default=False),
