@@ -30,7 +30,8 @@ from tests.durability.agent import NoMemory, ScriptedLanguage, StallingLanguage
 async def serve() -> None:
     settings = Settings.from_env()
     channels = ChannelFactory(settings)
-    tasks = TaskSystem(settings, TaskConfig.from_env())
+    queue = TaskConfig.from_env()
+    tasks = TaskSystem(settings, queue)
     config = PlannerConfig.from_env()
     tools_bulkhead = WaitingBulkhead("tool", config.downstream_concurrency)
     language = StallingLanguage if os.environ.get("DURABILITY_LANGUAGE") == "stalling" else ScriptedLanguage
@@ -40,6 +41,7 @@ async def serve() -> None:
         settings,
         Metrics(),
         concurrency=config.workers,
+        queue=queue,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

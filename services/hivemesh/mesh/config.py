@@ -188,8 +188,6 @@ class Settings:
     deadline_margin_s: float
     task_deadline_s: float
     max_steps: int
-    max_attempts: int
-    visibility_timeout_s: float
     # Inside a service mesh the sidecar retries; the in-process retry policy is then turned off.
     in_mesh: bool
     # Services served by this process call each other in-process (same contracts and interceptors,
@@ -258,8 +256,6 @@ class Settings:
             deadline_margin_s=reader.seconds("HIVEMESH_DEADLINE_MARGIN", 0.005),
             task_deadline_s=reader.seconds("HIVEMESH_TASK_DEADLINE", 60.0, minimum=0.001),
             max_steps=reader.integer("HIVEMESH_MAX_STEPS", 8, minimum=1),
-            max_attempts=reader.integer("HIVEMESH_MAX_ATTEMPTS", 3, minimum=1),
-            visibility_timeout_s=reader.seconds("HIVEMESH_VISIBILITY_TIMEOUT", 120.0, minimum=0.1),
             in_mesh=reader.boolean("HIVEMESH_IN_MESH", default=False),
             local_calls=reader.boolean("HIVEMESH_LOCAL_CALLS", default=True),
             redis_url=reader.optional("HIVEMESH_REDIS_URL"),

@@ -28,7 +28,8 @@ from hivemesh.tasks.system import shared_task_system
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    tasks = shared_task_system(settings, TaskConfig.from_env())
+    queue = TaskConfig.from_env()
+    tasks = shared_task_system(settings, queue)
     config = PlannerConfig.from_env()
     use_llm = config.strategy is PlannerStrategy.LLM
     limit = config.downstream_concurrency
@@ -64,6 +65,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
             sticky=config.sticky_sessions,
         ),
         sticky=config.sticky_sessions,
+        queue=queue,
     )
     planner = Planner(GrpcLanguage(channels, bulkheads["language"], pools), tools, runner(), capabilities)
     servicer = PlannerServicer(planner)
