@@ -174,11 +174,11 @@ async def test_generate_streams_to_a_finish_reason(language: LanguageServiceAsyn
     assert pieces[-1].finish_reason == pb.FINISH_REASON_STOP
 
 
-async def test_service_loads_a_trained_router(tmp_path: Path) -> None:
+async def test_service_loads_a_trained_router(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = write_dataset(tmp_path / "intents.json")
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "model")]) == 0
-    settings = make_settings(tmp_path / "data", HIVEMESH_NLU_MODEL=str(tmp_path / "model"))
-    mesh: RunningMesh = await start_mesh(settings, services=["language"])
+    monkeypatch.setenv("HIVEMESH_NLU_MODEL", str(tmp_path / "model"))
+    mesh: RunningMesh = await start_mesh(make_settings(tmp_path / "data"), services=["language"])
     try:
         stub = LanguageServiceStub(mesh.client("language"))
         reply = await stub.Understand(pb.UnderstandRequest(text="put a timer on for 4 minutes"))

@@ -97,9 +97,11 @@ def dropped_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 
 @pytest.fixture
-async def mesh(tmp_path: Path, router: Path, dropped_in: Path) -> AsyncIterator[RunningMesh]:
-    settings = make_settings(tmp_path / "data", HIVEMESH_NLU_MODEL=str(router))
-    running = RunningMesh(settings, ["memory", "language", "tool", "planner"])
+async def mesh(
+    tmp_path: Path, router: Path, dropped_in: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[RunningMesh]:
+    monkeypatch.setenv("HIVEMESH_NLU_MODEL", str(router))
+    running = RunningMesh(make_settings(tmp_path / "data"), ["memory", "language", "tool", "planner"])
     try:
         await running.start()
         yield running

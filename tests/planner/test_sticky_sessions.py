@@ -120,7 +120,10 @@ class Canary:
         for side, revision in ((STABLE, STABLE_REVISION), (CANARY, CANARY_REVISION)):
             env = self._canary_env if side == CANARY else {}
             settings = make_settings(self._data_dir, HIVEMESH_REVISION=revision, **env)
-            mesh = await start_mesh(settings, ["language", "tool"])
+            with pytest.MonkeyPatch.context() as variables:  # each service reads its own as it is built
+                for name, value in env.items():
+                    variables.setenv(name, value)
+                mesh = await start_mesh(settings, ["language", "tool"])
             self._meshes.append(mesh)
             sides[side] = mesh
         for service in ("language", "tool"):

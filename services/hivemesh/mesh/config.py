@@ -196,7 +196,6 @@ class Settings:
     redis_url: str | None
     database_url: str | None
     qdrant_url: str | None
-    nlu_model: Path | None
     log_level: str
     log_json: bool
     # None: plaintext gRPC (inside Istio the sidecars encrypt).
@@ -261,7 +260,6 @@ class Settings:
             redis_url=reader.optional("HIVEMESH_REDIS_URL"),
             database_url=reader.optional("HIVEMESH_DATABASE_URL"),
             qdrant_url=reader.optional("HIVEMESH_QDRANT_URL"),
-            nlu_model=_optional_path(reader.optional("HIVEMESH_NLU_MODEL")),
             log_level=reader.choice("HIVEMESH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_json=reader.boolean("HIVEMESH_LOG_JSON", default=False),
             tls=_tls(reader),
@@ -327,6 +325,10 @@ class EnvReader:
 
     def text(self, name: str, default: str) -> str:
         return self.optional(name) or default
+
+    def optional_path(self, name: str) -> Path | None:
+        """A path (``~`` expanded), or None when unset."""
+        return _optional_path(self.optional(name))
 
     def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
         raw = self.optional(name)
