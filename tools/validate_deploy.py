@@ -76,6 +76,7 @@ from hivemesh.mesh.contracts import CONTRACTS, is_streaming, retryable_methods  
 from hivemesh.mesh.language_pools import PoolsConfig  # noqa: E402
 from hivemesh.mesh.server import LIVENESS, READINESS  # noqa: E402
 from hivemesh.mesh.sides import SIDE_HEADER, SIDES, STICKY_SERVICES  # noqa: E402
+from hivemesh.planner.config import PlannerConfig  # noqa: E402
 
 # Oldest and newest Kubernetes minor versions the manifests must be valid for.
 KUBERNETES_VERSIONS: Final = ("1.31.0", "1.37.0")
@@ -1714,7 +1715,7 @@ def check_eval_gates(docs: list[Doc]) -> Iterator[Problem]:
             )
 
 
-def check_sticky_sessions(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
+def check_sticky_sessions(docs: list[Doc], planner: PlannerConfig) -> Iterator[Problem]:
     """Each service a session stays on routes a call that names a side to that side's subset, for
     every method (GetRelease included: the planner asks each side for its release), and the
     planners name the sides (HIVEMESH_STICKY_SESSIONS)."""
@@ -1727,7 +1728,7 @@ def check_sticky_sessions(docs: list[Doc], settings: Settings) -> Iterator[Probl
     for service in STICKY_SERVICES:
         if service not in rolled:
             continue
-        if not settings.sticky_sessions:
+        if not planner.sticky_sessions:
             yield Problem(
                 "ConfigMap",
                 f"HIVEMESH_STICKY_SESSIONS must be true: {service} has a canary, and without it the turns "
@@ -1898,7 +1899,11 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems += check_grace_periods(docs, settings)
     problems += check_accelerator_pools(docs, config_map(docs))
     problems += check_doors(docs, settings)
-    problems += check_sticky_sessions(docs, settings)
+    try:
+        planner = PlannerConfig.from_env(config_map(docs))
+    except ConfigError as error:
+        return [*problems, Problem("ConfigMap", str(error))]
+    problems += check_sticky_sessions(docs, planner)
     return problems
 
 

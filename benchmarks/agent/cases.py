@@ -553,6 +553,7 @@ def _calculator_wording() -> list[Case]:
         ("what's a third of 99", 99 / 3),
         ("compute 7 * 8 - 6", 7 * 8 - 6),
         ("what is twenty five percent of two hundred", 0.25 * 200),
+        ("a jacket costs 250 dollars and is 20% off, what do i pay", 250 * (1 - 0.20)),
     ]
     return [Case("calculator", (Turn(text, number=value),)) for text, value in sums]
 
@@ -574,6 +575,7 @@ def _units_wording() -> list[Case]:
         ("I need 250 grams in ounces", 250 / 28.349523125),
         ("express 2.5 miles in meters", 2.5 * 1609.344),
         ("100 kilometres per hour in miles per hour", 100 / 1.609344),
+        ("convert 60 mph to km per hour", 60 * 1.609344),
     ]
     return [Case("unit_conversion", (Turn(text, number=value),)) for text, value in conversions]
 

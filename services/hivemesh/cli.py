@@ -64,7 +64,7 @@ def _default_user() -> str:
 async def _serve(
     services: Sequence[str], settings: Settings, process_name: str, edge: EdgeConfig | None = None
 ) -> None:
-    setup_tracing(process_name, settings.trace_file)
+    setup_tracing(process_name, settings.tracing)
     metrics = Metrics(settings.server.release.label)
     channels = ChannelFactory(settings)
     # Leaves first: the planner starts taking tasks only once the services it calls are serving.
@@ -423,9 +423,10 @@ def _print_summary(task: Task) -> None:
 
 
 async def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    from hivemesh.tasks.system import TaskSystem  # noqa: PLC0415 - only this command opens the store directly
+    from hivemesh.tasks.config import TaskConfig  # noqa: PLC0415 - only this command opens the store directly
+    from hivemesh.tasks.system import TaskSystem  # noqa: PLC0415
 
-    tasks = TaskSystem(settings)
+    tasks = TaskSystem(settings, TaskConfig.from_env())
     await tasks.start()
     try:
         result = await tasks.log.verify(args.task_id)

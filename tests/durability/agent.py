@@ -28,7 +28,7 @@ from hivemesh.planner.ports import UserContext
 from hivemesh.tool.decorator import Arg, FunctionTool, tool
 from hivemesh.tool.executor import Executor
 from hivemesh.tool.memory_records import MemoryRecords
-from hivemesh.tool.model import ToolDeps, ToolOutput
+from hivemesh.tool.model import Fill, Serves, ToolDeps, ToolOutput
 from hivemesh.tool.registry import Registry
 from hivemesh.tool.scheduling import LoggingScheduler
 from hivemesh.tool.servicer import ToolServicer
@@ -48,7 +48,12 @@ class ScriptedLanguage:
     """Understands every request as a calculation of its own text."""
 
     async def understand(
-        self, text: str, context: Sequence[str], tools: Sequence[str], time_zone: str = ""
+        self,
+        text: str,
+        context: Sequence[str],
+        tools: Sequence[str],
+        time_zone: str = "",
+        intents: Sequence[str] = (),
     ) -> UnderstandResponse:
         return UnderstandResponse(
             text=text, intent="calculator", confidence=1.0, slots=[Slot(name="expression", text=text)]
@@ -91,7 +96,13 @@ class Switch:
 
 
 def counting_calculator(engine: AsyncEngine, switch: Switch, *, work_s: float = 0.02) -> FunctionTool:
-    @tool(name="calculator", side_effects=True, timeout_s=10.0, max_concurrency=64)
+    @tool(
+        name="calculator",
+        side_effects=True,
+        timeout_s=10.0,
+        max_concurrency=64,
+        serves=Serves("calculator", {"expression": Fill("expression")}),
+    )
     async def calculator(expression: Annotated[str, Arg(min_length=1)]) -> ToolOutput:
         """Record one execution of ``expression`` (the side effect), then answer.
 

@@ -52,10 +52,9 @@ class Stores:
             "HIVEMESH_DATA_DIR": str(self.settings.data_dir),
             "HIVEMESH_METRICS_PORT": "off",
             "HIVEMESH_REDIS_PREFIX": self.config.redis_prefix,
-            "HIVEMESH_VISIBILITY_TIMEOUT": str(self.settings.visibility_timeout_s),
-            "HIVEMESH_MAX_ATTEMPTS": str(self.settings.max_attempts),
+            "HIVEMESH_VISIBILITY_TIMEOUT": str(self.config.visibility_timeout_s),
+            "HIVEMESH_MAX_ATTEMPTS": str(self.config.max_attempts),
             "HIVEMESH_TASK_DEADLINE": str(self.settings.task_deadline_s),
-            "HIVEMESH_PLANNER_WORKERS": str(self.settings.planner_workers),
             "HIVEMESH_TOOL_ADDR": self.settings.addresses["tool"],
             # The test's own import path after the repository's, so the worker runs the same code.
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -73,16 +72,17 @@ class Stores:
 
 @contextlib.asynccontextmanager
 async def stores(
-    settings: Settings, *, distributed: bool, redis_url: str = REDIS_URL
+    settings: Settings, *, distributed: bool, redis_url: str = REDIS_URL, max_attempts: int = 3
 ) -> AsyncIterator[Stores]:
     """Embedded: SQLite files. Distributed: a fresh PostgreSQL database and a Redis key prefix."""
-    settings = replace(settings, visibility_timeout_s=2.0, task_deadline_s=300.0)
+    settings = replace(settings, task_deadline_s=300.0)
+    queue = TaskConfig(visibility_timeout_s=2.0, max_attempts=max_attempts)
     if not distributed:
         tool_url = sqlite_url(settings.data_dir / "tool.db")
         effects = make_engine(sqlite_url(settings.data_dir / "effects.db"))
         await create_effects(effects)
         try:
-            yield Stores(settings, TaskConfig(sweep_interval_s=0), tool_url, effects)
+            yield Stores(settings, replace(queue, sweep_interval_s=0), tool_url, effects)
         finally:
             await effects.dispose()
         return
@@ -92,7 +92,7 @@ async def stores(
         try:
             yield Stores(
                 replace(settings, database_url=url, redis_url=redis_url),
-                TaskConfig(redis_prefix=prefix, sweep_interval_s=1.0),
+                replace(queue, redis_prefix=prefix, sweep_interval_s=1.0),
                 url,
                 effects,
             )
@@ -133,6 +133,7 @@ async def worker_pool(
         store.settings,
         Metrics(),
         concurrency=concurrency,
+        queue=store.config,
     )
     await pool.start()
     try:

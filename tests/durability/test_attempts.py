@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -149,7 +148,7 @@ async def test_a_run_stopped_mid_answer_gives_way_to_the_next_attempt(settings: 
     """The worker pool shuts down mid-answer and gives its claim back: the next attempt's events
     are numbered 2 and the joined answer is that attempt's alone."""
     async with (
-        stores(replace(settings, max_attempts=3), distributed=False) as base,
+        stores(settings, distributed=False, max_attempts=3) as base,
         tool_service(base, Switch()) as running,
         task_system(running) as tasks,
     ):

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,7 +54,7 @@ def submit(text: str) -> pb.SubmitTaskRequest:
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Stores]:
-    async with stores(replace(settings, max_attempts=3), distributed=request.param) as found:
+    async with stores(settings, distributed=request.param, max_attempts=3) as found:
         yield found
 
 

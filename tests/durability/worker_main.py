@@ -19,8 +19,10 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.planner.clients import GrpcTools
+from hivemesh.planner.config import PlannerConfig
 from hivemesh.planner.runner import BuiltinRunner
 from hivemesh.planner.worker import WorkerPool
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.system import TaskSystem
 from tests.durability.agent import NoMemory, ScriptedLanguage, StallingLanguage
 
@@ -28,15 +30,18 @@ from tests.durability.agent import NoMemory, ScriptedLanguage, StallingLanguage
 async def serve() -> None:
     settings = Settings.from_env()
     channels = ChannelFactory(settings)
-    tasks = TaskSystem(settings)
-    tools_bulkhead = WaitingBulkhead("tool", settings.planner_downstream_concurrency)
+    queue = TaskConfig.from_env()
+    tasks = TaskSystem(settings, queue)
+    config = PlannerConfig.from_env()
+    tools_bulkhead = WaitingBulkhead("tool", config.downstream_concurrency)
     language = StallingLanguage if os.environ.get("DURABILITY_LANGUAGE") == "stalling" else ScriptedLanguage
     pool = WorkerPool(
         tasks,
         lambda: BuiltinRunner(language(), NoMemory(), GrpcTools(channels, tools_bulkhead)),
         settings,
         Metrics(),
-        concurrency=settings.planner_workers,
+        concurrency=config.workers,
+        queue=queue,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -63,7 +63,9 @@ async def test_a_worse_router_fails_the_gate_naming_the_category(
     healthy: RunningMesh, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     router = await asyncio.to_thread(write_router_without, {"spell"}, tmp_path / "router")
-    worse = await start_mesh(make_settings(tmp_path / "worse", HIVEMESH_NLU_MODEL=str(router)))
+    with pytest.MonkeyPatch.context() as env:  # the language service reads its router as it is built
+        env.setenv("HIVEMESH_NLU_MODEL", str(router))
+        worse = await start_mesh(make_settings(tmp_path / "worse"))
     suite = _small_suite(tmp_path / "suite.json", {"spelling", "greeting", "dice"})
     try:
         code = await _eval(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, TypeAlias, cast
 
 import grpc
@@ -135,8 +134,11 @@ async def test_continue_requires_a_waiting_task(gateway: Fixture) -> None:
     assert status.reason == "TASK_NOT_WAITING_FOR_INPUT"
 
 
-async def test_full_queue_is_resource_exhausted_with_retry_info(settings: Settings) -> None:
-    mesh = await start_mesh(replace(settings, queue_max_depth=2), services=["gateway"])
+async def test_full_queue_is_resource_exhausted_with_retry_info(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVEMESH_QUEUE_MAX_DEPTH", "2")
+    mesh = await start_mesh(settings, services=["gateway"])
     try:
         stub = GatewayServiceStub(mesh.client("gateway"))
         await stub.SubmitTask(submit(request_id="a"))

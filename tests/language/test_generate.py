@@ -20,6 +20,7 @@ from hivemesh.language.generate import (
 )
 from hivemesh.language.generate.openai_compat import retry_after_seconds
 from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.mesh import replies
 from hivemesh.mesh.config import ConfigError
 from hivemesh.mesh.errors import (
     Code,
@@ -100,7 +101,8 @@ async def test_builtin_streams_the_planners_direct_reply_as_is() -> None:
 
 async def test_builtin_out_of_scope_and_not_installed_replies_are_honest() -> None:
     oos = await collect(BuiltinBackend(), request(pb.ChatMessage(role=USER, content="who won"), intent="oos"))
-    assert text_of(oos).startswith("Sorry, I can't help with that.")
+    assert text_of(oos) == "Sorry, that's outside what I can help with. " + replies.CAPABILITIES
+    assert text_of(oos) == replies.OUT_OF_SCOPE  # the planner's words
     weather = await collect(
         BuiltinBackend(), request(pb.ChatMessage(role=USER, content="rain?"), intent="weather")
     )

@@ -94,6 +94,53 @@ async def test_compound_request_is_understood_part_by_part(language: LanguageSer
     assert all(part.text for part in reply.parts)
 
 
+async def test_understand_offers_only_installed_intents(language: LanguageServiceAsyncStub) -> None:
+    text = "convert 5 miles to kilometers"
+    everything = await language.Understand(pb.UnderstandRequest(text=text))
+    assert not everything.without_tool
+    offered = {a.intent for a in everything.alternatives}
+    installed = ["calculator", "unit_conversion"]
+    reply = await language.Understand(pb.UnderstandRequest(text=text, available_intents=installed))
+    assert (reply.intent, reply.without_tool) == ("unit_conversion", False)
+    assert {a.intent for a in reply.alternatives} == {
+        i for i in offered if i in installed or i in {"oos", "greeting", "remember", "recall"}
+    }
+    assert offered - {a.intent for a in reply.alternatives}, "every alternative was installed"
+
+
+async def test_understand_marks_an_intent_no_installed_tool_serves(
+    language: LanguageServiceAsyncStub,
+) -> None:
+    request = pb.UnderstandRequest(
+        text="convert 5 miles to km and add eggs to my shopping list",
+        available_tools=["list_add"],
+        available_intents=["list_add"],
+    )
+    reply = await language.Understand(request)
+    assert [(p.intent, p.without_tool) for p in reply.parts] == [
+        ("unit_conversion", True),
+        ("list_add", False),
+    ]
+    assert reply.parts[0].slots, "an intent without a tool is still read"
+    hello = await language.Understand(pb.UnderstandRequest(text="hello", available_intents=["list_add"]))
+    away = await language.Understand(
+        pb.UnderstandRequest(text="explain the french revolution", available_intents=["list_add"])
+    )
+    assert not hello.without_tool
+    assert not away.without_tool
+    messages = [pb.ChatMessage(role=content_pb2.ROLE_USER, content=request.text)]
+    generated = language.Generate(pb.GenerateRequest(messages=messages, understanding=reply))
+    text = "".join([piece.text_delta async for piece in generated])
+    assert text.split("\n")[0] == "I understood that as 'unit_conversion', but no tool for it is installed."
+
+
+async def test_understand_refuses_a_malformed_available_intent(language: LanguageServiceAsyncStub) -> None:
+    request = pb.UnderstandRequest(text="hello", available_intents=["calculator", "Not An Intent"])
+    status = await rpc_error(language.Understand(request))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in status.field_violations] == ["available_intents"]
+
+
 async def test_understand_rejects_empty_text(language: LanguageServiceAsyncStub) -> None:
     status = await rpc_error(language.Understand(pb.UnderstandRequest(text="")))
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
@@ -127,11 +174,11 @@ async def test_generate_streams_to_a_finish_reason(language: LanguageServiceAsyn
     assert pieces[-1].finish_reason == pb.FINISH_REASON_STOP
 
 
-async def test_service_loads_a_trained_router(tmp_path: Path) -> None:
+async def test_service_loads_a_trained_router(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = write_dataset(tmp_path / "intents.json")
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "model")]) == 0
-    settings = make_settings(tmp_path / "data", HIVEMESH_NLU_MODEL=str(tmp_path / "model"))
-    mesh: RunningMesh = await start_mesh(settings, services=["language"])
+    monkeypatch.setenv("HIVEMESH_NLU_MODEL", str(tmp_path / "model"))
+    mesh: RunningMesh = await start_mesh(make_settings(tmp_path / "data"), services=["language"])
     try:
         stub = LanguageServiceStub(mesh.client("language"))
         reply = await stub.Understand(pb.UnderstandRequest(text="put a timer on for 4 minutes"))

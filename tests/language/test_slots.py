@@ -77,6 +77,9 @@ def test_number_words_leave_other_words_alone() -> None:
         ("square root of 16 plus 9", "sqrt(16) + 9"),
         ("what is 10 mod 3", "10 % 3"),
         ("a 20% tip on $85", "20% of 85"),
+        ("a jacket costs 250 dollars and is 20% off, what do i pay", "20% off 250"),
+        ("shoes at 120 with a 15 percent discount", "15% off 120"),
+        ("what is 30% off of 50", "30% off 50"),
     ],
 )
 def test_calculator_expression(text: str, expression: str) -> None:
@@ -133,6 +136,11 @@ def test_unit_names(text: str, unit: str | None) -> None:
         ("convert 60 mph to km/h", Quantity(60, "mile_per_hour"), "kilometer_per_hour"),
         ("how many ounces in two cups", Quantity(2, "cup"), "fluid_ounce"),
         ("how much is 20 kg in pounds?", Quantity(20, "kilogram"), "pound"),
+        # A rate written out is one unit: "per" and "an" do not count one of the next unit.
+        ("change 45 mph to kilometers per hour", Quantity(45, "mile_per_hour"), "kilometer_per_hour"),
+        ("convert 60 mph to km per hour", Quantity(60, "mile_per_hour"), "kilometer_per_hour"),
+        ("50 miles an hour in kilometers an hour", Quantity(50, "mile_per_hour"), "kilometer_per_hour"),
+        ("I weigh 80 kilos, what is that in pounds", Quantity(80, "kilogram"), "pound"),
     ],
 )
 def test_unit_conversion(text: str, quantity: Quantity, to_unit: str) -> None:
@@ -271,6 +279,9 @@ def test_reminder(text: str, reminder: str, due: datetime) -> None:
         ("clear my todo list", "list_clear", "todo", None),
         ("add to my shopping list", "list_add", "shopping", None),
         ("remove from my todo list", "list_remove", "todo", None),
+        ("shopping list: add batteries", "list_add", "shopping", ("batteries",)),
+        ("grocery list - add milk and eggs", "list_add", "shopping", ("milk", "eggs")),
+        ("my todo list, remove call bob", "list_remove", "todo", ("call bob",)),
     ],
 )
 def test_lists(text: str, intent: str, list_name: str, items: tuple[str, ...] | None) -> None:
@@ -352,6 +363,19 @@ def test_now_must_be_timezone_aware() -> None:
         ("What time is it in Tokyo? Also roll 2 dice.", ["What time is it in Tokyo?", "roll 2 dice."]),
         ("flip a coin and then spell necessary", ["flip a coin", "spell necessary"]),
         ("hi, what time is it", ["hi, what time is it"]),
+        # The word to spell is one word: what follows it is a request of its own.
+        ("spell dog and roll a die", ["spell dog", "roll a die"]),
+        ("how do you spell rock and roll", ["how do you spell rock and roll"]),
+        # A clause about the one before it stays with it.
+        ("I weigh 80 kilos, what is that in pounds", ["I weigh 80 kilos, what is that in pounds"]),
+        (
+            "a jacket costs 250 dollars and is 20% off, what do i pay",
+            ["a jacket costs 250 dollars and is 20% off, what do i pay"],
+        ),
+        (
+            "convert 5 km to miles, what time is it in Lima",
+            ["convert 5 km to miles", "what time is it in Lima"],
+        ),
     ],
 )
 def test_split_compound(text: str, parts: list[str]) -> None:

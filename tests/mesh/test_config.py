@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hivemesh.mesh.config import DEFAULT_PORTS, ConfigError, EnvReader, RedisKeys, Settings
+from hivemesh.planner.config import PlannerConfig
 
 
 def test_defaults() -> None:
@@ -17,25 +18,24 @@ def test_defaults() -> None:
     assert settings.metrics_port == 9464
     assert settings.server.max_concurrent_rpcs == 256
     assert settings.redis_url is None
-    assert settings.planner_strategy == "builtin"
+    assert PlannerConfig.from_env({"HOME": "/home/ana"}).strategy == "builtin"
     assert settings.local_calls
 
 
 def test_values_and_addresses_follow_the_variables() -> None:
-    settings = Settings.from_env(
-        {
-            "HIVEMESH_DATA_DIR": "/srv/hivemesh",
-            "HIVEMESH_HOST": "0.0.0.0",
-            "HIVEMESH_TOOL_PORT": "6000",
-            "HIVEMESH_MEMORY_ADDR": "memory.hivemesh:50054",
-            "HIVEMESH_METRICS_PORT": "off",
-            "HIVEMESH_GRACE_PERIOD": "1500ms",
-            "HIVEMESH_TASK_DEADLINE": "2m",
-            "HIVEMESH_IN_MESH": "true",
-            "HIVEMESH_PLANNER_STRATEGY": "LLM",
-            "HIVEMESH_LOCAL_CALLS": "0",
-        }
-    )
+    env = {
+        "HIVEMESH_DATA_DIR": "/srv/hivemesh",
+        "HIVEMESH_HOST": "0.0.0.0",
+        "HIVEMESH_TOOL_PORT": "6000",
+        "HIVEMESH_MEMORY_ADDR": "memory.hivemesh:50054",
+        "HIVEMESH_METRICS_PORT": "off",
+        "HIVEMESH_GRACE_PERIOD": "1500ms",
+        "HIVEMESH_TASK_DEADLINE": "2m",
+        "HIVEMESH_IN_MESH": "true",
+        "HIVEMESH_PLANNER_STRATEGY": "LLM",
+        "HIVEMESH_LOCAL_CALLS": "0",
+    }
+    settings = Settings.from_env(env)
     assert settings.data_dir == Path("/srv/hivemesh")
     assert settings.server.host == "0.0.0.0"
     assert settings.addresses["tool"] == "127.0.0.1:6000"  # a wildcard bind is reached on loopback
@@ -44,7 +44,7 @@ def test_values_and_addresses_follow_the_variables() -> None:
     assert settings.server.grace_period_s == 1.5
     assert settings.task_deadline_s == 120
     assert settings.in_mesh
-    assert settings.planner_strategy == "llm"
+    assert PlannerConfig.from_env(env).strategy == "llm"
     assert not settings.local_calls
     moved = settings.with_ports(gateway=7000)
     assert moved.ports["gateway"] == 7000

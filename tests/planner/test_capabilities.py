@@ -1,10 +1,12 @@
 """One capability, one declaration: the intents of the training data, the language service's slot
-readers and the tools' declarations must agree, and the planner's tables follow the catalogue."""
+readers and the tools' declarations must agree, and the planner's tables follow the catalogue (the
+live one of a real tool service, and nothing else)."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypedDict
@@ -17,13 +19,18 @@ from hivemesh.language.slots import extract_slots, to_proto
 from hivemesh.language.slots.generic import is_generic
 from hivemesh.language.v1.language_service_pb2 import UnderstandResponse
 from hivemesh.mesh import replies
+from hivemesh.mesh.bulkhead import WaitingBulkhead
+from hivemesh.mesh.channels import ChannelFactory
+from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.intents import AgentIntent, Intent
 from hivemesh.planner import strategy
-from hivemesh.planner.capabilities import Capabilities, CapabilityCache, builtin_bindings, phrase
+from hivemesh.planner.capabilities import Capabilities, CapabilityCache, phrase
+from hivemesh.planner.clients import GrpcTools
 from hivemesh.tool import convert
 from hivemesh.tool.builtins import discover
 from hivemesh.tool.decorator import Arg, tool
 from hivemesh.tool.model import Fill, Serves, ToolOutput
+from tests.support import RunningMesh, make_settings, mesh_minter, start_mesh
 
 DATA = Path(hivemesh.language.slots.__file__).parent.parent / "data" / "intents.json"
 NOW = datetime(2026, 11, 25, 14, 30, tzinfo=UTC)
@@ -40,11 +47,11 @@ def examples() -> dict[str, list[str]]:
 
 
 def declared() -> dict[str, tuple[str, set[str]]]:
-    """intent -> (built-in tool, the slots its declaration reads)."""
+    """intent -> (built-in tool, the slots its declaration reads), from the tools' own modules."""
     return {
-        binding.intent: (tool_name, {a.slot for a in binding.arguments if a.slot})
-        for tool_name, bindings in builtin_bindings().items()
-        for binding in bindings
+        serves.intent: (item.spec.name, {fill.slot for fill in serves.arguments.values() if fill.slot})
+        for item in discover()
+        for serves in item.spec.intents
     }
 
 
@@ -82,10 +89,35 @@ def test_each_declared_argument_is_an_argument_of_its_tool_and_required_ones_can
                 assert fill.question, f"{item.spec.name}: no question for {name}"
 
 
-def test_the_intent_tools_table_is_derived_from_the_declarations() -> None:
-    assert {intent: tool for intent, (tool, _) in strategy.INTENT_TOOLS.items()} == {
+@pytest.fixture
+async def tool_service(tmp_path: Path) -> AsyncIterator[RunningMesh]:
+    mesh = await start_mesh(make_settings(tmp_path / "data"), services=["tool"])
+    try:
+        yield mesh
+    finally:
+        await mesh.stop()
+
+
+async def test_the_tables_of_a_real_tool_service_are_its_tools_declarations(
+    tool_service: RunningMesh,
+) -> None:
+    settings = tool_service.settings
+    channels = ChannelFactory(settings, {"tool": tool_service.address("tool")})  # over gRPC
+    try:
+        tools = GrpcTools(channels, WaitingBulkhead("tool", 8), catalogue_max_age_s=0)
+        with acting_as(mesh_minter(settings).mint("default", "ana")):
+            listed = await tools.list_tools()
+    finally:
+        await channels.close()
+    tables = Capabilities.of(listed)
+    assert {intent: c.tool for intent, c in tables.served.items()} == {
         intent: tool for intent, (tool, _) in declared().items()
     }
+    # Without the catalogue the planner knows no tool, whatever modules it could import.
+    assert Capabilities.of([]).served == {}
+    spell = next(spec for spec in listed if spec.name == "spell")
+    [step] = strategy.plan(understood("how do you spell cat", "spell"), {"spell": spell}).steps
+    assert (step.tool, step.arguments) == ("spell", {"word": "cat"})
 
 
 class TipResult(TypedDict):
@@ -140,11 +172,12 @@ def test_a_catalogue_tool_takes_over_an_intent_known_without_a_tool() -> None:
     assert step.tool == "forecast"
 
 
-def test_a_spec_without_declarations_is_served_as_the_built_in_of_its_name() -> None:
+def test_a_spec_without_declarations_serves_no_intent_even_named_like_a_built_in() -> None:
     bare = convert.spec(next(item.spec for item in discover() if item.spec.name == "spell"))
     del bare.intents[:]
-    [step] = strategy.plan(understood("how do you spell cat", "spell"), {"spell": bare}).steps
-    assert (step.tool, step.arguments) == ("spell", {"word": "cat"})
+    planned = strategy.plan(understood("how do you spell cat", "spell"), {"spell": bare})
+    assert planned.steps == []
+    assert planned.parts[0].reply == replies.without_tool("spell")
 
 
 def test_the_tables_are_built_once_per_catalogue() -> None:

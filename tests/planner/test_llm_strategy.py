@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -20,7 +20,7 @@ from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import TaskEvent, TaskOptions
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
-from hivemesh.mesh.config import PlannerStrategy, Settings
+from hivemesh.mesh.config import Settings
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.tool.v1.tool_service_pb2_grpc import ToolServiceStub
 from tests.support import RunningMesh, start_mesh
@@ -134,13 +134,20 @@ async def fake_model(*script: Reply) -> AsyncIterator[FakeModel]:
 
 @contextlib.asynccontextmanager
 async def llm_mesh(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, model: FakeModel, **changes: Any
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    model: FakeModel,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[RunningMesh]:
-    """All five services with the LLM strategy; the language service reads HIVEMESH_LLM_* when built."""
+    """All five services with the LLM strategy; each service reads its own variables (HIVEMESH_LLM_*,
+    HIVEMESH_PLANNER_STRATEGY, those of ``env``) when built."""
     monkeypatch.setenv("HIVEMESH_LLM_BASE_URL", model.url)
     monkeypatch.setenv("HIVEMESH_LLM_MODEL", "fake-model")
     monkeypatch.setenv("HIVEMESH_LLM_TIMEOUT", "10")
-    mesh = await start_mesh(replace(settings, planner_strategy=PlannerStrategy.LLM, **changes))
+    monkeypatch.setenv("HIVEMESH_PLANNER_STRATEGY", "llm")
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    mesh = await start_mesh(settings)
     try:
         yield mesh
     finally:
@@ -293,7 +300,7 @@ async def test_a_stream_cut_off_half_way_fails_the_task_retryably(
     cut = framing(sse(delta("The answer"), delta(" is")))
     async with (
         fake_model(cut) as model,
-        llm_mesh(settings, monkeypatch, model, max_attempts=1) as mesh,
+        llm_mesh(settings, monkeypatch, model, {"HIVEMESH_MAX_ATTEMPTS": "1"}) as mesh,
     ):
         events = await execute(mesh, "what is 6 * 7?", TaskOptions(deadline=Duration(seconds=20)))
 

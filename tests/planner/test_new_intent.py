@@ -1,15 +1,17 @@
 """A new capability end to end with real services: the tip tool (tests/planner/tip.py, the module
-docs/tools.md shows) and training examples of its intent, and nothing else. The router is trained
-with `hivemesh nlu train` on the shipped data plus those examples; the planner learns the intent
-from the catalogue."""
+docs/tools.md and the README show) and training examples of its intent, and nothing else. The module
+is found where a user drops it, among the built-in tools' modules; the router is trained with
+`hivemesh nlu train` on the shipped data plus those examples; the planner learns the intent from the
+catalogue."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from google.protobuf import json_format
 
 import hivemesh.language.slots
+import hivemesh.tool.builtins
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import TaskEvent
 from hivemesh.language.cli import main as nlu_main
@@ -79,30 +82,31 @@ def router(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def mesh(tmp_path: Path, router: Path) -> AsyncIterator[RunningMesh]:
-    settings = make_settings(tmp_path / "data", HIVEMESH_NLU_MODEL=str(router))
-    tools = MeshServer(
-        build_app(
-            settings,
-            ChannelFactory(settings),
-            ToolConfig(random_seed=1),
-            records=InMemoryRecords(),
-            scheduler=RecordingScheduler(),
-            extra_tools=[tip],
-        ),
-        settings.server,
-        0,
-        Metrics(),
-    )
-    await tools.start()
-    running = RunningMesh(settings, ["memory", "language", "planner"])
-    running.channels.set_address("tool", f"127.0.0.1:{tools.port}")
+def dropped_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """tip.py as a module of the built-in tools' package, as if saved into
+    services/hivemesh/tool/builtins/ (the package's search path gains a directory holding it)."""
+    folder = tmp_path / "builtins"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "tip.py", folder / "tip.py")
+    package = hivemesh.tool.builtins
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(folder)])
+    try:
+        yield folder / "tip.py"
+    finally:
+        sys.modules.pop(f"{package.__name__}.tip", None)  # gone with the directory
+
+
+@pytest.fixture
+async def mesh(
+    tmp_path: Path, router: Path, dropped_in: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[RunningMesh]:
+    monkeypatch.setenv("HIVEMESH_NLU_MODEL", str(router))
+    running = RunningMesh(make_settings(tmp_path / "data"), ["memory", "language", "tool", "planner"])
     try:
         await running.start()
         yield running
     finally:
         await running.stop()
-        await tools.stop(0.5)
 
 
 async def run(mesh: RunningMesh, text: str) -> list[TaskEvent]:
@@ -205,3 +209,13 @@ def test_the_docs_show_the_tip_module_this_test_runs() -> None:
     shown = docs.split("# services/hivemesh/tool/builtins/tip.py\n", 1)[1].split("```", 1)[0]
     module = (Path(__file__).parent / "tip.py").read_text(encoding="utf-8")
     assert module.split('"""\n\n', 1)[1] == shown
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    in_readme = readme.split("```python\n# services/hivemesh/tool/builtins/tip.py\n", 1)[1].split("```", 1)[0]
+    assert in_readme == shown
+
+
+def test_the_dropped_in_module_is_a_built_in_tool(dropped_in: Path) -> None:
+    [found] = [item for item in hivemesh.tool.builtins.discover() if item.spec.name == "tip"]
+    assert found.spec.intents[0].intent == "tip"
+    assert sys.modules["hivemesh.tool.builtins.tip"].__file__ == str(dropped_in)
+    assert found.spec == tip.spec

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from hivemesh.language.slots import extract_slots, to_proto
 from hivemesh.language.v1.language_service_pb2 import UnderstandResponse
 from hivemesh.planner import strategy
+from hivemesh.planner.capabilities import Capabilities
 from hivemesh.tool import convert
 from hivemesh.tool.builtins import discover
 
@@ -72,4 +73,8 @@ def test_each_intent_plans_a_valid_call_of_its_tool(
 
 
 def test_every_intent_with_a_tool_maps_to_an_installed_built_in() -> None:
-    assert {tool for tool, _ in strategy.INTENT_TOOLS.values()} <= set(SPECS)
+    tables = Capabilities.of(SPECS.values())
+    assert {capability.tool for capability in tables.served.values()} <= set(SPECS)
+    assert {str(intent) for intent in tables.served} == {
+        serves.intent for item in discover() for serves in item.spec.intents
+    }

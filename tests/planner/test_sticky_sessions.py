@@ -120,7 +120,10 @@ class Canary:
         for side, revision in ((STABLE, STABLE_REVISION), (CANARY, CANARY_REVISION)):
             env = self._canary_env if side == CANARY else {}
             settings = make_settings(self._data_dir, HIVEMESH_REVISION=revision, **env)
-            mesh = await start_mesh(settings, ["language", "tool"])
+            with pytest.MonkeyPatch.context() as variables:  # each service reads its own as it is built
+                for name, value in env.items():
+                    variables.setenv(name, value)
+                mesh = await start_mesh(settings, ["language", "tool"])
             self._meshes.append(mesh)
             sides[side] = mesh
         for service in ("language", "tool"):
@@ -160,11 +163,12 @@ async def canary(tmp_path: Path) -> AsyncIterator[Canary]:
 async def front(tmp_path: Path, canary: Canary, sticky: bool) -> RunningMesh:
     settings = make_settings(
         tmp_path / "data",
-        HIVEMESH_STICKY_SESSIONS="true" if sticky else "false",
         HIVEMESH_LANGUAGE_ADDR=canary.addresses["language"],
         HIVEMESH_TOOL_ADDR=canary.addresses["tool"],
     )
-    return await start_mesh(settings, ["gateway", "planner", "memory"])
+    with pytest.MonkeyPatch.context() as env:  # the planner reads its own settings as it is built
+        env.setenv("HIVEMESH_STICKY_SESSIONS", "true" if sticky else "false")
+        return await start_mesh(settings, ["gateway", "planner", "memory"])
 
 
 async def labels_of_run(mesh: RunningMesh, session: str, turn: int) -> dict[str, str]:

@@ -9,13 +9,19 @@ from google.protobuf.duration_pb2 import Duration
 
 from hivemesh.language.v1 import language_service_pb2 as lang
 from hivemesh.planner import strategy
+from hivemesh.tool.builtins import discover
+from hivemesh.tool.convert import binding
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
+
+BUILT_IN = {item.spec.name: item.spec for item in discover()}
 
 
 def spec(name: str, required: list[str]) -> ToolSpec:
+    """A catalogue entry declaring what the built-in of ``name`` declares."""
     schema = struct_pb2.Struct()
     json_format.ParseDict({"type": "object", "required": required}, schema)
-    return ToolSpec(name=name, arguments_schema=schema)
+    intents = [binding(serves) for serves in BUILT_IN[name].intents]
+    return ToolSpec(name=name, arguments_schema=schema, intents=intents)
 
 
 TOOLS = {
@@ -122,7 +128,7 @@ def test_not_installed_differs_from_out_of_scope() -> None:
     weather = strategy.plan(understood("weather", "will it rain tomorrow"), TOOLS).parts[0]
     missing_tool = strategy.plan(understood("flip_coin", "flip a coin"), TOOLS).parts[0]
     assert "no tool for weather forecasts is installed" in weather.reply
-    assert "flip_coin tool is not installed" in missing_tool.reply
+    assert missing_tool.reply == "I understood that as 'flip_coin', but no tool for it is installed."
     assert strategy.OUT_OF_SCOPE_REPLY not in (weather.reply, missing_tool.reply)
 
 

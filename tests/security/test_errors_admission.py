@@ -33,7 +33,7 @@ BURST = 100
 async def bounded(
     request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Settings]:
-    settings = replace(settings, queue_max_depth=LIMIT)
+    monkeypatch.setenv("HIVEMESH_QUEUE_MAX_DEPTH", str(LIMIT))
     if request.param == "embedded":
         yield settings
         return

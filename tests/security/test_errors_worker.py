@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -91,13 +90,13 @@ def retry_notices(events: Sequence[TaskEvent]) -> list[str]:
 async def test_a_tool_refusing_a_huge_value_fails_the_task_once_not_into_the_dead_letter_queue(
     settings: Settings, path: str
 ) -> None:
-    settings = replace(settings, max_attempts=3, visibility_timeout_s=10.0)
+    queue = TaskConfig(sweep_interval_s=0, max_attempts=3, visibility_timeout_s=10.0)
     async with serve(settings, ["tool"], path) as served:
-        tasks = TaskSystem(served.mesh.settings, TaskConfig(sweep_interval_s=0))
+        tasks = TaskSystem(served.mesh.settings, queue)
         await tasks.start()
         tools = GrpcTools(served.mesh.channels, WaitingBulkhead("tool", 4))
         pool = WorkerPool(
-            tasks, lambda: CalculatorStep(tools), served.mesh.settings, Metrics(), concurrency=1
+            tasks, lambda: CalculatorStep(tools), served.mesh.settings, Metrics(), concurrency=1, queue=queue
         )
         await pool.start()
         try:

@@ -315,6 +315,7 @@ def vocabulary(channels: dict[str, grpc.Channel], api_key: str, mesh: RunningMes
             "texts": UTTERANCES,
             "tool_name": names,
             "available_tools": names,
+            "available_intents": tuple(sorted({b.intent for spec in catalogue.tools for b in spec.intents})),
             "cached_catalogue_version": (catalogue.catalogue_version,),
             "hivemesh.gateway.v1.ListTasksRequest.page_token": (tasks_page.next_page_token,),
             "hivemesh.memory.v1.ListRecordsRequest.page_token": (records_page.next_page_token,),

@@ -13,7 +13,7 @@ from tests.tasks.stores import REDIS_URL, postgres_database, redis_prefix
 
 @pytest.fixture
 async def tasks(settings: Settings) -> AsyncIterator[TaskSystem]:
-    system = TaskSystem(settings)
+    system = TaskSystem(settings, TaskConfig.from_env())
     await system.start()
     try:
         yield system
@@ -32,7 +32,7 @@ async def any_tasks(request: pytest.FixtureRequest, settings: Settings) -> Async
     """The task system on each adapter: SQLite (embedded), PostgreSQL with the SQL queue, and
     PostgreSQL with the Redis Streams queue (distributed)."""
     if request.param == "sqlite":
-        system = TaskSystem(settings)
+        system = TaskSystem(settings, TaskConfig.from_env())
         await system.start()
         try:
             yield system

@@ -25,6 +25,7 @@ from hivemesh.mesh.credentials import minter_for
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.gauges import QueueGauges
 from hivemesh.tasks.system import shared_task_system
 
@@ -62,7 +63,7 @@ def build_app(
             f"HIVEMESH_TENANT_MAX_IN_FLIGHT ({config.tenant_max_in_flight}) must be below "
             f"HIVEMESH_MAX_CONCURRENT_RPCS ({server_limit}), or one tenant could take every slot"
         )
-    tasks = shared_task_system(settings)
+    tasks = shared_task_system(settings, TaskConfig.from_env())
     keys = key_store(settings) if keys is None else keys
     tokens = (
         JwtVerifier(
@@ -107,7 +108,10 @@ def build_app(
     limits = TenantLimits(config.tenant_max_in_flight, config.tenant_max_streams)
     tools = GrpcTools(channels) if channels is not None else None
     memory = GrpcMemory(channels) if channels is not None else None
-    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings), tools, memory), auth, limits)
+    gateway = Gateway(
+        tasks, settings, minter_for(settings), tools, memory, queue_max_depth=config.queue_max_depth
+    )
+    servicer = GatewayServicer(gateway, auth, limits)
     return ServiceApp(
         name="gateway",
         # Garbage costs what a call without credentials costs, before anyone can authenticate it.

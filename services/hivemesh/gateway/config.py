@@ -47,6 +47,8 @@ class GatewayConfig:
     auth_failure_burst: int = 30
     # A rejected API key is answered from memory this long, without a lookup; 0 turns that off.
     rejected_key_ttl_s: float = 30.0
+    # Tasks waiting on the queue beyond which SubmitTask answers RESOURCE_EXHAUSTED with RetryInfo.
+    queue_max_depth: int = 10000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -85,4 +87,5 @@ class GatewayConfig:
                 "HIVEMESH_AUTH_FAILURE_BURST", cls.auth_failure_burst, minimum=1
             ),
             rejected_key_ttl_s=reader.seconds("HIVEMESH_AUTH_REJECTED_KEY_TTL", cls.rejected_key_ttl_s),
+            queue_max_depth=reader.integer("HIVEMESH_QUEUE_MAX_DEPTH", cls.queue_max_depth, minimum=1),
         )

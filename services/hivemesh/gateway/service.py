@@ -20,6 +20,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
+from hivemesh.gateway.config import GatewayConfig
 from hivemesh.memory.v1 import memory_service_pb2 as memory
 from hivemesh.mesh import telemetry
 from hivemesh.mesh.config import Settings
@@ -109,9 +110,12 @@ class Gateway:
         minter: Minter | None = None,
         tools: ToolPort | None = None,
         memory: MemoryPort | None = None,
+        *,
+        queue_max_depth: int = GatewayConfig.queue_max_depth,
     ) -> None:
         self._tasks = tasks
         self._settings = settings
+        self._queue_max_depth = queue_max_depth
         # Signs the credential each task's runs act with inside the mesh (none when that is off).
         self._minter = minter
         self._tools = tools
@@ -157,7 +161,7 @@ class Gateway:
         # this process never admit more than the bound between them; several gateway processes
         # see each other's tasks only at their next count (docs/security.md gives the bound).
         depth = await self._tasks.backlog() + self._admitting
-        if depth >= self._settings.queue_max_depth:
+        if depth >= self._queue_max_depth:
             raise ResourceExhausted(
                 f"the task queue is full ({depth} tasks waiting); try again shortly",
                 retry_after_s=1.0,

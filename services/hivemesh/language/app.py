@@ -83,7 +83,7 @@ class _InFlight(Collector):
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
     env = dict(os.environ)
     config = LanguageConfig.from_env(env)
-    engine = LanguageEngine(default_loader(settings.nlu_model, settings.data_dir, env), config, env)
+    engine = LanguageEngine(default_loader(config.model, settings.data_dir, env), config, env)
     backend = build_backend(env, metrics)
     metrics.registry.register(_InFlight(engine))
     components: list[Component] = [engine, _SlotReaders(), _BackendCloser(backend)]
@@ -102,7 +102,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         # A request that names no time zone is read in this machine's.
         default_zone=zones.server_zone(),
     )
-    router_id = settings.nlu_model.name if settings.nlu_model is not None else BUILTIN_ROUTER
+    router_id = config.model.name if config.model is not None else BUILTIN_ROUTER
     pool = pool_config_from_env(env)
     llm = pool.backends[0].llm if pool is not None else llm_config_from_env(env)
     llm_id = BUILTIN_LLM if llm is None else llm.model or "default"

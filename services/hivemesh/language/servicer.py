@@ -26,6 +26,7 @@ def understanding_to_proto(result: Understanding) -> pb.UnderstandResponse:
             pb.IntentAlternative(intent=a.intent, confidence=a.confidence) for a in result.alternatives
         ],
         parts=[understanding_to_proto(part) for part in result.parts],
+        without_tool=result.without_tool,
     )
 
 
@@ -55,7 +56,9 @@ class LanguageServicer(pb_grpc.LanguageServiceServicer):
         context: grpc.aio.ServicerContext[pb.UnderstandRequest, pb.UnderstandResponse],
     ) -> pb.UnderstandResponse:
         zone = zones.zone(request.time_zone or self._default_zone, "time_zone")
-        result = await self._understander.understand(request.text, list(request.context), zone)
+        result = await self._understander.understand(
+            request.text, list(request.context), zone, request.available_intents
+        )
         return understanding_to_proto(result)
 
     async def Embed(

@@ -1,6 +1,6 @@
 """Language-service settings beyond the shared ``Settings``, read once from ``HIVEMESH_NLU_*`` /
-``HIVEMESH_EMBED*`` variables when the service is built (the live model's path itself is
-``Settings.nlu_model``; a shadow router's is ``HIVEMESH_NLU_SHADOW_MODEL``)."""
+``HIVEMESH_EMBED*`` variables when the service is built (the live router's directory is
+``HIVEMESH_NLU_MODEL``, a shadow router's ``HIVEMESH_NLU_SHADOW_MODEL``)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ class LanguageConfig:
     capacity: int = 64
     # The methods the service reports as heavy; None: those that run a local model.
     heavy_methods: tuple[str, ...] | None = None
+    # Directory of a trained router (HIVEMESH_NLU_MODEL); None: the router of the shipped data.
+    model: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LanguageConfig:
@@ -47,6 +49,7 @@ class LanguageConfig:
             device=device_from_env(env),
             capacity=reader.integer("HIVEMESH_LANGUAGE_CAPACITY", max_batch, minimum=1),
             heavy_methods=_heavy_methods(reader),
+            model=reader.optional_path("HIVEMESH_NLU_MODEL"),
         )
 
 

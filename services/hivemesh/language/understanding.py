@@ -8,13 +8,14 @@ service), slots and splitting through small ports, so tests can hand in plain fu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Protocol
 
 from hivemesh.language.nlu.router import Alternative, Prediction
 from hivemesh.language.v1 import language_service_pb2 as pb
+from hivemesh.mesh.intents import AgentIntent
 
 
 class SlotReader(Protocol):
@@ -32,6 +33,25 @@ class Understanding:
     slots: tuple[pb.Slot, ...] = ()
     alternatives: tuple[Alternative, ...] = ()
     parts: tuple[Understanding, ...] = field(default=())
+    # Recognised, but none of the installed tools serves it (see ``among``).
+    without_tool: bool = False
+
+    def among(self, available: Collection[str]) -> Understanding:
+        """This understanding for a catalogue whose tools serve ``available``: alternatives only
+        among those and the agent's own intents, and ``without_tool`` when the intent is another.
+        An empty ``available`` names no catalogue: every intent counts as served."""
+        if not available:
+            return self
+        return replace(
+            self,
+            alternatives=tuple(a for a in self.alternatives if _served(a.intent, available)),
+            parts=tuple(part.among(available) for part in self.parts),
+            without_tool=not self.out_of_scope and not _served(self.intent, available),
+        )
+
+
+def _served(intent: str, available: Collection[str]) -> bool:
+    return intent in available or AgentIntent.of(intent) is not None
 
 
 class Understander:
@@ -48,14 +68,22 @@ class Understander:
         self._clock = clock
 
     async def understand(
-        self, text: str, context: Sequence[str] = (), zone: tzinfo | None = None
+        self,
+        text: str,
+        context: Sequence[str] = (),
+        zone: tzinfo | None = None,
+        available: Collection[str] = (),
     ) -> Understanding:
         """The whole text's understanding; ``parts`` holds each request when it asks for several.
 
         Dates and times are read in ``zone``, the user's time zone ("at 5pm" is 5pm there, "today"
-        is its date), or in the clock's when None. ``context`` is accepted for follow-ups but not
-        yet used by the router.
+        is its date), or in the clock's when None. ``available``: the intents the installed tools
+        serve (see ``Understanding.among``); empty, every intent counts as served. ``context`` is
+        accepted for follow-ups but not yet used by the router.
         """
+        return (await self._understand(text, zone)).among(frozenset(available))
+
+    async def _understand(self, text: str, zone: tzinfo | None) -> Understanding:
         now = self._clock() if zone is None else self._clock().astimezone(zone)
         pieces = [p for p in self._split(text) if p.strip()] or [text]
         if len(pieces) == 1:

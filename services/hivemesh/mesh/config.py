@@ -1,12 +1,13 @@
 """Typed, frozen configuration read once from ``HIVEMESH_*`` environment variables.
 
-Every setting is documented in the README's configuration table; ``Settings.from_env`` is the only
-place that reads the environment, and a bad value fails at start-up naming the variable.
+Every setting is documented in the README's configuration table. ``Settings`` holds what several
+services share; each service's own knobs are in its own frozen config (``PlannerConfig``,
+``ToolConfig``, ``GatewayConfig``, ``TaskConfig``, ...), read with the same ``EnvReader`` once when the
+service is built. A bad value fails at start-up naming the variable.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -19,13 +20,6 @@ SERVICES: Final = ("gateway", "planner", "language", "memory", "tool")
 TLS_FILES: Final = ("HIVEMESH_TLS_CERT", "HIVEMESH_TLS_KEY", "HIVEMESH_TLS_CA")
 DEFAULT_PORTS: Final = {"gateway": 50051, "planner": 50052, "language": 50053, "memory": 50054, "tool": 50055}
 DEFAULT_METRICS_PORT: Final = 9464
-
-
-class PlannerStrategy(enum.StrEnum):
-    """How the planner runs a task (``HIVEMESH_PLANNER_STRATEGY``)."""
-
-    BUILTIN = "builtin"  # intents and slots to the tools that declare them
-    LLM = "llm"  # a function-calling loop through LanguageService.Generate
 
 
 class ConfigError(ValueError):
@@ -145,6 +139,39 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class TracingConfig:
+    """Where this process's spans go: a JSON-lines file and/or an OTLP collector."""
+
+    # HIVEMESH_TRACE_FILE: spans appended as JSON lines; None: no file.
+    file: Path | None = None
+    # The OTLP protocol when the standard OTEL_* variables ask for export ("grpc" or
+    # "http/protobuf", or another value, which is refused with a warning); None: no export. The
+    # exporter itself reads the endpoint, headers, certificate, compression and timeout variables.
+    otlp_protocol: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TracingConfig:
+        return cls(_optional_path(EnvReader(env).optional("HIVEMESH_TRACE_FILE")), otlp_protocol(env))
+
+
+def otlp_protocol(env: Mapping[str, str]) -> str | None:
+    """The OTLP protocol the standard variables ask for, or None when they ask for no export.
+
+    ``OTEL_TRACES_EXPORTER=otlp`` or an ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` turns it on (and
+    ``OTEL_TRACES_EXPORTER=none`` or ``OTEL_SDK_DISABLED=true`` off); ``OTEL_EXPORTER_OTLP_[TRACES_]
+    PROTOCOL`` picks the protocol, ``grpc`` by default."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    chosen = {e.strip().lower() for e in env.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if "otlp" not in chosen and not (endpoint and not chosen - {"otlp"} and "none" not in chosen):
+        return None
+    return (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+    ).strip()
+
+
+@dataclass(frozen=True)
 class Settings:
     """All hivemesh settings. Build with ``Settings.from_env()``; tests use ``dataclasses.replace``."""
 
@@ -161,14 +188,6 @@ class Settings:
     deadline_margin_s: float
     task_deadline_s: float
     max_steps: int
-    planner_workers: int
-    # "builtin" plans from intents and slots; "llm" lets the configured model call tools.
-    planner_strategy: PlannerStrategy
-    # Calls the planner keeps in flight to each downstream service (a bulkhead per service).
-    planner_downstream_concurrency: int
-    queue_max_depth: int
-    max_attempts: int
-    visibility_timeout_s: float
     # Inside a service mesh the sidecar retries; the in-process retry policy is then turned off.
     in_mesh: bool
     # Services served by this process call each other in-process (same contracts and interceptors,
@@ -177,8 +196,6 @@ class Settings:
     redis_url: str | None
     database_url: str | None
     qdrant_url: str | None
-    nlu_model: Path | None
-    trace_file: Path | None
     log_level: str
     log_json: bool
     # None: plaintext gRPC (inside Istio the sidecars encrypt).
@@ -189,9 +206,11 @@ class Settings:
     mesh_signing_key: Path | None = None
     mesh_jwks: Path | None = None
     mesh_credential_ttl_s: float = 3600.0
-    # Each planner run calls language and tool on the side of a canary its session started on
-    # (hivemesh.mesh.sides); on inside a mesh whose VirtualServices route by x-hivemesh-side.
-    sticky_sessions: bool = False
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+
+    @property
+    def trace_file(self) -> Path | None:
+        return self.tracing.file
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -236,23 +255,11 @@ class Settings:
             deadline_margin_s=reader.seconds("HIVEMESH_DEADLINE_MARGIN", 0.005),
             task_deadline_s=reader.seconds("HIVEMESH_TASK_DEADLINE", 60.0, minimum=0.001),
             max_steps=reader.integer("HIVEMESH_MAX_STEPS", 8, minimum=1),
-            planner_workers=reader.integer("HIVEMESH_PLANNER_WORKERS", 32, minimum=0),
-            planner_strategy=PlannerStrategy(
-                reader.choice("HIVEMESH_PLANNER_STRATEGY", "BUILTIN", ("BUILTIN", "LLM")).lower()
-            ),
-            planner_downstream_concurrency=reader.integer(
-                "HIVEMESH_PLANNER_DOWNSTREAM_CONCURRENCY", 64, minimum=1
-            ),
-            queue_max_depth=reader.integer("HIVEMESH_QUEUE_MAX_DEPTH", 10000, minimum=1),
-            max_attempts=reader.integer("HIVEMESH_MAX_ATTEMPTS", 3, minimum=1),
-            visibility_timeout_s=reader.seconds("HIVEMESH_VISIBILITY_TIMEOUT", 120.0, minimum=0.1),
             in_mesh=reader.boolean("HIVEMESH_IN_MESH", default=False),
             local_calls=reader.boolean("HIVEMESH_LOCAL_CALLS", default=True),
             redis_url=reader.optional("HIVEMESH_REDIS_URL"),
             database_url=reader.optional("HIVEMESH_DATABASE_URL"),
             qdrant_url=reader.optional("HIVEMESH_QDRANT_URL"),
-            nlu_model=_optional_path(reader.optional("HIVEMESH_NLU_MODEL")),
-            trace_file=_optional_path(reader.optional("HIVEMESH_TRACE_FILE")),
             log_level=reader.choice("HIVEMESH_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_json=reader.boolean("HIVEMESH_LOG_JSON", default=False),
             tls=_tls(reader),
@@ -260,7 +267,7 @@ class Settings:
             mesh_signing_key=_optional_path(reader.optional("HIVEMESH_MESH_SIGNING_KEY")),
             mesh_jwks=_optional_path(reader.optional("HIVEMESH_MESH_JWKS")),
             mesh_credential_ttl_s=reader.seconds("HIVEMESH_MESH_CREDENTIAL_TTL", 3600.0, minimum=10.0),
-            sticky_sessions=reader.boolean("HIVEMESH_STICKY_SESSIONS", default=False),
+            tracing=TracingConfig.from_env(e),
         )
 
     def with_ports(self, **ports: int) -> Settings:
@@ -318,6 +325,10 @@ class EnvReader:
 
     def text(self, name: str, default: str) -> str:
         return self.optional(name) or default
+
+    def optional_path(self, name: str) -> Path | None:
+        """A path (``~`` expanded), or None when unset."""
+        return _optional_path(self.optional(name))
 
     def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
         raw = self.optional(name)

@@ -14,10 +14,9 @@ CAPABILITIES: Final = (
     "I can do arithmetic, convert units, tell the time in a city, work with dates, set timers and "
     "reminders, keep lists, roll dice, flip a coin, spell words and remember things for you."
 )
-# The planner's answer to a request outside every intent.
+# The answer to a request outside every intent: the planner's, and Generate's when it answers an
+# out-of-scope understanding without the planner's reply.
 OUT_OF_SCOPE: Final = f"Sorry, that's outside what I can help with. {CAPABILITIES}"
-# Generate's, when asked to answer an out-of-scope understanding without the planner's reply.
-OUT_OF_SCOPE_SHORT: Final = f"Sorry, I can't help with that. {CAPABILITIES}"
 GREETING: Final = "Hello! How can I help you?"
 HOW_CAN_I_HELP: Final = f"How can I help? {CAPABILITIES}"
 NO_RESULT: Final = "Sorry, I couldn't work that out."
@@ -40,11 +39,6 @@ def without_tool(intent: str) -> str:
     if what is not None:
         return f"I understood that, but no tool for {what} is installed."
     return f"I understood that as '{intent}', but no tool for it is installed."
-
-
-def tool_not_installed(intent: str, tool: str) -> str:
-    """A request whose tool is declared (a built-in) but not in the catalogue."""
-    return f"I understood that as '{intent}', but the {tool} tool is not installed."
 
 
 def remembered(fact: str) -> str:

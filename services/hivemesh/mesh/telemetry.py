@@ -14,7 +14,6 @@ import contextlib
 import contextvars
 import json
 import logging
-import os
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +30,8 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.util.types import Attributes
+
+from hivemesh.mesh.config import TracingConfig, otlp_protocol
 
 _setup_lock = threading.Lock()
 
@@ -243,8 +244,9 @@ def _installed(process_name: str) -> ServiceTracers:
     return tracers
 
 
-def setup_tracing(process_name: str, trace_file: Path | None) -> ServiceTracers | None:
-    """Install the process-wide tracer provider (once) with the exporters configured and return it.
+def setup_tracing(process_name: str, config: TracingConfig) -> ServiceTracers | None:
+    """Install the process-wide tracer provider (once) with the exporters ``config`` names and
+    return it.
 
     With no exporter configured nothing would ever read a span, so none is recorded: the API's
     default tracer still carries incoming W3C context through every hop (trace ids in logs and
@@ -253,7 +255,8 @@ def setup_tracing(process_name: str, trace_file: Path | None) -> ServiceTracers 
         current = trace.get_tracer_provider()
         if isinstance(current, ServiceTracers) and current.active:
             return current
-        otlp = otlp_exporter(os.environ)
+        otlp = exporter_for(config.otlp_protocol)
+        trace_file = config.file
         if trace_file is None and otlp is None:
             return None
         tracers = _installed(process_name)
@@ -282,21 +285,14 @@ def recording_to(exporter: SpanExporter, process_name: str = "hivemesh") -> Iter
 
 
 def otlp_exporter(env: Mapping[str, str]) -> SpanExporter | None:
-    """The OTLP span exporter the standard variables ask for, or None.
+    """The OTLP span exporter the standard variables of ``env`` ask for, or None."""
+    return exporter_for(otlp_protocol(env))
 
-    ``OTEL_TRACES_EXPORTER=otlp`` or an ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`` turns it on (and
-    ``OTEL_TRACES_EXPORTER=none`` or ``OTEL_SDK_DISABLED=true`` off); ``OTEL_EXPORTER_OTLP_[TRACES_]
-    PROTOCOL`` picks ``grpc`` (the default) or ``http/protobuf``. The exporter itself reads the
-    endpoint, headers, certificate, compression and timeout variables (from ``os.environ``)."""
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+
+def exporter_for(protocol: str | None) -> SpanExporter | None:
+    """The OTLP span exporter for ``protocol`` (see ``TracingConfig.otlp_protocol``), or None."""
+    if protocol is None:
         return None
-    chosen = {e.strip().lower() for e in env.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
-    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if "otlp" not in chosen and not (endpoint and not chosen - {"otlp"} and "none" not in chosen):
-        return None
-    protocol = (
-        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
-    ).strip()
     try:
         if protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415 - the otlp extra

@@ -6,7 +6,7 @@ from hivemesh.common.v1.release_pb2 import ReleasePart
 from hivemesh.mesh import release
 from hivemesh.mesh.bulkhead import WaitingBulkhead
 from hivemesh.mesh.channels import ChannelFactory
-from hivemesh.mesh.config import PlannerStrategy, Settings
+from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.language_pools import language_pools
@@ -14,7 +14,7 @@ from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
-from hivemesh.planner.config import PlannerConfig
+from hivemesh.planner.config import PlannerConfig, PlannerStrategy
 from hivemesh.planner.ports import Strategy
 from hivemesh.planner.releases import GrpcReleases
 from hivemesh.planner.runner import LLM_PROMPT_VERSION, BuiltinRunner, LlmRunner
@@ -22,16 +22,18 @@ from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
 from hivemesh.planner.v1 import planner_service_pb2_grpc as pb_grpc
 from hivemesh.planner.worker import WorkerPool
+from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.reminders import ReminderDispatcher
 from hivemesh.tasks.system import shared_task_system
 
 
 def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> ServiceApp:
-    tasks = shared_task_system(settings)
-    use_llm = PlannerStrategy(settings.planner_strategy) is PlannerStrategy.LLM
-    limit = settings.planner_downstream_concurrency
-    bulkheads = {name: WaitingBulkhead(name, limit) for name in ("language", "memory", "tool")}
+    queue = TaskConfig.from_env()
+    tasks = shared_task_system(settings, queue)
     config = PlannerConfig.from_env()
+    use_llm = config.strategy is PlannerStrategy.LLM
+    limit = config.downstream_concurrency
+    bulkheads = {name: WaitingBulkhead(name, limit) for name in ("language", "memory", "tool")}
     # One for the whole process, so that every task shares its copy of the tool catalogue.
     tools = GrpcTools(channels, bulkheads["tool"], config.tool_catalogue_max_age_s)
     # With a GPU pool, one routing state for the process; without, the one language channel.
@@ -55,13 +57,15 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         runner,
         settings,
         metrics,
-        concurrency=settings.planner_workers,
+        concurrency=config.workers,
         name=successor_name(settings, "planner"),
         releases=GrpcReleases(
             release.part("planner", settings.server.release, describe),
             channels,
-            sticky=settings.sticky_sessions,
+            sticky=config.sticky_sessions,
         ),
+        sticky=config.sticky_sessions,
+        queue=queue,
     )
     planner = Planner(GrpcLanguage(channels, bulkheads["language"], pools), tools, runner(), capabilities)
     servicer = PlannerServicer(planner)

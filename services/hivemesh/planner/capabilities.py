@@ -1,16 +1,15 @@
 """The planner's capability tables: which tool serves each intent and how, read from the tools'
 own declarations (``ToolSpec.intents``) in the live catalogue.
 
-The tables are built once per catalogue (``CapabilityCache``), not per task. A spec that declares
-no intents but is named like a built-in tool (served by a tool service older than declarations)
-serves what the built-in declares; the built-ins' declarations also let the planner say which tool
-a recognised request needs when that tool is not installed.
+The tables are built once per catalogue (``CapabilityCache``), not per task. They know only what
+the catalogue declares: a spec without declarations serves no intent (it can still be called by
+name, as the llm strategy does), and an intent no listed tool declares has no tool, whatever tool
+modules the planner's own installation happens to contain.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import re
 import string
@@ -80,15 +79,12 @@ class Capabilities:
     """The capability tables of one catalogue."""
 
     served: Mapping[Intent, Capability]
-    # Intents a built-in serves whose tool the catalogue lacks: intent -> that tool's name.
-    uninstalled: Mapping[Intent, str]
 
     @classmethod
     def of(cls, specs: Iterable[ToolSpec]) -> Capabilities:
         served: dict[Intent, Capability] = {}
         for spec in specs:
-            bindings = list(spec.intents) or list(builtin_bindings().get(spec.name, ()))
-            for binding in bindings:
+            for binding in spec.intents:
                 if not _INTENT.fullmatch(binding.intent):
                     _log.warning("tool %s declares an invalid intent %r; ignored", spec.name, binding.intent)
                     continue
@@ -107,13 +103,12 @@ class Capabilities:
                     )
                     continue
                 served[intent] = _capability(spec, binding)
-        uninstalled = {
-            Intent(binding.intent): name
-            for name, bindings in builtin_bindings().items()
-            for binding in bindings
-            if binding.intent not in served
-        }
-        return cls(served, uninstalled)
+        return cls(served)
+
+    @property
+    def intents(self) -> list[str]:
+        """The intents the catalogue's tools serve, sorted (what Understand is told is installed)."""
+        return sorted(self.served)
 
     def joiner(self, intent: Intent, argument: str) -> str:
         capability = self.served.get(intent)
@@ -139,15 +134,6 @@ class CapabilityCache:
             tables = self._tables = Capabilities.of(specs)
             self._specs = tuple(specs)  # kept, so that no identity compared is reused
         return tables
-
-
-@functools.cache
-def builtin_bindings() -> Mapping[str, tuple[IntentBinding, ...]]:
-    """What each built-in tool declares, by tool name, read from the tools' own modules."""
-    from hivemesh.tool.builtins import discover  # noqa: PLC0415 - imported on first need only
-    from hivemesh.tool.convert import binding  # noqa: PLC0415
-
-    return {item.spec.name: tuple(binding(s) for s in item.spec.intents) for item in discover()}
 
 
 def _capability(spec: ToolSpec, binding: IntentBinding) -> Capability:

@@ -38,10 +38,19 @@ class GrpcLanguage:
         self._pools = pools
 
     async def understand(
-        self, text: str, context: Sequence[str], tools: Sequence[str], time_zone: str = ""
+        self,
+        text: str,
+        context: Sequence[str],
+        tools: Sequence[str],
+        time_zone: str = "",
+        intents: Sequence[str] = (),
     ) -> lang.UnderstandResponse:
         request = lang.UnderstandRequest(
-            text=text, context=list(context)[-64:], available_tools=list(tools), time_zone=time_zone
+            text=text,
+            context=list(context)[-64:],
+            available_tools=list(tools),
+            time_zone=time_zone,
+            available_intents=list(intents),
         )
         response: lang.UnderstandResponse
         async with self._bulkhead.slot():

@@ -17,8 +17,15 @@ from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
 
 class Language(Protocol):
     async def understand(
-        self, text: str, context: Sequence[str], tools: Sequence[str], time_zone: str = ""
-    ) -> UnderstandResponse: ...
+        self,
+        text: str,
+        context: Sequence[str],
+        tools: Sequence[str],
+        time_zone: str = "",
+        intents: Sequence[str] = (),
+    ) -> UnderstandResponse:
+        """``tools``: the installed tools' names; ``intents``: the intents they serve."""
+        ...
 
     def generate(self, request: GenerateRequest) -> AsyncIterator[GenerateResponse]: ...
 

@@ -261,7 +261,11 @@ class BuiltinRunner(_Run):
         tables = self._capabilities.tables(listed)
         text = follow_up_text(task, history, tables)
         understanding = await self._language.understand(
-            text, [t.text for t in context], sorted(spec.name for spec in listed), task.scope.time_zone
+            text,
+            [t.text for t in context],
+            sorted(spec.name for spec in listed),
+            task.scope.time_zone,
+            tables.intents,
         )
         recognised = TaskEvent()
         recognised.intent_recognized.intent = understanding.intent

@@ -65,10 +65,11 @@ class Planner:
         _require_user(scope)
         zones.check(scope.time_zone, "scope.time_zone")
         listed = await self._tools.list_tools()
+        tables = self._capabilities.tables(listed)
         understanding = await self._language.understand(
-            text, [], sorted(spec.name for spec in listed), scope.time_zone
+            text, [], sorted(spec.name for spec in listed), scope.time_zone, tables.intents
         )
-        planned = strategy.plan(understanding, self._capabilities.tables(listed))
+        planned = strategy.plan(understanding, tables)
         result = pb.Plan(
             intent=understanding.intent,
             confidence=understanding.confidence,

@@ -9,15 +9,15 @@ installed" become honest direct replies from the reply catalogue.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hivemesh.language.v1.language_service_pb2 import Slot, UnderstandResponse
 from hivemesh.mesh import replies
 from hivemesh.mesh.intents import AgentIntent, Intent
-from hivemesh.planner.capabilities import Capabilities, builtin_bindings
-from hivemesh.tool.v1.tool_service_pb2 import IntentBinding, ToolSpec
+from hivemesh.planner.capabilities import Capabilities
+from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
 MEMORY_REMEMBER = "memory.remember"
 MEMORY_RECALL = "memory.recall"
@@ -48,27 +48,6 @@ def slot_values(slots: Sequence[Slot]) -> dict[str, Any]:
         elif kind is not None:
             values[slot.name] = getattr(slot, kind)
     return values
-
-
-def _builtin_intent_tools() -> dict[Intent, tuple[str, IntentBinding]]:
-    return {Intent(b.intent): (tool, b) for tool, bindings in builtin_bindings().items() for b in bindings}
-
-
-class _IntentTools(Mapping[Intent, tuple[str, IntentBinding]]):
-    """The built-in tools' declarations by intent (read from their modules on first use)."""
-
-    def __getitem__(self, intent: Intent) -> tuple[str, IntentBinding]:
-        return _builtin_intent_tools()[intent]
-
-    def __iter__(self) -> Iterator[Intent]:
-        return iter(_builtin_intent_tools())
-
-    def __len__(self) -> int:
-        return len(_builtin_intent_tools())
-
-
-# intent -> (built-in tool, its declaration); the live catalogue's declarations take precedence.
-INTENT_TOOLS: Mapping[Intent, tuple[str, IntentBinding]] = _IntentTools()
 
 
 @dataclass(frozen=True)
@@ -127,9 +106,7 @@ def plan_part(understanding: UnderstandResponse, tables: Capabilities, first_ste
         return replace(base, steps=(Step(first_step, MEMORY_RECALL, {"query": query}),))
     capability = tables.served.get(intent)
     if capability is None:
-        tool = tables.uninstalled.get(intent)
-        reply = replies.tool_not_installed(intent, tool) if tool else replies.without_tool(intent)
-        return replace(base, reply=reply)
+        return replace(base, reply=replies.without_tool(intent))
     arguments = capability.arguments(values)
     missing = capability.missing(arguments)
     if missing is not None:

@@ -27,7 +27,7 @@ from hivemesh.mesh.metrics import Metrics, state_label
 from hivemesh.mesh.sides import NAMED_SIDES, routed
 from hivemesh.planner.ports import Outcome, Releases, RunRelease, Strategy
 from hivemesh.planner.runner import deadline_failure, failure_of
-from hivemesh.tasks.config import WORKER_SILENCE_BEATS
+from hivemesh.tasks.config import WORKER_SILENCE_BEATS, TaskConfig
 from hivemesh.tasks.log import TaskTerminal
 from hivemesh.tasks.ports import WorkQueue
 from hivemesh.tasks.projection import is_terminal
@@ -135,12 +135,18 @@ class WorkerPool:
         concurrency: int,
         name: str | None = None,
         releases: Releases | None = None,
+        sticky: bool = False,
+        queue: TaskConfig | None = None,
     ) -> None:
         self._tasks = tasks
         self._runner = runner
         self._settings = settings
         self._metrics = metrics
         self._releases = releases
+        # The lease each claim takes and the deliveries a task gets (``TaskConfig``).
+        self._queue = queue or TaskConfig()
+        # Runs call on the side of a canary their session started on (``PlannerConfig.sticky_sessions``).
+        self._sticky = sticky
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
@@ -205,7 +211,7 @@ class WorkerPool:
             await self._slots.acquire()
             claim: Claim | None = None
             try:
-                claim = await self._tasks.claim(self.worker_id, self._settings.visibility_timeout_s)
+                claim = await self._tasks.claim(self.worker_id, self._queue.visibility_timeout_s)
                 failures = 0
             except Exception as exc:
                 # The queue is down (Redis restarting, the database failing over): back off and try
@@ -270,7 +276,7 @@ class WorkerPool:
         if release is not None:
             working.state_changed.release.CopyFrom(release)
         # Delivered again and again without an outcome, its workers keep dying on it: not run.
-        runnable = claim.delivery_count <= self._settings.max_attempts
+        runnable = claim.delivery_count <= self._queue.max_attempts
         start = await self._tasks.begin_run(claim, self.worker_id, working, runnable=runnable)
         task = start.task
         if task is not None:
@@ -321,7 +327,7 @@ class WorkerPool:
         if self._releases is None:
             return None
         try:
-            if not self._settings.sticky_sessions:
+            if not self._sticky:
                 return await self._releases.current()
             task = await self._tasks.get(claim.task_id)
             if task is None:
@@ -345,11 +351,11 @@ class WorkerPool:
             return None
 
     async def _heartbeat(self, task_id: str) -> None:
-        interval = max(0.05, self._settings.visibility_timeout_s / 3)
+        interval = max(0.05, self._queue.visibility_timeout_s / 3)
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._tasks.extend(task_id, self.worker_id, self._settings.visibility_timeout_s)
+                await self._tasks.extend(task_id, self.worker_id, self._queue.visibility_timeout_s)
             except Exception as exc:
                 # The queue is briefly unreachable: keep working; the next beat tries again.
                 _log.warning("task %s: renewing the claim failed (%s)", task_id, exc)
@@ -437,7 +443,7 @@ class WorkerPool:
         events when the failure ended a run (0: no run had started)."""
         task_id = claim.task_id
         genai.failed(trace.get_current_span(), exc)
-        if exc.retryable and claim.delivery_count < self._settings.max_attempts:
+        if exc.retryable and claim.delivery_count < self._queue.max_attempts:
             delay = backoff(claim.delivery_count)
             notice = TaskEvent(attempt=attempt)
             notice.notice.code = "RETRYING"

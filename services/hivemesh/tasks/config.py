@@ -25,6 +25,10 @@ class TaskConfig:
     # How often a planner worker pool tells the queue it is alive. A pool silent for
     # ``WORKER_SILENCE_BEATS`` beats is declared dead and its claims are taken over at once.
     worker_heartbeat_s: float = 2.0
+    # How long a claimed task stays a worker's without a heartbeat before another may claim it.
+    visibility_timeout_s: float = 120.0
+    # Deliveries of a task (its first run included) before it goes to the dead-letter queue.
+    max_attempts: int = 3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TaskConfig:
@@ -37,4 +41,8 @@ class TaskConfig:
             worker_heartbeat_s=reader.seconds(
                 "HIVEMESH_WORKER_HEARTBEAT", cls.worker_heartbeat_s, minimum=0.001
             ),
+            visibility_timeout_s=reader.seconds(
+                "HIVEMESH_VISIBILITY_TIMEOUT", cls.visibility_timeout_s, minimum=0.1
+            ),
+            max_attempts=reader.integer("HIVEMESH_MAX_ATTEMPTS", cls.max_attempts, minimum=1),
         )

@@ -50,12 +50,11 @@ SESSION_LOOKBACK = 50
 SWEEP_GRACE_S = 5.0
 
 
-def shared_task_system(settings: Settings, config: TaskConfig | None = None) -> TaskSystem:
+def shared_task_system(settings: Settings, config: TaskConfig) -> TaskSystem:
     """The task system of this process for ``settings``: services that run in one process (the
     embedded mesh) share one engine, one writer and one set of wake-ups, so a task submitted by the
     gateway wakes the planner's workers at once instead of at their next poll. Each user starts and
     stops it; it opens on the first start and closes on the last stop."""
-    config = config or TaskConfig.from_env()
     key = (_database_url(settings), settings.redis_url, config)
     system = _SHARED.get(key)
     if system is None:
@@ -87,8 +86,8 @@ class TaskSystem:
     """The task log, the queue and the wake-ups, opened on start and closed on stop. It is the
     gateway's ``TaskBook`` and a planner's ``WorkQueue`` (``hivemesh.tasks.ports``)."""
 
-    def __init__(self, settings: Settings, config: TaskConfig | None = None) -> None:
-        self.config = config or TaskConfig.from_env()
+    def __init__(self, settings: Settings, config: TaskConfig) -> None:
+        self.config = config
         self.engine = make_engine(_database_url(settings))
         # Every write to the task database from this process goes through this one writer.
         self.writer = Writer(self.engine)

@@ -65,6 +65,7 @@ class UnderstandRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _builtins.int
     AVAILABLE_TOOLS_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
+    AVAILABLE_INTENTS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The request in plain words."""
     time_zone: _builtins.str
@@ -79,6 +80,13 @@ class UnderstandRequest(_message.Message):
     def available_tools(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Tools that are installed; intents without a tool are still recognised."""
 
+    @_builtins.property
+    def available_intents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The intents the installed tools serve (what their specs declare). When any is given, an
+        understanding offers alternatives only among these and the agent's own intents, and marks a
+        recognised intent that none of them is (`without_tool`). Empty: every intent counts as served.
+        """
+
     def __init__(
         self,
         *,
@@ -86,10 +94,11 @@ class UnderstandRequest(_message.Message):
         context: _abc.Iterable[_builtins.str] | None = ...,
         available_tools: _abc.Iterable[_builtins.str] | None = ...,
         time_zone: _builtins.str = ...,
+        available_intents: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_tools", b"available_tools", "context", b"context", "text", b"text", "time_zone", b"time_zone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_intents", b"available_intents", "available_tools", b"available_tools", "context", b"context", "text", b"text", "time_zone", b"time_zone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -108,6 +117,7 @@ class UnderstandResponse(_message.Message):
     ALTERNATIVES_FIELD_NUMBER: _builtins.int
     PARTS_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    WITHOUT_TOOL_FIELD_NUMBER: _builtins.int
     intent: _builtins.str
     """The best intent, e.g. "calculator"; "oos" when out of scope."""
     confidence: _builtins.float
@@ -116,6 +126,10 @@ class UnderstandResponse(_message.Message):
     """Whether the request is outside every known intent."""
     text: _builtins.str
     """The part of the text this understanding covers."""
+    without_tool: _builtins.bool
+    """Whether the intent is recognised but no installed tool serves it: the request listed
+    `available_intents` and the intent is neither among them nor one the agent answers itself.
+    """
     @_builtins.property
     def slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___Slot]:
         """Typed values found in the text."""
@@ -138,10 +152,11 @@ class UnderstandResponse(_message.Message):
         alternatives: _abc.Iterable[Global___IntentAlternative] | None = ...,
         parts: _abc.Iterable[Global___UnderstandResponse] | None = ...,
         text: _builtins.str = ...,
+        without_tool: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "confidence", b"confidence", "intent", b"intent", "out_of_scope", b"out_of_scope", "parts", b"parts", "slots", b"slots", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alternatives", b"alternatives", "confidence", b"confidence", "intent", b"intent", "out_of_scope", b"out_of_scope", "parts", b"parts", "slots", b"slots", "text", b"text", "without_tool", b"without_tool"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,8 +4,9 @@ What it says, in order of precedence:
 1. the planner's own reply, when the conversation ends with an ASSISTANT message that has text;
 2. the tool results after the last USER message: one result is returned exactly as the tool
    displayed it ("84"), several one per line;
-3. otherwise a reply for the understood intent (a greeting, an honest "I can't help with that"),
-   in the words of the reply catalogue (``hivemesh.mesh.replies``).
+3. otherwise a reply for the understood intent (a greeting, an honest "that's outside what I can help with",
+   "no tool for it is installed" when Understand found no installed tool serves it), in the words
+   of the reply catalogue (``hivemesh.mesh.replies``), as the planner says them.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def _intent_reply(understanding: pb.UnderstandResponse) -> str:
     intent = understanding.intent
     own = AgentIntent.of(intent)
     if understanding.out_of_scope or own is AgentIntent.OUT_OF_SCOPE:
-        return replies.OUT_OF_SCOPE_SHORT
-    if intent in replies.WITHOUT_TOOL:
+        return replies.OUT_OF_SCOPE
+    if understanding.without_tool or intent in replies.WITHOUT_TOOL:
         return replies.without_tool(intent)
     if own in FALLBACK_REPLIES:
         return FALLBACK_REPLIES[own]

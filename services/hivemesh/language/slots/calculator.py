@@ -37,6 +37,14 @@ _REWRITES: Final[tuple[tuple[re.Pattern[str], str | object], ...]] = (
     (re.compile(r"\b(?:per\s*cent|percent|pct)\b"), "%"),
     (re.compile(r"%\s*(?:tip|discount|tax)?\s*(?:on|for)\b"), "% of"),
     (re.compile(r"%\s*discount\s+(?:off|on)\b"), "% off"),
+    # A price, then its discount with nothing after it: "costs 250 dollars and is 20% off" is
+    # 20% off 250 (a few words may come between, none of them a number).
+    (
+        re.compile(
+            rf"(?<![\d.])({_NUM})((?:\s+[a-z']+){{0,5}}?)\s+({_NUM})\s*%\s*(?:discount|off)\b(?!\s*(?:of\s+)?[\d(])"
+        ),
+        r"\3% off \1",
+    ),
     (re.compile(rf"\b(?:the\s+)?(?:sum|total)\s+of\s+({_LIST})"), lambda m: _joined(m.group(1), "+")),
     (re.compile(rf"\b(?:the\s+)?product\s+of\s+({_LIST})"), lambda m: _joined(m.group(1), "*")),
     (re.compile(rf"\b(?:the\s+)?(?:average|mean)\s+of\s+({_LIST})"), _average),

@@ -38,6 +38,17 @@ _OPAQUE = re.compile(
     r"what\s+did\s+i\s+(?:say|tell))\b",
     re.IGNORECASE,
 )
+# "spell dog and roll a die": the word to spell is one word, so after it the clause is no longer opaque.
+_SPELL_ONE_WORD = re.compile(
+    r"\s*(?:please\s+)?(?:how\s+(?:do|would)\s+(?:you|i)\s+)?spell\s+[\"']?[\w'-]+[\"']?\s*$", re.IGNORECASE
+)
+# A clause that asks about the one before it ("I weigh 80 kilos, what is that in pounds", "20% off,
+# what do I pay"): it has no request of its own to split off.
+_REFERS_BACK = re.compile(
+    r"\s*(?:so\s+)?(?:(?:what|how\s+much)(?:'s|\s+is|\s+are|\s+would|\s+will)\s+(?:that|this|it|those|these)\b|"
+    r"(?:what|how\s+much)\s+(?:do|would|will|should|did)\s+(?:i|we)\s+(?:pay|owe|spend|save|get\s+back)\b)",
+    re.IGNORECASE,
+)
 _LIST_VERBS = re.compile(r"\s*(?:please\s+)?(?:add|put|remove|delete|take|cross)\b", re.IGNORECASE)
 _NAMES_A_PLACE = re.compile(r"\b(?:to|on|onto|from|off)\b", re.IGNORECASE)
 _QUESTION = re.compile(r"\s*(?:what|when|where|who|how|which)\b", re.IGNORECASE)
@@ -61,7 +72,12 @@ def _split_weak(clause: str) -> list[str]:
         words_right = len(starts) - bisect.bisect_left(starts, m.end())
         if words_left < 2 or words_right < 2 or not _STARTER.match(clause, m.end()):
             continue
-        if _OPAQUE.match(clause, begin, m.start()) and not _QUESTION.match(clause, m.end()):
+        if _REFERS_BACK.match(clause, m.end()):
+            continue
+        opaque = _OPAQUE.match(clause, begin, m.start()) and not _SPELL_ONE_WORD.fullmatch(
+            clause, begin, m.start()
+        )
+        if opaque and not _QUESTION.match(clause, m.end()):
             continue
         # "add eggs, milk and bread to my list": until the list is named, an "and" after a list
         # verb still joins items, even before a word that could start a request.

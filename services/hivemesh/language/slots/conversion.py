@@ -13,6 +13,9 @@ from hivemesh.language.slots.units import normalize_unit, registry
 
 _NUMBER = re.compile(r"(?<![\w.])(?P<num>-?\d+(?:\.\d+)?)(?![\d])")
 _ARTICLE_UNIT = re.compile(r"\b(?:an?|one|per)\s+(?=[a-z°])", re.IGNORECASE)
+# The words either side of an article, to tell a rate ("miles an hour", "km per hour") from a count.
+_WORD_BEFORE = re.compile(r"(\S+)\s*$")
+_WORD_AFTER = re.compile(r"\s*(\S+)")
 # Searched from the start of the last line only (``last_line``): "to ... $" tried from every "to"
 # of an earlier line would read that line to its end each time.
 _TARGET = re.compile(r"\b(?:to|in|into|as|in\s+to|=|equals?)\s+(?P<rest>.+)$", re.IGNORECASE)
@@ -66,8 +69,9 @@ def _spaced(text: str) -> str:
 def parse_conversion(text: str) -> Conversion:
     """The quantity to convert and the unit to convert it to, whichever of them the text names."""
     text = _spaced(text)
-    # "how many feet in a mile": "a mile" is one mile.
-    text = _ARTICLE_UNIT.sub("1 ", text)
+    # "how many feet in a mile": "a mile" is one mile; but in "kilometers per hour" or "miles an
+    # hour" the article is part of the unit.
+    text = _ARTICLE_UNIT.sub(lambda m: m.group(0) if _in_rate(text, m) else "1 ", text)
     value, from_unit, quantity_source = None, None, ""
     to_unit, to_source = None, ""
     how = _HOW_MANY.search(text)
@@ -108,6 +112,17 @@ def parse_conversion(text: str) -> Conversion:
     if to_unit == "ounce" and _is_volume(from_unit):
         to_unit = "fluid_ounce"
     return Conversion(value, from_unit, quantity_source, to_unit, to_source)
+
+
+def _in_rate(text: str, article: re.Match[str]) -> bool:
+    """Whether the article ``article`` matched joins the words around it into one unit."""
+    # Only the stretch a unit phrase can span is read, so many articles keep the reading linear.
+    before = _WORD_BEFORE.search(text, max(0, article.start() - _MAX_UNIT_PHRASE), article.start())
+    after = _WORD_AFTER.match(text, article.end())
+    if before is None or after is None:
+        return False
+    phrase = f"{before.group(1)} {article.group(0).strip()} {after.group(1)}".strip("?.,!;:")
+    return len(phrase) <= _MAX_UNIT_PHRASE and normalize_unit(phrase, fuzzy=False) is not None
 
 
 def _is_volume(unit: str | None) -> bool:

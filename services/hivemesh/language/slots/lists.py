@@ -61,6 +61,13 @@ _REMOVE = re.compile(
 _NEED = re.compile(
     r"\b(?:i|we)\s+(?:need|have)\s+to\s+buy\s+(?P<items>.+)$|\b(?:i|we)\s+need\s+(?P<items2>.+)$", re.I
 )
+# The list named first, then what to do with it: "shopping list: add batteries", "on my to-do list,
+# remove call mom". Matched right after the list's name.
+_THEN_VERB = re.compile(
+    r"[\s:,;-]*(?:please\s+)?(?:add|put|include|append|remove|delete|drop|cross\s+off|take\s+off)"
+    r"\s+(?P<items>.+)$",
+    re.IGNORECASE,
+)
 _ITEM_SPLIT = re.compile(
     r"\s*(?:,\s*(?:and|&)\s+|,|;|\s+and\s+|\s+&\s+|\s+plus\s+|\s+as\s+well\s+as\s+)\s*", re.I
 )
@@ -173,6 +180,12 @@ def parse_list_request(text: str) -> ListRequest:
             items_source = m.group("items").strip()
             items = split_items(items_source)
             break
+    if not items and named:
+        at = stripped.lower().find(source.lower())
+        m = _THEN_VERB.match(stripped, at + len(source)) if at >= 0 else None
+        if m:
+            items_source = m.group("items").strip()
+            items = split_items(items_source)
     if not items:
         m = _NEED.search(stripped)
         if m:
