@@ -28,7 +28,7 @@ from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming
 from hivemesh.mesh.sides import CANARY, SIDE_HEADER, STABLE
-from hivemesh.planner.releases import DEFAULT_MAX_AGE_S as RELEASE_MAX_AGE_S
+from hivemesh.mesh.releases import DEFAULT_MAX_AGE_S as RELEASE_MAX_AGE_S
 from tests.language.nlu_data import write_router_without
 from tests.support import RunningMesh, make_settings, start_mesh
 

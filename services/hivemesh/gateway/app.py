@@ -14,7 +14,7 @@ from hivemesh.gateway.jwt_auth import JwtVerifier
 from hivemesh.gateway.keys import ApiKeyStore
 from hivemesh.gateway.memory import GrpcMemory
 from hivemesh.gateway.ratelimit import InProcessTokenBucket, RateLimiter, RedisTokenBucket
-from hivemesh.gateway.service import Gateway
+from hivemesh.gateway.service import PLANNER, Gateway
 from hivemesh.gateway.servicer import GatewayServicer
 from hivemesh.gateway.tenant_limits import TenantLimits
 from hivemesh.gateway.tools import GrpcTools
@@ -23,6 +23,7 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.credentials import minter_for
 from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.releases import SideMap
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
 from hivemesh.tasks.gauges import QueueGauges
@@ -107,7 +108,16 @@ def build_app(
     limits = TenantLimits(config.tenant_max_in_flight, config.tenant_max_streams)
     tools = GrpcTools(channels) if channels is not None else None
     memory = GrpcMemory(channels) if channels is not None else None
-    servicer = GatewayServicer(Gateway(tasks, settings, minter_for(settings), tools, memory), auth, limits)
+    # With sticky sessions, the gateway queues each task for the side of the planner's canary its
+    # session is on (it asks each side which release it runs, through the mesh).
+    sides = (
+        SideMap(channels, (PLANNER,), sticky=True)
+        if channels is not None and settings.sticky_sessions
+        else None
+    )
+    servicer = GatewayServicer(
+        Gateway(tasks, settings, minter_for(settings), tools, memory, sides), auth, limits
+    )
     return ServiceApp(
         name="gateway",
         # Garbage costs what a call without credentials costs, before anyone can authenticate it.

@@ -11,12 +11,12 @@ from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.language_pools import language_pools
 from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.releases import DECIDING_SERVICES, GrpcReleases, SideMap
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig
 from hivemesh.planner.ports import Strategy
-from hivemesh.planner.releases import GrpcReleases
 from hivemesh.planner.runner import LLM_PROMPT_VERSION, BuiltinRunner, LlmRunner
 from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
@@ -59,8 +59,14 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         name=successor_name(settings, "planner"),
         releases=GrpcReleases(
             release.part("planner", settings.server.release, describe),
-            channels,
-            sticky=settings.sticky_sessions,
+            SideMap(
+                channels,
+                # With sticky sessions the planner also asks which side of its own canary runs its
+                # release, through the mesh even when it could answer itself in-process.
+                (*DECIDING_SERVICES, "planner") if settings.sticky_sessions else DECIDING_SERVICES,
+                sticky=settings.sticky_sessions,
+                addresses={"planner": settings.addresses["planner"]},
+            ),
         ),
     )
     planner = Planner(GrpcLanguage(channels, bulkheads["language"], pools), tools, runner(), capabilities)
