@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -32,6 +33,9 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.sides import CANARY, SIDE_HEADER, SIDES, STABLE, STICKY_SERVICES
 from hivemesh.release.v1 import release_service_pb2 as pb
 from hivemesh.release.v1.release_service_pb2_grpc import ReleaseServiceStub
+
+if TYPE_CHECKING:  # the async stubs exist in the type stubs only
+    from hivemesh.release.v1.release_service_pb2_grpc import ReleaseServiceAsyncStub
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +46,9 @@ DECIDING_SERVICES = tuple(s for s in STICKY_SERVICES if s != "planner")
 DEFAULT_MAX_AGE_S = 5.0
 # A release is a description: asking for it never holds a run up for long.
 ASK_TIMEOUT_S = 1.0
+# When a side did not answer (a process starting, a pod going), the answers are asked again this
+# soon: until then a planner that does not know its side claims every task.
+ASK_AGAIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -88,17 +95,15 @@ class SideMap:
         max_age_s: float = DEFAULT_MAX_AGE_S,
         addresses: Mapping[str, str] | None = None,
     ) -> None:
-        addresses = addresses or {}
-        self._stubs = {
-            name: ReleaseServiceStub(
-                channels.channel_to(name, addresses[name]) if name in addresses else channels.channel(name)
-            )
-            for name in services
-        }
+        self._channels = channels
+        self._services = tuple(services)
+        self._addresses = dict(addresses or {})
+        # Opened at the first question, once this process's own services are serving.
+        self._stubs: dict[str, ReleaseServiceAsyncStub] = {}
         self._sticky = sticky
         self._max_age_s = max_age_s
         self._held: _Sides | None = None
-        self._asked_at = 0.0
+        self._fresh_until = 0.0
         self._lock = asyncio.Lock()
 
     @property
@@ -107,9 +112,12 @@ class SideMap:
 
     async def known(self) -> _Sides:
         async with self._lock:
-            if self._held is None or time.monotonic() - self._asked_at >= self._max_age_s:
+            if self._held is None or time.monotonic() >= self._fresh_until:
                 self._held = await self._ask()
-                self._asked_at = time.monotonic()
+                answered = sum(len(sides) for sides in self._held.values())
+                complete = answered == len(self._services) * (len(SIDES) if self._sticky else 1)
+                age = self._max_age_s if complete else min(self._max_age_s, ASK_AGAIN_S)
+                self._fresh_until = time.monotonic() + age
             return self._held
 
     async def choose(self, service: str, pinned: str | None) -> str | None:
@@ -150,7 +158,7 @@ class SideMap:
         return next((side for side in SIDES if reported[side].label == label), None)
 
     async def _ask(self) -> _Sides:
-        asked = [(s, side) for s in self._stubs for side in (SIDES if self._sticky else (STABLE,))]
+        asked = [(s, side) for s in self._services for side in (SIDES if self._sticky else (STABLE,))]
         # Without sticky sessions the one question is weighted (no header): whoever answers.
         answers = await asyncio.gather(
             *(self._ask_one(s, side=side if self._sticky else None) for s, side in asked)
@@ -161,10 +169,22 @@ class SideMap:
                 found.setdefault(service, {})[side] = part
         return found
 
+    def _stub(self, service: str) -> ReleaseServiceAsyncStub:
+        stub = self._stubs.get(service)
+        if stub is None:
+            address = self._addresses.get(service)
+            channel = (
+                self._channels.channel(service)
+                if address is None
+                else self._channels.network_channel(service, address)
+            )
+            stub = self._stubs[service] = ReleaseServiceStub(channel)
+        return stub
+
     async def _ask_one(self, service: str, *, side: str | None) -> ReleasePart | None:
         metadata = () if side is None else ((SIDE_HEADER, side),)
         try:
-            response: pb.GetReleaseResponse = await self._stubs[service].GetRelease(
+            response: pb.GetReleaseResponse = await self._stub(service).GetRelease(
                 pb.GetReleaseRequest(), timeout=ASK_TIMEOUT_S, metadata=metadata
             )
         except grpc.aio.AioRpcError as exc:
