@@ -14,7 +14,7 @@ from hivemesh.gateway.jwt_auth import JwtVerifier
 from hivemesh.gateway.keys import ApiKeyStore
 from hivemesh.gateway.memory import GrpcMemory
 from hivemesh.gateway.ratelimit import InProcessTokenBucket, RateLimiter, RedisTokenBucket
-from hivemesh.gateway.service import PLANNER, Gateway
+from hivemesh.gateway.service import Gateway
 from hivemesh.gateway.servicer import GatewayServicer
 from hivemesh.gateway.tenant_limits import TenantLimits
 from hivemesh.gateway.tools import GrpcTools
@@ -23,7 +23,7 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.credentials import minter_for
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.mesh.releases import SideMap
+from hivemesh.mesh.releases import ASKS, SideMap
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
 from hivemesh.tasks.gauges import QueueGauges
@@ -111,7 +111,7 @@ def build_app(
     # With sticky sessions, the gateway queues each task for the side of the planner's canary its
     # session is on (it asks each side which release it runs, through the mesh).
     sides = (
-        SideMap(channels, (PLANNER,), sticky=True)
+        SideMap(channels, ASKS["gateway"], sticky=True)
         if channels is not None and settings.sticky_sessions
         else None
     )

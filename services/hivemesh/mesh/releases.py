@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import grpc
 
@@ -41,6 +41,13 @@ _log = logging.getLogger(__name__)
 
 # The services besides the planner whose parts decide an answer.
 DECIDING_SERVICES = tuple(s for s in STICKY_SERVICES if s != "planner")
+# Who asks which services which release each side runs: the gateway the planner's sides (to queue
+# a session's tasks for its side), the planner the sides of every service a run calls and its own
+# (to claim its side's tasks). istio/authorization.yaml admits exactly these callers to GetRelease.
+ASKS: Final[Mapping[str, tuple[str, ...]]] = {
+    "gateway": ("planner",),
+    "planner": (*DECIDING_SERVICES, "planner"),
+}
 # Long enough that a busy planner asks a few times a minute; short enough that a canary step's new
 # weights show in the recorded releases within seconds.
 DEFAULT_MAX_AGE_S = 5.0

@@ -11,7 +11,7 @@ from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.language_pools import language_pools
 from hivemesh.mesh.metrics import Metrics
-from hivemesh.mesh.releases import DECIDING_SERVICES, GrpcReleases, SideMap
+from hivemesh.mesh.releases import ASKS, DECIDING_SERVICES, GrpcReleases, SideMap
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
@@ -63,7 +63,7 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
                 channels,
                 # With sticky sessions the planner also asks which side of its own canary runs its
                 # release, through the mesh even when it could answer itself in-process.
-                (*DECIDING_SERVICES, "planner") if settings.sticky_sessions else DECIDING_SERVICES,
+                ASKS["planner"] if settings.sticky_sessions else DECIDING_SERVICES,
                 sticky=settings.sticky_sessions,
                 addresses={"planner": settings.addresses["planner"]},
             ),
