@@ -1770,16 +1770,17 @@ def check_eval_gates(docs: list[Doc]) -> Iterator[Problem]:
 
 
 def check_sticky_sessions(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
-    """Each service a session stays on routes a call that names a side to that side's subset, for
-    every method (GetRelease included: the planner asks each side for its release), and the
-    planners name the sides (HIVEMESH_STICKY_SESSIONS)."""
+    """Each service a session stays on, and the gateway (a task that names its side reaches that
+    side's gateway too), routes a call that names a side to that side's subset, for every method
+    (GetRelease included: the gateway and the planner ask each side for its release), and the
+    services name the sides (HIVEMESH_STICKY_SESSIONS)."""
     namespaces = {s["metadata"]["name"]: s["metadata"].get("namespace") for s in of_kind(docs, "Service")}
     rolled = {
         r["spec"].get("workloadRef", {}).get("name")
         for r in of_kind(docs, "Rollout")
         if "istio" in r["spec"].get("strategy", {}).get("canary", {}).get("trafficRouting", {})
     }
-    for service in STICKY_SERVICES:
+    for service in (EDGE_SERVICE, *STICKY_SERVICES):
         if service not in rolled:
             continue
         if not settings.sticky_sessions:

@@ -698,3 +698,16 @@ def test_a_service_that_rolls_where_no_eval_can_reach(broken: Layout) -> None:
         "Rollout/recall" in p and "recall rolls, but no eval can reach its canary" in p
         for p in _problems(broken)
     )
+
+
+def test_a_gateway_call_that_names_a_side_weighted_again(broken: Layout) -> None:
+    path = broken.root / "istio/services/gateway.yaml"
+    head, tail = path.read_text().split("    - name: idempotent-canary\n", 1)
+    # The canary's sticky routes answer to a misspelt side: calls naming the canary are weighted.
+    path.write_text(head + "    - name: idempotent-canary\n" + tail.replace("exact: canary", "exact: canry"))
+    assert any(
+        "VirtualService/gateway" in p
+        and "/hivemesh.gateway.v1.GatewayService/ExecuteTask with x-hivemesh-side: canary goes to ['stable']"
+        in p
+        for p in _problems(broken)
+    )

@@ -12,7 +12,6 @@ its session is on, and each planner claims only its side's tasks.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from hivemesh.client import HivemeshClient
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import CanarySide, TaskEvent, TaskState
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
@@ -90,6 +90,8 @@ class TwoReleases:
         settings = make_settings(self._data_dir, HIVEMESH_STICKY_SESSIONS="true", **routed)
         self.gateway = await start_mesh(settings, ["gateway"])
         self._meshes.append(self.gateway)
+        # One gateway answers for both sides: the router only shows which side a caller named.
+        self._attach(await self._router("gateway"), "gateway", dict.fromkeys(SIDES, self.gateway))
 
     async def stop(self) -> None:
         for mesh in reversed(self._meshes):
@@ -156,27 +158,27 @@ async def test_a_session_stays_on_its_planner_and_memory_release(releases: TwoRe
 
 
 async def test_a_task_that_names_its_side_is_planned_there(releases: TwoReleases) -> None:
-    assert releases.gateway is not None
-    stub = GatewayServiceStub(releases.gateway.client("gateway"))
-    for side in (CANARY, STABLE, CANARY):
-        request = gw.ExecuteTaskRequest(
-            request_id=f"named-{side}-{uuid.uuid4().hex}",
-            text="what is 1 + 1?",
-            scope=Scope(user_id="ana", session_id=f"eval-{side}"),
-        )
-        # TaskOptions.side, as hivemesh eval --side sends it
-        request.options.side = (
-            CanarySide.CANARY_SIDE_CANARY if side == CANARY else CanarySide.CANARY_SIDE_STABLE
-        )
-        events = [r.event async for r in stub.ExecuteTask(request)]
-        working = next(
-            e.state_changed
-            for e in events
-            if e.WhichOneof("kind") == "state_changed"
-            and e.state_changed.state == TaskState.TASK_STATE_WORKING
-        )
-        labels = {p.service: p.label for p in working.release.parts}
-        assert labels == dict.fromkeys(("planner", *BACKENDS), REVISIONS[side])
+    # As hivemesh eval --side sends them: TaskOptions.side, and the header that takes the call to
+    # that side's gateway.
+    named = {CANARY: CanarySide.CANARY_SIDE_CANARY, STABLE: CanarySide.CANARY_SIDE_STABLE}
+    async with HivemeshClient(releases.addresses["gateway"]) as client:
+        for side in (CANARY, STABLE, CANARY):
+            events = [
+                e
+                async for e in client.execute(
+                    "what is 1 + 1?", user_id="ana", session_id=f"eval-{side}", side=named[side]
+                )
+            ]
+            working = next(
+                e.state_changed
+                for e in events
+                if e.WhichOneof("kind") == "state_changed"
+                and e.state_changed.state == TaskState.TASK_STATE_WORKING
+            )
+            labels = {p.service: p.label for p in working.release.parts}
+            assert labels == dict.fromkeys(("planner", *BACKENDS), REVISIONS[side])
+    executed = answered(releases.routers["gateway"], lambda name: name == "ExecuteTask")
+    assert executed == Counter({(CANARY, CANARY): 2, (STABLE, STABLE): 1})
 
 
 async def test_when_the_planner_canary_is_aborted_its_sessions_go_on_on_the_stable_side(
