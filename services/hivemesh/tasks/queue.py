@@ -192,13 +192,11 @@ class SqlTaskQueue:
         now = time.time()
         sided = side is not None
         statement = _CLAIMS[is_sqlite(self._engine), sided]
-        params: dict[str, object] = {"now": now, "worker": worker_id, "until": now + visibility_timeout_s}
-        if sided:
-            params["for_side"] = side
+        found: dict[str, object] = {"now": now} if side is None else {"now": now, "for_side": side}
         ready = _READY[sided]
-        found = {key: params[key] for key in ("now", "for_side") if key in params}
         if await self._reads.run(lambda conn: ready.run(conn, found).fetchone()) is None:
             return None
+        params = {**found, "worker": worker_id, "until": now + visibility_timeout_s}
         row = await self._writer.run(lambda conn: statement.run(conn, params).fetchone())
         if row is None:
             return None
