@@ -1047,6 +1047,12 @@ def check_retries(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
                             f"{','.join(sorted(RETRY_ON))}",
                         )
                 timeout = route.get("timeout")
+                if is_streaming(method) and timeout is not None and seconds(timeout) > 0:
+                    yield Problem(
+                        where,
+                        f"route timeout {timeout!r} for {path}, which streams: Envoy would cut the "
+                        "stream after it; a stream's route has none (0s), the caller's deadline bounds it",
+                    )
                 if not is_streaming(method) and (
                     timeout is None or 0 < seconds(timeout) < settings.default_call_timeout_s
                 ):

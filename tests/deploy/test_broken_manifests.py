@@ -711,3 +711,21 @@ def test_a_gateway_call_that_names_a_side_weighted_again(broken: Layout) -> None
         in p
         for p in _problems(broken)
     )
+
+
+def test_a_stream_that_falls_to_a_route_with_a_timeout(broken: Layout) -> None:
+    """A streaming method left out of a sticky streams route falls to the side's default route,
+    whose timeout would cut the stream."""
+    path = broken.root / "istio/services/gateway.yaml"
+    text = path.read_text()
+    watch = (
+        "        - uri:\n            exact: /hivemesh.gateway.v1.GatewayService/WatchTasks\n"
+        "          headers:\n            x-hivemesh-side:\n              exact: canary\n"
+    )
+    assert watch in text
+    path.write_text(text.replace(watch, "", 1))
+    assert any(
+        "VirtualService/gateway route 'default-canary'" in p
+        and "route timeout '60s' for /hivemesh.gateway.v1.GatewayService/WatchTasks, which streams" in p
+        for p in _problems(broken)
+    )
