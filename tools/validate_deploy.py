@@ -74,6 +74,7 @@ from hivemesh.mesh import release as releases  # noqa: E402
 from hivemesh.mesh.config import SERVICES, ConfigError, Settings  # noqa: E402
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming, retryable_methods  # noqa: E402
 from hivemesh.mesh.language_pools import PoolsConfig  # noqa: E402
+from hivemesh.mesh.releases import ASKS  # noqa: E402
 from hivemesh.mesh.server import LIVENESS, READINESS  # noqa: E402
 from hivemesh.mesh.sides import SIDE_HEADER, SIDES, STICKY_SERVICES  # noqa: E402
 from hivemesh.planner.config import PlannerConfig  # noqa: E402
@@ -136,6 +137,8 @@ OPEN_PATHS: Final = frozenset(
         for prefix in ("grpc.reflection.v1alpha", "grpc.reflection.v1")
     }
 )
+# Asked of every service by the ones that hold sessions to a side of its canary (mesh/releases.py).
+GET_RELEASE: Final = releases.GET_RELEASE_PATH
 # The HTTP doors (hivemesh serve edge): not a gRPC service, a stateless HTTP front end of the gateway,
 # reached from outside through the ingress gateway (its workload and the Istio Gateway share the name).
 DOORS: Final = "edge"
@@ -306,6 +309,25 @@ def callers_in_code(services: Path) -> dict[str, set[str]]:
                 callee = match.group("name")
                 if callee in found and callee != caller:
                     found[callee].add(caller)
+    return found
+
+
+def release_askers() -> dict[str, set[str]]:
+    """callee -> the services that ask it which release each side of its canary runs
+    (``hivemesh.mesh.releases.ASKS``; the planner asks itself too, through the mesh)."""
+    found: dict[str, set[str]] = {name: set() for name in SERVICES}
+    for caller, callees in ASKS.items():
+        for callee in callees:
+            found[callee].add(caller)
+    return found
+
+
+def all_callers(services: Path) -> dict[str, set[str]]:
+    """callee -> every service that calls it: the channels its code opens, and the questions about
+    which side of a canary runs which release (the planner asks itself too)."""
+    found = callers_in_code(services)
+    for callee, askers in release_askers().items():
+        found.setdefault(callee, set()).update(askers)
     return found
 
 
@@ -633,11 +655,16 @@ def _rule_sources(rule: Doc) -> list[Doc]:
 
 
 def check_method_authorization(
-    docs: list[Doc], calls: Mapping[str, Mapping[str, set[str]]]
+    docs: list[Doc],
+    calls: Mapping[str, Mapping[str, set[str]]],
+    askers: Mapping[str, set[str]] | None = None,
 ) -> Iterator[Problem]:
-    """Per method: each path is a real RPC of the selected service (or health/reflection), and an
-    internal service admits each hivemesh caller to exactly the RPCs its code calls, with the mesh
-    credential (principal and requestPrincipals in one source: both must match)."""
+    """Per method: each path is a real RPC of the selected service (or health, reflection, or
+    GetRelease), and an internal service admits each hivemesh caller to exactly the RPCs its code
+    calls, with the mesh credential (principal and requestPrincipals in one source: both must
+    match); GetRelease exactly to the services that ask it which release each side runs
+    (``askers``, callee -> callers)."""
+    askers = askers or {}
     deployments = _hivemesh_deployments(docs)
     accounts = {
         service: d["spec"]["template"]["spec"].get("serviceAccountName", "default")
@@ -652,6 +679,7 @@ def check_method_authorization(
         methods = {f"/{contract.full_name}/{m.name}" for m in contract.descriptor.methods}
         internal = service in INTERNAL_SERVICES
         admitted: dict[str, set[str]] = {}
+        asked_by: set[str] = set()  # the ServiceAccounts admitted to GetRelease
         for policy in _allowing(policies, namespace, labels):
             for rule in policy["spec"].get("rules", []):
                 patterns = _rule_paths(rule)
@@ -661,12 +689,19 @@ def check_method_authorization(
                             ref(policy),
                             f"path {pattern!r}: {service} is internal, its rules name exact methods",
                         )
-                    elif not any(_path_matches(pattern, known) for known in methods | OPEN_PATHS):
+                    elif not any(
+                        _path_matches(pattern, known) for known in methods | OPEN_PATHS | {GET_RELEASE}
+                    ):
                         yield Problem(
                             ref(policy),
                             f"path {pattern!r} is no method of {contract.full_name} (protos/), "
-                            "health or reflection",
+                            "health, reflection or GetRelease",
                         )
+                if patterns is not None and any(_path_matches(p, GET_RELEASE) for p in patterns):
+                    for source in _rule_sources(rule):
+                        for value in source.get("principals", []):
+                            if (match := _PRINCIPAL.match(value)) is not None:
+                                asked_by.add(match["sa"])
                 covered = {
                     m for m in methods if patterns is None or any(_path_matches(p, m) for p in patterns)
                 }
@@ -714,6 +749,21 @@ def check_method_authorization(
                     f"{TRUST_DOMAIN}/ns/{namespace}/sa/{account} to it"
                     + (" with the mesh credential" if internal else ""),
                 )
+        wanted = {accounts[a] for a in askers.get(service, set()) if a in accounts}
+        for account in sorted(wanted - asked_by):
+            yield Problem(
+                f"AuthorizationPolicy for {service}",
+                f"{service_of_account[account]} asks {service} which release each side runs "
+                f"(hivemesh.mesh.releases.ASKS) but no ALLOW rule admits principal "
+                f"{TRUST_DOMAIN}/ns/{namespace}/sa/{account} to {GET_RELEASE}: sessions would not "
+                "stay on their side",
+            )
+        for account in sorted(asked_by - wanted):
+            yield Problem(
+                f"AuthorizationPolicy for {service}",
+                f"admits ServiceAccount {account!r} to {GET_RELEASE}, which it never asks "
+                "(hivemesh.mesh.releases.ASKS)",
+            )
         for account, paths in sorted(admitted.items()):
             source_service = service_of_account.get(account)
             if source_service is None:
@@ -998,6 +1048,12 @@ def check_retries(docs: list[Doc], settings: Settings) -> Iterator[Problem]:
                             f"{','.join(sorted(RETRY_ON))}",
                         )
                 timeout = route.get("timeout")
+                if is_streaming(method) and timeout is not None and seconds(timeout) > 0:
+                    yield Problem(
+                        where,
+                        f"route timeout {timeout!r} for {path}, which streams: Envoy would cut the "
+                        "stream after it; a stream's route has none (0s), the caller's deadline bounds it",
+                    )
                 if not is_streaming(method) and (
                     timeout is None or 0 < seconds(timeout) < settings.default_call_timeout_s
                 ):
@@ -1679,13 +1735,18 @@ def _eval_steps(docs: list[Doc], rollout: Doc) -> list[dict[str, str]]:
 
 
 def check_eval_gates(docs: list[Doc]) -> Iterator[Problem]:
-    """The gateway's canary and the canaries of the services a session stays on (language, tool) are
-    each judged by an eval step that reaches that canary, against its stable side: the gateway's
-    through its canaryService, the others through tasks that name their side."""
+    """Every service that rolls has an eval step in its Rollout that reaches its canary, against its
+    stable side: the gateway's through its canaryService, the others' (the services a session stays
+    on, hivemesh.mesh.sides) through tasks that name their side."""
     services = {d["metadata"]["name"]: d for d in of_kind(docs, "Service")}
     for rollout in of_kind(docs, "Rollout"):
         service = rollout["spec"].get("workloadRef", {}).get("name")
         if service != EDGE_SERVICE and service not in STICKY_SERVICES:
+            yield Problem(
+                ref(rollout),
+                f"{service} rolls, but no eval can reach its canary: it is neither the gateway nor a "
+                "service a task can name the side of (hivemesh.mesh.sides.STICKY_SERVICES)",
+            )
             continue
         canary = rollout["spec"].get("strategy", {}).get("canary", {})
         steps = _eval_steps(docs, rollout)
@@ -1716,16 +1777,17 @@ def check_eval_gates(docs: list[Doc]) -> Iterator[Problem]:
 
 
 def check_sticky_sessions(docs: list[Doc], planner: PlannerConfig) -> Iterator[Problem]:
-    """Each service a session stays on routes a call that names a side to that side's subset, for
-    every method (GetRelease included: the planner asks each side for its release), and the
-    planners name the sides (HIVEMESH_STICKY_SESSIONS)."""
+    """Each service a session stays on, and the gateway (a task that names its side reaches that
+    side's gateway too), routes a call that names a side to that side's subset, for every method
+    (GetRelease included: the gateway and the planner ask each side for its release), and the
+    services name the sides (HIVEMESH_STICKY_SESSIONS)."""
     namespaces = {s["metadata"]["name"]: s["metadata"].get("namespace") for s in of_kind(docs, "Service")}
     rolled = {
         r["spec"].get("workloadRef", {}).get("name")
         for r in of_kind(docs, "Rollout")
         if "istio" in r["spec"].get("strategy", {}).get("canary", {}).get("trafficRouting", {})
     }
-    for service in STICKY_SERVICES:
+    for service in (EDGE_SERVICE, *STICKY_SERVICES):
         if service not in rolled:
             continue
         if not planner.sticky_sessions:
@@ -1886,8 +1948,8 @@ def check_rendered(docs: list[Doc], layout: Layout) -> list[Problem]:
     problems += check_eval_gates(docs)
     problems += check_service_ports(docs)
     problems += check_probes(docs)
-    problems += check_authorization(docs, callers_in_code(layout.services))
-    problems += check_method_authorization(docs, calls_in_code(layout.services))
+    problems += check_authorization(docs, all_callers(layout.services))
+    problems += check_method_authorization(docs, calls_in_code(layout.services), release_askers())
     problems += check_mesh_credential(docs)
     problems += check_mesh_keys(docs)
     try:

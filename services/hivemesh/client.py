@@ -27,6 +27,7 @@ from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh import tls as transport
 from hivemesh.mesh.client_tracing import trace_interceptors
 from hivemesh.mesh.config import TlsConfig
+from hivemesh.mesh.sides import NAMED_SIDES, SIDE_HEADER
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
 # Codes after which following a task's events again (from the last sequence seen) is safe.
@@ -185,7 +186,10 @@ class HivemeshClient:
             options=_options(deadline_s, max_steps, side),
         )
         response: pb.SubmitTaskResponse = await self._stub.SubmitTask(
-            request, timeout=self._timeout, metadata=self._metadata, wait_for_ready=self._wait_for_ready
+            request,
+            timeout=self._timeout,
+            metadata=_on_side(self._metadata, side),
+            wait_for_ready=self._wait_for_ready,
         )
         return response.task, response.existing
 
@@ -227,7 +231,7 @@ class HivemeshClient:
                 stream = self._stub.ExecuteTask(
                     request,
                     timeout=_remaining(ends),
-                    metadata=self._metadata,
+                    metadata=_on_side(self._metadata, side),
                     wait_for_ready=self._wait_for_ready,
                 )
                 async for response in stream:
@@ -458,6 +462,15 @@ class HivemeshClient:
         except grpc.aio.AioRpcError:
             return False
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _on_side(
+    metadata: tuple[tuple[str, str], ...], side: CanarySide.ValueType
+) -> tuple[tuple[str, str], ...]:
+    """``metadata``, and for a task that names its side the header that takes the call to that
+    side's gateway inside a mesh (hivemesh.mesh.sides), as the task goes to that side of the rest."""
+    named = NAMED_SIDES.get(side)
+    return metadata if named is None else (*metadata, (SIDE_HEADER, named))
 
 
 def _options(deadline_s: float | None, max_steps: int, side: CanarySide.ValueType) -> TaskOptions:

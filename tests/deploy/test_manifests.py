@@ -18,6 +18,7 @@ from tools.validate_deploy import (
     ROOT,
     Doc,
     Layout,
+    all_callers,
     callers_in_code,
     check_authorization,
     check_connection_pools,
@@ -67,7 +68,7 @@ def test_probes_target_registered_health_names(rendered: list[Doc]) -> None:
 
 
 def test_authorization_admits_exactly_the_callers(rendered: list[Doc], layout: Layout) -> None:
-    assert [str(p) for p in check_authorization(rendered, callers_in_code(layout.services))] == []
+    assert [str(p) for p in check_authorization(rendered, all_callers(layout.services))] == []
 
 
 def test_retried_methods_are_exactly_the_idempotent_ones(rendered: list[Doc]) -> None:
@@ -197,7 +198,7 @@ def test_the_http_doors_are_deployed_routed_and_admitted(rendered: list[Doc]) ->
 
 
 def test_the_edge_is_a_documented_caller_of_the_gateway_only(rendered: list[Doc], layout: Layout) -> None:
-    assert [str(p) for p in check_authorization(rendered, callers_in_code(layout.services))] == []
+    assert [str(p) for p in check_authorization(rendered, all_callers(layout.services))] == []
     admitted = {
         policy["metadata"]["name"]
         for policy in of_kind(rendered, "AuthorizationPolicy")

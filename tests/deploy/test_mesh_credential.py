@@ -17,6 +17,7 @@ from hivemesh.mesh.config import SERVICES
 from hivemesh.mesh.contracts import CONTRACTS
 from tools import mesh_jwks
 from tools.validate_deploy import (
+    GET_RELEASE,
     Doc,
     Layout,
     callers_in_code,
@@ -24,6 +25,7 @@ from tools.validate_deploy import (
     check_mesh_keys,
     check_rendered,
     of_kind,
+    release_askers,
     render,
 )
 
@@ -92,18 +94,25 @@ def test_every_policy_path_is_a_method_of_the_selected_service(rendered: list[Do
                         seen += 1
                         if service == "gateway" and path == f"/{contract.full_name}/*":
                             continue  # the public edge: every GatewayService method
-                        assert path in methods | HEALTH, f"{policy['metadata']['name']}: {path}"
+                        assert path in methods | HEALTH | {GET_RELEASE}, (
+                            f"{policy['metadata']['name']}: {path}"
+                        )
     assert seen > 20
 
 
-def test_the_gateway_may_call_nothing_on_the_planner_but_health(rendered: list[Doc]) -> None:
+def test_the_gateway_may_ask_the_planner_nothing_but_health_and_its_release(rendered: list[Doc]) -> None:
+    """The gateway reaches no PlannerService method: it only asks each side of the planner's canary
+    which release it runs (sticky sessions)."""
     gateway = _account(rendered, "gateway")
     (policy,) = _selecting(rendered, "AuthorizationPolicy", "planner")
+    asked = False
     for rule in policy["spec"]["rules"]:
         sources = [f["source"] for f in rule.get("from", [])] or [{}]
         if any("principals" not in s or gateway in s["principals"] for s in sources):
             paths = {p for op in rule["to"] for p in op["operation"]["paths"]}
-            assert paths <= HEALTH, rule
+            assert paths <= HEALTH | {GET_RELEASE}, rule
+            asked = asked or GET_RELEASE in paths
+    assert asked
 
 
 def test_the_code_calls_what_the_design_says(layout: Layout) -> None:
@@ -150,6 +159,12 @@ def test_internal_services_admit_only_what_the_code_calls(rendered: list[Doc], l
                     assert "from" not in rule or all(
                         "requestPrincipals" not in f["source"] for f in rule["from"]
                     )
+                    continue
+                if paths == {GET_RELEASE}:
+                    # Asked outside any task: by principal alone, exactly by the services that ask.
+                    principals = {p for f in rule["from"] for p in f["source"]["principals"]}
+                    assert all("requestPrincipals" not in f["source"] for f in rule["from"])
+                    assert {callers[p] for p in principals} == release_askers()[service]
                     continue
                 for entry in rule["from"]:
                     assert entry["source"]["requestPrincipals"] == ["hivemesh/*"]

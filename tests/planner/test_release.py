@@ -85,7 +85,7 @@ async def test_a_task_records_the_release_it_ran_on(mesh: RunningMesh) -> None:
     ]
     assert len(working) == 1
     parts = {part.service: part for part in working[0].release.parts}
-    assert list(parts) == ["planner", "language", "tool"]
+    assert list(parts) == ["planner", "language", "memory", "tool"]
     assert all(p.version == VERSION and p.label == REVISION for p in parts.values())
     assert parts["language"].router == (await release_of(mesh, "language")).router
     assert parts["tool"].tool_catalogue_version == (await release_of(mesh, "tool")).tool_catalogue_version

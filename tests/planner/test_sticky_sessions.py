@@ -27,8 +27,8 @@ from hivemesh.evaluation.cli import EXIT_REGRESSED, main
 from hivemesh.gateway.v1 import gateway_service_pb2 as gw
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.contracts import CONTRACTS, is_streaming
+from hivemesh.mesh.releases import DEFAULT_MAX_AGE_S as RELEASE_MAX_AGE_S
 from hivemesh.mesh.sides import CANARY, SIDE_HEADER, STABLE
-from hivemesh.planner.releases import DEFAULT_MAX_AGE_S as RELEASE_MAX_AGE_S
 from tests.language.nlu_data import write_router_without
 from tests.support import RunningMesh, make_settings, start_mesh
 
@@ -53,6 +53,12 @@ class SideRouter(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # generic o
         self._weighted: dict[str, Iterator[str]] = {}
         # (method name, the side the caller named or "", the side that answered)
         self.calls: list[tuple[str, str, str]] = []
+
+    def attach(self, backends: Mapping[str, grpc.aio.Channel]) -> None:
+        """Route to ``backends`` from now on (for a pair that must know the router's address before
+        it starts, as planners do: they ask it which side runs them)."""
+        self._backends = dict(backends)
+        self._releases = dict(backends)
 
     def promote(self) -> None:
         """The canary's release becomes stable and the old one goes, as at the end of a rollout:

@@ -23,6 +23,7 @@ from hivemesh.mesh.channels import ChannelFactory
 from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.credentials import minter_for
 from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.releases import ASKS, SideMap
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.mesh.sql import make_engine, sqlite_url
 from hivemesh.tasks.config import TaskConfig
@@ -108,8 +109,15 @@ def build_app(
     limits = TenantLimits(config.tenant_max_in_flight, config.tenant_max_streams)
     tools = GrpcTools(channels) if channels is not None else None
     memory = GrpcMemory(channels) if channels is not None else None
+    # With sticky sessions, the gateway queues each task for the side of the planner's canary its
+    # session is on (it asks each side which release it runs, through the mesh).
+    sides = (
+        SideMap(channels, ASKS["gateway"], sticky=True)
+        if channels is not None and config.sticky_sessions
+        else None
+    )
     gateway = Gateway(
-        tasks, settings, minter_for(settings), tools, memory, queue_max_depth=config.queue_max_depth
+        tasks, settings, minter_for(settings), tools, memory, sides, queue_max_depth=config.queue_max_depth
     )
     servicer = GatewayServicer(gateway, auth, limits)
     return ServiceApp(

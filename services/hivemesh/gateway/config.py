@@ -49,6 +49,9 @@ class GatewayConfig:
     rejected_key_ttl_s: float = 30.0
     # Tasks waiting on the queue beyond which SubmitTask answers RESOURCE_EXHAUSTED with RetryInfo.
     queue_max_depth: int = 10000
+    # Each task is queued for the side of the planner's canary its session is on (the same
+    # HIVEMESH_STICKY_SESSIONS the planner reads).
+    sticky_sessions: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -88,4 +91,5 @@ class GatewayConfig:
             ),
             rejected_key_ttl_s=reader.seconds("HIVEMESH_AUTH_REJECTED_KEY_TTL", cls.rejected_key_ttl_s),
             queue_max_depth=reader.integer("HIVEMESH_QUEUE_MAX_DEPTH", cls.queue_max_depth, minimum=1),
+            sticky_sessions=reader.boolean("HIVEMESH_STICKY_SESSIONS", default=False),
         )

@@ -10,14 +10,16 @@ import asyncio
 import base64
 import builtins
 import json
+import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
 
+from hivemesh.common.v1.release_pb2 import Release
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent, TaskOptions, TaskState
 from hivemesh.gateway.config import GatewayConfig
@@ -33,6 +35,7 @@ from hivemesh.mesh.errors import (
     ResourceExhausted,
     Unimplemented,
 )
+from hivemesh.mesh.sides import NAMED_SIDES
 from hivemesh.tasks.log import TaskTerminal, Verification
 from hivemesh.tasks.ports import TaskBook
 from hivemesh.tasks.projection import is_terminal
@@ -40,7 +43,11 @@ from hivemesh.tasks.queue import DeadLetter
 from hivemesh.tool.v1 import tool_service_pb2 as tool
 from hivemesh.world import zones
 
+_log = logging.getLogger(__name__)
+
 DEFAULT_TENANT = "default"
+# The service whose canary side the gateway chooses for each task (it is not called: it claims).
+PLANNER = "planner"
 # Lifetime of the credential minted for one direct tool call (a task's lives as long as the task).
 TOOL_CALL_CREDENTIAL_TTL_S = 300.0
 # A watch of the task list looks again when told that some task changed, after letting a burst of
@@ -102,6 +109,17 @@ class MemoryPort(Protocol):
     async def count(self, tenant_id: str, user_id: str) -> memory.MemoryUsage: ...
 
 
+class Sides(Protocol):
+    """Which side of a service's canary a session's next task is for (hivemesh.mesh.releases)."""
+
+    async def session_side(
+        self, service: str, pinned: Callable[[], Awaitable[Release | None]], *, named: str | None = None
+    ) -> str:
+        """``named`` when the task names a side, else the side of the release ``pinned`` finds (the
+        session's), else the side a weighted call reaches; '' while no canary runs: any."""
+        ...
+
+
 class Gateway:
     def __init__(
         self,
@@ -110,6 +128,7 @@ class Gateway:
         minter: Minter | None = None,
         tools: ToolPort | None = None,
         memory: MemoryPort | None = None,
+        sides: Sides | None = None,
         *,
         queue_max_depth: int = GatewayConfig.queue_max_depth,
     ) -> None:
@@ -120,6 +139,8 @@ class Gateway:
         self._minter = minter
         self._tools = tools
         self._memory = memory
+        # Which side of the planner's canary takes a session's tasks (None: any, no sticky sessions).
+        self._sides = sides
         # Submits admitted and not yet queued: ``backlog()`` does not count them yet.
         self._admitting = 0
 
@@ -177,10 +198,32 @@ class Gateway:
                 input_text=new.text,
                 options=self._options(new.options),
             )
+            side = await self._planner_side(task)
             # Once queued, the task is in ``backlog()``: the reservation ends with the submit.
-            return await self._tasks.submit(task, trace=telemetry.inject(), credential=self._credential(task))
+            return await self._tasks.submit(
+                task, trace=telemetry.inject(), credential=self._credential(task), side=side
+            )
         finally:
             self._admitting -= 1
+
+    async def _planner_side(self, task: Task) -> str:
+        """The side of the planner's canary whose workers take ``task``: the side it names, else
+        its session's (the release its own earlier run or its session's latest task recorded);
+        '' (any) without sticky sessions, outside a canary, or when the side cannot be read."""
+        if self._sides is None:
+            return ""
+
+        async def pinned() -> Release | None:
+            if task.release.parts:
+                return task.release
+            return await self._tasks.session_release(task.scope)
+
+        try:
+            return await self._sides.session_side(PLANNER, pinned, named=NAMED_SIDES.get(task.options.side))
+        except Exception as exc:
+            # A task is never refused for want of a side: any planner takes it.
+            _log.warning("the side of the planner could not be chosen (%s); any planner takes the task", exc)
+            return ""
 
     def _credential(self, task: Task) -> str:
         """The mesh credential for the runs of ``task``: its tenant, its user, itself."""
@@ -285,7 +328,9 @@ class Gateway:
                 metadata={"task_id": task_id, "state": TaskState.Name(task.state)},
             )
         try:
-            return await self._tasks.answer(task_id, text, credential=self._credential(task))
+            return await self._tasks.answer(
+                task_id, text, credential=self._credential(task), side=await self._planner_side(task)
+            )
         except TaskTerminal:
             return await self.get(caller, task_id)
 

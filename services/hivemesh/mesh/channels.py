@@ -121,6 +121,12 @@ class ChannelFactory:
         ``channel(service)``; the service's own address gives ``channel(service)`` itself."""
         if address == self._addresses[service]:
             return self.channel(service)
+        return self.network_channel(service, address)
+
+    def network_channel(self, service: str, address: str) -> grpc.aio.Channel:
+        """A gRPC channel to ``service`` at ``address`` even when the service runs in this process:
+        for a question that must pass the mesh's routing, such as which side of a canary runs this
+        very process."""
         key = f"{service}@{address}"
         existing = self._channels.get(key)
         if existing is None:

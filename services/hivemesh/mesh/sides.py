@@ -2,11 +2,16 @@
 
 During a canary Istio sends each call to the stable or the canary subset by weight, so the turns of
 one conversation would be answered by both releases. A planner run instead calls each service that
-decides answers on one side, the side its session started on (``planner/releases.py`` picks it),
+decides answers on one side, the side its session started on (``mesh/releases.py`` picks it),
 by naming that side in the ``x-hivemesh-side`` header of every call it makes to that service. The
 VirtualServices (``istio/services/``) route a call with ``x-hivemesh-side: stable`` to the stable
 subset and one with ``canary`` to the canary subset whatever the weights; a call without it is
 weighted as before. Outside a mesh nothing reads the header.
+
+The planner itself is not called: it takes tasks from the queue. The gateway queues each task for
+the side of the planner's canary its session is on, and a planner's workers claim only the tasks
+of their side (and those for any side); the same header tells the gateway and each planner which
+side runs which release.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ SIDE_HEADER: Final = "x-hivemesh-side"
 STABLE: Final = "stable"
 CANARY: Final = "canary"
 SIDES: Final = (STABLE, CANARY)
-# The services whose release decides an answer (the planner's own is the worker's): the ones a
-# session stays on. Memory and the gateway decide nothing a user reads, so their calls are weighted.
-STICKY_SERVICES: Final = ("language", "tool")
+# The services whose release decides an answer: the ones a session stays on. A run's calls to
+# language, memory (the context and recall an answer reads) and tool name their side; the planner's
+# side is the one whose workers take the session's tasks.
+STICKY_SERVICES: Final = ("language", "memory", "planner", "tool")
 
 # TaskOptions.side -> the side it names (a task that names none follows its session).
 NAMED_SIDES: Final[Mapping[int, str]] = {

@@ -11,12 +11,12 @@ from hivemesh.mesh.credentials import guard_for
 from hivemesh.mesh.instance import successor_name
 from hivemesh.mesh.language_pools import language_pools
 from hivemesh.mesh.metrics import Metrics
+from hivemesh.mesh.releases import ASKS, DECIDING_SERVICES, GrpcReleases, SideMap
 from hivemesh.mesh.server import ServiceApp
 from hivemesh.planner.capabilities import CapabilityCache
 from hivemesh.planner.clients import GrpcLanguage, GrpcMemory, GrpcTools
 from hivemesh.planner.config import PlannerConfig, PlannerStrategy
 from hivemesh.planner.ports import Strategy
-from hivemesh.planner.releases import GrpcReleases
 from hivemesh.planner.runner import LLM_PROMPT_VERSION, BuiltinRunner, LlmRunner
 from hivemesh.planner.service import Planner
 from hivemesh.planner.servicer import PlannerServicer
@@ -61,8 +61,14 @@ def build(settings: Settings, channels: ChannelFactory, metrics: Metrics) -> Ser
         name=successor_name(settings, "planner"),
         releases=GrpcReleases(
             release.part("planner", settings.server.release, describe),
-            channels,
-            sticky=config.sticky_sessions,
+            SideMap(
+                channels,
+                # With sticky sessions the planner also asks which side of its own canary runs its
+                # release, through the mesh even when it could answer itself in-process.
+                ASKS["planner"] if config.sticky_sessions else DECIDING_SERVICES,
+                sticky=config.sticky_sessions,
+                addresses={"planner": settings.addresses["planner"]},
+            ),
         ),
         sticky=config.sticky_sessions,
         queue=queue,

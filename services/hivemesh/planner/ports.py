@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hivemesh.common.v1.release_pb2 import Release
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import Task, TaskEvent
 from hivemesh.language.v1.language_service_pb2 import GenerateRequest, GenerateResponse, UnderstandResponse
 from hivemesh.memory.v1.memory_service_pb2 import MemoryHit, Turn
 from hivemesh.mesh.errors import HivemeshError
+from hivemesh.mesh.releases import Pinned, RunRelease
 from hivemesh.tool.v1.tool_service_pb2 import InvokeToolResponse, ToolSpec
 
 
@@ -65,25 +65,17 @@ class EventSink(Protocol):
     async def emit(self, event: TaskEvent) -> TaskEvent: ...
 
 
-@dataclass(frozen=True)
-class RunRelease:
-    """What a run records (``release``) and the side of a canary each service's calls name
-    (``sides``, hivemesh.mesh.sides; empty without sticky sessions: every call is weighted)."""
-
-    release: Release
-    sides: Mapping[str, str] = field(default_factory=dict)
-
-
-# Finds the release a task's session is on (None: a new session); asked only when it matters.
-Pinned = Callable[[], Awaitable[Release | None]]
-
-
 class Releases(Protocol):
-    """The release a run starts on (planner, language and tool parts) and the side of a canary
-    each service's calls go to: ``side`` when the task names one, else the side of the release
-    ``pinned`` finds (the session's last run's) while it runs."""
+    """The release a run starts on (planner, language, memory and tool parts) and the side of a
+    canary each service's calls go to: ``side`` when the task names one, else the side of the
+    release ``pinned`` finds (the session's last run's) while it runs."""
 
     async def current(self, pinned: Pinned | None = None, *, side: str | None = None) -> RunRelease: ...
+
+    async def own_side(self) -> str | None:
+        """The side of the planner's canary whose tasks this process's workers claim (with those
+        for any side); None: every task."""
+        ...
 
 
 @dataclass(frozen=True)

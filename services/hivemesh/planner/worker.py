@@ -24,8 +24,9 @@ from hivemesh.mesh.config import Settings
 from hivemesh.mesh.credentials import acting_as
 from hivemesh.mesh.errors import HivemeshError, Unauthenticated, Unavailable
 from hivemesh.mesh.metrics import Metrics, state_label
+from hivemesh.mesh.releases import RunRelease
 from hivemesh.mesh.sides import NAMED_SIDES, routed
-from hivemesh.planner.ports import Outcome, Releases, RunRelease, Strategy
+from hivemesh.planner.ports import Outcome, Releases, Strategy
 from hivemesh.planner.runner import deadline_failure, failure_of
 from hivemesh.tasks.config import WORKER_SILENCE_BEATS, TaskConfig
 from hivemesh.tasks.log import TaskTerminal
@@ -211,7 +212,9 @@ class WorkerPool:
             await self._slots.acquire()
             claim: Claim | None = None
             try:
-                claim = await self._tasks.claim(self.worker_id, self._queue.visibility_timeout_s)
+                claim = await self._tasks.claim(
+                    self.worker_id, self._queue.visibility_timeout_s, side=await self._own_side()
+                )
                 failures = 0
             except Exception as exc:
                 # The queue is down (Redis restarting, the database failing over): back off and try
@@ -321,6 +324,17 @@ class WorkerPool:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+
+    async def _own_side(self) -> str | None:
+        """The side of the planner's canary whose tasks to claim (None: any), during a canary with
+        sticky sessions; claiming never waits for want of it."""
+        if self._releases is None or not self._sticky:
+            return None
+        try:
+            return await self._releases.own_side()
+        except Exception as exc:
+            _log.warning("the side of this planner could not be read (%s); claiming any task", exc)
+            return None
 
     async def _release(self, claim: Claim) -> RunRelease | None:
         """The release the run starts on; a run is never held up for want of it."""

@@ -98,11 +98,18 @@ class TaskLog:
 
     @uncancellable
     async def submit(
-        self, task: Task, *, trace: dict[str, str], credential: str = "", now: float | None = None
+        self,
+        task: Task,
+        *,
+        trace: dict[str, str],
+        credential: str = "",
+        side: str = "",
+        now: float | None = None,
     ) -> tuple[Task, bool]:
         """Record a new task (sequence 1) and queue it, or return the task the tenant already
         submitted with the same request id. The second value says whether it already existed.
-        ``credential`` is what its runs act with (kept on the task's row, out of its events)."""
+        ``credential`` is what its runs act with (kept on the task's row, out of its events);
+        ``side`` the side of the planner's canary whose workers take it ('' for any)."""
         stamp = time.time() if now is None else now
         event = TaskEvent(task_id=task.task_id, sequence=1, time=_timestamp(stamp))
         event.submitted.input_text = task.input_text
@@ -155,6 +162,7 @@ class TaskLog:
                         "delivery_count": 0,
                         "trace": json.dumps(trace),
                         "dead": False,
+                        "side": side,
                     },
                 )
             return projected, False
@@ -177,17 +185,23 @@ class TaskLog:
 
     @uncancellable
     async def append(
-        self, task_id: str, event: TaskEvent, *, allow_after_end: bool = False, requeue: bool = False
+        self,
+        task_id: str,
+        event: TaskEvent,
+        *,
+        allow_after_end: bool = False,
+        requeue: bool = False,
+        side: str = "",
     ) -> tuple[TaskEvent, Task]:
         """Append ``event`` (its kind set; task_id, sequence and time are filled in here) and return
         it with the task after it. Raises TaskTerminal once the task has ended, so a late step of a
         canceled task can never change its outcome. ``requeue`` puts the task back on the SQL queue
-        in the same transaction (a follow-up answer)."""
+        in the same transaction (a follow-up answer), for the workers of ``side`` ('' for any)."""
         requeue_in_sql = requeue and self._enqueue_in_sql
 
         def record(conn: Connection) -> tuple[TaskEvent, Task]:
             return self.append_in(
-                conn, task_id, event, allow_after_end=allow_after_end, requeue=requeue_in_sql
+                conn, task_id, event, allow_after_end=allow_after_end, requeue=requeue_in_sql, side=side
             )
 
         stored, after = await self._writer.run(record)
@@ -267,6 +281,7 @@ class TaskLog:
         *,
         allow_after_end: bool = False,
         requeue: bool = False,
+        side: str = "",
     ) -> tuple[TaskEvent, Task]:
         """``append`` as part of a transaction the caller runs (through the log's writer); the
         caller notifies watchers of ``task_id`` once it has committed."""
@@ -310,7 +325,7 @@ class TaskLog:
             },
         )
         if requeue:
-            _requeue(conn, task_id, after.scope.tenant_id, stamp)
+            _requeue(conn, task_id, after.scope.tenant_id, stamp, side)
         if self._heads is not None:
             self._heads.keep(task_id, after, new_hash)
         return stored, after
@@ -527,7 +542,16 @@ _INSERT_TASK = Statement(
 _CREDENTIAL = Statement(select(schema.tasks.c.credential).where(_TASK_BY_ID))
 _INSERT_QUEUED = Statement(
     schema.queue.insert(),
-    columns=("task_id", "tenant_id", "available_at", "enqueued_at", "delivery_count", "trace", "dead"),
+    columns=(
+        "task_id",
+        "tenant_id",
+        "available_at",
+        "enqueued_at",
+        "delivery_count",
+        "trace",
+        "dead",
+        "side",
+    ),
 )
 _BY_REQUEST = Statement(
     select(schema.tasks.c.task).where(
@@ -650,7 +674,7 @@ def _by_request(conn: Connection, tenant_id: str, request_id: str) -> Task | Non
     return None if row is None else Task.FromString(row[0])
 
 
-def _requeue(conn: Connection, task_id: str, tenant_id: str, stamp: float) -> None:
+def _requeue(conn: Connection, task_id: str, tenant_id: str, stamp: float, side: str) -> None:
     """Queue the task again. The worker that asked the question may not have acknowledged its
     delivery yet (the answer can arrive first): its row then becomes a fresh, unclaimed one, so
     that worker's late acknowledgement, which is conditional on its claim, removes nothing."""
@@ -663,6 +687,7 @@ def _requeue(conn: Connection, task_id: str, tenant_id: str, stamp: float) -> No
         "trace": "{}",
         "last_error": None,
         "dead": False,
+        "side": side,
     }
     reset = conn.execute(update(schema.queue).where(schema.queue.c.task_id == task_id).values(**fresh))
     if not reset.rowcount:

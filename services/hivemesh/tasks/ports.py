@@ -46,9 +46,12 @@ class Start:
 
 
 class TaskBook(Protocol):
-    async def submit(self, task: Task, *, trace: dict[str, str], credential: str = "") -> tuple[Task, bool]:
+    async def submit(
+        self, task: Task, *, trace: dict[str, str], credential: str = "", side: str = ""
+    ) -> tuple[Task, bool]:
         """Record and queue a new task, or return the tenant's task with the same request id.
-        ``credential`` is the mesh credential its runs act with."""
+        ``credential`` is the mesh credential its runs act with; ``side`` the side of the planner's
+        canary whose workers take it ('' for any: hivemesh.mesh.sides)."""
         ...
 
     async def backlog(self) -> int:
@@ -56,6 +59,11 @@ class TaskBook(Protocol):
         ...
 
     async def get(self, task_id: str) -> Task | None: ...
+
+    async def session_release(self, scope: Scope) -> Release | None:
+        """The release the newest task of ``scope``'s session that recorded one ran on (the side of
+        the planner's canary its next task is for follows it)."""
+        ...
 
     async def list_tasks(
         self,
@@ -83,9 +91,9 @@ class TaskBook(Protocol):
         was only queued leaves the queue in the same step."""
         ...
 
-    async def answer(self, task_id: str, text: str, *, credential: str = "") -> Task:
+    async def answer(self, task_id: str, text: str, *, credential: str = "", side: str = "") -> Task:
         """Record the answer to the task's question and queue it again (its next run acting with
-        ``credential`` when one is given)."""
+        ``credential`` when one is given, for the workers of ``side``)."""
         ...
 
     async def verify(self, task_id: str) -> Verification:
@@ -112,7 +120,12 @@ class WorkQueue(Protocol):
         """How often the pool should beat (``beat``) to stay alive."""
         ...
 
-    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None: ...
+    async def claim(
+        self, worker_id: str, visibility_timeout_s: float, *, side: str | None = None
+    ) -> Claim | None:
+        """Lease the oldest ready task; with ``side``, one for any worker or for that side of the
+        planner's canary."""
+        ...
 
     async def begin_run(self, claim: Claim, worker_id: str, working: TaskEvent, *, runnable: bool) -> Start:
         """Read the claimed task and, if it is waiting to run and ``runnable``, record ``working``

@@ -44,7 +44,12 @@ class DeadLetter:
 
 
 class TaskQueue(Protocol):
-    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None: ...
+    async def claim(
+        self, worker_id: str, visibility_timeout_s: float, *, side: str | None = None
+    ) -> Claim | None:
+        """Lease the oldest ready task; with ``side``, only a task for any worker or for that side
+        of the planner's canary (a task's side is set when it is queued)."""
+        ...
 
     async def extend(self, task_id: str, worker_id: str, visibility_timeout_s: float) -> bool: ...
 
@@ -114,28 +119,26 @@ def _release(conn: Connection, worker_ids: list[str]) -> int:
     return int(released)
 
 
-def _ready_statement() -> Select[tuple[str]]:
-    """The oldest task ready to be claimed (``now`` bound at execution)."""
+def _ready_statement(*, sided: bool) -> Select[tuple[str]]:
+    """The oldest task ready to be claimed (``now`` bound at execution, and ``for_side`` when
+    ``sided``: then only a task for any worker or for that side of the planner's canary)."""
     q = schema.queue.c
     now: BindParameter[float] = bindparam("now", type_=Float)
-    return (
-        select(q.task_id)
-        .where(
-            and_(
-                q.dead.is_(False),
-                q.available_at <= now,
-                or_(q.claimed_until.is_(None), q.claimed_until < now),
-            )
-        )
-        .order_by(q.available_at)
-        .limit(1)
-    )
+    conditions = [
+        q.dead.is_(False),
+        q.available_at <= now,
+        or_(q.claimed_until.is_(None), q.claimed_until < now),
+    ]
+    if sided:
+        conditions.append(or_(q.side == "", q.side == bindparam("for_side")))
+    return select(q.task_id).where(and_(*conditions)).order_by(q.available_at).limit(1)
 
 
-def _claim_statement(*, skip_locked: bool) -> Update:
-    """Claim the oldest ready task (built once; ``now``, ``worker`` and ``until`` are bound)."""
+def _claim_statement(*, skip_locked: bool, sided: bool) -> Update:
+    """Claim the oldest ready task (built once; ``now``, ``worker`` and ``until`` are bound, and
+    ``for_side`` when ``sided``)."""
     q = schema.queue.c
-    ready = _ready_statement()
+    ready = _ready_statement(sided=sided)
     if skip_locked:
         ready = ready.with_for_update(skip_locked=True)
     return (
@@ -151,10 +154,14 @@ def _claim_statement(*, skip_locked: bool) -> Update:
 
 
 # Read first, so that a worker finding the queue empty (the claim after the last ready task, and
-# every poll of an idle queue) takes no write transaction.
-_READY = Statement(_ready_statement())
-_CLAIM_SQLITE = Statement(_claim_statement(skip_locked=False))
-_CLAIM_LOCKING = Statement(_claim_statement(skip_locked=True))
+# every poll of an idle queue) takes no write transaction. Keyed by sided (and SQLite: it has no
+# row locks to skip).
+_READY = {sided: Statement(_ready_statement(sided=sided)) for sided in (True, False)}
+_CLAIMS = {
+    (sqlite, sided): Statement(_claim_statement(skip_locked=not sqlite, sided=sided))
+    for sqlite in (True, False)
+    for sided in (True, False)
+}
 _ACK = Statement(
     schema.queue.delete().where(
         and_(schema.queue.c.task_id == bindparam("task_id"), schema.queue.c.claimed_by == bindparam("worker"))
@@ -179,12 +186,17 @@ class SqlTaskQueue:
         self._notifier = notifier
 
     @uncancellable
-    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None:
+    async def claim(
+        self, worker_id: str, visibility_timeout_s: float, *, side: str | None = None
+    ) -> Claim | None:
         now = time.time()
-        statement = _CLAIM_SQLITE if is_sqlite(self._engine) else _CLAIM_LOCKING
-        if await self._reads.run(lambda conn: _READY.run(conn, {"now": now}).fetchone()) is None:
+        sided = side is not None
+        statement = _CLAIMS[is_sqlite(self._engine), sided]
+        found: dict[str, object] = {"now": now} if side is None else {"now": now, "for_side": side}
+        ready = _READY[sided]
+        if await self._reads.run(lambda conn: ready.run(conn, found).fetchone()) is None:
             return None
-        params = {"now": now, "worker": worker_id, "until": now + visibility_timeout_s}
+        params = {**found, "worker": worker_id, "until": now + visibility_timeout_s}
         row = await self._writer.run(lambda conn: statement.run(conn, params).fetchone())
         if row is None:
             return None

@@ -13,6 +13,11 @@ their backoff and another the dead letters. Every operation is one Lua script, s
 or a move to the dead-letter queue is atomic, and a worker that lost its claim can no longer
 acknowledge, retry or dead-letter the task.
 
+With sticky sessions a task may be for one side of the planner's canary (``side``, chosen by the
+gateway): a worker that claims for the other side hands its entry on to the stream's end, counting
+no delivery, so the next worker reading it may be of the task's side. A claim whose lease ran out
+is taken over by whichever worker claims next, whatever its side: the run resumes rather than waits.
+
 Redis is not the source of truth: the log is. Enqueueing is idempotent (a task already held is
 left alone), so anything may enqueue again: a client repeating a submit, and the sweep of
 ``TaskSystem`` that re-enqueues tasks the log says are waiting but Redis does not hold (a crash
@@ -61,14 +66,34 @@ local function take(stream, meta, leases, group, consumer, entry_id, task_id, le
 end
 """
 
-# KEYS: stream, delayed, meta, leases. ARGV: group, consumer, now_ms, visibility_ms.
+# A task for the other side of the planner's canary is handed on: its entry goes to the stream's
+# end for a worker of that side (no delivery is counted). True when ``entry_id`` was handed on.
+_HAND_ON = """
+local function hand_on(stream, meta, group, entry_id, task_id, side)
+  if side == '' or not task_id then return false end
+  local raw = redis.call('HGET', meta, task_id)
+  if not raw then return false end
+  local m = cjson.decode(raw)
+  if m.dead or m.entry or not m.side or m.side == '' or m.side == side then return false end
+  redis.call('XACK', stream, group, entry_id)
+  redis.call('XDEL', stream, entry_id)
+  redis.call('XADD', stream, '*', 'task_id', task_id)
+  return true
+end
+"""
+
+# KEYS: stream, delayed, meta, leases. ARGV: group, consumer, now_ms, visibility_ms, side ('' for
+# any task; else a task for any worker or for that side).
 _CLAIM = (
     _TAKE
+    + _HAND_ON
     + """
 local stream, delayed, meta, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, consumer = ARGV[1], ARGV[2]
 local now = tonumber(ARGV[3])
 local deadline = now + tonumber(ARGV[4])
+local side = ARGV[5]
+local handed = {}
 redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(due) do
@@ -99,24 +124,31 @@ for _ = 1, 10 do
     for i = 1, #entry[2], 2 do
       if entry[2][i] == 'task_id' then task_id = entry[2][i + 1] end
     end
-    local r = take(stream, meta, leases, group, consumer, entry[1], task_id, deadline)
-    if r then return r end
+    if hand_on(stream, meta, group, entry[1], task_id, side) then
+      -- Seen twice: every entry left is for the other side.
+      if handed[task_id] then return nil end
+      handed[task_id] = true
+    else
+      local r = take(stream, meta, leases, group, consumer, entry[1], task_id, deadline)
+      if r then return r end
+    end
   end
 end
 return nil
 """
 )
 
-# KEYS: stream, meta. ARGV: task_id, tenant_id, trace, now_s.
+# KEYS: stream, meta. ARGV: task_id, tenant_id, trace, now_s, side.
 _ENQUEUE = """
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-local m = {tenant_id = ARGV[2], trace = ARGV[3], delivery_count = 0, enqueued_at = tonumber(ARGV[4])}
+local m = {tenant_id = ARGV[2], trace = ARGV[3], delivery_count = 0, enqueued_at = tonumber(ARGV[4]),
+  side = ARGV[5]}
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(m))
 redis.call('XADD', KEYS[1], '*', 'task_id', ARGV[1])
 return 1
 """
 
-# KEYS: stream, meta, leases. ARGV: group, task_id, tenant_id, now_s.
+# KEYS: stream, meta, leases. ARGV: group, task_id, tenant_id, now_s, side.
 # Like _ENQUEUE, except that a task still claimed (by the worker that asked for input and has not
 # acknowledged yet) is released and queued afresh: that worker's late ack then finds no claim.
 _REQUEUE = """
@@ -128,7 +160,8 @@ if raw then
   redis.call('XDEL', KEYS[1], m.entry)
   redis.call('ZREM', KEYS[3], ARGV[2])
 end
-local m = {tenant_id = ARGV[3], trace = '{}', delivery_count = 0, enqueued_at = tonumber(ARGV[4])}
+local m = {tenant_id = ARGV[3], trace = '{}', delivery_count = 0, enqueued_at = tonumber(ARGV[4]),
+  side = ARGV[5]}
 redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(m))
 redis.call('XADD', KEYS[1], '*', 'task_id', ARGV[2])
 return 1
@@ -380,24 +413,27 @@ class RedisTaskQueue:
     async def leave(self, worker_id: str) -> None:
         await _guard(lambda: self._leave(keys=self._worker_keys, args=[worker_id]))
 
-    async def enqueue(self, task_id: str, tenant_id: str, trace: dict[str, str]) -> bool:
-        """Queue a task unless the queue already holds it; True when it was added."""
+    async def enqueue(self, task_id: str, tenant_id: str, trace: dict[str, str], side: str = "") -> bool:
+        """Queue a task unless the queue already holds it, for the workers of ``side`` of the
+        planner's canary ('' for any); True when it was added."""
         added = await _guard(
             lambda: self._enqueue(
-                keys=[self.stream, self.meta], args=[task_id, tenant_id, json.dumps(trace), time.time()]
+                keys=[self.stream, self.meta],
+                args=[task_id, tenant_id, json.dumps(trace), time.time(), side],
             )
         )
         if added:
             self._notifier.notify(QUEUE_TOPIC)
         return bool(added)
 
-    async def requeue(self, task_id: str, tenant_id: str) -> bool:
-        """Queue a task answered with input again, taking it over from a claim not yet acknowledged;
-        True when it was added (False: it is already queued and unclaimed)."""
+    async def requeue(self, task_id: str, tenant_id: str, side: str = "") -> bool:
+        """Queue a task answered with input again (for the workers of ``side``), taking it over from
+        a claim not yet acknowledged; True when it was added (False: it is already queued and
+        unclaimed)."""
         added = await _guard(
             lambda: self._requeue(
                 keys=[self.stream, self.meta, self.leases],
-                args=[self._group, task_id, tenant_id, time.time()],
+                args=[self._group, task_id, tenant_id, time.time(), side],
             )
         )
         if added:
@@ -413,12 +449,15 @@ class RedisTaskQueue:
             pipe.hexists(self.meta, task_id)
         return [bool(v) for v in await _guard(pipe.execute)]
 
-    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None:
+    async def claim(
+        self, worker_id: str, visibility_timeout_s: float, *, side: str | None = None
+    ) -> Claim | None:
         now_ms = int(time.time() * 1000)
+        visibility_ms = max(1, int(visibility_timeout_s * 1000))
         row = await _guard(
             lambda: self._claim(
                 keys=[self.stream, self.delayed, self.meta, self.leases],
-                args=[self._group, worker_id, now_ms, max(1, int(visibility_timeout_s * 1000))],
+                args=[self._group, worker_id, now_ms, visibility_ms, side or ""],
             )
         )
         if not row:

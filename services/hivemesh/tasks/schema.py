@@ -69,6 +69,9 @@ queue = Table(
     Column("trace", Text, nullable=False, default="{}"),
     Column("last_error", Text, nullable=True),
     Column("dead", Boolean, nullable=False, default=False),
+    # The side of the planner's canary whose workers take the task (its session's side, chosen by
+    # the gateway; hivemesh.mesh.sides), or '' for any worker.
+    Column("side", String(16), nullable=False, default="", server_default=""),
     Index("ix_task_queue_ready", "dead", "available_at"),
     Index("ix_task_queue_claimed_by", "claimed_by"),
 )

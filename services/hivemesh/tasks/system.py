@@ -157,14 +157,16 @@ class TaskSystem:
         self.reads.close()
         await self.engine.dispose()
 
-    async def submit(self, task: Task, *, trace: dict[str, str], credential: str = "") -> tuple[Task, bool]:
+    async def submit(
+        self, task: Task, *, trace: dict[str, str], credential: str = "", side: str = ""
+    ) -> tuple[Task, bool]:
         """Record a new task and queue it (or return the tenant's task with the same request id).
 
         With the Redis queue, the log commits first; a repeated submit enqueues again a task that is
         still waiting, so a client retrying after an error never leaves its task stranded."""
-        stored, existing = await self.log.submit(task, trace=trace, credential=credential)
+        stored, existing = await self.log.submit(task, trace=trace, credential=credential, side=side)
         if self.redis_queue is not None and stored.state == TaskState.TASK_STATE_SUBMITTED:
-            await self.redis_queue.enqueue(stored.task_id, stored.scope.tenant_id, trace)
+            await self.redis_queue.enqueue(stored.task_id, stored.scope.tenant_id, trace, side)
         if not existing:
             self._queued += 1  # on the queue now: counted by backlog() until the next count
         return stored, existing
@@ -242,13 +244,13 @@ class TaskSystem:
             await self.redis_queue.remove(task_id)
         return after
 
-    async def answer(self, task_id: str, text: str, *, credential: str = "") -> Task:
+    async def answer(self, task_id: str, text: str, *, credential: str = "", side: str = "") -> Task:
         event = TaskEvent()
         event.input_received.text = text
         if credential:
             await self._renew(task_id, credential)
-        _, after = await self.log.append(task_id, event, requeue=True)
-        await self.requeue(after)
+        _, after = await self.log.append(task_id, event, requeue=True, side=side)
+        await self.requeue(after, side)
         return after
 
     async def _renew(self, task_id: str, credential: str) -> None:
@@ -288,8 +290,10 @@ class TaskSystem:
     def heartbeat_s(self) -> float:
         return self.config.worker_heartbeat_s
 
-    async def claim(self, worker_id: str, visibility_timeout_s: float) -> Claim | None:
-        return await self.queue.claim(worker_id, visibility_timeout_s)
+    async def claim(
+        self, worker_id: str, visibility_timeout_s: float, *, side: str | None = None
+    ) -> Claim | None:
+        return await self.queue.claim(worker_id, visibility_timeout_s, side=side)
 
     async def begin_run(self, claim: Claim, worker_id: str, working: TaskEvent, *, runnable: bool) -> Start:
         task_id = claim.task_id
@@ -382,10 +386,10 @@ class TaskSystem:
 
     # ---- the queue's upkeep -------------------------------------------------------------------
 
-    async def requeue(self, task: Task) -> None:
+    async def requeue(self, task: Task, side: str = "") -> None:
         """After an append with ``requeue=True``: the SQL queue did it in the same transaction."""
         if self.redis_queue is not None:
-            await self.redis_queue.requeue(task.task_id, task.scope.tenant_id)
+            await self.redis_queue.requeue(task.task_id, task.scope.tenant_id, side)
 
     async def sweep(self, *, grace_s: float = SWEEP_GRACE_S) -> int:
         """Enqueue again what the log says is waiting but the Redis queue does not hold, and put
