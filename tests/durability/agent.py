@@ -51,7 +51,6 @@ class ScriptedLanguage:
         self,
         text: str,
         context: Sequence[str],
-        tools: Sequence[str],
         time_zone: str = "",
         intents: Sequence[str] = (),
     ) -> UnderstandResponse:

@@ -113,7 +113,6 @@ async def test_understand_marks_an_intent_no_installed_tool_serves(
 ) -> None:
     request = pb.UnderstandRequest(
         text="convert 5 miles to km and add eggs to my shopping list",
-        available_tools=["list_add"],
         available_intents=["list_add"],
     )
     reply = await language.Understand(request)

@@ -41,14 +41,12 @@ class GrpcLanguage:
         self,
         text: str,
         context: Sequence[str],
-        tools: Sequence[str],
         time_zone: str = "",
         intents: Sequence[str] = (),
     ) -> lang.UnderstandResponse:
         request = lang.UnderstandRequest(
             text=text,
             context=list(context)[-64:],
-            available_tools=list(tools),
             time_zone=time_zone,
             available_intents=list(intents),
         )

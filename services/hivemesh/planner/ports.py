@@ -20,11 +20,10 @@ class Language(Protocol):
         self,
         text: str,
         context: Sequence[str],
-        tools: Sequence[str],
         time_zone: str = "",
         intents: Sequence[str] = (),
     ) -> UnderstandResponse:
-        """``tools``: the installed tools' names; ``intents``: the intents they serve."""
+        """``intents``: the intents the installed tools serve."""
         ...
 
     def generate(self, request: GenerateRequest) -> AsyncIterator[GenerateResponse]: ...

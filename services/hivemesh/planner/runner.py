@@ -263,7 +263,6 @@ class BuiltinRunner(_Run):
         understanding = await self._language.understand(
             text,
             [t.text for t in context],
-            sorted(spec.name for spec in listed),
             task.scope.time_zone,
             tables.intents,
         )

@@ -67,7 +67,7 @@ class Planner:
         listed = await self._tools.list_tools()
         tables = self._capabilities.tables(listed)
         understanding = await self._language.understand(
-            text, [], sorted(spec.name for spec in listed), scope.time_zone, tables.intents
+            text, [], scope.time_zone, tables.intents
         )
         planned = strategy.plan(understanding, tables)
         result = pb.Plan(

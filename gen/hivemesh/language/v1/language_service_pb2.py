@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hivemesh.common.v1 import content_pb2 as hivemesh_dot_common_dot_v1_dot_content__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+hivemesh/language/v1/language_service.proto\x12\x14hivemesh.language.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a hivemesh/common/v1/content.proto\"\xfc\x01\n\x11UnderstandRequest\x12\x19\n\x04text\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x19\n\x07\x63ontext\x18\x02 \x03(\tB\x08\xbaH\x05\x92\x01\x02\x10@\x12\"\n\x0f\x61vailable_tools\x18\x03 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\x80\x08\x12K\n\ttime_zone\x18\x04 \x01(\tB8\xbaH5r3\x18@2/^([A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*)?$\x12@\n\x11\x61vailable_intents\x18\x05 \x03(\tB%\xbaH\"\x92\x01\x1f\x10\x80\x08\"\x1ar\x18\x32\x16^[a-z][a-z0-9_]{0,63}$\"\x95\x02\n\x12UnderstandResponse\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0cout_of_scope\x18\x03 \x01(\x08\x12)\n\x05slots\x18\x04 \x03(\x0b\x32\x1a.hivemesh.language.v1.Slot\x12=\n\x0c\x61lternatives\x18\x05 \x03(\x0b\x32\'.hivemesh.language.v1.IntentAlternative\x12\x37\n\x05parts\x18\x06 \x03(\x0b\x32(.hivemesh.language.v1.UnderstandResponse\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x14\n\x0cwithout_tool\x18\x08 \x01(\x08\"7\n\x11IntentAlternative\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\"\xf5\x02\n\x04Slot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bsource_text\x18\x02 \x01(\t\x12\x10\n\x06number\x18\x03 \x01(\x01H\x00\x12\x32\n\x08quantity\x18\x04 \x01(\x0b\x32\x1e.hivemesh.language.v1.QuantityH\x00\x12\x0e\n\x04unit\x18\x05 \x01(\tH\x00\x12\x32\n\x04\x64\x61te\x18\x06 \x01(\x0b\x32\".hivemesh.language.v1.CalendarDateH\x00\x12/\n\tdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12-\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x31\n\x05items\x18\t \x01(\x0b\x32 .hivemesh.language.v1.StringListH\x00\x12\x14\n\nname_value\x18\n \x01(\tH\x00\x12\x0e\n\x04text\x18\x0b \x01(\tH\x00\x42\x07\n\x05value\"\'\n\x08Quantity\x12\r\n\x05value\x18\x01 \x01(\x01\x12\x0c\n\x04unit\x18\x02 \x01(\t\"8\n\x0c\x43\x61lendarDate\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\"\x1c\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xb5\x01\n\x0b\x43hatMessage\x12\x32\n\x04role\x18\x01 \x01(\x0e\x32\x18.hivemesh.common.v1.RoleB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x1a\n\x07\x63ontent\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x04\x12\x32\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1e.hivemesh.language.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"P\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"g\n\x0c\x46unctionSpec\x12\x15\n\x04name\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"o\n\x0fGenerateOptions\x12\x1d\n\nmax_tokens\x18\x01 \x01(\rB\t\xbaH\x06*\x04\x18\x80\x80\x08\x12$\n\x0btemperature\x18\x02 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x00@-\x00\x00\x00\x00\x12\x17\n\x05model\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"\xa8\x02\n\x0fGenerateRequest\x12@\n\x08messages\x18\x01 \x03(\x0b\x32!.hivemesh.language.v1.ChatMessageB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\x80\x04\x12<\n\x05tools\x18\x02 \x03(\x0b\x32\".hivemesh.language.v1.FunctionSpecB\t\xbaH\x06\x92\x01\x03\x10\x80\x02\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.hivemesh.language.v1.GenerateOptions\x12?\n\runderstanding\x18\x04 \x01(\x0b\x32(.hivemesh.language.v1.UnderstandResponse\x12\x1c\n\nsession_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\"\xd0\x01\n\x10GenerateResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12\x33\n\ttool_call\x18\x02 \x01(\x0b\x32\x1e.hivemesh.language.v1.ToolCallH\x00\x12,\n\x05usage\x18\x03 \x01(\x0b\x32\x1b.hivemesh.language.v1.UsageH\x00\x12;\n\rfinish_reason\x18\x04 \x01(\x0e\x32\".hivemesh.language.v1.FinishReasonH\x00\x42\x06\n\x04kind\"4\n\x0c\x45mbedRequest\x12$\n\x05texts\x18\x01 \x03(\tB\x15\xbaH\x12\x92\x01\x0f\x08\x01\x10\x80\x10\"\x08r\x06\x10\x01\x18\x80\x80\x02\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"g\n\rEmbedResponse\x12\x33\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.hivemesh.language.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\r*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x04\x32\xb0\x02\n\x0fLanguageService\x12\x64\n\nUnderstand\x12\'.hivemesh.language.v1.UnderstandRequest\x1a(.hivemesh.language.v1.UnderstandResponse\"\x03\x90\x02\x01\x12`\n\x08Generate\x12%.hivemesh.language.v1.GenerateRequest\x1a&.hivemesh.language.v1.GenerateResponse\"\x03\x90\x02\x01\x30\x01\x12U\n\x05\x45mbed\x12\".hivemesh.language.v1.EmbedRequest\x1a#.hivemesh.language.v1.EmbedResponse\"\x03\x90\x02\x01\x42\x98\x01\n\x1eio.github.hivemesh.language.v1B\x14LanguageServiceProtoP\x01ZGgithub.com/hivemesh/hivemesh/clients/go/hivemesh/language/v1;languagev1\xaa\x02\x14Hivemesh.Language.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+hivemesh/language/v1/language_service.proto\x12\x14hivemesh.language.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a hivemesh/common/v1/content.proto\"\xfe\x01\n\x11UnderstandRequest\x12\x19\n\x04text\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x10\x01\x18\x80\x80\x01\x12\x19\n\x07\x63ontext\x18\x02 \x03(\tB\x08\xbaH\x05\x92\x01\x02\x10@\x12$\n\x0f\x61vailable_tools\x18\x03 \x03(\tB\x0b\x18\x01\xbaH\x06\x92\x01\x03\x10\x80\x08\x12K\n\ttime_zone\x18\x04 \x01(\tB8\xbaH5r3\x18@2/^([A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*)?$\x12@\n\x11\x61vailable_intents\x18\x05 \x03(\tB%\xbaH\"\x92\x01\x1f\x10\x80\x08\"\x1ar\x18\x32\x16^[a-z][a-z0-9_]{0,63}$\"\x95\x02\n\x12UnderstandResponse\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0cout_of_scope\x18\x03 \x01(\x08\x12)\n\x05slots\x18\x04 \x03(\x0b\x32\x1a.hivemesh.language.v1.Slot\x12=\n\x0c\x61lternatives\x18\x05 \x03(\x0b\x32\'.hivemesh.language.v1.IntentAlternative\x12\x37\n\x05parts\x18\x06 \x03(\x0b\x32(.hivemesh.language.v1.UnderstandResponse\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x14\n\x0cwithout_tool\x18\x08 \x01(\x08\"7\n\x11IntentAlternative\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\"\xf5\x02\n\x04Slot\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bsource_text\x18\x02 \x01(\t\x12\x10\n\x06number\x18\x03 \x01(\x01H\x00\x12\x32\n\x08quantity\x18\x04 \x01(\x0b\x32\x1e.hivemesh.language.v1.QuantityH\x00\x12\x0e\n\x04unit\x18\x05 \x01(\tH\x00\x12\x32\n\x04\x64\x61te\x18\x06 \x01(\x0b\x32\".hivemesh.language.v1.CalendarDateH\x00\x12/\n\tdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12-\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x31\n\x05items\x18\t \x01(\x0b\x32 .hivemesh.language.v1.StringListH\x00\x12\x14\n\nname_value\x18\n \x01(\tH\x00\x12\x0e\n\x04text\x18\x0b \x01(\tH\x00\x42\x07\n\x05value\"\'\n\x08Quantity\x12\r\n\x05value\x18\x01 \x01(\x01\x12\x0c\n\x04unit\x18\x02 \x01(\t\"8\n\x0c\x43\x61lendarDate\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\"\x1c\n\nStringList\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xb5\x01\n\x0b\x43hatMessage\x12\x32\n\x04role\x18\x01 \x01(\x0e\x32\x18.hivemesh.common.v1.RoleB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12\x1a\n\x07\x63ontent\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80\x04\x12\x32\n\ntool_calls\x18\x03 \x03(\x0b\x32\x1e.hivemesh.language.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\"P\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"g\n\x0c\x46unctionSpec\x12\x15\n\x04name\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"o\n\x0fGenerateOptions\x12\x1d\n\nmax_tokens\x18\x01 \x01(\rB\t\xbaH\x06*\x04\x18\x80\x80\x08\x12$\n\x0btemperature\x18\x02 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x00@-\x00\x00\x00\x00\x12\x17\n\x05model\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"\xa8\x02\n\x0fGenerateRequest\x12@\n\x08messages\x18\x01 \x03(\x0b\x32!.hivemesh.language.v1.ChatMessageB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\x80\x04\x12<\n\x05tools\x18\x02 \x03(\x0b\x32\".hivemesh.language.v1.FunctionSpecB\t\xbaH\x06\x92\x01\x03\x10\x80\x02\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.hivemesh.language.v1.GenerateOptions\x12?\n\runderstanding\x18\x04 \x01(\x0b\x32(.hivemesh.language.v1.UnderstandResponse\x12\x1c\n\nsession_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x02\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\"\xd0\x01\n\x10GenerateResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12\x33\n\ttool_call\x18\x02 \x01(\x0b\x32\x1e.hivemesh.language.v1.ToolCallH\x00\x12,\n\x05usage\x18\x03 \x01(\x0b\x32\x1b.hivemesh.language.v1.UsageH\x00\x12;\n\rfinish_reason\x18\x04 \x01(\x0e\x32\".hivemesh.language.v1.FinishReasonH\x00\x42\x06\n\x04kind\"4\n\x0c\x45mbedRequest\x12$\n\x05texts\x18\x01 \x03(\tB\x15\xbaH\x12\x92\x01\x0f\x08\x01\x10\x80\x10\"\x08r\x06\x10\x01\x18\x80\x80\x02\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"g\n\rEmbedResponse\x12\x33\n\nembeddings\x18\x01 \x03(\x0b\x32\x1f.hivemesh.language.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\r*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x04\x32\xb0\x02\n\x0fLanguageService\x12\x64\n\nUnderstand\x12\'.hivemesh.language.v1.UnderstandRequest\x1a(.hivemesh.language.v1.UnderstandResponse\"\x03\x90\x02\x01\x12`\n\x08Generate\x12%.hivemesh.language.v1.GenerateRequest\x1a&.hivemesh.language.v1.GenerateResponse\"\x03\x90\x02\x01\x30\x01\x12U\n\x05\x45mbed\x12\".hivemesh.language.v1.EmbedRequest\x1a#.hivemesh.language.v1.EmbedResponse\"\x03\x90\x02\x01\x42\x98\x01\n\x1eio.github.hivemesh.language.v1B\x14LanguageServiceProtoP\x01ZGgithub.com/hivemesh/hivemesh/clients/go/hivemesh/language/v1;languagev1\xaa\x02\x14Hivemesh.Language.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,7 +42,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UNDERSTANDREQUEST'].fields_by_name['context']._loaded_options = None
   _globals['_UNDERSTANDREQUEST'].fields_by_name['context']._serialized_options = b'\272H\005\222\001\002\020@'
   _globals['_UNDERSTANDREQUEST'].fields_by_name['available_tools']._loaded_options = None
-  _globals['_UNDERSTANDREQUEST'].fields_by_name['available_tools']._serialized_options = b'\272H\006\222\001\003\020\200\010'
+  _globals['_UNDERSTANDREQUEST'].fields_by_name['available_tools']._serialized_options = b'\030\001\272H\006\222\001\003\020\200\010'
   _globals['_UNDERSTANDREQUEST'].fields_by_name['time_zone']._loaded_options = None
   _globals['_UNDERSTANDREQUEST'].fields_by_name['time_zone']._serialized_options = b'\272H5r3\030@2/^([A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*)?$'
   _globals['_UNDERSTANDREQUEST'].fields_by_name['available_intents']._loaded_options = None
@@ -73,42 +73,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LANGUAGESERVICE'].methods_by_name['Generate']._serialized_options = b'\220\002\001'
   _globals['_LANGUAGESERVICE'].methods_by_name['Embed']._loaded_options = None
   _globals['_LANGUAGESERVICE'].methods_by_name['Embed']._serialized_options = b'\220\002\001'
-  _globals['_FINISHREASON']._serialized_start=2566
-  _globals['_FINISHREASON']._serialized_end=2725
+  _globals['_FINISHREASON']._serialized_start=2568
+  _globals['_FINISHREASON']._serialized_end=2727
   _globals['_UNDERSTANDREQUEST']._serialized_start=228
-  _globals['_UNDERSTANDREQUEST']._serialized_end=480
-  _globals['_UNDERSTANDRESPONSE']._serialized_start=483
-  _globals['_UNDERSTANDRESPONSE']._serialized_end=760
-  _globals['_INTENTALTERNATIVE']._serialized_start=762
-  _globals['_INTENTALTERNATIVE']._serialized_end=817
-  _globals['_SLOT']._serialized_start=820
-  _globals['_SLOT']._serialized_end=1193
-  _globals['_QUANTITY']._serialized_start=1195
-  _globals['_QUANTITY']._serialized_end=1234
-  _globals['_CALENDARDATE']._serialized_start=1236
-  _globals['_CALENDARDATE']._serialized_end=1292
-  _globals['_STRINGLIST']._serialized_start=1294
-  _globals['_STRINGLIST']._serialized_end=1322
-  _globals['_CHATMESSAGE']._serialized_start=1325
-  _globals['_CHATMESSAGE']._serialized_end=1506
-  _globals['_TOOLCALL']._serialized_start=1508
-  _globals['_TOOLCALL']._serialized_end=1588
-  _globals['_FUNCTIONSPEC']._serialized_start=1590
-  _globals['_FUNCTIONSPEC']._serialized_end=1693
-  _globals['_GENERATEOPTIONS']._serialized_start=1695
-  _globals['_GENERATEOPTIONS']._serialized_end=1806
-  _globals['_GENERATEREQUEST']._serialized_start=1809
-  _globals['_GENERATEREQUEST']._serialized_end=2105
-  _globals['_USAGE']._serialized_start=2107
-  _globals['_USAGE']._serialized_end=2164
-  _globals['_GENERATERESPONSE']._serialized_start=2167
-  _globals['_GENERATERESPONSE']._serialized_end=2375
-  _globals['_EMBEDREQUEST']._serialized_start=2377
-  _globals['_EMBEDREQUEST']._serialized_end=2429
-  _globals['_EMBEDDING']._serialized_start=2431
-  _globals['_EMBEDDING']._serialized_end=2458
-  _globals['_EMBEDRESPONSE']._serialized_start=2460
-  _globals['_EMBEDRESPONSE']._serialized_end=2563
-  _globals['_LANGUAGESERVICE']._serialized_start=2728
-  _globals['_LANGUAGESERVICE']._serialized_end=3032
+  _globals['_UNDERSTANDREQUEST']._serialized_end=482
+  _globals['_UNDERSTANDRESPONSE']._serialized_start=485
+  _globals['_UNDERSTANDRESPONSE']._serialized_end=762
+  _globals['_INTENTALTERNATIVE']._serialized_start=764
+  _globals['_INTENTALTERNATIVE']._serialized_end=819
+  _globals['_SLOT']._serialized_start=822
+  _globals['_SLOT']._serialized_end=1195
+  _globals['_QUANTITY']._serialized_start=1197
+  _globals['_QUANTITY']._serialized_end=1236
+  _globals['_CALENDARDATE']._serialized_start=1238
+  _globals['_CALENDARDATE']._serialized_end=1294
+  _globals['_STRINGLIST']._serialized_start=1296
+  _globals['_STRINGLIST']._serialized_end=1324
+  _globals['_CHATMESSAGE']._serialized_start=1327
+  _globals['_CHATMESSAGE']._serialized_end=1508
+  _globals['_TOOLCALL']._serialized_start=1510
+  _globals['_TOOLCALL']._serialized_end=1590
+  _globals['_FUNCTIONSPEC']._serialized_start=1592
+  _globals['_FUNCTIONSPEC']._serialized_end=1695
+  _globals['_GENERATEOPTIONS']._serialized_start=1697
+  _globals['_GENERATEOPTIONS']._serialized_end=1808
+  _globals['_GENERATEREQUEST']._serialized_start=1811
+  _globals['_GENERATEREQUEST']._serialized_end=2107
+  _globals['_USAGE']._serialized_start=2109
+  _globals['_USAGE']._serialized_end=2166
+  _globals['_GENERATERESPONSE']._serialized_start=2169
+  _globals['_GENERATERESPONSE']._serialized_end=2377
+  _globals['_EMBEDREQUEST']._serialized_start=2379
+  _globals['_EMBEDREQUEST']._serialized_end=2431
+  _globals['_EMBEDDING']._serialized_start=2433
+  _globals['_EMBEDDING']._serialized_end=2460
+  _globals['_EMBEDRESPONSE']._serialized_start=2462
+  _globals['_EMBEDRESPONSE']._serialized_end=2565
+  _globals['_LANGUAGESERVICE']._serialized_start=2730
+  _globals['_LANGUAGESERVICE']._serialized_end=3034
 # @@protoc_insertion_point(module_scope)

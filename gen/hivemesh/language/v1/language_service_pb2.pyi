@@ -21,6 +21,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _FinishReason:
@@ -77,8 +82,9 @@ class UnderstandRequest(_message.Message):
         """Recent turns of the conversation, oldest first, to resolve follow-ups."""
 
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def available_tools(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Tools that are installed; intents without a tool are still recognised."""
+        """Ignored: tool names do not say which intents a tool serves; send `available_intents`."""
 
     @_builtins.property
     def available_intents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
