@@ -104,7 +104,7 @@ def compare_out_of_scope_scores(
     for name, cal in cal_scores.items():
         grid = np.quantile(cal, np.linspace(0.0, 1.0, GRID_POINTS))
         chosen = choose_threshold(
-            Scored(cal_probabilities, cal), calibration[1], names, DEFAULT_OOS_PRIOR, grid
+            Scored(cal_probabilities, cal), calibration[1], names, DEFAULT_OOS_PRIOR, grid.tolist()
         )
         kept = dev_scores[name] >= chosen.threshold
         accuracy = float((right & kept)[~is_oos].mean())
