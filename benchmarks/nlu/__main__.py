@@ -222,12 +222,17 @@ def accuracy(
         chosen = tuned_minilm(data, carved, fine_tune, retune)
     encoder = None if chosen is None else _Memo(chosen)
     dev, router, dev_fit_s, rate = development(carved, kind, encoder)
+    print(
+        f"development: in scope {dev.in_scope_accuracy:.4f}, out-of-scope recall {dev.oos_recall:.4f}, "
+        f"test mix {dev.reweighted(TEST_MIX):.4f} (router fitted in {dev_fit_s:.0f}s)",
+        flush=True,
+    )
+    if encoder is not None:
+        compare_out_of_scope_scores(carved, kind, encoder, TEST_MIX)
     halves, thresholds, halves_fit_s = val_halves(train, val, kind, encoder)
     print(f"routers fitted in {dev_fit_s:.0f}s (development) and {halves_fit_s:.0f}s (two val halves)")
     table(kind, dev, halves, thresholds, router.meta.threshold)
-    print(f"| offline batch throughput | {rate:.0f} texts/s | |")
-    if encoder is not None:
-        compare_out_of_scope_scores(carved, kind, encoder, TEST_MIX)
+    print(f"| offline batch throughput | {rate:.0f} texts/s | |", flush=True)
     return router
 
 

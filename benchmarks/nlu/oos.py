@@ -112,7 +112,8 @@ def compare_out_of_scope_scores(
         area = auroc(-dev_scores[name][is_oos], -dev_scores[name][~is_oos])
         print(
             f"| {name} | {chosen.threshold:.4g} | {accuracy:.4f} | {recall:.4f} "
-            f"| {(1 - mix) * accuracy + mix * recall:.4f} | {area:.4f} |"
+            f"| {(1 - mix) * accuracy + mix * recall:.4f} | {area:.4f} |",
+            flush=True,
         )
 
 

@@ -109,6 +109,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.timeout(400)  # fine-tunes a few steps and starts torch in a second process
 def test_a_fine_tuned_router_carries_its_encoder_and_loads_offline_elsewhere(tmp_path: Path) -> None:
     train = [(text, intent) for intent, texts in TRAIN.items() for text in texts]
     base = MiniLmEncoder().weights_digest()

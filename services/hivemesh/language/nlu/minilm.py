@@ -13,6 +13,7 @@ torch is imported where the environment allows it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -25,7 +26,11 @@ import numpy as np
 from hivemesh.language.nlu.sparse import FloatArray
 from hivemesh.mesh.extras import MissingExtra
 
+_log = logging.getLogger(__name__)
+
 MODEL_NAME = "all-MiniLM-L6-v2"
+# Fine-tuning logs its progress every this many steps.
+PROGRESS_EVERY = 50
 # Hidden states: 0 is the token-embedding layer, 1-6 the transformer layers' outputs.
 N_LAYERS = 6
 
@@ -50,7 +55,7 @@ class FineTuneConfig:
     scores read.
     """
 
-    epochs: float = 2.0
+    epochs: float = 1.0
     batch_size: int = 32
     # Encoder weights; the freshly initialised head learns at ``head_learning_rate``.
     learning_rate: float = 6e-5
@@ -60,8 +65,9 @@ class FineTuneConfig:
     # Tokens per text: CLINC150 requests are short, and shorter batches train faster.
     max_length: int = 48
     seed: int = 0
-    # Intra-op threads while training (serving keeps its own, usually 1).
-    threads: int = 2
+    # Intra-op threads while training (serving keeps its own, usually 1). One: on a shared 2-core
+    # machine a second thread mostly waits for the first.
+    threads: int = 1
     # Stop after this many optimiser steps, whatever ``epochs`` says (tests use a few).
     max_steps: int | None = None
 
@@ -201,6 +207,8 @@ class MiniLmEncoder:
                     step += 1
                     seen += len(rows)
                     loss_value = float(loss.detach())
+                    if step % PROGRESS_EVERY == 0:
+                        _log.info("fine-tuning: step %d of %d, loss %.4f", step, total, loss_value)
         finally:
             body.eval()
             torch.set_num_threads(serving_threads)
