@@ -11,7 +11,7 @@ from hivemesh.language.nlu.dataset import DatasetError, Example, load_splits, st
 from hivemesh.language.nlu.encoders import HashedLexicalEncoder
 from hivemesh.language.nlu.evaluation import auroc, score
 from hivemesh.language.nlu.factory import encoder_loader
-from hivemesh.language.nlu.router import OOS, Featurizer, Router, Scored
+from hivemesh.language.nlu.router import FORMAT_VERSION, OOS, Featurizer, Router, Scored
 from hivemesh.language.nlu.sparse import Csr
 from hivemesh.language.nlu.training import TrainOptions, _cross_fitted_threshold, choose_threshold, fit_router
 from tests.language.nlu_data import TRAIN, VAL, write_dataset
@@ -153,8 +153,9 @@ def test_an_encoder_without_layers_uses_its_sentence_embedding() -> None:
 def test_format_2_routers_still_load(router: Router, tmp_path: Path) -> None:
     router.save(tmp_path / "r")
     meta = json.loads((tmp_path / "r" / "router.json").read_text())
-    assert meta["format"] == 3
+    assert meta["format"] == FORMAT_VERSION
     assert meta["embedding_layers"] == []
+    assert meta["encoder_weights"] == ""
     del meta["embedding_layers"]
     (tmp_path / "r" / "router.json").write_text(json.dumps({**meta, "format": 2}))
     loaded = Router.load(tmp_path / "r", encoder_loader({}))

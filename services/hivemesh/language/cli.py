@@ -1,8 +1,8 @@
 """``hivemesh nlu``: train an intent router from a data file, evaluate a trained one, and report
 how a shadow router compares with the live one on real traffic.
 
-hivemesh nlu train --data FILE --out DIR [--encoder lexical|minilm|openai]
-hivemesh nlu eval --data FILE --model DIR [--split test|val]
+hivemesh nlu train --data FILE --out DIR [--encoder lexical|minilm|openai] [--hold-out-development]
+hivemesh nlu eval --data FILE --model DIR [--split test|val|development]
 hivemesh nlu shadow-report --metrics URL [--metrics URL ...] [--json] [--min-agreement SHARE]
 """
 
@@ -19,15 +19,27 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from hivemesh.language.nlu.dataset import DatasetError, file_digest, load_splits, require, stratified_holdout
+from hivemesh.language.nlu.dataset import (
+    DEVELOPMENT_SEED,
+    DatasetError,
+    Example,
+    development_split,
+    file_digest,
+    load_splits,
+    require,
+    stratified_holdout,
+)
 from hivemesh.language.nlu.evaluation import score
 from hivemesh.language.nlu.factory import ENCODERS, encoder_loader, sentence_encoder
+from hivemesh.language.nlu.minilm import FineTuneConfig
 from hivemesh.language.nlu.router import Router
 from hivemesh.language.nlu.training import DEFAULT_OOS_PRIOR, TrainOptions, fit_router
 from hivemesh.language.shadow import Tallies, combined, read_tallies
 from hivemesh.mesh.config import ConfigError
 
 HOLDOUT_FRACTION = 0.2
+# The split name ``eval --split`` gives the development split carved out of train and val.
+DEVELOPMENT = "development"
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 4
 # shadow-report --min-agreement: the candidate agreed less often (the eval gate's code for "worse").
@@ -51,10 +63,37 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_OOS_PRIOR,
         help="share of out-of-scope traffic the threshold is tuned for (default %(default)s)",
     )
+    train.add_argument(
+        "--hold-out-development",
+        action="store_true",
+        help="leave out the development split (see docs/language.md) so that eval --split development "
+        "scores text the router never saw",
+    )
+    train.add_argument(
+        "--no-fine-tune",
+        action="store_true",
+        help="minilm: use the shipped encoder weights as they are (default: fine-tune on the train split)",
+    )
+    train.add_argument(
+        "--fine-tune-epochs",
+        type=float,
+        default=FineTuneConfig().epochs,
+        help="minilm: passes over the train split (default %(default)s)",
+    )
+    train.add_argument(
+        "--threads",
+        type=int,
+        default=FineTuneConfig().threads,
+        help="minilm: torch threads while fine-tuning (default %(default)s)",
+    )
     evaluate = commands.add_parser("eval", help="score a trained router on a split")
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--model", type=Path, required=True, help="a directory written by train")
-    evaluate.add_argument("--split", help='split to score (default: "test" if present, else "val")')
+    evaluate.add_argument(
+        "--split",
+        help='split to score (default: "test" if present, else "val"); "development": the rows '
+        "train --hold-out-development leaves out",
+    )
     report = commands.add_parser(
         "shadow-report",
         help="agreement of the shadow router (HIVEMESH_NLU_SHADOW_MODEL) with the live one",
@@ -78,9 +117,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train(data: Path, out: Path, encoder_kind: str, oos_prior: float) -> int:
+def train(
+    data: Path,
+    out: Path,
+    encoder_kind: str,
+    oos_prior: float,
+    *,
+    hold_out_development: bool = False,
+    fine_tune: FineTuneConfig | None = None,
+) -> int:
     splits = load_splits(data)
     fit_split = require(splits, "train", data)
+    provenance = {"data_sha256": file_digest(data)}
+    if hold_out_development:
+        carved = development_split(fit_split, splits.get("val") or [])
+        fit_split, splits["val"] = carved.train, carved.val
+        provenance["development_held_out"] = f"seed {DEVELOPMENT_SEED}, {len(carved.development)} rows"
     if splits.get("val"):
         calibration, calibration_name = splits["val"], "val"
     else:
@@ -92,8 +144,8 @@ def train(data: Path, out: Path, encoder_kind: str, oos_prior: float) -> int:
         [(e.text, e.intent) for e in calibration],
         encoder_kind=encoder_kind,
         encoder=sentence_encoder(encoder_kind, os.environ),
-        options=TrainOptions(oos_prior=oos_prior),
-        info={"data_sha256": file_digest(data), "calibration_split": calibration_name},
+        options=TrainOptions(oos_prior=oos_prior, fine_tune=fine_tune),
+        info={**provenance, "calibration_split": calibration_name},
     )
     router.save(out)
     info = router.meta.info
@@ -105,10 +157,16 @@ def train(data: Path, out: Path, encoder_kind: str, oos_prior: float) -> int:
     return 0
 
 
-def evaluate(data: Path, model: Path, split: str | None) -> int:
+def _split(data: Path, name: str) -> list[Example]:
     splits = load_splits(data)
-    name = split or ("test" if splits.get("test") else "val")
-    examples = require(splits, name, data)
+    if name == DEVELOPMENT:
+        return development_split(require(splits, "train", data), splits.get("val") or []).development
+    return require(splits, name, data)
+
+
+def evaluate(data: Path, model: Path, split: str | None) -> int:
+    name = split or ("test" if load_splits(data).get("test") else "val")
+    examples = _split(data, name)
     router = Router.load(model, encoder_loader(os.environ))
     texts = [e.text for e in examples]
     started = time.perf_counter()
@@ -123,10 +181,13 @@ def evaluate(data: Path, model: Path, split: str | None) -> int:
         router.predict([text])
         latencies.append(time.perf_counter() - one)
     p50, p99 = np.percentile(np.array(latencies) * 1000.0, [50, 99])
-    if name in ("train", "val") and router.meta.info.get("data_sha256") == file_digest(data):
+    same_file = router.meta.info.get("data_sha256") == file_digest(data)
+    held_out = "development_held_out" in router.meta.info
+    if same_file and (name in ("train", "val") or (name == DEVELOPMENT and not held_out)):
         print(
-            f"note: the router was fitted on this file's train and val splits, so its figures on "
-            f"{name} are optimistic; evaluate on a split it has not seen (test)",
+            f"note: the router was fitted on this file's rows of {name}, so its figures there are "
+            "optimistic; evaluate on a split it has not seen (test, or development after "
+            "train --hold-out-development)",
             file=sys.stderr,
         )
     print(f"split                {name} ({figures.in_scope_count} in scope, {figures.oos_count} oos)")
@@ -205,7 +266,19 @@ def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     try:
         if args.command == "train":
-            return train(args.data, args.out, args.encoder, args.oos_prior)
+            tuning = (
+                None
+                if args.no_fine_tune
+                else FineTuneConfig(epochs=args.fine_tune_epochs, threads=args.threads)
+            )
+            return train(
+                args.data,
+                args.out,
+                args.encoder,
+                args.oos_prior,
+                hold_out_development=args.hold_out_development,
+                fine_tune=tuning,
+            )
         if args.command == "shadow-report":
             return shadow_report(
                 args.metrics, as_json=args.json, top=args.top, min_agreement=args.min_agreement

@@ -12,7 +12,8 @@ its best intent is likely on its own (``UNHEARD_MIN_CONFIDENCE``): character n-g
 some likeness to every intent in any string, and the pairwise score then says little.
 
 Saved as a directory: ``router.json`` (labels, threshold, encoder, layers, settings), ``vocabulary.json``
-(n-gram columns) and ``arrays.npz`` (weights, IDF), loaded without pickle.
+(n-gram columns) and ``arrays.npz`` (weights, IDF), loaded without pickle; with a fine-tuned
+encoder, its weights and tokenizer in ``encoder/`` beside them (safetensors, loaded offline).
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ from hivemesh.language.nlu.sparse import Csr, FloatArray, IntArray
 
 # 2: the threshold applies to the pairwise in-scope score; a version 1 threshold would not fit it.
 # 3: ``embedding_layers`` (empty: the encoder's sentence embedding, all a version 2 router used).
-FORMAT_VERSION = 3
-READABLE_FORMATS = (2, 3)
+# 4: ``encoder_weights`` (a fine-tuned encoder saved with the router; empty: the shipped weights).
+FORMAT_VERSION = 4
+READABLE_FORMATS = (2, 3, 4)
+# Where a router's own encoder weights are kept, inside its directory.
+ENCODER_WEIGHTS_DIR = "encoder"
 OOS = "oos"
 # A text with no word the router knows is in scope only when its best intent is at least this likely:
 # gibberish spreads its probability thin (0.09 to 0.27 for the strings in the tests), while a word
@@ -47,6 +51,28 @@ class LayeredEncoder(Protocol):
     """A sentence encoder that can pool several of its layers (see ``MiniLmEncoder``)."""
 
     def layer_features(self, texts: Sequence[str], layers: Sequence[int]) -> FloatArray: ...
+
+
+@runtime_checkable
+class TunedEncoder(Protocol):
+    """An encoder whose weights may have been fine-tuned, and can then be saved (``MiniLmEncoder``)."""
+
+    @property
+    def fine_tuned(self) -> bool: ...
+
+    def save_weights(self, directory: Path) -> None: ...
+
+    def weights_digest(self) -> str: ...
+
+
+# ``encoder_for(kind, model_name, weights)`` rebuilds a saved router's encoder; ``weights`` is the
+# directory of its fine-tuned weights, or None for the encoder's shipped ones.
+EncoderFor = Callable[[str, str, Path | None], TextEncoder]
+
+
+def own_weights(encoder: TextEncoder | None) -> bool:
+    """Whether a router with this encoder must carry the encoder's weights."""
+    return isinstance(encoder, TunedEncoder) and encoder.fine_tuned
 
 
 @dataclass(frozen=True)
@@ -154,6 +180,8 @@ class RouterMeta:
     info: dict[str, Any]
     # Encoder layers pooled into the features; empty: the encoder's sentence embedding.
     embedding_layers: tuple[int, ...] = ()
+    # Subdirectory holding the fine-tuned encoder's weights; empty: the encoder's shipped weights.
+    encoder_weights: str = ""
 
 
 class Router:
@@ -239,6 +267,11 @@ class Router:
         np.savez_compressed(
             directory / "arrays.npz", weights=self.model.weights, idf=self.featurizer.lexical.idf
         )
+        if self.meta.encoder_weights:
+            encoder = self.featurizer.encoder
+            if not isinstance(encoder, TunedEncoder):
+                raise ValueError("the router names encoder weights but its encoder cannot save them")
+            encoder.save_weights(directory / self.meta.encoder_weights)
 
     def sha256(self) -> str:
         """A hash of everything that decides the router's answers: its settings, labels, threshold,
@@ -251,8 +284,9 @@ class Router:
         return digest.hexdigest()
 
     @classmethod
-    def load(cls, directory: Path, encoder_for: Callable[[str, str], TextEncoder]) -> Router:
-        """``encoder_for(kind, model_name)`` rebuilds the sentence encoder a non-lexical router needs."""
+    def load(cls, directory: Path, encoder_for: EncoderFor) -> Router:
+        """``encoder_for(kind, model_name, weights)`` rebuilds the sentence encoder a non-lexical router
+        needs (``weights``: the router's own fine-tuned encoder weights, when it has them)."""
         raw = json.loads((directory / "router.json").read_text())
         if raw.get("format") not in READABLE_FORMATS:
             raise ValueError(f"{directory}: unsupported router format {raw.get('format')!r}")
@@ -265,13 +299,22 @@ class Router:
             lexical=LexicalConfig(**raw["lexical"]),
             info=dict(raw.get("info", {})),
             embedding_layers=tuple(int(layer) for layer in raw.get("embedding_layers", [])),
+            encoder_weights=str(raw.get("encoder_weights", "")),
         )
         grams = json.loads((directory / "vocabulary.json").read_text())
         with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
             weights = arrays["weights"].astype(np.float32)
             idf = arrays["idf"].astype(np.float32)
         lexical = LexicalFeaturizer({g: i + 1 for i, g in enumerate(grams)}, idf, meta.lexical)
-        encoder = None if meta.encoder == "lexical" else encoder_for(meta.encoder, meta.embedding_model)
+        if meta.encoder_weights and (
+            Path(meta.encoder_weights).name != meta.encoder_weights
+            or not (directory / meta.encoder_weights).is_dir()
+        ):
+            raise ValueError(f"{directory}: encoder weights {meta.encoder_weights!r} are missing")
+        tuned = directory / meta.encoder_weights if meta.encoder_weights else None
+        encoder = (
+            None if meta.encoder == "lexical" else encoder_for(meta.encoder, meta.embedding_model, tuned)
+        )
         featurizer = Featurizer(lexical, encoder, meta.embedding_scale, meta.embedding_layers)
         if weights.shape != (featurizer.n_features, len(meta.labels)):
             raise ValueError(f"{directory}: weights {weights.shape} do not match the features and labels")

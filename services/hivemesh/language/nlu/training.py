@@ -18,20 +18,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from hivemesh.language.nlu import linear
 from hivemesh.language.nlu.encoders import TextEncoder
 from hivemesh.language.nlu.lexical import LexicalConfig, LexicalFeaturizer
+from hivemesh.language.nlu.minilm import FineTuneConfig, FineTuneReport
 from hivemesh.language.nlu.router import (
+    ENCODER_WEIGHTS_DIR,
     OOS,
     Featurizer,
     LayeredEncoder,
     Router,
     RouterMeta,
     Scored,
+    TunedEncoder,
     dense_block,
+    own_weights,
 )
 from hivemesh.language.nlu.sparse import IntArray
 
@@ -57,6 +62,18 @@ class TrainOptions:
     embedding_scale: float = 2.0
     # Encoder layers to pool, for an encoder that can (others use their sentence embedding).
     embedding_layers: tuple[int, ...] = DEFAULT_LAYERS
+    # Fine-tune the encoder on the training split (never the calibration split) before fitting,
+    # for an encoder that can be fine-tuned; None: use it as it is.
+    fine_tune: FineTuneConfig | None = None
+
+
+@runtime_checkable
+class TunableEncoder(Protocol):
+    """An encoder ``fit_router`` can fine-tune on the training split (``MiniLmEncoder``)."""
+
+    def fine_tune(
+        self, texts: Sequence[str], labels: Sequence[str], config: FineTuneConfig | None = None
+    ) -> FineTuneReport: ...
 
 
 @dataclass(frozen=True)
@@ -68,9 +85,16 @@ class Calibration:
 
 
 def choose_threshold(
-    scored: Scored, gold: Sequence[str], intents: Sequence[str], oos_prior: float = DEFAULT_OOS_PRIOR
+    scored: Scored,
+    gold: Sequence[str],
+    intents: Sequence[str],
+    oos_prior: float = DEFAULT_OOS_PRIOR,
+    grid: Sequence[float] | None = None,
 ) -> Calibration:
-    """Apply the declared rule to the scored calibration texts (probability columns = ``intents``)."""
+    """Apply the declared rule to the scored calibration texts (probability columns = ``intents``).
+
+    ``grid``: the thresholds tried, for an in-scope score that is not a probability (default: 0 to
+    0.99 by 0.01)."""
     best = scored.in_scope
     predicted = np.array(intents)[scored.probabilities.argmax(axis=1)]
     gold_array = np.array(gold)
@@ -84,7 +108,8 @@ def choose_threshold(
         )
     chosen: Calibration | None = None
     objective = -1.0
-    for threshold in np.round(np.arange(0.0, 1.0, 0.01), 2):
+    candidates = np.round(np.arange(0.0, 1.0, 0.01), 2) if grid is None else np.sort(np.asarray(grid))
+    for threshold in candidates:
         kept = best >= threshold
         accuracy = float((right_intent & kept)[~is_oos].mean()) if (~is_oos).any() else 0.0
         recall = float((~kept)[is_oos].mean())
@@ -127,6 +152,16 @@ def fit_router(
     texts = [text for text, _ in pairs]
     y = np.array([index[intent] for _, intent in pairs], dtype=np.int64)
     layers = opts.embedding_layers if isinstance(encoder, LayeredEncoder) else ()
+    tuning: dict[str, str] = {}
+    if opts.fine_tune is not None and isinstance(encoder, TunableEncoder):
+        report = encoder.fine_tune(
+            [text for text, _ in train], [intent for _, intent in train], opts.fine_tune
+        )
+        tuning = {
+            "fine_tune": f"{report.steps} steps, {report.examples_seen} examples, "
+            f"{report.seconds:.0f}s on {report.threads} threads, final loss {report.final_loss:.4f}",
+            "fine_tune_examples": str(len(train)),
+        }
     # The dense block of every text, computed once for all the fits below.
     dense = dense_block(encoder, layers, texts)
     has_dense = encoder is not None
@@ -139,6 +174,7 @@ def fit_router(
         lexical=opts.lexical,
         info={},
         embedding_layers=layers,
+        encoder_weights=ENCODER_WEIGHTS_DIR if own_weights(encoder) else "",
     )
 
     def fit_on(rows: IntArray) -> Router:
@@ -162,6 +198,12 @@ def fit_router(
         threshold=calibrated.threshold,
         info={
             **(info or {}),
+            **tuning,
+            **(
+                {"encoder_weights_sha256": encoder.weights_digest()}
+                if isinstance(encoder, TunedEncoder) and own_weights(encoder)
+                else {}
+            ),
             "threshold_rule": calibrated.rule,
             "calibration_examples": str(len(known)),
             "calibration_in_scope_accuracy": f"{calibrated.in_scope_accuracy:.4f}",
