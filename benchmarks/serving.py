@@ -31,7 +31,8 @@ async def served(
     ready_s: float = 300.0,
     data_dir: Path | None = None,
 ) -> AsyncIterator[str]:
-    """``hivemesh serve <service>`` on a free port; yields its address once it is ready.
+    """``hivemesh serve <service>`` on a free port, without the mesh credential check
+    (``HIVEMESH_MESH_AUTH=off``, unless ``env`` says otherwise); yields its address once it is ready.
 
     The service keeps its data in ``data_dir`` when given (a directory the benchmark prepared, left
     in place afterwards), else in a temporary directory removed when the service stops."""
@@ -44,6 +45,10 @@ async def served(
             "HIVEMESH_DATA_DIR": str(data_dir),
             "HIVEMESH_METRICS_PORT": "off",
             "HIVEMESH_LOG_LEVEL": "WARNING",
+            # The load comes from this benchmark, not from a planner acting for a task: no mesh
+            # credential to check. In the mesh, a credential's check is cached after its first call
+            # (0.3 us; docs/security.md), so this leaves out no per-call cost worth measuring.
+            "HIVEMESH_MESH_AUTH": "off",
             f"HIVEMESH_{service.upper()}_PORT": str(port),
             **(env or {}),
         }

@@ -66,9 +66,7 @@ class Planner:
         zones.check(scope.time_zone, "scope.time_zone")
         listed = await self._tools.list_tools()
         tables = self._capabilities.tables(listed)
-        understanding = await self._language.understand(
-            text, [], scope.time_zone, tables.intents
-        )
+        understanding = await self._language.understand(text, [], scope.time_zone, tables.intents)
         planned = strategy.plan(understanding, tables)
         result = pb.Plan(
             intent=understanding.intent,
