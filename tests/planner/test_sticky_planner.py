@@ -122,7 +122,9 @@ class TwoReleases:
 
 
 @pytest.fixture
-async def releases(tmp_path: Path) -> AsyncIterator[TwoReleases]:
+async def releases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TwoReleases]:
+    # Read by the gateway's and the planners' own configs when they are built.
+    monkeypatch.setenv("HIVEMESH_STICKY_SESSIONS", "true")
     running = TwoReleases(tmp_path / "data")
     await running.start()
     try:
