@@ -668,7 +668,7 @@ function toolsView(view) {
     const last = snapshots[snapshots.length - 1];
     if (!last) return;
     if (!last.available) {
-      note.textContent = "The tool service runs in another process: its call rate and latency are on its own /metrics (hivemesh_tool_calls_total, hivemesh_tool_duration_seconds).";
+      note.textContent = "The tool service runs in another process: its call rate and latency are on its own /metrics (hivemesh_tool_calls_total, hivemesh_tool_duration_seconds), which the console reads when HIVEMESH_CONSOLE_TOOL_METRICS_URL names it.";
       for (const box of figures.values()) box.replaceChildren();
       return;
     }
