@@ -4,12 +4,15 @@
 - ``/v1/chat/completions``, ``/v1/models``: the OpenAI-compatible door (chat.py);
 - ``/mcp``: the MCP door over streamable HTTP (mcp_door.py; with ``hivemesh[edge]`` installed);
 - ``/console/``: the web console (hivemesh.console);
+- ``/v1/traces``: with ``HIVEMESH_CONSOLE_OTLP=on``, the console's OTLP/HTTP trace receiver
+  (hivemesh.console.receiver), whose spans, kept in memory, feed the console's waterfall;
 - ``/healthz``: liveness (the process answers); ``/readyz``: readiness (the gateway answers its
   health check, and the edge is not shutting down).
 
-Every request is an HTTP SERVER span (tracing.py) whose children are the gateway calls made for it.
+Every request is an HTTP SERVER span (tracing.py) whose children are the gateway calls made for it
+(spans received on ``/v1/traces`` excepted).
 
-The edge keeps nothing between requests: every door turns a request into calls of the gateway with
+Apart from the spans the receiver keeps, the edge keeps nothing between requests: every door turns a request into calls of the gateway with
 the caller's own credentials, so it scales and fails like any stateless front end. Every request
 body is bounded (``HIVEMESH_EDGE_MAX_BODY_BYTES``). Bound to a loopback address (a laptop), the edge
 answers only requests addressed to localhost, so a web page cannot reach it through DNS rebinding.
