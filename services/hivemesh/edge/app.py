@@ -12,10 +12,11 @@
 Every request is an HTTP SERVER span (tracing.py) whose children are the gateway calls made for it
 (spans received on ``/v1/traces`` excepted).
 
-Apart from the spans the receiver keeps, the edge keeps nothing between requests: every door turns a request into calls of the gateway with
-the caller's own credentials, so it scales and fails like any stateless front end. Every request
-body is bounded (``HIVEMESH_EDGE_MAX_BODY_BYTES``). Bound to a loopback address (a laptop), the edge
-answers only requests addressed to localhost, so a web page cannot reach it through DNS rebinding.
+Apart from the spans the receiver keeps, the edge keeps nothing between requests: every door turns
+a request into calls of the gateway with the caller's own credentials, so it scales and fails like
+any stateless front end. Every request body is bounded (``HIVEMESH_EDGE_MAX_BODY_BYTES``). Bound to
+a loopback address (a laptop), the edge answers only requests addressed to localhost, so a web page
+cannot reach it through DNS rebinding.
 """
 
 from __future__ import annotations
