@@ -17,7 +17,7 @@ authentication), never the console's. Nothing is kept between requests.
 - ``GET  /api/dead-letters``, ``GET /api/dead-letters/{id}``, ``POST /api/dead-letters/{id}/replay``,
   ``POST /api/dead-letters/purge`` (``task_id``, or ``all``: true);
 - ``GET  /api/tasks/{id}/trace``: the spans of the task's trace, read back from
-  ``HIVEMESH_TRACE_FILE`` (traces.py);
+  ``HIVEMESH_TRACE_FILE`` (traces.py) and from those the edge's OTLP receiver keeps (receiver.py);
 - ``GET  /api/tools``: the catalogue with its JSON Schemas;
 - ``GET  /api/memory``: what memory holds for the caller's tenant (``tenant``: another one, only
   without authentication; ``user``: one user of it), layer by layer: counts, never content.
@@ -47,7 +47,8 @@ from starlette.routing import Route
 
 from hivemesh.client import HivemeshClient
 from hivemesh.common.v1.task_pb2 import Task, TaskState
-from hivemesh.console.traces import SpanFile
+from hivemesh.console.receiver import SpanStore
+from hivemesh.console.traces import MAX_SPANS, SpanFile
 from hivemesh.edge.callers import caller_from_headers
 from hivemesh.edge.errors import HttpError, bad_request, from_rpc_error
 from hivemesh.edge.gateway import GatewayLink
@@ -179,11 +180,15 @@ def _text_field(body: Mapping[str, Any], name: str, *, required: bool = True, de
 
 class ConsoleApi:
     """The routes of the console's API, calling the gateway through the edge's one channel;
-    ``spans``: where finished spans are written (None when they are not written to a file)."""
+    ``spans``: where finished spans are written (None when they are not written to a file);
+    ``received``: the spans the OTLP receiver keeps (None when it is off)."""
 
-    def __init__(self, gateway: GatewayLink, spans: SpanFile | None = None) -> None:
+    def __init__(
+        self, gateway: GatewayLink, spans: SpanFile | None = None, received: SpanStore | None = None
+    ) -> None:
         self._gateway = gateway
         self._spans = spans
+        self._received = received
 
     def routes(self) -> list[Route]:
         return [
@@ -306,22 +311,38 @@ class ConsoleApi:
         task_id = request.path_params["task_id"]
         # The gateway says whether the caller may see the task at all; then its spans are read.
         await self._client(request).get(task_id)
-        if self._spans is None:
+        if self._spans is None and self._received is None:
             return JSONResponse(
                 {
                     "available": False,
                     "spans": [],
-                    "reason": "spans are not written to a file here (HIVEMESH_TRACE_FILE); spans "
-                    "exported over OTLP are in the collector's backend, by hivemesh.task.id",
+                    "reason": "spans are neither written to a file here (HIVEMESH_TRACE_FILE) nor "
+                    "received over OTLP (HIVEMESH_CONSOLE_OTLP); spans exported to a collector are in "
+                    "its backend, by hivemesh.task.id",
                 }
             )
-        found = await self._spans.trace_of(task_id)
+        spans: list[dict[str, Any]] = []
+        read_bytes, whole_file = 0, True
+        if self._spans is not None:
+            found = await self._spans.trace_of(task_id)
+            spans, read_bytes, whole_file = found.spans, found.read_bytes, found.whole_file
+        sources = ["file"] if self._spans is not None else []
+        if self._received is not None:
+            sources.append("otlp")
+            # A span both written to the file and received is shown once.
+            known = {(s.get("trace_id"), s.get("span_id")) for s in spans}
+            spans = spans + [
+                s for s in self._received.trace_of(task_id) if (s["trace_id"], s["span_id"]) not in known
+            ]
+            spans.sort(key=lambda s: (s.get("start_ns") or 0, s.get("end_ns") or 0))
+            spans = spans[:MAX_SPANS]
         return JSONResponse(
             {
                 "available": True,
-                "spans": found.spans,
-                "read_bytes": found.read_bytes,
-                "whole_file": found.whole_file,
+                "spans": spans,
+                "sources": sources,
+                "read_bytes": read_bytes,
+                "whole_file": whole_file,
             }
         )
 

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hivemesh.console.api import ConsoleApi
+from hivemesh.console.receiver import SpanStore
 from hivemesh.console.services import ServiceMap
 from hivemesh.console.traces import SpanFile
 from hivemesh.edge.gateway import GatewayLink
@@ -65,11 +66,17 @@ async def _page(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
 
-def console_app(gateway: GatewayLink, services: ServiceMap, spans: SpanFile | None = None) -> ASGIApp:
-    """The console's ASGI app (its page, its files and its API), to mount at ``CONSOLE_PATH``."""
+def console_app(
+    gateway: GatewayLink,
+    services: ServiceMap,
+    spans: SpanFile | None = None,
+    received: SpanStore | None = None,
+) -> ASGIApp:
+    """The console's ASGI app (its page, its files and its API), to mount at ``CONSOLE_PATH``;
+    ``spans``: the span file, ``received``: the spans the OTLP receiver keeps (either may be None)."""
     routes: list[BaseRoute] = [
         Route("/", _page, methods=["GET"]),
-        *ConsoleApi(gateway, spans).routes(),
+        *ConsoleApi(gateway, spans, received).routes(),
         Route("/api/services", services.health, methods=["GET"]),
         Route("/api/metrics", services.metrics, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

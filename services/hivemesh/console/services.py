@@ -1,6 +1,8 @@
 """What the console's service map and tool catalogue read: the health of each service
 (``grpc.health.v1``, which needs no credential) and, when the console runs in the process of the
-services (``hivemesh up``), the counters of the RPCs they answered and of the tool calls they ran.
+services (``hivemesh up``), the counters of the RPCs they answered and of the tool calls they ran;
+elsewhere (a cluster) the tool calls' counters read from the tool service's Prometheus ``/metrics``
+at the URLs configured (``HIVEMESH_CONSOLE_TOOL_METRICS_URL``; several replicas are added up).
 
 The console keeps no history: ``GET /api/metrics`` returns the counters as they are now, and the
 page computes requests/s, error rate and p99 over the last minute from the snapshots it took.
@@ -9,14 +11,18 @@ page computes requests/s, error rate and p99 over the last minute from the snaps
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import Counter, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,6 +32,12 @@ from hivemesh.mesh.metrics import Metrics
 
 # Longest a health check of one service may take before it counts as unreachable.
 HEALTH_TIMEOUT_S = 1.0
+# Longest a read of a tool service's /metrics may take, and the most of it read.
+SCRAPE_TIMEOUT_S = 2.0
+MAX_SCRAPE_BYTES = 4 * 1024 * 1024
+_TOOL_CALLS = "hivemesh_tool_calls"
+_TOOL_DURATION = "hivemesh_tool_duration_seconds"
+log = logging.getLogger(__name__)
 _STATUS = {
     health_pb2.HealthCheckResponse.SERVING: "serving",
     health_pb2.HealthCheckResponse.NOT_SERVING: "not_serving",
@@ -35,12 +47,20 @@ _STATUS = {
 
 class ServiceMap:
     """Health of the services at ``addresses`` and the RPC counters of ``metrics`` (None when the
-    services run in other processes: their figures are then on their own ``/metrics``)."""
+    services run in other processes: their figures are then on their own ``/metrics``, and the tool
+    calls' figures are read from ``tool_metrics_urls`` when there are any)."""
 
-    def __init__(self, addresses: Mapping[str, str], tls: TlsConfig | None, metrics: Metrics | None) -> None:
+    def __init__(
+        self,
+        addresses: Mapping[str, str],
+        tls: TlsConfig | None,
+        metrics: Metrics | None,
+        tool_metrics_urls: Sequence[str] = (),
+    ) -> None:
         self._addresses = dict(addresses)
         self._tls = tls
         self._metrics = metrics
+        self._tool_metrics_urls = tuple(tool_metrics_urls)
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def listening_on(self, service: str, port: int) -> None:
@@ -90,6 +110,8 @@ class ServiceMap:
         """The counters now: RPCs by service, method and status code, and their duration
         histogram's cumulative buckets by service and method; tool calls by tool and outcome, and
         their duration histogram by tool (with its sum, for the mean since the process started)."""
+        if self._metrics is None and self._tool_metrics_urls:
+            return JSONResponse(await self._scraped_tools())
         if self._metrics is None:
             return JSONResponse(
                 {
@@ -108,20 +130,17 @@ class ServiceMap:
                 "code": labels["grpc_code"],
                 "count": value,
             }
-            for labels, value in _counts(self._metrics.rpc_total)
+            for labels, value in _counts(self._metrics.rpc_total.collect())
         ]
         durations = [
             {"service": key[0], "method": key[1], "buckets": found.buckets}
-            for key, found in _histograms(self._metrics.rpc_duration, "grpc_service", "grpc_method").items()
+            for key, found in _histograms(
+                self._metrics.rpc_duration.collect(), "grpc_service", "grpc_method"
+            ).items()
         ]
-        tools = [
-            {"tool": labels["tool"], "outcome": labels["outcome"], "count": value}
-            for labels, value in _counts(self._metrics.tool_calls)
-        ]
-        tool_durations = [
-            {"tool": key[0], "buckets": found.buckets, "sum": found.total, "count": found.count}
-            for key, found in _histograms(self._metrics.tool_duration, "tool").items()
-        ]
+        tools, tool_durations = _tool_figures(
+            list(self._metrics.tool_calls.collect()), list(self._metrics.tool_duration.collect())
+        )
         return JSONResponse(
             {
                 "available": True,
@@ -133,12 +152,68 @@ class ServiceMap:
             }
         )
 
+    async def _scrape(self, client: httpx.AsyncClient, url: str) -> list[Metric] | str:
+        """The metric families at ``url``, or why they could not be read."""
+        try:
+            async with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    return f"{url} answered HTTP {response.status_code}"
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body.extend(chunk)
+                    if len(body) > MAX_SCRAPE_BYTES:
+                        return f"{url} answered more than {MAX_SCRAPE_BYTES} bytes"
+            return list(text_string_to_metric_families(body.decode("utf-8", errors="replace")))
+        except (httpx.HTTPError, ValueError) as exc:
+            return f"{url}: {type(exc).__name__}: {exc}"
 
-def _counts(counter: Counter) -> list[tuple[dict[str, str], float]]:
-    """Each labelled child of ``counter``: its labels and its count."""
+    async def _scraped_tools(self) -> dict[str, Any]:
+        """The tool figures of every tool service at the configured URLs, added up: only the
+        tool calls (``tools_only``), the RPC figures of the other services are not there."""
+        async with httpx.AsyncClient(timeout=SCRAPE_TIMEOUT_S) as client:
+            found = await asyncio.gather(*(self._scrape(client, url) for url in self._tool_metrics_urls))
+        problems = [f for f in found if isinstance(f, str)]
+        families = [family for f in found if not isinstance(f, str) for family in f]
+        for problem in problems:
+            log.warning("tool figures: %s", problem)
+        calls = [f for f in families if f.name == _TOOL_CALLS]
+        durations = [f for f in families if f.name == _TOOL_DURATION]
+        tools, tool_durations = _tool_figures(calls, durations)
+        return {
+            "available": len(problems) < len(found),
+            "tools_only": True,
+            "time": time.time(),
+            "requests": [],
+            "durations": [],
+            "tools": tools,
+            "tool_durations": tool_durations,
+            "sources": len(found) - len(problems),
+            "unreachable": problems,
+        }
+
+
+def _tool_figures(
+    calls: Iterable[Metric], durations: Iterable[Metric]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Tool calls by tool and outcome, and their duration histogram by tool (children that differ
+    only in other labels, or come from several replicas, added up)."""
+    counts: dict[tuple[str, str], float] = {}
+    for labels, value in _counts(calls):
+        key = (labels["tool"], labels["outcome"])
+        counts[key] = counts.get(key, 0.0) + value
+    tools = [{"tool": tool, "outcome": outcome, "count": n} for (tool, outcome), n in sorted(counts.items())]
+    tool_durations = [
+        {"tool": key[0], "buckets": found.buckets, "sum": found.total, "count": found.count}
+        for key, found in _histograms(durations, "tool").items()
+    ]
+    return tools, tool_durations
+
+
+def _counts(families: Iterable[Metric]) -> list[tuple[dict[str, str], float]]:
+    """Each labelled child of a counter's ``families``: its labels and its count."""
     return [
         (sample.labels, sample.value)
-        for family in counter.collect()
+        for family in families
         for sample in family.samples
         if sample.name.endswith("_total")
     ]
@@ -153,12 +228,12 @@ class _Histogram:
     count: float = 0.0
 
 
-def _histograms(histogram: Histogram, *names: str) -> dict[tuple[str, ...], _Histogram]:
+def _histograms(families: Iterable[Metric], *names: str) -> dict[tuple[str, ...], _Histogram]:
     """The children of ``histogram`` by the values of the labels ``names`` (children that differ
     only in other labels, such as the release, are added up)."""
     found: dict[tuple[str, ...], _Histogram] = {}
     bounds: dict[tuple[str, ...], dict[float, float]] = {}
-    for family in histogram.collect():
+    for family in families:
         for sample in family.samples:
             key = tuple(sample.labels[name] for name in names)
             into = found.setdefault(key, _Histogram())

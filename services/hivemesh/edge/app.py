@@ -4,15 +4,19 @@
 - ``/v1/chat/completions``, ``/v1/models``: the OpenAI-compatible door (chat.py);
 - ``/mcp``: the MCP door over streamable HTTP (mcp_door.py; with ``hivemesh[edge]`` installed);
 - ``/console/``: the web console (hivemesh.console);
+- ``/v1/traces``: with ``HIVEMESH_CONSOLE_OTLP=on``, the console's OTLP/HTTP trace receiver
+  (hivemesh.console.receiver), whose spans, kept in memory, feed the console's waterfall;
 - ``/healthz``: liveness (the process answers); ``/readyz``: readiness (the gateway answers its
   health check, and the edge is not shutting down).
 
-Every request is an HTTP SERVER span (tracing.py) whose children are the gateway calls made for it.
+Every request is an HTTP SERVER span (tracing.py) whose children are the gateway calls made for it
+(spans received on ``/v1/traces`` excepted).
 
-The edge keeps nothing between requests: every door turns a request into calls of the gateway with
-the caller's own credentials, so it scales and fails like any stateless front end. Every request
-body is bounded (``HIVEMESH_EDGE_MAX_BODY_BYTES``). Bound to a loopback address (a laptop), the edge
-answers only requests addressed to localhost, so a web page cannot reach it through DNS rebinding.
+Apart from the spans the receiver keeps, the edge keeps nothing between requests: every door turns
+a request into calls of the gateway with the caller's own credentials, so it scales and fails like
+any stateless front end. Every request body is bounded (``HIVEMESH_EDGE_MAX_BODY_BYTES``). Bound to
+a loopback address (a laptop), the edge answers only requests addressed to localhost, so a web page
+cannot reach it through DNS rebinding.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from hivemesh.console.app import CONSOLE_PATH, console_app
+from hivemesh.console.receiver import OTLP_PATH, OtlpReceiver, SpanStore, otlp_available
 from hivemesh.console.services import ServiceMap
 from hivemesh.console.traces import SpanFile
 from hivemesh.edge.body import BodyLimit
@@ -46,7 +51,7 @@ from hivemesh.edge.errors import HttpError
 from hivemesh.edge.gateway import GatewayLink
 from hivemesh.edge.tracing import HttpSpans
 from hivemesh.mesh import tls as transport
-from hivemesh.mesh.config import Settings
+from hivemesh.mesh.config import ConfigError, Settings
 from hivemesh.mesh.metrics import Metrics
 from hivemesh.mesh.server import Serving
 
@@ -102,7 +107,7 @@ class Edge:
         self.config = config
         self.gateway = GatewayLink(gateway_address or settings.addresses["gateway"], settings, config)
         addresses = dict(service_addresses or settings.addresses)
-        self.services = ServiceMap(addresses, settings.tls, metrics)
+        self.services = ServiceMap(addresses, settings.tls, metrics, config.tool_metrics_urls)
         self.health = Health(self.gateway)
         chat = ChatDoor(self.gateway, config.model)
         routes: list[BaseRoute] = [
@@ -127,7 +132,17 @@ class Edge:
             routes.append(Mount(A2A_PATH, app=self._a2a_door_app))
         routes.append(Route(CONSOLE_PATH, _to_console, methods=["GET"]))
         spans = None if settings.trace_file is None else SpanFile(settings.trace_file)
-        routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway, self.services, spans)))
+        # The console's OTLP receiver: spans the services export, kept in memory for the waterfall.
+        self.received: SpanStore | None = None
+        if config.console_otlp:
+            if not otlp_available():
+                raise ConfigError(
+                    "HIVEMESH_CONSOLE_OTLP=on needs the otlp extra (pip install 'hivemesh[otlp]')"
+                )
+            self.received = SpanStore()
+            receiver = OtlpReceiver(self.received, config.max_body_bytes, config.console_otlp_token)
+            routes.append(Route(OTLP_PATH, receiver.traces, methods=["POST"]))
+        routes.append(Mount(CONSOLE_PATH, app=console_app(self.gateway, self.services, spans, self.received)))
         middleware = [Middleware(BodyLimit, max_bytes=config.max_body_bytes)]
         if settings.server.host in _LOOPBACK:
             middleware.insert(

@@ -32,6 +32,13 @@ class EdgeConfig:
     a2a_grpc_port: int | None = None
     # Where clients reach that binding (the Agent Card names it); empty: <host>:<port>.
     a2a_grpc_url: str = ""
+    # The console's OTLP/HTTP trace receiver (POST /v1/traces on the edge's port): off by default.
+    console_otlp: bool = False
+    # The bearer token a sender of spans must present; empty: none asked.
+    console_otlp_token: str = ""
+    # The tool service's Prometheus /metrics, read for the console's tool figures when the tool
+    # service runs in another process (several: replicas, added up).
+    tool_metrics_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EdgeConfig:
@@ -53,7 +60,29 @@ class EdgeConfig:
             if raw_grpc in _OFF
             else reader.port_value("HIVEMESH_EDGE_A2A_GRPC_PORT", raw_grpc),
             a2a_grpc_url=_grpc_url(reader.text("HIVEMESH_EDGE_A2A_GRPC_URL", "")),
+            console_otlp=_on_off(reader.text("HIVEMESH_CONSOLE_OTLP", "off")),
+            console_otlp_token=reader.text("HIVEMESH_CONSOLE_OTLP_TOKEN", ""),
+            tool_metrics_urls=_urls(reader.text("HIVEMESH_CONSOLE_TOOL_METRICS_URL", "")),
         )
+
+
+def _on_off(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no", ""):
+        return False
+    raise ConfigError(f"HIVEMESH_CONSOLE_OTLP must be on or off, got {raw!r}")
+
+
+def _urls(raw: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"HIVEMESH_CONSOLE_TOOL_METRICS_URL must be http(s):// URLs, comma-separated, got {url!r}"
+            )
+    return urls
 
 
 def _public_url(raw: str) -> str:

@@ -78,6 +78,9 @@ def _start_attributes(scope: Scope, headers: dict[str, str]) -> dict[str, Any]:
     return attributes
 
 
+_OTLP_PATH = "/v1/traces"
+
+
 class HttpSpans:
     """ASGI middleware: each HTTP request answered inside a SERVER span of ``service``."""
 
@@ -91,7 +94,9 @@ class HttpSpans:
             return
         headers = _headers(scope)
         parent = propagate.extract(headers)
-        if not recording():
+        # Spans received by the console's OTLP receiver make none of their own: each export would
+        # otherwise be a span exported next time, without end.
+        if not recording() or scope.get("path") == _OTLP_PATH:
             # Nothing records here, but the caller's trace still reaches the gateway.
             token = otel_context.attach(parent)
             try:

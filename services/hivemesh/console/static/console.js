@@ -668,14 +668,15 @@ function toolsView(view) {
     const last = snapshots[snapshots.length - 1];
     if (!last) return;
     if (!last.available) {
-      note.textContent = "The tool service runs in another process: its call rate and latency are on its own /metrics (hivemesh_tool_calls_total, hivemesh_tool_duration_seconds).";
+      note.textContent = "The tool service runs in another process: its call rate and latency are on its own /metrics (hivemesh_tool_calls_total, hivemesh_tool_duration_seconds), which the console reads when HIVEMESH_CONSOLE_TOOL_METRICS_URL names it.";
       for (const box of figures.values()) box.replaceChildren();
       return;
     }
     const windowed = first !== last;
-    note.textContent = windowed
+    const replicas = last.tools_only ? ` Read from the tool service's /metrics (${last.sources} of ${last.sources + last.unreachable.length} answering, added up).` : "";
+    note.textContent = (windowed
       ? `Calls since the tool service started, and their rate and p99 over the last ${Math.round(last.time - first.time)} s.`
-      : "Calls since the tool service started; the rate over time appears after the next refresh.";
+      : "Calls since the tool service started; the rate over time appears after the next refresh.") + replicas;
     for (const [name, box] of figures) {
       const all = toolFigures(name, null, last);
       const recent = windowed ? toolFigures(name, first, last) : null;
@@ -897,12 +898,12 @@ function servicesView(view) {
       let label = ["task queue", ""];
       let state = "quiet";
       if (!edge.queue) {
-        if (first && last && last.available && first !== last) {
+        if (first && last && last.available && !last.tools_only && first !== last) {
           const f = edgeFigures(edge, first, last);
           label = [`${f.rate.toFixed(1)}/s · ${(f.errors * 100).toFixed(1)}% err`, `p99 ${milliseconds(f.p99)}`];
           state = f.total === 0 ? "quiet" : f.errors > 0.05 ? "bad" : "ok";
         } else {
-          label = [last && !last.available ? "no figures here" : "measuring…", ""];
+          label = [last && (!last.available || last.tools_only) ? "no figures here" : "measuring…", ""];
         }
       }
       const group = svg("g", { class: `edge ${state}${edge.queue ? " queue" : ""}`, "data-edge": `${edge.from}-${edge.to}` },
@@ -924,7 +925,7 @@ function servicesView(view) {
       el("td", {}, h.service), el("td", { class: "mono" }, h.address),
       el("td", { class: h.liveness === "serving" ? "ok-text" : "bad-text" }, h.liveness),
       el("td", { class: h.readiness === "serving" ? "ok-text" : "bad-text" }, h.readiness))));
-    if (last && !last.available) {
+    if (last && (!last.available || last.tools_only)) {
       note.textContent = "The services run in other processes: their figures are on their own /metrics (HIVEMESH_METRICS_PORT).";
     } else if (first && last && first !== last) {
       note.textContent = `Each call counted by the service that answers it, over the last ${Math.round(last.time - first.time)} s. The planner takes tasks from the queue; ToolService's figures include the gateway's ListTools and InvokeTool; the p99 leaves out WatchTask, WatchTasks and ExecuteTask, which last as long as what they watch.`;
