@@ -85,11 +85,7 @@ class LogSink:
 
     async def flush(self) -> None:
         """Record the events still waiting (a run that failed: before its failure is recorded)."""
-        if self._writing is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._writing)
-        if self._failure is not None:
-            raise self._failure
+        await self.settled()
         waiting = self.waiting()
         if waiting:
             await self._tasks.record_all(self._task_id, waiting)

@@ -4,28 +4,15 @@ told of an event before it is recorded, nothing lost when the run ends or fails.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from hivemesh.common.v1.task_pb2 import TaskEvent
-from hivemesh.mesh.config import Settings
 from hivemesh.mesh.sql import transactions_committed
 from hivemesh.planner.worker import EVENT_HOLD_S, LogSink
-from hivemesh.tasks.config import TaskConfig
 from hivemesh.tasks.log import TaskTerminal
 from hivemesh.tasks.system import TaskSystem
 from tests.tasks.test_log import new_task, notice
-
-
-@pytest.fixture
-async def tasks(settings: Settings) -> AsyncIterator[TaskSystem]:
-    system = TaskSystem(settings, TaskConfig.from_env())
-    await system.start()
-    try:
-        yield system
-    finally:
-        await system.stop(0)
 
 
 def _kinds(events: list[TaskEvent]) -> list[str]:
