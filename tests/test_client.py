@@ -3,6 +3,9 @@ and the connections clients open."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import grpc
 
 from hivemesh.client import AnswerJoiner, HivemeshClient
@@ -85,5 +88,42 @@ async def test_clients_share_a_connection_unless_each_asks_for_its_own() -> None
             for client in clients:
                 await client.close()
             assert len(set(recorder.peers)) == connections
+    finally:
+        await server.stop(0)
+
+
+class CancellingWatch(pb_grpc.GatewayServiceServicer):
+    """A gateway whose first WatchTask stream sends one event and is then cancelled by the server,
+    as a stopping gateway cancels the streams its grace period did not see end."""
+
+    def __init__(self) -> None:
+        self.watches: list[int] = []
+
+    async def WatchTask(
+        self, request: pb.WatchTaskRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.WatchTaskResponse]:
+        self.watches.append(request.after_sequence)
+        first = len(self.watches) == 1
+        for sequence in range(request.after_sequence + 1, 4):
+            event = TaskEvent(task_id=request.task_id, sequence=sequence)
+            if sequence == 3:
+                event.completed.answer = "4"
+            yield pb.WatchTaskResponse(event=event)
+            if first:
+                # What a client sees of a call its server cancelled (grpc's own words).
+                await context.abort(grpc.StatusCode.CANCELLED, "Cancelling all calls")
+
+
+async def test_a_stream_the_server_cancels_is_resumed_from_the_last_event() -> None:
+    gateway = CancellingWatch()  # type: ignore[abstract]  # a partial servicer
+    server = grpc.aio.server()
+    pb_grpc.add_GatewayServiceServicer_to_server(gateway, server)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    try:
+        async with HivemeshClient(address) as client:
+            events = [e async for e in client.follow("t1", patience_s=5)]
+        assert [e.sequence for e in events] == [1, 2, 3]
+        assert gateway.watches == [0, 1]
     finally:
         await server.stop(0)

@@ -31,7 +31,15 @@ from hivemesh.mesh.sides import NAMED_SIDES, SIDE_HEADER
 from hivemesh.tool.v1.tool_service_pb2 import ToolSpec
 
 # Codes after which following a task's events again (from the last sequence seen) is safe.
-_RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+# Codes after which a stream is picked up again. CANCELLED reaches a client as an error only when
+# the server cancelled the call (a gateway stopping with streams its grace period did not see end);
+# the client's own cancellation raises asyncio.CancelledError instead.
+_RESUMABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.CANCELLED,
+}
 # How the gateway's API keys begin (``hmk_<key id>_<secret>``, see hivemesh.gateway.keys).
 API_KEY_PREFIX = "hmk_"
 

@@ -148,10 +148,13 @@ async def test_input_required_is_continued_by_a_message_on_the_same_task(mesh: R
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
-async def test_a_stream_cut_half_way_resumes_across_restarts(tmp_path: Path, binding: str) -> None:
+async def test_a_stream_cut_half_way_resumes_across_restarts(
+    tmp_path: Path, binding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The client reads three events, drops the stream, and both the A2A app and the whole mesh
     restart; resubscribing with the last sequence it saw yields the rest of the log exactly."""
-    settings = make_settings(tmp_path / "data", HIVEMESH_VISIBILITY_TIMEOUT="1")
+    monkeypatch.setenv("HIVEMESH_VISIBILITY_TIMEOUT", "1")  # the task queue's own config reads it
+    settings = make_settings(tmp_path / "data")
     mesh = await start_mesh(settings)
     try:
         ports = Ports()

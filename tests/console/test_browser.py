@@ -57,10 +57,11 @@ def free_port() -> int:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def edge_without_tools(tmp_path: Path) -> AsyncIterator[ServedEdge]:
+async def edge_without_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ServedEdge]:
     """A mesh whose tool service is down (its address answers nothing) and that gives a task one
     attempt: a task that needs a tool fails retryably and becomes a dead letter."""
-    settings: Settings = make_settings(tmp_path / "data", HIVEMESH_MAX_ATTEMPTS="1")
+    monkeypatch.setenv("HIVEMESH_MAX_ATTEMPTS", "1")  # the task queue's own config reads it
+    settings: Settings = make_settings(tmp_path / "data")
     settings = settings.with_ports(tool=free_port())
     config = EdgeConfig(port=0, gateway_patience_s=0.5)
     async with serve_edge(settings, config, services=("memory", "language", "planner", "gateway")) as served:
