@@ -152,15 +152,23 @@ class SuiteRunner:
         raise AssertionError("unreachable: the last attempt raises")
 
     async def _answer(self, task_id: str, text: str, tally: _Tally) -> Outcome:
+        # The answer and the watch are retried apart: an answer the gateway took is not sent again
+        # (the task no longer waits for one), and a watch refused half-way resumes where it was.
         request_id = uuid.uuid4().hex
         for attempt in range(MAX_THROTTLED_RETRIES + 1):
             try:
                 task = await self._client.answer(task_id, text, request_id=request_id)
-                last: TaskEvent | None = None
-                async for event in self._client.follow(
-                    task_id, task.last_sequence - 1, timeout_s=self._timeout_s
-                ):
-                    last = event
+                break
+            except grpc.aio.AioRpcError as exc:
+                await self._back_off(exc, attempt, tally)
+        else:
+            raise AssertionError("unreachable: the last attempt raises")
+        last: TaskEvent | None = None
+        after = task.last_sequence - 1
+        for attempt in range(MAX_THROTTLED_RETRIES + 1):
+            try:
+                async for event in self._client.follow(task_id, after, timeout_s=self._timeout_s):
+                    last, after = event, event.sequence
             except grpc.aio.AioRpcError as exc:
                 await self._back_off(exc, attempt, tally)
                 continue
@@ -174,7 +182,9 @@ class SuiteRunner:
         if details.code != grpc.StatusCode.RESOURCE_EXHAUSTED or attempt >= MAX_THROTTLED_RETRIES:
             raise exc
         tally.throttled += 1
-        await asyncio.sleep(details.retry_delay_s or DEFAULT_RETRY_DELAY_S)
+        # At least the delay the gateway names, longer at each refusal: the cases running at once
+        # all wait for the same tenant's bucket.
+        await asyncio.sleep(max(details.retry_delay_s or DEFAULT_RETRY_DELAY_S, 0.05 * (attempt + 1)))
 
 
 def _unexpected(label: str, outcome: Outcome, *, wanted: str) -> tuple[Verdict, str]:
