@@ -24,24 +24,27 @@ ANA = SessionKey("acme", "ana", "s1")
 
 
 @asynccontextmanager
-async def _store(backend: str, tmp_path: Path) -> AsyncIterator[tuple[SqlTurnStore, AsyncEngine]]:
+async def _engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     if backend == "postgres":
         async with postgres_schema() as engine:
-            await run_migrations(engine, MIGRATIONS, VERSION_TABLE)
-            store = SqlTurnStore(engine)
-            try:
-                yield store, engine
-            finally:
-                await store.close()
+            yield engine
         return
     engine = make_engine(sqlite_url(tmp_path / "turns.db"))
-    await run_migrations(engine, MIGRATIONS, VERSION_TABLE)
-    store = SqlTurnStore(engine)
     try:
-        yield store, engine
+        yield engine
     finally:
-        await store.close()
         await engine.dispose()
+
+
+@asynccontextmanager
+async def _store(backend: str, tmp_path: Path) -> AsyncIterator[tuple[SqlTurnStore, AsyncEngine]]:
+    async with _engine(backend, tmp_path) as engine:
+        await run_migrations(engine, MIGRATIONS, VERSION_TABLE)
+        store = SqlTurnStore(engine)
+        try:
+            yield store, engine
+        finally:
+            await store.close()
 
 
 async def _expire_at(engine: AsyncEngine, key: SessionKey) -> float | None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
+
+from hivemesh.tasks.redis_notifier import RedisNotifier
 
 REDIS_URL = os.environ.get("HIVEMESH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("HIVEMESH_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -47,3 +51,39 @@ async def redis_prefix(url: str = REDIS_URL) -> AsyncIterator[str]:
                 await client.delete(*keys)
         finally:
             await client.aclose()
+
+
+@dataclass
+class LinkedNotifiers:
+    """Two processes' wake-ups through one Redis: what ``sender`` shares, ``listener`` hears
+    (the events it carries collected in ``heard``)."""
+
+    sender: RedisNotifier
+    listener: RedisNotifier
+    heard: list[bytes]
+
+
+@contextlib.asynccontextmanager
+async def linked_notifiers() -> AsyncIterator[LinkedNotifiers]:
+    """A sender and a listener on a fresh prefix, the listener's subscription in place and what it
+    heard while getting there forgotten."""
+    async with redis_prefix() as prefix:
+        sender_redis, listener_redis = aioredis.Redis.from_url(REDIS_URL), aioredis.Redis.from_url(REDIS_URL)
+        sender, listener = RedisNotifier(sender_redis, prefix), RedisNotifier(listener_redis, prefix)
+        linked = LinkedNotifiers(sender, listener, [])
+        linked.listener.on_event = linked.heard.append
+        await linked.listener.start()
+        try:
+            for _ in range(100):  # until the listener's subscription is in place
+                linked.sender.share("probe", b"probe")
+                await asyncio.sleep(0.05)
+                if linked.heard:
+                    break
+            await asyncio.sleep(0.1)
+            linked.heard.clear()
+            yield linked
+        finally:
+            await linked.listener.stop()
+            await linked.sender.stop()
+            await sender_redis.aclose()
+            await listener_redis.aclose()

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis.asyncio as aioredis
 
 from hivemesh.tasks.notifier import ANY_TOPIC, InProcessNotifier
-from hivemesh.tasks.redis_notifier import RedisNotifier
-from tests.tasks.stores import REDIS_URL, redis_prefix
+from tests.tasks.stores import linked_notifiers
 
 
 async def test_any_wake_up_in_the_process_wakes_a_watcher_of_every_task() -> None:
@@ -30,26 +28,9 @@ async def test_any_wake_up_in_the_process_wakes_a_watcher_of_every_task() -> Non
 
 @pytest.mark.redis
 async def test_a_wake_up_shared_by_another_process_wakes_a_watcher_of_every_task() -> None:
-    async with redis_prefix() as prefix:
-        sender_redis, listener_redis = aioredis.Redis.from_url(REDIS_URL), aioredis.Redis.from_url(REDIS_URL)
-        sender, listener = RedisNotifier(sender_redis, prefix), RedisNotifier(listener_redis, prefix)
-        heard: list[bytes] = []
-        listener.on_event = heard.append
-        await listener.start()
-        try:
-            for _ in range(100):  # until the listener's subscription is in place
-                sender.share("probe", b"probe")
-                await asyncio.sleep(0.05)
-                if heard:
-                    break
-            await asyncio.sleep(0.1)
-            # Woken, the wait ends long before its own 60 s; not woken, wait_for gives up first.
-            woken = asyncio.create_task(asyncio.wait_for(listener.wait(ANY_TOPIC, 60.0), 20.0))
-            await asyncio.sleep(0)
-            sender.share("task-2", b"an event")
-            await woken
-        finally:
-            await listener.stop()
-            await sender.stop()
-            await sender_redis.aclose()
-            await listener_redis.aclose()
+    async with linked_notifiers() as linked:
+        # Woken, the wait ends long before its own 60 s; not woken, wait_for gives up first.
+        woken = asyncio.create_task(asyncio.wait_for(linked.listener.wait(ANY_TOPIC, 60.0), 20.0))
+        await asyncio.sleep(0)
+        linked.sender.share("task-2", b"an event")
+        await woken

@@ -120,6 +120,19 @@ class Sides(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which of a tenant's tasks a list or a watch of the list shows (``tenant_id`` empty: the
+    caller's; ``page_size`` 0: 50)."""
+
+    user_id: str = ""
+    states: Sequence[int] = ()
+    created_after: float | None = None
+    created_before: float | None = None
+    page_size: int = 0
+    tenant_id: str = ""
+
+
 class Gateway:
     def __init__(
         self,
@@ -240,53 +253,28 @@ class Gateway:
         return task
 
     async def list(
-        self,
-        caller: Caller,
-        *,
-        user_id: str,
-        states: Sequence[int],
-        created_after: float | None,
-        created_before: float | None,
-        page_size: int,
-        page_token: str,
-        tenant_id: str = "",
-    ) -> tuple[list[Task], str]:
-        tenant = self._tenant(caller, tenant_id, "tenant_id")
+        self, caller: Caller, which: TaskFilter, page_token: str = ""
+    ) -> tuple[builtins.list[Task], str]:
+        """A page of the tenant's tasks that ``which`` selects, newest first, and the next page's
+        token (empty: the last page)."""
+        tenant = self._tenant(caller, which.tenant_id, "tenant_id")
         return await self._tasks.list_tasks(
             tenant,
-            user_id=user_id,
-            states=states,
-            created_after=created_after,
-            created_before=created_before,
-            page_size=page_size or 50,
+            user_id=which.user_id,
+            states=which.states,
+            created_after=which.created_after,
+            created_before=which.created_before,
+            page_size=which.page_size or 50,
             page_token=page_token,
         )
 
-    async def watch_tasks(
-        self,
-        caller: Caller,
-        *,
-        user_id: str,
-        states: Sequence[int],
-        created_after: float | None,
-        created_before: float | None,
-        page_size: int,
-        tenant_id: str = "",
-    ) -> AsyncIterator[builtins.list[Task]]:
+    async def watch_tasks(self, caller: Caller, which: TaskFilter) -> AsyncIterator[builtins.list[Task]]:
         """The newest page of the tenant's tasks, at once and then whenever it changes. The task
         system says when some task may have changed (of any tenant: a hint); the page is then read
         again and handed on only if it differs."""
-        tenant = self._tenant(caller, tenant_id, "tenant_id")
         shown: builtins.list[bytes] | None = None
         while True:
-            tasks, _ = await self._tasks.list_tasks(
-                tenant,
-                user_id=user_id,
-                states=states,
-                created_after=created_after,
-                created_before=created_before,
-                page_size=page_size or 50,
-            )
+            tasks, _ = await self.list(caller, which)
             seen = [t.SerializeToString(deterministic=True) for t in tasks]
             if seen != shown:
                 shown = seen

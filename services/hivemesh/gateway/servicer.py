@@ -10,7 +10,7 @@ from typing import Literal
 import grpc
 
 from hivemesh.gateway.auth import Authenticator
-from hivemesh.gateway.service import Caller, DeadTask, Gateway, NewTask, ToolRun
+from hivemesh.gateway.service import Caller, DeadTask, Gateway, NewTask, TaskFilter, ToolRun
 from hivemesh.gateway.tenant_limits import TenantLimits
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
@@ -24,6 +24,17 @@ def _instant(
 ) -> float | None:
     """Seconds since the epoch of ``field``, None when unset."""
     return timestamp_seconds(getattr(request, field), field) if request.HasField(field) else None
+
+
+def _filter(request: pb.ListTasksRequest | pb.WatchTasksRequest) -> TaskFilter:
+    return TaskFilter(
+        user_id=request.user_id,
+        states=list(request.states),
+        created_after=_instant(request, "created_after"),
+        created_before=_instant(request, "created_before"),
+        page_size=request.page_size,
+        tenant_id=request.tenant_id,
+    )
 
 
 def _dead_letter(found: DeadTask) -> pb.DeadLetter:
@@ -69,31 +80,14 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
     async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:
         async with self._caller(context) as caller:
-            tasks, token = await self._gateway.list(
-                caller,
-                user_id=request.user_id,
-                states=list(request.states),
-                created_after=_instant(request, "created_after"),
-                created_before=_instant(request, "created_before"),
-                page_size=request.page_size,
-                page_token=request.page_token,
-                tenant_id=request.tenant_id,
-            )
+            tasks, token = await self._gateway.list(caller, _filter(request), request.page_token)
         return pb.ListTasksResponse(tasks=tasks, next_page_token=token)
 
     async def WatchTasks(
         self, request: pb.WatchTasksRequest, context: Context
     ) -> AsyncIterator[pb.WatchTasksResponse]:
         async with self._caller(context, stream=True) as caller:
-            async for tasks in self._gateway.watch_tasks(
-                caller,
-                user_id=request.user_id,
-                states=list(request.states),
-                created_after=_instant(request, "created_after"),
-                created_before=_instant(request, "created_before"),
-                page_size=request.page_size,
-                tenant_id=request.tenant_id,
-            ):
+            async for tasks in self._gateway.watch_tasks(caller, _filter(request)):
                 yield pb.WatchTasksResponse(tasks=tasks)
 
     async def CancelTask(self, request: pb.CancelTaskRequest, context: Context) -> pb.CancelTaskResponse:
