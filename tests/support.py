@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
 from hivemesh.gateway.app import key_store
+from hivemesh.gateway.keys import OPERATOR
 from hivemesh.mesh.config import SERVICES, Settings
 from hivemesh.mesh.credentials import CREDENTIAL_HEADER, SCOPE_TYPE, Minter, minter_for
 from hivemesh.mesh.launch import LocalMesh
@@ -17,6 +18,9 @@ from hivemesh.mesh.status import StatusDetails, details_of
 
 # Who a test's direct call to an internal service acts for when its request names no scope.
 TEST_TENANT, TEST_USER = "default", "tester"
+
+# The metadata of one call: (key, value) pairs.
+Metadata: TypeAlias = tuple[tuple[str, str], ...]
 
 
 def make_settings(data_dir: Path, **env: str) -> Settings:
@@ -131,11 +135,16 @@ def credential_metadata(
     return ((CREDENTIAL_HEADER, mesh_minter(settings).mint(tenant, user)),)
 
 
-async def keys_for(settings: Settings, *tenants: str) -> list[str]:
-    """A new API key for each tenant, in the gateway's key store of ``settings``."""
+async def keys_for(settings: Settings, *tenants: str, role: str = OPERATOR) -> list[str]:
+    """A new API key with ``role`` for each tenant, in the gateway's key store of ``settings``."""
     store = key_store(settings)
     await store.start()
     try:
-        return [(await store.create(tenant, name=f"{tenant} test"))[1] for tenant in tenants]
+        return [(await store.create(tenant, name=f"{tenant} test", role=role))[1] for tenant in tenants]
     finally:
         await store.stop(0)
+
+
+async def key_metadata(settings: Settings, *tenants: str, role: str = OPERATOR) -> list[Metadata]:
+    """``keys_for``, each key as the metadata of a call made with it."""
+    return [(("x-api-key", key),) for key in await keys_for(settings, *tenants, role=role)]

@@ -10,12 +10,11 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.gateway.app import key_store
 from hivemesh.gateway.keys import VIEWER
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import Settings
-from tests.support import rpc_error, start_mesh
+from tests.support import key_metadata, rpc_error, start_mesh
 
 SERVICES = ["gateway", "tool", "memory"]
 
@@ -32,14 +31,8 @@ async def test_each_credential_counts_its_own_tenant_only(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HIVEMESH_AUTH", "required")
-    store = key_store(settings)
-    await store.start()
-    try:
-        acme = (("x-api-key", (await store.create("acme"))[1]),)
-        viewer = (("x-api-key", (await store.create("acme", role=VIEWER))[1]),)
-        globex = (("x-api-key", (await store.create("globex"))[1]),)
-    finally:
-        await store.stop(0)
+    acme, globex = await key_metadata(settings, "acme", "globex")
+    (viewer,) = await key_metadata(settings, "acme", role=VIEWER)
     mesh = await start_mesh(settings, services=SERVICES)
     try:
         stub = GatewayServiceStub(mesh.client("gateway"))

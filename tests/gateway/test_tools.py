@@ -12,11 +12,10 @@ from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
 from hivemesh.common.v1.scope_pb2 import Scope
-from hivemesh.gateway.app import key_store
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import Settings
-from tests.support import RunningMesh, rpc_error, start_mesh
+from tests.support import RunningMesh, key_metadata, rpc_error, start_mesh
 
 if TYPE_CHECKING:
     from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceAsyncStub
@@ -85,13 +84,7 @@ async def test_bad_arguments_and_a_missing_user_are_invalid_argument(gateway: Fi
 
 async def test_each_tenant_sees_its_own_data(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HIVEMESH_AUTH", "required")
-    store = key_store(settings)
-    await store.start()
-    try:
-        acme = (("x-api-key", (await store.create("acme"))[1]),)
-        globex = (("x-api-key", (await store.create("globex"))[1]),)
-    finally:
-        await store.stop(0)
+    acme, globex = await key_metadata(settings, "acme", "globex")
     mesh = await start_mesh(settings, services=SERVICES)
     try:
         stub = GatewayServiceStub(mesh.client("gateway"))

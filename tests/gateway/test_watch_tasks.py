@@ -13,11 +13,10 @@ import pytest
 
 from hivemesh.common.v1.scope_pb2 import Scope
 from hivemesh.common.v1.task_pb2 import TaskState
-from hivemesh.gateway.app import key_store
 from hivemesh.gateway.v1 import gateway_service_pb2 as pb
 from hivemesh.gateway.v1.gateway_service_pb2_grpc import GatewayServiceStub
 from hivemesh.mesh.config import Settings
-from tests.support import RunningMesh, rpc_error, start_mesh
+from tests.support import RunningMesh, key_metadata, rpc_error, start_mesh
 
 # Long enough on a loaded machine; a page that changed arrives far sooner.
 WAIT_S = 20.0
@@ -85,13 +84,7 @@ async def test_a_credential_watches_its_own_tenant_only(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HIVEMESH_AUTH", "required")
-    store = key_store(settings)
-    await store.start()
-    try:
-        acme = (("x-api-key", (await store.create("acme"))[1]),)
-        globex = (("x-api-key", (await store.create("globex"))[1]),)
-    finally:
-        await store.stop(0)
+    acme, globex = await key_metadata(settings, "acme", "globex")
     mesh = await start_mesh(settings, services=["gateway"])
     try:
         stub = GatewayServiceStub(mesh.client("gateway"))
