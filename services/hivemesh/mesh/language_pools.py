@@ -44,9 +44,16 @@ _log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-# Codes that say the replica, not the request, is the problem.
+# Codes that say the replica, not the request, is the problem. CANCELLED reaches a caller as an
+# error only when the server cancelled the call (a replica stopping); the caller's own
+# cancellation raises asyncio.CancelledError instead.
 EJECTING_CODES = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED}
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+    }
 )
 # Assumed until the GPU pool has described itself: the calls that run MiniLM when it is loaded.
 DEFAULT_HEAVY = frozenset({"Understand", "Embed"})
